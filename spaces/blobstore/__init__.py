@@ -1,0 +1,72 @@
+"""The blob store seam: where audio, transcripts and captions live.
+
+Two implementations with one contract (one test suite runs over both):
+``LocalBlobStore`` (a directory, the embedded default) and ``S3BlobStore``
+(S3 or any S3-compatible store through boto3). ``open_blob_store`` picks one
+from the settings.
+
+Keys are ``/``-separated paths (see the storage layout in DESIGN.md). Writes
+are atomic: a reader sees the old object or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from spaces.settings import Settings
+
+
+class BlobStore(Protocol):
+    def put(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
+        """Store ``data`` under ``key``, replacing any previous object."""
+
+    def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> None:
+        """Store a local file (streamed; multipart when large)."""
+
+    def get(self, key: str) -> bytes:
+        """Return the object's bytes; raise ``NotFound`` if missing."""
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``start`` to ``end`` inclusive (HTTP Range semantics)."""
+
+    def download(self, key: str, path: Path) -> None:
+        """Copy the object into a local file."""
+
+    def size(self, key: str) -> int:
+        """Size in bytes; raise ``NotFound`` if missing."""
+
+    def exists(self, key: str) -> bool: ...
+
+    def list(self, prefix: str) -> Iterator[str]:
+        """Keys under ``prefix``, sorted."""
+
+    def delete(self, key: str) -> None:
+        """Remove one object; missing objects are not an error."""
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Remove every object under ``prefix``."""
+
+    def presigned_url(self, key: str, *, expires: int) -> str | None:
+        """A URL a browser can fetch directly, or None if the store has none."""
+
+
+def open_blob_store(settings: Settings) -> BlobStore:
+    if settings.s3_bucket:
+        from spaces.blobstore.s3 import S3BlobStore
+
+        return S3BlobStore.from_settings(settings)
+    from spaces.blobstore.local import LocalBlobStore
+
+    return LocalBlobStore(settings.blob_dir)
+
+
+def validate_key(key: str) -> str:
+    """Refuse keys that could escape the store's root or be ambiguous."""
+    from spaces.exceptions import InvalidInput
+
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise InvalidInput(f"invalid blob key {key!r}")
+    return key

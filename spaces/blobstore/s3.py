@@ -1,0 +1,156 @@
+"""Blob store on S3 or any S3-compatible server, through boto3."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from spaces.blobstore import validate_key
+from spaces.exceptions import NotFound, StorageError
+from spaces.settings import Settings
+
+#: Objects larger than this go up in parts (S3's minimum part is 5 MiB).
+MULTIPART_THRESHOLD = 8 * 1024 * 1024
+
+_MISSING = {"404", "NoSuchKey", "NotFound"}
+
+
+class S3BlobStore:
+    def __init__(self, client: Any, bucket: str, *, prefix: str = "") -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.transfer = TransferConfig(
+            multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> S3BlobStore:
+        client = boto3.client(
+            "s3",
+            endpoint_url=settings.s3_endpoint_url or None,
+            region_name=settings.s3_region,
+            config=Config(
+                retries={"mode": "standard", "max_attempts": 5},
+                connect_timeout=5,
+                read_timeout=30,
+                # Checksums on every upload; verified by the server and by
+                # botocore on the way back.
+                request_checksum_calculation="when_supported",
+                response_checksum_validation="when_supported",
+            ),
+        )
+        return cls(client, settings.s3_bucket, prefix=settings.s3_prefix)
+
+    def _key(self, key: str) -> str:
+        return self.prefix + validate_key(key)
+
+    def put(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
+        extra: dict[str, Any] = {"ContentType": content_type} if content_type else {}
+        digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        with _converted(key):
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Body=data,
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=digest,
+                **extra,
+            )
+
+    def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> None:
+        extra: dict[str, Any] = {"ChecksumAlgorithm": "SHA256"}
+        if content_type:
+            extra["ContentType"] = content_type
+        with _converted(key):
+            self.client.upload_file(
+                str(path), self.bucket, self._key(key), ExtraArgs=extra, Config=self.transfer
+            )
+
+    def get(self, key: str) -> bytes:
+        with _converted(key):
+            response = self.client.get_object(
+                Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED"
+            )
+            data: bytes = response["Body"].read()
+            return data
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        with _converted(key):
+            response = self.client.get_object(
+                Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-{end}"
+            )
+            data: bytes = response["Body"].read()
+            return data
+
+    def download(self, key: str, path: Path) -> None:
+        with _converted(key):
+            self.client.download_file(self.bucket, self._key(key), str(path), Config=self.transfer)
+
+    def size(self, key: str) -> int:
+        with _converted(key):
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            return int(head["ContentLength"])
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.size(key)
+        except NotFound:
+            return False
+        return True
+
+    def list(self, prefix: str) -> Iterator[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        with _converted(prefix):
+            pages = list(paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix))
+        keys = [obj["Key"][len(self.prefix) :] for page in pages for obj in page.get("Contents", ())]
+        yield from sorted(keys)
+
+    def delete(self, key: str) -> None:
+        with _converted(key):
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def delete_prefix(self, prefix: str) -> None:
+        keys = list(self.list(prefix))
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": self.prefix + k} for k in keys[start : start + 1000]]
+            with _converted(prefix):
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch})
+
+    def presigned_url(self, key: str, *, expires: int) -> str | None:
+        with _converted(key):
+            url: str = self.client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": self._key(key)},
+                ExpiresIn=expires,
+            )
+            return url
+
+
+class _converted:
+    """Turn botocore errors into ours at the boundary."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> bool:
+        if isinstance(exc, ClientError):
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in _MISSING:
+                raise NotFound(f"no blob {self.key!r}") from exc
+            retryable = code in {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"}
+            raise StorageError(f"S3 error on {self.key!r}: {code}", retryable=retryable) from exc
+        if isinstance(exc, BotoCoreError):
+            raise StorageError(f"S3 unreachable for {self.key!r}: {exc}") from exc
+        return False

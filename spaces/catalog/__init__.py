@@ -1,0 +1,79 @@
+"""The catalog seam: space metadata, pipeline state and full-text search.
+
+Two implementations with one contract (one test suite runs over both):
+SQLite with FTS5 (the embedded default) and PostgreSQL with tsvector + GIN,
+chosen by ``DATABASE_URL``. Both share the SQL in ``sql.py``; they differ in
+connections, the search index and the ranking function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from spaces.models import SearchHit, Space, SpaceState, Turn
+from spaces.settings import Settings
+
+
+@dataclass(frozen=True)
+class SpaceFilter:
+    """What ``list_spaces`` returns; ``visible`` names private spaces the caller may see."""
+
+    state: SpaceState | None = None
+    speaker: str | None = None
+    since: float | None = None
+    until: float | None = None
+    text: str | None = None
+    visible: Collection[str] = ()
+
+
+class Catalog(Protocol):
+    def create_schema(self) -> None:
+        """Create tables and indexes if missing (idempotent)."""
+
+    def put_space(self, space: Space) -> None:
+        """Insert or replace a space's metadata."""
+
+    def get_space(self, space_id: str) -> Space:
+        """The space; raise ``NotFound`` if unknown."""
+
+    def list_spaces(
+        self, flt: SpaceFilter, *, limit: int, cursor: tuple[float, str] | None = None
+    ) -> list[Space]:
+        """Newest first; ``cursor`` is the (created_at, space_id) of the last row seen."""
+
+    def set_state(self, space_id: str, state: SpaceState, *, error: str | None = None) -> None: ...
+
+    def set_progress(self, space_id: str, stage: str, fraction: float) -> None:
+        """Record one stage's progress (0..1) for ``spaces status`` and the API."""
+
+    def delete_space(self, space_id: str) -> None:
+        """Forget a space and its turns."""
+
+    def replace_turns(self, space_id: str, turns: Sequence[Turn]) -> None:
+        """Atomically replace the searchable turns of a space."""
+
+    def search(
+        self,
+        query: str,
+        *,
+        limit: int,
+        offset: int = 0,
+        speaker: str | None = None,
+        visible: Collection[str] = (),
+    ) -> list[SearchHit]:
+        """Ranked turns of ready spaces; private ones only if in ``visible``."""
+
+    def close(self) -> None: ...
+
+
+def open_catalog(settings: Settings) -> Catalog:
+    url = settings.catalog_url
+    if url.startswith("sqlite:"):
+        from spaces.catalog.sqlite import SqliteCatalog
+
+        return SqliteCatalog.from_url(url)
+    from spaces.catalog.postgres import PostgresCatalog
+
+    return PostgresCatalog.from_url(url)

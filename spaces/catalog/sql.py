@@ -1,0 +1,237 @@
+"""SQL shared by both catalog backends.
+
+Statements use ``?`` placeholders; the PostgreSQL backend rewrites them to
+``%s``. Backends supply connections, their search index and ranking.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from spaces.catalog import SpaceFilter
+from spaces.catalog.query import parse
+from spaces.exceptions import NotFound
+from spaces.models import SearchHit, Space, SpaceState, Turn, Visibility
+
+SPACE_COLUMNS = (
+    "space_id, title, host, created_at, state, visibility, duration, speakers, error, progress, partial"
+)
+
+#: Sentinels the backends put around matched words in snippets; turned into
+#: ``<mark>`` after the rest of the text is HTML-escaped.
+MARK_START, MARK_END = "\x02", "\x03"
+
+
+class SqlCatalog(ABC):
+    """Everything but connections and full-text search."""
+
+    @abstractmethod
+    def _transaction(self) -> AbstractContextManager[Any]:
+        """A DB-API cursor inside a transaction, committed on success."""
+
+    @abstractmethod
+    def _sql(self, statement: str) -> str:
+        """Adapt placeholders to the driver."""
+
+    @abstractmethod
+    def _insert_turns(self, cur: Any, space_id: str, turns: Sequence[Turn]) -> None: ...
+
+    @abstractmethod
+    def _delete_turns(self, cur: Any, space_id: str) -> None: ...
+
+    @abstractmethod
+    def _search_rows(
+        self, cur: Any, terms: list[list[str]], where: str, params: list[Any], limit: int, offset: int
+    ) -> list[tuple[Any, ...]]:
+        """Rows of (space_id, title, speaker, start, end, snippet, rank)."""
+
+    def _execute(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._transaction() as cur:
+            cur.execute(self._sql(statement), tuple(params))
+            return list(cur.fetchall()) if cur.description else []
+
+    def put_space(self, space: Space) -> None:
+        row = _space_row(space)
+        with self._transaction() as cur:
+            cur.execute(
+                self._sql(
+                    f"INSERT INTO spaces ({SPACE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                    "ON CONFLICT (space_id) DO UPDATE SET title=excluded.title, host=excluded.host, "
+                    "created_at=excluded.created_at, state=excluded.state, "
+                    "visibility=excluded.visibility, duration=excluded.duration, "
+                    "speakers=excluded.speakers, error=excluded.error, "
+                    "progress=excluded.progress, partial=excluded.partial"
+                ),
+                row,
+            )
+            cur.execute(self._sql("DELETE FROM space_speakers WHERE space_id = ?"), (space.space_id,))
+            for name in space.speakers:
+                cur.execute(
+                    self._sql("INSERT INTO space_speakers (space_id, speaker) VALUES (?, ?)"),
+                    (space.space_id, name),
+                )
+
+    def get_space(self, space_id: str) -> Space:
+        rows = self._execute(f"SELECT {SPACE_COLUMNS} FROM spaces WHERE space_id = ?", (space_id,))
+        if not rows:
+            raise NotFound(f"no space {space_id!r}")
+        return _space_from_row(rows[0])
+
+    def list_spaces(
+        self, flt: SpaceFilter, *, limit: int, cursor: tuple[float, str] | None = None
+    ) -> list[Space]:
+        where, params = _visible_clause("s", flt.visible)
+        if flt.state is not None:
+            where += " AND s.state = ?"
+            params.append(str(flt.state))
+        if flt.speaker:
+            where += " AND EXISTS (SELECT 1 FROM space_speakers p WHERE p.space_id = s.space_id AND p.speaker = ?)"
+            params.append(flt.speaker)
+        if flt.since is not None:
+            where += " AND s.created_at >= ?"
+            params.append(flt.since)
+        if flt.until is not None:
+            where += " AND s.created_at < ?"
+            params.append(flt.until)
+        if flt.text:
+            where += " AND LOWER(s.title) LIKE ? ESCAPE '\\'"
+            params.append("%" + _escape_like(flt.text.lower()) + "%")
+        if cursor is not None:
+            where += " AND (s.created_at < ? OR (s.created_at = ? AND s.space_id < ?))"
+            params.extend([cursor[0], cursor[0], cursor[1]])
+        cols = ", ".join(f"s.{c.strip()}" for c in SPACE_COLUMNS.split(","))
+        rows = self._execute(
+            f"SELECT {cols} FROM spaces s WHERE {where} "
+            "ORDER BY s.created_at DESC, s.space_id DESC LIMIT ?",
+            [*params, limit],
+        )
+        return [_space_from_row(r) for r in rows]
+
+    def set_state(self, space_id: str, state: SpaceState, *, error: str | None = None) -> None:
+        with self._transaction() as cur:
+            cur.execute(
+                self._sql("UPDATE spaces SET state = ?, error = ? WHERE space_id = ?"),
+                (str(state), error, space_id),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"no space {space_id!r}")
+
+    def set_progress(self, space_id: str, stage: str, fraction: float) -> None:
+        # Read-modify-write in one transaction; progress is advisory, last wins.
+        with self._transaction() as cur:
+            cur.execute(self._sql("SELECT progress FROM spaces WHERE space_id = ?"), (space_id,))
+            row = cur.fetchone()
+            if row is None:
+                raise NotFound(f"no space {space_id!r}")
+            progress = json.loads(row[0] or "{}")
+            progress[stage] = round(min(max(fraction, 0.0), 1.0), 4)
+            cur.execute(
+                self._sql("UPDATE spaces SET progress = ? WHERE space_id = ?"),
+                (json.dumps(progress, sort_keys=True), space_id),
+            )
+
+    def delete_space(self, space_id: str) -> None:
+        with self._transaction() as cur:
+            self._delete_turns(cur, space_id)
+            cur.execute(self._sql("DELETE FROM space_speakers WHERE space_id = ?"), (space_id,))
+            cur.execute(self._sql("DELETE FROM spaces WHERE space_id = ?"), (space_id,))
+
+    def replace_turns(self, space_id: str, turns: Sequence[Turn]) -> None:
+        with self._transaction() as cur:
+            self._delete_turns(cur, space_id)
+            self._insert_turns(cur, space_id, turns)
+
+    def search(
+        self,
+        query: str,
+        *,
+        limit: int,
+        offset: int = 0,
+        speaker: str | None = None,
+        visible: Collection[str] = (),
+    ) -> list[SearchHit]:
+        terms = parse(query)
+        if not terms:
+            return []
+        where, params = _visible_clause("s", visible)
+        where += " AND s.state = ?"
+        params.append(str(SpaceState.READY))
+        if speaker:
+            where += " AND t.speaker = ?"
+            params.append(speaker)
+        with self._transaction() as cur:
+            rows = self._search_rows(cur, terms, where, params, limit, offset)
+        return [
+            SearchHit(
+                space_id=r[0],
+                space_title=r[1],
+                speaker=r[2],
+                start=float(r[3]),
+                end=float(r[4]),
+                snippet=_marked(r[5]),
+                rank=float(r[6]),
+            )
+            for r in rows
+        ]
+
+
+def turn_rows(space_id: str, turns: Sequence[Turn]) -> Iterator[tuple[str, int, str, float, float, str]]:
+    for seq, turn in enumerate(turns):
+        yield (space_id, seq, turn.speaker, turn.start, turn.end, turn.text)
+
+
+def _visible_clause(alias: str, visible: Collection[str]) -> tuple[str, list[Any]]:
+    ids = sorted(visible)
+    clause = f"({alias}.visibility = ?"
+    params: list[Any] = [str(Visibility.PUBLIC)]
+    if ids:
+        clause += f" OR {alias}.space_id IN ({','.join('?' * len(ids))})"
+        params.extend(ids)
+    return clause + ")", params
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _marked(snippet: str) -> str:
+    escaped = html.escape(snippet, quote=False)
+    return escaped.replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
+
+
+def _space_row(space: Space) -> tuple[Any, ...]:
+    return (
+        space.space_id,
+        space.title,
+        space.host,
+        space.created_at,
+        str(space.state),
+        str(space.visibility),
+        space.duration,
+        json.dumps(list(space.speakers)),
+        space.error,
+        json.dumps(space.progress, sort_keys=True),
+        int(space.partial),
+    )
+
+
+def _space_from_row(row: Sequence[Any]) -> Space:
+    return Space(
+        space_id=row[0],
+        title=row[1],
+        host=row[2],
+        created_at=float(row[3]),
+        state=SpaceState(row[4]),
+        visibility=Visibility(row[5]),
+        duration=float(row[6]),
+        speakers=tuple(json.loads(row[7] or "[]")),
+        error=row[8],
+        progress=json.loads(row[9] or "{}"),
+        partial=bool(row[10]),
+    )
+

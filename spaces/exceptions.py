@@ -1,0 +1,39 @@
+"""Errors of the core, converted from library errors at the boundary.
+
+SpacesError
+ ├── ConfigError          bad settings; fatal at start-up
+ ├── NotFound             an unknown space, track or blob
+ ├── InvalidInput         user input we refuse (bad audio file, bad query...)
+ ├── StorageError         blob store or catalog failure (``retryable``)
+ └── TokenError           missing, forged, expired or other-space token
+"""
+
+from __future__ import annotations
+
+
+class SpacesError(Exception):
+    """Base of every error the core raises on purpose."""
+
+    retryable = False
+
+
+class ConfigError(SpacesError):
+    pass
+
+
+class NotFound(SpacesError):
+    pass
+
+
+class InvalidInput(SpacesError):
+    pass
+
+
+class StorageError(SpacesError):
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class TokenError(SpacesError):
+    pass

@@ -1,0 +1,48 @@
+"""The blob store layout (DESIGN.md, "Storage layout"), in one place."""
+
+from __future__ import annotations
+
+import re
+
+#: Ids we mint are url-safe; anything else in a path is refused at the edge.
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def space_prefix(space_id: str) -> str:
+    return f"spaces/{space_id}/"
+
+
+def manifest(space_id: str) -> str:
+    return f"spaces/{space_id}/manifest.json"
+
+
+def track_prefix(space_id: str, track_id: str) -> str:
+    return f"spaces/{space_id}/tracks/{track_id}/"
+
+
+def segment(space_id: str, track_id: str, seq: int) -> str:
+    return f"spaces/{space_id}/tracks/{track_id}/{seq:06d}.ogg"
+
+
+def track_manifest(space_id: str, track_id: str) -> str:
+    return f"spaces/{space_id}/tracks/{track_id}/track.json"
+
+
+def words(space_id: str, track_id: str) -> str:
+    return f"spaces/{space_id}/words/{track_id}.json"
+
+
+def transcript(space_id: str) -> str:
+    return f"spaces/{space_id}/transcript.json"
+
+
+def replay(space_id: str, fmt: str) -> str:
+    return f"spaces/{space_id}/replay.{fmt}"
+
+
+def captions(space_id: str, fmt: str) -> str:
+    return f"spaces/{space_id}/captions.{fmt}"
+
+
+def is_valid_id(value: str) -> bool:
+    return bool(ID_PATTERN.match(value))

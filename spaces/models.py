@@ -1,0 +1,247 @@
+"""Domain objects shared by every stage.
+
+Plain frozen dataclasses: the stages exchange them through the blob store (as
+JSON, see ``to_dict``/``from_dict``) and the catalog. Pydantic lives only at
+the API edge (``replay_api/schemas.py``).
+
+Every time in these objects is in seconds on the *room clock*: zero is the
+moment the space started (``Space.started_at`` in wall-clock terms).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class SpaceState(enum.StrEnum):
+    """Life cycle of a space: live -> recorded -> processing -> ready | failed."""
+
+    CREATED = "created"
+    LIVE = "live"
+    RECORDED = "recorded"
+    PROCESSING = "processing"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class Visibility(enum.StrEnum):
+    PUBLIC = "public"
+    PRIVATE = "private"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One stored piece of a speaker's track (an Ogg/Opus file).
+
+    ``offset`` places the first sample of the segment on the room clock;
+    gaps between segments (silence, a speaker who left and came back) are
+    simply not covered by any segment.
+    """
+
+    seq: int
+    key: str
+    offset: float
+    duration: float
+
+
+@dataclass(frozen=True)
+class Track:
+    """All audio of one speaker in one space."""
+
+    track_id: str
+    speaker: str
+    segments: tuple[Segment, ...] = ()
+
+    @property
+    def start(self) -> float:
+        return min((s.offset for s in self.segments), default=0.0)
+
+    @property
+    def end(self) -> float:
+        return max((s.offset + s.duration for s in self.segments), default=0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Track:
+        return cls(
+            track_id=data["track_id"],
+            speaker=data["speaker"],
+            segments=tuple(Segment(**s) for s in data.get("segments", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Word:
+    """A recognized word, on the room clock, attributed to a speaker.
+
+    ``text`` is stripped of Whisper's leading space; punctuation stays on it.
+    """
+
+    start: float
+    end: float
+    text: str
+    speaker: str
+    probability: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "text": self.text,
+            "speaker": self.speaker,
+            "probability": round(self.probability, 4),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Word:
+        return cls(
+            start=float(data["start"]),
+            end=float(data["end"]),
+            text=str(data["text"]),
+            speaker=str(data["speaker"]),
+            probability=float(data.get("probability", 1.0)),
+        )
+
+
+@dataclass(frozen=True)
+class Turn:
+    """An uninterrupted stretch of one speaker's words."""
+
+    speaker: str
+    words: tuple[Word, ...]
+
+    @property
+    def start(self) -> float:
+        return self.words[0].start
+
+    @property
+    def end(self) -> float:
+        return self.words[-1].end
+
+    @property
+    def text(self) -> str:
+        return join_words(w.text for w in self.words)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "speaker": self.speaker,
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "text": self.text,
+            "words": [w.to_dict() for w in self.words],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Turn:
+        return cls(
+            speaker=str(data["speaker"]),
+            words=tuple(Word.from_dict(w) for w in data["words"]),
+        )
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """The speaker-attributed transcript of a whole space."""
+
+    space_id: str
+    duration: float
+    speakers: tuple[str, ...]
+    turns: tuple[Turn, ...]
+
+    @property
+    def words(self) -> list[Word]:
+        return [w for t in self.turns for w in t.words]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "space_id": self.space_id,
+            "duration": round(self.duration, 3),
+            "speakers": list(self.speakers),
+            "turns": [t.to_dict() for t in self.turns],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Transcript:
+        return cls(
+            space_id=str(data["space_id"]),
+            duration=float(data["duration"]),
+            speakers=tuple(data["speakers"]),
+            turns=tuple(Turn.from_dict(t) for t in data["turns"]),
+        )
+
+
+@dataclass(frozen=True)
+class Space:
+    """Catalog metadata of a space."""
+
+    space_id: str
+    title: str
+    host: str
+    created_at: float
+    state: SpaceState = SpaceState.CREATED
+    visibility: Visibility = Visibility.PUBLIC
+    duration: float = 0.0
+    speakers: tuple[str, ...] = ()
+    error: str | None = None
+    progress: dict[str, float] = field(default_factory=dict)
+    partial: bool = False
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """``spaces/{id}/manifest.json``: what a space is made of.
+
+    ``started_at`` is the wall-clock time (Unix seconds) of room-clock zero.
+    ``tracks`` maps track ids to speaker names; each track's segments are in
+    its own ``track.json``, written as segments land.
+    """
+
+    space_id: str
+    title: str
+    host: str
+    started_at: float
+    visibility: Visibility = Visibility.PUBLIC
+    tracks: tuple[tuple[str, str], ...] = ()
+    ended_at: float | None = None
+    partial: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["tracks"] = [{"track_id": t, "speaker": s} for t, s in self.tracks]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        return cls(
+            space_id=data["space_id"],
+            title=data["title"],
+            host=data["host"],
+            started_at=float(data["started_at"]),
+            visibility=Visibility(data.get("visibility", "public")),
+            tracks=tuple((t["track_id"], t["speaker"]) for t in data.get("tracks", ())),
+            ended_at=data.get("ended_at"),
+            partial=bool(data.get("partial", False)),
+        )
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One turn matching a full-text query."""
+
+    space_id: str
+    space_title: str
+    speaker: str
+    start: float
+    end: float
+    snippet: str
+    rank: float
+
+
+def join_words(texts: Iterable[str]) -> str:
+    """Join word texts (stored stripped; punctuation stays on its word)."""
+    return " ".join(t for t in texts if t)

@@ -1,0 +1,83 @@
+"""rq wiring: the queue, and enqueuing pipeline stages by dotted name.
+
+The core never imports a stage: jobs are named by their dotted path
+(``"workers.pipeline.finalize"``), which rq resolves in the worker process.
+
+Job ids are ``{space_id}.{stage}[.{run}]``, so enqueuing the same stage of
+the same space twice (a replayed "space ended" event) is one run, not two.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from redis import Redis
+from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
+from spaces.settings import Settings
+
+log = logging.getLogger(__name__)
+
+FINALIZE = "workers.pipeline.finalize"
+
+#: A job in one of these states is not enqueued again under the same id.
+_ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.FINISHED}
+
+#: Seconds between retries of a failed stage: quick, then backing off.
+RETRY_INTERVALS = [5, 30, 120]
+
+
+def connect(settings: Settings) -> Redis:
+    return Redis.from_url(settings.redis_url, health_check_interval=30, socket_connect_timeout=5)
+
+
+def pipeline_queue(settings: Settings, connection: Redis | None = None) -> Queue:
+    return Queue(
+        settings.queue_name,
+        connection=connection or connect(settings),
+        default_timeout=settings.job_timeout,
+    )
+
+
+def job_id(space_id: str, stage: str, run: int = 0) -> str:
+    return f"{space_id}.{stage}" if run == 0 else f"{space_id}.{stage}.r{run}"
+
+
+def retry_policy(retries: int) -> Retry | None:
+    if retries <= 0:
+        return None
+    return Retry(max=retries, interval=RETRY_INTERVALS[:retries])
+
+
+def enqueue_once(
+    queue: Queue, func: str, *args: Any, job_id: str, retries: int = 0, **options: Any
+) -> Job:
+    """Enqueue ``func`` under ``job_id`` unless a job by that id is alive or done."""
+    try:
+        existing = Job.fetch(job_id, connection=queue.connection)
+        status = existing.get_status(refresh=False)
+        if status in _ALIVE:
+            log.info("job %s already %s; not enqueued again", job_id, status)
+            return existing
+    except NoSuchJobError:
+        pass
+    return queue.enqueue(
+        func,
+        *args,
+        job_id=job_id,
+        retry=retry_policy(retries),
+        failure_ttl=7 * 24 * 3600,
+        result_ttl=7 * 24 * 3600,
+        **options,
+    )
+
+
+def enqueue_finalize(settings: Settings, space_id: str, *, run: int = 0, queue: Queue | None = None) -> Job:
+    """Start the pipeline for a recorded space (the SFU and ``spaces import`` call this)."""
+    q = queue or pipeline_queue(settings)
+    return enqueue_once(
+        q, FINALIZE, space_id, run, job_id=job_id(space_id, "finalize", run), retries=settings.job_retries
+    )

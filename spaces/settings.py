@@ -1,0 +1,165 @@
+"""The one typed settings object, read from the environment by entry points.
+
+Library code never reads the environment: the CLI, the app factories and
+the workers call ``Settings.from_env()`` and pass what is needed down as
+explicit arguments. Every field is documented in the README.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from spaces.exceptions import ConfigError
+
+#: The development signing secret; refused unless ``SPACES_ENV=development``.
+DEV_SECRET = "dev-secret-change-me"
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    """``development`` or ``production``; production refuses the dev secret."""
+
+    data_dir: Path = Path("data")
+    """Root of everything local: blobs (embedded default), SQLite catalog, spool."""
+
+    database_url: str = ""
+    """``sqlite:///path`` or ``postgresql://...``; empty = SQLite in ``data_dir``."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    """The rq queue's Redis."""
+
+    queue_name: str = "spaces"
+    """rq queue the pipeline jobs go to."""
+
+    s3_bucket: str = ""
+    """When set, blobs go to this S3 bucket instead of ``data_dir/blobs``."""
+
+    s3_endpoint_url: str = ""
+    """Endpoint of an S3-compatible store (MinIO, moto...); empty = AWS."""
+
+    s3_region: str = "us-east-1"
+    """Region of the bucket."""
+
+    s3_prefix: str = ""
+    """Key prefix inside the bucket, so several deployments can share one."""
+
+    whisper_model: str = ""
+    """faster-whisper model name or directory; empty = bundled ``tiny.en``."""
+
+    whisper_device: str = "cpu"
+    """``cpu`` or ``cuda``."""
+
+    whisper_compute_type: str = "int8"
+    """CTranslate2 compute type (``int8`` on CPU, ``float16`` on GPU)."""
+
+    whisper_threads: int = 0
+    """CPU threads per model; 0 = CTranslate2's default."""
+
+    secret_key: str = DEV_SECRET
+    """Signs join and access tokens (shared by the API and the SFU)."""
+
+    token_ttl: int = 3600
+    """Lifetime of issued tokens, seconds."""
+
+    api_host: str = "127.0.0.1"
+    """Where ``spaces up`` / ``spaces api`` listen."""
+
+    api_port: int = 8000
+    """Port of the replay/API server."""
+
+    public_url: str = ""
+    """Public base URL of the API; empty = ``http://api_host:api_port``."""
+
+    sfu_host: str = "127.0.0.1"
+    """Where the SFU listens."""
+
+    sfu_port: int = 8001
+    """Port of the SFU's signaling server."""
+
+    sfu_public_url: str = ""
+    """Public base URL of the SFU given to the live page; empty = derived."""
+
+    job_timeout: int = 3600
+    """Seconds one pipeline job may run before rq kills it."""
+
+    job_retries: int = 3
+    """How often a failed or killed job is retried."""
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def catalog_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'catalog.db'}"
+
+    @property
+    def api_url(self) -> str:
+        return self.public_url or f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def sfu_url(self) -> str:
+        return self.sfu_public_url or f"http://{self.sfu_host}:{self.sfu_port}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read ``SPACES_*`` (and the conventional un-prefixed) variables."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = _lookup(env, f.name)
+            if raw is None:
+                continue
+            values[f.name] = _convert(f.name, raw, f.type)
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.env != "development" and self.secret_key == DEV_SECRET:
+            raise ConfigError(
+                "SPACES_SECRET_KEY must be set to a random secret outside development"
+            )
+        if not (self.catalog_url.startswith(("sqlite:", "postgresql:", "postgres:"))):
+            raise ConfigError(f"DATABASE_URL must be sqlite:// or postgresql://, got {self.catalog_url!r}")
+
+
+#: Variables known by their conventional names rather than ``SPACES_*``.
+_ALIASES = {
+    "database_url": "DATABASE_URL",
+    "redis_url": "REDIS_URL",
+    "s3_bucket": "S3_BUCKET",
+    "s3_endpoint_url": "S3_ENDPOINT_URL",
+    "s3_region": "S3_REGION",
+    "whisper_model": "WHISPER_MODEL",
+    "whisper_device": "WHISPER_DEVICE",
+    "whisper_compute_type": "WHISPER_COMPUTE_TYPE",
+}
+
+
+def _lookup(env: Mapping[str, str], name: str) -> str | None:
+    prefixed = env.get(f"SPACES_{name.upper()}")
+    if prefixed is not None:
+        return prefixed
+    alias = _ALIASES.get(name)
+    return env.get(alias) if alias else None
+
+
+def _convert(name: str, raw: str, annotation: object) -> object:
+    kind = str(annotation)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "Path":
+            return Path(raw)
+    except ValueError as e:
+        raise ConfigError(f"{name}: expected {kind}, got {raw!r}") from e
+    return raw

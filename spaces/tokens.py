@@ -1,0 +1,78 @@
+"""Signed, expiring tokens for joining live rooms and reading private spaces.
+
+One scheme for both sides (JWT, HS256, secret shared by the API and the SFU):
+the claims name the space, the role and the participant.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from spaces.exceptions import TokenError
+
+ALGORITHM = "HS256"
+ISSUER = "audio-spaces"
+
+
+class Role(enum.StrEnum):
+    HOST = "host"
+    SPEAKER = "speaker"
+    LISTENER = "listener"
+
+    @property
+    def can_publish(self) -> bool:
+        return self in (Role.HOST, Role.SPEAKER)
+
+
+@dataclass(frozen=True)
+class Claims:
+    space_id: str
+    role: Role
+    identity: str
+    expires_at: int
+
+
+def issue(secret: str, *, space_id: str, role: Role, identity: str, ttl: int) -> str:
+    now = int(time.time())
+    payload = {
+        "iss": ISSUER,
+        "sub": identity,
+        "space": space_id,
+        "role": str(role),
+        "iat": now,
+        "exp": now + ttl,
+    }
+    return jwt.encode(payload, secret, algorithm=ALGORITHM)
+
+
+def verify(secret: str, token: str, *, space_id: str | None = None) -> Claims:
+    """Decode and check a token; ``space_id`` must match when given.
+
+    Raises ``TokenError`` for anything wrong: forged, expired, malformed,
+    or issued for another space.
+    """
+    try:
+        payload = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            options={"require": ["exp", "sub", "iss"]},
+        )
+        claims = Claims(
+            space_id=str(payload["space"]),
+            role=Role(payload["role"]),
+            identity=str(payload["sub"]),
+            expires_at=int(payload["exp"]),
+        )
+    except jwt.ExpiredSignatureError as e:
+        raise TokenError("token expired") from e
+    except (jwt.InvalidTokenError, KeyError, ValueError) as e:
+        raise TokenError("invalid token") from e
+    if space_id is not None and claims.space_id != space_id:
+        raise TokenError("token is for another space")
+    return claims
