@@ -81,3 +81,8 @@ def enqueue_finalize(settings: Settings, space_id: str, *, run: int = 0, queue: 
     return enqueue_once(
         q, FINALIZE, space_id, run, job_id=job_id(space_id, "finalize", run), retries=settings.job_retries
     )
+
+
+def next_run(settings: Settings, space_id: str) -> int:
+    """A new run number for ``spaces reprocess``: fresh job ids, same output keys."""
+    return int(connect(settings).incr(f"spaces:runs:{space_id}"))

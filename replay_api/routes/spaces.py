@@ -12,9 +12,9 @@ from fastapi.responses import Response
 from replay_api.deps import BlobsDep, CatalogDep, ReadableSpace, SettingsDep, TokenDep, visible_private
 from replay_api.schemas import SpaceList, SpaceOut, TranscriptOut
 from spaces import keys
+from spaces.blobstore import BlobStore
 from spaces.catalog import SpaceFilter
 from spaces.exceptions import InvalidInput, NotFound
-from spaces.blobstore import BlobStore
 from spaces.models import Space, SpaceState, Transcript
 
 router = APIRouter(prefix="/spaces", tags=["spaces"])

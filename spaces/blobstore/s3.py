@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -135,22 +136,16 @@ class S3BlobStore:
             return url
 
 
-class _converted:
+@contextmanager
+def _converted(key: str) -> Iterator[None]:
     """Turn botocore errors into ours at the boundary."""
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> bool:
-        if isinstance(exc, ClientError):
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code in _MISSING:
-                raise NotFound(f"no blob {self.key!r}") from exc
-            retryable = code in {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"}
-            raise StorageError(f"S3 error on {self.key!r}: {code}", retryable=retryable) from exc
-        if isinstance(exc, BotoCoreError):
-            raise StorageError(f"S3 unreachable for {self.key!r}: {exc}") from exc
-        return False
+    try:
+        yield
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in _MISSING:
+            raise NotFound(f"no blob {key!r}") from exc
+        retryable = code in {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"}
+        raise StorageError(f"S3 error on {key!r}: {code}", retryable=retryable) from exc
+    except BotoCoreError as exc:
+        raise StorageError(f"S3 unreachable for {key!r}: {exc}") from exc

@@ -90,7 +90,10 @@ class SqlCatalog(ABC):
             where += " AND s.state = ?"
             params.append(str(flt.state))
         if flt.speaker:
-            where += " AND EXISTS (SELECT 1 FROM space_speakers p WHERE p.space_id = s.space_id AND p.speaker = ?)"
+            where += (
+                " AND EXISTS (SELECT 1 FROM space_speakers p"
+                " WHERE p.space_id = s.space_id AND p.speaker = ?)"
+            )
             params.append(flt.speaker)
         if flt.since is not None:
             where += " AND s.created_at >= ?"

@@ -1,0 +1,122 @@
+"""Starting the stages as processes: one by one, or all together (``spaces up``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from urllib.parse import urlparse
+
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from spaces import queue
+from spaces.catalog import open_catalog
+from spaces.exceptions import ConfigError
+from spaces.settings import Settings
+
+log = logging.getLogger(__name__)
+
+API_APP = "replay_api.app:create_app"
+SFU_MODULE = "ingest"
+
+
+def run_api(settings: Settings) -> int:
+    import uvicorn
+
+    uvicorn.run(API_APP, factory=True, host=settings.api_host, port=settings.api_port, log_level="info")
+    return 0
+
+
+def run_worker(settings: Settings, *, burst: bool = False) -> int:
+    from rq import Worker
+
+    connection = queue.connect(settings)
+    worker = Worker(
+        [queue.pipeline_queue(settings, connection)],
+        connection=connection,
+        # Short maintenance interval: abandoned jobs (a killed work-horse)
+        # are noticed and retried within a minute, not fifteen.
+        maintenance_interval=60,
+    )
+    worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+    return 0
+
+
+def ensure_redis(settings: Settings) -> subprocess.Popen[bytes] | None:
+    """Start a local redis-server if none answers at REDIS_URL (embedded default)."""
+    if _redis_up(settings):
+        return None
+    url = urlparse(settings.redis_url)
+    if url.hostname not in ("127.0.0.1", "localhost") or not shutil.which("redis-server"):
+        raise ConfigError(f"no Redis at {settings.redis_url}, and none can be started here")
+    log.info("starting redis-server on port %s", url.port or 6379)
+    data = settings.data_dir / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(url.port or 6379), "--dir", str(data),
+         "--appendonly", "yes", "--save", ""],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not _redis_up(settings):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise ConfigError("redis-server did not start")
+        time.sleep(0.1)
+    return proc
+
+
+def _redis_up(settings: Settings) -> bool:
+    try:
+        return bool(Redis.from_url(settings.redis_url, socket_connect_timeout=1).ping())
+    except RedisConnectionError:
+        return False
+
+
+def run_stack(settings: Settings, *, workers: int = 1) -> int:
+    """Run every stage until one exits or Ctrl-C; then stop them all."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    open_catalog(settings).create_schema()
+    redis = ensure_redis(settings)
+    spaces_cli = [sys.executable, "-m", "spaces.cli"]
+    commands: dict[str, list[str]] = {"api": [*spaces_cli, "api"]}
+    if importlib.util.find_spec(SFU_MODULE) is not None:
+        commands["sfu"] = [sys.executable, "-m", SFU_MODULE]
+    for i in range(workers):
+        commands[f"worker-{i + 1}"] = [*spaces_cli, "worker"]
+    procs = {name: subprocess.Popen(cmd, env=os.environ.copy()) for name, cmd in commands.items()}
+    print(f"audio-spaces is up: {settings.api_url}  (SFU {settings.sfu_url}; Ctrl-C stops)", flush=True)
+    stopping = False
+
+    def _stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stopping:
+            exited = [name for name, p in procs.items() if p.poll() is not None]
+            if exited:
+                log.error("%s exited (%s); stopping the stack", exited[0], procs[exited[0]].returncode)
+                break
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.terminate()
+        for p in procs.values():
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if redis is not None:
+            redis.terminate()
+            redis.wait(timeout=10)
+    return 0 if stopping else 1

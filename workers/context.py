@@ -1,0 +1,66 @@
+"""What every job needs, built once per worker process from the environment.
+
+Jobs take only ids (rq habit): the settings, blob store and catalog they work
+against come from here. ``spaces worker`` is the entry point that configures
+the environment; tests start real worker processes with their own.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from spaces import keys
+from spaces.blobstore import BlobStore, open_blob_store
+from spaces.catalog import Catalog, open_catalog
+from spaces.models import Manifest, Track
+from spaces.settings import Settings
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    blobs: BlobStore
+    catalog: Catalog
+
+    def manifest(self, space_id: str) -> Manifest:
+        return Manifest.from_dict(self.read_json(keys.manifest(space_id)))
+
+    def track(self, space_id: str, track_id: str) -> Track:
+        return Track.from_dict(self.read_json(keys.track_manifest(space_id, track_id)))
+
+    def read_json(self, key: str) -> Any:
+        return json.loads(self.blobs.get(key))
+
+    def write_json(self, key: str, data: Any) -> None:
+        # Sorted keys and fixed separators: the same input gives the same bytes.
+        body = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        self.blobs.put(key, body.encode(), content_type="application/json")
+
+
+@functools.cache
+def context() -> Context:
+    settings = Settings.from_env()
+    catalog = open_catalog(settings)
+    catalog.create_schema()
+    return Context(settings=settings, blobs=open_blob_store(settings), catalog=catalog)
+
+
+class Progress:
+    """Reports one stage's progress to the catalog, at most every ``interval`` s."""
+
+    def __init__(self, catalog: Catalog, space_id: str, stage: str, *, interval: float = 1.0) -> None:
+        self.catalog = catalog
+        self.space_id = space_id
+        self.stage = stage
+        self.interval = interval
+        self._last = 0.0
+
+    def __call__(self, fraction: float) -> None:
+        now = time.monotonic()
+        if fraction >= 1.0 or now - self._last >= self.interval:
+            self._last = now
+            self.catalog.set_progress(self.space_id, self.stage, fraction)

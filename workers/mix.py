@@ -1,0 +1,154 @@
+"""Job: the replay audio, every track summed on the room clock with pydub.
+
+Memory stays flat on long spaces: the mix is rendered in windows and
+streamed into one ffmpeg process that writes both renditions (Ogg/Opus for
+browsers that play it, AAC in .m4a for Safari). Each speaker is brought to
+the same speech loudness first, so a quiet microphone is not lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydub import AudioSegment
+from pydub.exceptions import CouldntDecodeError
+from pydub.silence import detect_nonsilent
+
+from spaces import keys
+from spaces.models import Segment, Track
+from workers.context import Context, Progress, context
+from workers.transcript import space_duration
+
+log = logging.getLogger(__name__)
+
+FRAME_RATE = 48_000
+WINDOW_MS = 60_000
+#: Speech is brought to this loudness; gains are capped so noise is not blown up.
+TARGET_DBFS = -20.0
+MAX_GAIN_DB = 20.0
+
+
+@dataclass(frozen=True)
+class _Placed:
+    segment: Segment
+    path: Path
+    gain_db: float
+
+    @property
+    def start_ms(self) -> int:
+        return round(self.segment.offset * 1000)
+
+
+def mix(space_id: str) -> float:
+    """Write replay.ogg and replay.m4a; returns the mix's duration in seconds."""
+    ctx = context()
+    manifest = ctx.manifest(space_id)
+    duration_ms = round(space_duration(ctx, manifest) * 1000)
+    progress = Progress(ctx.catalog, space_id, "mix")
+    with tempfile.TemporaryDirectory(prefix="spaces-mix-") as tmp:
+        work = Path(tmp)
+        placed = [
+            p for track_id, _ in manifest.tracks for p in _download(ctx, ctx.track(space_id, track_id), work)
+        ]
+        outputs = {fmt: work / f"replay.{fmt}" for fmt in ("ogg", "m4a")}
+        _render(placed, duration_ms, outputs, progress)
+        ctx.blobs.put_file(keys.replay(space_id, "ogg"), outputs["ogg"], content_type="audio/ogg")
+        ctx.blobs.put_file(keys.replay(space_id, "m4a"), outputs["m4a"], content_type="audio/mp4")
+    progress(1.0)
+    return duration_ms / 1000
+
+
+def _download(ctx: Context, track: Track, work: Path) -> list[_Placed]:
+    paths = []
+    for segment in track.segments:
+        path = work / f"{track.track_id}-{segment.seq:06d}.ogg"
+        ctx.blobs.download(segment.key, path)
+        paths.append(path)
+    gain = _speech_gain(paths)
+    log.info("track %s (%s): gain %.1f dB", track.track_id, track.speaker, gain)
+    return [_Placed(s, p, gain) for s, p in zip(track.segments, paths, strict=True)]
+
+
+def _speech_gain(paths: list[Path]) -> float:
+    """Gain bringing the track's speech (not its silence) to TARGET_DBFS."""
+    energy = 0.0
+    duration = 0
+    for path in paths:
+        audio = _load(path)
+        if audio is None:
+            continue
+        threshold = audio.max_dBFS - 30 if math.isfinite(audio.max_dBFS) else 0
+        for start, end in detect_nonsilent(audio, min_silence_len=300, silence_thresh=threshold):
+            part = audio[start:end]
+            energy += part.rms**2 * len(part)
+            duration += len(part)
+    if duration == 0 or energy == 0:
+        return 0.0
+    rms = math.sqrt(energy / duration)
+    speech_dbfs = 20 * math.log10(rms / AudioSegment.silent(1, FRAME_RATE).max_possible_amplitude)
+    return max(-MAX_GAIN_DB, min(MAX_GAIN_DB, TARGET_DBFS - speech_dbfs))
+
+
+def _render(placed: list[_Placed], duration_ms: int, outputs: dict[str, Path], progress: Progress) -> None:
+    encoder = subprocess.Popen(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y",
+         "-f", "s16le", "-ar", str(FRAME_RATE), "-ac", "1", "-i", "pipe:0",
+         "-c:a", "libopus", "-b:a", "48k", str(outputs["ogg"]),
+         "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart", str(outputs["m4a"])],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert encoder.stdin is not None
+    try:
+        for window_start, window in _windows(placed, duration_ms):
+            encoder.stdin.write(window.raw_data)
+            progress(min(1.0, (window_start + len(window)) / max(duration_ms, 1)) * 0.99)
+        encoder.stdin.close()
+    except BrokenPipeError:
+        pass
+    _, stderr = encoder.communicate()
+    if encoder.returncode != 0:
+        raise RuntimeError(f"ffmpeg failed to encode the replay: {stderr.decode(errors='replace')[-500:]}")
+
+
+def _windows(placed: list[_Placed], duration_ms: int) -> Iterator[tuple[int, AudioSegment]]:
+    """Consecutive windows of the mix.
+
+    Segments are short (about 10 s), so each is decoded once and kept only
+    while the next window may still need it.
+    """
+    decoded: dict[Path, AudioSegment | None] = {}
+    for start in range(0, duration_ms, WINDOW_MS):
+        length = min(WINDOW_MS, duration_ms - start)
+        window = AudioSegment.silent(length, FRAME_RATE).set_sample_width(2).set_channels(1)
+        for p in placed:
+            seg_end = p.start_ms + round(p.segment.duration * 1000) + 1000
+            if p.start_ms >= start + length or seg_end <= start:
+                decoded.pop(p.path, None)
+                continue
+            if p.path not in decoded:
+                decoded[p.path] = _load(p.path)
+            audio = decoded[p.path]
+            if audio is None:
+                continue
+            # Slice the part of the segment inside this window, then overlay.
+            rel = p.start_ms - start
+            part = audio[max(0, -rel) : max(0, start + length - p.start_ms)]
+            window = window.overlay(part.apply_gain(p.gain_db), position=max(0, rel))
+        yield start, window
+
+
+def _load(path: Path) -> AudioSegment | None:
+    try:
+        audio = AudioSegment.from_file(path)
+    except CouldntDecodeError as e:
+        log.warning("segment %s does not decode, left silent: %s", path.name, e)
+        return None
+    converted: AudioSegment = audio.set_frame_rate(FRAME_RATE).set_channels(1).set_sample_width(2)
+    return converted

@@ -1,0 +1,58 @@
+"""Job: merge the tracks' words into the space's transcript, captions and index."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from transcribe.assemble import TrackWords
+from transcribe.assemble import assemble as assemble_turns
+from transcribe.captions import build_cues, to_srt, to_webvtt
+from transcribe.levels import Levels
+
+from spaces import keys
+from spaces.models import Manifest, Transcript, Word
+from workers.context import Context, context
+
+log = logging.getLogger(__name__)
+
+
+def assemble(space_id: str) -> int:
+    """Write transcript.json, captions.vtt/.srt and the search rows; returns turns."""
+    ctx = context()
+    manifest = ctx.manifest(space_id)
+    tracks = [_track_words(ctx, space_id, track_id) for track_id, _ in manifest.tracks]
+    turns = assemble_turns(tracks)
+    transcript = Transcript(
+        space_id=space_id,
+        duration=space_duration(ctx, manifest),
+        speakers=tuple(speaker for _, speaker in manifest.tracks),
+        turns=tuple(turns),
+    )
+    ctx.write_json(keys.transcript(space_id), transcript.to_dict())
+    cues = build_cues(turns)
+    ctx.blobs.put(keys.captions(space_id, "vtt"), to_webvtt(cues).encode(), content_type="text/vtt")
+    ctx.blobs.put(keys.captions(space_id, "srt"), to_srt(cues).encode(), content_type="application/x-subrip")
+    ctx.catalog.replace_turns(space_id, turns)
+    space = ctx.catalog.get_space(space_id)
+    ctx.catalog.put_space(
+        replace(space, duration=transcript.duration, speakers=transcript.speakers, partial=manifest.partial)
+    )
+    ctx.catalog.set_progress(space_id, "assemble", 1.0)
+    return len(turns)
+
+
+def space_duration(ctx: Context, manifest: Manifest) -> float:
+    """Room-clock length: until the end event, else until the last audio."""
+    if manifest.ended_at is not None:
+        return max(0.0, manifest.ended_at - manifest.started_at)
+    return max((ctx.track(manifest.space_id, t).end for t, _ in manifest.tracks), default=0.0)
+
+
+def _track_words(ctx: Context, space_id: str, track_id: str) -> TrackWords:
+    data = ctx.read_json(keys.words(space_id, track_id))
+    return TrackWords(
+        speaker=data["speaker"],
+        words=[Word.from_dict(w) for w in data["words"]],
+        levels=Levels.from_dict(data["levels"]) if data.get("levels") else None,
+    )
