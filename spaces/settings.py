@@ -89,6 +89,13 @@ class Settings:
     job_retries: int = 3
     """How often a failed or killed job is retried."""
 
+    worker_heartbeat: int = 10
+    """Seconds between a worker's heartbeats; a job whose worker died is
+    considered abandoned about 60 s after the last one."""
+
+    worker_maintenance: int = 30
+    """Seconds between a worker's sweeps for abandoned jobs (which are retried)."""
+
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"

@@ -40,9 +40,10 @@ def run_worker(settings: Settings, *, burst: bool = False) -> int:
     worker = Worker(
         [queue.pipeline_queue(settings, connection)],
         connection=connection,
-        # Short maintenance interval: abandoned jobs (a killed work-horse)
-        # are noticed and retried within a minute, not fifteen.
-        maintenance_interval=60,
+        # Short intervals: a job whose whole worker was killed is noticed
+        # and retried within about a minute and a half, not fifteen.
+        maintenance_interval=settings.worker_maintenance,
+        job_monitoring_interval=settings.worker_heartbeat,
     )
     worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
     return 0

@@ -1,0 +1,61 @@
+"""The whole stack as a user runs it: ``spaces up`` in a child process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REDIS_URL, free_port, wait_for_port
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    url: str
+    proc: subprocess.Popen[bytes]
+    data_dir: Path
+
+    def spaces(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """Run the ``spaces`` CLI against this stack."""
+        return subprocess.run(
+            [sys.executable, "-m", "spaces.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def get(self, path: str, **params: str) -> httpx.Response:
+        return httpx.get(self.url + path, params=params, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    data_dir = tmp_path_factory.mktemp("stack") / "data"
+    api_port, sfu_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "SPACES_DATA_DIR": str(data_dir),
+        "SPACES_API_PORT": str(api_port),
+        "SPACES_SFU_PORT": str(sfu_port),
+        "REDIS_URL": REDIS_URL,
+        "SPACES_QUEUE_NAME": f"e2e-{uuid.uuid4().hex[:12]}",
+        "SPACES_JOB_RETRIES": "1",
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "spaces.cli", "up"], env=env)
+    try:
+        wait_for_port(api_port, timeout=60)
+        yield Stack(env=env, url=f"http://127.0.0.1:{api_port}", proc=proc, data_dir=data_dir)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)

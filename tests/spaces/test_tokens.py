@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from spaces import tokens
+from spaces.exceptions import TokenError
+from spaces.tokens import Role
+
+SECRET = "a-test-secret-of-at-least-32-bytes!!"
+
+
+def test_round_trip() -> None:
+    token = tokens.issue(SECRET, space_id="abc", role=Role.SPEAKER, identity="bob", ttl=60)
+    claims = tokens.verify(SECRET, token, space_id="abc")
+    assert (claims.space_id, claims.role, claims.identity) == ("abc", Role.SPEAKER, "bob")
+    assert claims.role.can_publish and not Role.LISTENER.can_publish
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        (tokens.issue("other", space_id="abc", role=Role.HOST, identity="x", ttl=60), "invalid"),
+        (tokens.issue(SECRET, space_id="abc", role=Role.HOST, identity="x", ttl=-5), "expired"),
+        (tokens.issue(SECRET, space_id="zzz", role=Role.HOST, identity="x", ttl=60), "another space"),
+        ("not.a.token", "invalid"),
+        (jwt.encode({"sub": "x", "space": "abc", "role": "god", "iss": "audio-spaces",
+                     "exp": int(time.time()) + 60}, SECRET, algorithm="HS256"), "invalid"),
+        (jwt.encode({"sub": "x", "space": "abc", "role": "host", "iss": "audio-spaces",
+                     "exp": int(time.time()) + 60}, "", algorithm="none"), "invalid"),
+    ],
+)
+def test_rejected(token: str, message: str) -> None:
+    with pytest.raises(TokenError, match=message):
+        tokens.verify(SECRET, token, space_id="abc")

@@ -1,0 +1,112 @@
+"""The pipeline with real worker processes, on both storage backends."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from spaces import keys, queue
+from spaces.models import SpaceState, Transcript
+from spaces.settings import Settings
+from tests.media import duration
+from tests.scoring import normalized_wer
+from tests.speech import Space as SpeechSpace
+from tests.workers.conftest import DURATION, UTTERANCES, Workers, finished, import_files, stores, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def test_pipeline_writes_every_output(
+    backend_settings: Settings, workers: Workers, two_speakers: SpeechSpace, tmp_path: Path
+) -> None:
+    settings = backend_settings
+    blobs, catalog = stores(settings)
+    space = import_files(settings, dict(two_speakers))
+    workers.start()
+    queue.enqueue_finalize(settings, space.space_id)
+    done = wait_for(catalog, space.space_id, finished)
+    assert done.state is SpaceState.READY, done.error
+    assert done.duration == pytest.approx(DURATION, abs=0.1)
+    assert set(done.progress) >= {"transcribe:alice", "transcribe:bob", "mix", "assemble"}
+    assert all(v == 1.0 for v in done.progress.values())
+
+    transcript = Transcript.from_dict(json.loads(blobs.get(keys.transcript(space.space_id))))
+    for speaker, truth in two_speakers.truth.items():
+        said = " ".join(w.text for w in transcript.words if w.speaker == speaker)
+        assert normalized_wer(" ".join(w.text for w in truth), said) < 0.2, said
+    assert [t.speaker for t in transcript.turns] == [u.speaker for u in UTTERANCES]
+    for turn, u in zip(transcript.turns, UTTERANCES, strict=True):
+        assert turn.start == pytest.approx(u.start, abs=0.5)
+
+    vtt = blobs.get(keys.captions(space.space_id, "vtt")).decode()
+    srt = blobs.get(keys.captions(space.space_id, "srt")).decode()
+    assert "<v bob>" in vtt and "schedule" in srt
+
+    hits = catalog.search("wonderful book", limit=5)
+    assert [(h.space_id, h.speaker) for h in hits] == [(space.space_id, "alice")]
+
+    replay = tmp_path / "replay.ogg"
+    blobs.download(keys.replay(space.space_id, "ogg"), replay)
+    assert duration(replay) == pytest.approx(DURATION, abs=0.05)
+
+
+def test_finalize_enqueued_twice_runs_once(
+    settings: Settings, workers: Workers, two_speakers: SpeechSpace
+) -> None:
+    blobs, catalog = stores(settings)
+    space = import_files(settings, dict(two_speakers))
+    first = queue.enqueue_finalize(settings, space.space_id)
+    second = queue.enqueue_finalize(settings, space.space_id)
+    assert first.id == second.id
+    workers.start()
+    assert wait_for(catalog, space.space_id, finished).state is SpaceState.READY
+    # A third "space ended" after the run: still one run, one set of rows.
+    queue.enqueue_finalize(settings, space.space_id)
+    q = queue.pipeline_queue(settings)
+    assert q.count == 0
+    assert len(q.finished_job_registry.get_job_ids()) == 2 + 2 + 2  # finalize, complete, assemble, mix, 2 tracks
+    assert len(catalog.search("wonderful book", limit=10)) == 1
+
+
+def test_reprocess_replaces_outputs(settings: Settings, workers: Workers, two_speakers: SpeechSpace) -> None:
+    blobs, catalog = stores(settings)
+    space = import_files(settings, dict(two_speakers))
+    workers.start()
+    queue.enqueue_finalize(settings, space.space_id)
+    wait_for(catalog, space.space_id, finished)
+    before = blobs.get(keys.transcript(space.space_id))
+    run = queue.next_run(settings, space.space_id)
+    queue.enqueue_finalize(settings, space.space_id, run=run)
+    wait_for(catalog, space.space_id, lambda s: s.state is SpaceState.PROCESSING, timeout=60)
+    assert wait_for(catalog, space.space_id, finished).state is SpaceState.READY
+    assert blobs.get(keys.transcript(space.space_id)) == before  # same model, same bytes
+    assert len(catalog.search("wonderful book", limit=10)) == 1
+    queue.connect(settings).delete(f"spaces:runs:{space.space_id}")
+
+
+def test_damaged_and_silent_tracks_are_reported_not_fatal(
+    settings: Settings, workers: Workers, two_speakers: SpeechSpace, tmp_path: Path
+) -> None:
+    silent = tmp_path / "carol.wav"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo", "-t", "12",
+                    str(silent)], check=True)
+    blobs, catalog = stores(settings)
+    space = import_files(settings, {**two_speakers, "carol": silent})
+    # Damage the middle of alice's second segment, as a bad disk would.
+    segment = keys.segment(space.space_id, "t0-alice", 1)
+    data = bytearray(blobs.get(segment))
+    data[len(data) // 3 : len(data) // 3 + 400] = b"\x00" * 400
+    blobs.put(segment, bytes(data))
+    workers.start()
+    queue.enqueue_finalize(settings, space.space_id)
+    done = wait_for(catalog, space.space_id, finished)
+    assert done.state is SpaceState.READY, done.error
+    transcript = Transcript.from_dict(json.loads(blobs.get(keys.transcript(space.space_id))))
+    assert not [w for w in transcript.words if w.speaker == "carol"]
+    said = " ".join(w.text for w in transcript.words if w.speaker == "bob")
+    assert "schedule" in said
+    assert any(w.speaker == "alice" and w.text.lower().startswith("river") for w in transcript.words)
+
