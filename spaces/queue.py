@@ -3,7 +3,8 @@
 The core never imports a stage: jobs are named by their dotted path
 (``"workers.pipeline.finalize"``), which rq resolves in the worker process.
 
-Job ids are ``{space_id}.{stage}[.{run}]``, so enqueuing the same stage of
+Job ids are ``{space_id}--{stage}[--r{run}]`` (rq allows only letters,
+digits, ``-`` and ``_``), so enqueuing the same stage of
 the same space twice (a replayed "space ended" event) is one run, not two.
 """
 
@@ -43,7 +44,7 @@ def pipeline_queue(settings: Settings, connection: Redis | None = None) -> Queue
 
 
 def job_id(space_id: str, stage: str, run: int = 0) -> str:
-    return f"{space_id}.{stage}" if run == 0 else f"{space_id}.{stage}.r{run}"
+    return f"{space_id}--{stage}" if run == 0 else f"{space_id}--{stage}--r{run}"
 
 
 def retry_policy(retries: int) -> Retry | None:
