@@ -44,6 +44,9 @@ def run_worker(settings: Settings, *, burst: bool = False) -> int:
         # and retried within about a minute and a half, not fifteen.
         maintenance_interval=settings.worker_maintenance,
         job_monitoring_interval=settings.worker_heartbeat,
+        # An idle worker only sweeps when its blocking dequeue times out,
+        # which is worker_ttl - 15 s: make that the maintenance interval.
+        worker_ttl=settings.worker_maintenance + 15,
     )
     worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
     return 0

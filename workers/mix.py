@@ -96,25 +96,24 @@ def _speech_gain(paths: list[Path]) -> float:
 
 
 def _render(placed: list[_Placed], duration_ms: int, outputs: dict[str, Path], progress: Progress) -> None:
-    encoder = subprocess.Popen(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y",
-         "-f", "s16le", "-ar", str(FRAME_RATE), "-ac", "1", "-i", "pipe:0",
-         "-c:a", "libopus", "-b:a", "48k", str(outputs["ogg"]),
-         "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart", str(outputs["m4a"])],
-        stdin=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert encoder.stdin is not None
-    try:
-        for window_start, window in _windows(placed, duration_ms):
-            encoder.stdin.write(window.raw_data)
-            progress(min(1.0, (window_start + len(window)) / max(duration_ms, 1)) * 0.99)
-        encoder.stdin.close()
-    except BrokenPipeError:
-        pass
-    _, stderr = encoder.communicate()
+    errors = outputs["ogg"].with_suffix(".log")
+    with errors.open("wb") as log_file:
+        encoder = subprocess.Popen(
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-y",
+             "-f", "s16le", "-ar", str(FRAME_RATE), "-ac", "1", "-i", "pipe:0",
+             "-c:a", "libopus", "-b:a", "48k", str(outputs["ogg"]),
+             "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart", str(outputs["m4a"])],
+            stdin=subprocess.PIPE,
+            stderr=log_file,
+        )
+        assert encoder.stdin is not None
+        with encoder.stdin:
+            for window_start, window in _windows(placed, duration_ms):
+                encoder.stdin.write(window.raw_data)
+                progress(min(1.0, (window_start + len(window)) / max(duration_ms, 1)) * 0.99)
+        encoder.wait()
     if encoder.returncode != 0:
-        raise RuntimeError(f"ffmpeg failed to encode the replay: {stderr.decode(errors='replace')[-500:]}")
+        raise RuntimeError(f"ffmpeg failed to encode the replay: {errors.read_text(errors='replace')[-500:]}")
 
 
 def _windows(placed: list[_Placed], duration_ms: int) -> Iterator[tuple[int, AudioSegment]]:

@@ -71,14 +71,25 @@ class Workers:
                 proc.wait()
 
 
-@pytest.fixture
-def workers(settings: Settings) -> Iterator[Workers]:
+def _workers(settings: Settings) -> Iterator[Workers]:
     w = Workers(settings)
     yield w
     w.stop_all()
     q = queue.pipeline_queue(settings)
     q.empty()
     q.delete(delete_jobs=True)
+
+
+@pytest.fixture
+def workers(settings: Settings) -> Iterator[Workers]:
+    """Workers on the embedded defaults."""
+    yield from _workers(settings)
+
+
+@pytest.fixture
+def backend_workers(backend_settings: Settings) -> Iterator[Workers]:
+    """Workers on each backend: embedded, and S3 + PostgreSQL."""
+    yield from _workers(backend_settings)
 
 
 @pytest.fixture(scope="session")

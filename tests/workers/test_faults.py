@@ -19,9 +19,16 @@ from tests.workers.conftest import Workers, finished, import_files, stores, wait
 pytestmark = pytest.mark.slow
 
 
-def children(pid: int) -> list[int]:
+def newest_child(pid: int) -> int:
+    """The worker's work-horse: forked after its scheduler process, so the newest child."""
     with open(f"/proc/{pid}/task/{pid}/children") as f:
-        return [int(p) for p in f.read().split()]
+        pids = [int(p) for p in f.read().split()]
+
+    def started(child: int) -> int:
+        with open(f"/proc/{child}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+
+    return max(pids, key=started)
 
 
 def wait_until_transcribing(settings: Settings, space_id: str, timeout: float = 60) -> Job:
@@ -51,8 +58,7 @@ def test_killed_work_horse_is_retried(settings: Settings, workers: Workers, two_
     queue.enqueue_finalize(settings, space.space_id)
     job = wait_until_transcribing(settings, space.space_id)
     time.sleep(0.5)
-    (horse,) = children(worker.pid)
-    os.kill(horse, signal.SIGKILL)
+    os.kill(newest_child(worker.pid), signal.SIGKILL)
     done = wait_for(catalog, space.space_id, finished)
     assert done.state is SpaceState.READY, done.error
     job.refresh()
