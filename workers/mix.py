@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
+import numpy as np
 from pydub import AudioSegment
-from pydub.exceptions import CouldntDecodeError
-from pydub.silence import detect_nonsilent
 
 from spaces import keys
 from spaces.models import Segment, Track
@@ -76,23 +76,26 @@ def _download(ctx: Context, track: Track, work: Path) -> list[_Placed]:
 
 
 def _speech_gain(paths: list[Path]) -> float:
-    """Gain bringing the track's speech (not its silence) to TARGET_DBFS."""
-    energy = 0.0
-    duration = 0
-    for path in paths:
-        audio = _load(path)
-        if audio is None:
-            continue
-        threshold = audio.max_dBFS - 30 if math.isfinite(audio.max_dBFS) else 0
-        for start, end in detect_nonsilent(audio, min_silence_len=300, silence_thresh=threshold):
-            part = audio[start:end]
-            energy += part.rms**2 * len(part)
-            duration += len(part)
-    if duration == 0 or energy == 0:
+    """Gain bringing the track's speech (not its silence) to TARGET_DBFS.
+
+    Speech is every 20 ms frame within 30 dB of the track's loudest one.
+    """
+    frames = [_frame_power(audio) for audio in map(_load, paths) if audio is not None]
+    power = np.concatenate(frames) if frames else np.zeros(0)
+    if not power.size or power.max() <= 0:
         return 0.0
-    rms = math.sqrt(energy / duration)
-    speech_dbfs = 20 * math.log10(rms / AudioSegment.silent(1, FRAME_RATE).max_possible_amplitude)
+    speech = power[power >= power.max() * 10 ** (-30 / 10)]
+    speech_dbfs = 10 * math.log10(float(speech.mean()))
     return max(-MAX_GAIN_DB, min(MAX_GAIN_DB, TARGET_DBFS - speech_dbfs))
+
+
+def _frame_power(audio: AudioSegment, frame_ms: int = 20) -> np.ndarray:
+    """Mean power of each frame, relative to full scale."""
+    samples = np.frombuffer(audio.raw_data, dtype=np.int16).astype(np.float32) / 32768.0
+    hop = FRAME_RATE * frame_ms // 1000
+    n = len(samples) // hop
+    power: np.ndarray = (samples[: n * hop].reshape(n, hop) ** 2).mean(axis=1)
+    return power
 
 
 def _render(placed: list[_Placed], duration_ms: int, outputs: dict[str, Path], progress: Progress) -> None:
@@ -144,10 +147,19 @@ def _windows(placed: list[_Placed], duration_ms: int) -> Iterator[tuple[int, Aud
 
 
 def _load(path: Path) -> AudioSegment | None:
+    """Decode a segment in-process (pydub would spawn ffmpeg twice per file)."""
     try:
-        audio = AudioSegment.from_file(path)
-    except CouldntDecodeError as e:
+        with av.open(str(path)) as container:
+            stream = container.streams.audio[0]
+            frames = [f.to_ndarray() for f in container.decode(stream)]
+            rate = stream.rate
+    except (av.FFmpegError, IndexError) as e:
         log.warning("segment %s does not decode, left silent: %s", path.name, e)
         return None
-    converted: AudioSegment = audio.set_frame_rate(FRAME_RATE).set_channels(1).set_sample_width(2)
-    return converted
+    if not frames:
+        return None
+    # Opus decodes to 48 kHz planar float: average the channels, scale to s16.
+    samples = np.concatenate([f.reshape(f.shape[0], -1) for f in frames], axis=1).mean(axis=0)
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16)
+    audio = AudioSegment(data=pcm.tobytes(), sample_width=2, frame_rate=rate, channels=1)
+    return audio if rate == FRAME_RATE else audio.set_frame_rate(FRAME_RATE)

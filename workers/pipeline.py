@@ -66,6 +66,6 @@ def on_failure(job: Job, connection: Redis, exc_type: type, exc: BaseException, 
     if job.retries_left:
         return
     space_id = job.args[0]
-    message = f"{job.func_name.rsplit('.', 1)[-1]} failed: {exc}"
+    message = f"{(job.func_name or 'a stage').rsplit('.', 1)[-1]} failed: {exc}"
     context().catalog.set_state(space_id, SpaceState.FAILED, error=message)
     log.error("space %s: %s", space_id, message, extra={"space_id": space_id})

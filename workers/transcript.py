@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+from spaces import keys
+from spaces.models import Manifest, Transcript, Word
 from transcribe.assemble import TrackWords
 from transcribe.assemble import assemble as assemble_turns
 from transcribe.captions import build_cues, to_srt, to_webvtt
 from transcribe.levels import Levels
-
-from spaces import keys
-from spaces.models import Manifest, Transcript, Word
 from workers.context import Context, context
 
 log = logging.getLogger(__name__)

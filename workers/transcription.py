@@ -7,14 +7,14 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from spaces import keys
+from spaces.models import Track
 from transcribe.audio import decode, timeline
 from transcribe.exceptions import AudioError
 from transcribe.levels import levels
 from transcribe.model import load_model
 from transcribe.transcribe import TranscribeOptions, transcribe
-
-from spaces import keys
-from spaces.models import Track
 from workers.context import Context, Progress, context
 
 log = logging.getLogger(__name__)

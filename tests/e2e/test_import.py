@@ -74,10 +74,13 @@ def test_import_transcribe_serve_and_search(stack: Stack, tmp_path: Path) -> Non
     assert duration(replay.with_suffix(".m4a")) == pytest.approx(meta["duration"], abs=0.05)
 
 
-def test_unknown_space_is_a_json_404(stack: Stack) -> None:
+def test_unknown_space_is_a_json_404_and_the_api_is_documented(stack: Stack) -> None:
     response = stack.get("/spaces/doesnotexist")
     assert response.status_code == 404
     assert "doesnotexist" in response.json()["error"]["message"]
+    assert "swagger" in stack.get("/docs").text.lower()
+    paths = stack.get("/openapi.json").json()["paths"]
+    assert {"/spaces", "/spaces/{space_id}", "/spaces/{space_id}/transcript", "/search"} <= set(paths)
 
 
 def test_import_of_a_non_audio_file_names_it(stack: Stack, tmp_path: Path) -> None:
