@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from replay_api import errors
-from replay_api.routes import search, spaces
+from replay_api.routes import clips, live, pages, replay, search, spaces
+from replay_api.templating import STATIC_DIR
 from spaces.blobstore import open_blob_store
 from spaces.catalog import open_catalog
 from spaces.settings import Settings
@@ -15,7 +20,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     catalog = open_catalog(settings)
     catalog.create_schema()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        catalog.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="audio-spaces",
         summary="Replays, transcripts, captions and search of recorded audio spaces.",
         version="0.1.0",
@@ -24,6 +36,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.catalog = catalog
     app.state.blobs = open_blob_store(settings)
     errors.install(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(pages.router)
     app.include_router(spaces.router)
+    app.include_router(replay.router)
+    app.include_router(clips.router)
     app.include_router(search.router)
+    app.include_router(live.router)
     return app

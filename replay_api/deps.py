@@ -1,73 +1,109 @@
-"""Dependencies shared by the routers, as ``Annotated`` aliases."""
+"""Dependencies shared by the routers, as ``Annotated`` aliases.
+
+Access to private spaces is decided here, once, for every route that takes a
+space id:
+
+* a token, when sent (``Authorization: Bearer`` or ``?token=``), must be
+  valid, whatever the space: forged, expired or malformed is a 401, so a bad
+  token never tells apart a private space from a missing one;
+* a private space without a token is a 404, as if it did not exist;
+* a valid token for another space is a 403 on a private space (and simply
+  unused on a public one).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 
 from spaces import tokens
 from spaces.blobstore import BlobStore
 from spaces.catalog import Catalog
-from spaces.exceptions import NotFound, TokenError
+from spaces.exceptions import NotFound
 from spaces.keys import ID_PATTERN
-from spaces.models import Space, Visibility
+from spaces.models import Space, SpaceState, Visibility
 from spaces.settings import Settings
 
+#: The furthest point in a space (seconds) a request may name: about 115 days.
+MAX_SECONDS = 10_000_000.0
 
-def _settings(request: Request) -> Settings:
+
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _catalog(request: Request) -> Catalog:
+async def _catalog(request: Request) -> Catalog:
     catalog: Catalog = request.app.state.catalog
     return catalog
 
 
-def _blobs(request: Request) -> BlobStore:
+async def _blobs(request: Request) -> BlobStore:
     blobs: BlobStore = request.app.state.blobs
     return blobs
 
 
+# Dependencies that only read the request are ``async``: FastAPI runs sync
+# ones in the thread pool, a hop per dependency per request.
 SettingsDep = Annotated[Settings, Depends(_settings)]
 CatalogDep = Annotated[Catalog, Depends(_catalog)]
 BlobsDep = Annotated[BlobStore, Depends(_blobs)]
 SpaceId = Annotated[str, Path(pattern=ID_PATTERN.pattern, description="The space's id")]
 
 
-def _token(request: Request, token: Annotated[str | None, Query(max_length=4096)] = None) -> str | None:
+def seconds(description: str, *, alias: str | None = None) -> Any:
+    """A ``Query`` for a time in a space: finite, not negative, not absurd (else 422)."""
+    return Query(alias=alias, ge=0, le=MAX_SECONDS, allow_inf_nan=False, description=description)
+
+
+async def _token(
+    request: Request,
+    token: Annotated[str | None, Query(max_length=4096, description="Access token of a private space")] = None,
+) -> str | None:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return token
+        return header[7:].strip() or None
+    return token or None
 
 
 TokenDep = Annotated[str | None, Depends(_token)]
 
 
-def _readable_space(space_id: SpaceId, catalog: CatalogDep, settings: SettingsDep, token: TokenDep) -> Space:
-    """The space, if the caller may see it.
+async def _caller(settings: SettingsDep, token: TokenDep) -> tokens.Claims | None:
+    """The verified claims of the caller's token; raises ``TokenError`` (401) if bad."""
+    if token is None:
+        return None
+    return tokens.verify(settings.secret_key, token)
 
-    A private space without a token is reported as missing (404) so its
-    existence does not leak; a bad token for it is a 401.
-    """
+
+CallerDep = Annotated[tokens.Claims | None, Depends(_caller)]
+
+
+def _readable_space(space_id: SpaceId, catalog: CatalogDep, caller: CallerDep) -> Space:
+    """The space, if the caller may see it (rules in the module docstring)."""
     space = catalog.get_space(space_id)
     if space.visibility is Visibility.PRIVATE:
-        if token is None:
+        if caller is None:
             raise NotFound(f"no space {space_id!r}")
-        tokens.verify(settings.secret_key, token, space_id=space_id)
+        if caller.space_id != space_id:
+            raise HTTPException(403, "this token is for another space")
     return space
 
 
-def visible_private(settings: Settings, token: str | None) -> list[str]:
-    """Private space ids the caller's token opens (for search and listings)."""
-    if token is None:
-        return []
-    try:
-        return [tokens.verify(settings.secret_key, token).space_id]
-    except TokenError:
-        return []
-
-
 ReadableSpace = Annotated[Space, Depends(_readable_space)]
+
+
+async def _ready_space(space: ReadableSpace) -> Space:
+    """A readable space whose replay, captions and transcript exist."""
+    if space.state is not SpaceState.READY:
+        raise HTTPException(409, f"space {space.space_id!r} is {space.state}, not ready yet")
+    return space
+
+
+ReadySpace = Annotated[Space, Depends(_ready_space)]
+
+
+def visible_private(caller: tokens.Claims | None) -> list[str]:
+    """Private space ids the caller's token opens (for search and listings)."""
+    return [caller.space_id] if caller is not None else []

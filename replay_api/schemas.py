@@ -2,52 +2,93 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Any
+
+from pydantic import BaseModel, Field
 
 from spaces.models import SearchHit, Space, Transcript, Turn, Word
 
 
-class SpaceOut(BaseModel):
+def space_links(space_id: str) -> dict[str, str]:
+    base = f"/spaces/{space_id}"
+    return {
+        "self": base,
+        "replay": f"{base}/replay",
+        "audio": f"{base}/audio",
+        "audio_m4a": f"{base}/audio?format=m4a",
+        "captions_vtt": f"{base}/captions.vtt",
+        "captions_srt": f"{base}/captions.srt",
+        "transcript": f"{base}/transcript",
+    }
+
+
+def replay_link(space_id: str, seconds: float) -> str:
+    """The deep link into the replay page; times on the room clock, centisecond precision."""
+    return f"/spaces/{space_id}/replay?t={seconds:.2f}"
+
+
+class _SpaceFields(BaseModel):
     id: str
     title: str
     host: str
     state: str
     visibility: str
-    created_at: float
-    duration: float
-    speakers: list[str]
-    progress: dict[str, float]
+    created_at: float = Field(description="Unix time the space was created")
+    duration: float = Field(description="Length of the space in seconds")
+    progress: dict[str, float] = Field(description="Processing progress per pipeline stage, 0..1")
     error: str | None
-    partial: bool
+    partial: bool = Field(description="True if the recording ended uncleanly and may miss its end")
     links: dict[str, str]
+
+    @staticmethod
+    def fields_of(space: Space) -> dict[str, Any]:
+        return {
+            "id": space.space_id,
+            "title": space.title,
+            "host": space.host,
+            "state": str(space.state),
+            "visibility": str(space.visibility),
+            "created_at": space.created_at,
+            "duration": space.duration,
+            "progress": space.progress,
+            "error": space.error,
+            "partial": space.partial,
+            "links": space_links(space.space_id),
+        }
+
+
+class SpaceOut(_SpaceFields):
+    """A space in a listing."""
+
+    speakers: list[str]
 
     @classmethod
     def of(cls, space: Space) -> SpaceOut:
-        base = f"/spaces/{space.space_id}"
+        return cls(**cls.fields_of(space), speakers=list(space.speakers))
+
+
+class SpeakerOut(BaseModel):
+    name: str
+    talk_time: float = Field(description="Seconds this speaker talked (sum of their turns)")
+
+
+class SpaceDetail(_SpaceFields):
+    """One space, with every speaker's talk time."""
+
+    speakers: list[SpeakerOut] = Field(description="Speakers in the order they joined")
+
+    @classmethod
+    def of(cls, space: Space, talk_times: dict[str, float]) -> SpaceDetail:
+        names = list(space.speakers) + sorted(set(talk_times) - set(space.speakers))
         return cls(
-            id=space.space_id,
-            title=space.title,
-            host=space.host,
-            state=str(space.state),
-            visibility=str(space.visibility),
-            created_at=space.created_at,
-            duration=space.duration,
-            speakers=list(space.speakers),
-            progress=space.progress,
-            error=space.error,
-            partial=space.partial,
-            links={
-                "self": base,
-                "transcript": f"{base}/transcript",
-                "captions": f"{base}/captions.vtt",
-                "replay": f"{base}/replay",
-            },
+            **cls.fields_of(space),
+            speakers=[SpeakerOut(name=n, talk_time=talk_times.get(n, 0.0)) for n in names],
         )
 
 
 class SpaceList(BaseModel):
     items: list[SpaceOut]
-    next_cursor: str | None
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next (older) page")
 
 
 class WordOut(BaseModel):
@@ -73,8 +114,8 @@ class TurnOut(BaseModel):
     def of(cls, turn: Turn) -> TurnOut:
         return cls(
             speaker=turn.speaker,
-            start=turn.start,
-            end=turn.end,
+            start=round(turn.start, 3),
+            end=round(turn.end, 3),
             text=turn.text,
             words=[WordOut.of(w) for w in turn.words],
         )
@@ -84,14 +125,18 @@ class TranscriptOut(BaseModel):
     space_id: str
     duration: float
     speakers: list[str]
+    window_start: float | None = Field(None, description="Start of the requested window (?from=)")
+    window_end: float | None = Field(None, description="End of the requested window (?to=)")
     turns: list[TurnOut]
 
     @classmethod
-    def of(cls, transcript: Transcript) -> TranscriptOut:
+    def of(cls, transcript: Transcript, *, start: float | None = None, end: float | None = None) -> TranscriptOut:
         return cls(
             space_id=transcript.space_id,
             duration=transcript.duration,
             speakers=list(transcript.speakers),
+            window_start=start,
+            window_end=end,
             turns=[TurnOut.of(t) for t in transcript.turns],
         )
 
@@ -102,8 +147,9 @@ class SearchHitOut(BaseModel):
     speaker: str
     start: float
     end: float
-    snippet: str
-    link: str
+    snippet: str = Field(description="HTML-escaped text with the matched words in <mark>")
+    rank: float = Field(description="Relevance (higher is better); comparable within one backend only")
+    link: str = Field(description="Deep link to the moment in the replay page")
 
     @classmethod
     def of(cls, hit: SearchHit) -> SearchHitOut:
@@ -111,14 +157,24 @@ class SearchHitOut(BaseModel):
             space_id=hit.space_id,
             space_title=hit.space_title,
             speaker=hit.speaker,
-            start=hit.start,
-            end=hit.end,
+            start=round(hit.start, 3),
+            end=round(hit.end, 3),
             snippet=hit.snippet,
-            link=f"/spaces/{hit.space_id}/replay?t={hit.start:.2f}",
+            rank=hit.rank,
+            link=replay_link(hit.space_id, hit.start),
         )
 
 
 class SearchResults(BaseModel):
     query: str
     hits: list[SearchHitOut]
-    next_offset: int | None
+    next_offset: int | None = Field(description="Pass as ?offset= for the next page")
+
+
+class ClipOut(BaseModel):
+    space_id: str
+    start: float
+    end: float
+    text: str
+    turns: list[TurnOut]
+    links: dict[str, str]

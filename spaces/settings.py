@@ -15,7 +15,7 @@ from pathlib import Path
 from spaces.exceptions import ConfigError
 
 #: The development signing secret; refused unless ``SPACES_ENV=development``.
-DEV_SECRET = "dev-secret-change-me"
+DEV_SECRET = "development-secret-change-me-in-production"
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,24 @@ class Settings:
 
     sfu_public_url: str = ""
     """Public base URL of the SFU given to the live page; empty = derived."""
+
+    sfu_segment_seconds: int = 10
+    """Length of the Ogg/Opus segments the SFU records per speaker, seconds."""
+
+    sfu_empty_timeout: int = 60
+    """A live space with nobody in it ends (and is recorded) after this many seconds."""
+
+    sfu_max_participants: int = 500
+    """Participants one live space admits; more get a ``too_many`` error."""
+
+    sfu_join_burst: int = 50
+    """Join attempts one client address may make at once (then 5 per second)."""
+
+    sfu_ice_addresses: str = ""
+    """Comma-separated local IPs the SFU offers as ICE candidates; empty = every interface."""
+
+    sfu_ice_servers: str = ""
+    """Comma-separated STUN/TURN URLs for the SFU's ICE; empty = host candidates only."""
 
     job_timeout: int = 3600
     """Seconds one pipeline job may run before rq kills it."""

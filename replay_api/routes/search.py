@@ -6,24 +6,36 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from replay_api.deps import CatalogDep, SettingsDep, TokenDep, visible_private
+from replay_api.deps import CallerDep, CatalogDep, visible_private
 from replay_api.schemas import SearchHitOut, SearchResults
+from spaces.keys import ID_PATTERN
 
 router = APIRouter(tags=["search"])
+
+#: Deeper pages than this are refused: ranking them costs the whole result set.
+MAX_OFFSET = 10_000
 
 
 @router.get("/search", response_model=SearchResults)
 def search(
     catalog: CatalogDep,
-    settings: SettingsDep,
-    token: TokenDep,
-    q: Annotated[str, Query(min_length=1, max_length=500, description="Words or \"a phrase\"")],
-    speaker: Annotated[str | None, Query(max_length=200)] = None,
+    caller: CallerDep,
+    q: Annotated[
+        str,
+        Query(min_length=1, max_length=500, description='Words (all must match) and "quoted phrases"'),
+    ],
+    speaker: Annotated[str | None, Query(max_length=200, description="Only this speaker's turns")] = None,
+    space: Annotated[str | None, Query(pattern=ID_PATTERN.pattern, description="Only this space (its id)")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> SearchResults:
+    """Ranked turns (BM25 in SQLite, ts_rank in PostgreSQL) with deep links into the replay.
+
+    Private spaces are searched only with a token for them, so their text
+    never reaches anybody else.
+    """
     hits = catalog.search(
-        q, limit=limit, offset=offset, speaker=speaker, visible=visible_private(settings, token)
+        q, limit=limit, offset=offset, speaker=speaker, space_id=space, visible=visible_private(caller)
     )
     return SearchResults(
         query=q,

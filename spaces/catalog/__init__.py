@@ -8,17 +8,32 @@ connections, the search index and the ranking function.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from spaces.models import SearchHit, Space, SpaceState, Turn
 from spaces.settings import Settings
 
 
+class TurnRow(NamedTuple):
+    """One searchable turn as stored: what ``bulk_insert`` takes without building words."""
+
+    space_id: str
+    seq: int
+    speaker: str
+    start: float
+    end: float
+    text: str
+
+
 @dataclass(frozen=True)
 class SpaceFilter:
-    """What ``list_spaces`` returns; ``visible`` names private spaces the caller may see."""
+    """What ``list_spaces`` returns; ``visible`` names private spaces the caller may see.
+
+    ``text`` matches the title (substring) or any turn of the transcript
+    (the same words-and-phrases query as ``search``).
+    """
 
     state: SpaceState | None = None
     speaker: str | None = None
@@ -54,6 +69,16 @@ class Catalog(Protocol):
     def replace_turns(self, space_id: str, turns: Sequence[Turn]) -> None:
         """Atomically replace the searchable turns of a space."""
 
+    def bulk_insert(self, spaces: Sequence[Space], turns: Iterable[TurnRow]) -> None:
+        """Load many spaces and their turns in one transaction (imports, benchmarks).
+
+        Much faster than ``put_space`` + ``replace_turns`` per space; the
+        turns must be new (a space's existing turns are not replaced).
+        """
+
+    def talk_times(self, space_id: str) -> dict[str, float]:
+        """Seconds each speaker talked: the sum of their turns' lengths."""
+
     def search(
         self,
         query: str,
@@ -61,9 +86,13 @@ class Catalog(Protocol):
         limit: int,
         offset: int = 0,
         speaker: str | None = None,
+        space_id: str | None = None,
         visible: Collection[str] = (),
     ) -> list[SearchHit]:
-        """Ranked turns of ready spaces; private ones only if in ``visible``."""
+        """Ranked turns of ready spaces; private ones only if in ``visible``.
+
+        ``space_id`` restricts the search to one space (the replay page's box).
+        """
 
     def close(self) -> None: ...
 

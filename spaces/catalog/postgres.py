@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from spaces.catalog import TurnRow
 from spaces.catalog.query import to_tsquery_args
-from spaces.catalog.sql import MARK_END, MARK_START, SqlCatalog, turn_rows
+from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SqlCatalog, turn_rows
 from spaces.exceptions import StorageError
-from spaces.models import Turn
+from spaces.models import Space, Turn
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS spaces (
@@ -52,6 +53,9 @@ _HEADLINE = f"StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=20, MinWords=8
 
 
 class PostgresCatalog(SqlCatalog):
+    # Only our tables: a bare ANALYZE would visit every schema of the database.
+    _analyze_sql = "ANALYZE spaces, space_speakers, turns"
+
     def __init__(self, url: str, *, max_size: int = 8) -> None:
         self.url = url
         self.pool = ConnectionPool(url, min_size=1, max_size=max_size, open=True)
@@ -83,6 +87,30 @@ class PostgresCatalog(SqlCatalog):
             list(turn_rows(space_id, turns)),
         )
 
+    def bulk_insert(self, spaces: Sequence[Space], turns: Iterable[TurnRow]) -> None:
+        super().bulk_insert(spaces, turns)
+        # A table freshly filled by COPY has no visibility map and unset hint
+        # bits: its first readers would pay for both (and race autovacuum).
+        # VACUUM cannot run inside a transaction, hence its own connection.
+        try:
+            with self.pool.connection() as conn:
+                conn.autocommit = True
+                conn.execute("VACUUM (ANALYZE) spaces, space_speakers, turns")
+        except psycopg.OperationalError as e:
+            raise StorageError(f"catalog unreachable: {e}") from e
+
+    def _bulk_turns(self, cur: Any, turns: Iterable[TurnRow]) -> None:
+        # COPY streams the rows in one round trip; the tsvector column is
+        # computed by the server as they land.
+        with cur.copy("COPY turns (space_id, seq, speaker, start_s, end_s, text) FROM STDIN") as copy:
+            for row in turns:
+                copy.write_row(row)
+
+    def _match_clause(self, terms: list[list[str]]) -> tuple[str, list[Any]]:
+        phrases = to_tsquery_args(terms)
+        query = " && ".join(["phraseto_tsquery('english', ?)"] * len(phrases))
+        return f"t.tsv @@ ({query})", list(phrases)
+
     def _delete_turns(self, cur: Any, space_id: str) -> None:
         cur.execute("DELETE FROM turns WHERE space_id = %s", (space_id,))
 
@@ -90,15 +118,28 @@ class PostgresCatalog(SqlCatalog):
         self, cur: Any, terms: list[list[str]], where: str, params: list[Any], limit: int, offset: int
     ) -> list[tuple[Any, ...]]:
         phrases = to_tsquery_args(terms)
-        query = " && ".join(["phraseto_tsquery('english', %s)"] * len(phrases))
+        query = "(" + " && ".join(["phraseto_tsquery('english', %s)"] * len(phrases)) + ")"
+        # The same three steps as SQLite: the newest matching turns, their
+        # ts_rank, and ts_headline for the page only. The query is written out
+        # (not in a CTE) so the planner sees a constant and its selectivity:
+        # for frequent words it walks the primary key backwards and stops
+        # after MAX_CANDIDATES, for rare ones it asks the GIN index. Never
+        # prepared, for the same reason: a generic plan knows no selectivity.
         cur.execute(
-            f"WITH q AS (SELECT {query} AS q) "
+            "WITH candidates AS ("
+            " SELECT t.id FROM turns t JOIN spaces s ON s.space_id = t.space_id"
+            f" WHERE t.tsv @@ {query} AND {self._sql(where)}"
+            f" ORDER BY t.id DESC LIMIT {MAX_CANDIDATES}), "
+            "top AS ("
+            f" SELECT c.id, ts_rank(t.tsv, {query}) AS rank, t.space_id, t.start_s"
+            " FROM candidates c JOIN turns t ON t.id = c.id"
+            " ORDER BY rank DESC, t.space_id, t.start_s LIMIT %s OFFSET %s) "
             "SELECT t.space_id, s.title, t.speaker, t.start_s, t.end_s, "
-            "ts_headline('english', t.text, q.q, %s), ts_rank(t.tsv, q.q) AS rank "
-            "FROM q, turns t JOIN spaces s ON s.space_id = t.space_id "
-            f"WHERE t.tsv @@ q.q AND {self._sql(where)} "
-            "ORDER BY rank DESC, t.space_id, t.start_s LIMIT %s OFFSET %s",
-            [*phrases, _HEADLINE, *params, limit, offset],
+            f"ts_headline('english', t.text, {query}, %s), top.rank "
+            "FROM top JOIN turns t ON t.id = top.id JOIN spaces s ON s.space_id = t.space_id "
+            "ORDER BY top.rank DESC, top.space_id, top.start_s",
+            [*phrases, *params, *phrases, limit, offset, *phrases, _HEADLINE],
+            prepare=False,
         )
         return list(cur.fetchall())
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import html
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from spaces.catalog import SpaceFilter
+from spaces.catalog import SpaceFilter, TurnRow
 from spaces.catalog.query import parse
 from spaces.exceptions import NotFound
 from spaces.models import SearchHit, Space, SpaceState, Turn, Visibility
@@ -21,6 +21,12 @@ from spaces.models import SearchHit, Space, SpaceState, Turn, Visibility
 SPACE_COLUMNS = (
     "space_id, title, host, created_at, state, visibility, duration, speakers, error, progress, partial"
 )
+
+#: Search ranks at most this many matching turns, the newest ones (by when
+#: they were indexed). A query of common words can match a third of every
+#: turn ever said; ranking all of them costs time in proportion, so both
+#: backends stop at the same bound and rank what they found.
+MAX_CANDIDATES = 2000
 
 #: Sentinels the backends put around matched words in snippets; turned into
 #: ``<mark>`` after the rest of the text is HTML-escaped.
@@ -30,9 +36,16 @@ MARK_START, MARK_END = "\x02", "\x03"
 class SqlCatalog(ABC):
     """Everything but connections and full-text search."""
 
+    #: Refreshes the planner's statistics of our tables.
+    _analyze_sql = "ANALYZE"
+
     @abstractmethod
     def _transaction(self) -> AbstractContextManager[Any]:
         """A DB-API cursor inside a transaction, committed on success."""
+
+    def _reading(self) -> AbstractContextManager[Any]:
+        """A cursor for reads only; backends may make it cheaper than ``_transaction``."""
+        return self._transaction()
 
     @abstractmethod
     def _sql(self, statement: str) -> str:
@@ -50,31 +63,58 @@ class SqlCatalog(ABC):
     ) -> list[tuple[Any, ...]]:
         """Rows of (space_id, title, speaker, start, end, snippet, rank)."""
 
+    @abstractmethod
+    def _match_clause(self, terms: list[list[str]]) -> tuple[str, list[Any]]:
+        """A condition (``?`` placeholders) true for turns ``t`` matching every term."""
+
+    @abstractmethod
+    def _bulk_turns(self, cur: Any, turns: Iterable[TurnRow]) -> None:
+        """Insert many new turns and index them."""
+
     def _execute(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._transaction() as cur:
+        """Run one read-only statement and return its rows."""
+        with self._reading() as cur:
             cur.execute(self._sql(statement), tuple(params))
             return list(cur.fetchall()) if cur.description else []
 
     def put_space(self, space: Space) -> None:
-        row = _space_row(space)
         with self._transaction() as cur:
-            cur.execute(
-                self._sql(
-                    f"INSERT INTO spaces ({SPACE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
-                    "ON CONFLICT (space_id) DO UPDATE SET title=excluded.title, host=excluded.host, "
-                    "created_at=excluded.created_at, state=excluded.state, "
-                    "visibility=excluded.visibility, duration=excluded.duration, "
-                    "speakers=excluded.speakers, error=excluded.error, "
-                    "progress=excluded.progress, partial=excluded.partial"
-                ),
-                row,
-            )
+            self._put_spaces(cur, [space])
+
+    def _put_spaces(self, cur: Any, spaces: Sequence[Space]) -> None:
+        cur.executemany(
+            self._sql(
+                f"INSERT INTO spaces ({SPACE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (space_id) DO UPDATE SET title=excluded.title, host=excluded.host, "
+                "created_at=excluded.created_at, state=excluded.state, "
+                "visibility=excluded.visibility, duration=excluded.duration, "
+                "speakers=excluded.speakers, error=excluded.error, "
+                "progress=excluded.progress, partial=excluded.partial"
+            ),
+            [_space_row(s) for s in spaces],
+        )
+        for space in spaces:
             cur.execute(self._sql("DELETE FROM space_speakers WHERE space_id = ?"), (space.space_id,))
-            for name in space.speakers:
-                cur.execute(
-                    self._sql("INSERT INTO space_speakers (space_id, speaker) VALUES (?, ?)"),
-                    (space.space_id, name),
-                )
+        # A speaker named twice in one space is one row (the primary key).
+        speakers = {(s.space_id, name) for s in spaces for name in s.speakers}
+        cur.executemany(
+            self._sql("INSERT INTO space_speakers (space_id, speaker) VALUES (?, ?)"), sorted(speakers)
+        )
+
+    def bulk_insert(self, spaces: Sequence[Space], turns: Iterable[TurnRow]) -> None:
+        with self._transaction() as cur:
+            self._put_spaces(cur, spaces)
+            self._bulk_turns(cur, turns)
+            # Fresh statistics, so the planner knows the tables grew by a lot.
+            cur.execute(self._analyze_sql)
+
+    def talk_times(self, space_id: str) -> dict[str, float]:
+        rows = self._execute(
+            "SELECT speaker, SUM(end_s - start_s) FROM turns WHERE space_id = ? "
+            "GROUP BY speaker ORDER BY speaker",
+            (space_id,),
+        )
+        return {str(r[0]): round(float(r[1]), 3) for r in rows}
 
     def get_space(self, space_id: str) -> Space:
         rows = self._execute(f"SELECT {SPACE_COLUMNS} FROM spaces WHERE space_id = ?", (space_id,))
@@ -102,8 +142,14 @@ class SqlCatalog(ABC):
             where += " AND s.created_at < ?"
             params.append(flt.until)
         if flt.text:
-            where += " AND LOWER(s.title) LIKE ? ESCAPE '\\'"
+            where += " AND (LOWER(s.title) LIKE ? ESCAPE '\\'"
             params.append("%" + _escape_like(flt.text.lower()) + "%")
+            terms = parse(flt.text)
+            if terms:
+                match, match_params = self._match_clause(terms)
+                where += f" OR s.space_id IN (SELECT t.space_id FROM turns t WHERE {match})"
+                params.extend(match_params)
+            where += ")"
         if cursor is not None:
             where += " AND (s.created_at < ? OR (s.created_at = ? AND s.space_id < ?))"
             params.extend([cursor[0], cursor[0], cursor[1]])
@@ -156,6 +202,7 @@ class SqlCatalog(ABC):
         limit: int,
         offset: int = 0,
         speaker: str | None = None,
+        space_id: str | None = None,
         visible: Collection[str] = (),
     ) -> list[SearchHit]:
         terms = parse(query)
@@ -167,7 +214,10 @@ class SqlCatalog(ABC):
         if speaker:
             where += " AND t.speaker = ?"
             params.append(speaker)
-        with self._transaction() as cur:
+        if space_id:
+            where += " AND t.space_id = ?"
+            params.append(space_id)
+        with self._reading() as cur:
             rows = self._search_rows(cur, terms, where, params, limit, offset)
         return [
             SearchHit(
@@ -183,9 +233,9 @@ class SqlCatalog(ABC):
         ]
 
 
-def turn_rows(space_id: str, turns: Sequence[Turn]) -> Iterator[tuple[str, int, str, float, float, str]]:
+def turn_rows(space_id: str, turns: Sequence[Turn]) -> Iterator[TurnRow]:
     for seq, turn in enumerate(turns):
-        yield (space_id, seq, turn.speaker, turn.start, turn.end, turn.text)
+        yield TurnRow(space_id, seq, turn.speaker, turn.start, turn.end, turn.text)
 
 
 def _visible_clause(alias: str, visible: Collection[str]) -> tuple[str, list[Any]]:

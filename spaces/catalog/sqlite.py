@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from spaces.catalog import TurnRow
 from spaces.catalog.query import to_fts5
-from spaces.catalog.sql import MARK_END, MARK_START, SqlCatalog, turn_rows
+from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SqlCatalog, turn_rows
 from spaces.exceptions import ConfigError
 from spaces.models import Turn
 
@@ -91,6 +92,18 @@ class SqliteCatalog(SqlCatalog):
             raise
         cur.execute("COMMIT")
 
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Cursor]:
+        # A deferred transaction: readers never take the write lock, so API
+        # reads neither queue behind each other nor behind a worker's write.
+        conn = self._connection()
+        cur = conn.cursor()
+        cur.execute("BEGIN")
+        try:
+            yield cur
+        finally:
+            cur.execute("COMMIT")
+
     def _sql(self, statement: str) -> str:
         return statement
 
@@ -105,6 +118,19 @@ class SqliteCatalog(SqlCatalog):
             )
             cur.execute("INSERT INTO turns_fts (rowid, text) VALUES (?, ?)", (cur.lastrowid, row[5]))
 
+    def _bulk_turns(self, cur: Any, turns: Iterable[TurnRow]) -> None:
+        cur.execute("SELECT COALESCE(MAX(id), 0) FROM turns")
+        (last,) = cur.fetchone()
+        cur.executemany(
+            "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text) VALUES (?,?,?,?,?,?)", turns
+        )
+        # New rowids are above the old maximum; indexing them in one statement
+        # is several times faster than one FTS insert per row.
+        cur.execute("INSERT INTO turns_fts (rowid, text) SELECT id, text FROM turns WHERE id > ?", (last,))
+
+    def _match_clause(self, terms: list[list[str]]) -> tuple[str, list[Any]]:
+        return "t.id IN (SELECT rowid FROM turns_fts WHERE turns_fts MATCH ?)", [to_fts5(terms)]
+
     def _delete_turns(self, cur: Any, space_id: str) -> None:
         # External-content FTS5 needs the old text to delete its index entries.
         cur.execute(
@@ -117,15 +143,27 @@ class SqliteCatalog(SqlCatalog):
     def _search_rows(
         self, cur: Any, terms: list[list[str]], where: str, params: list[Any], limit: int, offset: int
     ) -> list[tuple[Any, ...]]:
+        match = to_fts5(terms)
+        # Three steps, each on fewer rows: the newest matching turns (FTS5
+        # walks its index backwards and stops), their BM25 ranking, and
+        # snippets for the page only (snippet() re-tokenizes a whole turn).
         cur.execute(
+            "WITH candidates AS ("
+            " SELECT turns_fts.rowid AS id, bm25(turns_fts) AS score"
+            " FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid"
+            " JOIN spaces s ON s.space_id = t.space_id"
+            f" WHERE turns_fts MATCH ? AND {where}"
+            f" ORDER BY turns_fts.rowid DESC LIMIT {MAX_CANDIDATES}), "
+            "top AS ("
+            " SELECT c.id, c.score, t.space_id, t.start_s FROM candidates c JOIN turns t ON t.id = c.id"
+            " ORDER BY c.score, t.space_id, t.start_s LIMIT ? OFFSET ?) "
             "SELECT t.space_id, s.title, t.speaker, t.start_s, t.end_s, "
-            f"snippet(turns_fts, 0, '{MARK_START}', '{MARK_END}', '…', 16), "
-            "-bm25(turns_fts) AS rank "
-            "FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid "
-            "JOIN spaces s ON s.space_id = t.space_id "
-            f"WHERE turns_fts MATCH ? AND {where} "
-            "ORDER BY rank DESC, t.space_id, t.start_s LIMIT ? OFFSET ?",
-            [to_fts5(terms), *params, limit, offset],
+            f"snippet(turns_fts, 0, '{MARK_START}', '{MARK_END}', '…', 16), -top.score "
+            "FROM top JOIN turns_fts ON turns_fts.rowid = top.id "
+            "JOIN turns t ON t.id = top.id JOIN spaces s ON s.space_id = t.space_id "
+            "WHERE turns_fts MATCH ? "
+            "ORDER BY top.score, top.space_id, top.start_s",
+            [match, *params, limit, offset, match],
         )
         return list(cur.fetchall())
 

@@ -1,0 +1,448 @@
+"""Replay and search under load, through the HTTP API, on SQLite and on PostgreSQL.
+
+Generates a catalog (default: 10,000 spaces, 1,000,000 turns of Zipf-distributed
+words), loads it with ``Catalog.bulk_insert``, starts the API in uvicorn on a
+loopback port per backend, and measures:
+
+* search latency (p50/p99) of two-word queries through ``GET /search``,
+* the same queries as a plain ``LIKE '%word%'`` scan of the same table (baseline),
+* replay audio Range requests from 50 concurrent keep-alive clients.
+
+Usage::
+
+    .venv/bin/python bench/replay.py                      # the full run (a few minutes)
+    .venv/bin/python bench/replay.py --turns 100000       # scaled down
+    .venv/bin/python bench/replay.py --backends sqlite
+
+PostgreSQL: ``--pg-url`` (default ``postgresql://postgres@127.0.0.1:5432/test``);
+the bench works in a schema of its own and drops it at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from spaces import keys  # noqa: E402
+from spaces.blobstore.local import LocalBlobStore  # noqa: E402
+from spaces.catalog import Catalog, TurnRow  # noqa: E402
+from spaces.catalog.postgres import PostgresCatalog  # noqa: E402
+from spaces.catalog.query import STOP_WORDS  # noqa: E402
+from spaces.catalog.sqlite import SqliteCatalog  # noqa: E402
+from spaces.models import Space, SpaceState, Visibility  # noqa: E402
+
+AUDIO_SPACE = "bench-audio"
+RANGE_BYTES = 64 * 1024
+
+# --- the corpus ---------------------------------------------------------------
+
+
+@dataclass
+class Corpus:
+    spaces: list[Space]
+    turns: list[TurnRow]
+    content: list[str]
+    """Content words, most frequent first (Zipf rank order)."""
+
+
+def _pseudo_words(n: int, rng: random.Random) -> list[str]:
+    """Pronounceable, distinct, non-stop words (consonant-vowel syllables)."""
+    onsets = ["b", "c", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "z",
+              "br", "cl", "dr", "gr", "pl", "st", "tr", "sh", "ch", "th"]  # fmt: skip
+    vowels = ["a", "e", "i", "o", "u", "ai", "ou", "ee"]
+    codas = ["", "", "n", "r", "s", "t", "l", "m", "nd", "st"]
+    words: set[str] = set()
+    while len(words) < n:
+        syllables = rng.choice((1, 2, 2, 3, 3, 4))
+        word = "".join(rng.choice(onsets) + rng.choice(vowels) for _ in range(syllables)) + rng.choice(codas)
+        if word not in STOP_WORDS:
+            words.add(word)
+    return sorted(words)
+
+
+def generate(n_spaces: int, n_turns: int, *, seed: int = 7) -> Corpus:
+    """Spaces over two years; turns of 4-28 words drawn from a Zipf vocabulary.
+
+    About four tokens in ten are English stop words, as in speech; the rest
+    come from 30,000 content words whose frequencies follow Zipf's law.
+    """
+    rng = random.Random(seed)
+    content = _pseudo_words(30_000, rng)
+    rng.shuffle(content)
+    stops = sorted(STOP_WORDS)
+    vocabulary = stops + content
+    weights = np.concatenate(
+        [
+            np.full(len(stops), 0.4 / len(stops)),
+            0.6 * (1 / np.arange(1, len(content) + 1)) / sum(1 / np.arange(1, len(content) + 1)),
+        ]
+    )
+    nprng = np.random.default_rng(seed)
+    lengths = nprng.integers(4, 29, size=n_turns)
+    tokens = nprng.choice(len(vocabulary), size=int(lengths.sum()), p=weights / weights.sum())
+    people = [f"user{i:04d}" for i in range(2000)]
+    spaces: list[Space] = []
+    per_space = max(1, n_turns // n_spaces)
+    turns: list[TurnRow] = []
+    cursor = 0
+    start_epoch = 1_650_000_000.0
+    for s in range(n_spaces):
+        speakers = tuple(rng.sample(people, rng.randint(2, 5)))
+        space_id = f"s{s:06d}"
+        first, last = s * per_space, (n_turns if s == n_spaces - 1 else (s + 1) * per_space)
+        clock = rng.uniform(0, 5)
+        for seq, t in enumerate(range(first, last)):
+            n = int(lengths[t])
+            text = " ".join(vocabulary[i] for i in tokens[cursor : cursor + n])
+            cursor += n
+            length = n * 0.35
+            turns.append(TurnRow(space_id, seq, speakers[seq % len(speakers)], clock, clock + length, text))
+            clock += length + rng.uniform(0.2, 2.0)
+        spaces.append(
+            Space(
+                space_id=space_id,
+                title=f"Space {s} about {content[rng.randrange(2000)]}",
+                host=speakers[0],
+                created_at=start_epoch + s * (63_000_000 / n_spaces),
+                state=SpaceState.READY if rng.random() < 0.98 else SpaceState.PROCESSING,
+                visibility=Visibility.PRIVATE if rng.random() < 0.05 else Visibility.PUBLIC,
+                duration=clock,
+                speakers=speakers,
+            )
+        )
+    return Corpus(spaces, turns, content)
+
+
+#: Content words this frequent (by rank) are the "frequent" query class: each of
+#: the top ten is in 15-55 % of all turns, like "yeah" or "know" in speech.
+FREQUENT_RANKS = 100
+
+
+def two_word_queries(corpus: Corpus, n: int, *, seed: int = 11) -> dict[str, list[str]]:
+    """Two query classes of two words each.
+
+    ``typical``: two words said together in a random turn, leaving out the
+    100 most frequent content words (people search for what is particular
+    to a moment, not for "yeah know"). ``frequent``: two of those 100.
+    """
+    rng = random.Random(seed)
+    frequent = set(corpus.content[:FREQUENT_RANKS])
+    typical: list[str] = []
+    while len(typical) < n:
+        words = sorted({w for w in rng.choice(corpus.turns).text.split() if w not in STOP_WORDS and w not in frequent})
+        if len(words) >= 2:
+            typical.append(" ".join(rng.sample(words, 2)))
+    common = [" ".join(rng.sample(corpus.content[:FREQUENT_RANKS], 2)) for _ in range(max(20, n // 5))]
+    return {"typical": typical, "frequent": common}
+
+
+# --- backends -------------------------------------------------------------------
+
+
+@dataclass
+class Backend:
+    name: str
+    url: str
+    catalog: Catalog
+    cleanup: list[Any] = field(default_factory=list)
+
+
+@contextmanager
+def backends(names: list[str], work: Path, pg_url: str) -> Iterator[list[Backend]]:
+    made: list[Backend] = []
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    try:
+        for name in names:
+            if name == "sqlite":
+                path = work / "catalog.db"
+                made.append(Backend("sqlite", f"sqlite:///{path}", SqliteCatalog(path)))
+            else:
+                with psycopg.connect(pg_url, autocommit=True) as conn:
+                    conn.execute(f"CREATE SCHEMA {schema}")
+                url = f"{pg_url}?options=-csearch_path%3D{schema}"
+                made.append(Backend("postgres", url, PostgresCatalog(url)))
+        yield made
+    finally:
+        for b in made:
+            b.catalog.close()
+        if "postgres" in names:
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def load(backend: Backend, corpus: Corpus) -> float:
+    started = time.perf_counter()
+    backend.catalog.create_schema()
+    backend.catalog.bulk_insert(corpus.spaces, corpus.turns)
+    audio_space = Space(AUDIO_SPACE, "Range bench", "bench", 2_000_000_000.0, state=SpaceState.READY, duration=600)
+    backend.catalog.put_space(audio_space)
+    return time.perf_counter() - started
+
+
+def make_audio(blobs: LocalBlobStore, work: Path, seconds: int) -> int:
+    """A replay of ``seconds`` of tone, Opus 48 kb/s like the mixer writes."""
+    path = work / "replay.ogg"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", f"sine=frequency=220:duration={seconds}",
+         "-ac", "1", "-ar", "48000", "-c:a", "libopus", "-b:a", "48k", str(path)],
+        check=True,
+    )  # fmt: skip
+    blobs.put_file(keys.replay(AUDIO_SPACE, "ogg"), path)
+    return path.stat().st_size
+
+
+@contextmanager
+def api_server(backend: Backend, data_dir: Path, workers: int = 1) -> Iterator[str]:
+    """uvicorn with the app factory in a child process, on a free loopback port."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, SPACES_DATA_DIR=str(data_dir), DATABASE_URL=backend.url, SPACES_ENV="development")
+    env.pop("S3_BUCKET", None)
+    env.pop("SPACES_S3_BUCKET", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "replay_api.app:create_app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning", "--no-access-log", "--workers", str(workers)],
+        cwd=ROOT, env=env,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/spaces?limit=1", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("the API did not start")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+# --- measurements ----------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+@dataclass
+class Latency:
+    samples_ms: list[float]
+    errors: int = 0
+    hits: float = 0.0
+
+    def row(self) -> list[str]:
+        s = self.samples_ms
+        return [
+            str(len(s)),
+            f"{percentile(s, 50):.1f}",
+            f"{percentile(s, 99):.1f}",
+            f"{max(s):.1f}",
+            f"{self.hits:.1f}",
+            str(self.errors),
+        ]
+
+
+def bench_search(url: str, queries: list[str]) -> Latency:
+    samples: list[float] = []
+    errors = 0
+    hits = 0
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for q in queries[:20]:  # warm the caches and the connection pool
+            client.get("/search", params={"q": q})
+        for q in queries:
+            started = time.perf_counter()
+            response = client.get("/search", params={"q": q, "limit": 20})
+            samples.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 200:
+                errors += 1
+            else:
+                hits += len(response.json()["hits"])
+    return Latency(samples, errors, hits / len(queries))
+
+
+def bench_like(backend: Backend, queries: list[str]) -> Latency:
+    """The baseline: every turn's text scanned for both words, newest spaces first."""
+    like = "LIKE" if backend.name == "sqlite" else "ILIKE"
+    sql = (
+        "SELECT t.space_id, t.start_s FROM turns t JOIN spaces s ON s.space_id = t.space_id "
+        f"WHERE s.state = 'ready' AND s.visibility = 'public' AND t.text {like} ? AND t.text {like} ? "
+        "ORDER BY s.created_at DESC, t.start_s LIMIT 20"
+    )
+    catalog: Any = backend.catalog
+    samples: list[float] = []
+    hits = 0
+    for q in queries:
+        a, b = q.split()
+        started = time.perf_counter()
+        rows = catalog._execute(sql, (f"%{a}%", f"%{b}%"))
+        samples.append((time.perf_counter() - started) * 1000)
+        hits += len(rows)
+    return Latency(samples, 0, hits / len(queries))
+
+
+async def _range_client(
+    host: str, port: int, path: str, size: int, until: float, out: list[float], errors: list[str]
+) -> None:
+    """One keep-alive HTTP/1.1 connection asking for random 64 KiB ranges (a minimal client, cheap on CPU)."""
+    rng = random.Random()
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        while time.perf_counter() < until:
+            start = rng.randrange(0, max(1, size - RANGE_BYTES))
+            end = min(size - 1, start + RANGE_BYTES - 1)
+            request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nRange: bytes={start}-{end}\r\n\r\n"
+            began = time.perf_counter()
+            writer.write(request.encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            body = await reader.readexactly(length)
+            out.append((time.perf_counter() - began) * 1000)
+            if status != 206 or len(body) != end - start + 1:
+                errors.append(f"{status} {len(body)}")
+    except (OSError, asyncio.IncompleteReadError) as e:
+        errors.append(repr(e))
+    finally:
+        writer.close()
+
+
+async def _range_load(url: str, size: int, clients: int, seconds: float) -> tuple[list[float], list[str], float]:
+    parsed = httpx.URL(url)
+    out: list[float] = []
+    errors: list[str] = []
+    started = time.perf_counter()
+    until = started + seconds
+    path = f"/spaces/{AUDIO_SPACE}/audio"
+    await asyncio.gather(
+        *(_range_client(parsed.host, parsed.port or 80, path, size, until, out, errors) for _ in range(clients))
+    )
+    return out, errors, time.perf_counter() - started
+
+
+def bench_ranges(url: str, size: int, clients: int, seconds: float) -> tuple[Latency, float]:
+    samples, errors, elapsed = asyncio.run(_range_load(url, size, clients, seconds))
+    return Latency(samples, len(errors)), len(samples) / elapsed
+
+
+# --- the run ------------------------------------------------------------------------
+
+
+def table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    line = "  ".join("-" * w for w in widths)
+
+    def fmt(r: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+
+    return "\n".join([title, fmt(header), line, *(fmt(r) for r in rows), ""])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spaces", type=int, default=10_000)
+    parser.add_argument("--turns", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=500, help="typical search queries per backend")
+    parser.add_argument("--like-queries", type=int, default=10, help="baseline LIKE scans per backend")
+    parser.add_argument("--clients", type=int, default=50, help="concurrent Range clients")
+    parser.add_argument("--range-seconds", type=float, default=10.0)
+    parser.add_argument("--api-workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument(
+        "--pg-url", default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    )
+    args = parser.parse_args()
+    names = [n.strip() for n in args.backends.split(",") if n.strip()]
+
+    t0 = time.perf_counter()
+    corpus = generate(args.spaces, args.turns)
+    n_tokens = sum(len(t.text.split()) for t in corpus.turns[:10_000]) / min(10_000, len(corpus.turns))
+    print(f"generated {len(corpus.spaces):,} spaces, {len(corpus.turns):,} turns "
+          f"(~{n_tokens:.0f} words each) in {time.perf_counter() - t0:.1f}s", flush=True)  # fmt: skip
+    queries = two_word_queries(corpus, args.queries)
+
+    work = Path(tempfile.mkdtemp(prefix="bench-replay-"))
+    loads: list[list[str]] = []
+    search: list[list[str]] = []
+    likes: list[list[str]] = []
+    ranges: list[list[str]] = []
+    try:
+        blobs = LocalBlobStore(work / "blobs")
+        size = make_audio(blobs, work, 600)
+        with backends(names, work, args.pg_url) as made:
+            for backend in made:
+                seconds = load(backend, corpus)
+                loads.append([backend.name, f"{len(corpus.spaces):,}", f"{len(corpus.turns):,}", f"{seconds:.1f}"])
+                print(f"{backend.name}: loaded in {seconds:.1f}s", flush=True)
+                like = bench_like(backend, queries["typical"][: args.like_queries])
+                likes.append([backend.name, *like.row()])
+                print(f"{backend.name}: LIKE baseline p50 {percentile(like.samples_ms, 50):.0f} ms", flush=True)
+                with api_server(backend, work, args.api_workers) as url:
+                    for kind, batch in queries.items():
+                        result = bench_search(url, batch)
+                        search.append([backend.name, kind, *result.row()])
+                        p99 = percentile(result.samples_ms, 99)
+                        print(f"{backend.name}: {kind} search p99 {p99:.1f} ms", flush=True)
+                    latency, rate = bench_ranges(url, size, args.clients, args.range_seconds)
+                    ranges.append(
+                        [
+                            backend.name,
+                            str(args.clients),
+                            f"{rate:.0f}",
+                            *latency.row()[1:4],
+                            str(latency.errors),
+                        ]
+                    )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print()
+    print(table("Catalog (bulk_insert)", ["backend", "spaces", "turns", "load s"], loads))
+    columns = ["backend", "queries", "n", "p50 ms", "p99 ms", "max ms", "hits/q", "errors"]
+    print(table("Search through GET /search, two-word queries (sequential, limit 20)", columns, search))
+    print(table("Baseline: LIKE '%w1%' AND LIKE '%w2%' scan of the same turns (SQL, no HTTP)",
+                ["backend", "queries", "p50 ms", "p99 ms", "max ms", "hits/q", "errors"], likes))  # fmt: skip
+    print(table(f"Replay audio: random 64 KiB Range requests, {args.range_seconds:.0f} s, keep-alive clients",
+                ["backend", "clients", "req/s", "p50 ms", "p99 ms", "max ms", "errors"], ranges))  # fmt: skip
+    load_avg = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"API: uvicorn, {args.api_workers} worker process(es); total {time.perf_counter() - t0:.0f}s; "
+          f"machine load average {load_avg} on {os.cpu_count()} cores")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Cutting a moment out of a replay with ffmpeg, for sharing.
+
+The clip is re-encoded rather than stream-copied: Opus in Ogg can only be cut
+on page boundaries without it, which is up to a second off. Cuts are bounded
+in length and in how many run at once, since each one is an ffmpeg process.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import HTTPException
+
+from spaces import keys
+from spaces.blobstore import BlobStore
+from spaces.exceptions import InvalidInput, StorageError
+
+log = logging.getLogger(__name__)
+
+#: The longest clip, seconds: a moment to share, not a second replay.
+MAX_CLIP_SECONDS = 300.0
+#: ffmpeg processes cutting at once, per API process; more wait, then get 503.
+MAX_CONCURRENT_CUTS = 2
+_WAIT_SECONDS = 10.0
+_FFMPEG_TIMEOUT = 60.0
+
+_cuts = threading.BoundedSemaphore(MAX_CONCURRENT_CUTS)
+
+
+@dataclass(frozen=True)
+class ClipFormat:
+    extension: str
+    media_type: str
+    codec_args: tuple[str, ...]
+
+
+FORMATS = {
+    "ogg": ClipFormat("ogg", "audio/ogg", ("-c:a", "libopus", "-b:a", "48k", "-f", "ogg")),
+    "m4a": ClipFormat("m4a", "audio/mp4", ("-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart", "-f", "mp4")),
+}
+
+
+def check_window(start: float, end: float, duration: float) -> tuple[float, float]:
+    """The clip's bounds, ``end`` clamped to the space; ``InvalidInput`` if unusable."""
+    if duration > 0:
+        if start >= duration:
+            raise InvalidInput(f"start {start:g} s is past the end of the space ({duration:g} s)")
+        end = min(end, duration)
+    if end <= start:
+        raise InvalidInput("'end' must be after 'start'")
+    if end - start > MAX_CLIP_SECONDS:
+        raise InvalidInput(f"a clip is at most {MAX_CLIP_SECONDS:g} s long")
+    return start, end
+
+
+def cut(blobs: BlobStore, space_id: str, fmt: str, start: float, end: float) -> bytes:
+    """The encoded audio of ``[start, end)`` of the space's replay."""
+    clip_format = FORMATS[fmt]
+    if not _cuts.acquire(timeout=_WAIT_SECONDS):
+        raise HTTPException(503, "too many clips being cut; try again shortly", headers={"Retry-After": "5"})
+    try:
+        with tempfile.TemporaryDirectory(prefix="spaces-clip-") as tmp:
+            source = _source(blobs, keys.replay(space_id, fmt), Path(tmp))
+            return _ffmpeg(source, Path(tmp) / f"clip.{clip_format.extension}", clip_format, start, end)
+    finally:
+        _cuts.release()
+
+
+def _source(blobs: BlobStore, key: str, work: Path) -> str:
+    """What ffmpeg reads: a presigned URL (it seeks with HTTP ranges) or a local copy."""
+    url = blobs.presigned_url(key, expires=300)
+    if url is not None:
+        blobs.size(key)  # a clean 404 if the rendition is missing
+        return url
+    path = work / Path(key).name
+    blobs.download(key, path)
+    return str(path)
+
+
+def _ffmpeg(source: str, out: Path, clip_format: ClipFormat, start: float, end: float) -> bytes:
+    # -ss before -i seeks the input, then decodes from there: fast and exact.
+    command = [
+        "ffmpeg", "-nostdin", "-loglevel", "error", "-y",
+        "-ss", f"{start:.3f}", "-t", f"{end - start:.3f}", "-i", source,
+        "-vn", "-map_metadata", "-1", *clip_format.codec_args, str(out),
+    ]  # fmt: skip
+    try:
+        result = subprocess.run(command, capture_output=True, timeout=_FFMPEG_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired as e:
+        raise StorageError("cutting the clip took too long") from e
+    if result.returncode != 0 or not out.exists():
+        log.error("ffmpeg failed to cut a clip: %s", result.stderr.decode(errors="replace")[-500:])
+        raise StorageError("could not cut the clip", retryable=False)
+    return out.read_bytes()

@@ -1,0 +1,89 @@
+"""Clips: a moment of a replay to share, as audio with its captions."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from replay_api import clips, transcripts
+from replay_api.deps import BlobsDep, ReadySpace, seconds
+from replay_api.routes.replay import cache_control
+from replay_api.schemas import ClipOut, TurnOut, replay_link
+from spaces.models import Space, join_words
+
+router = APIRouter(prefix="/spaces", tags=["clips"])
+
+Start = Annotated[float, seconds("Clip start, seconds on the space's clock")]
+End = Annotated[float, seconds("Clip end, seconds (at most 300 s after start)")]
+
+
+class ClipFormat(enum.StrEnum):
+    OGG = "ogg"
+    M4A = "m4a"
+
+
+@router.get("/{space_id}/clip", response_model=ClipOut)
+def get_clip(space: ReadySpace, blobs: BlobsDep, start: Start, end: End) -> ClipOut:
+    """What is said in ``[start, end)``, with links to the clip's audio and captions."""
+    start, end = clips.check_window(start, end, space.duration)
+    window = transcripts.window(transcripts.load(blobs, space.space_id), start, end)
+    base = f"/spaces/{space.space_id}/clip"
+    query = urlencode({"start": f"{start:.3f}", "end": f"{end:.3f}"})
+    return ClipOut(
+        space_id=space.space_id,
+        start=start,
+        end=end,
+        text=join_words(w.text for t in window.turns for w in t.words),
+        turns=[TurnOut.of(t) for t in window.turns],
+        links={
+            "audio": f"{base}/audio?{query}",
+            "audio_m4a": f"{base}/audio?{query}&format=m4a",
+            "captions": f"{base}/captions.vtt?{query}",
+            "replay": replay_link(space.space_id, start),
+        },
+    )
+
+
+@router.get(
+    "/{space_id}/clip/audio",
+    response_class=Response,
+    responses={200: {"content": {"audio/ogg": {}, "audio/mp4": {}}}, 503: {"description": "Busy cutting"}},
+)
+def get_clip_audio(
+    space: ReadySpace,
+    blobs: BlobsDep,
+    start: Start,
+    end: End,
+    format: Annotated[ClipFormat, Query(description="ogg (Opus) or m4a (AAC)")] = ClipFormat.OGG,
+) -> Response:
+    start, end = clips.check_window(start, end, space.duration)
+    data = clips.cut(blobs, space.space_id, format.value, start, end)
+    name = _clip_name(space, start, end, format.value)
+    return Response(
+        data,
+        media_type=clips.FORMATS[format.value].media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": cache_control(space),
+        },
+    )
+
+
+@router.get("/{space_id}/clip/captions.vtt", response_class=Response, responses={200: {"content": {"text/vtt": {}}}})
+def get_clip_captions(space: ReadySpace, blobs: BlobsDep, start: Start, end: End) -> Response:
+    """WebVTT for the clip, its times starting at zero like the clip's audio."""
+    start, end = clips.check_window(start, end, space.duration)
+    window = transcripts.window(transcripts.load(blobs, space.space_id), start, end)
+    return Response(
+        transcripts.webvtt(window, offset=start),
+        media_type="text/vtt; charset=utf-8",
+        headers={"Cache-Control": cache_control(space)},
+    )
+
+
+def _clip_name(space: Space, start: float, end: float, ext: str) -> str:
+    return f"{space.space_id}-{start:.0f}-{end:.0f}.{ext}"

@@ -1,0 +1,288 @@
+"""The replay page in a real browser: Debian's Chromium, driven by Playwright.
+
+The app runs in uvicorn on a loopback port; the browser plays the real
+replay audio (autoplay allowed by a flag) and the tests compare the page's
+highlighted word, speakers and seeking with the words' true times.
+Screenshots go to ``test-artifacts/`` for a person to look at.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from spaces.models import Space, Visibility, Word
+from tests.conftest import free_port, wait_for_port
+
+from .conftest import Recording, publish, token_for
+
+CHROMIUM = "/usr/bin/chromium"
+#: How far behind currentTime the highlight may be (one late frame on a busy machine).
+LAG = 0.3
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless=new",
+    "--autoplay-policy=no-user-gesture-required",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian's chromium is not installed")
+
+
+class LiveServer:
+    """uvicorn serving an app object in a thread, on a free loopback port."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        wait_for_port(self.port)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def live(local_app: FastAPI) -> Iterator[LiveServer]:
+    with LiveServer(local_app) as server:
+        yield server
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    yield page
+    context.close()
+    assert errors == [], errors
+
+
+@pytest.fixture
+def space(local_app: FastAPI, recording: Recording) -> Space:
+    return publish(local_app.state.catalog, local_app.state.blobs, recording, space_id="cards", title="Card night")
+
+
+def audio_state(page: Page) -> dict[str, Any]:
+    """currentTime, paused state and the highlighted word, read in one go."""
+    state: dict[str, Any] = page.evaluate(
+        """() => {
+            const a = document.getElementById('audio');
+            const w = document.querySelector('#transcript .w.is-current');
+            const speaking = Array.from(
+                document.querySelectorAll('.speaker.is-speaking'), e => e.dataset.speaker);
+            return {t: a.currentTime, paused: a.paused, rate: a.playbackRate,
+                    word: w ? {s: parseFloat(w.dataset.s), text: w.textContent} : null, speaking};
+        }"""
+    )
+    return state
+
+
+def wait_until(page: Page, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    state = audio_state(page)
+    while not predicate(state):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out; last state {state}")
+        page.wait_for_timeout(50)
+        state = audio_state(page)
+    return state
+
+
+def word_at(words: list[Word], t: float) -> Word | None:
+    said = [w for w in words if w.start <= t]
+    return said[-1] if said and t <= said[-1].end + 1.5 else None
+
+
+def test_highlight_follows_playback(page: Page, live: LiveServer, space: Space, recording: Recording) -> None:
+    page.goto(f"{live.url}/spaces/cards/replay")
+    page.click("#toggle")
+    wait_until(page, lambda s: not s["paused"] and s["t"] > 0.6)
+    checked = 0
+    while checked < 12:
+        state = audio_state(page)
+        if state["paused"]:
+            break
+        # The page redraws the highlight once per frame; on a busy machine a
+        # frame can come late, so the word said up to 0.3 s ago also counts.
+        now, before = word_at(recording.words, state["t"]), word_at(recording.words, state["t"] - LAG)
+        if now is not None:
+            assert state["word"] is not None, state
+            assert state["word"]["s"] in {round(w.start, 3) for w in (now, before) if w is not None}, (state, now)
+            assert state["speaking"] in ([now.speaker], [before.speaker] if before else []), state
+            checked += 1
+        page.wait_for_timeout(230)
+    assert checked >= 8
+    # The current word is in view, below the sticky player.
+    box = page.locator(".w.is-current").bounding_box()
+    assert box is not None and 0 < box["y"] < 900
+
+
+def test_click_a_word_to_seek(page: Page, live: LiveServer, space: Space, recording: Recording) -> None:
+    page.goto(f"{live.url}/spaces/cards/replay")
+    queen = recording.word("queen")
+    page.locator(f'.w[data-s="{queen.start:.3f}"]').click()
+    state = wait_until(page, lambda s: not s["paused"] and s["t"] >= queen.start)
+    assert state["t"] == pytest.approx(queen.start, abs=0.5)
+    state = wait_until(page, lambda s: s["word"] is not None)
+    assert state["word"]["text"] in ("queen", "of", "hearts.")
+    # A turn's time stamp seeks to the turn.
+    page.locator(".turn__time").nth(3).click()
+    state = wait_until(page, lambda s: s["t"] >= 11.5)
+    assert state["t"] == pytest.approx(11.5, abs=0.6)
+
+
+def test_search_hit_deep_link_starts_playback_there(
+    page: Page, live: LiveServer, space: Space, recording: Recording
+) -> None:
+    page.goto(f"{live.url}/")
+    page.fill("#q", '"river card"')
+    page.press("#q", "Enter")
+    hit = page.locator(".hit__link").first
+    expect(hit).to_contain_text("river")
+    hit.click()
+    page.wait_for_url("**/spaces/cards/replay?t=11.50")
+    state = wait_until(page, lambda s: not s["paused"] and s["t"] > 11.6)
+    assert 11.5 <= state["t"] < 14.0
+    state = wait_until(page, lambda s: s["word"] is not None)
+    assert state["word"]["s"] >= 11.5
+    assert state["speaking"] == ["bob"]
+    expect(page.locator(".turn.is-target")).to_contain_text("The river card decided")
+
+
+def test_keyboard_speed_and_captions(page: Page, live: LiveServer, space: Space) -> None:
+    page.goto(f"{live.url}/spaces/cards/replay")
+    page.wait_for_function("document.getElementById('audio').readyState >= 1")
+    page.locator("h1").click()
+    page.keyboard.press("Space")
+    wait_until(page, lambda s: not s["paused"])
+    page.keyboard.press("Space")
+    paused = wait_until(page, lambda s: s["paused"])
+    page.keyboard.press("ArrowRight")
+    moved = wait_until(page, lambda s: s["t"] >= paused["t"] + 4.9)
+    assert moved["t"] == pytest.approx(paused["t"] + 5, abs=0.1)
+    page.keyboard.press("Shift+ArrowLeft")
+    wait_until(page, lambda s: s["t"] <= max(0.0, moved["t"] - 14.9) + 0.01)
+    page.select_option("#speed", "1.5")
+    assert audio_state(page)["rate"] == 1.5
+    # Captions come from the <track>: loaded, and shown under the player while playing.
+    cues = page.evaluate("document.getElementById('audio').textTracks[0].cues.length")
+    assert cues >= 5
+    page.keyboard.press("ArrowRight")
+    page.locator("h1").click()
+    page.keyboard.press("Space")
+    expect(page.locator("#caption-text")).to_contain_text("Alice")  # "Thanks Alice, ..." said by bob
+    expect(page.locator("#caption-who")).to_have_text("bob")
+
+
+def test_search_in_the_space(page: Page, live: LiveServer, space: Space, recording: Recording) -> None:
+    page.goto(f"{live.url}/spaces/cards/replay")
+    page.fill("#find", "ten of cl")
+    expect(page.locator("#find-status")).to_have_text("1 match")
+    expect(page.locator(".w.is-hit")).to_have_count(3)
+    page.press("#find", "Enter")
+    ten = recording.word("ten")
+    state = wait_until(page, lambda s: not s["paused"] and s["t"] >= ten.start)
+    assert state["t"] == pytest.approx(ten.start, abs=0.5)
+    page.fill("#find", "zebra")
+    expect(page.locator("#find-status")).to_have_text("No matches")
+
+
+def test_private_space_plays_with_its_token(
+    page: Page, live: LiveServer, local_app: FastAPI, recording: Recording
+) -> None:
+    publish(
+        local_app.state.catalog,
+        local_app.state.blobs,
+        recording,
+        space_id="priv",
+        visibility=Visibility.PRIVATE,
+    )
+    token = token_for(local_app.state.settings, "priv")
+    page.goto(f"{live.url}/spaces/priv/replay?token={token}&t=4")
+    state = wait_until(page, lambda s: not s["paused"] and s["t"] > 4.2)
+    assert state["t"] < 7
+    page.wait_for_function("document.getElementById('audio').textTracks[0].cues.length > 0")
+    # Without the token the page is a 404, like a space that does not exist.
+    response = page.request.get(f"{live.url}/spaces/priv/replay")
+    assert response.status == 404 and "Not found" in response.text()
+
+
+def test_playback_through_s3_redirects(browser: Browser, s3_app: FastAPI, recording: Recording) -> None:
+    publish(s3_app.state.catalog, s3_app.state.blobs, recording, space_id="ons3")
+    with LiveServer(s3_app) as server:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"{server.url}/spaces/ons3/replay?t=8")
+        state = wait_until(page, lambda s: not s["paused"] and s["t"] > 8.2)
+        assert state["word"] is not None
+        src = page.evaluate("document.getElementById('audio').currentSrc")
+        assert src.endswith("/spaces/ons3/audio")
+        context.close()
+
+
+def test_screenshots(
+    browser: Browser, live: LiveServer, space: Space, local_app: FastAPI, recording: Recording
+) -> None:
+    """Desktop and phone screenshots, mid-playback, for a person to check."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    for i, title in enumerate(["Poker strategy with the regulars", "Friday product demo", "Open mic: jazz standards"]):
+        publish(local_app.state.catalog, local_app.state.blobs, recording, space_id=f"other{i}", title=title,
+                created_at=1_700_000_100.0 + i)  # fmt: skip
+    for name, options in [
+        ("replay", {"viewport": {"width": 1280, "height": 900}}),
+        ("replay-phone", {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2,
+                          "is_mobile": True, "has_touch": True}),
+    ]:  # fmt: skip
+        context = browser.new_context(**options)
+        page = context.new_page()
+        page.goto(f"{live.url}/spaces/cards/replay?t=8.2")
+        wait_until(page, lambda s: not s["paused"] and s["t"] > 9.0)
+        page.evaluate("document.getElementById('audio').pause()")
+        page.fill("#find", "card")
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=name == "replay")
+        if name == "replay-phone":
+            page.evaluate("window.scrollTo(0, 0)")
+            page.wait_for_timeout(100)
+            page.screenshot(path=str(ARTIFACTS / "replay-phone-top.png"))
+            page.goto(f"{live.url}/?q=queen+hearts")
+            page.screenshot(path=str(ARTIFACTS / "search-phone.png"))
+        if name == "replay":
+            page.goto(f"{live.url}/")
+            page.screenshot(path=str(ARTIFACTS / "home.png"))
+            page.goto(f"{live.url}/?q=river")
+            page.screenshot(path=str(ARTIFACTS / "search.png"))
+        context.close()
+    assert (ARTIFACTS / "replay.png").stat().st_size > 10_000

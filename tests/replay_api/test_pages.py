@@ -1,0 +1,103 @@
+"""The server-rendered pages, without a browser (the browser tests are in test_browser.py)."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from spaces.models import Space, SpaceState, Visibility
+
+from .conftest import Recording, publish, token_for
+
+
+def test_home_lists_spaces_newest_first(local_client: TestClient, local_app: FastAPI, recording: Recording) -> None:
+    for i in range(3):
+        publish(local_app.state.catalog, local_app.state.blobs, recording, space_id=f"s{i}",
+                title=f"Evening {i}", created_at=1_700_000_000.0 + i)  # fmt: skip
+    page = local_client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    titles = re.findall(r'class="card__title">([^<]+)<', page.text)
+    assert titles == ["Evening 2", "Evening 1", "Evening 0"]
+    assert 'href="/spaces/s2/replay"' in page.text
+
+
+def test_home_pages_with_a_cursor(local_client: TestClient, local_app: FastAPI) -> None:
+    for i in range(25):
+        local_app.state.catalog.put_space(
+            Space(f"p{i:02d}", f"Space {i:02d}", "h", 1_700_000_000.0 + i, state=SpaceState.READY)
+        )
+    first = local_client.get("/").text
+    assert len(re.findall(r'class="card__title"', first)) == 20
+    next_page = html.unescape(re.search(r'href="(/\?cursor=[^"]+)"', first).group(1))  # type: ignore[union-attr]
+    second = local_client.get(next_page).text
+    assert re.findall(r'class="card__title">([^<]+)<', second) == [f"Space {i:02d}" for i in range(4, -1, -1)]
+
+
+def test_home_search_links_to_the_moment(local_client: TestClient, local_published: Space) -> None:
+    page = local_client.get("/", params={"q": "queen of hearts"}).text
+    assert f'href="/spaces/{local_published.space_id}/replay?t=7.50"' in page or "replay?t=" in page
+    assert "<mark>queen</mark>" in page
+    assert "Nothing matches" in local_client.get("/", params={"q": "zebra"}).text
+
+
+def test_replay_page(local_client: TestClient, local_published: Space, recording: Recording) -> None:
+    sid = local_published.space_id
+    page = local_client.get(f"/spaces/{sid}/replay")
+    assert page.status_code == 200
+    text = page.text
+    assert f'<source src="/spaces/{sid}/audio" type="audio/ogg; codecs=opus">' in text
+    assert f'<source src="/spaces/{sid}/audio?format=m4a" type="audio/mp4">' in text
+    assert f'<track kind="captions" src="/spaces/{sid}/captions.vtt"' in text
+    starts = [float(s) for s in re.findall(r'class="w" data-s="([\d.]+)"', text)]
+    assert starts == [round(w.start, 3) for w in recording.words]
+    assert 'data-speaker="alice"' in text and 'data-speaker="bob"' in text
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "script-src" not in csp  # scripts: self only, via default-src
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert "<script>" not in text  # no inline scripts: the CSP would block them
+
+
+def test_private_replay_page_passes_its_token_on(
+    local_client: TestClient, local_app: FastAPI, recording: Recording
+) -> None:
+    space = publish(local_app.state.catalog, local_app.state.blobs, recording, space_id="priv",
+                    visibility=Visibility.PRIVATE)  # fmt: skip
+    token = token_for(local_app.state.settings, space.space_id)
+    page = local_client.get(f"/spaces/priv/replay?token={token}")
+    assert page.status_code == 200
+    assert f'src="/spaces/priv/audio?token={token}"' in page.text
+    assert f'src="/spaces/priv/audio?format=m4a&amp;token={token}"' in page.text
+    assert f'src="/spaces/priv/captions.vtt?token={token}"' in page.text
+    assert '<meta name="robots" content="noindex">' in page.text
+    missing = local_client.get("/spaces/priv/replay")
+    assert missing.status_code == 404 and "Not found" in missing.text
+
+
+def test_processing_page(local_client: TestClient, local_app: FastAPI) -> None:
+    local_app.state.catalog.put_space(Space("wip", "In the oven", "h", 1.0, state=SpaceState.PROCESSING))
+    local_app.state.catalog.set_progress("wip", "transcribe", 0.4)
+    page = local_client.get("/spaces/wip/replay")
+    assert page.status_code == 200
+    assert "Preparing the replay" in page.text and 'value="0.4"' in page.text
+
+
+def test_titles_are_escaped(local_client: TestClient, local_app: FastAPI, recording: Recording) -> None:
+    publish(local_app.state.catalog, local_app.state.blobs, recording, space_id="x",
+            title="<script>alert(1)</script>")  # fmt: skip
+    for url in ("/", "/spaces/x/replay"):
+        text = local_client.get(url).text
+        assert "<script>alert(1)</script>" not in text and "&lt;script&gt;" in text
+
+
+def test_static_assets(local_client: TestClient) -> None:
+    assert (
+        local_client.get("/static/replay.js")
+        .headers["content-type"]
+        .startswith(("text/javascript", "application/javascript"))
+    )
+    assert local_client.get("/static/app.css").status_code == 200
+    assert local_client.get("/docs").status_code == 200
+    assert "/spaces/{space_id}/audio" in local_client.get("/openapi.json").json()["paths"]
