@@ -1,0 +1,62 @@
+"""Errors of the SFU, as the client sees them on the signaling socket.
+
+IngestError                      {"type": "error", "code": ..., "message": ...}
+ ├── BadMessage      bad_message     not JSON, unknown type, wrong fields (closed 4400 if repeated)
+ ├── OutOfOrder      out_of_order    e.g. an answer before any offer, a stale answer, a second join
+ ├── BadSdp          bad_sdp         malformed SDP, no Opus, missing ICE/DTLS data, forbidden direction
+ ├── Forbidden       forbidden       the role does not allow it (listener publishing, non-host control)
+ ├── Unauthorized    unauthorized    bad, expired or other-space token (closed 4401)
+ ├── UnknownSpace    unknown_space   no such space (closed 4404)
+ ├── SpaceEnded      ended           the space is over or the participant was removed (closed 4409)
+ └── TooMany         too_many        room full or join rate exceeded (closed 4429)
+
+Errors with a ``close_code`` end the connection; the others are reported
+and the participant carries on.
+"""
+
+from __future__ import annotations
+
+
+class IngestError(Exception):
+    code = "error"
+    close_code: int | None = None
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadMessage(IngestError):
+    code = "bad_message"
+
+
+class OutOfOrder(IngestError):
+    code = "out_of_order"
+
+
+class BadSdp(IngestError):
+    code = "bad_sdp"
+
+
+class Forbidden(IngestError):
+    code = "forbidden"
+
+
+class Unauthorized(IngestError):
+    code = "unauthorized"
+    close_code = 4401
+
+
+class UnknownSpace(IngestError):
+    code = "unknown_space"
+    close_code = 4404
+
+
+class SpaceEnded(IngestError):
+    code = "ended"
+    close_code = 4409
+
+
+class TooMany(IngestError):
+    code = "too_many"
+    close_code = 4429

@@ -1,0 +1,179 @@
+"""The one place that reaches into aiortc internals, so forwarding costs what it must.
+
+Stock aiortc decodes every received packet (jitter buffer + decoder thread)
+and encodes, or at best re-packs, every sent packet per sender task: about
+100-130 us per forwarded packet (DESIGN.md). An SFU needs neither, so:
+
+- receiving: the receiver's ``_handle_rtp_packet`` is replaced by ours (the
+  hook aiortc's maintainer suggests for raw RTP, aiortc issue #55); packets
+  arrive SRTP-decrypted and parsed, and never reach the jitter buffer or the
+  decoder;
+- sending: a ``Sink`` holds a listener's SRTP session and its selected ICE
+  socket; the room builds each RTP packet once and, per listener, only
+  protects and sends it (``Sink.send``);
+- the stock sender of each forwarding transceiver is kept for its RTCP
+  (receiver reports, SSRC in the SDP) but given an ``IdleTrack``, so its
+  RTP task waits forever instead of polling every 20 ms.
+
+These attributes (``RTCDtlsTransport._tx_srtp``, aioice's ``_nominated``
+pair) are private; the versions are pinned (aiortc 1.16) and the tests
+exercise this path end to end, so a change shows up as a failing test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+from aiortc.rtp import RtpPacket
+
+log = logging.getLogger(__name__)
+
+#: What the SFU offers: Opus only, at aiortc's payload type, with the
+#: ssrc-audio-level extension (RFC 6464) at aiortc's id. The SFU makes every
+#: offer, so every participant's answer uses these same numbers, and one
+#: packet built per speaker suits every listener.
+OPUS_PAYLOAD_TYPE = 96
+AUDIO_LEVEL_EXT_ID = 2
+OPUS = RTCRtpCodecCapability(mimeType="audio/opus", clockRate=48000, channels=2)
+
+RtpHandler = Callable[[RtpPacket], None]
+
+
+class IdleTrack(MediaStreamTrack):
+    """A track that never yields a frame: parks a stock sender's RTP task."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def recv(self) -> Any:
+        await self._never
+        raise MediaStreamError  # pragma: no cover - the future is never resolved
+
+    def stop(self) -> None:
+        if not self._never.done():
+            self._never.cancel()
+        super().stop()
+
+
+def opus_only(transceiver: RTCRtpTransceiver) -> None:
+    """Offer Opus alone: a peer that cannot do Opus fails negotiation, clearly."""
+    transceiver.setCodecPreferences([OPUS])
+
+
+def take_over_receiver(receiver: RTCRtpReceiver, handler: RtpHandler | None) -> None:
+    """Route the receiver's RTP to ``handler`` (or drop it) instead of its decoder."""
+
+    async def _handle(packet: RtpPacket, arrival_time_ms: int = 0) -> None:
+        if handler is not None:
+            handler(packet)
+
+    setattr(receiver, "_handle_rtp_packet", _handle)  # noqa: B010 - replacing a method on one instance
+
+
+def park_sender(sender: RTCRtpSender, ssrc: int) -> None:
+    """Make a stock sender announce ``ssrc`` in the SDP and never send RTP itself."""
+    sender._ssrc = ssrc
+    sender.replaceTrack(IdleTrack())
+
+
+class Sink:
+    """One listener's way out: SRTP-protect a plain RTP packet and send it.
+
+    Per packet this is one libsrtp call and one ``sendto`` syscall. The
+    socket is written directly; only when the kernel buffer is full does
+    the packet go through the asyncio transport, which queues it.
+    """
+
+    __slots__ = ("protect", "sock_sendto", "transport_sendto", "addr", "errors")
+
+    def __init__(
+        self,
+        protect: Callable[[bytes], bytes],
+        sock_sendto: Callable[[bytes, Any], int] | None,
+        transport_sendto: Callable[[bytes, Any], None],
+        addr: Any,
+    ) -> None:
+        self.protect = protect
+        self.sock_sendto = sock_sendto
+        self.transport_sendto = transport_sendto
+        self.addr = addr
+        self.errors = 0
+
+    def send(self, packet: bytes) -> None:
+        try:
+            data = self.protect(packet)
+        except Exception:  # noqa: BLE001 - one bad listener must not stop the fan-out
+            self.errors += 1
+            return
+        try:
+            if self.sock_sendto is None:
+                self.transport_sendto(data, self.addr)
+            else:
+                self.sock_sendto(data, self.addr)
+        except BlockingIOError:
+            self.transport_sendto(data, self.addr)
+        except Exception:  # noqa: BLE001
+            self.errors += 1
+
+
+def lean_protect(session: Any) -> Callable[[bytes], bytes]:
+    """``Session.protect`` without its per-call allocations (same libsrtp call).
+
+    pylibsrtp allocates a length cell and re-checks types on every call; at
+    hundreds of listeners that wrapper costs more than the encryption.
+    Falls back to the public method if the session's layout is not the one
+    this was written against (pylibsrtp 1.0).
+    """
+    try:
+        from pylibsrtp import Error, _binding
+
+        srtp = session._srtp[0]
+        cdata = session._cdata
+        buffer = session._buffer
+        capacity = len(cdata) - 144  # SRTP_MAX_TRAILER_LEN
+        len_p = _binding.ffi.new("int *")
+        func = _binding.lib.srtp_protect
+    except (ImportError, AttributeError):
+        protect: Callable[[bytes], bytes] = session.protect
+        return protect
+
+    def _protect(packet: bytes, _owner: Any = session) -> bytes:
+        # ``_owner`` keeps the session alive as long as this closure: the raw
+        # ``srtp`` pointer is freed with the session, and a sink can outlive
+        # its peer connection by a packet or two.
+        n = len(packet)
+        if n > capacity:
+            raise ValueError("packet is too long")
+        len_p[0] = n
+        buffer[0:n] = packet
+        if func(srtp, cdata, len_p) != 0:
+            raise Error("srtp_protect failed")
+        out: bytes = buffer[0 : len_p[0]]
+        return out
+
+    return _protect
+
+
+def sink_for(transceiver: RTCRtpTransceiver) -> Sink | None:
+    """The fast send path of a connected peer connection, or None if not ready."""
+    dtls = transceiver.sender.transport
+    srtp = getattr(dtls, "_tx_srtp", None)
+    connection = getattr(dtls.transport, "_connection", None)
+    nominated = getattr(connection, "_nominated", {}) if connection is not None else {}
+    pair = nominated.get(1)
+    if srtp is None or pair is None or dtls.state != "connected":
+        return None
+    udp = getattr(pair.protocol, "transport", None)
+    if udp is None:
+        return None
+    sock = getattr(udp, "_sock", None)
+    return Sink(lean_protect(srtp), getattr(sock, "sendto", None), udp.sendto, pair.remote_addr)

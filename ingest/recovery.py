@@ -1,0 +1,79 @@
+"""Crash recovery: finalize the spaces a previous SFU process left on the spool.
+
+Runs at start-up, before the SFU accepts connections. A space directory
+still on the spool was not finalized: its segments are checked (cut back to
+their last whole Ogg page), uploaded, and the space is finalized as
+*partial* unless the previous process had already closed every segment
+(phase ``ended``), in which case nothing was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+
+from ingest.archive import SpaceArchive
+from ingest.oggwriter import repair
+from ingest.opus import CLOCK_RATE
+from ingest.spool import SegmentMeta, SpaceSpool, unfinished_spaces
+from spaces.blobstore import BlobStore
+from spaces.catalog import Catalog
+from spaces.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def salvage_segments(spool: SpaceSpool, track_id: str) -> list[SegmentMeta]:
+    """Close every segment of a track the crash left open; drop empty ones."""
+    out = []
+    for meta in spool.segments(track_id):
+        audio = spool.segment_audio(track_id, meta.seq)
+        if meta.uploaded or (meta.closed and not audio.exists()):
+            out.append(meta)
+            continue
+        if not audio.exists():
+            spool.segment_meta_path(track_id, meta.seq).unlink(missing_ok=True)
+            continue
+        result = repair(audio)
+        if result.audio_packets == 0:
+            audio.unlink(missing_ok=True)
+            spool.segment_meta_path(track_id, meta.seq).unlink(missing_ok=True)
+            continue
+        if result.truncated:
+            log.warning("segment %s kept its first %d bytes", audio, result.valid_bytes)
+        fixed = replace(meta, duration=round(result.audio_samples / CLOCK_RATE, 6), closed=True)
+        spool.write_meta(fixed)
+        out.append(fixed)
+    return out
+
+
+async def recover_space(space_id: str, *, settings: Settings, blobs: BlobStore, catalog: Catalog) -> bool:
+    spool = SpaceSpool(settings.spool_dir, space_id)
+    if not spool.exists():
+        log.error("spool %s has no room.json; left in place for an operator", spool.dir)
+        return False
+    record = spool.read_room()
+    partial = record.phase != "ended"
+    for track_id in spool.track_ids():
+        metas = await asyncio.to_thread(salvage_segments, spool, track_id)
+        if metas and all(t != track_id for t, _ in record.tracks):
+            record = record.with_track(track_id, metas[0].speaker)
+    log.warning(
+        "recovering space %s left unfinished (%s)",
+        space_id,
+        "partial" if partial else "complete",
+        extra={"space_id": space_id},
+    )
+    archive = SpaceArchive(settings=settings, spool=spool, blobs=blobs, catalog=catalog)
+    await archive.finish(record, partial=partial)
+    return True
+
+
+async def recover_all(*, settings: Settings, blobs: BlobStore, catalog: Catalog) -> list[str]:
+    """Finalize every unfinished space on the spool; returns their ids."""
+    done = []
+    for space_id in unfinished_spaces(settings.spool_dir):
+        if await recover_space(space_id, settings=settings, blobs=blobs, catalog=catalog):
+            done.append(space_id)
+    return done

@@ -1,0 +1,79 @@
+"""The SFU's rooms: opening one on the first join, refusing spaces that are over."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ingest.archive import SpaceArchive
+from ingest.exceptions import SpaceEnded, UnknownSpace
+from ingest.room import Room, RoomOptions
+from ingest.spool import SpaceSpool
+from spaces.blobstore import BlobStore
+from spaces.catalog import Catalog
+from spaces.exceptions import NotFound
+from spaces.models import SpaceState
+from spaces.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Rooms:
+    def __init__(self, *, settings: Settings, options: RoomOptions, blobs: BlobStore, catalog: Catalog) -> None:
+        self.settings = settings
+        self.options = options
+        self.blobs = blobs
+        self.catalog = catalog
+        self.rooms: dict[str, Room] = {}
+        #: Spaces a previous process left unfinished; finalized by recovery, never reopened.
+        self.recovering: set[str] = set()
+        self._opening: dict[str, asyncio.Lock] = {}
+
+    async def open(self, space_id: str) -> Room:
+        room = self.rooms.get(space_id)
+        if room is not None:
+            if room.state != "open":
+                raise SpaceEnded("the space has ended")
+            return room
+        if space_id in self.recovering:
+            raise SpaceEnded("the space was interrupted by a server restart and is being saved")
+        lock = self._opening.setdefault(space_id, asyncio.Lock())
+        async with lock:
+            room = self.rooms.get(space_id)
+            if room is not None:
+                return await self.open(space_id)
+            try:
+                space = await asyncio.to_thread(self.catalog.get_space, space_id)
+            except NotFound as e:
+                raise UnknownSpace(f"no space {space_id!r}") from e
+            if space.state not in (SpaceState.CREATED, SpaceState.LIVE):
+                raise SpaceEnded(f"the space is {space.state}; it is no longer live")
+            spool = SpaceSpool(self.settings.spool_dir, space_id)
+            archive = SpaceArchive(settings=self.settings, spool=spool, blobs=self.blobs, catalog=self.catalog)
+            room = Room(
+                space,
+                options=self.options,
+                spool=spool,
+                archive=archive,
+                catalog=self.catalog,
+                on_closed=self._closed,
+            )
+            self.rooms[space_id] = room
+            try:
+                await room.start()
+            except BaseException:
+                del self.rooms[space_id]
+                raise
+        self._opening.pop(space_id, None)
+        return room
+
+    def _closed(self, room: Room) -> None:
+        if self.rooms.get(room.space_id) is room:
+            del self.rooms[room.space_id]
+
+    async def end_all(self, reason: str) -> None:
+        await asyncio.gather(*(r.end(reason) for r in list(self.rooms.values())), return_exceptions=True)
+
+    def stats(self) -> dict[str, Any]:
+        return {"rooms": [r.stats() for r in self.rooms.values()], "recovering": sorted(self.recovering)}

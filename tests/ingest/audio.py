@@ -1,0 +1,74 @@
+"""Signal checks for SFU tests: where a known source sits inside received audio."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+from spaces.models import Track
+
+RATE = 48000
+LOW = 8000
+_STEP = RATE // LOW
+
+
+def low(x: npt.NDArray[np.int16]) -> npt.NDArray[np.float64]:
+    """48 kHz int16 -> 8 kHz float (block average; enough for locating speech)."""
+    n = len(x) // _STEP * _STEP
+    return np.asarray(x[:n], dtype=np.float64).reshape(-1, _STEP).mean(axis=1)
+
+
+@dataclass(frozen=True)
+class Match:
+    lag: float
+    """Seconds: source sample 0 sits at this position of the received signal."""
+    score: float
+    """Normalized correlation at that lag (1.0 = identical shape)."""
+
+
+def locate(received: npt.NDArray[np.float64], source: npt.NDArray[np.float64]) -> Match:
+    """Where ``source`` (8 kHz) best matches inside ``received`` (8 kHz)."""
+    n = 1
+    while n < len(received) + len(source):
+        n *= 2
+    corr = np.fft.irfft(np.fft.rfft(received, n) * np.conj(np.fft.rfft(source, n)), n)
+    # Circular correlation: indices past len(received) are negative lags.
+    lags = np.concatenate([np.arange(0, len(received)), np.arange(-len(source) + 1, 0)])
+    values = np.concatenate([corr[: len(received)], corr[n - len(source) + 1 :]])
+    best = int(np.argmax(values))
+    lag = int(lags[best])
+    lo, hi = max(lag, 0), min(lag + len(source), len(received))
+    s_lo = lo - lag
+    window = received[lo:hi]
+    src = source[s_lo : s_lo + len(window)]
+    denom = float(np.linalg.norm(window) * np.linalg.norm(src)) or 1.0
+    return Match(lag=lag / LOW, score=float(np.dot(window, src) / denom))
+
+
+def decode_ogg(data: bytes) -> npt.NDArray[np.int16]:
+    """An Ogg/Opus file as 48 kHz mono int16, as the workers will read it (PyAV)."""
+    with av.open(io.BytesIO(data)) as container:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+        out = []
+        for frame in container.decode(audio=0):
+            for f in resampler.resample(frame):
+                out.append(f.to_ndarray().reshape(-1))
+        for f in resampler.resample(None):
+            out.append(f.to_ndarray().reshape(-1))
+    return np.concatenate(out).astype(np.int16) if out else np.zeros(0, np.int16)
+
+
+def render_track(track: Track, segments: dict[int, bytes], duration: float) -> npt.NDArray[np.float64]:
+    """A track placed on the room clock (8 kHz), each segment at its offset."""
+    out = np.zeros(int(duration * LOW) + LOW, dtype=np.float64)
+    for seg in track.segments:
+        audio = low(decode_ogg(segments[seg.seq]))
+        start = int(round(seg.offset * LOW))
+        end = min(start + len(audio), len(out))
+        if end > start:
+            out[start:end] += audio[: end - start]
+    return out

@@ -1,0 +1,124 @@
+"""The API side of live spaces: creating them, join tokens, the live pages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+from fastapi.testclient import TestClient
+
+from replay_api.app import create_app
+from spaces import tokens
+from spaces.catalog import open_catalog
+from spaces.keys import is_valid_id
+from spaces.models import SpaceState
+from spaces.settings import Settings
+
+
+@pytest.fixture
+def api(settings: Settings) -> Iterator[tuple[TestClient, Settings]]:
+    settings = replace(settings, sfu_public_url="https://sfu.example.test")
+    with TestClient(create_app(settings)) as client:
+        yield client, settings
+
+
+def _create(client: TestClient, **body: object) -> dict[str, object]:
+    response = client.post("/spaces", json={"title": "Friday chat", **body})
+    assert response.status_code == 201, response.text
+    data: dict[str, object] = response.json()
+    return data
+
+
+def test_create_space_returns_host_token_and_urls(api: tuple[TestClient, Settings]) -> None:
+    client, settings = api
+    data = _create(client, host="Ada")
+    space_id = str(data["space_id"])
+    assert is_valid_id(space_id)
+    claims = tokens.verify(settings.secret_key, str(data["token"]), space_id=space_id)
+    assert claims.role is tokens.Role.HOST and claims.identity == "Ada"
+    assert data["rtc_url"] == f"wss://sfu.example.test/spaces/{space_id}/rtc"
+    assert str(data["live_url"]).endswith(f"/spaces/{space_id}/live?token={data['token']}")
+    catalog = open_catalog(settings)
+    space = catalog.get_space(space_id)
+    assert space.state is SpaceState.CREATED and space.title == "Friday chat" and space.host == "Ada"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"title": ""},
+        {"title": "x" * 201},
+        {"title": "ok", "visibility": "secret"},
+        {"title": "ok", "host": ""},
+    ],
+)
+def test_create_space_rejects_bad_input(api: tuple[TestClient, Settings], body: dict[str, object]) -> None:
+    client, _ = api
+    assert client.post("/spaces", json=body).status_code == 422
+
+
+def test_tokens_for_speakers_need_the_host(api: tuple[TestClient, Settings]) -> None:
+    client, settings = api
+    data = _create(client)
+    space_id, host_token = str(data["space_id"]), str(data["token"])
+    url = f"/spaces/{space_id}/tokens"
+    assert client.post(url, json={"role": "speaker", "identity": "Bob"}).status_code == 401
+    listener = client.post(url, json={"role": "listener"}).json()
+    assert listener["role"] == "listener" and listener["identity"].startswith("listener-")
+    as_listener = {"Authorization": f"Bearer {listener['token']}"}
+    assert client.post(url, json={"role": "speaker"}, headers=as_listener).status_code == 403
+    other = _create(client)
+    as_other_host = {"Authorization": f"Bearer {other['token']}"}
+    assert client.post(url, json={"role": "speaker"}, headers=as_other_host).status_code == 403
+    speaker = client.post(
+        url, json={"role": "speaker", "identity": "Bob"}, headers={"Authorization": f"Bearer {host_token}"}
+    )
+    assert speaker.status_code == 200
+    claims = tokens.verify(settings.secret_key, speaker.json()["token"], space_id=space_id)
+    assert claims.role is tokens.Role.SPEAKER and claims.identity == "Bob"
+    forged = {"Authorization": "Bearer not.a.token"}
+    assert client.post(url, json={"role": "listener"}, headers=forged).status_code == 401
+
+
+def test_private_space_is_hidden_without_its_token(api: tuple[TestClient, Settings]) -> None:
+    client, _ = api
+    data = _create(client, visibility="private")
+    space_id = data["space_id"]
+    assert client.post(f"/spaces/{space_id}/tokens", json={"role": "listener"}).status_code == 404
+    assert client.get(f"/spaces/{space_id}/live").status_code == 404
+    auth = {"Authorization": f"Bearer {data['token']}"}
+    assert client.post(f"/spaces/{space_id}/tokens", json={"role": "listener"}, headers=auth).status_code == 200
+    page = client.get(f"/spaces/{space_id}/live?token={data['token']}")
+    assert page.status_code == 200 and "Friday chat" in page.text
+
+
+def test_live_page_and_listing(api: tuple[TestClient, Settings]) -> None:
+    client, settings = api
+    data = _create(client, title="Morning <show>")
+    space_id = str(data["space_id"])
+    page = client.get(f"/spaces/{space_id}/live")
+    assert page.status_code == 200
+    assert (
+        "Morning &lt;show&gt;" in page.text
+        and f'data-rtc-url="wss://sfu.example.test/spaces/{space_id}/rtc"' in page.text
+    )
+    assert "wss://sfu.example.test" in page.headers["content-security-policy"]
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert client.get("/static/live.js").status_code == 200
+    assert client.get("/static/live.css").status_code == 200
+    listing = client.get("/live")
+    assert listing.status_code == 200 and f"/spaces/{space_id}/live" in listing.text
+    assert client.get("/spaces/nope/live").status_code == 404
+    assert client.get("/spaces/bad%20id/live").status_code in (404, 422)
+
+
+def test_ended_space_gets_no_tokens(api: tuple[TestClient, Settings]) -> None:
+    client, settings = api
+    data = _create(client)
+    space_id = str(data["space_id"])
+    catalog = open_catalog(settings)
+    catalog.set_state(space_id, SpaceState.RECORDED)
+    assert client.post(f"/spaces/{space_id}/tokens", json={"role": "listener"}).status_code == 409
+    page = client.get(f"/spaces/{space_id}/live")
+    assert page.status_code == 200 and "This space has ended" in page.text
