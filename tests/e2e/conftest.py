@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +39,19 @@ class Stack:
     def get(self, path: str, **params: str) -> httpx.Response:
         return httpx.get(self.url + path, params=params, timeout=30)
 
+    def post(self, path: str, body: dict[str, object], token: str | None = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.post(self.url + path, json=body, headers=headers, timeout=30)
+
+    def wait_state(self, space_id: str, states: set[str], timeout: float = 300) -> dict[str, object]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            space: dict[str, object] = self.get(f"/spaces/{space_id}").json()
+            if space.get("state") in states:
+                return space
+            time.sleep(0.5)
+        raise TimeoutError(f"space {space_id} not in {states} after {timeout}s")
+
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
@@ -51,6 +65,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "REDIS_URL": REDIS_URL,
         "SPACES_QUEUE_NAME": f"e2e-{uuid.uuid4().hex[:12]}",
         "SPACES_JOB_RETRIES": "1",
+        # aioice skips loopback addresses unless told; this machine has no other.
+        "SPACES_SFU_ICE_ADDRESSES": "127.0.0.1",
     }
     proc = subprocess.Popen([sys.executable, "-m", "spaces.cli", "up"], env=env)
     try:
