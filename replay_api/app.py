@@ -9,6 +9,8 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from replay_api import errors
+from replay_api.limits import Limiter
+from replay_api.middleware import BodySizeLimit
 from replay_api.routes import clips, live, pages, replay, search, spaces
 from replay_api.templating import STATIC_DIR
 from spaces.blobstore import open_blob_store
@@ -20,10 +22,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     catalog = open_catalog(settings)
     catalog.create_schema()
+    limiter = Limiter.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await limiter.store.close()
         catalog.close()
 
     app = FastAPI(
@@ -35,7 +39,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.catalog = catalog
     app.state.blobs = open_blob_store(settings)
+    app.state.limiter = limiter
     errors.install(app)
+    # Outside routing and the error handlers, so an oversized body is refused
+    # before any route (or its dependencies) runs.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(pages.router)
     app.include_router(spaces.router)

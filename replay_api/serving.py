@@ -1,6 +1,6 @@
 """Responses for stored blobs: ETags, conditional requests, ranges, HEAD.
 
-Works on any ``BlobStore`` through ``size`` and ``get_range``, so the local
+Works on any ``BlobStore`` through ``stat`` and ``get_range``, so the local
 directory and S3 serve alike; large ranges are streamed in chunks instead of
 being read into memory at once.
 """
@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -28,13 +25,6 @@ INLINE_BYTES = 1 << 20
 CHUNK_BYTES = 256 << 10
 #: A multi-range response is built in memory, so its total is capped.
 MAX_MULTIPART_BYTES = 8 << 20
-#: Bytes at each end of a blob that go into its fingerprint.
-_FINGERPRINT_BYTES = 16 << 10
-#: Fingerprints are remembered this long per (key, size): a replay being
-#: seeked through asks for a range every few seconds, and reading both ends
-#: of the blob for each would cost more than the range itself.
-FINGERPRINT_SECONDS = 60.0
-_FINGERPRINT_CACHE_SIZE = 1024
 
 
 @dataclass(frozen=True)
@@ -63,59 +53,14 @@ class BlobMeta:
 def blob_meta(
     blobs: BlobStore, key: str, *, media_type: str, cache_control: str, filename: str | None = None
 ) -> BlobMeta:
-    """Size and a strong ETag without reading the whole blob.
+    """Size and a strong ETag from one metadata request, without reading the blob.
 
-    The blob store has no ETag of its own, so the tag hashes the size with the
-    first and last 16 KiB: an audio file re-encoded differently changes its
-    size, its stream serial numbers (at the head) or its final granule and
-    checksum (at the tail).
+    The store's own tag (S3's ETag, or the local file's identity) changes
+    whenever the bytes do, so a range request costs a stat, not a read of
+    the blob's ends as a content fingerprint would.
     """
-    size = blobs.size(key)
-    etag = _fingerprints.get(key, size)
-    if etag is None:
-        etag = _fingerprint(blobs, key, size)
-        _fingerprints.put(key, size, etag)
-    return BlobMeta(key, size, etag, media_type, cache_control, filename)
-
-
-def _fingerprint(blobs: BlobStore, key: str, size: int) -> str:
-    digest = hashlib.sha256(f"{key}\n{size}\n".encode())
-    if size:
-        head_end = min(size, _FINGERPRINT_BYTES) - 1
-        digest.update(blobs.get_range(key, 0, head_end))
-        if size > _FINGERPRINT_BYTES:
-            digest.update(blobs.get_range(key, max(head_end + 1, size - _FINGERPRINT_BYTES), size - 1))
-    return f'"{digest.hexdigest()[:32]}"'
-
-
-class _FingerprintCache:
-    """A small LRU of ETags by (key, size), each trusted for ``FINGERPRINT_SECONDS``."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple[str, int], tuple[str, float]] = OrderedDict()
-
-    def get(self, key: str, size: int) -> str | None:
-        with self._lock:
-            entry = self._entries.get((key, size))
-            if entry is None or time.monotonic() - entry[1] > FINGERPRINT_SECONDS:
-                return None
-            self._entries.move_to_end((key, size))
-            return entry[0]
-
-    def put(self, key: str, size: int, etag: str) -> None:
-        with self._lock:
-            self._entries[(key, size)] = (etag, time.monotonic())
-            self._entries.move_to_end((key, size))
-            while len(self._entries) > _FINGERPRINT_CACHE_SIZE:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
-_fingerprints = _FingerprintCache()
+    stat = blobs.stat(key)
+    return BlobMeta(key, stat.size, f'"{stat.etag}"', media_type, cache_control, filename)
 
 
 def content_etag(data: bytes) -> str:

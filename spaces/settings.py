@@ -74,6 +74,25 @@ class Settings:
     public_url: str = ""
     """Public base URL of the API; empty = ``http://api_host:api_port``."""
 
+    max_body_bytes: int = 1_048_576
+    """Largest request body the API accepts, bytes; a larger one gets 413 before it is read."""
+
+    search_rate_limit: int = 600
+    """Searches per minute one client address may make, sustained; 0 = no limit."""
+
+    search_rate_burst: int = 60
+    """Searches one client address may make at once before the per-minute rate applies."""
+
+    token_rate_limit: int = 120
+    """Tokens (new spaces, join tokens) issued per minute to one client address; 0 = no limit."""
+
+    token_rate_burst: int = 30
+    """Tokens one client address may be issued at once before the per-minute rate applies."""
+
+    rate_limit_store: str = "memory"
+    """Where the API counts requests: ``memory`` (per API process) or ``redis``
+    (at ``redis_url``, shared by every API process; fails open if Redis is down)."""
+
     sfu_host: str = "127.0.0.1"
     """Where the SFU listens."""
 

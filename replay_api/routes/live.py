@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from replay_api.deps import CallerDep, CatalogDep, SettingsDep, SpaceId, TokenDep, visible_private
 from replay_api.errors import html_errors
+from replay_api.limits import RESPONSES, RateLimited
 from replay_api.templating import templates
 from spaces import tokens
 from spaces.catalog import SpaceFilter
@@ -83,7 +84,13 @@ def _join_info(settings: Settings, space_id: str, role: tokens.Role, identity: s
     }
 
 
-@router.post("/spaces", status_code=201, response_model=CreatedSpace)
+@router.post(
+    "/spaces",
+    status_code=201,
+    response_model=CreatedSpace,
+    responses=RESPONSES,
+    dependencies=[Depends(RateLimited("tokens"))],
+)
 def create_space(body: NewSpace, catalog: CatalogDep, settings: SettingsDep) -> dict[str, Any]:
     """Open a live space; the answer carries the host's token and where to go live."""
     space_id = secrets.token_urlsafe(12)
@@ -96,7 +103,12 @@ def create_space(body: NewSpace, catalog: CatalogDep, settings: SettingsDep) -> 
     return {**info, "title": title, "visibility": str(body.visibility)}
 
 
-@router.post("/spaces/{space_id}/tokens", response_model=JoinInfo)
+@router.post(
+    "/spaces/{space_id}/tokens",
+    response_model=JoinInfo,
+    responses=RESPONSES,
+    dependencies=[Depends(RateLimited("tokens"))],
+)
 def issue_token(
     space_id: SpaceId, body: TokenRequest, catalog: CatalogDep, settings: SettingsDep, caller: CallerDep
 ) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from replay_api.deps import (
     visible_private,
 )
 from replay_api.errors import html_errors
+from replay_api.limits import RateLimited
 from replay_api.routes.search import MAX_OFFSET
 from replay_api.routes.spaces import decode_cursor, encode_cursor
 from replay_api.schemas import replay_link, space_links
@@ -39,7 +40,7 @@ PAGE_SIZE = 20
 PALETTE_SIZE = 6
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse, dependencies=[Depends(RateLimited("search", only_with="q"))])
 def home(
     request: Request,
     catalog: CatalogDep,

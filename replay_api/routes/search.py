@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from replay_api.deps import CallerDep, CatalogDep, visible_private
+from replay_api.limits import RESPONSES, RateLimited
 from replay_api.schemas import SearchHitOut, SearchResults
 from spaces.keys import ID_PATTERN
 
@@ -16,7 +17,7 @@ router = APIRouter(tags=["search"])
 MAX_OFFSET = 10_000
 
 
-@router.get("/search", response_model=SearchResults)
+@router.get("/search", response_model=SearchResults, responses=RESPONSES, dependencies=[Depends(RateLimited("search"))])
 def search(
     catalog: CatalogDep,
     caller: CallerDep,

@@ -8,9 +8,10 @@ import json
 import math
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from replay_api.deps import CallerDep, CatalogDep, ReadableSpace, visible_private
+from replay_api.limits import RESPONSES, RateLimited
 from replay_api.schemas import SpaceDetail, SpaceList, SpaceOut
 from spaces.catalog import SpaceFilter
 from spaces.exceptions import InvalidInput
@@ -19,7 +20,13 @@ from spaces.models import SpaceState
 router = APIRouter(prefix="/spaces", tags=["spaces"])
 
 
-@router.get("", response_model=SpaceList)
+# ``q`` searches every transcript, so it costs (and is limited) like a search.
+@router.get(
+    "",
+    response_model=SpaceList,
+    responses=RESPONSES,
+    dependencies=[Depends(RateLimited("search", only_with="q"))],
+)
 def list_spaces(
     catalog: CatalogDep,
     caller: CallerDep,

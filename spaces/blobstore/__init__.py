@@ -12,10 +12,24 @@ are atomic: a reader sees the old object or the new one, never half of one.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from spaces.settings import Settings
+
+
+@dataclass(frozen=True)
+class BlobStat:
+    """What one metadata request says about a stored object."""
+
+    size: int
+    """Size in bytes."""
+
+    etag: str
+    """An opaque tag, without quotes, that changes whenever the object's bytes
+    do: S3's own ETag; for the local directory a hash of the file's identity
+    (size, mtime, inode). HTTP responses use it as their strong ETag."""
 
 
 class BlobStore(Protocol):
@@ -36,6 +50,9 @@ class BlobStore(Protocol):
 
     def size(self, key: str) -> int:
         """Size in bytes; raise ``NotFound`` if missing."""
+
+    def stat(self, key: str) -> BlobStat:
+        """Size and ETag in one metadata request; raise ``NotFound`` if missing."""
 
     def exists(self, key: str) -> bool: ...
 

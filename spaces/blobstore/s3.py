@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
 
-from spaces.blobstore import validate_key
+from spaces.blobstore import BlobStat, validate_key
 from spaces.exceptions import NotFound, StorageError
 from spaces.settings import Settings
 
@@ -101,6 +102,12 @@ class S3BlobStore:
             head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
             return int(head["ContentLength"])
 
+    def stat(self, key: str) -> BlobStat:
+        with _converted(key):
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        # S3 quotes its ETag (an MD5, or "md5-parts" for multipart uploads).
+        return BlobStat(size=int(head["ContentLength"]), etag=str(head["ETag"]).strip('"'))
+
     def exists(self, key: str) -> bool:
         try:
             self.size(key)
@@ -147,5 +154,13 @@ def _converted(key: str) -> Iterator[None]:
             raise NotFound(f"no blob {key!r}") from exc
         retryable = code in {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"}
         raise StorageError(f"S3 error on {key!r}: {code}", retryable=retryable) from exc
+    except FlexibleChecksumError as exc:
+        # The bytes that came back are not the bytes that were stored: damaged
+        # at rest or on the way. Retryable, since only the second heals.
+        raise StorageError(f"S3 object {key!r} failed its checksum: {exc}") from exc
     except BotoCoreError as exc:
         raise StorageError(f"S3 unreachable for {key!r}: {exc}") from exc
+    except Boto3Error as exc:
+        # upload_file/download_file wrap the errors above in boto3's own
+        # (S3UploadFailedError, RetriesExceededError).
+        raise StorageError(f"S3 transfer of {key!r} failed: {exc}") from exc

@@ -22,14 +22,14 @@ def test_round_trip() -> None:
 @pytest.mark.parametrize(
     ("token", "message"),
     [
-        (tokens.issue("other", space_id="abc", role=Role.HOST, identity="x", ttl=60), "invalid"),
+        (tokens.issue("other", space_id="abc", role=Role.HOST, identity="x", ttl=3600), "invalid"),
         (tokens.issue(SECRET, space_id="abc", role=Role.HOST, identity="x", ttl=-5), "expired"),
-        (tokens.issue(SECRET, space_id="zzz", role=Role.HOST, identity="x", ttl=60), "another space"),
+        (tokens.issue(SECRET, space_id="zzz", role=Role.HOST, identity="x", ttl=3600), "another space"),
         ("not.a.token", "invalid"),
         (jwt.encode({"sub": "x", "space": "abc", "role": "god", "iss": "audio-spaces",
-                     "exp": int(time.time()) + 60}, SECRET, algorithm="HS256"), "invalid"),
+                     "exp": int(time.time()) + 3600}, SECRET, algorithm="HS256"), "invalid"),
         (jwt.encode({"sub": "x", "space": "abc", "role": "host", "iss": "audio-spaces",
-                     "exp": int(time.time()) + 60}, "", algorithm="none"), "invalid"),
+                     "exp": int(time.time()) + 3600}, "", algorithm="none"), "invalid"),
     ],
 )
 def test_rejected(token: str, message: str) -> None:
