@@ -1,0 +1,110 @@
+"""Context across speakers: the room's preceding text as the prompt."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from faster_whisper import WhisperModel
+
+from spaces.models import Word
+from tests.speech import SAMPLE_RATE, VOICES, Utterance, build_space, word_error_rate
+from transcribe.assemble import TrackWords
+from transcribe.audio import decode
+from transcribe.context import (
+    Clip,
+    ContextRules,
+    RoomPrompt,
+    clips_from_bytes,
+    clips_to_bytes,
+    context_clips,
+    refine_room,
+    short_utterances,
+)
+from transcribe.transcribe import transcribe
+
+
+def say(speaker: str, start: float, text: str) -> list[Word]:
+    return [Word(start + 0.4 * i, start + 0.4 * i + 0.3, t, speaker) for i, t in enumerate(text.split())]
+
+
+def test_room_prompt_is_the_recent_text_of_every_speaker() -> None:
+    room = (
+        say("alice", 0.0, "Welcome to cards night.")
+        + say("bob", 2.0, "Thanks!")
+        + say("alice", 100.0, "Which card did you draw?")
+    )
+    prompt = RoomPrompt(room, window=30.0)
+    assert prompt(3.0) == "Welcome to cards night. Thanks!"
+    assert prompt(103.0) == "Which card did you draw?"  # older text is out of the window
+    assert prompt(50.0) is None
+    assert prompt(0.0) is None
+    assert RoomPrompt(room, max_chars=12)(3.0) == "Thanks!"  # whole words only
+
+
+def test_short_unsure_utterances_after_a_pause() -> None:
+    unsure = [Word(w.start, w.end, w.text, w.speaker, 0.5) for w in say("bob", 10.0, "The ten of clubs.")]
+    words = (
+        say("bob", 0.0, "I have been thinking about this for a long time now")
+        + unsure
+        + [Word(11.9, 12.1, "yes", "bob", 0.6)]
+        + say("bob", 20.0, "Six players.")  # short, after a pause, but Whisper was sure
+    )
+    ranges = short_utterances(words, ContextRules(min_pause=3.0, max_utterance=6.0, utterance_gap=1.0))
+    assert [" ".join(w.text for w in words[i:j]) for i, j in ranges] == ["The ten of clubs. yes"]
+
+
+def test_clips_round_trip_compactly() -> None:
+    rng = np.random.default_rng(2)
+    clips = [
+        Clip("bob", 12.5, (0.1 * rng.standard_normal(3 * SAMPLE_RATE)).astype(np.float32)),
+        Clip("bob", 40.0, np.zeros(SAMPLE_RATE, dtype=np.float32)),
+    ]
+    data = clips_to_bytes(clips)
+    back = clips_from_bytes(data)
+    assert [(c.speaker, c.start, len(c.samples)) for c in back] == [("bob", 12.5, 48000), ("bob", 40.0, 16000)]
+    assert np.abs(back[0].samples - clips[0].samples).max() < 1e-4
+    assert back[1].end == 41.0
+    assert clips_from_bytes(clips_to_bytes([])) == []
+
+
+def test_context_clips_cut_the_unsure_utterance_with_padding() -> None:
+    audio = np.arange(20 * SAMPLE_RATE, dtype=np.float32)
+    words = say("bob", 2.0, "I was thinking about it") + [
+        Word(12.0, 12.3, "ten", "bob", 0.4),
+        Word(12.4, 12.9, "clubs", "bob", 0.5),
+    ]
+    (clip,) = context_clips(audio, words, offset=0.0)
+    assert clip.speaker == "bob"
+    assert clip.start == pytest.approx(11.6) and clip.end == pytest.approx(13.3)
+    assert clip.samples[0] == audio[round(11.6 * SAMPLE_RATE)]
+
+
+@pytest.mark.slow
+def test_context_pass_redoes_short_utterances_and_does_no_harm(
+    model: WhisperModel, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    space = build_space(
+        [
+            Utterance("alice", 0.5, "Welcome to cards night. Which card did you draw?"),
+            Utterance("bob", 4.5, "The ten of clubs."),
+            Utterance("alice", 7.5, "How many players are at the table?"),
+            Utterance("bob", 11.0, "Six players."),
+            Utterance("bob", 15.0, "I read a wonderful book about the history of the ocean."),
+        ],
+        {"alice": VOICES[0], "bob": VOICES[2]},
+        duration=20.0,
+        out_dir=tmp_path_factory.mktemp("cards"),
+    )
+    audio = {s: decode(p) for s, p in space.items()}
+    first = [TrackWords(s, transcribe(model, audio[s], speaker=s, offset=0.0), None) for s in ("alice", "bob")]
+    # Every utterance up to 2 s, sure or not, to exercise the pass: bob's two answers.
+    rules = ContextRules(max_confidence=1.01, max_utterance=2.0)
+    clips = [context_clips(audio[t.speaker], t.words, offset=0.0, rules=rules) for t in first]
+    assert len(clips[1]) == 2
+    refined = refine_room(model, first, clips, rules=rules)
+    bob_first, bob = first[1].words, refined[1].words
+    assert all(w.speaker == "bob" for w in bob)
+    assert [w.start for w in bob] == sorted(w.start for w in bob)
+    # The long last sentence is not a short utterance: untouched.
+    assert [w for w in bob if w.start >= 14.5] == [w for w in bob_first if w.start >= 14.5]
+    assert word_error_rate(space.truth["bob"], bob) <= word_error_rate(space.truth["bob"], bob_first) + 0.05

@@ -1,0 +1,38 @@
+"""Repeated-phrase loops are cut; ordinary repetition stays."""
+
+from __future__ import annotations
+
+from spaces.models import Word
+from transcribe.loops import drop_loops
+
+
+def words(text: str) -> list[Word]:
+    return [Word(i * 0.5, i * 0.5 + 0.4, t, "a") for i, t in enumerate(text.split())]
+
+
+def texts(ws: list[Word]) -> str:
+    return " ".join(w.text for w in ws)
+
+
+def test_loop_of_a_phrase_keeps_its_first_occurrence() -> None:
+    text = "so I said " + "thank you for watching. " * 6 + "and then we left"
+    assert texts(drop_loops(words(text))) == "so I said thank you for watching. and then we left"
+
+
+def test_loop_of_one_word() -> None:
+    assert texts(drop_loops(words("the the the the the the end"))) == "the end"
+
+
+def test_people_may_repeat_themselves_a_little() -> None:
+    for text in ("no, no, no, that is wrong", "thank you, thank you all", "very very good"):
+        assert texts(drop_loops(words(text))) == text
+
+
+def test_loop_detection_ignores_case_and_punctuation() -> None:
+    assert texts(drop_loops(words("Go on. go on, GO ON! go on and on"))) == "Go on. and on"
+
+
+def test_keeps_times_of_what_stays() -> None:
+    ws = words("hello hello hello hello world")
+    kept = drop_loops(ws)
+    assert kept == [ws[0], ws[4]]

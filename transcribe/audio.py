@@ -1,0 +1,253 @@
+"""Audio in: any file ffmpeg reads, as mono float32 at 16 kHz on the room clock.
+
+Decoding goes through PyAV (FFmpeg's libraries), like faster-whisper's own
+``decode_audio``, but is written for long tracks and damaged files:
+
+- memory stays at one copy of the result: decoded samples go into fixed-size
+  blocks, and the result is filled block by block while the blocks are
+  released (faster-whisper keeps an int16 buffer *and* a float copy, twice
+  the memory of a three-hour track);
+- a packet that does not decode is skipped (its time becomes silence, so
+  what follows keeps its place on the clock), and a stream that breaks off
+  keeps what decoded before: a file corrupt in the middle yields its good
+  parts instead of an exception;
+- a stream that changes sample rate or layout midway (chained Ogg) gets a
+  new resampler instead of an error.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import av
+import numpy as np
+
+from transcribe.exceptions import AudioError
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16_000
+"""Whisper's sample rate; every array in this package is at this rate."""
+
+_BLOCK = 30 * SAMPLE_RATE
+_BATCH = 1 << 18  # input samples resampled at once (5 s at 48 kHz)
+_MAX_JITTER = 0.03  # seconds; a larger jump in timestamps is lost audio
+
+
+class _Blocks:
+    """Samples appended in fixed-size blocks, joined into one array at the end."""
+
+    def __init__(self) -> None:
+        self.full: list[np.ndarray] = []
+        self.current = np.empty(_BLOCK, dtype=np.float32)
+        self.used = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.full) * _BLOCK + self.used
+
+    def append(self, samples: np.ndarray) -> None:
+        while samples.size:
+            take = min(samples.size, _BLOCK - self.used)
+            self.current[self.used : self.used + take] = samples[:take]
+            self.used += take
+            samples = samples[take:]
+            if self.used == _BLOCK:
+                self.full.append(self.current)
+                self.current = np.empty(_BLOCK, dtype=np.float32)
+                self.used = 0
+
+    def join(self) -> np.ndarray:
+        """The samples as one array; the blocks are released as they are copied."""
+        # np.empty maps pages lazily: each page becomes resident only when its
+        # block is copied in, just as that block is freed.
+        out = np.empty(self.size, dtype=np.float32)
+        at = 0
+        while self.full:
+            block = self.full.pop(0)
+            out[at : at + _BLOCK] = block
+            at += _BLOCK
+            del block
+        out[at:] = self.current[: self.used]
+        self.current = np.empty(0, dtype=np.float32)
+        self.used = 0
+        return out
+
+
+def decode(path: str | Path) -> np.ndarray:
+    """Decode an audio file to mono float32 samples at 16 kHz.
+
+    Best effort on damaged files: packets that fail to decode are skipped,
+    and if the container breaks off midway, what decoded before is returned.
+
+    Args:
+        path: Any file FFmpeg reads (Ogg/Opus, WAV, MP3, M4A, WebM...), any
+            sample rate and channel count.
+
+    Returns:
+        The samples, mono (channels averaged), at :data:`SAMPLE_RATE`.
+
+    Raises:
+        AudioError: The file is missing, empty, not audio, or nothing in it decodes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path} is empty")
+    try:
+        container = av.open(str(path), mode="r", metadata_errors="ignore")
+    except av.FFmpegError as e:
+        raise AudioError(f"{path} is not an audio file ({e})") from e
+    blocks = _Blocks()
+    skipped = 0
+    try:
+        with container:
+            if not container.streams.audio:
+                raise AudioError(f"{path} has no audio stream")
+            stream = container.streams.audio[0]
+            skipped = _decode_stream(container, stream, blocks, path)
+    finally:
+        # PyAV's resampler graphs are only freed by the cycle collector
+        # (faster-whisper issue 390); without this, long workers grow.
+        gc.collect()
+    if blocks.size == 0:
+        raise AudioError(f"{path} contains no decodable audio")
+    if skipped:
+        log.warning("%s: %d damaged packets skipped", path, skipped)
+    return blocks.join()
+
+
+def _decode_stream(container: av.container.InputContainer, stream: av.AudioStream, blocks: _Blocks, path: Path) -> int:
+    """Decode ``stream`` into ``blocks``; returns the number of packets skipped.
+
+    Where packets were lost (a damaged Ogg page), the frame timestamps jump:
+    the hole is filled with silence, so what follows stays at its time.
+    """
+    shape: tuple[str, str, int] | None = None
+    fifo = av.AudioFifo()
+    origin: float | None = None  # time of the first frame
+    decoded = 0.0  # seconds of input decoded so far
+    skipped = 0
+
+    resampler: av.AudioResampler | None = None
+
+    def resample(*, end: bool) -> None:
+        # Frames go through the resampler in large batches: a filter-graph
+        # call per 20 ms Opus frame costs more than the decoding itself.
+        nonlocal resampler
+        if resampler is None and not fifo.samples:
+            return
+        if resampler is None:
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        outs = resampler.resample(fifo.read()) if fifo.samples else []
+        if end:  # before a hole or a format change, and at the end of the stream
+            outs = [*outs, *resampler.resample(None)]
+            resampler = None
+        for out in outs:
+            blocks.append(out.to_ndarray().reshape(-1))
+
+    try:
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.FFmpegError:
+                skipped += 1
+                continue
+            for frame in frames:
+                at = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
+                if at is not None:
+                    origin = at if origin is None else origin
+                    hole = at - origin - decoded
+                    if hole > _MAX_JITTER:
+                        resample(end=True)
+                        blocks.append(np.zeros(round(hole * SAMPLE_RATE), dtype=np.float32))
+                        decoded += hole
+                this = (frame.format.name, frame.layout.name, frame.sample_rate)
+                if this != shape:
+                    resample(end=True)
+                    fifo = av.AudioFifo()
+                    shape = this
+                decoded += frame.samples / frame.sample_rate
+                # The FIFO checks timestamps; ours are handled above.
+                frame.pts = None
+                fifo.write(frame)
+                if fifo.samples >= _BATCH:
+                    resample(end=False)
+    except av.FFmpegError as e:
+        log.warning("%s: decoding stopped at %.1f s (%s); keeping what decoded", path, blocks.size / SAMPLE_RATE, e)
+    try:
+        resample(end=True)
+    except av.FFmpegError:
+        pass
+    return skipped
+
+
+class Timeline:
+    """Pieces of one track placed on the room clock, silence in between.
+
+    Add pieces as they are decoded; :meth:`build` copies them into one array
+    and drops its reference to each piece as it goes, so a caller that does
+    not keep the pieces itself peaks at one copy of the track plus one piece::
+
+        line = Timeline()
+        for segment in track.segments:
+            line.add(segment.offset, decode(path_of(segment)))
+        start, audio = line.build()
+    """
+
+    def __init__(self) -> None:
+        self._pieces: list[tuple[float, np.ndarray]] = []
+
+    def add(self, offset: float, samples: np.ndarray) -> None:
+        """Place ``samples`` (16 kHz) with their first sample at room time ``offset``."""
+        self._pieces.append((float(offset), samples))
+
+    def build(self) -> tuple[float, np.ndarray]:
+        """Room time of the first sample, and the samples.
+
+        Where pieces overlap (clock jitter between segments), the later
+        piece wins. With no pieces: ``(0.0, empty array)``.
+        """
+        if not self._pieces:
+            return 0.0, np.zeros(0, dtype=np.float32)
+        pieces = sorted(self._pieces, key=lambda p: p[0])
+        self._pieces = []
+        start = pieces[0][0]
+        length = max(_at(offset, start) + len(samples) for offset, samples in pieces)
+        # np.zeros maps pages lazily: gaps (a speaker who left) cost no memory.
+        out = np.zeros(length, dtype=np.float32)
+        while pieces:
+            offset, samples = pieces.pop(0)
+            at = _at(offset, start)
+            out[at : at + len(samples)] = samples
+            del samples
+        return start, out
+
+
+def _at(offset: float, start: float) -> int:
+    return max(0, round((offset - start) * SAMPLE_RATE))
+
+
+def timeline(pieces: Sequence[tuple[float, np.ndarray]]) -> tuple[float, np.ndarray]:
+    """Place (room-clock offset, samples) pieces on one array, silence in gaps.
+
+    Turns a track's segments (gaps, a late join, a leave and rejoin) into one
+    signal. The caller's list keeps every piece alive until it is dropped:
+    for multi-hour tracks prefer :class:`Timeline`, which releases them.
+
+    Args:
+        pieces: ``(offset, samples)`` with offsets in seconds on the room clock
+            and samples at 16 kHz, in any order.
+
+    Returns:
+        ``(start, samples)``: the room time of the first sample (the earliest
+        offset) and the joined samples.
+    """
+    line = Timeline()
+    for offset, samples in pieces:
+        line.add(offset, samples)
+    return line.build()

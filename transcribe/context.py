@@ -1,0 +1,274 @@
+"""Context across speakers: the room's preceding text as Whisper's prompt.
+
+Transcribed alone, a speaker's short answer between long silences has no
+context: "ten of clubs" comes out "ten on clubs". In the mixed audio Whisper
+would have heard the question first. Each track is transcribed on its own
+(in parallel jobs), so the room's text only exists once every track has had
+its first pass; a second pass then re-transcribes the short, isolated
+utterances Whisper was unsure of, with what the room said just before each
+as the prompt.
+
+The second pass needs only those utterances' audio: the first pass keeps it
+(:func:`context_clips`, a few seconds per utterance, serialized with
+:func:`clips_to_bytes`), so the pass can run in the assemble job without
+decoding any track again::
+
+    # transcribe_track job, per track
+    words = transcribe(model, audio, speaker=s, offset=start)
+    clips = context_clips(audio, words, offset=start)        # store beside the words
+    # assemble job, once
+    tracks = refine_room(model, first_pass_tracks, clips_per_track)
+    turns = assemble(tracks)
+
+The redone words replace the first pass only when Whisper is at least as
+sure of them: with tiny.en, a prompt fixes some short answers ("six layers"
+-> "six players") and spoils others, typically by going on past the speech
+("... thank you very much"); words after the utterance's end are dropped for
+that reason.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from faster_whisper import WhisperModel
+
+from spaces.models import Word, join_words
+from transcribe.assemble import AssembleOptions, TrackWords, assemble, clean_tracks
+from transcribe.audio import SAMPLE_RATE
+from transcribe.transcribe import TranscribeOptions, transcribe_clip
+
+
+@dataclass(frozen=True)
+class ContextRules:
+    max_utterance: float = 6.0
+    """Utterances up to this long (seconds) are re-transcribed with context."""
+    min_pause: float = 3.0
+    """...when the speaker was silent at least this long before them."""
+    utterance_gap: float = 1.0
+    """Words of one speaker closer than this are one utterance."""
+    prompt_chars: int = 300
+    """Longest prompt (Whisper keeps at most 223 tokens of it)."""
+    prompt_window: float = 60.0
+    """Only what the room said in the last this many seconds is context."""
+    max_confidence: float = 0.8
+    """Utterances Whisper was sure of (mean word probability at least this) are left alone."""
+    pad: float = 0.4
+    """Audio kept around an utterance's words."""
+    slack: float = 0.25
+    """Context-pass words starting this long after the first pass's last word are dropped."""
+    tolerance: float = 0.0
+    """How much less sure (mean word probability) the context pass may be and still win."""
+
+
+class RoomPrompt:
+    """Room time -> the room's text just before it (every speaker, time order).
+
+    Usable as ``transcribe(..., prompt=RoomPrompt(room))``, and by :func:`refine`.
+    """
+
+    def __init__(self, room: Sequence[Word], *, max_chars: int = 300, window: float = 60.0) -> None:
+        self.words = sorted(room, key=lambda w: w.start)
+        self.starts = [w.start for w in self.words]
+        self.max_chars = max_chars
+        self.window = window
+
+    def __call__(self, at: float) -> str | None:
+        lo = bisect.bisect_left(self.starts, at - self.window)
+        hi = bisect.bisect_left(self.starts, at - 0.05)
+        texts: list[str] = []
+        size = 0
+        for w in reversed(self.words[lo:hi]):
+            if size + len(w.text) + 1 > self.max_chars:
+                break
+            texts.append(w.text)
+            size += len(w.text) + 1
+        return join_words(reversed(texts)) or None
+
+
+def room_words(tracks: Sequence[TrackWords], *, options: AssembleOptions | None = None) -> list[Word]:
+    """Every speaker's first-pass words, bleed and loops removed, in time order."""
+    turns = assemble(tracks, options=options or AssembleOptions())
+    return sorted((w for turn in turns for w in turn.words), key=lambda w: w.start)
+
+
+def short_utterances(words: Sequence[Word], rules: ContextRules = ContextRules()) -> list[tuple[int, int]]:
+    """Index ranges ``[i, j)`` of ``words`` worth redoing with context.
+
+    Short utterances after a pause of the speaker's, that Whisper was not sure of.
+    """
+    ranges: list[tuple[int, int]] = []
+    i = 0
+    while i < len(words):
+        j = i + 1
+        end = words[i].end
+        while j < len(words) and words[j].start - end < rules.utterance_gap:
+            end = max(end, words[j].end)
+            j += 1
+        pause = words[i].start - (max(w.end for w in words[:i]) if i else float("-inf"))
+        if (
+            end - words[i].start <= rules.max_utterance
+            and pause >= rules.min_pause
+            and _confidence(words[i:j]) < rules.max_confidence
+        ):
+            ranges.append((i, j))
+        i = j
+    return ranges
+
+
+@dataclass(frozen=True, eq=False)
+class Clip:
+    """The audio of one short utterance, kept by the first pass for the context pass."""
+
+    speaker: str
+    start: float
+    """Room time of ``samples[0]``."""
+    samples: np.ndarray
+
+    @property
+    def end(self) -> float:
+        return self.start + len(self.samples) / SAMPLE_RATE
+
+
+def context_clips(
+    audio: np.ndarray, words: Sequence[Word], *, offset: float, rules: ContextRules | None = None
+) -> list[Clip]:
+    """Audio of the track's short, unsure utterances after a pause (see :func:`short_utterances`).
+
+    Args:
+        audio: The track, as given to :func:`transcribe.transcribe.transcribe`.
+        words: Its first-pass words, sorted by start.
+        offset: Room time of ``audio[0]``.
+        rules: Which utterances (default: ``ContextRules()``).
+    """
+    rules = rules or ContextRules()
+    clips: list[Clip] = []
+    for i, j in short_utterances(words, rules):
+        before = max((w.end for w in words[:i]), default=float("-inf"))
+        after = words[j].start if j < len(words) else float("inf")
+        start = max(words[i].start - rules.pad, before, offset)
+        end = min(max(w.end for w in words[i:j]) + rules.pad, after)
+        lo, hi = max(0, round((start - offset) * SAMPLE_RATE)), round((end - offset) * SAMPLE_RATE)
+        if hi > lo:
+            clips.append(Clip(words[i].speaker, offset + lo / SAMPLE_RATE, audio[lo:hi].copy()))
+    return clips
+
+
+def clips_to_bytes(clips: Sequence[Clip]) -> bytes:
+    """Clips as one compressed blob (16-bit samples): a few kB per second of speech."""
+    buffer = io.BytesIO()
+    meta = [{"speaker": c.speaker, "start": c.start, "length": len(c.samples)} for c in clips]
+    samples = np.concatenate([c.samples for c in clips]) if clips else np.zeros(0, dtype=np.float32)
+    pcm = np.clip(np.rint(samples * 32767), -32768, 32767).astype(np.int16)
+    np.savez_compressed(buffer, meta=np.array(json.dumps(meta)), pcm=pcm)
+    return buffer.getvalue()
+
+
+def clips_from_bytes(data: bytes) -> list[Clip]:
+    with np.load(io.BytesIO(data)) as stored:
+        meta = json.loads(str(stored["meta"]))
+        samples = stored["pcm"].astype(np.float32) / 32767
+    clips: list[Clip] = []
+    at = 0
+    for m in meta:
+        clips.append(Clip(str(m["speaker"]), float(m["start"]), samples[at : at + int(m["length"])]))
+        at += int(m["length"])
+    return clips
+
+
+def refine(
+    model: WhisperModel,
+    words: Sequence[Word],
+    clips: Sequence[Clip],
+    *,
+    room: Sequence[Word],
+    options: TranscribeOptions | None = None,
+    rules: ContextRules | None = None,
+) -> list[Word]:
+    """Re-transcribe a track's clips with the room's preceding text as prompt.
+
+    Args:
+        model: The Whisper model.
+        words: The track's words, sorted by start; best after bleed removal
+            (:func:`transcribe.assemble.clean_tracks`), so that a clip of another
+            speaker's bleed has no words left to redo.
+        clips: The track's :func:`context_clips`.
+        room: The whole room's first-pass words (:func:`room_words`).
+        options: As for the first pass (default: ``TranscribeOptions()``).
+        rules: How much context (default: ``ContextRules()``).
+
+    Returns:
+        The track's words, each clip's words replaced by the context pass's
+        when Whisper is at least as sure of them.
+    """
+    # No temperature fallback: when the prompt does not give a confident
+    # reading at once, the first pass stays, and sampling five times at each
+    # of five temperatures would cost more than the whole first pass.
+    options = replace(options or TranscribeOptions(), temperatures=(0.0,))
+    rules = rules or ContextRules()
+    prompt_of = RoomPrompt(room, max_chars=rules.prompt_chars, window=rules.prompt_window)
+    out = list(words)
+    for clip in clips:
+        old = [w for w in out if clip.start <= w.start < clip.end]
+        prompt = prompt_of(old[0].start) if old else None
+        if not prompt:
+            continue
+        new = transcribe_clip(
+            model,
+            clip.samples,
+            start=0.0,
+            end=clip.end - clip.start,
+            speaker=old[0].speaker,
+            offset=clip.start,
+            options=options,
+            prompt=prompt,
+        )
+        # A prompt invites Whisper to go on talking after the speech ends.
+        last = max(w.end for w in old)
+        new = [w for w in new if w.start <= last + rules.slack]
+        if new and _confidence(new) >= _confidence(old) - rules.tolerance:
+            gone = {id(w) for w in old}
+            out = sorted([w for w in out if id(w) not in gone] + new, key=lambda w: (w.start, w.end))
+    return out
+
+
+def refine_room(
+    model: WhisperModel,
+    tracks: Sequence[TrackWords],
+    clips: Sequence[Sequence[Clip]],
+    *,
+    options: TranscribeOptions | None = None,
+    rules: ContextRules | None = None,
+    assemble_options: AssembleOptions | None = None,
+) -> list[TrackWords]:
+    """The context pass over a whole room, ready for :func:`transcribe.assemble.assemble`.
+
+    Args:
+        model: The Whisper model (not used when there are no clips).
+        tracks: Every track's first pass, with levels.
+        clips: Each track's :func:`context_clips`, in the same order.
+        options: As for the first pass.
+        rules: How much context.
+        assemble_options: For removing bleed before the room's text is taken as context.
+
+    Returns:
+        The tracks with bleed removed and their clips redone.
+    """
+    assemble_options = assemble_options or AssembleOptions()
+    room = room_words(tracks, options=assemble_options)
+    cleaned = clean_tracks(tracks, options=assemble_options)
+    return [
+        TrackWords(
+            t.speaker, refine(model, words, c, room=room, options=options, rules=rules) if c else words, t.levels
+        )
+        for t, words, c in zip(tracks, cleaned, clips, strict=True)
+    ]
+
+
+def _confidence(words: Sequence[Word]) -> float:
+    return float(np.mean([w.probability for w in words]))

@@ -1,0 +1,63 @@
+"""Repeated-phrase loops: Whisper's best-known failure, a phrase over and over.
+
+People repeat themselves too ("no, no, no"; "thank you, thank you"), so a
+phrase may come back a few times; past that it is a loop, and only its first
+occurrence is kept.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from spaces.models import Word
+
+_NOT_WORD = re.compile(r"[^\w']+")
+
+
+@dataclass(frozen=True)
+class LoopRules:
+    max_ngram: int = 8
+    """Longest phrase (in words) looked at."""
+    word_repeats: int = 3
+    """A single word may come this many times in a row ("no, no, no")."""
+    phrase_repeats: int = 2
+    """A phrase of two words or more may come this many times in a row."""
+
+
+def norm(text: str) -> str:
+    """A word's text for comparison: lower case, without punctuation."""
+    return _NOT_WORD.sub("", text.lower())
+
+
+def drop_loops(words: Sequence[Word], rules: LoopRules = LoopRules()) -> list[Word]:
+    """``words`` without looping repetitions (one speaker's words, in time order).
+
+    Where a phrase repeats in a row more often than ``rules`` allow, its first
+    occurrence stays and every repetition goes.
+    """
+    keys = [norm(w.text) for w in words]
+    out: list[Word] = []
+    i = 0
+    while i < len(words):
+        best_n, best_k = 0, 0
+        for n in range(1, rules.max_ngram + 1):
+            if i + 2 * n > len(words):
+                break
+            phrase = keys[i : i + n]
+            if not any(phrase):
+                continue
+            k = 1
+            while keys[i + k * n : i + (k + 1) * n] == phrase:
+                k += 1
+            allowed = rules.word_repeats if n == 1 else rules.phrase_repeats
+            if k > allowed and n * k > best_n * best_k:
+                best_n, best_k = n, k
+        if best_k:
+            out.extend(words[i : i + best_n])
+            i += best_n * best_k
+        else:
+            out.append(words[i])
+            i += 1
+    return out

@@ -1,0 +1,281 @@
+"""Words of one speaker's track, on the room clock.
+
+The track goes through voice activity detection first, so silence costs
+nothing; the speech spans are packed into windows of up to 30 s (Whisper's
+encoder always sees 30 s, so a lone two-second answer costs as much as
+thirty seconds of speech) and each window is one faster-whisper call. Only a
+window's samples are ever copied, so memory does not grow with the track.
+
+Guards against Whisper's hallucinations, on top of its own (no-speech
+probability, compression ratio, temperature fallback):
+
+- a word with no speech near it, according to the VAD, is dropped: Whisper
+  loves to fill the padding around speech with "Thank you.";
+- a word Whisper itself doubts (low probability) is dropped unless the VAD
+  heard speech under most of it;
+- repeated-phrase loops are cut (:mod:`transcribe.loops`).
+
+Given the other tracks' levels, speech this track only hears as bleed from
+another speaker's microphone is skipped before Whisper sees it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from faster_whisper import WhisperModel
+
+from spaces.models import Word
+from transcribe.audio import SAMPLE_RATE
+from transcribe.levels import Levels, levels
+from transcribe.loops import LoopRules, drop_loops
+from transcribe.vad import FRAME, VadOptions, speech_near, speech_probabilities, speech_share, speech_spans
+
+log = logging.getLogger(__name__)
+
+_TAIL_SLACK = 0.3  # seconds the VAD may add to a span beyond its padding
+
+Span = tuple[int, int]
+"""Samples ``[start, end)`` of a track."""
+
+
+class _WhisperWord(Protocol):
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    """How a track is transcribed (faster-whisper's parameters, plus our guards)."""
+
+    language: str = "en"
+    beam_size: int = 5
+    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    """Tried in turn while a window's text fails the thresholds below."""
+    initial_prompt: str | None = None
+    """Text Whisper takes as what was said before (vocabulary, names, the space's title)."""
+    condition_on_previous_text: bool = True
+    """Each window's prompt ends with the track's text so far, as Whisper does over long audio.
+
+    Windows are separate faster-whisper calls here, so without this each
+    would start from nothing: on the bench that costs a fifth more errors.
+    """
+    prompt_chars: int = 200
+    """How much of the text so far goes into the prompt."""
+    vad: VadOptions = VadOptions()
+    window: float = 30.0
+    """Seconds of speech packed into one Whisper call."""
+    compression_ratio_threshold: float = 2.4
+    log_prob_threshold: float = -1.0
+    no_speech_threshold: float = 0.6
+    word_slack: float = 0.3
+    """A word with no VAD speech within this many seconds of it is dropped."""
+    min_probability: float = 0.15
+    """A word less probable than this is dropped unless speech fills most of it."""
+    loops: LoopRules = LoopRules()
+    bleed_margin_db: float = 12.0
+    """With other tracks' levels: how much louder another track must be for speech to be its bleed."""
+    bleed_share: float = 0.9
+    """...during at least this share of a span's voiced frames, for the span to be skipped."""
+
+
+ProgressCallback = Callable[[float], None]
+PromptSource = Callable[[float], "str | None"]
+"""Room time -> prompt text for the speech starting then (see :mod:`transcribe.context`)."""
+
+
+def transcribe(
+    model: WhisperModel,
+    audio: np.ndarray,
+    *,
+    speaker: str,
+    offset: float,
+    options: TranscribeOptions = TranscribeOptions(),
+    on_progress: ProgressCallback | None = None,
+    prompt: PromptSource | None = None,
+    others: Sequence[Levels] = (),
+) -> list[Word]:
+    """Transcribe one speaker's track into words on the room clock.
+
+    Args:
+        model: A ``faster_whisper.WhisperModel`` (see :func:`transcribe.model.load_model`).
+        audio: The track, mono float32 at 16 kHz.
+        speaker: Put on every word.
+        offset: Room time of ``audio[0]``; every word time is ``offset`` plus
+            its time in ``audio``.
+        options: Whisper and guard parameters.
+        on_progress: Called with the share of the track's speech done, 0 to 1.
+        prompt: Gives the prompt for the speech starting at a room time, e.g.
+            the room's preceding text; overrides ``options.initial_prompt``.
+        others: Levels of the room's other tracks, if known. Speech this
+            track only hears because another speaker is much louder on their
+            own microphone (bleed) is then not transcribed at all, which saves
+            its time; assembly removes whatever bleed gets through.
+
+    Returns:
+        The words, sorted by start, stripped of Whisper's leading space.
+    """
+    probs = speech_probabilities(audio)
+    spans = speech_spans(probs, len(audio), options.vad)
+    if others:
+        spans = [s for s in spans if not _is_bleed(audio, probs, s, offset, others, options)]
+    total = sum(e - s for s, e in spans)
+    done = 0
+    words: list[Word] = []
+    for group in pack(spans, options.window):
+        context = prompt(offset + group[0][0] / SAMPLE_RATE) if prompt else options.initial_prompt
+        if options.condition_on_previous_text and words and not prompt:
+            context = _join_prompt(options.initial_prompt, words, options.prompt_chars)
+        for start, end, text, probability in _transcribe_group(model, audio, group, options, context):
+            if _plausible(probs, start, end, probability, options):
+                words.append(Word(offset + start, offset + end, text, speaker, probability))
+        done += sum(e - s for s, e in group)
+        if on_progress is not None:
+            on_progress(done / total)
+    log.debug("%s: %d words in %.1f s of speech", speaker, len(words), total / SAMPLE_RATE)
+    if on_progress is not None and not spans:
+        on_progress(1.0)
+    return drop_loops(words, options.loops)
+
+
+def transcribe_clip(
+    model: WhisperModel,
+    audio: np.ndarray,
+    *,
+    start: float,
+    end: float,
+    speaker: str,
+    offset: float,
+    options: TranscribeOptions = TranscribeOptions(),
+    prompt: str | None = None,
+) -> list[Word]:
+    """Transcribe ``audio`` between ``start`` and ``end`` (seconds in ``audio``) as one piece.
+
+    No VAD split: the clip is one Whisper call (for re-transcribing one
+    utterance with a prompt). The same word guards apply.
+    """
+    lo = max(0, int(start * SAMPLE_RATE))
+    hi = min(len(audio), int(end * SAMPLE_RATE))
+    if hi <= lo:
+        return []
+    probs = speech_probabilities(audio[lo:hi])
+    words = [
+        Word(offset + lo / SAMPLE_RATE + s, offset + lo / SAMPLE_RATE + e, text, speaker, p)
+        for s, e, text, p in _transcribe_group(model, audio[lo:hi], [(0, hi - lo)], options, prompt)
+        if _plausible(probs, s, e, p, options)
+    ]
+    return drop_loops(words, options.loops)
+
+
+def _join_prompt(initial: str | None, words: Sequence[Word], chars: int) -> str:
+    """The initial prompt, then the last ``chars`` characters (whole words) of ``words``."""
+    recent: list[str] = []
+    size = 0
+    for w in reversed(words):
+        if size + len(w.text) + 1 > chars:
+            break
+        recent.append(w.text)
+        size += len(w.text) + 1
+    return " ".join([*([initial] if initial else []), *reversed(recent)])
+
+
+def pack(spans: Sequence[Span], window: float) -> Iterator[list[Span]]:
+    """Consecutive spans grouped so each group holds at most ``window`` s of audio."""
+    limit = window * SAMPLE_RATE
+    group: list[Span] = []
+    size = 0
+    for span in spans:
+        length = span[1] - span[0]
+        if group and size + length > limit:
+            yield group
+            group, size = [], 0
+        group.append(span)
+        size += length
+    if group:
+        yield group
+
+
+def _transcribe_group(
+    model: WhisperModel,
+    audio: np.ndarray,
+    group: Sequence[Span],
+    options: TranscribeOptions,
+    prompt: str | None,
+) -> Iterator[tuple[float, float, str, float]]:
+    """Words of the spans in ``group``, packed into one Whisper call; times in ``audio``."""
+    packed = np.concatenate([audio[s:e] for s, e in group]) if len(group) > 1 else audio[group[0][0] : group[0][1]]
+    # Where each span starts in the packed audio, to map times back.
+    starts = np.cumsum([0] + [e - s for s, e in group[:-1]]) / SAMPLE_RATE
+    segments, _ = model.transcribe(
+        np.ascontiguousarray(packed, dtype=np.float32),
+        language=options.language,
+        beam_size=options.beam_size,
+        temperature=list(options.temperatures),
+        compression_ratio_threshold=options.compression_ratio_threshold,
+        log_prob_threshold=options.log_prob_threshold,
+        no_speech_threshold=options.no_speech_threshold,
+        initial_prompt=prompt or None,
+        word_timestamps=True,
+        vad_filter=False,
+    )
+    # Past the last speech there is only the span's padding. Whisper would
+    # still run its encoder once more over that tail (when its last segment
+    # is not closed by a timestamp): stopping here saves a whole window,
+    # which for a short utterance is half the cost.
+    tail = len(packed) / SAMPLE_RATE - options.vad.speech_pad_ms / 1000 - _TAIL_SLACK
+    for segment in segments:
+        for w in segment.words or ():
+            text = w.word.strip()
+            if text:
+                yield (*_unpack(w, group, starts), text, float(w.probability))
+        if segment.end >= tail:
+            break
+
+
+def _unpack(w: _WhisperWord, group: Sequence[Span], starts: np.ndarray) -> tuple[float, float]:
+    """A word's packed-audio times as times in the track.
+
+    The word belongs to the span holding its middle; a word Whisper stretched
+    over the seam between two spans is clipped to its own span.
+    """
+    middle = (w.start + w.end) / 2
+    i = max(0, int(np.searchsorted(starts, middle, side="right")) - 1)
+    span_start = group[i][0] / SAMPLE_RATE
+    span_end = group[i][1] / SAMPLE_RATE
+    start = min(max(span_start + w.start - starts[i], span_start), span_end)
+    end = min(max(span_start + w.end - starts[i], start), span_end)
+    return float(start), float(end)
+
+
+def _is_bleed(
+    audio: np.ndarray,
+    probs: np.ndarray,
+    span: Span,
+    offset: float,
+    others: Sequence[Levels],
+    options: TranscribeOptions,
+) -> bool:
+    """Whether another track is much louder during nearly all of the span's speech."""
+    own = levels(audio[span[0] : span[1]], offset=offset + span[0] / SAMPLE_RATE)
+    times = own.start + own.hop * (np.arange(len(own.db)) + 0.5)
+    frame = ((times - offset) * SAMPLE_RATE).astype(np.int64) // FRAME
+    voiced = probs[np.minimum(frame, len(probs) - 1)] >= options.vad.threshold
+    if not voiced.any():
+        return False
+    loudest = np.max([other.at(times[voiced]) for other in others], axis=0)
+    dominated = loudest - own.db[voiced] >= options.bleed_margin_db
+    return float(dominated.mean()) >= options.bleed_share
+
+
+def _plausible(probs: np.ndarray, start: float, end: float, probability: float, options: TranscribeOptions) -> bool:
+    if speech_near(probs, start, end, slack=options.word_slack) < options.vad.low:
+        return False
+    if probability < options.min_probability:
+        return speech_share(probs, start, end, options.vad.threshold) >= 0.5
+    return True
