@@ -11,9 +11,13 @@ the same space twice (a replayed "space ended" event) is one run, not two.
 from __future__ import annotations
 
 import logging
+import math
+import re
 from typing import Any
 
 from redis import Redis
+from redis.backoff import ConstantBackoff
+from redis.retry import Retry as RedisRetry
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -31,8 +35,19 @@ _ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCH
 RETRY_INTERVALS = [5, 30, 120]
 
 
-def connect(settings: Settings) -> Redis:
-    return Redis.from_url(settings.redis_url, health_check_interval=30, socket_connect_timeout=5)
+def connect(settings: Settings, *, patience: float = 0) -> Redis:
+    """A client of the queue's Redis.
+
+    ``patience`` is how many seconds each command keeps retrying while Redis
+    is unreachable (a restart, a failover). 0 keeps redis-py's default, a few
+    seconds, so short-lived callers (the CLI, an import) fail fast.
+    """
+    options: dict[str, Any] = {}
+    if patience > 0:
+        # One attempt a second: a restarting Redis is back within seconds, and
+        # workers reconnecting once a second are no load for it.
+        options["retry"] = RedisRetry(ConstantBackoff(1.0), retries=math.ceil(patience))
+    return Redis.from_url(settings.redis_url, health_check_interval=30, socket_connect_timeout=5, **options)
 
 
 def pipeline_queue(settings: Settings, connection: Redis | None = None) -> Queue:
@@ -86,4 +101,23 @@ def enqueue_finalize(settings: Settings, space_id: str, *, run: int = 0, queue: 
 
 def next_run(settings: Settings, space_id: str) -> int:
     """A new run number for ``spaces reprocess``: fresh job ids, same output keys."""
-    return int(connect(settings).incr(f"spaces:runs:{space_id}"))
+    return int(connect(settings).incr(_runs_key(space_id)))
+
+
+def current_run(connection: Redis, space_id: str) -> int:
+    """The newest run started for the space (0 until it is first reprocessed)."""
+    value = connection.get(_runs_key(space_id))
+    return int(value) if value else 0
+
+
+def run_of(job_id: str) -> int:
+    """The run a pipeline job belongs to, from its id (``...--r3`` is run 3)."""
+    match = _RUN_SUFFIX.search(job_id)
+    return int(match.group(1)) if match else 0
+
+
+_RUN_SUFFIX = re.compile(r"--r(\d+)$")
+
+
+def _runs_key(space_id: str) -> str:
+    return f"spaces:runs:{space_id}"

@@ -15,9 +15,12 @@ from typing import Any
 from redis import Redis
 from rq import Callback
 from rq.job import Job
+from rq.timeouts import JobTimeoutException
 
+from spaces.catalog import open_catalog
 from spaces.models import SpaceState
-from spaces.queue import enqueue_once, job_id, pipeline_queue
+from spaces.queue import current_run, enqueue_once, job_id, pipeline_queue, run_of
+from spaces.settings import Settings
 from workers.context import context
 
 log = logging.getLogger(__name__)
@@ -62,10 +65,54 @@ def complete(space_id: str) -> None:
 
 
 def on_failure(job: Job, connection: Redis, exc_type: type, exc: BaseException, tb: Any) -> None:
-    """Mark the space failed once a stage has used up its retries."""
+    """Mark the space failed once a stage has used up its retries.
+
+    rq may call this in the worker process rather than the work-horse (a
+    killed work-horse, an abandoned job), so it opens and closes a catalog of
+    its own: a cached one would be inherited by every later work-horse fork.
+    """
     if job.retries_left:
         return
     space_id = job.args[0]
-    message = f"{(job.func_name or 'a stage').rsplit('.', 1)[-1]} failed: {exc}"
-    context().catalog.set_state(space_id, SpaceState.FAILED, error=message)
+    if run_of(job.id) < current_run(connection, space_id):
+        # A retry of a superseded run (the space was reprocessed meanwhile)
+        # failing late must not mark the newer run's space failed.
+        log.warning("space %s: %s of an earlier run failed; the newer run decides the state", space_id,
+                    job.id, extra={"space_id": space_id})
+        return
+    message = failure_message(job, exc)
+    catalog = open_catalog(Settings.from_env())
+    try:
+        catalog.set_state(space_id, SpaceState.FAILED, error=message)
+    finally:
+        catalog.close()
     log.error("space %s: %s", space_id, message, extra={"space_id": space_id})
+
+
+def failure_message(job: Job, exc: BaseException) -> str:
+    """What the space's error says about a stage that gave up.
+
+    A stage over its timeout is said to be one, whatever it raised: rq's
+    ``JobTimeoutException`` lands wherever the job is, and libraries turn it
+    into their own errors (faster-whisper reports an interrupted import as
+    "the VAD filter requires the onnxruntime package").
+    """
+    stage = (job.func_name or "a stage").rsplit(".", 1)[-1]
+    if _timed_out(job, exc):
+        return f"{stage} timed out after {job.timeout} s"
+    return f"{stage} failed: {exc}"
+
+
+def _timed_out(job: Job, exc: BaseException) -> bool:
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, JobTimeoutException):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    # The alarm is set after started_at, so a run that lasted the whole
+    # timeout was cut by it even if the exception no longer says so.
+    if job.timeout and job.timeout > 0 and job.started_at and job.ended_at:
+        return bool((job.ended_at - job.started_at).total_seconds() >= job.timeout)
+    return False

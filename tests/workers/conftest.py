@@ -18,7 +18,8 @@ from spaces.catalog import Catalog, open_catalog
 from spaces.importer import TrackFile, import_space
 from spaces.models import Space, SpaceState
 from spaces.settings import Settings
-from tests.speech import VOICES, Space as SpeechSpace, Utterance, build_space
+from tests.speech import VOICES, Utterance, build_space
+from tests.speech import Space as SpeechSpace
 
 UTTERANCES = [
     Utterance("alice", 0.8, "The weather was lovely this morning, so we walked down to the river."),
