@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ingest.ice import restrict_host_addresses  # noqa: E402
 from spaces import tokens  # noqa: E402
+from tests.conftest import free_port, wait_for_port  # noqa: E402
 
 HERE = Path(__file__).resolve()
 PYTHON = sys.executable
@@ -97,27 +98,6 @@ def udp_drops() -> int:
             continue
         total += sum(int(line.split()[-1]) for line in lines if line.strip())
     return total
-
-
-def wait_port(port: int, timeout: float = 20) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing on port {port}")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --- process: the naive SFU (MediaRelay, decode once, encode per listener) -----------------
@@ -374,7 +354,7 @@ class Step:
             proc = self.spawn(cmd, SFU_CPU, env)
         else:
             proc = self.spawn([PYTHON, str(HERE), "naive-server", "--port", str(self.port)], SFU_CPU, nice=-10)
-        wait_port(self.port)
+        wait_for_port(self.port)
         return proc, space_id, f"ws://127.0.0.1:{self.port}/spaces/{space_id}/rtc"
 
     def run(self) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
-from replay_api.deps import CallerDep, CatalogDep, SettingsDep, SpaceId, TokenDep, visible_private
+from replay_api.deps import CallerDep, CatalogDep, ReadableSpace, SettingsDep, SpaceId, TokenDep, visible_private
 from replay_api.errors import html_errors
 from replay_api.limits import RESPONSES, RateLimited
 from replay_api.templating import templates
@@ -139,19 +139,13 @@ def issue_token(
 @pages.get("/spaces/{space_id}/live", response_class=HTMLResponse)
 def live_page(
     request: Request,
-    space_id: SpaceId,
-    catalog: CatalogDep,
+    space: ReadableSpace,
     settings: SettingsDep,
     caller: CallerDep,
     token: TokenDep,
 ) -> Response:
     """The live room: listen, speak with a speaker link, raise a hand, host controls."""
-    space = catalog.get_space(space_id)
-    if space.visibility is Visibility.PRIVATE:
-        if caller is None:
-            raise NotFound(f"no space {space_id!r}")
-        if caller.space_id != space_id:
-            raise HTTPException(403, "this token is for another space")
+    space_id = space.space_id
     urls = _urls(settings, space_id, None)
     context = {
         "space": space,

@@ -7,7 +7,9 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from spaces.blobstore import BlobStat, validate_key
 from spaces.exceptions import NotFound
@@ -22,28 +24,23 @@ class LocalBlobStore:
         return self.root / validate_key(key)
 
     def put(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write beside the target, fsync, then rename: readers and crashes see
-        # the old object or the whole new one.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with self._atomic(key) as out:
+            out.write(data)
 
     def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> None:
+        with self._atomic(key) as out, path.open("rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+
+    @contextmanager
+    def _atomic(self, key: str) -> Iterator[BinaryIO]:
+        """Write beside the target, fsync, then rename: readers and crashes see
+        the old object or the whole new one."""
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
-            with os.fdopen(fd, "wb") as out, path.open("rb") as src:
-                shutil.copyfileobj(src, out, 1 << 20)
+            with os.fdopen(fd, "wb") as out:
+                yield out
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, target)

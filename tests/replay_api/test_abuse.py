@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -20,7 +19,6 @@ from urllib.parse import parse_qs, urlsplit
 import fastapi.routing
 import httpx
 import pytest
-import uvicorn
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 from starlette.requests import Request
@@ -32,9 +30,10 @@ from spaces.blobstore.s3 import S3BlobStore
 from spaces.exceptions import ConfigError
 from spaces.models import Space
 from spaces.settings import Settings
-from tests.conftest import MotoServer, free_port, wait_for_port
+from tests.conftest import MotoServer
 
 from .conftest import Recording, publish
+from .server import LiveServer
 
 # --- rate limits -------------------------------------------------------------------
 
@@ -168,25 +167,6 @@ def test_misconfigured_limits_are_refused(settings: Settings) -> None:
 # --- body size: a real server, raw sockets -----------------------------------------
 
 LIMIT = 64 << 10
-
-
-class LiveServer:
-    """uvicorn serving an app object in a thread, on a free loopback port."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        wait_for_port(self.port)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -9,21 +9,19 @@ Screenshots go to ``test-artifacts/`` for a person to look at.
 from __future__ import annotations
 
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from spaces.models import Space, Visibility, Word
-from tests.conftest import free_port, wait_for_port
 
 from .conftest import Recording, publish, token_for
+from .server import LiveServer
 
 CHROMIUM = "/usr/bin/chromium"
 #: How far behind currentTime the highlight may be (one late frame on a busy machine).
@@ -40,28 +38,6 @@ CHROMIUM_ARGS = [
 ]
 
 pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian's chromium is not installed")
-
-
-class LiveServer:
-    """uvicorn serving an app object in a thread, on a free loopback port."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        wait_for_port(self.port)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

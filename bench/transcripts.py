@@ -1,0 +1,693 @@
+"""Transcript quality, speed and memory against a synthetic space with known truth.
+
+    .venv/bin/python -m bench.transcripts [--duration 600] [--workers 1] [--repeat-hours 3]
+
+Builds issue 3's evaluation space with espeak-ng (cached): 4 speakers with
+distinct voices, turns of 1 to 20 s, two stretches of overlapping speech,
+one track where another speaker bleeds in at -18 dB, one late joiner, one
+long silence, short answers between long silences. Tracks are Ogg/Opus
+files like the SFU's.
+
+Then it runs, each in fresh processes (like rq's work horses):
+
+- the naive baseline: faster-whisper, same model, on the mixed audio, no
+  speakers (defaults plus word timestamps);
+- our path, as the pipeline runs it: ``transcribe`` per track (in
+  ``--workers`` parallel processes), ``refine`` per track with the room's
+  first-pass text as context, ``assemble``, captions.
+
+and prints every figure of issue 3's target table. ``--repeat-hours 3``
+then repeats the space to three hours and runs one track job over it, to
+show that a worker's memory stays flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import multiprocessing
+import os
+import platform
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from spaces.models import Turn, Word
+from tests.speech import (
+    VOICES,
+    Space,
+    Utterance,
+    build_space,
+    match_words,
+    synthesize,
+    word_error_rate,
+    write_audio,
+)
+from transcribe.assemble import TrackWords, assemble
+from transcribe.audio import decode
+from transcribe.captions import build_cues, to_srt, to_webvtt
+from transcribe.context import clips_from_bytes, clips_to_bytes, context_clips, refine_room
+from transcribe.levels import Levels, levels
+from transcribe.model import load_model
+from transcribe.transcribe import TranscribeOptions, transcribe
+
+SPEAKERS = ("alice", "bob", "carol", "dave")
+OPTIONS = TranscribeOptions()  # set by main(), inherited by the forked jobs
+BLEED = ("carol", "alice", -18.0)  # alice's voice on carol's microphone
+LATE = "dave"
+
+# Sentences are built from parts so that none is said twice: a repeated
+# sentence would let Whisper's prompt (the text so far) give the answer away.
+SUBJECTS = (
+    "My sister",
+    "Our neighbor",
+    "The new manager",
+    "My grandfather",
+    "A friend of mine",
+    "The teacher",
+    "Her brother",
+    "Our whole team",
+    "The old farmer",
+    "My cousin",
+    "The young doctor",
+    "His daughter",
+    "The bus driver",
+    "My best friend",
+    "The baker",
+    "Our landlord",
+    "The mayor",
+    "My uncle",
+)
+ACTIONS = (
+    "bought a small house",
+    "painted the kitchen",
+    "found an old map",
+    "planted tomatoes",
+    "fixed the bicycle",
+    "baked fresh bread",
+    "wrote a long letter",
+    "visited the museum",
+    "lost the car keys",
+    "booked a table",
+    "sold the piano",
+    "adopted a puppy",
+    "opened a bookshop",
+    "ran a marathon",
+    "climbed the hill",
+    "cleaned the garage",
+    "caught a big fish",
+    "learned to swim",
+    "moved to a new flat",
+    "missed the last train",
+    "cooked a huge dinner",
+    "repaired the roof",
+    "borrowed my ladder",
+    "painted a portrait",
+    "watched the parade",
+)
+PLACES = (
+    "near the river",
+    "in the city",
+    "at the station",
+    "behind the school",
+    "by the lake",
+    "downtown",
+    "in the garden",
+    "at the market",
+    "across the street",
+    "in the village",
+    "on the island",
+    "at the harbor",
+)
+TIMES = (
+    "last week",
+    "this morning",
+    "on Sunday",
+    "after lunch",
+    "before the storm",
+    "in April",
+    "yesterday",
+    "last summer",
+    "on Friday night",
+    "two days ago",
+    "over the holidays",
+    "early today",
+)
+
+
+def sentences(rng: random.Random) -> list[str]:
+    """Every sentence the parts make, shuffled: each is used at most once."""
+    out = [f"{s} {a} {p} {t}." for s in SUBJECTS for a in ACTIONS for p in PLACES for t in TIMES]
+    rng.shuffle(out)
+    return out
+
+
+SHORT = (
+    "Yes, exactly.",
+    "I agree.",
+    "That sounds good.",
+    "Not really.",
+    "Of course.",
+    "Thank you.",
+    "Good idea.",
+    "I am not sure.",
+    "Absolutely.",
+    "Maybe next week.",
+)
+
+# A question from one speaker, a short answer from another after a long
+# silence of theirs: the case where context across speakers matters.
+QUESTIONS = (
+    ("Which card did you draw?", "The ten of clubs."),
+    ("What is the capital of France?", "Paris, of course."),
+    ("How many players are at the table?", "Six players."),
+    ("What did you have for dinner?", "Fish and chips."),
+    ("Which suit is trumps tonight?", "Spades."),
+    ("What time does the game start?", "At eight o'clock."),
+    ("Who won the last round?", "My brother did."),
+    ("What colour is the queen of hearts?", "Red."),
+)
+
+
+# --- the space ---------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    utterances: list[Utterance]
+    duration: float
+    silence: tuple[float, float]
+    overlaps: list[tuple[float, float]]
+    join: float
+
+
+def plan_space(duration: float, seed: int = 3) -> Plan:
+    """A scripted conversation: who says what when, with the issue's special stretches."""
+    rng = random.Random(seed)
+    talk = sentences(rng)
+
+    def seconds(text: str, speaker: str) -> float:
+        return synthesize(text, VOICES[SPEAKERS.index(speaker)]).duration
+
+    utterances: list[Utterance] = []
+    join = round(duration * 0.3, 1)
+    silence_at = duration * 0.45
+    silence = (0.0, 0.0)
+    overlap_at = [duration * 0.2, duration * 0.65]
+    overlaps: list[tuple[float, float]] = []
+    asked = 0
+    t, last = 1.0, ""
+    while True:
+        present = [s for s in SPEAKERS if s != last and (s != LATE or t > join + 1)]
+        speaker = rng.choice(present)
+        if t > silence_at and silence == (0.0, 0.0):
+            quiet = max(10.0, 0.075 * duration)
+            silence = (t - 0.5, t + quiet)
+            t += quiet + 0.5
+        if asked < len(QUESTIONS) and rng.random() < 0.18:
+            # A question and its short answer by someone else.
+            question, answer = QUESTIONS[asked]
+            asked += 1
+            other = rng.choice([s for s in present if s != speaker] or present)
+            if t + seconds(question, speaker) + 0.8 + seconds(answer, other) > duration - 2:
+                break
+            utterances.append(Utterance(speaker, round(t, 2), question))
+            t += seconds(question, speaker) + rng.uniform(0.6, 1.0)
+            utterances.append(Utterance(other, round(t, 2), answer))
+            t += seconds(answer, other) + rng.uniform(0.6, 1.5)
+            last = other
+            continue
+        target = rng.choice([1.5, rng.uniform(3, 8), rng.uniform(6, 20)])
+        spoken = 0.0
+        start = t
+        turn: list[str] = []
+        while spoken < target:
+            text = rng.choice(SHORT) if target < 2 else talk.pop()
+            if spoken and spoken + seconds(text, speaker) > 20:
+                break
+            turn.append(text)
+            spoken += seconds(text, speaker) + 0.35
+        if start + spoken > duration - 2:
+            break
+        for text in turn:
+            utterances.append(Utterance(speaker, round(t, 2), text))
+            t += seconds(text, speaker) + 0.35
+        last = speaker
+        gap = rng.uniform(0.4, 1.4)
+        if overlap_at and t > overlap_at[0]:
+            # The next speaker starts 2-3 s before this one ends.
+            overlap_at.pop(0)
+            back = rng.uniform(2.0, 3.0)
+            overlaps.append((t - back, t))
+            gap = -back
+        t += gap
+    return Plan(utterances, duration, silence, overlaps, join)
+
+
+def build(plan: Plan, out: Path) -> Space:
+    victim, source, db = BLEED
+    return build_space(
+        plan.utterances,
+        dict(zip(SPEAKERS, VOICES, strict=True)),
+        duration=plan.duration,
+        out_dir=out,
+        bleed={victim: (source, db)},
+        starts={LATE: plan.join},
+        suffix=".ogg",
+    )
+
+
+# --- jobs (each in a fresh process, like an rq work horse) --------------------
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def job_levels(tracks: list[tuple[str, str, float]]) -> dict[str, Any]:
+    """An optional first stage: every track's levels, so track jobs can skip bleed."""
+    return {
+        "levels": {speaker: levels(decode(path), offset=offset).to_dict() for speaker, path, offset in tracks},
+        "cpu": time.process_time(),
+        "rss_mb": _peak_rss_mb(),
+    }
+
+
+def job_transcribe(
+    speaker: str, path: str, offset: float, threads: int, others: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """What ``transcribe_track`` does: decode, transcribe, levels, clips for the context pass."""
+    model = load_model(cpu_threads=threads)
+    audio = decode(path)
+    words = transcribe(
+        model,
+        audio,
+        speaker=speaker,
+        offset=offset,
+        options=OPTIONS,
+        others=[Levels.from_dict(d) for d in others],
+    )
+    return {
+        "speaker": speaker,
+        "words": [w.to_dict() for w in words],
+        "levels": levels(audio, offset=offset).to_dict(),
+        "clips": clips_to_bytes(context_clips(audio, words, offset=offset)),
+        "cpu": time.process_time(),
+        "rss_mb": _peak_rss_mb(),
+    }
+
+
+def job_assemble(tracks: list[dict[str, Any]], threads: int, context: bool) -> dict[str, Any]:
+    """What ``assemble`` does: the context pass (if any clip), turns, captions."""
+    first = [
+        TrackWords(t["speaker"], [Word.from_dict(w) for w in t["words"]], Levels.from_dict(t["levels"])) for t in tracks
+    ]
+    clips = [clips_from_bytes(t["clips"]) if context else [] for t in tracks]
+    model = load_model(cpu_threads=threads) if any(clips) else None
+    refined = refine_room(model, first, clips, options=OPTIONS)
+    turns = assemble(refined)
+    cues = build_cues(turns)
+    to_webvtt(cues), to_srt(cues)
+    return {
+        "turns": [t.to_dict() for t in turns],
+        "clips": sum(len(c) for c in clips),
+        "cpu": time.process_time(),
+        "rss_mb": _peak_rss_mb(),
+    }
+
+
+def job_baseline(path: str, threads: int) -> dict[str, Any]:
+    """faster-whisper on the mix, the way most people use it (plus word timestamps)."""
+    model = load_model(cpu_threads=threads)
+    segments, _ = model.transcribe(decode(path), language="en", word_timestamps=True)
+    words = [
+        Word(w.start, w.end, w.word.strip(), "?", w.probability).to_dict()
+        for s in segments
+        for w in s.words or ()
+        if w.word.strip()
+    ]
+    return {"words": words, "cpu": time.process_time(), "rss_mb": _peak_rss_mb()}
+
+
+def run_jobs(calls: Sequence[tuple[Any, tuple[Any, ...]]], workers: int) -> list[Any]:
+    """Run ``(function, args)`` calls, each in a fresh process, ``workers`` at a time.
+
+    Processes are forked like rq's work horses, from a parent that has
+    imported the code but loaded no model.
+    """
+    with multiprocessing.get_context("fork").Pool(processes=workers, maxtasksperchild=1) as pool:
+        pending = [pool.apply_async(func, args) for func, args in calls]
+        return [p.get(timeout=4 * 3600) for p in pending]
+
+
+@dataclass
+class Run:
+    first: dict[str, list[Word]] = field(default_factory=dict)
+    turns: list[Turn] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+    rss_mb: float = 0.0
+    clips: int = 0
+
+
+def run_ours(space: Space, workers: int, threads: int, *, context: bool = True, skip_bleed: bool = False) -> Run:
+    """The pipeline's stages, each job in its own process, timed stage by stage."""
+    run = Run()
+    starts = space.starts
+    t0 = time.perf_counter()
+    others: dict[str, list[dict[str, Any]]] = {s: [] for s in space}
+    rss = []
+    if skip_bleed:
+        (lv,) = run_jobs([(job_levels, ([(s, str(p), starts[s]) for s, p in space.items()],))], 1)
+        others = {s: [d for o, d in lv["levels"].items() if o != s] for s in space}
+        run.seconds["levels"] = time.perf_counter() - t0
+        run.cpu["levels"] = lv["cpu"]
+        rss.append(lv["rss_mb"])
+    t1 = time.perf_counter()
+    results = run_jobs(
+        [(job_transcribe, (s, str(p), starts[s], threads, others[s])) for s, p in space.items()], workers
+    )
+    run.seconds["transcribe"] = time.perf_counter() - t1
+    run.cpu["transcribe"] = sum(r["cpu"] for r in results)
+    rss.extend(r["rss_mb"] for r in results)
+    run.first = {r["speaker"]: [Word.from_dict(w) for w in r["words"]] for r in results}
+    t2 = time.perf_counter()
+    (done,) = run_jobs([(job_assemble, (results, threads, context))], 1)
+    run.seconds["assemble (context pass, turns, captions)"] = time.perf_counter() - t2
+    run.cpu["assemble (context pass, turns, captions)"] = done["cpu"]
+    rss.append(done["rss_mb"])
+    run.turns = [Turn.from_dict(t) for t in done["turns"]]
+    run.clips = done["clips"]
+    run.seconds["total"] = time.perf_counter() - t0
+    run.cpu["total"] = sum(run.cpu.values())
+    run.rss_mb = max(rss)
+    return run
+
+
+def run_baseline(space: Space, threads: int) -> tuple[list[Word], float, float, float]:
+    """Words, wall seconds, CPU seconds and peak RSS of the baseline."""
+    t0 = time.perf_counter()
+    (r,) = run_jobs([(job_baseline, (str(space.mix), threads))], 1)
+    return [Word.from_dict(w) for w in r["words"]], time.perf_counter() - t0, r["cpu"], r["rss_mb"]
+
+
+# --- scoring -----------------------------------------------------------------
+
+
+def in_utterance_order(space: Space) -> list[Word]:
+    """Every true word, utterance by utterance (an utterance's words stay together)."""
+    words = sorted(space.words(), key=lambda w: w.start)
+    starts = sorted((u.start, u.speaker) for t in space.tracks.values() for u in t.utterances)
+
+    def utterance_of(w: Word) -> tuple[float, str]:
+        mine = [s for s in starts if s[1] == w.speaker and s[0] <= w.start + 1e-6]
+        return mine[-1]
+
+    return sorted(words, key=lambda w: (utterance_of(w), w.start))
+
+
+def baseline_alone(space: Space, speaker: str, baseline: Sequence[Word]) -> tuple[float, int] | None:
+    """The baseline's WER on a speaker's utterances that nobody else talks over.
+
+    The mix has no speakers, so its words are taken by time: those within an
+    utterance of ``speaker`` during which no one else speaks.
+    """
+    mine = [(u.start, end) for u, end in zip(space.tracks[speaker].utterances, space.tracks[speaker].ends, strict=True)]
+    others = [
+        (u.start, end)
+        for t in space.tracks.values()
+        if t.speaker != speaker
+        for u, end in zip(t.utterances, t.ends, strict=True)
+    ]
+    alone = [(s, e) for s, e in mine if not any(os < e + 0.5 and oe > s - 0.5 for os, oe in others)]
+    if not alone:
+        return None
+    ref = [w for s, e in alone for w in space.truth[speaker] if s - 0.01 <= w.start <= e]
+    hyp = [w for s, e in alone for w in baseline if s - 0.3 <= (w.start + w.end) / 2 <= e + 0.3]
+    return word_error_rate(ref, hyp), len(alone)
+
+
+def silent_stretches(space: Space, *, margin: float = 0.5, shortest: float = 2.0) -> list[tuple[float, float]]:
+    """Stretches where nobody speaks (true words with ``margin``), at least ``shortest`` long."""
+    busy = sorted((w.start - margin, w.end + margin) for w in space.words())
+    out: list[tuple[float, float]] = []
+    t = 0.0
+    for s, e in busy:
+        if s - t >= shortest:
+            out.append((t, s))
+        t = max(t, e)
+    if space.duration - t >= shortest:
+        out.append((t, space.duration))
+    return out
+
+
+def in_silence(words: Sequence[Word], stretches: Sequence[tuple[float, float]]) -> int:
+    return sum(1 for w in words if any(s <= (w.start + w.end) / 2 <= e for s, e in stretches))
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def score(space: Space, run: Run, baseline: list[Word] | None) -> list[tuple[str, str, str, str]]:
+    """Rows of (figure, ours, baseline, target)."""
+    ours = [w for t in run.turns for w in t.words]
+    truth = space.words()
+    rows: list[tuple[str, str, str, str]] = []
+
+    base_wer = word_error_rate(in_utterance_order(space), baseline) if baseline is not None else float("nan")
+    wers = {s: word_error_rate(space.truth[s], [w for w in ours if w.speaker == s]) for s in SPEAKERS}
+    refs = {s: len(space.truth[s]) for s in SPEAKERS}
+    pooled = sum(wers[s] * refs[s] for s in SPEAKERS) / sum(refs.values())
+    for s in SPEAKERS:
+        alone = baseline_alone(space, s, baseline) if baseline is not None else None
+        rows.append(
+            (
+                f"WER {s}",
+                f"{wers[s]:.3f}",
+                f"{alone[0]:.3f} on {alone[1]} lone utterances" if alone else "",
+                "<= 1.1 x baseline",
+            )
+        )
+    rows.append(("WER, all speakers pooled", f"{pooled:.3f}", f"{base_wer:.3f}", "<= 1.1 x baseline"))
+    rows.append(("WER worst speaker / baseline's WER", f"{max(wers.values()) / base_wer:.2f} x", "", "<= 1.1 x"))
+
+    pairs = match_words(truth, ours)
+    right = sum(1 for t, h in pairs if t.speaker == h.speaker)
+    rows.append(
+        (
+            "words attributed to the right speaker",
+            f"{100 * right / max(1, len(pairs)):.2f} %",
+            "n/a",
+            ">= 99 %",
+        )
+    )
+    errors = [abs(h.start - t.start) for t, h in pairs if t.speaker == h.speaker]
+    base_errors = [abs(h.start - t.start) for t, h in match_words(truth, baseline or [])]
+    rows.append(
+        (
+            "word start error, median",
+            f"{statistics.median(errors):.3f} s",
+            f"{statistics.median(base_errors):.3f} s" if base_errors else "",
+            "<= 0.15 s",
+        )
+    )
+    rows.append(
+        (
+            "word start error, 95th percentile",
+            f"{percentile(errors, 95):.3f} s",
+            f"{percentile(base_errors, 95):.3f} s" if base_errors else "",
+            "<= 0.5 s",
+        )
+    )
+
+    victim, source, _ = BLEED
+    raw = run.first[victim]
+    final = [w for w in ours if w.speaker == victim]
+    both = [w for w in truth if w.speaker in (victim, source)]
+    raw_pairs = match_words(both, raw)
+    final_truth = {id(t) for t, _ in match_words(both, final)}
+    bleed = [t for t, _ in raw_pairs if t.speaker == source]
+    own = [t for t, _ in raw_pairs if t.speaker == victim]
+    removed = sum(1 for t in bleed if id(t) not in final_truth)
+    lost = sum(1 for t in own if id(t) not in final_truth)
+    rows.append(
+        (
+            f"bleed words removed ({source} on {victim}'s track)",
+            f"{100 * removed / max(1, len(bleed)):.1f} % of {len(bleed)}",
+            "",
+            ">= 95 %",
+        )
+    )
+    rows.append(
+        (
+            f"own words lost on {victim}'s track",
+            f"{100 * lost / max(1, len(own)):.1f} % of {len(own)}",
+            "",
+            "<= 1 %",
+        )
+    )
+
+    # Short answers after a silence of their speaker: where context across speakers matters.
+    answers = {a for _, a in QUESTIONS}
+    spans = [
+        (u.speaker, u.start - 0.5, end + 0.5)
+        for t in space.tracks.values()
+        for u, end in zip(t.utterances, t.ends, strict=True)
+        if u.text in answers
+    ]
+
+    def said(words: Sequence[Word], *, by_speaker: bool = True) -> list[Word]:
+        return [
+            w
+            for speaker, lo, hi in spans
+            for w in words
+            if lo <= w.start <= hi and (not by_speaker or w.speaker == speaker)
+        ]
+
+    if spans:
+        ref = said(truth)
+        first = said([w for words in run.first.values() for w in words])
+        rows.append(
+            (
+                f"WER of the {len(spans)} short answers",
+                f"{word_error_rate(ref, said(ours)):.3f} (first pass {word_error_rate(ref, first):.3f})",
+                f"{word_error_rate(ref, said(baseline, by_speaker=False)):.3f}" if baseline is not None else "",
+                "as good as the mix",
+            )
+        )
+
+    stretches = silent_stretches(space)
+    rows.append(
+        (
+            "words output during silence-only stretches",
+            str(in_silence(ours, stretches)),
+            str(in_silence(baseline, stretches)) if baseline is not None else "",
+            "0",
+        )
+    )
+    return rows
+
+
+# --- memory check on a long space ---------------------------------------------
+
+
+def long_track(space: Space, speaker: str, hours: float, out: Path) -> Path:
+    """The speaker's track repeated to ``hours`` (as one Opus file)."""
+
+    one = decode(space[speaker])
+    reps = int(np.ceil(hours * 3600 * 16000 / len(one)))
+    path = out / f"{speaker}-{hours:g}h.ogg"
+    if not path.exists():
+        write_audio(path, np.tile(one, reps)[: int(hours * 3600 * 16000)])
+    return path
+
+
+def memory_check(space: Space, hours: float, threads: int, out: Path) -> tuple[float, float, int, float]:
+    """Peak RSS of one transcribe job on a ``hours`` long track, and its time."""
+    speaker = BLEED[0]  # the busiest track: her speech and the bleed of another
+    path = long_track(space, speaker, hours, out)
+    t0 = time.perf_counter()
+    (r,) = run_jobs([(job_transcribe, (speaker, str(path), 0.0, threads, []))], 1)
+    return r["rss_mb"], time.perf_counter() - t0, len(r["words"]), hours * 3600
+
+
+# --- main ------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--duration", type=float, default=600.0, help="seconds of the space (default 600)")
+    parser.add_argument("--workers", type=int, default=1, help="parallel track jobs (default 1, like `spaces up`)")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads per model (0: all CPUs)")
+    parser.add_argument("--repeat-hours", type=float, default=0.0, help="also check memory on a space this long")
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--no-context", action="store_true", help="skip the cross-speaker context pass")
+    parser.add_argument(
+        "--skip-bleed", action="store_true", help="a levels stage first, so track jobs skip other speakers' bleed"
+    )
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--beam", type=int, default=None, help="beam size of our path (default: ours)")
+    parser.add_argument("--no-fallback", action="store_true", help="our path: temperature 0 only")
+    parser.add_argument("--out", type=Path, default=None, help="keep the audio here")
+    args = parser.parse_args()
+
+    global OPTIONS
+    if args.beam is not None:
+        OPTIONS = dataclasses.replace(OPTIONS, beam_size=args.beam)
+    if args.no_fallback:
+        OPTIONS = dataclasses.replace(OPTIONS, temperatures=(0.0,))
+    out = args.out or Path(tempfile.mkdtemp(prefix="bench-transcripts-"))
+    out.mkdir(parents=True, exist_ok=True)
+    plan = plan_space(args.duration, args.seed)
+    space = build(plan, out)
+    speech = sum(w.end - w.start for w in space.words())
+    print(
+        f"space: {args.duration:.0f} s, {len(plan.utterances)} utterances, {len(space.words())} words, "
+        f"silence {plan.silence[0]:.0f}-{plan.silence[1]:.0f} s, overlaps "
+        + ", ".join(f"{s:.0f}-{e:.0f} s" for s, e in plan.overlaps)
+        + f", {LATE} joins at {plan.join:.0f} s, {BLEED[1]} bleeds into {BLEED[0]} at {BLEED[2]:.0f} dB",
+        flush=True,
+    )
+
+    baseline: list[Word] | None = None
+    base_seconds = base_rss = base_cpu = float("nan")
+    if not args.no_baseline:
+        baseline, base_seconds, base_cpu, base_rss = run_baseline(space, args.threads)
+        print(f"baseline done in {base_seconds:.1f} s", flush=True)
+    run = run_ours(space, args.workers, args.threads, context=not args.no_context, skip_bleed=args.skip_bleed)
+    print(
+        "ours done: "
+        + ", ".join(f"{k} {v:.1f} s (CPU {run.cpu[k]:.1f} s)" for k, v in run.seconds.items())
+        + f"; {run.clips} short utterances redone with context",
+        flush=True,
+    )
+
+    (out / "ours.json").write_text(json.dumps([t.to_dict() for t in run.turns]))
+    if baseline is not None:
+        (out / "baseline.json").write_text(json.dumps([w.to_dict() for w in baseline]))
+    rows = score(space, run, baseline)
+    total = run.seconds["total"]
+    rows.append(
+        (
+            "wall time, transcription stages",
+            f"{total:.1f} s = {total / args.duration:.3f} x duration",
+            f"{base_seconds:.1f} s = {base_seconds / args.duration:.3f} x",
+            "<= 0.15 x duration",
+        )
+    )
+    rows.append(("CPU time, all jobs", f"{run.cpu['total']:.1f} s", f"{base_cpu:.1f} s", ""))
+    rows.append(("wall time vs baseline", f"{total / base_seconds:.2f} x", "", "<= 1.5 x"))
+    rows.append(("peak memory of a worker (RSS)", f"{run.rss_mb:.0f} MB", f"{base_rss:.0f} MB", "< 1.5 GB"))
+    if args.repeat_hours:
+        rss, seconds, n_words, length = memory_check(space, args.repeat_hours, args.threads, out)
+        rows.append((f"peak memory, one {args.repeat_hours:g} h track job", f"{rss:.0f} MB", "", "< 1.5 GB, flat"))
+        rows.append((f"time of that job ({n_words} words)", f"{seconds:.0f} s = {seconds / length:.3f} x", "", ""))
+
+    cpu = platform.processor() or platform.machine()
+    print(
+        f"\nmachine: {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, "
+        f"model: bundled tiny.en int8, workers {args.workers}, speech in the space {speech:.0f} s\n"
+    )
+    widths = [max(len(r[i]) for r in [("figure", "ours", "baseline", "target"), *rows]) for i in range(4)]
+    for i, row in enumerate([("figure", "ours", "baseline (mix)", "target"), *rows]):
+        print(" | ".join(cell.ljust(widths[j]) for j, cell in enumerate(row)))
+        if i == 0:
+            print("-+-".join("-" * w for w in widths))
+
+
+if __name__ == "__main__":
+    main()
