@@ -6,8 +6,8 @@ Modules, one concept each:
 - ``model``: loading Whisper (the bundled tiny.en by default), never downloading.
 - ``vad``: where someone speaks (silero VAD), memory-flat on long tracks.
 - ``transcribe``: words of one track, with hallucination guards.
-- ``context``: a second pass over short, unsure utterances with the room's
-  preceding text as prompt (context across speakers).
+- ``context``: a second pass over the utterances Whisper was unsure of, with
+  the room's preceding text as prompt (context across speakers).
 - ``loops``: repeated-phrase loops.
 - ``levels``: per-frame loudness of a track, for bleed detection.
 - ``bleed``: words a microphone picked up from another speaker.

@@ -3,10 +3,9 @@
 Decoding goes through PyAV (FFmpeg's libraries), like faster-whisper's own
 ``decode_audio``, but is written for long tracks and damaged files:
 
-- memory stays at one copy of the result: decoded samples go into fixed-size
-  blocks, and the result is filled block by block while the blocks are
-  released (faster-whisper keeps an int16 buffer *and* a float copy, twice
-  the memory of a three-hour track);
+- memory stays at one copy of the result: decoded samples go straight into
+  an array sized from the container's duration (faster-whisper keeps an
+  int16 buffer *and* a float copy, twice the memory of a three-hour track);
 - a packet that does not decode is skipped (its time becomes silence, so
   what follows keeps its place on the clock), and a stream that breaks off
   keeps what decoded before: a file corrupt in the middle yields its good
@@ -17,6 +16,7 @@ Decoding goes through PyAV (FFmpeg's libraries), like faster-whisper's own
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 from collections.abc import Sequence
@@ -32,49 +32,38 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16_000
 """Whisper's sample rate; every array in this package is at this rate."""
 
-_BLOCK = 30 * SAMPLE_RATE
 _BATCH = 1 << 18  # input samples resampled at once (5 s at 48 kHz)
 _MAX_JITTER = 0.03  # seconds; a larger jump in timestamps is lost audio
+_TRIM_EVERY = 64 << 20  # bytes of pieces released between two heap trims
+_LIBC: ctypes.CDLL | bool | None = None
 
 
-class _Blocks:
-    """Samples appended in fixed-size blocks, joined into one array at the end."""
+class _Buffer:
+    """A growable sample buffer that is, in the end, the result itself.
 
-    def __init__(self) -> None:
-        self.full: list[np.ndarray] = []
-        self.current = np.empty(_BLOCK, dtype=np.float32)
-        self.used = 0
+    Sized from the container's duration up front: numpy maps a large array
+    lazily, so the memory becomes resident only as samples are written, and
+    no second copy is ever made unless the duration was underestimated.
+    (Collecting blocks and joining them would hold two copies at the end:
+    glibc keeps freed blocks of this size in its heap.)
+    """
 
-    @property
-    def size(self) -> int:
-        return len(self.full) * _BLOCK + self.used
+    def __init__(self, expected_seconds: float | None) -> None:
+        seconds = expected_seconds * 1.02 + 5 if expected_seconds else 600.0
+        self.data = np.empty(int(seconds * SAMPLE_RATE), dtype=np.float32)
+        self.size = 0
 
     def append(self, samples: np.ndarray) -> None:
-        while samples.size:
-            take = min(samples.size, _BLOCK - self.used)
-            self.current[self.used : self.used + take] = samples[:take]
-            self.used += take
-            samples = samples[take:]
-            if self.used == _BLOCK:
-                self.full.append(self.current)
-                self.current = np.empty(_BLOCK, dtype=np.float32)
-                self.used = 0
+        end = self.size + len(samples)
+        if end > len(self.data):
+            grown = np.empty(max(end, int(len(self.data) * 1.5)), dtype=np.float32)
+            grown[: self.size] = self.data[: self.size]
+            self.data = grown
+        self.data[self.size : end] = samples
+        self.size = end
 
-    def join(self) -> np.ndarray:
-        """The samples as one array; the blocks are released as they are copied."""
-        # np.empty maps pages lazily: each page becomes resident only when its
-        # block is copied in, just as that block is freed.
-        out = np.empty(self.size, dtype=np.float32)
-        at = 0
-        while self.full:
-            block = self.full.pop(0)
-            out[at : at + _BLOCK] = block
-            at += _BLOCK
-            del block
-        out[at:] = self.current[: self.used]
-        self.current = np.empty(0, dtype=np.float32)
-        self.used = 0
-        return out
+    def result(self) -> np.ndarray:
+        return self.data[: self.size]
 
 
 def decode(path: str | Path) -> np.ndarray:
@@ -102,13 +91,13 @@ def decode(path: str | Path) -> np.ndarray:
         container = av.open(str(path), mode="r", metadata_errors="ignore")
     except av.FFmpegError as e:
         raise AudioError(f"{path} is not an audio file ({e})") from e
-    blocks = _Blocks()
     skipped = 0
     try:
         with container:
             if not container.streams.audio:
                 raise AudioError(f"{path} has no audio stream")
             stream = container.streams.audio[0]
+            blocks = _Buffer(_duration(container, stream))
             skipped = _decode_stream(container, stream, blocks, path)
     finally:
         # PyAV's resampler graphs are only freed by the cycle collector
@@ -118,10 +107,19 @@ def decode(path: str | Path) -> np.ndarray:
         raise AudioError(f"{path} contains no decodable audio")
     if skipped:
         log.warning("%s: %d damaged packets skipped", path, skipped)
-    return blocks.join()
+    return blocks.result()
 
 
-def _decode_stream(container: av.container.InputContainer, stream: av.AudioStream, blocks: _Blocks, path: Path) -> int:
+def _duration(container: av.container.InputContainer, stream: av.AudioStream) -> float | None:
+    """The container's idea of the audio's length in seconds, if it has one."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / 1_000_000  # AV_TIME_BASE
+    return None
+
+
+def _decode_stream(container: av.container.InputContainer, stream: av.AudioStream, blocks: _Buffer, path: Path) -> int:
     """Decode ``stream`` into ``blocks``; returns the number of packets skipped.
 
     Where packets were lost (a damaged Ogg page), the frame timestamps jump:
@@ -220,12 +218,34 @@ class Timeline:
         length = max(_at(offset, start) + len(samples) for offset, samples in pieces)
         # np.zeros maps pages lazily: gaps (a speaker who left) cost no memory.
         out = np.zeros(length, dtype=np.float32)
+        freed = 0
         while pieces:
             offset, samples = pieces.pop(0)
             at = _at(offset, start)
             out[at : at + len(samples)] = samples
+            freed += samples.nbytes
             del samples
+            if freed > _TRIM_EVERY:
+                _release_freed_memory()
+                freed = 0
         return start, out
+
+
+def _release_freed_memory() -> None:
+    """Give freed heap memory back to the system now.
+
+    glibc keeps freed chunks below its mmap threshold (which grows to 32 MB)
+    in the heap; released in order, the segments' memory would stay resident
+    while the joined track fills up.
+    """
+    global _LIBC
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL("libc.so.6")
+        except OSError:  # not glibc: nothing to do
+            _LIBC = False
+    if isinstance(_LIBC, ctypes.CDLL):
+        _LIBC.malloc_trim(0)
 
 
 def _at(offset: float, start: float) -> int:

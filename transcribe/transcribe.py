@@ -6,6 +6,11 @@ encoder always sees 30 s, so a lone two-second answer costs as much as
 thirty seconds of speech) and each window is one faster-whisper call. Only a
 window's samples are ever copied, so memory does not grow with the track.
 
+Each window's prompt is the track's text so far, as Whisper conditions on
+previous text over long audio (without it the tiny model makes a fifth more
+errors here). A prompt now and then throws Whisper's timestamps off; a
+window whose timing is implausible is done again without one.
+
 Guards against Whisper's hallucinations, on top of its own (no-speech
 probability, compression ratio, temperature fallback):
 
@@ -24,7 +29,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from faster_whisper import WhisperModel
@@ -38,6 +43,8 @@ from transcribe.vad import FRAME, VadOptions, speech_near, speech_probabilities,
 log = logging.getLogger(__name__)
 
 _TAIL_SLACK = 0.3  # seconds the VAD may add to a span beyond its padding
+_MAX_CHARS_PER_SECOND = 35.0  # fast speech is ~20; more means timestamps went wrong
+_LONG_SPAN = 2.0  # seconds: a span this long always holds some words
 
 Span = tuple[int, int]
 """Samples ``[start, end)`` of a track."""
@@ -207,13 +214,33 @@ def _transcribe_group(
     group: Sequence[Span],
     options: TranscribeOptions,
     prompt: str | None,
-) -> Iterator[tuple[float, float, str, float]]:
-    """Words of the spans in ``group``, packed into one Whisper call; times in ``audio``."""
+) -> list[tuple[float, float, str, float]]:
+    """Words of the spans in ``group``, packed into one Whisper call; times in ``audio``.
+
+    A prompt sometimes throws Whisper's timestamps off (every word of the
+    window squeezed into its last seconds); such a window is done again
+    without the prompt.
+    """
     packed = np.concatenate([audio[s:e] for s, e in group]) if len(group) > 1 else audio[group[0][0] : group[0][1]]
+    packed = np.ascontiguousarray(packed, dtype=np.float32)
     # Where each span starts in the packed audio, to map times back.
     starts = np.cumsum([0] + [e - s for s, e in group[:-1]]) / SAMPLE_RATE
-    segments, _ = model.transcribe(
-        np.ascontiguousarray(packed, dtype=np.float32),
+    segments = _whisper(model, packed, options, prompt)
+    if prompt and not _timing_plausible(segments, starts, group):
+        log.info("timestamps implausible with a prompt; window done again without it")
+        segments = _whisper(model, packed, options, None)
+    return [
+        (*_unpack(w, group, starts), w.word.strip(), float(w.probability))
+        for segment in segments
+        for w in segment.words or ()
+        if w.word.strip()
+    ]
+
+
+def _whisper(model: WhisperModel, packed: np.ndarray, options: TranscribeOptions, prompt: str | None) -> list[Any]:
+    """faster-whisper's segments (with words) for one packed window."""
+    segments = model.transcribe(
+        packed,
         language=options.language,
         beam_size=options.beam_size,
         temperature=list(options.temperatures),
@@ -223,19 +250,31 @@ def _transcribe_group(
         initial_prompt=prompt or None,
         word_timestamps=True,
         vad_filter=False,
-    )
+    )[0]
     # Past the last speech there is only the span's padding. Whisper would
     # still run its encoder once more over that tail (when its last segment
     # is not closed by a timestamp): stopping here saves a whole window,
     # which for a short utterance is half the cost.
     tail = len(packed) / SAMPLE_RATE - options.vad.speech_pad_ms / 1000 - _TAIL_SLACK
+    out = []
     for segment in segments:
-        for w in segment.words or ():
-            text = w.word.strip()
-            if text:
-                yield (*_unpack(w, group, starts), text, float(w.probability))
+        out.append(segment)
         if segment.end >= tail:
             break
+    return out
+
+
+def _timing_plausible(segments: Sequence[Any], starts: np.ndarray, group: Sequence[Span]) -> bool:
+    """No segment spoken impossibly fast, and no long span left without words."""
+    for segment in segments:
+        if len(segment.text.strip()) > _MAX_CHARS_PER_SECOND * max(segment.end - segment.start, 0.5):
+            return False
+    said = [(w.start, w.end) for segment in segments for w in segment.words or ()]
+    for at, (s, e) in zip(starts.tolist(), group, strict=True):
+        length = (e - s) / SAMPLE_RATE
+        if length >= _LONG_SPAN and not any(ws < at + length and we > at for ws, we in said):
+            return False
+    return True
 
 
 def _unpack(w: _WhisperWord, group: Sequence[Span], starts: np.ndarray) -> tuple[float, float]:

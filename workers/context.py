@@ -13,11 +13,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from faster_whisper import WhisperModel
+
 from spaces import keys
 from spaces.blobstore import BlobStore, open_blob_store
 from spaces.catalog import Catalog, open_catalog
 from spaces.models import Manifest, Track
 from spaces.settings import Settings
+from transcribe.model import load_model
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,13 @@ class Context:
 
     def track(self, space_id: str, track_id: str) -> Track:
         return Track.from_dict(self.read_json(keys.track_manifest(space_id, track_id)))
+
+    def model(self) -> WhisperModel:
+        """The Whisper model the settings name (loaded once per process)."""
+        s = self.settings
+        return load_model(
+            s.whisper_model, device=s.whisper_device, compute_type=s.whisper_compute_type, cpu_threads=s.whisper_threads
+        )
 
     def read_json(self, key: str) -> Any:
         return json.loads(self.blobs.get(key))

@@ -6,10 +6,12 @@ import logging
 from dataclasses import replace
 
 from spaces import keys
+from spaces.exceptions import NotFound
 from spaces.models import Manifest, Transcript, Word
 from transcribe.assemble import TrackWords
 from transcribe.assemble import assemble as assemble_turns
 from transcribe.captions import build_cues, to_srt, to_webvtt
+from transcribe.context import Clip, clips_from_bytes, refine_room
 from transcribe.levels import Levels
 from workers.context import Context, context
 
@@ -21,7 +23,8 @@ def assemble(space_id: str) -> int:
     ctx = context()
     manifest = ctx.manifest(space_id)
     tracks = [_track_words(ctx, space_id, track_id) for track_id, _ in manifest.tracks]
-    turns = assemble_turns(tracks)
+    clips = [_clips(ctx, space_id, track_id) for track_id, _ in manifest.tracks]
+    turns = assemble_turns(refine_room(ctx.model() if any(clips) else None, tracks, clips))
     transcript = Transcript(
         space_id=space_id,
         duration=space_duration(ctx, manifest),
@@ -46,6 +49,13 @@ def space_duration(ctx: Context, manifest: Manifest) -> float:
     if manifest.ended_at is not None:
         return max(0.0, manifest.ended_at - manifest.started_at)
     return max((ctx.track(manifest.space_id, t).end for t, _ in manifest.tracks), default=0.0)
+
+
+def _clips(ctx: Context, space_id: str, track_id: str) -> list[Clip]:
+    try:
+        return clips_from_bytes(ctx.blobs.get(keys.context_clips(space_id, track_id)))
+    except NotFound:  # transcribed before the context pass existed
+        return []
 
 
 def _track_words(ctx: Context, space_id: str, track_id: str) -> TrackWords:

@@ -11,9 +11,9 @@ import numpy as np
 from spaces import keys
 from spaces.models import Track
 from transcribe.audio import decode, timeline
+from transcribe.context import clips_to_bytes, context_clips
 from transcribe.exceptions import AudioError
 from transcribe.levels import levels
-from transcribe.model import load_model
 from transcribe.transcribe import TranscribeOptions, transcribe
 from workers.context import Context, Progress, context
 
@@ -27,18 +27,19 @@ def transcribe_track(space_id: str, track_id: str) -> int:
     progress = Progress(ctx.catalog, space_id, f"transcribe:{track.speaker}")
     progress(0.0)
     start, audio, errors = load_track_audio(ctx, space_id, track)
-    settings = ctx.settings
-    model = load_model(
-        settings.whisper_model,
-        device=settings.whisper_device,
-        compute_type=settings.whisper_compute_type,
-        cpu_threads=settings.whisper_threads,
-    )
+    model = ctx.model()
     words = (
         transcribe(model, audio, speaker=track.speaker, offset=start, options=TranscribeOptions(),
                    on_progress=progress)
         if audio.size
         else []
+    )
+    # The utterances to redo with the room's text as prompt, once every track
+    # is transcribed (the assemble job): kept now so nothing is decoded twice.
+    ctx.blobs.put(
+        keys.context_clips(space_id, track_id),
+        clips_to_bytes(context_clips(audio, words, offset=start) if words else []),
+        content_type="application/octet-stream",
     )
     ctx.write_json(
         keys.words(space_id, track_id),

@@ -164,3 +164,13 @@ def test_decoded_segments_line_up(tmp_path: Path, speech: np.ndarray) -> None:
     assert abs(len(audio) - 13 * SAMPLE_RATE) < 0.06 * SAMPLE_RATE
     assert np.abs(audio[4 * SAMPLE_RATE : 9 * SAMPLE_RATE]).max() < 1e-3  # the gap
     assert similarity(audio[10 * SAMPLE_RATE : 13 * SAMPLE_RATE], speech[3 * SAMPLE_RATE : 6 * SAMPLE_RATE]) > 0.8
+
+
+def test_buffer_grows_past_a_wrong_duration_estimate() -> None:
+    from transcribe.audio import _Buffer
+
+    buffer = _Buffer(expected_seconds=0.5)  # the container said half a second
+    chunks = [np.full(SAMPLE_RATE, i, dtype=np.float32) for i in range(10)]
+    for chunk in chunks:
+        buffer.append(chunk)
+    assert np.array_equal(buffer.result(), np.concatenate(chunks))

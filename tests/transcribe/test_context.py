@@ -18,7 +18,7 @@ from transcribe.context import (
     clips_to_bytes,
     context_clips,
     refine_room,
-    short_utterances,
+    unsure_utterances,
 )
 from transcribe.transcribe import transcribe
 
@@ -41,16 +41,25 @@ def test_room_prompt_is_the_recent_text_of_every_speaker() -> None:
     assert RoomPrompt(room, max_chars=12)(3.0) == "Thanks!"  # whole words only
 
 
-def test_short_unsure_utterances_after_a_pause() -> None:
-    unsure = [Word(w.start, w.end, w.text, w.speaker, 0.5) for w in say("bob", 10.0, "The ten of clubs.")]
+def test_unsure_utterances_merged_into_clips() -> None:
+    def unsure(start: float, text: str, p: float = 0.5) -> list[Word]:
+        return [Word(w.start, w.end, w.text, w.speaker, p) for w in say("bob", start, text)]
+
     words = (
-        say("bob", 0.0, "I have been thinking about this for a long time now")
-        + unsure
-        + [Word(11.9, 12.1, "yes", "bob", 0.6)]
-        + say("bob", 20.0, "Six players.")  # short, after a pause, but Whisper was sure
+        say("bob", 0.0, "I have been thinking about this for a long time now")  # sure
+        + unsure(10.0, "The ten of clubs.")
+        + unsure(13.6, "yes")  # 2 s after: merged with the answer before
+        + say("bob", 20.0, "Six players.")  # Whisper was sure
+        + unsure(30.0, "Fish and chips.")
+        + unsure(40.0, " ".join(["word"] * 80))  # too long for one window
     )
-    ranges = short_utterances(words, ContextRules(min_pause=3.0, max_utterance=6.0, utterance_gap=1.0))
-    assert [" ".join(w.text for w in words[i:j]) for i, j in ranges] == ["The ten of clubs. yes"]
+    ranges = unsure_utterances(words, ContextRules(max_confidence=0.85, merge_gap=3.0, max_utterance=28.0))
+    assert [" ".join(w.text for w in words[i:j]) for i, j in ranges] == [
+        "The ten of clubs. yes",
+        "Fish and chips.",
+    ]
+    after_pause = unsure_utterances(words, ContextRules(min_pause=5.0))
+    assert [" ".join(w.text for w in words[i:j]) for i, j in after_pause] == ["The ten of clubs.", "Fish and chips."]
 
 
 def test_clips_round_trip_compactly() -> None:
@@ -98,13 +107,13 @@ def test_context_pass_redoes_short_utterances_and_does_no_harm(
     audio = {s: decode(p) for s, p in space.items()}
     first = [TrackWords(s, transcribe(model, audio[s], speaker=s, offset=0.0), None) for s in ("alice", "bob")]
     # Every utterance up to 2 s, sure or not, to exercise the pass: bob's two answers.
-    rules = ContextRules(max_confidence=1.01, max_utterance=2.0)
+    rules = ContextRules(max_confidence=1.01, max_utterance=2.0, merge_gap=0.0)
     clips = [context_clips(audio[t.speaker], t.words, offset=0.0, rules=rules) for t in first]
     assert len(clips[1]) == 2
     refined = refine_room(model, first, clips, rules=rules)
     bob_first, bob = first[1].words, refined[1].words
     assert all(w.speaker == "bob" for w in bob)
     assert [w.start for w in bob] == sorted(w.start for w in bob)
-    # The long last sentence is not a short utterance: untouched.
+    # The long last sentence is not redone: untouched.
     assert [w for w in bob if w.start >= 14.5] == [w for w in bob_first if w.start >= 14.5]
     assert word_error_rate(space.truth["bob"], bob) <= word_error_rate(space.truth["bob"], bob_first) + 0.05
