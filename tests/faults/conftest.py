@@ -238,6 +238,7 @@ def output_keys(blobs: BlobStore, space_id: str) -> set[str]:
     manifest = manifest_of(blobs, space_id)
     return {
         *(keys.words(space_id, track_id) for track_id, _ in manifest.tracks),
+        *(keys.context_clips(space_id, track_id) for track_id, _ in manifest.tracks),
         keys.transcript(space_id),
         keys.captions(space_id, "vtt"),
         keys.captions(space_id, "srt"),
