@@ -115,9 +115,12 @@ def test_highlight_follows_playback(page: Page, live: LiveServer, space: Space, 
         # frame can come late, so the word said up to 0.3 s ago also counts.
         now, before = word_at(recording.words, state["t"]), word_at(recording.words, state["t"] - LAG)
         if now is not None:
+            # Any word current at some moment of the last LAG seconds.
+            recent = [w for w in recording.words if state["t"] - LAG <= w.start <= state["t"]]
+            allowed = [w for w in (now, before, *recent) if w is not None]
             assert state["word"] is not None, state
-            assert state["word"]["s"] in {round(w.start, 3) for w in (now, before) if w is not None}, (state, now)
-            assert state["speaking"] in ([now.speaker], [before.speaker] if before else []), state
+            assert state["word"]["s"] in {round(w.start, 3) for w in allowed}, (state, now)
+            assert state["speaking"] in [[w.speaker] for w in allowed], state
             checked += 1
         page.wait_for_timeout(230)
     assert checked >= 8
