@@ -300,11 +300,14 @@ def job_transcribe(
         options=OPTIONS,
         others=[Levels.from_dict(d) for d in others],
     )
+    lv = levels(audio, offset=offset).to_dict()
+    clips = context_clips(audio, words, offset=offset)
+    del audio  # the track is the bulk of the job's memory: gone before the clips are serialized
     return {
         "speaker": speaker,
         "words": [w.to_dict() for w in words],
-        "levels": levels(audio, offset=offset).to_dict(),
-        "clips": clips_to_bytes(context_clips(audio, words, offset=offset)),
+        "levels": lv,
+        "clips": clips_to_bytes(clips),
         "cpu": time.process_time(),
         "rss_mb": _peak_rss_mb(),
     }
@@ -621,6 +624,7 @@ def main() -> None:
         "--skip-bleed", action="store_true", help="a levels stage first, so track jobs skip other speakers' bleed"
     )
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--memory-only", action="store_true", help="only the long-track memory check")
     parser.add_argument("--beam", type=int, default=None, help="beam size of our path (default: ours)")
     parser.add_argument("--no-fallback", action="store_true", help="our path: temperature 0 only")
     parser.add_argument("--out", type=Path, default=None, help="keep the audio here")
@@ -644,6 +648,10 @@ def main() -> None:
         flush=True,
     )
 
+    if args.memory_only:
+        rss, seconds, n_words, length = memory_check(space, args.repeat_hours or 3.0, args.threads, out)
+        print(f"one {length / 3600:g} h track job: peak RSS {rss:.0f} MB, {seconds:.0f} s, {n_words} words")
+        return
     baseline: list[Word] | None = None
     base_seconds = base_rss = base_cpu = float("nan")
     if not args.no_baseline:

@@ -170,9 +170,7 @@ class _Voice(ctypes.Structure):
     ]
 
 
-_Callback = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
-)
+_Callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
 
 
 class _Espeak:
@@ -206,9 +204,7 @@ class _Espeak:
         self._callback = _Callback(self._on_synth)
         self.lib.espeak_SetSynthCallback(self._callback)
 
-    def _on_synth(
-        self, wav: ctypes._Pointer[ctypes.c_short], count: int, events: ctypes._Pointer[_Event]
-    ) -> int:
+    def _on_synth(self, wav: ctypes._Pointer[ctypes.c_short], count: int, events: ctypes._Pointer[_Event]) -> int:
         if count > 0:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
         i = 0
@@ -238,12 +234,7 @@ class _Espeak:
             # Positions are in characters only for ASCII, which is what tests speak.
             if len(data) != len(text):
                 raise ValueError("only ASCII text is supported")
-            if (
-                self.lib.espeak_Synth(
-                    data, len(data) + 1, 0, self._POS_CHARACTER, 0, self._CHARS_UTF8, None, None
-                )
-                != 0
-            ):
+            if self.lib.espeak_Synth(data, len(data) + 1, 0, self._POS_CHARACTER, 0, self._CHARS_UTF8, None, None) != 0:
                 raise RuntimeError(f"espeak-ng failed on {text!r}")
             self.lib.espeak_Synchronize()
             chunks = self._chunks or [np.zeros(0, dtype=np.int16)]
@@ -304,9 +295,7 @@ def synthesize(text: str, voice: str, *, rate: int = 165) -> Speech:
     if cached.exists():
         with np.load(cached) as data:
             words = json.loads(str(data["words"]))
-            return Speech(
-                samples=data["samples"], words=tuple((float(s), float(e), str(t)) for s, e, t in words)
-            )
+            return Speech(samples=data["samples"], words=tuple((float(s), float(e), str(t)) for s, e, t in words))
     raw, events = _engine().synth(text, voice, rate)
     scale = SAMPLE_RATE / _engine().rate
     samples = _resample(raw, _engine().rate)
@@ -381,9 +370,7 @@ def render_track(
     return track, tuple(words), tuple(ends)
 
 
-def write_audio(
-    path: Path, samples: np.ndarray, *, sample_rate: int = SAMPLE_RATE, channels: int = 1
-) -> Path:
+def write_audio(path: Path, samples: np.ndarray, *, sample_rate: int = SAMPLE_RATE, channels: int = 1) -> Path:
     """Write 16 kHz float samples to ``path``; the format follows the suffix.
 
     ``.wav`` is 16-bit PCM, ``.ogg``/``.opus`` is Opus, anything else is
@@ -450,9 +437,7 @@ def synthesize_track(
     speakers = {u.speaker for u in utterances}
     if len(speakers) > 1:
         raise ValueError(f"one speaker per track, got {sorted(speakers)}")
-    samples, words, ends = render_track(
-        utterances, voice=voice, duration=duration, start=start, level_db=level_db
-    )
+    samples, words, ends = render_track(utterances, voice=voice, duration=duration, start=start, level_db=level_db)
     write_audio(path, samples, sample_rate=sample_rate)
     return TrackTruth(
         speaker=next(iter(speakers), ""),
@@ -536,9 +521,7 @@ def _render_space(plan: _SpacePlan, into: Path) -> None:
     for speaker, voice in voices.items():
         mine = [u for u in plan.utterances if u.speaker == speaker]
         # Rendered from room zero so that bleed and the mix line up sample for sample.
-        own[speaker] = render_track(
-            mine, voice=voice, duration=plan.duration, level_db=levels.get(speaker, 0.0)
-        )
+        own[speaker] = render_track(mine, voice=voice, duration=plan.duration, level_db=levels.get(speaker, 0.0))
     mix = np.zeros(n, dtype=np.float32)
     for samples, _, _ in own.values():
         mix[: len(samples)] += samples
@@ -604,9 +587,7 @@ def word_error_rate(reference: Sequence[Word] | str, hypothesis: Sequence[Word] 
     return float(jiwer.wer(ref, hyp))
 
 
-def match_words(
-    truth: Sequence[Word], hypothesis: Sequence[Word], *, within: float = 1.0
-) -> list[tuple[Word, Word]]:
+def match_words(truth: Sequence[Word], hypothesis: Sequence[Word], *, within: float = 1.0) -> list[tuple[Word, Word]]:
     """Pairs (true word, recognized word) with the same normalized text, close in time.
 
     Each recognized word takes the nearest unpaired true word that reads the

@@ -178,8 +178,13 @@ def clips_to_bytes(clips: Sequence[Clip]) -> bytes:
     """Clips as one compressed blob (16-bit samples): a few kB per second of speech."""
     buffer = io.BytesIO()
     meta = [{"speaker": c.speaker, "start": c.start, "length": len(c.samples)} for c in clips]
-    samples = np.concatenate([c.samples for c in clips]) if clips else np.zeros(0, dtype=np.float32)
-    pcm = np.clip(np.rint(samples * 32767), -32768, 32767).astype(np.int16)
+    # Clip by clip: a three-hour track can have half an hour of clips, and
+    # whole-array temporaries would cost several copies of them.
+    pcm = np.empty(sum(len(c.samples) for c in clips), dtype=np.int16)
+    at = 0
+    for c in clips:
+        pcm[at : at + len(c.samples)] = np.clip(np.rint(c.samples * 32767), -32768, 32767)
+        at += len(c.samples)
     np.savez_compressed(buffer, meta=np.array(json.dumps(meta)), pcm=pcm)
     return buffer.getvalue()
 
@@ -187,11 +192,12 @@ def clips_to_bytes(clips: Sequence[Clip]) -> bytes:
 def clips_from_bytes(data: bytes) -> list[Clip]:
     with np.load(io.BytesIO(data)) as stored:
         meta = json.loads(str(stored["meta"]))
-        samples = stored["pcm"].astype(np.float32) / 32767
+        pcm = stored["pcm"]
     clips: list[Clip] = []
     at = 0
     for m in meta:
-        clips.append(Clip(str(m["speaker"]), float(m["start"]), samples[at : at + int(m["length"])]))
+        samples = pcm[at : at + int(m["length"])].astype(np.float32) / 32767
+        clips.append(Clip(str(m["speaker"]), float(m["start"]), samples))
         at += int(m["length"])
     return clips
 
