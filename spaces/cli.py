@@ -48,8 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    up = sub.add_parser("up", help="run the whole stack: API, SFU and a worker (and Redis if needed)")
-    up.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    up = sub.add_parser("up", help="run the whole stack: API, SFU and workers (and Redis if needed)")
+    up.add_argument("--workers", type=int, default=0, help="worker processes (default: SPACES_WORKERS or one per CPU)")
     up.set_defaults(run=_up)
 
     api = sub.add_parser("api", help="run the API and web pages")
@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _up(settings: Settings, args: argparse.Namespace) -> int:
-    return supervisor.run_stack(settings, workers=args.workers)
+    return supervisor.run_stack(settings, workers=args.workers or settings.worker_count)
 
 
 def _import(settings: Settings, args: argparse.Namespace) -> int:

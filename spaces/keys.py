@@ -32,6 +32,11 @@ def words(space_id: str, track_id: str) -> str:
     return f"spaces/{space_id}/words/{track_id}.json"
 
 
+def levels(space_id: str, track_id: str) -> str:
+    """A track's loudness over time, for telling its speaker's voice from bleed."""
+    return f"spaces/{space_id}/words/{track_id}.levels.json"
+
+
 def context_clips(space_id: str, track_id: str) -> str:
     """Audio of a track's unsure utterances, kept for the cross-speaker context pass."""
     return f"spaces/{space_id}/words/{track_id}.clips.npz"

@@ -57,7 +57,12 @@ class Settings:
     """CTranslate2 compute type (``int8`` on CPU, ``float16`` on GPU)."""
 
     whisper_threads: int = 0
-    """CPU threads per model; 0 = CTranslate2's default."""
+    """CPU threads per model; 0 = the CPUs shared out among the workers (at least 1)."""
+
+    workers: int = 0
+    """Worker processes ``spaces up`` starts; 0 = one per CPU. On CPU, parallel
+    track jobs with one thread each transcribe a space about twice as fast as
+    one job with every thread (``bench/transcripts.py``)."""
 
     secret_key: str = DEV_SECRET
     """Signs join and access tokens (shared by the API and the SFU)."""
@@ -134,6 +139,14 @@ class Settings:
     """Seconds between a worker's sweeps for abandoned jobs (which are retried)."""
 
     @property
+    def worker_count(self) -> int:
+        return self.workers or _cpus()
+
+    @property
+    def model_threads(self) -> int:
+        return self.whisper_threads or max(1, _cpus() // self.worker_count)
+
+    @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
 
@@ -187,6 +200,11 @@ _ALIASES = {
     "whisper_device": "WHISPER_DEVICE",
     "whisper_compute_type": "WHISPER_COMPUTE_TYPE",
 }
+
+
+def _cpus() -> int:
+    """CPUs this process may run on (a container's limit, not the host's count)."""
+    return len(os.sched_getaffinity(0))
 
 
 def _lookup(env: Mapping[str, str], name: str) -> str | None:

@@ -120,7 +120,7 @@ def _redis_up(settings: Settings) -> bool:
         return False
 
 
-def run_stack(settings: Settings, *, workers: int = 1) -> int:
+def run_stack(settings: Settings, *, workers: int) -> int:
     """Run every stage until one exits or Ctrl-C; then stop them all."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     open_catalog(settings).create_schema()

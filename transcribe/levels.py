@@ -91,5 +91,7 @@ def levels(audio: np.ndarray, *, offset: float, hop: float = 0.02) -> Levels:
             piece = np.pad(piece, (0, size - len(piece) % size))
         frames = piece.reshape(-1, size)
         power = np.einsum("ij,ij->i", frames, frames) / size
-        db[first:last] = 10 * np.log10(np.maximum(power, 10 ** (FLOOR_DB / 10)))
+        # Clamped after the log too: float32 log10 of the floor's power is off by
+        # an ulp on some CPUs, and silence must compare equal to FLOOR_DB.
+        db[first:last] = np.maximum(10 * np.log10(np.maximum(power, 10 ** (FLOOR_DB / 10))), FLOOR_DB)
     return Levels(start=offset, hop=size / SAMPLE_RATE, db=db)

@@ -39,7 +39,7 @@ class Context:
         """The Whisper model the settings name (loaded once per process)."""
         s = self.settings
         return load_model(
-            s.whisper_model, device=s.whisper_device, compute_type=s.whisper_compute_type, cpu_threads=s.whisper_threads
+            s.whisper_model, device=s.whisper_device, compute_type=s.whisper_compute_type, cpu_threads=s.model_threads
         )
 
     def read_json(self, key: str) -> Any:

@@ -12,7 +12,7 @@ import logging
 import math
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,26 +53,37 @@ def mix(space_id: str) -> float:
     progress = Progress(ctx.catalog, space_id, "mix")
     with tempfile.TemporaryDirectory(prefix="spaces-mix-") as tmp:
         work = Path(tmp)
-        placed = [
-            p for track_id, _ in manifest.tracks for p in _download(ctx, ctx.track(space_id, track_id), work)
-        ]
+        tracks = [_download(ctx, ctx.track(space_id, track_id), work) for track_id, _ in manifest.tracks]
         outputs = {fmt: work / f"replay.{fmt}" for fmt in ("ogg", "m4a")}
-        _render(placed, duration_ms, outputs, progress)
+        render_mix(tracks, duration_ms, outputs, progress)
         ctx.blobs.put_file(keys.replay(space_id, "ogg"), outputs["ogg"], content_type="audio/ogg")
         ctx.blobs.put_file(keys.replay(space_id, "m4a"), outputs["m4a"], content_type="audio/mp4")
     progress(1.0)
     return duration_ms / 1000
 
 
-def _download(ctx: Context, track: Track, work: Path) -> list[_Placed]:
-    paths = []
+def render_mix(
+    tracks: Sequence[Sequence[tuple[Segment, Path]]],
+    duration_ms: int,
+    outputs: dict[str, Path],
+    progress: Callable[[float], None],
+) -> None:
+    """Mix the tracks (each its segments' files) into ``outputs["ogg"]`` and ``outputs["m4a"]``."""
+    placed: list[_Placed] = []
+    for track in tracks:
+        gain = _speech_gain([path for _, path in track])
+        log.info("track of %d segments: gain %.1f dB", len(track), gain)
+        placed.extend(_Placed(segment, path, gain) for segment, path in track)
+    _render(placed, duration_ms, outputs, progress)
+
+
+def _download(ctx: Context, track: Track, work: Path) -> list[tuple[Segment, Path]]:
+    files = []
     for segment in track.segments:
         path = work / f"{track.track_id}-{segment.seq:06d}.ogg"
         ctx.blobs.download(segment.key, path)
-        paths.append(path)
-    gain = _speech_gain(paths)
-    log.info("track %s (%s): gain %.1f dB", track.track_id, track.speaker, gain)
-    return [_Placed(s, p, gain) for s, p in zip(track.segments, paths, strict=True)]
+        files.append((segment, path))
+    return files
 
 
 def _speech_gain(paths: list[Path]) -> float:
@@ -98,7 +109,9 @@ def _frame_power(audio: AudioSegment, frame_ms: int = 20) -> np.ndarray:
     return power
 
 
-def _render(placed: list[_Placed], duration_ms: int, outputs: dict[str, Path], progress: Progress) -> None:
+def _render(
+    placed: list[_Placed], duration_ms: int, outputs: dict[str, Path], progress: Callable[[float], None]
+) -> None:
     errors = outputs["ogg"].with_suffix(".log")
     with errors.open("wb") as log_file:
         encoder = subprocess.Popen(

@@ -1,9 +1,10 @@
 """The pipeline's shape: which stage runs after which, and the space's state.
 
 ``finalize(space_id)`` is what the SFU and ``spaces import`` enqueue. It fans
-out one ``transcribe_track`` job per track (parallel across workers) and the
-``mix`` job, then ``assemble`` after every track is transcribed, then
-``complete`` after assemble and mix. Every job id is derived from the space,
+out one ``measure_levels`` job per track and the ``mix`` job, then one
+``transcribe_track`` job per track once every track's levels are known
+(parallel across workers), then ``assemble`` after every track is
+transcribed, then ``complete`` after assemble and mix. Every job id is derived from the space,
 the stage and the run number, so a replayed enqueue is not a second run.
 """
 
@@ -47,9 +48,11 @@ def finalize(space_id: str, run: int = 0) -> None:
             on_failure=ON_FAILURE,
         )
 
+    # Every track's levels first: each transcription skips the bleed of the others.
+    measured = [stage("workers.levels.measure_levels", f"levels-{t}", t) for t, _ in manifest.tracks]
     transcribed = [
-        stage("workers.transcription.transcribe_track", f"transcribe-{track_id}", track_id)
-        for track_id, _ in manifest.tracks
+        stage("workers.transcription.transcribe_track", f"transcribe-{t}", t, depends_on=measured)
+        for t, _ in manifest.tracks
     ]
     mixed = stage("workers.mix.mix", "mix")
     assembled = stage("workers.transcript.assemble", "assemble", depends_on=transcribed)

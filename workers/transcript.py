@@ -12,8 +12,8 @@ from transcribe.assemble import TrackWords
 from transcribe.assemble import assemble as assemble_turns
 from transcribe.captions import build_cues, to_srt, to_webvtt
 from transcribe.context import Clip, clips_from_bytes, refine_room
-from transcribe.levels import Levels
 from workers.context import Context, context
+from workers.levels import read_levels
 
 log = logging.getLogger(__name__)
 
@@ -63,5 +63,5 @@ def _track_words(ctx: Context, space_id: str, track_id: str) -> TrackWords:
     return TrackWords(
         speaker=data["speaker"],
         words=[Word.from_dict(w) for w in data["words"]],
-        levels=Levels.from_dict(data["levels"]) if data.get("levels") else None,
+        levels=read_levels(ctx, space_id, track_id),
     )

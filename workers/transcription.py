@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-import tempfile
-from pathlib import Path
-
-import numpy as np
-
 from spaces import keys
-from spaces.models import Track
-from transcribe.audio import decode, timeline
 from transcribe.context import clips_to_bytes, context_clips
-from transcribe.exceptions import AudioError
-from transcribe.levels import levels
+from transcribe.levels import Levels
 from transcribe.transcribe import TranscribeOptions, transcribe
 from workers.context import Context, Progress, context
-
-log = logging.getLogger(__name__)
+from workers.levels import read_levels
+from workers.tracks import load_track_audio
 
 
 def transcribe_track(space_id: str, track_id: str) -> int:
@@ -27,10 +18,16 @@ def transcribe_track(space_id: str, track_id: str) -> int:
     progress = Progress(ctx.catalog, space_id, f"transcribe:{track.speaker}")
     progress(0.0)
     start, audio, errors = load_track_audio(ctx, space_id, track)
-    model = ctx.model()
     words = (
-        transcribe(model, audio, speaker=track.speaker, offset=start, options=TranscribeOptions(),
-                   on_progress=progress)
+        transcribe(
+            ctx.model(),
+            audio,
+            speaker=track.speaker,
+            offset=start,
+            options=TranscribeOptions(),
+            on_progress=progress,
+            others=_others_levels(ctx, space_id, track_id),
+        )
         if audio.size
         else []
     )
@@ -43,38 +40,13 @@ def transcribe_track(space_id: str, track_id: str) -> int:
     )
     ctx.write_json(
         keys.words(space_id, track_id),
-        {
-            "track_id": track_id,
-            "speaker": track.speaker,
-            "words": [w.to_dict() for w in words],
-            "levels": levels(audio, offset=start).to_dict(),
-            "errors": errors,
-        },
+        {"track_id": track_id, "speaker": track.speaker, "words": [w.to_dict() for w in words], "errors": errors},
     )
     progress(1.0)
     return len(words)
 
 
-def load_track_audio(ctx: Context, space_id: str, track: Track) -> tuple[float, np.ndarray, list[str]]:
-    """The track's segments decoded and placed on one array.
-
-    A segment that does not decode is skipped and reported, so one damaged
-    file costs its own seconds, not the track.
-    """
-    pieces: list[tuple[float, np.ndarray]] = []
-    errors: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="spaces-track-") as tmp:
-        for segment in track.segments:
-            path = Path(tmp) / f"{segment.seq:06d}.ogg"
-            ctx.blobs.download(segment.key, path)
-            try:
-                pieces.append((segment.offset, decode(path)))
-            except AudioError as e:
-                log.warning("space %s track %s segment %d skipped: %s", space_id, track.track_id,
-                            segment.seq, e, extra={"space_id": space_id})
-                errors.append(f"segment {segment.seq}: {e}")
-            path.unlink()
-    if not pieces:
-        return track.start, np.zeros(0, dtype=np.float32), errors
-    start, audio = timeline(pieces)
-    return start, audio, errors
+def _others_levels(ctx: Context, space_id: str, track_id: str) -> list[Levels]:
+    """The levels of the space's other tracks (measured by the levels stage)."""
+    others = (read_levels(ctx, space_id, other) for other, _ in ctx.manifest(space_id).tracks if other != track_id)
+    return [lv for lv in others if lv is not None]

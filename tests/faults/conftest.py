@@ -237,6 +237,7 @@ def output_keys(blobs: BlobStore, space_id: str) -> set[str]:
     """Every object a finished pipeline writes for the space."""
     manifest = manifest_of(blobs, space_id)
     return {
+        *(keys.levels(space_id, track_id) for track_id, _ in manifest.tracks),
         *(keys.words(space_id, track_id) for track_id, _ in manifest.tracks),
         *(keys.context_clips(space_id, track_id) for track_id, _ in manifest.tracks),
         keys.transcript(space_id),
@@ -258,7 +259,8 @@ def assert_indexed_once(blobs: BlobStore, catalog: Catalog, space_id: str) -> No
 def stage_jobs(settings: Settings, blobs: BlobStore, space_id: str, run: int = 0) -> dict[str, Job]:
     """The pipeline's jobs of one run, by stage (``finalize``, ``transcribe-t0-alice``, ``mix``...)."""
     tracks = [track_id for track_id, _ in manifest_of(blobs, space_id).tracks]
-    stages = ["finalize", *(f"transcribe-{t}" for t in tracks), "mix", "assemble", "complete"]
+    per_track = [f"{stage}-{t}" for stage in ("levels", "transcribe") for t in tracks]
+    stages = ["finalize", *per_track, "mix", "assemble", "complete"]
     connection = queue.connect(settings)
     return {stage: Job.fetch(queue.job_id(space_id, stage, run), connection=connection) for stage in stages}
 

@@ -114,6 +114,11 @@ def test_context_pass_redoes_short_utterances_and_does_no_harm(
     bob_first, bob = first[1].words, refined[1].words
     assert all(w.speaker == "bob" for w in bob)
     assert [w.start for w in bob] == sorted(w.start for w in bob)
+    # A redone answer still starts where the first pass heard it begin, not in the clip's padding.
+    for clip in clips[1]:
+        before = [w.start for w in bob_first if clip.start <= w.start < clip.end]
+        after = [w.start for w in bob if clip.start <= w.start < clip.end]
+        assert not after or min(after) >= min(before) - 1e-6
     # The long last sentence is not redone: untouched.
     assert [w for w in bob if w.start >= 14.5] == [w for w in bob_first if w.start >= 14.5]
     assert word_error_rate(space.truth["bob"], bob) <= word_error_rate(space.truth["bob"], bob_first) + 0.05

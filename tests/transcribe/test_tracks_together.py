@@ -42,6 +42,19 @@ def test_bleed_is_removed_and_own_words_stay(model: WhisperModel, bleeding: Spac
     assert [w for w in final if w.speaker == "alice"] == first["alice"]
 
 
+def test_bleed_is_not_transcribed_when_the_other_tracks_levels_are_known(model: WhisperModel, bleeding: Space) -> None:
+    """What ``transcribe_track`` does once the levels stage has measured every track."""
+    audio = {s: decode(p) for s, p in bleeding.items()}
+    alice_levels = levels(audio["alice"], offset=0.0)
+    bob = transcribe(model, audio["bob"], speaker="bob", offset=0.0, others=[alice_levels])
+    assert match_words(bleeding.truth["alice"], bob) == []
+    assert len(match_words(bleeding.truth["bob"], bob)) >= 0.8 * len(bleeding.truth["bob"])
+    # Levels of a track that was silent meanwhile take nothing away.
+    quiet = levels(audio["alice"] * 0.0, offset=0.0)
+    assert len(match_words(bleeding.truth["alice"], transcribe(model, audio["bob"], speaker="bob", offset=0.0,
+                                                                 others=[quiet]))) >= 0.6 * len(bleeding.truth["alice"])
+
+
 def test_overlapping_speech_is_kept_for_both(dialogue_words: Transcribed) -> None:
     tracks = [TrackWords(s, ws, dialogue_words.levels[s]) for s, ws in dialogue_words.words.items()]
     final = [w for turn in assemble(tracks) for w in turn.words]

@@ -71,7 +71,8 @@ def test_finalize_enqueued_twice_runs_once(
     queue.enqueue_finalize(settings, space.space_id)
     q = queue.pipeline_queue(settings)
     assert q.count == 0
-    assert len(q.finished_job_registry.get_job_ids()) == 2 + 2 + 2  # finalize, complete, assemble, mix, 2 tracks
+    # finalize, mix, assemble, complete, and levels + transcribe for each of the 2 tracks
+    assert len(q.finished_job_registry.get_job_ids()) == 4 + 2 * 2
     assert len(catalog.search("wonderful book", limit=10)) == 1
 
 

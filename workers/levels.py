@@ -1,0 +1,30 @@
+"""Job: a track's loudness over time, measured before any track is transcribed.
+
+With every other track's levels at hand, ``transcribe_track`` skips the
+speech its microphone only picked up from another speaker (bleed): that
+costs no Whisper time and cannot garble the speaker's own words, and
+``assemble`` uses the same levels to remove whatever bleed got through.
+"""
+
+from __future__ import annotations
+
+from spaces import keys
+from spaces.exceptions import NotFound
+from transcribe.levels import Levels, levels
+from workers.context import Context, context
+from workers.tracks import load_track_audio
+
+
+def measure_levels(space_id: str, track_id: str) -> None:
+    """Write ``words/{track_id}.levels.json``."""
+    ctx = context()
+    start, audio, _ = load_track_audio(ctx, space_id, ctx.track(space_id, track_id))
+    ctx.write_json(keys.levels(space_id, track_id), levels(audio, offset=start).to_dict())
+
+
+def read_levels(ctx: Context, space_id: str, track_id: str) -> Levels | None:
+    """A track's levels; None if they were never measured (a space processed before this stage)."""
+    try:
+        return Levels.from_dict(ctx.read_json(keys.levels(space_id, track_id)))
+    except NotFound:
+        return None

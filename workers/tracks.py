@@ -1,0 +1,41 @@
+"""A recorded track's audio: its segments downloaded, decoded and placed on one array."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from spaces.models import Track
+from transcribe.audio import decode, timeline
+from transcribe.exceptions import AudioError
+from workers.context import Context
+
+log = logging.getLogger(__name__)
+
+
+def load_track_audio(ctx: Context, space_id: str, track: Track) -> tuple[float, np.ndarray, list[str]]:
+    """Room time of the first sample, the track (16 kHz mono float32), and per-segment errors.
+
+    A segment that does not decode is skipped and reported, so one damaged
+    file costs its own seconds, not the track.
+    """
+    pieces: list[tuple[float, np.ndarray]] = []
+    errors: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="spaces-track-") as tmp:
+        for segment in track.segments:
+            path = Path(tmp) / f"{segment.seq:06d}.ogg"
+            ctx.blobs.download(segment.key, path)
+            try:
+                pieces.append((segment.offset, decode(path)))
+            except AudioError as e:
+                log.warning("space %s track %s segment %d skipped: %s", space_id, track.track_id,
+                            segment.seq, e, extra={"space_id": space_id})
+                errors.append(f"segment {segment.seq}: {e}")
+            path.unlink()
+    if not pieces:
+        return track.start, np.zeros(0, dtype=np.float32), errors
+    start, audio = timeline(pieces)
+    return start, audio, errors
