@@ -29,7 +29,6 @@ import json
 import multiprocessing
 import os
 import platform
-import random
 import resource
 import statistics
 import sys
@@ -46,13 +45,20 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from spaces.models import Segment, Turn, Word
+from tests.evalspace import (
+    BLEED,
+    LATE,
+    QUESTIONS,
+    SPEAKERS,
+    build,
+    in_silence,
+    in_utterance_order,
+    plan_space,
+    silent_stretches,
+)
 from tests.speech import (
-    VOICES,
     Space,
-    Utterance,
-    build_space,
     match_words,
-    synthesize,
     word_error_rate,
     write_audio,
 )
@@ -65,213 +71,9 @@ from transcribe.model import load_model
 from transcribe.transcribe import TranscribeOptions, transcribe
 from workers.mix import render_mix
 
-SPEAKERS = ("alice", "bob", "carol", "dave")
 OPTIONS = TranscribeOptions()  # set by main(), inherited by the forked jobs
-BLEED = ("carol", "alice", -18.0)  # alice's voice on carol's microphone
-LATE = "dave"
 CPUS = len(os.sched_getaffinity(0))
 JOB_TIMEOUT = 4 * 3600
-
-# Sentences are built from parts so that none is said twice: a repeated
-# sentence would let Whisper's prompt (the text so far) give the answer away.
-SUBJECTS = (
-    "My sister",
-    "Our neighbor",
-    "The new manager",
-    "My grandfather",
-    "A friend of mine",
-    "The teacher",
-    "Her brother",
-    "Our whole team",
-    "The old farmer",
-    "My cousin",
-    "The young doctor",
-    "His daughter",
-    "The bus driver",
-    "My best friend",
-    "The baker",
-    "Our landlord",
-    "The mayor",
-    "My uncle",
-)
-ACTIONS = (
-    "bought a small house",
-    "painted the kitchen",
-    "found an old map",
-    "planted tomatoes",
-    "fixed the bicycle",
-    "baked fresh bread",
-    "wrote a long letter",
-    "visited the museum",
-    "lost the car keys",
-    "booked a table",
-    "sold the piano",
-    "adopted a puppy",
-    "opened a bookshop",
-    "ran a marathon",
-    "climbed the hill",
-    "cleaned the garage",
-    "caught a big fish",
-    "learned to swim",
-    "moved to a new flat",
-    "missed the last train",
-    "cooked a huge dinner",
-    "repaired the roof",
-    "borrowed my ladder",
-    "painted a portrait",
-    "watched the parade",
-)
-PLACES = (
-    "near the river",
-    "in the city",
-    "at the station",
-    "behind the school",
-    "by the lake",
-    "downtown",
-    "in the garden",
-    "at the market",
-    "across the street",
-    "in the village",
-    "on the island",
-    "at the harbor",
-)
-TIMES = (
-    "last week",
-    "this morning",
-    "on Sunday",
-    "after lunch",
-    "before the storm",
-    "in April",
-    "yesterday",
-    "last summer",
-    "on Friday night",
-    "two days ago",
-    "over the holidays",
-    "early today",
-)
-
-
-def sentences(rng: random.Random) -> list[str]:
-    """Every sentence the parts make, shuffled: each is used at most once."""
-    out = [f"{s} {a} {p} {t}." for s in SUBJECTS for a in ACTIONS for p in PLACES for t in TIMES]
-    rng.shuffle(out)
-    return out
-
-
-SHORT = (
-    "Yes, exactly.",
-    "I agree.",
-    "That sounds good.",
-    "Not really.",
-    "Of course.",
-    "Thank you.",
-    "Good idea.",
-    "I am not sure.",
-    "Absolutely.",
-    "Maybe next week.",
-)
-
-# A question from one speaker, a short answer from another after a long
-# silence of theirs: the case where context across speakers matters.
-QUESTIONS = (
-    ("Which card did you draw?", "The ten of clubs."),
-    ("What is the capital of France?", "Paris, of course."),
-    ("How many players are at the table?", "Six players."),
-    ("What did you have for dinner?", "Fish and chips."),
-    ("Which suit is trumps tonight?", "Spades."),
-    ("What time does the game start?", "At eight o'clock."),
-    ("Who won the last round?", "My brother did."),
-    ("What colour is the queen of hearts?", "Red."),
-)
-
-
-# --- the space ---------------------------------------------------------------
-
-
-@dataclass
-class Plan:
-    utterances: list[Utterance]
-    duration: float
-    silence: tuple[float, float]
-    overlaps: list[tuple[float, float]]
-    join: float
-
-
-def plan_space(duration: float, seed: int = 3) -> Plan:
-    """A scripted conversation: who says what when, with the issue's special stretches."""
-    rng = random.Random(seed)
-    talk = sentences(rng)
-
-    def seconds(text: str, speaker: str) -> float:
-        return synthesize(text, VOICES[SPEAKERS.index(speaker)]).duration
-
-    utterances: list[Utterance] = []
-    join = round(duration * 0.3, 1)
-    silence_at = duration * 0.45
-    silence = (0.0, 0.0)
-    overlap_at = [duration * 0.2, duration * 0.65]
-    overlaps: list[tuple[float, float]] = []
-    asked = 0
-    t, last = 1.0, ""
-    while True:
-        present = [s for s in SPEAKERS if s != last and (s != LATE or t > join + 1)]
-        speaker = rng.choice(present)
-        if t > silence_at and silence == (0.0, 0.0):
-            quiet = max(10.0, 0.075 * duration)
-            silence = (t - 0.5, t + quiet)
-            t += quiet + 0.5
-        if asked < len(QUESTIONS) and rng.random() < 0.18:
-            # A question and its short answer by someone else.
-            question, answer = QUESTIONS[asked]
-            asked += 1
-            other = rng.choice([s for s in present if s != speaker] or present)
-            if t + seconds(question, speaker) + 0.8 + seconds(answer, other) > duration - 2:
-                break
-            utterances.append(Utterance(speaker, round(t, 2), question))
-            t += seconds(question, speaker) + rng.uniform(0.6, 1.0)
-            utterances.append(Utterance(other, round(t, 2), answer))
-            t += seconds(answer, other) + rng.uniform(0.6, 1.5)
-            last = other
-            continue
-        target = rng.choice([1.5, rng.uniform(3, 8), rng.uniform(6, 20)])
-        spoken = 0.0
-        start = t
-        turn: list[str] = []
-        while spoken < target:
-            text = rng.choice(SHORT) if target < 2 else talk.pop()
-            if spoken and spoken + seconds(text, speaker) > 20:
-                break
-            turn.append(text)
-            spoken += seconds(text, speaker) + 0.35
-        if start + spoken > duration - 2:
-            break
-        for text in turn:
-            utterances.append(Utterance(speaker, round(t, 2), text))
-            t += seconds(text, speaker) + 0.35
-        last = speaker
-        gap = rng.uniform(0.4, 1.4)
-        if overlap_at and t > overlap_at[0]:
-            # The next speaker starts 2-3 s before this one ends.
-            overlap_at.pop(0)
-            back = rng.uniform(2.0, 3.0)
-            overlaps.append((t - back, t))
-            gap = -back
-        t += gap
-    return Plan(utterances, duration, silence, overlaps, join)
-
-
-def build(plan: Plan, out: Path) -> Space:
-    victim, source, db = BLEED
-    return build_space(
-        plan.utterances,
-        dict(zip(SPEAKERS, VOICES, strict=True)),
-        duration=plan.duration,
-        out_dir=out,
-        bleed={victim: (source, db)},
-        starts={LATE: plan.join},
-        suffix=".ogg",
-    )
-
 
 # --- jobs (each in a fresh process, like an rq work horse) --------------------
 
@@ -438,18 +240,6 @@ def run_baseline(space: Space, threads: int) -> tuple[list[Word], float, float, 
 # --- scoring -----------------------------------------------------------------
 
 
-def in_utterance_order(space: Space) -> list[Word]:
-    """Every true word, utterance by utterance (an utterance's words stay together)."""
-    words = sorted(space.words(), key=lambda w: w.start)
-    starts = sorted((u.start, u.speaker) for t in space.tracks.values() for u in t.utterances)
-
-    def utterance_of(w: Word) -> tuple[float, str]:
-        mine = [s for s in starts if s[1] == w.speaker and s[0] <= w.start + 1e-6]
-        return mine[-1]
-
-    return sorted(words, key=lambda w: (utterance_of(w), w.start))
-
-
 def lone_utterances(space: Space, speaker: str) -> list[tuple[float, float]]:
     """(start, end) of the speaker's utterances that nobody else talks over."""
     mine = [(u.start, end) for u, end in zip(space.tracks[speaker].utterances, space.tracks[speaker].ends, strict=True)]
@@ -472,24 +262,6 @@ def wer_alone(space: Space, speaker: str, words: Sequence[Word]) -> float:
     ref = [w for s, e in alone for w in space.truth[speaker] if s - 0.01 <= w.start <= e]
     hyp = [w for s, e in alone for w in words if s - 0.3 <= (w.start + w.end) / 2 <= e + 0.3]
     return word_error_rate(ref, hyp)
-
-
-def silent_stretches(space: Space, *, margin: float = 0.5, shortest: float = 2.0) -> list[tuple[float, float]]:
-    """Stretches where nobody speaks (true words with ``margin``), at least ``shortest`` long."""
-    busy = sorted((w.start - margin, w.end + margin) for w in space.words())
-    out: list[tuple[float, float]] = []
-    t = 0.0
-    for s, e in busy:
-        if s - t >= shortest:
-            out.append((t, s))
-        t = max(t, e)
-    if space.duration - t >= shortest:
-        out.append((t, space.duration))
-    return out
-
-
-def in_silence(words: Sequence[Word], stretches: Sequence[tuple[float, float]]) -> int:
-    return sum(1 for w in words if any(s <= (w.start + w.end) / 2 <= e for s, e in stretches))
 
 
 def percentile(values: Sequence[float], q: float) -> float:
