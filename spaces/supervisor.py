@@ -27,6 +27,12 @@ log = logging.getLogger(__name__)
 API_APP = "replay_api.app:create_app"
 SFU_MODULE = "ingest"
 
+#: ``spaces up`` starts an exited process again, up to this many times in
+#: RESTART_WINDOW seconds; more means it cannot run (a port taken, a bad
+#: setting) and the stack stops instead.
+MAX_RESTARTS = 5
+RESTART_WINDOW = 60.0
+
 #: Seconds a worker keeps retrying a Redis command while Redis is away. An
 #: idle rq worker reconnects on its own, but a connection error while it
 #: watches a running job (heartbeats) or while the job reports its result
@@ -90,6 +96,10 @@ def run_worker(settings: Settings, *, burst: bool = False) -> int:
     return 0
 
 
+def _start(command: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command, env=os.environ.copy())
+
+
 def ensure_redis(settings: Settings) -> subprocess.Popen[bytes] | None:
     """Start a local redis-server if none answers at REDIS_URL (embedded default)."""
     if _redis_up(settings):
@@ -121,7 +131,12 @@ def _redis_up(settings: Settings) -> bool:
 
 
 def run_stack(settings: Settings, *, workers: int) -> int:
-    """Run every stage until one exits or Ctrl-C; then stop them all."""
+    """Run every stage until Ctrl-C (or SIGTERM); then stop them all.
+
+    A process that exits is started again (the SFU recovers its spool, a
+    worker's abandoned job is retried), unless it keeps exiting: then the
+    stack stops rather than spin.
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     open_catalog(settings).create_schema()
     redis = ensure_redis(settings)
@@ -131,9 +146,11 @@ def run_stack(settings: Settings, *, workers: int) -> int:
         commands["sfu"] = [sys.executable, "-m", SFU_MODULE]
     for i in range(workers):
         commands[f"worker-{i + 1}"] = [*spaces_cli, "worker"]
-    procs = {name: subprocess.Popen(cmd, env=os.environ.copy()) for name, cmd in commands.items()}
+    procs = {name: _start(cmd) for name, cmd in commands.items()}
+    exits: dict[str, list[float]] = {name: [] for name in commands}
     print(f"audio-spaces is up: {settings.api_url}  (SFU {settings.sfu_url}; Ctrl-C stops)", flush=True)
     stopping = False
+    crashed = False
 
     def _stop(signum: int, frame: object) -> None:
         nonlocal stopping
@@ -141,11 +158,18 @@ def run_stack(settings: Settings, *, workers: int) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     try:
-        while not stopping:
-            exited = [name for name, p in procs.items() if p.poll() is not None]
-            if exited:
-                log.error("%s exited (%s); stopping the stack", exited[0], procs[exited[0]].returncode)
-                break
+        while not stopping and not crashed:
+            for name, proc in procs.items():
+                if proc.poll() is None:
+                    continue
+                now = time.monotonic()
+                exits[name] = [t for t in exits[name] if now - t < RESTART_WINDOW] + [now]
+                if len(exits[name]) > MAX_RESTARTS:
+                    log.error("%s keeps exiting (%s); stopping the stack", name, proc.returncode)
+                    crashed = True
+                    break
+                log.warning("%s exited (%s); starting it again", name, proc.returncode)
+                procs[name] = _start(commands[name])
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
@@ -161,4 +185,4 @@ def run_stack(settings: Settings, *, workers: int) -> int:
         if redis is not None:
             redis.terminate()
             redis.wait(timeout=10)
-    return 0 if stopping else 1
+    return 1 if crashed else 0

@@ -123,10 +123,17 @@ def _render(
             stderr=log_file,
         )
         assert encoder.stdin is not None
-        with encoder.stdin:
-            for window_start, window in _windows(placed, duration_ms):
-                encoder.stdin.write(window.raw_data)
-                progress(min(1.0, (window_start + len(window)) / max(duration_ms, 1)) * 0.99)
+        try:
+            with encoder.stdin:
+                for window_start, window in _windows(placed, duration_ms):
+                    encoder.stdin.write(window.raw_data)
+                    progress(min(1.0, (window_start + len(window)) / max(duration_ms, 1)) * 0.99)
+        except BaseException:
+            # A timeout (rq's alarm) or a failed decode: the encoder must not
+            # outlive the job, finishing a replay nobody will upload.
+            encoder.kill()
+            encoder.wait()
+            raise
         encoder.wait()
     if encoder.returncode != 0:
         raise RuntimeError(f"ffmpeg failed to encode the replay: {errors.read_text(errors='replace')[-500:]}")
