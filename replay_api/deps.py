@@ -17,11 +17,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Query, Request
 
-from spaces import tokens
+from spaces import keys, tokens
 from spaces.blobstore import BlobStore
 from spaces.catalog import Catalog
 from spaces.exceptions import NotFound
-from spaces.keys import ID_PATTERN
 from spaces.models import Space, SpaceState, Visibility
 from spaces.settings import Settings
 
@@ -49,7 +48,7 @@ async def _blobs(request: Request) -> BlobStore:
 SettingsDep = Annotated[Settings, Depends(_settings)]
 CatalogDep = Annotated[Catalog, Depends(_catalog)]
 BlobsDep = Annotated[BlobStore, Depends(_blobs)]
-SpaceId = Annotated[str, Path(pattern=ID_PATTERN.pattern, description="The space's id")]
+SpaceId = Annotated[str, Path(pattern=keys.ID_PATTERN.pattern, description="The space's id")]
 
 
 def seconds(description: str, *, alias: str | None = None) -> Any:
@@ -94,9 +93,23 @@ def _readable_space(space_id: SpaceId, catalog: CatalogDep, caller: CallerDep) -
 ReadableSpace = Annotated[Space, Depends(_readable_space)]
 
 
-async def _ready_space(space: ReadableSpace) -> Space:
-    """A readable space whose replay, captions and transcript exist."""
-    if space.state is not SpaceState.READY:
+def servable(space: Space, blobs: BlobStore) -> bool:
+    """Whether the space's replay, captions and transcript can be served.
+
+    A ready space's can. So can those of a space being reprocessed (or whose
+    reprocess failed) while an earlier run's outputs are there: a run
+    replaces them whole, so they stay right until it does.
+    """
+    if space.state is SpaceState.READY:
+        return True
+    return space.state in (SpaceState.PROCESSING, SpaceState.FAILED) and all(
+        blobs.exists(key) for key in (keys.transcript(space.space_id), keys.replay(space.space_id, "ogg"))
+    )
+
+
+def _ready_space(space: ReadableSpace, blobs: BlobsDep) -> Space:
+    """A readable, servable space (:func:`servable`); else 409."""
+    if not servable(space, blobs):
         raise HTTPException(409, f"space {space.space_id!r} is {space.state}, not ready yet")
     return space
 

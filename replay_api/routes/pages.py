@@ -21,6 +21,7 @@ from replay_api.deps import (
     SettingsDep,
     TokenDep,
     seconds,
+    servable,
     visible_private,
 )
 from replay_api.errors import html_errors
@@ -30,7 +31,7 @@ from replay_api.routes.spaces import decode_cursor, encode_cursor
 from replay_api.schemas import replay_link, space_links
 from replay_api.templating import templates
 from spaces.catalog import SpaceFilter
-from spaces.models import SpaceState, Visibility
+from spaces.models import Visibility
 from spaces.settings import Settings
 
 router = APIRouter(tags=["pages"], dependencies=[Depends(html_errors)], include_in_schema=False)
@@ -92,7 +93,7 @@ def replay_page(
         "links": links,
         "private": space.visibility is Visibility.PRIVATE,
     }
-    if space.state is not SpaceState.READY:
+    if not servable(space, blobs):
         return _page(request, settings, "processing.html", context)
     transcript = transcripts.load(blobs, space.space_id)
     talk = catalog.talk_times(space.space_id)

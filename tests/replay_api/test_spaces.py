@@ -8,6 +8,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from spaces import keys
 from spaces.models import Space, SpaceState, Turn, Word
 
 from .conftest import Recording, publish
@@ -97,6 +98,24 @@ def test_detail_of_a_processing_space(client: TestClient, app: FastAPI) -> None:
     response = client.get("/spaces/busy/transcript")
     assert response.status_code == 409
     assert "not ready" in response.json()["error"]["message"]
+
+
+def test_a_space_being_reprocessed_keeps_serving_its_last_outputs(
+    client: TestClient, app: FastAPI, published: Space
+) -> None:
+    space_id = published.space_id
+    ready = client.get(f"/spaces/{space_id}/transcript").json()
+    for state in (SpaceState.PROCESSING, SpaceState.FAILED):  # a reprocess running, then failed
+        app.state.catalog.set_state(space_id, state)
+        assert client.get(f"/spaces/{space_id}").json()["state"] == str(state)
+        assert client.get(f"/spaces/{space_id}/transcript").json() == ready
+        assert client.get(f"/spaces/{space_id}/captions.vtt").text.startswith("WEBVTT")
+        page = client.get(f"/spaces/{space_id}/replay")
+        assert page.status_code == 200 and "Preparing the replay" not in page.text
+    # Without the outputs (a first run), nothing is served yet.
+    app.state.blobs.delete(keys.transcript(space_id))
+    assert client.get(f"/spaces/{space_id}/transcript").status_code == 409
+    assert "Processing failed" in client.get(f"/spaces/{space_id}/replay").text
 
 
 def test_talk_time_counts_every_turn(app: FastAPI) -> None:
