@@ -13,7 +13,10 @@ and encodes, or at best re-packs, every sent packet per sender task: about
   protects and sends it (``Sink.send``);
 - the stock sender of each forwarding transceiver is kept for its RTCP
   (receiver reports, SSRC in the SDP) but given an ``IdleTrack``, so its
-  RTP task waits forever instead of polling every 20 ms.
+  RTP task waits forever instead of polling every 20 ms;
+- the DTLS transport's receive step is guarded (``harden_transport``), so a
+  stray datagram on the media port is dropped instead of ending the
+  connection.
 
 These attributes (``RTCDtlsTransport._tx_srtp``, aioice's ``_nominated``
 pair) are private; the versions are pinned (aiortc 1.16) and the tests
@@ -24,10 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from collections.abc import Callable
 from typing import Any
 
-from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import MediaStreamTrack, RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.rtp import RtpPacket
@@ -77,6 +81,33 @@ def take_over_receiver(receiver: RTCRtpReceiver, handler: RtpHandler | None) -> 
             handler(packet)
 
     setattr(receiver, "_handle_rtp_packet", _handle)  # noqa: B010 - replacing a method on one instance
+
+
+def harden_transport(dtls: RTCDtlsTransport) -> None:
+    """Drop a datagram aiortc cannot handle instead of closing the connection.
+
+    aioice hands every datagram that reaches a peer connection's port, from
+    any address, to the DTLS transport, whose receive loop ends (and with it
+    the peer connection) on any exception but a failed SRTP check. So one
+    empty datagram (``IndexError``) or one of 1500 bytes or more in the SRTP
+    range (``ValueError``: too long for libsrtp's buffer), sent by anyone who
+    knows the port, would disconnect a participant; so would an
+    authenticated packet with a malformed audio-level element
+    (``struct.error`` in aiortc's RTP parser). Each step of the loop reads
+    one datagram, so dropping the failed step drops just that datagram.
+    """
+    if getattr(dtls, "_hardened", False):
+        return
+    receive_next = dtls._recv_next
+
+    async def _recv_next() -> None:
+        try:
+            await receive_next()
+        except (IndexError, ValueError, struct.error) as e:
+            log.debug("dropped a datagram aiortc could not handle: %r", e)
+
+    setattr(dtls, "_recv_next", _recv_next)  # noqa: B010 - replacing a method on one instance
+    setattr(dtls, "_hardened", True)  # noqa: B010
 
 
 def park_sender(sender: RTCRtpSender, ssrc: int) -> None:

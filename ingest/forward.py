@@ -19,6 +19,8 @@ import struct
 import time
 from collections.abc import Callable
 
+from aiortc.rtp import RtpPacket
+
 from ingest.fastpath import AUDIO_LEVEL_EXT_ID, OPUS_PAYLOAD_TYPE, Sink
 from ingest.opus import CLOCK_RATE
 
@@ -83,6 +85,20 @@ class Slot:
         self._rebuild()
 
     # --- the hot path ------------------------------------------------------------
+
+    def forward_packet(self, packet: RtpPacket) -> int | None:
+        """Forward a parsed packet; returns its audio level (0 loudest, 127 silence), if it has one."""
+        level = packet.extensions.audio_level
+        self.forward(
+            ssrc=packet.ssrc,
+            seq=packet.sequence_number,
+            ts=packet.timestamp,
+            marker=packet.marker,
+            payload=packet.payload,
+            # RFC 6464's byte as received: the voice-activity bit and the level.
+            level=None if level is None else ((0x80 if level[0] else 0) | (level[1] & 0x7F)),
+        )
+        return None if level is None else level[1] & 0x7F
 
     def forward(self, *, ssrc: int, seq: int, ts: int, marker: int, payload: bytes, level: int | None) -> None:
         now = time.monotonic()

@@ -22,6 +22,7 @@ from ingest.exceptions import BadSdp, OutOfOrder
 from ingest.fastpath import (
     OPUS_PAYLOAD_TYPE,
     Sink,
+    harden_transport,
     opus_only,
     park_sender,
     sink_for,
@@ -122,6 +123,7 @@ class Participant:
         if self.can_publish and self.publish is None:
             # The publish m-line comes first, so for a joining speaker it is mid 0.
             self.publish = self.pc.addTransceiver("audio", direction="recvonly")
+            harden_transport(self.publish.receiver.transport)
             opus_only(self.publish)
             take_over_receiver(self.publish.receiver, self._rtp)
         elif self.publish is not None:
@@ -129,6 +131,7 @@ class Participant:
         for slot in self.room.slots:
             if slot.index not in self.slot_transceivers:
                 t = self.pc.addTransceiver("audio", direction="sendonly")
+                harden_transport(t.receiver.transport)
                 opus_only(t)
                 park_sender(t.sender, slot.ssrc)
                 # Nothing may come in on a forwarding m-line; drop it if it does.

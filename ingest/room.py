@@ -247,18 +247,9 @@ class Room:
         slot = p.slot
         if slot is None or p.muted or self.state != "open":
             return
-        level = packet.extensions.audio_level
-        raw_level = None if level is None else ((0x80 if level[0] else 0) | (level[1] & 0x7F))
-        slot.forward(
-            ssrc=packet.ssrc,
-            seq=packet.sequence_number,
-            ts=packet.timestamp,
-            marker=packet.marker,
-            payload=packet.payload,
-            level=raw_level,
-        )
+        level = slot.forward_packet(packet)
         if level is not None:
-            p.level = level[1] & 0x7F
+            p.level = level
             p.level_at = time.monotonic()
         recorder = self.recorders.get(p.identity) or self._new_recorder(p)
         recorder.write(ssrc=packet.ssrc, timestamp=packet.timestamp, payload=packet.payload, arrival=self.room_time())
