@@ -9,18 +9,26 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from faster_whisper import WhisperModel
+from rq import get_current_job
 
 from spaces import keys
 from spaces.blobstore import BlobStore, open_blob_store
 from spaces.catalog import Catalog, open_catalog
 from spaces.models import Manifest, Track
+from spaces.queue import current_run, run_of
 from spaces.settings import Settings
 from transcribe.model import load_model
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,30 @@ def context() -> Context:
     catalog = open_catalog(settings)
     catalog.create_schema()
     return Context(settings=settings, blobs=open_blob_store(settings), catalog=catalog)
+
+
+def stage(func: Callable[Concatenate[str, P], R]) -> Callable[Concatenate[str, P], R | None]:
+    """A pipeline job (first argument: the space id) that does nothing once superseded."""
+
+    @functools.wraps(func)
+    def run(space_id: str, /, *args: P.args, **kwargs: P.kwargs) -> R | None:
+        if superseded(space_id):
+            log.info("space %s: %s of a superseded run skipped", space_id, func.__name__, extra={"space_id": space_id})
+            return None
+        return func(space_id, *args, **kwargs)
+
+    return run
+
+
+def superseded(space_id: str) -> bool:
+    """Whether the running job is of an earlier run than the space's newest.
+
+    ``spaces reprocess`` starts a run under new job ids while jobs of the
+    earlier one may still be queued or waiting for a retry: those must not
+    write outputs over the new run's, nor mark the space ready.
+    """
+    job = get_current_job()
+    return job is not None and run_of(job.id) < current_run(job.connection, space_id)
 
 
 class Progress:

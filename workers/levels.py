@@ -11,10 +11,11 @@ from __future__ import annotations
 from spaces import keys
 from spaces.exceptions import NotFound
 from transcribe.levels import Levels, levels
-from workers.context import Context, context
+from workers.context import Context, context, stage
 from workers.tracks import load_track_audio
 
 
+@stage
 def measure_levels(space_id: str, track_id: str) -> None:
     """Write ``words/{track_id}.levels.json``."""
     ctx = context()

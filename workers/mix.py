@@ -22,7 +22,7 @@ from pydub import AudioSegment
 
 from spaces import keys
 from spaces.models import Segment, Track
-from workers.context import Context, Progress, context
+from workers.context import Context, Progress, context, stage
 from workers.transcript import space_duration
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class _Placed:
         return round(self.segment.offset * 1000)
 
 
+@stage
 def mix(space_id: str) -> float:
     """Write replay.ogg and replay.m4a; returns the mix's duration in seconds."""
     ctx = context()

@@ -22,13 +22,14 @@ from spaces.catalog import open_catalog
 from spaces.models import SpaceState
 from spaces.queue import current_run, enqueue_once, job_id, pipeline_queue, run_of
 from spaces.settings import Settings
-from workers.context import context
+from workers.context import context, stage
 
 log = logging.getLogger(__name__)
 
 ON_FAILURE = Callback("workers.pipeline.on_failure")
 
 
+@stage
 def finalize(space_id: str, run: int = 0) -> None:
     ctx = context()
     manifest = ctx.manifest(space_id)
@@ -36,7 +37,7 @@ def finalize(space_id: str, run: int = 0) -> None:
     queue = pipeline_queue(ctx.settings)
     retries = ctx.settings.job_retries
 
-    def stage(func: str, name: str, *args: Any, depends_on: list[Job] | None = None) -> Job:
+    def enqueue(func: str, name: str, *args: Any, depends_on: list[Job] | None = None) -> Job:
         return enqueue_once(
             queue,
             func,
@@ -49,18 +50,19 @@ def finalize(space_id: str, run: int = 0) -> None:
         )
 
     # Every track's levels first: each transcription skips the bleed of the others.
-    measured = [stage("workers.levels.measure_levels", f"levels-{t}", t) for t, _ in manifest.tracks]
+    measured = [enqueue("workers.levels.measure_levels", f"levels-{t}", t) for t, _ in manifest.tracks]
     transcribed = [
-        stage("workers.transcription.transcribe_track", f"transcribe-{t}", t, depends_on=measured)
+        enqueue("workers.transcription.transcribe_track", f"transcribe-{t}", t, depends_on=measured)
         for t, _ in manifest.tracks
     ]
-    mixed = stage("workers.mix.mix", "mix")
-    assembled = stage("workers.transcript.assemble", "assemble", depends_on=transcribed)
-    stage("workers.pipeline.complete", "complete", depends_on=[assembled, mixed])
+    mixed = enqueue("workers.mix.mix", "mix")
+    assembled = enqueue("workers.transcript.assemble", "assemble", depends_on=transcribed)
+    enqueue("workers.pipeline.complete", "complete", depends_on=[assembled, mixed])
     log.info("space %s: pipeline enqueued (run %d, %d tracks)", space_id, run, len(transcribed),
              extra={"space_id": space_id})
 
 
+@stage
 def complete(space_id: str) -> None:
     ctx = context()
     ctx.catalog.set_state(space_id, SpaceState.READY)

@@ -12,12 +12,13 @@ from transcribe.assemble import TrackWords
 from transcribe.assemble import assemble as assemble_turns
 from transcribe.captions import build_cues, to_srt, to_webvtt
 from transcribe.context import Clip, clips_from_bytes, refine_room
-from workers.context import Context, context
+from workers.context import Context, context, stage, superseded
 from workers.levels import read_levels
 
 log = logging.getLogger(__name__)
 
 
+@stage
 def assemble(space_id: str) -> int:
     """Write transcript.json, captions.vtt/.srt and the search rows; returns turns."""
     ctx = context()
@@ -25,6 +26,8 @@ def assemble(space_id: str) -> int:
     tracks = [_track_words(ctx, space_id, track_id) for track_id, _ in manifest.tracks]
     clips = [_clips(ctx, space_id, track_id) for track_id, _ in manifest.tracks]
     turns = assemble_turns(refine_room(ctx.model() if any(clips) else None, tracks, clips))
+    if superseded(space_id):  # a reprocess began during the context pass: its run writes
+        return 0
     transcript = Transcript(
         space_id=space_id,
         duration=space_duration(ctx, manifest),

@@ -6,11 +6,12 @@ from spaces import keys
 from transcribe.context import clips_to_bytes, context_clips
 from transcribe.levels import Levels
 from transcribe.transcribe import TranscribeOptions, transcribe
-from workers.context import Context, Progress, context
+from workers.context import Context, Progress, context, stage
 from workers.levels import read_levels
 from workers.tracks import load_track_audio
 
 
+@stage
 def transcribe_track(space_id: str, track_id: str) -> int:
     """Write ``words/{track_id}.json``; returns the number of words."""
     ctx = context()

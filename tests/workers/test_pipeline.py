@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from rq.job import Job, JobStatus
 
 from spaces import keys, queue
 from spaces.models import SpaceState, Transcript
@@ -90,6 +91,31 @@ def test_reprocess_replaces_outputs(settings: Settings, workers: Workers, two_sp
     assert blobs.get(keys.transcript(space.space_id)) == before  # same model, same bytes
     assert len(catalog.search("wonderful book", limit=10)) == 1
     queue.connect(settings).delete(f"spaces:runs:{space.space_id}")
+
+
+def test_reprocess_before_the_first_run_started_skips_the_first(
+    settings: Settings, workers: Workers, two_speakers: SpeechSpace
+) -> None:
+    """A run's jobs still queued when a reprocess begins do nothing: only the newest run writes."""
+    _, catalog = stores(settings)
+    space = import_files(settings, dict(two_speakers))
+    connection = queue.connect(settings)
+    try:
+        first = queue.enqueue_finalize(settings, space.space_id)
+        run = queue.next_run(settings, space.space_id)
+        queue.enqueue_finalize(settings, space.space_id, run=run)
+        workers.start()
+        assert wait_for(catalog, space.space_id, finished).state is SpaceState.READY
+        first.refresh()
+        assert first.get_status() == JobStatus.FINISHED
+        # The first run's finalize enqueued nothing; the reprocess ran every stage.
+        assert not Job.exists(queue.job_id(space.space_id, "mix", 0), connection=connection)
+        for stage in ("mix", "assemble", "complete"):
+            job = Job.fetch(queue.job_id(space.space_id, stage, run), connection=connection)
+            assert job.get_status() == JobStatus.FINISHED, stage
+        assert len(catalog.search("wonderful book", limit=10)) == 1
+    finally:
+        connection.delete(f"spaces:runs:{space.space_id}")
 
 
 def test_damaged_and_silent_tracks_are_reported_not_fatal(
