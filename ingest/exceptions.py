@@ -8,6 +8,7 @@ IngestError                      {"type": "error", "code": ..., "message": ...}
  ├── Unauthorized    unauthorized    bad, expired or other-space token (closed 4401)
  ├── UnknownSpace    unknown_space   no such space (closed 4404)
  ├── SpaceEnded      ended           the space is over or the participant was removed (closed 4409)
+ ├── IdentityTaken   identity_taken  the name is in the space, joined with a higher role (closed 4409)
  └── TooMany         too_many        room full or join rate exceeded (closed 4429)
 
 Errors with a ``close_code`` end the connection; the others are reported
@@ -54,6 +55,11 @@ class UnknownSpace(IngestError):
 
 class SpaceEnded(IngestError):
     code = "ended"
+    close_code = 4409
+
+
+class IdentityTaken(IngestError):
+    code = "identity_taken"
     close_code = 4409
 
 

@@ -62,6 +62,8 @@ class Participant:
         self.room = room
         self.identity = identity
         self.role = role
+        self.joined_as = role
+        """The role of the token it joined with (``role`` changes on promotion)."""
         self.channel = channel
         self.joined_at = time.monotonic()
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))

@@ -20,7 +20,7 @@ from typing import Any
 from aiortc.rtp import RtpPacket
 
 from ingest.archive import SpaceArchive, mark_live, reopen
-from ingest.exceptions import Forbidden, OutOfOrder, SpaceEnded, TooMany
+from ingest.exceptions import Forbidden, IdentityTaken, OutOfOrder, SpaceEnded, TooMany
 from ingest.forward import Slot
 from ingest.participant import Channel, Participant
 from ingest.recorder import RecorderOptions, TrackRecorder
@@ -31,6 +31,10 @@ from spaces.models import Space
 from spaces.tokens import Claims, Role
 
 log = logging.getLogger(__name__)
+
+#: Who may take over a connection of the same identity (a reconnect): a token
+#: of the same role or a higher one.
+_RANK = {Role.LISTENER: 0, Role.SPEAKER: 1, Role.HOST: 2}
 
 #: Who-is-speaking: louder than this (dBov, RFC 6464) counts as talking.
 SPEAKING_DBOV = 50
@@ -162,6 +166,10 @@ class Room:
         old = self.participants.get(claims.identity)
         if old is None and len(self.participants) >= self.options.max_participants:
             raise TooMany(f"the space is full ({self.options.max_participants} participants)")
+        if old is not None and _RANK[claims.role] < _RANK[old.joined_as]:
+            # Anyone may get a listener token with any name: it must not take
+            # a speaker's or the host's place in the room.
+            raise IdentityTaken(f"{claims.identity!r} is already in the space")
         if old is not None:
             # Same identity again: a reconnect. The new connection wins.
             old.channel.send({"type": "error", "code": "replaced", "message": "joined from another connection"})

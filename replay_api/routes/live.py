@@ -133,6 +133,10 @@ def issue_token(
         raise HTTPException(409, f"space {space_id!r} is {space.state}; it is no longer live")
     role = tokens.Role.SPEAKER if body.role == "speaker" else tokens.Role.LISTENER
     identity = (body.identity or "").strip() or f"{body.role}-{secrets.token_hex(3)}"
+    if identity == space.host and not (own and caller is not None and caller.role is tokens.Role.HOST):
+        # The SFU keeps the host's connection anyway; this keeps the name off
+        # anyone else's token, e.g. a listener the host later lets speak.
+        raise HTTPException(409, f"{identity!r} is the host's name in this space")
     return _join_info(settings, space_id, role, identity)
 
 

@@ -79,6 +79,10 @@ def test_tokens_for_speakers_need_the_host(api: tuple[TestClient, Settings]) -> 
     assert claims.role is tokens.Role.SPEAKER and claims.identity == "Bob"
     forged = {"Authorization": "Bearer not.a.token"}
     assert client.post(url, json={"role": "listener"}, headers=forged).status_code == 401
+    # Nobody but the host gets a token in the host's name.
+    host = str(data["identity"])
+    assert client.post(url, json={"role": "listener", "identity": host}).status_code == 409
+    assert client.post(url, json={"role": "listener", "identity": host}, headers=as_listener).status_code == 409
 
 
 def test_private_space_is_hidden_without_its_token(api: tuple[TestClient, Settings]) -> None:
