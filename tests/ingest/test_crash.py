@@ -3,7 +3,8 @@
 The SFU runs as ``python -m ingest``; two aiortc speakers talk to it; the
 test kills it with SIGKILL, starts a new one on the same spool, and checks
 that recovery uploaded the spool, lost at most 2 s per speaker, produced
-playable segments, and finalized the space as recorded *and partial*.
+playable segments, and finalized the space as recorded *and partial*; then
+a real worker transcribes it, and the API and replay page mark it partial.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ import signal
 import time
 from pathlib import Path
 
+from fastapi.testclient import TestClient
 from rq import Queue
 
 from ingest.client import PcmTrack, SpaceClient
+from replay_api.app import create_app
 from spaces import keys
 from spaces.blobstore import open_blob_store
-from spaces.models import Manifest, SpaceState, Track
+from spaces.catalog import open_catalog
+from spaces.models import Manifest, SpaceState, Track, Transcript
 from spaces.queue import connect, job_id
 from spaces.settings import Settings
 from spaces.tokens import Role
@@ -34,6 +38,7 @@ from tests.ingest.conftest import (
     speech48k,
     token,
 )
+from tests.workers.conftest import Workers, finished, wait_for
 
 MAX_LOSS = 2.0
 
@@ -118,7 +123,20 @@ def test_sigkill_mid_space_loses_at_most_two_seconds(sfu_settings: Settings, tmp
         assert min(off, period - off) < 0.04, f"{speaker} placed at {match.lag:.3f} s of the room"
 
     queue = Queue(settings.queue_name, connection=connect(settings))
+    workers = Workers(settings)
     try:
         assert job_id(space_id, "finalize") in queue.job_ids
+        # Processed like any space: transcribed, and marked partial where people see it.
+        workers.start()
+        done = wait_for(open_catalog(settings), space_id, finished, timeout=180)
+        assert done.state is SpaceState.READY and done.partial, done.error
+        transcript = Transcript.from_dict(json.loads(blobs.get(keys.transcript(space_id))))
+        said = {s: {w.text.strip(".,").lower() for w in transcript.words if w.speaker == s} for s in sources}
+        assert {"notebook", "meeting"} & said["alice"], said
+        assert {"train", "platform"} & said["bob"], said
+        with TestClient(create_app(settings)) as api:
+            assert api.get(f"/spaces/{space_id}").json()["partial"] is True
+            assert "Partial recording" in api.get(f"/spaces/{space_id}/replay").text
     finally:
+        workers.stop_all()
         queue.delete(delete_jobs=True)
