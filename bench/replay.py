@@ -43,6 +43,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import percentile, table  # noqa: E402
 from spaces import keys  # noqa: E402
 from spaces.blobstore.local import LocalBlobStore  # noqa: E402
 from spaces.catalog import Catalog, TurnRow  # noqa: E402
@@ -251,13 +252,6 @@ def api_server(backend: Backend, data_dir: Path, workers: int = 1) -> Iterator[s
 # --- measurements ----------------------------------------------------------------
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
-
-
 @dataclass
 class Latency:
     samples_ms: list[float]
@@ -363,16 +357,6 @@ def bench_ranges(url: str, size: int, clients: int, seconds: float) -> tuple[Lat
 
 
 # --- the run ------------------------------------------------------------------------
-
-
-def table(title: str, header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    line = "  ".join("-" * w for w in widths)
-
-    def fmt(r: list[str]) -> str:
-        return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-
-    return "\n".join([title, fmt(header), line, *(fmt(r) for r in rows), ""])
 
 
 def main() -> None:

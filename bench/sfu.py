@@ -45,6 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import cpu_times, readline, udp_drops  # noqa: E402
 from ingest.ice import restrict_host_addresses  # noqa: E402
 from spaces import tokens  # noqa: E402
 from tests.conftest import free_port, wait_for_port  # noqa: E402
@@ -79,25 +80,6 @@ def pin(cpus: set[int], nice: int = 0) -> None:
             os.nice(nice)
     except OSError:
         pass
-
-
-def cpu_times(pid: int) -> tuple[float, float]:
-    """(user, system) CPU seconds of a process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
-
-
-def udp_drops() -> int:
-    """Datagrams the kernel dropped at full UDP receive buffers, machine-wide (/proc/net/udp)."""
-    total = 0
-    for name in ("/proc/net/udp", "/proc/net/udp6"):
-        try:
-            lines = Path(name).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        total += sum(int(line.split()[-1]) for line in lines if line.strip())
-    return total
 
 
 # --- process: the naive SFU (MediaRelay, decode once, encode per listener) -----------------
@@ -385,7 +367,7 @@ class Step:
             CLIENT_CPU,
             nice=-10,  # the speaker and the probe must not queue behind hundreds of listeners
         )
-        json.loads(_readline(spk, 30))
+        json.loads(readline(spk, 30))
         groups = [list(range(i, min(i + PER_PROCESS, self.n))) for i in range(0, self.n, PER_PROCESS)]
         lst = []
         for group in groups:
@@ -406,7 +388,7 @@ class Step:
             )
         failed = 0
         for p in lst:
-            failed += json.loads(_readline(p, 600))["failed"]
+            failed += json.loads(readline(p, 600))["failed"]
         # The probe: one more listener in its own process (high priority),
         # joining the loaded room last. It never waits behind a hundred other
         # listeners on the client CPU, so its delays and join time are the
@@ -424,7 +406,7 @@ class Step:
             CLIENT_CPU,
             nice=-10,
         )
-        probe_join = json.loads(_readline(probe, 90))
+        probe_join = json.loads(readline(probe, 90))
         joins, failed = probe_join["joins"], failed + probe_join["failed"]
         time.sleep(1.0)
         t0, cpu0, stats0, drops0 = time.time(), cpu_times(server.pid), self.sfu_stats(), udp_drops()
@@ -436,10 +418,10 @@ class Step:
             p.stdin.write(f"{t0} {t1}\n")
             p.stdin.flush()
         for p in lst:
-            per_listener += json.loads(_readline(p, 60))["listeners"]
-        probe_stats = json.loads(_readline(probe, 60))["listeners"]
+            per_listener += json.loads(readline(p, 60))["listeners"]
+        probe_stats = json.loads(readline(probe, 60))["listeners"]
         per_listener += probe_stats
-        measured = delays(json.loads(_readline(spk, 60))["onsets"], probe_stats[0]["onsets"])
+        measured = delays(json.loads(readline(spk, 60))["onsets"], probe_stats[0]["onsets"])
         cpu = sum(cpu1) - sum(cpu0)
         system = cpu1[1] - cpu0[1]
         if stats0 is not None and stats1 is not None:
@@ -477,22 +459,6 @@ class Step:
             data = json.loads(r.read())
         sent = sum(s["sent"] for room in data["rooms"] for s in room["slots"])
         return {"sent": sent}
-
-
-def _readline(proc: subprocess.Popen[str], timeout: float) -> str:
-    assert proc.stdout is not None
-    import selectors
-
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sel.select(timeout=0.5):
-            line = proc.stdout.readline()
-            if line:
-                return line
-            raise RuntimeError(f"process {proc.args[:3]} exited ({proc.poll()})")
-    raise TimeoutError(f"no answer from {proc.args[:3]} in {timeout}s")
 
 
 def fanout_cost(listeners: int = 500, packets: int = 200) -> dict[str, float]:

@@ -96,8 +96,9 @@ def run_worker(settings: Settings, *, burst: bool = False) -> int:
     return 0
 
 
-def _start(command: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(command, env=os.environ.copy())
+def _start(command: list[str], workers: int) -> subprocess.Popen[bytes]:
+    # The worker count reaches the workers too: it shares the CPUs out among their models.
+    return subprocess.Popen(command, env={**os.environ, "SPACES_WORKERS": str(workers)})
 
 
 def ensure_redis(settings: Settings) -> subprocess.Popen[bytes] | None:
@@ -146,7 +147,7 @@ def run_stack(settings: Settings, *, workers: int) -> int:
         commands["sfu"] = [sys.executable, "-m", SFU_MODULE]
     for i in range(workers):
         commands[f"worker-{i + 1}"] = [*spaces_cli, "worker"]
-    procs = {name: _start(cmd) for name, cmd in commands.items()}
+    procs = {name: _start(cmd, workers) for name, cmd in commands.items()}
     exits: dict[str, list[float]] = {name: [] for name in commands}
     print(f"audio-spaces is up: {settings.api_url}  (SFU {settings.sfu_url}; Ctrl-C stops)", flush=True)
     stopping = False
@@ -169,7 +170,7 @@ def run_stack(settings: Settings, *, workers: int) -> int:
                     crashed = True
                     break
                 log.warning("%s exited (%s); starting it again", name, proc.returncode)
-                procs[name] = _start(commands[name])
+                procs[name] = _start(commands[name], workers)
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass

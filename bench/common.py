@@ -1,0 +1,123 @@
+"""Small helpers the benches share: process CPU, kernel drops, child I/O, percentiles, tables."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import subprocess
+import time
+from pathlib import Path
+
+
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and all its descendants, dead or alive.
+
+    A live descendant counts by its own times; one that has exited and been
+    waited for is in its parent's children times (cutime + cstime), so
+    nothing is counted twice. An rq worker's work-horses are forks, so this
+    is what a worker really spends.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command: state, ppid, ..., utime(11), stime(12), cutime(13), cstime(14).
+        stats[int(entry.name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]) / tick)
+    children: dict[int, list[int]] = {}
+    for child, (parent, _) in stats.items():
+        children.setdefault(parent, []).append(child)
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        if p in stats:
+            total += stats[p][1]
+            todo += children.get(p, [])
+    return total
+
+
+def udp_drops() -> int:
+    """Datagrams the kernel dropped at full UDP receive buffers, machine-wide (/proc/net/udp)."""
+    total = 0
+    for name in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            lines = Path(name).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        total += sum(int(line.split()[-1]) for line in lines if line.strip())
+    return total
+
+
+def udp_backlog(pid: int) -> int:
+    """Bytes waiting in the receive queue of the fullest UDP socket a process holds.
+
+    A process that reads its sockets too slowly shows here first: what
+    waits in the queue is late, and once the queue is full, lost.
+    """
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    fullest = 0
+    for name in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            lines = Path(name).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[9] in inodes:
+                fullest = max(fullest, int(fields[4].split(":")[1], 16))
+    return fullest
+
+
+def readline(proc: subprocess.Popen[str], timeout: float) -> str:
+    """The next line a child prints on stdout, or TimeoutError / RuntimeError if it exited."""
+    assert proc.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if sel.select(timeout=0.5):
+                line = proc.stdout.readline()
+                if line:
+                    return line
+                raise RuntimeError(f"process {str(proc.args)[:160]} exited ({proc.poll()})")
+    finally:
+        sel.close()
+    raise TimeoutError(f"no answer from {str(proc.args)[:160]} in {timeout}s")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile; NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+def table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    """A plain-text table: the first column left-aligned, the others right-aligned."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    line = "  ".join("-" * w for w in widths)
+
+    def fmt(r: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+
+    return "\n".join([title, fmt(header), line, *(fmt(r) for r in rows), ""])
