@@ -50,6 +50,7 @@ from tests.evalspace import (
     LATE,
     QUESTIONS,
     SPEAKERS,
+    baseline_words,
     build,
     in_silence,
     in_utterance_order,
@@ -156,14 +157,7 @@ def job_assemble(tracks: list[dict[str, Any]], threads: int, context: bool) -> d
 
 def job_baseline(path: str, threads: int) -> dict[str, Any]:
     """faster-whisper on the mix, the way most people use it (plus word timestamps)."""
-    model = load_model(cpu_threads=threads)
-    segments, _ = model.transcribe(decode(path), language="en", word_timestamps=True)
-    words = [
-        Word(w.start, w.end, w.word.strip(), "?", w.probability).to_dict()
-        for s in segments
-        for w in s.words or ()
-        if w.word.strip()
-    ]
+    words = [w.to_dict() for w in baseline_words(load_model(cpu_threads=threads), Path(path))]
     return {"words": words, "cpu": time.process_time(), "rss_mb": _peak_rss_mb()}
 
 

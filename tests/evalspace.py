@@ -14,8 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from faster_whisper import WhisperModel
+
 from spaces.models import Word
 from tests.speech import VOICES, Space, Utterance, build_space, synthesize
+from transcribe.audio import decode
 
 SPEAKERS = ("alice", "bob", "carol", "dave")
 BLEED = ("carol", "alice", -18.0)  # alice's voice on carol's microphone
@@ -250,3 +253,11 @@ def in_utterance_order(space: Space) -> list[Word]:
         return mine[-1]
 
     return sorted(words, key=lambda w: (utterance_of(w), w.start))
+
+
+def baseline_words(model: WhisperModel, path: Path) -> list[Word]:
+    """The naive baseline: faster-whisper on the mix, the way most people use it
+    (plus word timestamps); its words have no speaker."""
+    segments, _ = model.transcribe(decode(path), language="en", word_timestamps=True)
+    said = [w for s in segments for w in s.words or () if w.word.strip()]
+    return [Word(w.start, w.end, w.word.strip(), "", w.probability) for w in said]

@@ -19,11 +19,20 @@ from spaces import keys, queue
 from spaces.importer import TrackFile, import_space
 from spaces.models import Manifest, SpaceState, Transcript, Word
 from spaces.settings import Settings
-from tests.evalspace import BLEED, LATE, SPEAKERS, build, in_silence, in_utterance_order, plan_space, silent_stretches
+from tests.evalspace import (
+    BLEED,
+    LATE,
+    SPEAKERS,
+    baseline_words,
+    build,
+    in_silence,
+    in_utterance_order,
+    plan_space,
+    silent_stretches,
+)
 from tests.media import duration
 from tests.speech import Space, match_words, word_error_rate
 from tests.workers.conftest import Workers, finished, stores, wait_for
-from transcribe.audio import decode
 from transcribe.model import load_model
 
 pytestmark = pytest.mark.slow
@@ -31,12 +40,6 @@ pytestmark = pytest.mark.slow
 SECONDS = 60.0
 SEED = 7
 """A script in which every feature of the space falls inside the minute (the late joiner speaks)."""
-
-
-def baseline_words(space: Space) -> list[Word]:
-    """faster-whisper's words on the mix, the way most people use it (plus word timestamps)."""
-    segments, _ = load_model().transcribe(decode(space.mix), language="en", word_timestamps=True)
-    return [Word(w.start, w.end, w.word.strip(), "", w.probability) for s in segments for w in s.words or () if w.word]
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +74,7 @@ def test_one_minute_space_is_right_about_what_who_and_when(
     # than the naive baseline (the same model on the mixed audio) overall.
     wers = {s: word_error_rate(eval_space.truth[s], [w for w in ours if w.speaker == s]) for s in SPEAKERS}
     pooled = sum(wers[s] * len(eval_space.truth[s]) for s in SPEAKERS) / len(truth)
-    baseline = word_error_rate(in_utterance_order(eval_space), baseline_words(eval_space))
+    baseline = word_error_rate(in_utterance_order(eval_space), baseline_words(load_model(), eval_space.mix))
     print(f"WER per speaker {wers}, pooled {pooled:.3f}, baseline on the mix {baseline:.3f}")
     assert pooled <= 1.1 * baseline, wers
     assert max(wers.values()) <= 0.5, wers
