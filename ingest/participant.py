@@ -34,6 +34,7 @@ from ingest.sdpcheck import check_answer
 from spaces.tokens import Role
 
 if TYPE_CHECKING:
+    from ingest.publication import Publication
     from ingest.room import Room
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,8 @@ class Participant:
         self.sink: Sink | None = None
         self.muted = False
         self.hand_raised = False
-        self.level: int = 127
-        self.level_at = 0.0
+        self.publication: Publication | None = None
+        """What this participant's packets feed while they publish (set by the room)."""
         self.first_rtp_at: float | None = None
         self.rev = 0
         self._awaiting: int | None = None
@@ -179,7 +180,9 @@ class Participant:
             return
         if self.first_rtp_at is None:
             self.first_rtp_at = time.monotonic()
-        self.room.on_rtp(self, packet)
+        publication = self.publication
+        if publication is not None:
+            publication.on_packet(packet)
 
     async def close(self) -> None:
         if self._closed:

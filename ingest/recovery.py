@@ -19,6 +19,7 @@ from ingest.opus import CLOCK_RATE
 from ingest.spool import SegmentMeta, SpaceSpool, unfinished_spaces
 from spaces.blobstore import BlobStore
 from spaces.catalog import Catalog
+from spaces.models import SpaceState
 from spaces.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ async def recover_space(space_id: str, *, settings: Settings, blobs: BlobStore, 
         log.error("spool %s has no room.json; left in place for an operator", spool.dir)
         return False
     record = spool.read_room()
-    partial = record.phase != "ended"
+    partial = record.phase is not SpaceState.ENDED
     for track_id in spool.track_ids():
         metas = await asyncio.to_thread(salvage_segments, spool, track_id)
         if metas and all(t != track_id for t, _ in record.tracks):

@@ -1,9 +1,16 @@
-"""A live room: who is in it, the forwarding slots, recording, control, the end.
+"""A live room: who is in it, the forwarding slots, control, the end.
 
-Everything here runs on the event loop; blocking work (catalog, blob store)
-goes to threads. The room is opened by the first join (``rooms.Rooms``),
-records every publisher from their first packet, and ends when the host
-ends it or nobody has been in it for ``empty_timeout`` seconds.
+Room state and control live here; the packet path does not. Each speaker's
+published track has one owner, a ``publication.Publication`` (its slot and
+its recorder), which the receiver feeds directly; the room creates it when
+someone may publish, switches it on and off, and reads its figures. File
+work goes to the room's writer thread (``writer.ThreadWriter``), blocking
+calls (catalog, blob store) to threads: the event loop never waits on disk.
+The room is opened by the first join (``rooms.Rooms``), records every
+publisher from their first packet, and ends when the host ends it or nobody
+has been in it for ``empty_timeout`` seconds. Its state is a ``SpaceState``:
+``LIVE``, then ``ENDED`` while it hands over, ``RECORDED`` once handed over
+(or ``CREATED`` again if nobody ever spoke).
 """
 
 from __future__ import annotations
@@ -17,17 +24,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from aiortc.rtp import RtpPacket
-
 from ingest.archive import SpaceArchive, mark_live, reopen
 from ingest.exceptions import Forbidden, IdentityTaken, OutOfOrder, SpaceEnded, TooMany
 from ingest.forward import Slot
 from ingest.participant import Channel, Participant
+from ingest.publication import Publication
 from ingest.recorder import RecorderOptions, TrackRecorder
 from ingest.signaling import Answer, ClientMessage, Demote, End, Hand, Join, Mute, Ping, Promote, Remove
 from ingest.spool import RoomRecord, SpaceSpool
+from ingest.writer import ThreadWriter
 from spaces.catalog import Catalog
-from spaces.models import Space
+from spaces.models import Space, SpaceState
 from spaces.tokens import Claims, Role
 
 log = logging.getLogger(__name__)
@@ -70,7 +77,7 @@ class Room:
         self.archive = archive
         self.catalog = catalog
         self._on_closed = on_closed
-        self.state = "open"
+        self.state = SpaceState.LIVE
         self.started_at = time.time()
         self._mono0 = time.monotonic()
         self.record = RoomRecord(
@@ -83,6 +90,7 @@ class Room:
         self.participants: dict[str, Participant] = {}
         self.slots: list[Slot] = []
         self.recorders: dict[str, TrackRecorder] = {}
+        self.writer = ThreadWriter(f"spool-{space.space_id}")
         self.banned: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._empty_timer: asyncio.TimerHandle | None = None
@@ -105,9 +113,9 @@ class Room:
 
     async def end(self, reason: str) -> None:
         """Stop the room, close every recording, hand the space over."""
-        if self.state != "open":
+        if self.state is not SpaceState.LIVE:
             return
-        self.state = "ending"
+        self.state = SpaceState.ENDED
         log.info("room %s ending: %s", self.space_id, reason, extra={"space_id": self.space_id})
         if self._empty_timer is not None:
             self._empty_timer.cancel()
@@ -119,14 +127,19 @@ class Room:
             p.channel.send({"type": "ended", "reason": reason})
             p.channel.close(1000, "space ended")
         await asyncio.gather(*(p.close() for p in people), return_exceptions=True)
+        for p in people:
+            if p.publication is not None:
+                p.publication.stop()
         for recorder in self.recorders.values():
             recorder.close()
-        self.record = replace(self.record, phase="ended")
-        await asyncio.to_thread(self.spool.write_room, self.record)
+        self.record = replace(self.record, phase=SpaceState.ENDED)
+        self.writer.submit(self.spool.write_room, self.record)
+        # Every segment closed and synced, room.json saying so, before the hand-over reads the spool.
+        await self.writer.close()
         try:
             await self.archive.finish(self.record, partial=False)
         finally:
-            self.state = "ended"
+            self.state = SpaceState.RECORDED
             self._on_closed(self)
 
     def _arm_empty_timer(self) -> None:
@@ -146,11 +159,12 @@ class Room:
 
     async def abandon(self) -> None:
         """Nobody ever spoke and everyone left: forget the room, the space is not over."""
-        if self.state != "open":
+        if self.state is not SpaceState.LIVE:
             return
-        self.state = "ended"
+        self.state = SpaceState.CREATED
         if self._levels_task is not None:
             self._levels_task.cancel()
+        await self.writer.close()
         await asyncio.to_thread(self.spool.remove)
         await asyncio.to_thread(reopen, self.catalog, self.space_id)
         log.info("room %s closed with nothing recorded", self.space_id, extra={"space_id": self.space_id})
@@ -159,7 +173,7 @@ class Room:
     # --- membership --------------------------------------------------------------
 
     def admit(self, claims: Claims, channel: Channel) -> Participant:
-        if self.state != "open":
+        if self.state is not SpaceState.LIVE:
             raise SpaceEnded("the space has ended")
         if claims.identity in self.banned:
             raise SpaceEnded("you were removed from this space by the host")
@@ -223,7 +237,7 @@ class Room:
         p.channel.close(1000, reason)
         self._spawn(p.close())
         self._schedule_state()
-        if not self.participants and self.state == "open":
+        if not self.participants and self.state is SpaceState.LIVE:
             self._arm_empty_timer()
 
     def _assign_slot(self, p: Participant) -> None:
@@ -239,44 +253,43 @@ class Room:
                     self._spawn(other.negotiate())
         slot.occupy(p.identity)
         p.slot = slot
+        publication = Publication(
+            p.identity, slot, open_recorder=lambda: self._recorder_for(p.identity), clock=self.room_time
+        )
+        publication.muted = p.muted
+        p.publication = publication
 
     def _release_slot(self, p: Participant) -> None:
         if p.slot is None:
             return
+        if p.publication is not None:
+            p.publication.stop()
+            p.publication = None
         p.slot.vacate()
         p.slot = None
-        recorder = self.recorders.get(p.identity)
+
+    # --- recording -----------------------------------------------------------------
+
+    def _recorder_for(self, identity: str) -> TrackRecorder:
+        """A speaker's one track, opened at their first packet and kept across leave and rejoin."""
+        recorder = self.recorders.get(identity)
         if recorder is not None:
-            recorder.pause()
-
-    # --- media -------------------------------------------------------------------
-
-    def on_rtp(self, p: Participant, packet: RtpPacket) -> None:
-        slot = p.slot
-        if slot is None or p.muted or self.state != "open":
-            return
-        level = slot.forward_packet(packet)
-        if level is not None:
-            p.level = level
-            p.level_at = time.monotonic()
-        recorder = self.recorders.get(p.identity) or self._new_recorder(p)
-        recorder.write(ssrc=packet.ssrc, timestamp=packet.timestamp, payload=packet.payload, arrival=self.room_time())
-
-    def _new_recorder(self, p: Participant) -> TrackRecorder:
-        track_id = f"{len(self.record.tracks):02d}-{_slug(p.identity)}"
-        self.record = self.record.with_track(track_id, p.identity)
-        self.spool.write_room(self.record)
+            return recorder
+        track_id = f"{len(self.record.tracks):02d}-{_slug(identity)}"
+        self.record = self.record.with_track(track_id, identity)
+        self.writer.submit(self.spool.write_room, self.record)
         recorder = TrackRecorder(
             self.spool,
             track_id=track_id,
-            speaker=p.identity,
+            speaker=identity,
             options=self.options.recorder,
             on_closed=self.archive.segment_closed,
+            writer=self.writer,
         )
-        self.recorders[p.identity] = recorder
+        self.recorders[identity] = recorder
         speakers = tuple(s for _, s in self.record.tracks)
         self._spawn(asyncio.to_thread(mark_live, self.catalog, self.space_id, speakers=speakers))
-        log.info("recording %s as track %s", p.identity, track_id, extra={"space_id": self.space_id})
+        log.info("recording %s as track %s", identity, track_id, extra={"space_id": self.space_id})
         return recorder
 
     # --- control -----------------------------------------------------------------
@@ -333,10 +346,8 @@ class Room:
         if p.muted == muted:
             return
         p.muted = muted
-        if muted:
-            recorder = self.recorders.get(p.identity)
-            if recorder is not None:
-                recorder.pause()
+        if p.publication is not None:
+            p.publication.set_muted(muted)
         p.channel.send({"type": "muted", "muted": muted, "by": by})
         self._schedule_state()
 
@@ -377,7 +388,7 @@ class Room:
 
     def _schedule_state(self) -> None:
         # Joins come in bursts; one state message per burst, not one per join.
-        if self._state_pending or self.state != "open":
+        if self._state_pending or self.state is not SpaceState.LIVE:
             return
         self._state_pending = True
 
@@ -396,11 +407,13 @@ class Room:
         now = time.monotonic()
         out = {}
         for p in self.participants.values():
-            if p.slot is not None and not p.muted and now - p.level_at < LEVEL_TTL and p.level < SPEAKING_DBOV:
-                # Three steps only: listeners need "who is talking", and a finer
-                # level would mean a message to everyone several times a second.
-                loudness = math.pow(10, -p.level / 20)
-                out[p.identity] = 1.0 if loudness > 0.1 else 0.6 if loudness > 0.03 else 0.3
+            pub = p.publication
+            if pub is None or pub.muted or now - pub.level_at >= LEVEL_TTL or pub.level >= SPEAKING_DBOV:
+                continue
+            # Three steps only: listeners need "who is talking", and a finer
+            # level would mean a message to everyone several times a second.
+            loudness = math.pow(10, -pub.level / 20)
+            out[p.identity] = 1.0 if loudness > 0.1 else 0.6 if loudness > 0.03 else 0.3
         return out
 
     async def _levels_loop(self) -> None:
@@ -426,7 +439,8 @@ class Room:
     def stats(self) -> dict[str, Any]:
         return {
             "space_id": self.space_id,
-            "state": self.state,
+            "state": str(self.state),
+            "writer_pending": self.writer.pending,
             "participants": len(self.participants),
             "slots": [
                 {

@@ -33,7 +33,7 @@ class Rooms:
     async def open(self, space_id: str) -> Room:
         room = self.rooms.get(space_id)
         if room is not None:
-            if room.state != "open":
+            if room.state is not SpaceState.LIVE:
                 raise SpaceEnded("the space has ended")
             return room
         if space_id in self.recovering:

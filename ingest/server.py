@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from ingest import recovery
+from ingest import recovery, udp
 from ingest.exceptions import BadMessage, IngestError, OutOfOrder, TooMany, Unauthorized, UnknownSpace
 from ingest.ice import restrict_host_addresses, split_list
 from ingest.limits import RateLimiter
@@ -146,6 +146,7 @@ class Sfu:
             await self.stop()
 
     async def start(self) -> None:
+        udp.install()  # drained sockets, control before media (ingest/udp.py)
         if self.options.ice_addresses:
             restrict_host_addresses(self.options.ice_addresses)
         self._lock_spool()

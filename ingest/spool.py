@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from spaces import keys
+from spaces.models import SpaceState
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,8 @@ class RoomRecord:
     visibility: str
     started_at: float
     """Wall-clock time (Unix seconds) of room-clock zero."""
-    phase: str = "live"
-    """``live`` while recording; ``ended`` once every segment is closed and synced."""
+    phase: SpaceState = SpaceState.LIVE
+    """``LIVE`` while recording; ``ENDED`` once every segment is closed and synced."""
     tracks: tuple[tuple[str, str], ...] = ()
     """(track_id, speaker) in the order speakers first published."""
 
@@ -45,6 +46,7 @@ class RoomRecord:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["phase"] = str(self.phase)
         data["tracks"] = [list(t) for t in self.tracks]
         return data
 
@@ -56,7 +58,7 @@ class RoomRecord:
             host=str(data["host"]),
             visibility=str(data["visibility"]),
             started_at=float(data["started_at"]),
-            phase=str(data.get("phase", "live")),
+            phase=SpaceState(data.get("phase", SpaceState.LIVE)),
             tracks=tuple((str(t), str(s)) for t, s in data.get("tracks", ())),
         )
 

@@ -17,10 +17,19 @@ from typing import Any
 
 
 class SpaceState(enum.StrEnum):
-    """Life cycle of a space: live -> recorded -> processing -> ready | failed."""
+    """Life cycle of a space: created -> live -> ended -> recorded -> processing -> ready | failed.
+
+    The one vocabulary for a space's state wherever it is kept: the catalog,
+    a live room on the SFU (``Room.state``) and the room's record on the
+    spool (``RoomRecord.phase``). ``ENDED`` is the SFU's alone: the room is
+    over and every segment closed and synced, but not yet handed over (the
+    catalog goes from ``LIVE`` straight to ``RECORDED``). A room closed
+    before anyone spoke goes back to ``CREATED``.
+    """
 
     CREATED = "created"
     LIVE = "live"
+    ENDED = "ended"
     RECORDED = "recorded"
     PROCESSING = "processing"
     READY = "ready"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fractions
 import io
 from dataclasses import dataclass
 
@@ -71,4 +72,24 @@ def render_track(track: Track, segments: dict[int, bytes], duration: float) -> n
         end = min(start + len(audio), len(out))
         if end > start:
             out[start:end] += audio[: end - start]
+    return out
+
+
+def opus_packets(seconds: float, *, channels: int = 1) -> list[bytes]:
+    """Real Opus packets (20 ms) of a 440 Hz tone, from libopus."""
+    enc = av.CodecContext.create("libopus", "w")
+    enc.sample_rate = 48000
+    enc.layout = "mono" if channels == 1 else "stereo"
+    enc.format = "s16"
+    enc.bit_rate = 32000
+    enc.time_base = fractions.Fraction(1, 48000)
+    n = int(seconds * 48000)
+    tone = (np.sin(2 * np.pi * 440 * np.arange(n) / 48000) * 8000).astype(np.int16)
+    out = []
+    for i in range(0, n, 960):
+        chunk = np.repeat(tone[i : i + 960], channels).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout=enc.layout.name)
+        frame.sample_rate = 48000
+        frame.pts = i
+        out += [bytes(p) for p in enc.encode(frame)]
     return out

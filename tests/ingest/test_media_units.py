@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import fractions
 import io
 import json
 from pathlib import Path
 
 import av
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,28 +16,7 @@ from ingest.oggwriter import OggOpusWriter, build_page, iter_packets, iter_pages
 from ingest.recorder import RecorderOptions, TrackRecorder
 from ingest.spool import SegmentMeta, SpaceSpool
 from ingest.timeline import RoomAnchor, TimestampUnwrapper
-from tests.ingest.audio import decode_ogg
-
-
-def opus_packets(seconds: float, *, channels: int = 1) -> list[bytes]:
-    """Real Opus packets (20 ms) of a 440 Hz tone, from libopus."""
-    enc = av.CodecContext.create("libopus", "w")
-    enc.sample_rate = 48000
-    enc.layout = "mono" if channels == 1 else "stereo"
-    enc.format = "s16"
-    enc.bit_rate = 32000
-    enc.time_base = fractions.Fraction(1, 48000)
-    n = int(seconds * 48000)
-    tone = (np.sin(2 * np.pi * 440 * np.arange(n) / 48000) * 8000).astype(np.int16)
-    out = []
-    for i in range(0, n, 960):
-        chunk = np.repeat(tone[i : i + 960], channels).reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout=enc.layout.name)
-        frame.sample_rate = 48000
-        frame.pts = i
-        out += [bytes(p) for p in enc.encode(frame)]
-    return out
-
+from tests.ingest.audio import decode_ogg, opus_packets
 
 # --- Opus framing ------------------------------------------------------------------
 
