@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -54,7 +55,7 @@ HERE = Path(__file__).resolve()
 PYTHON = sys.executable
 SFU_CPU = {0}
 CLIENT_CPU = {1} if (os.cpu_count() or 1) > 1 else {0}
-PER_PROCESS = 100  # listener peers per client process
+PER_PROCESS = 250  # listener peers per client process (they only count packets: cheap)
 #: Shared with the child processes through the environment.
 SECRET = os.environ.setdefault("BENCH_SECRET", "bench-" + secrets.token_hex(16))
 BURST_PERIOD = 1.0
@@ -200,71 +201,119 @@ async def speaker(url: str, token: str) -> None:
 # --- process: listeners ------------------------------------------------------------------------
 
 
+#: SRTP's authentication tag (AES_CM_128_HMAC_SHA1_80) after the encrypted payload.
+SRTP_TAG = 10
+#: The window is open (counting) in this listener process: set by the harness's "start"/"stop".
+WINDOW = [False]
+
+
 class Probe:
-    """Per listener: arrival time and sequence number of every packet, burst onsets."""
+    """One listener's packets, counted straight off its socket, still encrypted.
 
-    def __init__(self) -> None:
-        self.arrivals: list[float] = []
-        self.seqs: list[int] = []
-        self.onsets = Onsets()
+    Once DTLS is up, the listener's ICE socket is read by ``ingest.udp``'s
+    drained reader with a media tap: RTP never reaches aioice, DTLS or
+    libsrtp, and the tap reads what it needs from the RTP header, which
+    SRTP leaves in clear (sequence number, SSRC; the payload length is the
+    plaintext's plus the tag). STUN (consent) and RTCP still go to aiortc,
+    so the connection lives as any other. Per packet this costs a
+    ``recvfrom`` and a few bytecodes: one client core plays over a thousand
+    listeners, so the clients are not what the bench measures.
+    """
 
-    def install(self, client: Any) -> None:
-        """Count packets straight from the DTLS transport, after SRTP checks them.
+    __slots__ = ("total", "first_at", "seqs", "onsets", "opened_at", "closed_at")
 
-        A bench listener needs no RTP parsing, routing or jitter buffer:
-        without them one client CPU can play hundreds of listeners.
-        """
+    def __init__(self, *, onsets: bool = False) -> None:
+        self.total = 0
+        self.first_at = 0.0
+        self.seqs: list[tuple[int, int]] = []
+        """(SSRC, sequence number) of each packet received while the window is open, in arrival order."""
+        self.onsets = Onsets() if onsets else None
+        self.opened_at = 0.0
+        self.closed_at = 0.0
+
+    def tap(self, data: bytes, addr: Any) -> bool:
+        if not self.total:
+            self.first_at = time.time()
+        self.total += 1
+        if WINDOW[0]:
+            self.seqs.append((int.from_bytes(data[8:12], "big"), (data[2] << 8) | data[3]))
+            if self.onsets is not None:
+                self.onsets.feed(rtp_payload_size(data) - SRTP_TAG, time.time())
+        return True
+
+    async def install(self, client: Any) -> None:
+        """Once the connection is up (DTLS done, a pair nominated), take its socket's RTP."""
+        from ingest.udp import take_over_socket
+
         dtls = client.pc.getTransceivers()[0].receiver.transport
-        arrivals, seqs, onsets = self.arrivals, self.seqs, self.onsets
-
-        async def handle_rtp(data: bytes, arrival_time_ms: int) -> None:
-            now = time.time()
-            arrivals.append(now)
-            seqs.append((data[2] << 8) | data[3])
-            onsets.feed(rtp_payload_size(data), now)
-
-        setattr(dtls, "_handle_rtp_data", handle_rtp)  # noqa: B010
+        connection = dtls.transport._connection
+        while dtls.state != "connected" or 1 not in connection._nominated:
+            if client.closed.is_set() or dtls.state in ("failed", "closed"):
+                raise ConnectionError("the connection did not come up")
+            await asyncio.sleep(0.01)
+        pair = connection._nominated[1]
+        if not take_over_socket(pair.protocol.transport, pair.protocol, media_tap=self.tap):
+            raise RuntimeError("the bench listener needs asyncio's selector loop")
 
 
 def window_stats(probe: Probe, t0: float, t1: float) -> dict[str, Any]:
-    received = len({s for a, s in zip(probe.arrivals, probe.seqs, strict=True) if t0 <= a <= t1})
+    """Loss against what the speaker sent: the span of sequence numbers seen, per stream.
+
+    Not against 50 packets a second: on a loaded machine the speaker itself
+    may send fewer, and that is not the SFU's loss.
+    """
+    received = expected = 0
+    by_ssrc: dict[int, list[int]] = {}
+    for ssrc, seq in probe.seqs:
+        by_ssrc.setdefault(ssrc, []).append(seq)
+    for seqs in by_ssrc.values():
+        ext = [((q - seqs[0] + 0x8000) & 0xFFFF) - 0x8000 for q in seqs]
+        received += len(set(ext))
+        expected += max(ext) - min(ext) + 1
     return {
         "received": received,
-        # The speaker sends 50 packets a second, whatever the SFU does with them.
-        "expected": (t1 - t0) * 50,
-        "onsets": [t for t in probe.onsets.times if t0 <= t <= t1],
+        "expected": max(expected, 1),
+        "rate": received / (t1 - t0),
+        "onsets": probe.onsets.times if probe.onsets is not None else [],
     }
 
 
-async def listeners(url: str, tokens_: list[str]) -> None:
+async def listeners(url: str, tokens_: list[str], *, onsets: bool = False, concurrency: int = 5) -> None:
     from ingest.client import SpaceClient
 
-    probes = [Probe() for _ in tokens_]
+    probes = [Probe(onsets=onsets) for _ in tokens_]
     clients = [SpaceClient(url, tok, decode=False) for tok in tokens_]
     joins: list[float] = []
     failed = 0
-    sem = asyncio.Semaphore(5)
+    sem = asyncio.Semaphore(concurrency)
 
     async def join(client: SpaceClient, probe: Probe) -> None:
         nonlocal failed
         try:
             async with sem:
                 opened = time.time()
-                await client.connect(timeout=30)
-                probe.install(client)
-            async with asyncio.timeout(30):
-                while not probe.arrivals:
+                await client.connect(timeout=60)
+            async with asyncio.timeout(60):
+                await probe.install(client)
+            async with asyncio.timeout(60):
+                while not probe.total:
                     if client.closed.is_set():
                         raise ConnectionError("closed by the SFU")
-                    await asyncio.sleep(0.005)
-            joins.append(probe.arrivals[0] - opened)
-        except (TimeoutError, ConnectionError, OSError):
+                    await asyncio.sleep(0.01)
+            joins.append(probe.first_at - opened)
+        except (TimeoutError, ConnectionError, OSError, RuntimeError):
             failed += 1
 
     await asyncio.gather(*(join(c, p) for c, p in zip(clients, probes, strict=True)))
     print(json.dumps({"ready": True, "joins": joins, "failed": failed}), flush=True)
-    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-    t0, t1 = (float(x) for x in line.split())
+    loop = asyncio.get_running_loop()
+    # "start": open the window here, now; "stop": close it and report.
+    await loop.run_in_executor(None, sys.stdin.readline)
+    t0 = time.time()
+    WINDOW[0] = True
+    await loop.run_in_executor(None, sys.stdin.readline)
+    WINDOW[0] = False
+    t1 = time.time()
     print(json.dumps({"listeners": [window_stats(p, t0, t1) for p in probes]}), flush=True)
     await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
 
@@ -282,14 +331,45 @@ def delays(sent: list[float], arrived: list[float]) -> list[float]:
 # --- the harness -------------------------------------------------------------------------------
 
 
+@dataclass
+class Node:
+    proc: subprocess.Popen[str]
+    port: int
+    space_id: str
+    url: str
+
+
+def cpu_plan(nodes: int) -> tuple[list[set[int]], set[int], bool]:
+    """A core of its own for each SFU node, the rest for the clients; True if they had to share."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) > nodes:
+        return [{c} for c in cpus[:nodes]], set(cpus[nodes:]), False
+    # Not enough cores: the figures then say nothing per core (the report says so).
+    return [{cpus[i % len(cpus)]} for i in range(nodes)], set(cpus), True
+
+
 class Step:
-    def __init__(self, mode: str, n: int, window: float, workdir: Path) -> None:
+    def __init__(
+        self,
+        mode: str,
+        n: int,
+        window: float,
+        workdir: Path,
+        *,
+        nodes: int = 1,
+        loop: str = "asyncio",
+        per_process: int = PER_PROCESS,
+    ) -> None:
         self.mode = mode
         self.n = n
         self.window = window
         self.workdir = workdir
-        self.port = free_port()
+        self.nodes = nodes
+        self.loop = loop
+        self.per_process = per_process
+        self.sfu_cpus, self.client_cpus, self.shared = cpu_plan(nodes)
         self.procs: list[subprocess.Popen[str]] = []
+        self.servers: list[Node] = []
 
     def spawn(
         self, args: list[str], cpus: set[int], env: dict[str, str] | None = None, *, nice: int = 0
@@ -306,19 +386,21 @@ class Step:
         self.procs.append(proc)
         return proc
 
-    def start_server(self) -> tuple[subprocess.Popen[str], str, str]:
+    def start_server(self, cpus: set[int]) -> Node:
         space_id = uuid.uuid4().hex[:16]
+        port = free_port()
         if self.mode == "fast":
-            data = self.workdir / f"data-{self.port}"
+            data = self.workdir / f"data-{port}"
             env = dict(os.environ)
             env.update(
                 SPACES_DATA_DIR=str(data),
                 SPACES_SECRET_KEY=SECRET,
-                SPACES_SFU_PORT=str(self.port),
+                SPACES_SFU_PORT=str(port),
                 SPACES_SFU_ICE_ADDRESSES="127.0.0.1",
                 SPACES_SFU_JOIN_BURST="100000",
                 SPACES_SFU_MAX_PARTICIPANTS="100000",
                 SPACES_SFU_EMPTY_TIMEOUT="600",
+                SPACES_SFU_LOOP=self.loop,
                 SPACES_LOG_LEVEL="WARNING",
                 REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
                 SPACES_QUEUE_NAME=f"bench-{uuid.uuid4().hex[:8]}",
@@ -333,22 +415,23 @@ class Step:
             catalog.close()
             profile = os.environ.get("BENCH_PROFILE")
             cmd = [PYTHON, "-m", "cProfile", "-o", profile, "-m", "ingest"] if profile else [PYTHON, "-m", "ingest"]
-            proc = self.spawn(cmd, SFU_CPU, env)
+            proc = self.spawn(cmd, cpus, env)
         else:
-            proc = self.spawn([PYTHON, str(HERE), "naive-server", "--port", str(self.port)], SFU_CPU, nice=-10)
-        wait_for_port(self.port)
-        return proc, space_id, f"ws://127.0.0.1:{self.port}/spaces/{space_id}/rtc"
+            proc = self.spawn([PYTHON, str(HERE), "naive-server", "--port", str(port)], cpus, nice=-10)
+        wait_for_port(port)
+        return Node(proc, port, space_id, f"ws://127.0.0.1:{port}/spaces/{space_id}/rtc")
 
     def run(self) -> dict[str, Any]:
         try:
             return self._run()
         finally:
-            server = self.procs[0] if self.procs else None
-            if server is not None and server.poll() is None:
-                # A clean stop lets a profiled SFU write its profile.
-                server.send_signal(2)
+            for node in self.servers:
+                if node.proc.poll() is None:
+                    # A clean stop lets a profiled SFU write its profile.
+                    node.proc.send_signal(2)
+            for node in self.servers:
                 try:
-                    server.wait(timeout=20)
+                    node.proc.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     pass
             for p in self.procs:
@@ -356,109 +439,127 @@ class Step:
                     p.kill()
                     p.wait()
 
+    def _listeners(self, node: Node, identities: list[str], *, probe: bool) -> subprocess.Popen[str]:
+        toks = ",".join(self.token(node, i, tokens.Role.LISTENER) for i in identities)
+        args = [PYTHON, str(HERE), "listeners", "--url", node.url, "--tokens", toks]
+        # The probe (one listener in its own process, at a higher priority,
+        # joining the loaded room last) never waits behind a thousand other
+        # listeners, so its delays and join time are the SFU's.
+        return self.spawn([*args, "--onsets"] if probe else args, self.client_cpus, nice=-10 if probe else 0)
+
+    @staticmethod
+    def token(node: Node, identity: str, role: tokens.Role) -> str:
+        return tokens.issue(SECRET, space_id=node.space_id, role=role, identity=identity, ttl=3600)
+
     def _run(self) -> dict[str, Any]:
-        server, space_id, url = self.start_server()
-
-        def tok(identity: str, role: tokens.Role) -> str:
-            return tokens.issue(SECRET, space_id=space_id, role=role, identity=identity, ttl=3600)
-
-        spk = self.spawn(
-            [PYTHON, str(HERE), "speaker", "--url", url, "--token", tok("speaker", tokens.Role.HOST)],
-            CLIENT_CPU,
-            nice=-10,  # the speaker and the probe must not queue behind hundreds of listeners
-        )
-        json.loads(readline(spk, 30))
-        groups = [list(range(i, min(i + PER_PROCESS, self.n))) for i in range(0, self.n, PER_PROCESS)]
-        lst = []
-        for group in groups:
-            toks = ",".join(tok(f"l{i}", tokens.Role.LISTENER) for i in group)
-            lst.append(
-                self.spawn(
-                    [
-                        PYTHON,
-                        str(HERE),
-                        "listeners",
-                        "--url",
-                        url,
-                        "--tokens",
-                        toks,
-                    ],
-                    CLIENT_CPU,
-                )
-            )
-        failed = 0
-        for p in lst:
-            failed += json.loads(readline(p, 600))["failed"]
-        # The probe: one more listener in its own process (high priority),
-        # joining the loaded room last. It never waits behind a hundred other
-        # listeners on the client CPU, so its delays and join time are the
-        # SFU's, not those of the overloaded client machine.
-        probe = self.spawn(
-            [
+        self.servers = [self.start_server(cpus) for cpus in self.sfu_cpus]
+        speakers = []
+        for node in self.servers:
+            args = [
                 PYTHON,
                 str(HERE),
-                "listeners",
+                "speaker",
                 "--url",
-                url,
-                "--tokens",
-                tok("probe", tokens.Role.LISTENER),
-            ],
-            CLIENT_CPU,
-            nice=-10,
-        )
-        probe_join = json.loads(readline(probe, 90))
-        joins, failed = probe_join["joins"], failed + probe_join["failed"]
+                node.url,
+                "--token",
+                self.token(node, "speaker", tokens.Role.HOST),
+            ]
+            # The speaker must not queue behind a thousand listeners.
+            speakers.append(self.spawn(args, self.client_cpus, nice=-10))
+        for spk in speakers:
+            json.loads(readline(spk, 60))
+        groups: list[subprocess.Popen[str]] = []
+        for k, node in enumerate(self.servers):
+            mine = list(range(k, self.n, self.nodes))  # listeners split evenly over the nodes
+            for i in range(0, len(mine), self.per_process):
+                groups.append(self._listeners(node, [f"l{j}" for j in mine[i : i + self.per_process]], probe=False))
+        failed = 0
+        for p in groups:
+            failed += json.loads(readline(p, 900))["failed"]
+        probes = [self._listeners(node, ["probe"], probe=True) for node in self.servers]
+        joins: list[float] = []
+        for p in probes:
+            ready = json.loads(readline(p, 120))
+            joins += ready["joins"]
+            failed += ready["failed"]
         time.sleep(1.0)
-        t0, cpu0, stats0, drops0 = time.time(), cpu_times(server.pid), self.sfu_stats(), udp_drops()
+        pids = [node.proc.pid for node in self.servers]
+        cpu0, stats0, drops0 = [cpu_times(pid) for pid in pids], self.sfu_stats(), udp_drops()
+        listeners = [*groups, *probes]
+        for p in listeners:
+            tell(p, "start")
+        began = time.time()
         time.sleep(self.window)
-        t1, cpu1, stats1, drops1 = time.time(), cpu_times(server.pid), self.sfu_stats(), udp_drops()
+        for p in listeners:
+            tell(p, "stop")
+        elapsed = time.time() - began
+        cpu1, stats1, drops1 = [cpu_times(pid) for pid in pids], self.sfu_stats(), udp_drops()
+        for spk in speakers:
+            tell(spk, "report")
         per_listener: list[dict[str, Any]] = []
-        for p in [*lst, probe, spk]:
-            assert p.stdin is not None
-            p.stdin.write(f"{t0} {t1}\n")
-            p.stdin.flush()
-        for p in lst:
+        for p in groups:
             per_listener += json.loads(readline(p, 60))["listeners"]
-        probe_stats = json.loads(readline(probe, 60))["listeners"]
-        per_listener += probe_stats
-        measured = delays(json.loads(readline(spk, 60))["onsets"], probe_stats[0]["onsets"])
-        cpu = sum(cpu1) - sum(cpu0)
-        system = cpu1[1] - cpu0[1]
+        measured: list[float] = []
+        for p, spk in zip(probes, speakers, strict=True):
+            probe_stats = json.loads(readline(p, 60))["listeners"]
+            per_listener += probe_stats
+            measured += delays(json.loads(readline(spk, 60))["onsets"], probe_stats[0]["onsets"])
+        node_cpu = [sum(b) - sum(a) for a, b in zip(cpu0, cpu1, strict=True)]
+        cpu = sum(node_cpu)
+        system = sum(b[1] - a[1] for a, b in zip(cpu0, cpu1, strict=True))
         if stats0 is not None and stats1 is not None:
-            sent = stats1["sent"] - stats0["sent"]
+            sent = stats1 - stats0
         else:
-            sent = self.n * self.window * 50  # the naive SFU keeps no counters: 50 packets/s each
+            sent = self.n * elapsed * 50  # the naive SFU keeps no counters: 50 packets/s each
         # A listener that never got audio counts as all lost.
-        losses = [max(0.0, 1 - s["received"] / s["expected"]) for s in per_listener if s["received"]]
+        # A listener that heard nothing in the window counts as all lost.
+        losses = [max(0.0, 1 - s["received"] / s["expected"]) if s["received"] else 1.0 for s in per_listener]
         losses += [1.0] * failed
+        streams = self.n + self.nodes
         return {
             "mode": self.mode,
+            "loop": self.loop,
+            "nodes": self.nodes,
+            "shared_cores": self.shared,
             "n": self.n,
             "failed": failed,
-            "cpu_share": cpu / self.window,
-            "system_share": system / self.window,
+            # The busiest node's share of its core.
+            "cpu_share": max(node_cpu) / elapsed,
+            "system_share": system / elapsed / self.nodes,
             "us_per_packet": cpu / sent * 1e6 if sent else float("nan"),
             "loss_mean": float(np.mean(losses)) if losses else 1.0,
+            # Packets a second the slowest listener heard: under 50, the speaker (client side) fell behind.
+            "rate_min": min((s["rate"] for s in per_listener), default=0.0),
             # Dropped by the kernel at listeners' full sockets: the client CPU fell behind.
-            "client_drops": (drops1 - drops0) / max(1.0, (self.n + 1) * self.window * 50),
+            "client_drops": (drops1 - drops0) / max(1.0, streams * elapsed * 50),
             # What the SFU handed to the kernel, against one packet per listener every 20 ms.
-            "sfu_sent": sent / ((self.n + 1) * self.window * 50) if stats0 is not None else float("nan"),
+            "sfu_sent": sent / (streams * elapsed * 50) if stats0 is not None else float("nan"),
             "loss_max": max(losses) if losses else 1.0,
             "delay_p50": float(np.percentile(measured, 50)) if measured else float("nan"),
             "delay_p95": float(np.percentile(measured, 95)) if measured else float("nan"),
             "join_p50": median(joins) if joins else float("nan"),
             "join_max": max(joins) if joins else float("nan"),
+            "client_cpus": sorted(self.client_cpus),
         }
 
-    def sfu_stats(self) -> dict[str, float] | None:
+    def sfu_stats(self) -> int | None:
+        """Listener packets every node has handed to the kernel so far."""
         if self.mode != "fast":
             return None
         import urllib.request
 
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=5) as r:
-            data = json.loads(r.read())
-        sent = sum(s["sent"] for room in data["rooms"] for s in room["slots"])
-        return {"sent": sent}
+        sent = 0
+        for node in self.servers:
+            with urllib.request.urlopen(f"http://127.0.0.1:{node.port}/stats", timeout=10) as r:
+                data = json.loads(r.read())
+            sent += sum(s["sent"] for room in data["rooms"] for s in room["slots"])
+        return sent
+
+
+def tell(proc: subprocess.Popen[str], line: str) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write(line + "\n")
+    proc.stdin.flush()
 
 
 def fanout_cost(listeners: int = 500, packets: int = 200) -> dict[str, float]:
@@ -555,10 +656,16 @@ def main() -> None:
     p = sub.add_parser("listeners")
     p.add_argument("--url", required=True)
     p.add_argument("--tokens", required=True)
+    p.add_argument("--onsets", action="store_true", help="also spot tone bursts (the delay probe)")
     parser.add_argument("--quick", action="store_true", help="fewer steps, shorter windows")
-    parser.add_argument("--fast", default="1,100,250,500", help="listener counts for the pass-through SFU")
+    parser.add_argument("--fast", default="1,250,500,1000,1500", help="listener counts for the pass-through SFU")
     parser.add_argument("--naive", default="1,10,20,40", help="listener counts for the naive SFU")
-    parser.add_argument("--window", type=float, default=6.0, help="seconds measured per step")
+    parser.add_argument("--window", type=float, default=10.0, help="seconds measured per step")
+    parser.add_argument("--nodes", type=int, default=1, help="SFU processes, each on its own core (default 1)")
+    parser.add_argument(
+        "--loop", default="asyncio", help="the SFU's event loop(s): asyncio, uvloop or both as asyncio,uvloop"
+    )
+    parser.add_argument("--per-process", type=int, default=PER_PROCESS, help="listeners per client process")
     args = parser.parse_args()
     restrict_host_addresses(["127.0.0.1"])
     os.environ.setdefault("SPACES_SECRET_KEY", SECRET)
@@ -570,11 +677,11 @@ def main() -> None:
         asyncio.run(speaker(args.url, args.token))
         return
     if args.cmd == "listeners":
-        asyncio.run(listeners(args.url, args.tokens.split(",")))
+        asyncio.run(listeners(args.url, args.tokens.split(","), onsets=args.onsets))
         return
 
     if args.quick:
-        args.fast, args.naive, args.window = "1,100,300", "1,10,20", 4.0
+        args.fast, args.naive, args.window = "1,200,500", "1,10", 4.0
     fast_steps = [int(x) for x in args.fast.split(",") if x]
     naive_steps = [int(x) for x in args.naive.split(",") if x]
     results: list[dict[str, Any]] = []
@@ -582,80 +689,91 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-sfu-") as tmp:
         workdir = Path(tmp)
-        for mode, steps in (("fast", fast_steps), ("naive", naive_steps)):
-            for n in steps:
-                began = time.monotonic()
-                try:
-                    row = Step(mode, n, args.window, workdir).run()
-                except Exception as e:  # noqa: BLE001 - report the step and go on
-                    print(f"{mode} n={n}: failed: {e}", file=sys.stderr)
-                    kept = Path(tempfile.gettempdir()) / "bench-sfu-stderr.log"
-                    kept.write_text((workdir / "stderr.log").read_text())
-                    print(f"(child processes' stderr kept in {kept})", file=sys.stderr)
-                    continue
-                row["seconds"] = time.monotonic() - began
-                results.append(row)
-                print(_row(row), flush=True)
+        plan = [("fast", n, loop, 1) for loop in args.loop.split(",") for n in fast_steps]
+        if args.nodes > 1:
+            plan += [("fast", n * args.nodes, loop, args.nodes) for loop in args.loop.split(",") for n in fast_steps]
+        plan += [("naive", n, "asyncio", 1) for n in naive_steps]
+        for mode, n, loop, nodes in plan:
+            began = time.monotonic()
+            try:
+                row = Step(mode, n, args.window, workdir, nodes=nodes, loop=loop, per_process=args.per_process).run()
+            except Exception as e:  # noqa: BLE001 - report the step and go on
+                print(f"{mode} n={n}: failed: {e}", file=sys.stderr)
+                kept = Path(tempfile.gettempdir()) / "bench-sfu-stderr.log"
+                kept.write_text((workdir / "stderr.log").read_text())
+                print(f"(child processes' stderr kept in {kept})", file=sys.stderr)
+                continue
+            row["seconds"] = time.monotonic() - began
+            results.append(row)
+            print(_row(row), flush=True)
     print(f"load average at end: {os.getloadavg()[0]:.2f}", flush=True)
     report(results, recording_overhead(), fanout_cost())
 
 
+def _label(r: dict[str, Any]) -> str:
+    if r["mode"] == "naive":
+        return "MediaRelay"
+    return f"fast/{r['loop']}" + (f" x{r['nodes']} nodes" if r["nodes"] > 1 else "")
+
+
 def _row(r: dict[str, Any]) -> str:
     return (
-        f"{r['mode']:>5} {r['n']:>5} | {r['cpu_share'] * 100:6.1f}% ({r['system_share'] * 100:5.1f}% sys) | "
+        f"{_label(r):>22} {r['n']:>5} | {r['cpu_share'] * 100:6.1f}% ({r['system_share'] * 100:5.1f}% sys) | "
         f"{r['us_per_packet']:8.1f} | "
         f"{r['loss_mean'] * 100:6.2f}% {r['loss_max'] * 100:6.2f}% {r['client_drops'] * 100:6.2f}% | "
         f"{r['delay_p50'] * 1000:6.1f} {r['delay_p95'] * 1000:6.1f} | {r['join_p50'] * 1000:6.0f} | {r['failed']:3d}"
+        f" | {r['rate_min']:4.0f}"
     )
+
+
+#: What counts as carrying N listener streams: loss, added delay (seconds), and the SFU within its core.
+MAX_LOSS = 0.01
+MAX_ADDED_DELAY = 0.1
 
 
 def report(results: list[dict[str, Any]], rec: dict[str, float], fan: dict[str, float]) -> None:
     header = (
-        " mode     N |  SFU CPU (kernel part) | us/pkt/listener | loss mean   max client"
-        " | delay p50  p95 ms | join ms | no audio"
+        "                 SFU     N | CPU of a core (kernel) | us/pkt/listener | loss mean   max client"
+        " | delay p50  p95 ms | join ms | no audio | min pkt/s"
     )
     print("\n" + header + "\n" + "-" * len(header))
     for r in results:
         print(_row(r))
     base = next((r["delay_p50"] for r in results if r["mode"] == "fast" and r["n"] == 1), float("nan"))
+    print(f"\nadded delay is against the fast SFU with one listener (p50 {base * 1000:.1f} ms)")
+    if any(r["shared_cores"] for r in results):
+        print("WARNING: the clients shared the SFU cores (too few CPUs): no figure below is per core")
 
-    def per_listener(mode: str) -> float:
-        rows = [r for r in results if r["mode"] == mode and r["n"] > 1]
-        # Marginal CPU per listener stream: slope between the smallest and largest N.
-        if len(rows) < 1:
-            return float("nan")
-        one = next((r for r in results if r["mode"] == mode and r["n"] == 1), None)
-        top = max(rows, key=lambda r: r["n"])
-        if one is None:
-            return float(top["cpu_share"] / top["n"])
-        return float((top["cpu_share"] - one["cpu_share"]) / (top["n"] - 1))
+    def ok(r: dict[str, Any]) -> bool:
+        added = r["delay_p95"] - base
+        return bool(r["loss_mean"] < MAX_LOSS and added < MAX_ADDED_DELAY and r["cpu_share"] < 1.0 and not r["failed"])
 
-    fast, naive = per_listener("fast"), per_listener("naive")
-    ok = [
-        r
-        for r in results
-        if r["mode"] == "fast" and r["loss_mean"] < 0.01 and (r["delay_p95"] - base) < 0.1 and r["cpu_share"] < 1.0
-    ]
-    print()
-    print(
-        f"SFU CPU per listener stream: fast {fast * 100:.3f}% of a core, naive {naive * 100:.3f}%"
-        f" -> {naive / fast:.1f}x less"
-        if fast > 0
-        else ""
-    )
-    if fast > 0:
+    carried: dict[str, int] = {}
+    for label in dict.fromkeys(_label(r) for r in results):
+        rows = [r for r in results if _label(r) == label]
+        good = [r for r in rows if ok(r)]
+        top = max(good, key=lambda r: r["n"]) if good else None
+        nodes = rows[0]["nodes"]
+        carried[label] = top["n"] if top else 0
+        if top is None:
+            print(f"{label}: no step within <1% loss and <100 ms added delay")
+            continue
         print(
-            "listener streams one SFU core sustains (extrapolated from CPU):"
-            f" fast ~{1 / fast:.0f}, naive ~{1 / naive:.0f}"
+            f"{label}: {top['n']} listener streams with <1% loss and <100 ms added delay"
+            f" = {top['n'] / nodes:.0f} per SFU core (busiest core {top['cpu_share'] * 100:.0f}% busy),"
+            f" {top['us_per_packet']:.1f} us of SFU CPU per listener packet"
+            + ("" if top["n"] < max(r["n"] for r in rows) else "  (the largest step run: try larger N)")
         )
-    if ok:
-        print(f"largest N measured within <1% loss and <100 ms added delay: {max(r['n'] for r in ok)}")
+    for label, n in carried.items():
+        if " x" in label:
+            one = carried.get(label.split(" x")[0], 0)
+            if one:
+                print(f"{label}: {n / one:.2f}x the listener streams of one node")
     print(
         f"fan-out alone (Slot.forward, 500 SRTP sessions): {fan['us_per_listener_packet']:.1f} us per listener"
         f" packet ({fan['user_us']:.1f} user + {fan['system_us']:.1f} kernel)"
         f" = {fan['streams_per_core']:.0f} streams per core at 50 packets/s"
     )
-    print(f"added delay is against the fast SFU with one listener (p50 {base * 1000:.1f} ms)")
     print(
         f"recording per speaker: {rec['us_per_packet']:.1f} us/packet = {rec['core_share'] * 100:.3f}% of a core,"
         f" {rec['bytes_per_second'] / 1000:.1f} kB/s on the spool"

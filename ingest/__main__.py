@@ -18,7 +18,13 @@ def main() -> None:
     # aiortc and aioice log every packet problem at INFO/WARNING; keep ours readable.
     for noisy in ("aiortc", "aioice"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    asyncio.run(serve(Settings.from_env()))
+    settings = Settings.from_env()
+    if settings.sfu_loop == "uvloop":
+        import uvloop
+
+        uvloop.run(serve(settings))
+    else:
+        asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":

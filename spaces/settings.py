@@ -125,6 +125,10 @@ class Settings:
     sfu_ice_servers: str = ""
     """Comma-separated STUN/TURN URLs for the SFU's ICE; empty = host candidates only."""
 
+    sfu_loop: str = "asyncio"
+    """Event loop of an SFU process: ``asyncio`` (the standard loop, whose UDP sockets
+    ``ingest.udp`` drains itself) or ``uvloop``; measured side by side by ``bench/sfu.py --loop``."""
+
     job_timeout: int = 3600
     """Seconds one pipeline job may run before rq kills it."""
 
@@ -182,9 +186,7 @@ class Settings:
 
     def validate(self) -> None:
         if self.env != "development" and self.secret_key == DEV_SECRET:
-            raise ConfigError(
-                "SPACES_SECRET_KEY must be set to a random secret outside development"
-            )
+            raise ConfigError("SPACES_SECRET_KEY must be set to a random secret outside development")
         if not (self.catalog_url.startswith(("sqlite:", "postgresql:", "postgres:"))):
             raise ConfigError(f"DATABASE_URL must be sqlite:// or postgresql://, got {self.catalog_url!r}")
 
