@@ -252,6 +252,15 @@ def test_screenshots(
         page.evaluate("document.getElementById('audio').pause()")
         page.fill("#find", "card")
         page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=name == "replay")
+        queen, _, hearts = words_between(recording, 9.45, 10.0)
+        page.evaluate(
+            """([a, b]) => getSelection().setBaseAndExtent(
+                document.querySelector(`.w[data-s="${a}"]`).firstChild, 0,
+                document.querySelector(`.w[data-s="${b}"]`).firstChild, 0)""",
+            [f"{queen.start:.3f}", f"{hearts.start:.3f}"],
+        )
+        expect(page.locator("#clip-pop")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / f"{name}-clip.png"))
         if name == "replay-phone":
             page.evaluate("window.scrollTo(0, 0)")
             page.wait_for_timeout(100)
@@ -265,3 +274,89 @@ def test_screenshots(
             page.screenshot(path=str(ARTIFACTS / "search.png"))
         context.close()
     assert (ARTIFACTS / "replay.png").stat().st_size > 10_000
+
+
+def poll(page: Page, expression: str, timeout: float = 15.0) -> Any:
+    """Evaluate until truthy, from Python: wait_for_function's polling is an eval the pages' CSP refuses."""
+    deadline = time.monotonic() + timeout
+    while not (value := page.evaluate(expression)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {expression}")
+        page.wait_for_timeout(50)
+    return value
+
+
+def words_between(recording: Recording, start: float, end: float) -> list[Word]:
+    return [w for w in recording.words if start <= w.start < end]
+
+
+def test_clip_is_offered_beside_the_selection(page: Page, live: LiveServer, space: Space, recording: Recording) -> None:
+    """A selection dragged up to the next word makes a clip of the selected words, shown by them."""
+    queen, of, hearts = words_between(recording, 9.45, 10.0)
+    page.goto(f"{live.url}/spaces/cards/replay")
+    expect(page.locator("#clip-pop")).to_be_hidden()
+    # A drag that ends where "hearts." begins: it touches that word, it does not select it.
+    page.evaluate(
+        """([a, b]) => getSelection().setBaseAndExtent(
+            document.querySelector(`.w[data-s="${a}"]`).firstChild, 0,
+            document.querySelector(`.w[data-s="${b}"]`).firstChild, 0)""",
+        [f"{queen.start:.3f}", f"{hearts.start:.3f}"],
+    )
+    pop = page.locator("#clip-pop")
+    expect(pop).to_be_visible()
+    expect(page.locator("#clip-text")).to_have_text("queen of")
+    # Next to the selection: just below its last word, overlapping it sideways.
+    word = page.locator(f'.w[data-s="{of.start:.3f}"]').bounding_box()
+    box = pop.bounding_box()
+    assert word is not None and box is not None
+    assert word["y"] + word["height"] <= box["y"] <= word["y"] + word["height"] + 40, (word, box)
+    assert box["x"] <= word["x"] + word["width"] and box["x"] + box["width"] >= word["x"], (word, box)
+    # The API agrees on the words, and the clip stops before the next word.
+    audio_url = page.get_attribute("#clip-audio", "href")
+    assert audio_url is not None
+    clip = page.request.get(live.url + audio_url.replace("/clip/audio?", "/clip?")).json()
+    assert clip["text"] == "queen of"
+    assert clip["start"] == pytest.approx(queen.start, abs=0.001)
+    assert of.end <= clip["end"] <= hearts.start + 0.001
+    # A preview player plays the clip itself.
+    page.locator("#clip-preview").evaluate("a => a.play()")
+    poll(page, "document.getElementById('clip-preview').currentTime > 0.1")
+    duration = page.locator("#clip-preview").evaluate("a => a.duration")
+    assert duration == pytest.approx(clip["end"] - clip["start"], abs=0.15)
+    # And a link to share.
+    assert page.input_value("#clip-link") == f"{live.url}/spaces/cards/replay?t={queen.start:.2f}"
+    expect(page.locator("#clip-copy")).to_be_visible()
+
+
+def test_words_take_the_keyboard_and_shift_arrows_make_a_clip(
+    page: Page, live: LiveServer, space: Space, recording: Recording
+) -> None:
+    page.goto(f"{live.url}/spaces/cards/replay")
+    poll(page, "document.getElementById('audio').readyState >= 1")
+    # Tab reaches the transcript's words (one tab stop for all of them).
+    page.locator("h1").click()
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.classList.contains('w')"):
+            break
+    assert page.evaluate("document.activeElement.textContent") == recording.words[0].text
+    # Arrows move between words (not through the audio).
+    queen = recording.word("queen")
+    for _ in range(recording.words.index(queen)):
+        page.keyboard.press("ArrowRight")
+    assert page.evaluate("document.activeElement.textContent") == "queen"
+    assert audio_state(page)["t"] == 0
+    page.keyboard.press("Shift+ArrowRight")
+    expect(page.locator("#clip-pop")).to_be_visible()
+    expect(page.locator("#clip-text")).to_have_text("queen of")
+    page.keyboard.press("Shift+ArrowRight")
+    expect(page.locator("#clip-text")).to_have_text("queen of hearts.")
+    page.keyboard.press("Shift+ArrowLeft")
+    expect(page.locator("#clip-text")).to_have_text("queen of")
+    page.keyboard.press("Escape")
+    expect(page.locator("#clip-pop")).to_be_hidden()
+    # Enter plays from the focused word.
+    page.keyboard.press("Enter")
+    of = recording.words[recording.words.index(queen) + 1]
+    state = wait_until(page, lambda s: not s["paused"] and s["t"] >= of.start)
+    assert state["t"] == pytest.approx(of.start, abs=0.5)
