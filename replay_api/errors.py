@@ -80,6 +80,7 @@ def _respond(
     *,
     plain: str | None = None,
     title: str | None = None,
+    details: bool = True,
 ) -> Response:
     """The JSON error, or for a person the HTML page with ``plain`` words (default: by status)."""
     if not wants_html(request):
@@ -91,7 +92,7 @@ def _respond(
         "status": status,
         "title": title or messages.title(status),
         "message": text,
-        "details": message if message != text else "",
+        "details": message if details and message != text else "",
     }
     return templates.TemplateResponse(request, "error.html", context, status_code=status, headers=dict(headers or {}))
 
@@ -109,8 +110,8 @@ def install(app: FastAPI) -> None:
     async def _http_error(request: Request, exc: HTTPException) -> Response:
         if exc.status_code == 404 and "endpoint" not in request.scope:
             # No route matched: a mistyped or stale address, not a missing space.
-            unknown = {"plain": messages.UNKNOWN_PAGE, "title": messages.UNKNOWN_PAGE_TITLE}
-            return _respond(request, 404, str(exc.detail), exc.headers, **unknown)
+            plain, title = messages.UNKNOWN_PAGE, messages.UNKNOWN_PAGE_TITLE
+            return _respond(request, 404, str(exc.detail), exc.headers, plain=plain, title=title, details=False)
         return _respond(request, exc.status_code, str(exc.detail), exc.headers)
 
     @app.exception_handler(RequestValidationError)

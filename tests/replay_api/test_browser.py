@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from spaces.models import Space, Visibility, Word
+from spaces.models import Space, SpaceState, Visibility, Word
 
 from .conftest import Recording, publish, token_for
 from .server import LiveServer
@@ -240,6 +241,10 @@ def test_screenshots(
     for i, title in enumerate(["Poker strategy with the regulars", "Friday product demo", "Open mic: jazz standards"]):
         publish(local_app.state.catalog, local_app.state.blobs, recording, space_id=f"other{i}", title=title,
                 created_at=1_700_000_100.0 + i)  # fmt: skip
+    catalog = local_app.state.catalog
+    catalog.put_space(Space("wip", "Late night poker", "dana", 1_700_000_200.0, state=SpaceState.PROCESSING))
+    for stage, fraction in [("transcribe:dana", 1.0), ("transcribe:erin", 0.45), ("mix", 0.7)]:
+        catalog.set_progress("wip", stage, fraction)
     for name, options in [
         ("replay", {"viewport": {"width": 1280, "height": 900}}),
         ("replay-phone", {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2,
@@ -267,6 +272,10 @@ def test_screenshots(
             page.screenshot(path=str(ARTIFACTS / "replay-phone-top.png"))
             page.goto(f"{live.url}/?q=queen+hearts")
             page.screenshot(path=str(ARTIFACTS / "search-phone.png"))
+        page.goto(f"{live.url}/spaces/wip/replay")
+        page.screenshot(path=str(ARTIFACTS / f"{name}-preparing.png"))
+        page.goto(f"{live.url}/no/such/page")
+        page.screenshot(path=str(ARTIFACTS / f"{name}-error.png"))
         if name == "replay":
             page.goto(f"{live.url}/")
             page.screenshot(path=str(ARTIFACTS / "home.png"))
@@ -360,3 +369,100 @@ def test_words_take_the_keyboard_and_shift_arrows_make_a_clip(
     of = recording.words[recording.words.index(queen) + 1]
     state = wait_until(page, lambda s: not s["paused"] and s["t"] >= of.start)
     assert state["t"] == pytest.approx(of.start, abs=0.5)
+
+
+PHONE: dict[str, Any] = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+}
+
+
+def test_preparing_page_follows_the_pipeline(
+    page: Page, live: LiveServer, local_app: FastAPI, recording: Recording
+) -> None:
+    """Progress from GET /spaces/{id} in plain words, in place; the replay opens once ready."""
+    catalog = local_app.state.catalog
+    catalog.put_space(Space("wip", "Card night", "alice", 1.0, state=SpaceState.PROCESSING, speakers=("alice", "bob")))
+    catalog.set_progress("wip", "transcribe:alice", 0.4)
+    page.goto(f"{live.url}/spaces/wip/replay")
+    bar = page.locator('.progress[data-stage="transcribe:alice"]')
+    expect(bar.locator(".progress__label")).to_have_text("Transcribing alice")
+    expect(bar.locator(".progress__pct")).to_have_text("40 %")
+    page.evaluate("window.sameDocument = true")
+    catalog.set_progress("wip", "transcribe:alice", 0.8)
+    expect(bar.locator(".progress__pct")).to_have_text("80 %", timeout=10_000)
+    assert page.evaluate("window.sameDocument") is True  # moved in place, not by reloading
+    catalog.set_progress("wip", "mix", 0.5)
+    expect(page.locator('.progress[data-stage="mix"] .progress__label')).to_have_text(
+        "Mixing the replay", timeout=10_000
+    )
+    publish(catalog, local_app.state.blobs, recording, space_id="wip")
+    expect(page.locator("#replay")).to_be_visible(timeout=10_000)
+
+
+def test_nothing_is_highlighted_paused_at_the_start(
+    page: Page, live: LiveServer, local_app: FastAPI, recording: Recording
+) -> None:
+    """Whisper often starts the first word at 0.0: at 0:00, paused, it is not being said yet."""
+    first, *rest = recording.transcript.turns
+    words = (replace(first.words[0], start=0.0), *first.words[1:])
+    transcript = replace(recording.transcript, turns=(replace(first, words=words), *rest))
+    publish(local_app.state.catalog, local_app.state.blobs, recording, space_id="zero", transcript=transcript)
+    page.goto(f"{live.url}/spaces/zero/replay")
+    poll(page, "document.getElementById('audio').readyState >= 1")
+    state = audio_state(page)
+    assert state["paused"] and state["t"] == 0 and state["word"] is None, state
+    assert page.locator(".turn.is-active").count() == 0
+    page.locator("#toggle").click()
+    state = wait_until(page, lambda s: s["word"] is not None)
+    assert state["word"]["text"] == "Welcome"
+
+
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_share_field_shows_the_whole_link(browser: Browser, live: LiveServer, space: Space, device: str) -> None:
+    context = browser.new_context(**(PHONE if device == "phone" else {"viewport": {"width": 1280, "height": 900}}))
+    page = context.new_page()
+    page.goto(f"{live.url}/spaces/cards/replay?t=8.2")
+    wait_until(page, lambda s: not s["paused"] and s["t"] > 8.3)
+    page.evaluate("document.getElementById('audio').pause()")
+    field = page.locator("#share-link")
+    field.scroll_into_view_if_needed()
+    assert "/spaces/cards/replay?t=8." in field.input_value()
+    hidden = field.evaluate("f => [f.scrollWidth - f.clientWidth, f.scrollHeight - f.clientHeight]")
+    assert hidden[0] <= 1 and hidden[1] <= 1, f"part of the link is scrolled out of sight: {hidden}"
+    expect(page.locator("#share-time")).to_have_text("0:08")
+    context.close()
+
+
+def test_header_search_stays_on_phones(browser: Browser, live: LiveServer, space: Space) -> None:
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.goto(f"{live.url}/spaces/cards/replay")
+    search = page.locator("#header-q")
+    expect(search).to_be_visible()
+    box = search.bounding_box()
+    assert box is not None and box["width"] >= 150 and box["x"] + box["width"] <= 390
+    expect(page.locator(".site-nav__live")).to_be_visible()
+    search.fill("queen")
+    search.press("Enter")
+    expect(page.locator(".hit__link").first).to_contain_text("queen")
+    context.close()
+
+
+def test_state_chips_look_different(page: Page, live: LiveServer, local_app: FastAPI) -> None:
+    catalog = local_app.state.catalog
+    for state in (SpaceState.CREATED, SpaceState.LIVE, SpaceState.PROCESSING):
+        catalog.put_space(Space(f"chip-{state}", f"A {state} space", "h", 1.0, state=state))
+
+    def chip(url: str, state: SpaceState) -> tuple[str, str, str]:
+        page.goto(f"{live.url}{url}")
+        el = page.locator(f'a[href="/spaces/chip-{state}/{"live" if url == "/live" else "replay"}"] .chip--state')
+        look: tuple[str, str] = el.evaluate("e => [getComputedStyle(e).backgroundColor, getComputedStyle(e).color]")
+        return (el.inner_text(), *look)
+
+    created, live_now = chip("/live", SpaceState.CREATED), chip("/live", SpaceState.LIVE)
+    processing = chip("/", SpaceState.PROCESSING)
+    assert len({created[1:], live_now[1:], processing[1:]}) == 3, (created, live_now, processing)
+    assert [created[0], live_now[0], processing[0]] == ["Not started", "Live", "Processing"]

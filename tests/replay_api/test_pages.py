@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import replace
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -144,3 +145,20 @@ def test_error_messages_read_plainly(local_client: TestClient, local_published: 
     assert error_message(page.text) == "This link has a bad value for “t”: it should be 0 or more."
     page = local_client.get("/spaces/nosuchspace/replay", headers=BROWSER)
     assert error_message(page.text).startswith("There is no such space here.")
+
+
+def test_a_live_space_replay_page_offers_to_join_live(local_client: TestClient, local_app: FastAPI) -> None:
+    for state in (SpaceState.LIVE, SpaceState.CREATED):
+        local_app.state.catalog.put_space(Space(f"now-{state}", "Right now", "h", 1.0, state=state))
+        page = local_client.get(f"/spaces/now-{state}/replay").text
+        assert f'<a class="button button--primary" id="join-live" href="/spaces/now-{state}/live">Join live</a>' in page
+
+
+def test_header_and_player_agree_on_the_duration(
+    local_client: TestClient, local_app: FastAPI, recording: Recording
+) -> None:
+    transcript = replace(recording.transcript, duration=20.6)
+    publish(local_app.state.catalog, local_app.state.blobs, recording, space_id="long", transcript=transcript)
+    page = local_client.get("/spaces/long/replay").text
+    assert '<span class="player__time player__time--total">0:20</span>' in page
+    assert re.search(r'<span aria-hidden="true">·</span> 20 s\s', page), page
