@@ -8,6 +8,7 @@ Screenshots go to ``test-artifacts/`` for a person to look at.
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ import pytest
 from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from spaces import tokens
 from spaces.models import Space, SpaceState, Visibility, Word
 
 from .conftest import Recording, publish, token_for
@@ -272,6 +274,8 @@ def test_screenshots(
             page.screenshot(path=str(ARTIFACTS / "replay-phone-top.png"))
             page.goto(f"{live.url}/?q=queen+hearts")
             page.screenshot(path=str(ARTIFACTS / "search-phone.png"))
+            page.goto(f"{live.url}/")
+            page.screenshot(path=str(ARTIFACTS / "home-phone.png"), full_page=True)
         page.goto(f"{live.url}/spaces/wip/replay")
         page.screenshot(path=str(ARTIFACTS / f"{name}-preparing.png"))
         page.goto(f"{live.url}/no/such/page")
@@ -466,3 +470,43 @@ def test_state_chips_look_different(page: Page, live: LiveServer, local_app: Fas
     processing = chip("/", SpaceState.PROCESSING)
     assert len({created[1:], live_now[1:], processing[1:]}) == 3, (created, live_now, processing)
     assert [created[0], live_now[0], processing[0]] == ["Not started", "Live", "Processing"]
+
+
+@pytest.mark.parametrize("visibility", ["public", "private"])
+def test_start_a_space_from_the_home_page(
+    browser: Browser, live: LiveServer, local_app: FastAPI, visibility: str
+) -> None:
+    """Home page -> POST /spaces -> the host's live page, whose address holds no token."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{live.url}/")
+    expect(page.locator(".hero__live a")).to_have_attribute("href", "/live")
+    expect(page.locator(".site-nav__live")).to_have_attribute("href", "/live")
+    page.fill("#start-title-input", "Morning coffee")
+    page.fill("#start-host", "dana")
+    page.check(f'input[name="visibility"][value="{visibility}"]')
+    page.click("#start-go")
+    page.wait_for_url(re.compile(r"/spaces/[^/?#]+/live$"))
+    space_id = page.url.split("/")[-2]
+    space = local_app.state.catalog.get_space(space_id)
+    assert (space.title, space.host, str(space.visibility)) == ("Morning coffee", "dana", visibility)
+    expect(page.locator("#join")).to_have_text("Join as host")
+    token = page.evaluate(f"sessionStorage.getItem('space-token:{space_id}')")
+    claims = tokens.verify(local_app.state.settings.secret_key, token)
+    assert (claims.space_id, claims.role, claims.identity) == (space_id, tokens.Role.HOST, "dana")
+    # A reload (the host's way back in) still joins as the host, the address still clean.
+    page.reload()
+    expect(page.locator("#join")).to_have_text("Join as host")
+    assert "token" not in page.url
+    # The address alone gives no powers: in another browser it is a listener's page
+    # (a private space does not open at all).
+    stranger = browser.new_context()
+    other = stranger.new_page()
+    response = other.goto(page.url)
+    assert response is not None
+    if visibility == "public":
+        expect(other.locator("#join")).to_have_text("Listen")
+    else:
+        assert response.status == 404
+    stranger.close()
+    context.close()
