@@ -479,7 +479,8 @@ def test_start_a_space_from_the_home_page(
     """Home page -> POST /spaces -> the host's live page, whose address holds no token."""
     context = browser.new_context()
     page = context.new_page()
-    page.goto(f"{live.url}/")
+    page.goto(f"{live.url}/live")
+    page.click("#start-link")
     expect(page.locator(".hero__live a")).to_have_attribute("href", "/live")
     expect(page.locator(".site-nav__live")).to_have_attribute("href", "/live")
     page.fill("#start-title-input", "Morning coffee")
