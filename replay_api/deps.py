@@ -56,6 +56,12 @@ def seconds(description: str, *, alias: str | None = None) -> Any:
     return Query(alias=alias, ge=0, le=MAX_SECONDS, allow_inf_nan=False, description=description)
 
 
+#: Cookie the live page sets when opened with a token, scoped to that page's
+#: path: the page then takes the token out of the address bar (so sharing the
+#: address shares no powers), and a reload of a private space still opens.
+LIVE_ACCESS_COOKIE = "space_access"
+
+
 async def _token(
     request: Request,
     token: Annotated[str | None, Query(max_length=4096, description="Access token of a private space")] = None,
@@ -63,7 +69,7 @@ async def _token(
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
-    return token or None
+    return token or request.cookies.get(LIVE_ACCESS_COOKIE) or None
 
 
 TokenDep = Annotated[str | None, Depends(_token)]

@@ -1,7 +1,9 @@
 """One JSON error shape everywhere: ``{"error": {"status": 404, "message": "..."}}``.
 
-Web pages (routes that depend on ``html_errors``) get the same status with a
-small HTML page instead, since a person, not a program, reads those.
+Web pages (routes that depend on ``html_errors``), and any request from a
+browser (``Accept`` prefers ``text/html``: an unknown path, an API link opened
+in a tab), get the same status with a small HTML page instead, in plain words
+(``replay_api.messages``), since a person, not a program, reads those.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
+from replay_api import messages
 from spaces.exceptions import InvalidInput, NotFound, SpacesError, StorageError, TokenError
 
 log = logging.getLogger(__name__)
@@ -24,18 +27,6 @@ _STATUS: list[tuple[type[SpacesError], int]] = [
     (TokenError, 401),
     (StorageError, 503),
 ]
-
-_TITLES = {
-    400: "Bad request",
-    401: "Not signed in",
-    403: "Not allowed",
-    404: "Not found",
-    409: "Not ready yet",
-    416: "Range not satisfiable",
-    422: "Bad request",
-    429: "Too many requests",
-    503: "Unavailable",
-}
 
 
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -51,18 +42,59 @@ def html_errors(request: Request) -> None:
     request.state.html_errors = True
 
 
-def _respond(request: Request, status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
-    if not getattr(request.state, "html_errors", False):
+def wants_html(request: Request) -> bool:
+    """Whether a person reads the error: a web page, or a browser's request.
+
+    Browsers ask for ``text/html`` first; programs (curl, fetch, httpx) send
+    ``*/*`` or ask for JSON, and keep the JSON error.
+    """
+    if getattr(request.state, "html_errors", False):
+        return True
+    return _quality(request.headers.get("accept", ""), "text/html") > _quality(
+        request.headers.get("accept", ""), "application/json"
+    )
+
+
+def _quality(accept: str, media_type: str) -> float:
+    """The q-value ``accept`` gives ``media_type`` itself (wildcards do not count)."""
+    for item in accept.split(","):
+        kind, _, params = item.strip().partition(";")
+        if kind.strip().lower() != media_type:
+            continue
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip() == "q":
+                try:
+                    return float(value)
+                except ValueError:
+                    return 0.0
+        return 1.0
+    return 0.0
+
+
+def _respond(
+    request: Request,
+    status: int,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    plain: str | None = None,
+    title: str | None = None,
+    details: bool = True,
+) -> Response:
+    """The JSON error, or for a person the HTML page with ``plain`` words (default: by status)."""
+    if not wants_html(request):
         return error_response(status, message, headers)
     from replay_api.templating import templates
 
-    return templates.TemplateResponse(
-        request,
-        "error.html",
-        {"status": status, "title": _TITLES.get(status, "Error"), "message": message},
-        status_code=status,
-        headers=dict(headers or {}),
-    )
+    text = plain or messages.plain(status)
+    context = {
+        "status": status,
+        "title": title or messages.title(status),
+        "message": text,
+        "details": message if details and message != text else "",
+    }
+    return templates.TemplateResponse(request, "error.html", context, status_code=status, headers=dict(headers or {}))
 
 
 def install(app: FastAPI) -> None:
@@ -76,12 +108,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404 and "endpoint" not in request.scope:
+            # No route matched: a mistyped or stale address, not a missing space.
+            plain, title = messages.UNKNOWN_PAGE, messages.UNKNOWN_PAGE_TITLE
+            return _respond(request, 404, str(exc.detail), exc.headers, plain=plain, title=title, details=False)
         return _respond(request, exc.status_code, str(exc.detail), exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        return _respond(request, 422, problems or "invalid request")
+        return _respond(request, 422, problems or "invalid request", plain=messages.invalid(exc.errors()))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -23,14 +23,65 @@ def clock(seconds: float) -> str:
 
 
 def length(seconds: float) -> str:
-    """A human duration: ``42 s``, ``12 min``, ``1 h 05 min``."""
-    total = max(0, round(seconds))
+    """A human duration: ``42 s``, ``12 min``, ``1 h 05 min``.
+
+    Whole seconds are cut like :func:`clock` cuts them (as players do), so a
+    space's length and its player's total never disagree by a second.
+    """
+    total = max(0, int(seconds))
     if total < 60:
         return f"{total} s"
     minutes = total // 60
     if minutes < 60:
         return f"{minutes} min"
     return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+#: What each pipeline stage does, in words a listener knows ("transcribe:alice").
+_STAGES = {
+    "transcribe": "Transcribing {name}",
+    "levels": "Measuring {name}'s levels",
+    "mix": "Mixing the replay",
+    "assemble": "Putting the transcript together",
+    "captions": "Writing captions",
+    "index": "Indexing for search",
+}
+
+#: The order stages are shown in: per-speaker work first, as the pipeline runs it.
+_STAGE_ORDER = ("levels", "transcribe", "mix", "assemble", "captions", "index")
+
+#: How a space's state reads on a chip.
+_STATES = {
+    "created": "Not started",
+    "live": "Live",
+    "recorded": "Ended",
+    "processing": "Processing",
+    "ready": "Ready",
+    "failed": "Failed",
+}
+
+
+def stage(name: str) -> str:
+    """A pipeline stage in plain words: ``transcribe:alice`` is ``Transcribing alice``."""
+    kind, _, who = name.partition(":")
+    template = _STAGES.get(kind)
+    if template is None:
+        return name.replace("_", " ").capitalize()
+    return template.format(name=who or "a speaker")
+
+
+def stages(progress: dict[str, float]) -> list[tuple[str, float]]:
+    """``progress`` in pipeline order."""
+
+    def rank(name: str) -> tuple[int, str]:
+        kind = name.partition(":")[0]
+        return (_STAGE_ORDER.index(kind) if kind in _STAGE_ORDER else len(_STAGE_ORDER), name)
+
+    return [(name, progress[name]) for name in sorted(progress, key=rank)]
+
+
+def state(value: str) -> str:
+    return _STATES.get(str(value), str(value).capitalize())
 
 
 def date(timestamp: float) -> str:
@@ -54,4 +105,7 @@ templates = Jinja2Templates(directory=TEMPLATE_DIR)
 templates.env.filters["clock"] = clock
 templates.env.filters["length"] = length
 templates.env.filters["date"] = date
+templates.env.filters["stage"] = stage
+templates.env.filters["stages"] = stages
+templates.env.filters["state"] = state
 templates.env.globals["static_url"] = static_url

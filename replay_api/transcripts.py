@@ -22,13 +22,13 @@ def load(blobs: BlobStore, space_id: str) -> Transcript:
         raise StorageError(f"transcript of {space_id!r} is unreadable", retryable=False) from e
 
 
-def window(transcript: Transcript, start: float, end: float) -> Transcript:
-    """The words that overlap ``[start, end)``, still grouped in their turns."""
+def window(transcript: Transcript, start: float, end: float, *, margin: float = 0.0) -> Transcript:
+    """The words that overlap ``[start, end)`` by more than ``margin`` s, still grouped in their turns."""
     turns = []
     for turn in transcript.turns:
-        if turn.end <= start or turn.start >= end:
+        if turn.end <= start + margin or turn.start >= end - margin:
             continue
-        words = tuple(w for w in turn.words if w.end > start and w.start < end)
+        words = tuple(w for w in turn.words if w.end > start + margin and w.start < end - margin)
         if words:
             turns.append(Turn(turn.speaker, words))
     return Transcript(transcript.space_id, transcript.duration, transcript.speakers, tuple(turns))

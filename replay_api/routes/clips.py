@@ -21,6 +21,12 @@ Start = Annotated[float, seconds("Clip start, seconds on the space's clock")]
 End = Annotated[float, seconds("Clip end, seconds (at most 300 s after start)")]
 
 
+#: A word the clip touches for less than this (s) is not in its text: word
+#: times are not that precise, and the page rounds clip bounds to the ms, so
+#: a clip ending where the next word starts would otherwise take that word in.
+WORD_MARGIN = 0.01
+
+
 class ClipFormat(enum.StrEnum):
     OGG = "ogg"
     M4A = "m4a"
@@ -30,7 +36,7 @@ class ClipFormat(enum.StrEnum):
 def get_clip(space: ReadySpace, blobs: BlobsDep, start: Start, end: End) -> ClipOut:
     """What is said in ``[start, end)``, with links to the clip's audio and captions."""
     start, end = clips.check_window(start, end, space.duration)
-    window = transcripts.window(transcripts.load(blobs, space.space_id), start, end)
+    window = transcripts.window(transcripts.load(blobs, space.space_id), start, end, margin=WORD_MARGIN)
     base = f"/spaces/{space.space_id}/clip"
     query = urlencode({"start": f"{start:.3f}", "end": f"{end:.3f}"})
     return ClipOut(
@@ -77,7 +83,7 @@ def get_clip_audio(
 def get_clip_captions(space: ReadySpace, blobs: BlobsDep, start: Start, end: End) -> Response:
     """WebVTT for the clip, its times starting at zero like the clip's audio."""
     start, end = clips.check_window(start, end, space.duration)
-    window = transcripts.window(transcripts.load(blobs, space.space_id), start, end)
+    window = transcripts.window(transcripts.load(blobs, space.space_id), start, end, margin=WORD_MARGIN)
     return Response(
         transcripts.webvtt(window, offset=start),
         media_type="text/vtt; charset=utf-8",

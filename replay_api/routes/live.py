@@ -16,7 +16,16 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
-from replay_api.deps import CallerDep, CatalogDep, ReadableSpace, SettingsDep, SpaceId, TokenDep, visible_private
+from replay_api.deps import (
+    LIVE_ACCESS_COOKIE,
+    CallerDep,
+    CatalogDep,
+    ReadableSpace,
+    SettingsDep,
+    SpaceId,
+    TokenDep,
+    visible_private,
+)
 from replay_api.errors import html_errors
 from replay_api.limits import RESPONSES, RateLimited
 from replay_api.templating import templates
@@ -151,15 +160,31 @@ def live_page(
     """The live room: listen, speak with a speaker link, raise a hand, host controls."""
     space_id = space.space_id
     urls = _urls(settings, space_id, None)
+    own = caller is not None and caller.space_id == space_id
+    # Only a token in the address is the page's to use: the access cookie
+    # opens the page, but another tab on the same address (the listener link
+    # the host copied) must not join with the host's powers. live.js keeps
+    # each tab's token in its sessionStorage.
+    from_address = request.query_params.get("token") == token
     context = {
         "space": space,
         "live": space.state in LIVE_STATES,
         "rtc_url": urls["rtc_url"],
-        "token": token if caller is not None and caller.space_id == space_id else "",
+        "token": token if own and from_address else "",
         "replay_url": f"/spaces/{space_id}/replay",
     }
     response = templates.TemplateResponse(request, "live.html", context)
     response.headers.update(_security_headers(urls))
+    if own and from_address and caller is not None and token:
+        response.set_cookie(
+            LIVE_ACCESS_COOKIE,
+            token,
+            max_age=max(1, caller.expires_at - int(time.time())),
+            path=f"/spaces/{space_id}/live",
+            httponly=True,
+            samesite="strict",
+            secure=settings.api_url.startswith("https:"),
+        )
     return response
 
 

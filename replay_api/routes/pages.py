@@ -92,6 +92,8 @@ def replay_page(
         "space": space,
         "links": links,
         "private": space.visibility is Visibility.PRIVATE,
+        "live_url": _with(f"/spaces/{space.space_id}/live", auth),
+        "token": token or "",
     }
     if not servable(space, blobs):
         return _page(request, settings, "processing.html", context)
@@ -107,7 +109,6 @@ def replay_page(
         duration=duration,
         # A deep link past the end starts at the end rather than failing.
         start_at=min(t, duration) if t is not None else None,
-        token=token or "",
         clip_base=f"/spaces/{space.space_id}/clip",
     )
     return _page(request, settings, "replay.html", context)

@@ -27,6 +27,34 @@
     levels: {},
     ended: false,
   };
+  // The token is this tab's alone: kept in sessionStorage (for reloads and
+  // reconnects) and out of the address bar at once, so that sharing the
+  // page's address never shares host or speaker powers.
+  const TOKEN_KEY = `space-token:${spaceId}`;
+  // A listener token that came in the address is a shared listener link
+  // (private spaces): each person trades it for a listener token of their own.
+  let sharedListenerLink = false;
+  function keep(token) { try { sessionStorage.setItem(TOKEN_KEY, token); } catch (e) { /* private mode: memory only */ } }
+  if (state.token) {
+    const c = claims(state.token);
+    sharedListenerLink = Boolean(c && c.role === "listener");
+    if (!sharedListenerLink) keep(state.token);
+  } else {
+    try { state.token = sessionStorage.getItem(TOKEN_KEY) || ""; } catch (e) { /* none kept */ }
+  }
+  const address = new URL(location.href);
+  if (address.searchParams.has("token")) {
+    address.searchParams.delete("token");
+    history.replaceState(history.state, "", address.pathname + address.search + address.hash);
+  }
+  const invited = claims(state.token);
+  if (invited && invited.role !== "listener") {
+    $("join").textContent = invited.role === "host" ? "Join as host" : "Join as speaker";
+    $("join-hint").textContent = invited.role === "host"
+      ? `You are the host of this space (as ${invited.sub}).`
+      : `You are invited to speak in this space (as ${invited.sub}).`;
+  }
+
   // Exposed for tests and debugging (never holds the token).
   window.liveSpace = { get identity() { return state.identity; }, get role() { return state.role; },
     get connection() { return state.pc ? state.pc.connectionState : "new"; }, events: [] };
@@ -42,10 +70,12 @@
     } catch (e) { return null; }
   }
 
-  async function listenerToken() {
+  async function listenerToken(credential) {
+    const headers = { "Content-Type": "application/json" };
+    if (credential) headers.Authorization = `Bearer ${credential}`;
     const response = await fetch(`/spaces/${encodeURIComponent(spaceId)}/tokens`, {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers,
       body: JSON.stringify({ role: "listener" }),
     });
     const body = await response.json();
@@ -66,7 +96,11 @@
   async function join() {
     $("join").disabled = true;
     try {
-      if (!state.token) state.token = await listenerToken();
+      if (!state.token || sharedListenerLink) {
+        state.token = await listenerToken(sharedListenerLink ? state.token : null);
+        sharedListenerLink = false;
+        keep(state.token);
+      }
       const c = claims(state.token);
       if (c && (c.role === "host" || c.role === "speaker")) {
         status("Asking for your microphone…");
@@ -111,6 +145,7 @@
         $("join-panel").hidden = true;
         $("room").hidden = false;
         renderControls();
+        if (msg.role === "host") showListenerLink();
         break;
       case "offer":
         await answer(msg);
@@ -142,7 +177,11 @@
         break;
       case "ended":
         state.ended = true;
-        status(`The space has ended. The replay will be at ${root.dataset.replayUrl} once processed.`);
+        {
+          const replay = new URL(root.dataset.replayUrl, location.href).href;
+          $("status").replaceChildren("The space has ended. Its replay will be at ",
+            el("a", { href: replay, id: "replay-link" }, replay), " once it is processed.");
+        }
         $("badge").textContent = "Ended";
         $("room").hidden = true;
         break;
@@ -257,6 +296,43 @@
   });
   $("leave").addEventListener("click", () => { if (state.ws) state.ws.close(1000, "left"); status("You left the space."); $("room").hidden = true; });
   $("end").addEventListener("click", () => { if (confirm("End the space for everyone?")) send({ type: "end" }); });
+  // --- sharing (host): a listener link and speaker links, never the host's own --
+
+  const pageUrl = `${location.origin}/spaces/${encodeURIComponent(spaceId)}/live`;
+
+  function fit(field) {
+    field.style.height = "auto";
+    field.style.height = `${field.scrollHeight + 2}px`;
+  }
+
+  function showLink(field, url) {
+    field.value = url;
+    field.closest(".share__row").hidden = false;
+    fit(field);
+  }
+
+  async function copy(field, button) {
+    const label = button.textContent;
+    try { await navigator.clipboard.writeText(field.value); } catch (e) {
+      field.select();
+      if (document.execCommand) document.execCommand("copy");
+    }
+    button.textContent = "Copied";
+    setTimeout(() => { button.textContent = label; }, 1500);
+  }
+
+  async function showListenerLink() {
+    if (root.dataset.private !== "true") { showLink($("listener-link"), pageUrl); return; }
+    // A private space opens only with a token of its own: a listener one,
+    // which each person who opens the link trades for their own.
+    try {
+      showLink($("listener-link"), `${pageUrl}?token=${encodeURIComponent(await listenerToken(state.token))}`);
+    } catch (e) { $("invite-link").textContent = `No listener link: ${e.message}`; }
+  }
+
+  window.addEventListener("resize", () => ["listener-link", "speaker-link"].forEach((id) => { if ($(id).value) fit($(id)); }));
+  $("copy-listener").addEventListener("click", () => copy($("listener-link"), $("copy-listener")));
+  $("copy-speaker").addEventListener("click", () => copy($("speaker-link"), $("copy-speaker")));
   $("invite").addEventListener("submit", async (e) => {
     e.preventDefault();
     const identity = $("invite-name").value.trim();
@@ -267,6 +343,7 @@
     });
     const body = await response.json();
     if (!response.ok) { $("invite-link").textContent = body.error ? body.error.message : "Could not invite."; return; }
-    $("invite-link").replaceChildren("Send this link to ", identity, ": ", el("a", { href: body.live_url }, body.live_url));
+    $("invite-link").textContent = `Send this link to ${identity} only: it lets them speak as ${identity}.`;
+    showLink($("speaker-link"), `${pageUrl}?token=${encodeURIComponent(body.token)}`);
   });
 })();

@@ -47,6 +47,8 @@
   const sortedStarts = Float64Array.from(byStart, (i) => words[i].s);
 
   function wordAt(t) {
+    /* At 0:00 nothing has been said yet, even by a word that starts at 0. */
+    if (!(t > 0)) return -1;
     let lo = 0;
     let hi = sortedStarts.length - 1;
     let found = -1;
@@ -99,7 +101,7 @@
 
   function setActiveTurns(t) {
     const now = new Set();
-    turns.forEach((turn, ti) => { if (turn.s <= t && t < turn.e + 0.25) now.add(ti); });
+    turns.forEach((turn, ti) => { if (t > 0 && turn.s <= t && t < turn.e + 0.25) now.add(ti); });
     if (current >= 0) now.add(turnOf[current]);
     activeTurns.forEach((ti) => { if (!now.has(ti)) turns[ti].el.classList.remove("is-active"); });
     now.forEach((ti) => { if (!activeTurns.has(ti)) turns[ti].el.classList.add("is-active"); });
@@ -405,47 +407,189 @@
 
   /* --- sharing: a link to the moment, clips from a selection ---------------------- */
 
+  /* Link fields wrap and grow to their text, so the whole link shows (?t= included). */
+  function fit(field) {
+    field.style.height = "auto";
+    field.style.height = `${field.scrollHeight + 2}px`;
+  }
+
   const shareLink = $("share-link");
   function updateShareLink() {
     const t = audio.currentTime || (isFinite(startAt) ? startAt : 0);
     /* No token in shared links: a private space's link works only for people with access. */
     shareLink.value = `${location.origin}/spaces/${spaceId}/replay?t=${t.toFixed(1)}`;
+    $("share-time").textContent = clock(t);
+    fit(shareLink);
   }
   ["pause", "seeked", "loadedmetadata"].forEach((type) => audio.addEventListener(type, updateShareLink));
   updateShareLink();
-  $("share-copy").addEventListener("click", async () => {
-    updateShareLink();
-    try {
-      await navigator.clipboard.writeText(shareLink.value);
-      $("share-copy").textContent = "Copied";
-    } catch (_) {
-      shareLink.select();
-      document.execCommand && document.execCommand("copy");
-      $("share-copy").textContent = "Copied";
-    }
-    setTimeout(() => { $("share-copy").textContent = "Copy"; }, 1500);
-  });
 
-  const MAX_CLIP = 300;
-  document.addEventListener("selectionchange", () => {
-    const selection = window.getSelection();
-    const clipEl = $("clip");
-    if (!selection || selection.isCollapsed || !transcriptEl.contains(selection.anchorNode)) {
-      clipEl.hidden = true;
-      $("clip-hint").hidden = false;
-      return;
+  async function copy(field, button, label) {
+    try {
+      await navigator.clipboard.writeText(field.value);
+    } catch (_) {
+      field.select();
+      document.execCommand && document.execCommand("copy");
     }
-    const range = selection.getRangeAt(0);
-    const chosen = words.filter((w) => range.intersectsNode(w.el));
-    if (!chosen.length) return;
+    button.textContent = "Copied";
+    setTimeout(() => { button.textContent = label; }, 1500);
+  }
+  $("share-copy").addEventListener("click", () => { updateShareLink(); copy(shareLink, $("share-copy"), "Copy"); });
+
+  /* Clips: select words with the mouse or the keyboard; the clip appears
+     beside the selection, with a preview player and a link to share. */
+  const MAX_CLIP = 300;
+  /* The clip runs on a little after its last word, but never into the next one. */
+  const CLIP_TAIL = 0.3;
+  const clipPop = $("clip-pop");
+  const clipPreview = $("clip-preview");
+  let clipKey = "";
+
+  /* Words whose text the range really covers: a drag that ends at the very
+     start of the next word (or starts at the end of the previous) only
+     touches it, and intersectsNode would count it. */
+  function selectedWords(range) {
+    const chosen = [];
+    const wordRange = document.createRange();
+    for (let i = 0; i < words.length; i++) {
+      const el = words[i].el;
+      const text = el.firstChild;
+      if (!text || !range.intersectsNode(el)) continue;
+      /* Boundaries in the word's text node itself, so that a selection ending at
+         (text, 0) compares equal to the word's start rather than after it. */
+      wordRange.setStart(text, 0);
+      wordRange.setEnd(text, text.length);
+      /* START_TO_END: the selection's end against the word's start;
+         END_TO_START: the selection's start against the word's end. */
+      if (range.compareBoundaryPoints(Range.START_TO_END, wordRange) > 0 &&
+          range.compareBoundaryPoints(Range.END_TO_START, wordRange) < 0) chosen.push(i);
+    }
+    return chosen;
+  }
+
+  function nextStartAfter(t, first, last) {
+    let lo = 0;
+    let hi = sortedStarts.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (sortedStarts[mid] < t) lo = mid + 1; else hi = mid;
+    }
+    for (let k = lo; k < sortedStarts.length; k++) {
+      const i = byStart[k];
+      if (i < first || i > last) return sortedStarts[k];
+    }
+    return Infinity;
+  }
+
+  function showClip(first, last) {
+    const chosen = words.slice(first, last + 1);
     const start = Math.min(...chosen.map((w) => w.s));
-    const end = Math.min(Math.max(...chosen.map((w) => w.e)) + 0.3, start + MAX_CLIP);
+    const lastEnd = Math.max(...chosen.map((w) => w.e));
+    const end = Math.min(lastEnd + CLIP_TAIL, Math.max(lastEnd, nextStartAfter(lastEnd, first, last)), start + MAX_CLIP);
     const query = `start=${start.toFixed(3)}&end=${end.toFixed(3)}`;
     const base = root.dataset.clipBase;
-    $("clip-range").textContent = `${clock(start)}–${clock(end)}`;
+    $("clip-range").textContent = `${clock(start)}–${clock(end)} · ${(end - start).toFixed(1)} s`;
+    $("clip-text").textContent = chosen.map((w) => w.el.textContent).join(" ");
     $("clip-audio").href = withToken(`${base}/audio?${query}`);
     $("clip-captions").href = withToken(`${base}/captions.vtt?${query}`);
-    clipEl.hidden = false;
+    $("clip-link").value = `${location.origin}/spaces/${spaceId}/replay?t=${start.toFixed(2)}`;
+    if (clipKey !== query) {
+      /* A new clip: the preview loads (and the server cuts it) only when played. */
+      clipKey = query;
+      clipPreview.pause();
+      clipPreview.src = withToken(`${base}/audio?${query}&format=m4a`);
+    }
+    clipPop.hidden = false;
     $("clip-hint").hidden = true;
+    fit($("clip-link"));
+    placeClip(words[last].el);
+  }
+
+  function placeClip(lastWord) {
+    const box = transcriptEl.getBoundingClientRect();
+    const rect = lastWord.getBoundingClientRect();
+    const left = Math.min(rect.left - box.left - 24, box.width - clipPop.offsetWidth - 8);
+    clipPop.style.top = `${rect.bottom - box.top + 8}px`;
+    clipPop.style.left = `${Math.max(8, left)}px`;
+  }
+
+  function hideClip() {
+    if (clipPop.hidden) return;
+    clipPop.hidden = true;
+    clipPreview.pause();
+    $("clip-hint").hidden = false;
+  }
+
+  document.addEventListener("selectionchange", () => {
+    const selection = window.getSelection();
+    const inPop = clipPop.contains(document.activeElement) || (selection && clipPop.contains(selection.anchorNode));
+    if (!selection || selection.isCollapsed || !selection.rangeCount || !transcriptEl.contains(selection.anchorNode)) {
+      if (!inPop) hideClip();
+      return;
+    }
+    if (inPop) return;
+    const chosen = selectedWords(selection.getRangeAt(0));
+    if (chosen.length) showClip(chosen[0], chosen[chosen.length - 1]); else hideClip();
+  });
+  $("clip-close").addEventListener("click", () => {
+    hideClip();
+    window.getSelection().removeAllRanges();
+  });
+  $("clip-copy").addEventListener("click", () => copy($("clip-link"), $("clip-copy"), "Copy link"));
+  clipPop.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") { hideClip(); if (focused >= 0) words[focused].el.focus(); }
+  });
+
+  /* --- the keyboard in the transcript: words are focusable ------------------------ */
+
+  /* One word is in the tab order (roving tabindex); arrows move between them. */
+  let focused = -1;
+  let anchor = -1;
+  words.forEach((w) => { w.el.tabIndex = -1; });
+  function rove(i) {
+    if (i < 0 || i >= words.length) return;
+    if (focused >= 0) words[focused].el.tabIndex = -1;
+    focused = i;
+    words[i].el.tabIndex = 0;
+  }
+  rove(0);
+  transcriptEl.addEventListener("focusin", (event) => {
+    const word = event.target.closest && event.target.closest(".w");
+    if (word) rove(Number(word.dataset.i));
+  });
+
+  function selectWords(a, b) {
+    const [first, last] = a <= b ? [a, b] : [b, a];
+    const from = words[first].el.firstChild;
+    const to = words[last].el.firstChild;
+    if (!from || !to) return;
+    window.getSelection().setBaseAndExtent(from, 0, to, to.length);
+  }
+
+  transcriptEl.addEventListener("keydown", (event) => {
+    const word = event.target.closest && event.target.closest(".w");
+    if (!word || event.altKey || event.ctrlKey || event.metaKey) return;
+    const i = Number(word.dataset.i);
+    if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
+      event.preventDefault();
+      const next = Math.max(0, Math.min(words.length - 1, i + (event.key === "ArrowLeft" ? -1 : 1)));
+      if (event.shiftKey) {
+        const selection = window.getSelection();
+        if (anchor < 0 || !selection || selection.isCollapsed) anchor = i;
+        selectWords(anchor, next);
+      } else {
+        anchor = -1;
+        window.getSelection().removeAllRanges();
+      }
+      rove(next);
+      words[next].el.focus();
+    } else if (event.key === "Enter") {
+      event.preventDefault();
+      seek(words[i].s);
+    } else if (event.key === "Escape") {
+      anchor = -1;
+      window.getSelection().removeAllRanges();
+      hideClip();
+    }
   });
 })();

@@ -16,16 +16,18 @@ import wave
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import numpy as np
 import pytest
 import uvicorn
-from playwright.async_api import async_playwright
+from playwright.async_api import Browser, Page, Playwright, async_playwright
 
 from ingest.client import SpaceClient
 from replay_api.app import create_app
-from spaces import keys
+from spaces import keys, tokens
 from spaces.blobstore import open_blob_store
 from spaces.models import Manifest, SpaceState, Track
 from spaces.settings import Settings
@@ -34,6 +36,7 @@ from tests.ingest.audio import LOW, locate, low, render_track
 from tests.ingest.conftest import VOICE_A, get_space, running_sfu, speech48k
 
 CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 LEAD = 1.5
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
@@ -55,6 +58,36 @@ async def running_api(settings: Settings) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+async def launch_chromium(pw: Playwright, wav: Path | None = None) -> Browser:
+    """Chromium with a fake microphone (a beep, or ``wav`` played once) granted to every page."""
+    capture = [f"--use-file-for-fake-audio-capture={wav}%noloop"] if wav else []
+    return await pw.chromium.launch(
+        executable_path=str(CHROMIUM),
+        args=[
+            "--no-sandbox",
+            "--headless=new",
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            *capture,
+            "--allow-loopback-in-peer-connection",
+            "--disable-features=WebRtcHideLocalIpsWithMdns",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    )
+
+
+async def until(page: Page, expression: str, timeout: float = 15.0) -> Any:
+    """Poll from outside: the page's CSP forbids wait_for_function's eval."""
+    deadline = time.monotonic() + timeout
+    while not (value := await page.evaluate(expression)):
+        assert time.monotonic() < deadline, (expression, await page.evaluate("window.liveSpace.events"))
+        await asyncio.sleep(0.1)
+    return value
 
 
 def write_wav(path: Path, samples: np.ndarray) -> None:
@@ -92,22 +125,7 @@ def test_browser_speaker_is_recorded(sfu_settings: Settings, tmp_path: Path) -> 
                 )
                 speaker_url = invite.json()["live_url"]
             async with async_playwright() as pw:
-                browser = await pw.chromium.launch(
-                    executable_path=str(CHROMIUM),
-                    args=[
-                        "--no-sandbox",
-                        "--headless=new",
-                        "--use-fake-ui-for-media-stream",
-                        "--use-fake-device-for-media-stream",
-                        f"--use-file-for-fake-audio-capture={wav}%noloop",
-                        "--allow-loopback-in-peer-connection",
-                        "--disable-features=WebRtcHideLocalIpsWithMdns",
-                        "--disable-background-networking",
-                        "--disable-component-update",
-                        "--disable-sync",
-                        "--no-first-run",
-                    ],
-                )
+                browser = await launch_chromium(pw, wav)
                 try:
                     page = await browser.new_page()
                     await page.goto(speaker_url)
@@ -154,3 +172,76 @@ def test_browser_speaker_is_recorded(sfu_settings: Settings, tmp_path: Path) -> 
     match = locate(timeline, low(source))
     print(f"browser: onset {onset - expected:+.3f} s from expected, score {match.score:.2f}")
     assert match.score > 0.3, f"recorded audio does not resemble the file (score {match.score:.2f})"
+
+
+@pytest.mark.parametrize("visibility", ["public", "private"])
+def test_host_shares_listener_and_speaker_links_never_its_own(sfu_settings: Settings, visibility: str) -> None:
+    """The host's token leaves the address bar; listener and speaker links are separate, lesser ones."""
+    settings = replace(
+        sfu_settings,
+        api_port=free_port(),
+        sfu_public_url=f"http://127.0.0.1:{sfu_settings.sfu_port}",
+        sfu_empty_timeout=30,
+    )
+
+    def token_in(link: str) -> tokens.Claims | None:
+        found = parse_qs(urlsplit(link).query).get("token")
+        return tokens.verify(settings.secret_key, found[0]) if found else None
+
+    async def scenario() -> None:
+        async with running_sfu(settings), running_api(settings) as api:
+            async with httpx.AsyncClient(base_url=api) as http:
+                body = {"title": "Sharing", "host": "hana", "visibility": visibility}
+                created = (await http.post("/spaces", json=body)).json()
+            space_id = created["space_id"]
+            page_url = f"{api}/spaces/{space_id}/live"
+            async with async_playwright() as pw:
+                browser = await launch_chromium(pw)
+                try:
+                    host = await (await browser.new_context()).new_page()
+                    host.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+                    await host.goto(created["live_url"])
+                    assert "token=" in created["live_url"]
+                    assert host.url == page_url  # out of the address bar before anything else
+                    await host.click("#join")
+                    await until(host, "window.liveSpace.connection === 'connected'")
+                    assert await host.evaluate("window.liveSpace.role") == "host"
+
+                    listener_link = await until(host, "document.getElementById('listener-link').value")
+                    claims = token_in(listener_link)
+                    if visibility == "public":
+                        assert listener_link == page_url and claims is None
+                    else:
+                        assert claims is not None and claims.role is tokens.Role.LISTENER
+                    await host.fill("#invite-name", "carol")
+                    await host.click("#invite button[type=submit]")
+                    speaker_link = await until(host, "document.getElementById('speaker-link').value")
+                    claims = token_in(speaker_link)
+                    assert claims is not None and (claims.role, claims.identity) == (tokens.Role.SPEAKER, "carol")
+                    assert speaker_link.startswith(page_url + "?token=")
+                    if visibility == "private":
+                        # For a person to look at: the host's panel, desktop and phone.
+                        ARTIFACTS.mkdir(exist_ok=True)
+                        await host.screenshot(path=str(ARTIFACTS / "live-host.png"), full_page=True)
+                        await host.set_viewport_size({"width": 390, "height": 844})
+                        await host.screenshot(path=str(ARTIFACTS / "live-host-phone.png"), full_page=True)
+
+                    # Someone opening the listener link listens, under a name of their own.
+                    listener = await (await browser.new_context()).new_page()
+                    await listener.goto(listener_link)
+                    assert listener.url == page_url
+                    await listener.click("#join")
+                    await until(listener, "window.liveSpace.role")
+                    assert await listener.evaluate("window.liveSpace.role") == "listener"
+                    assert await listener.evaluate("window.liveSpace.identity") not in ("hana", "carol")
+
+                    # When the space ends, its replay address is a link.
+                    await host.click("#end")
+                    link = listener.locator("#status a#replay-link")
+                    await link.wait_for(timeout=10_000)
+                    assert await link.get_attribute("href") == f"{api}/spaces/{space_id}/replay"
+                    assert await link.inner_text() == f"{api}/spaces/{space_id}/replay"
+                finally:
+                    await browser.close()
+
+    asyncio.run(scenario())

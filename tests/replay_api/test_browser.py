@@ -8,9 +8,11 @@ Screenshots go to ``test-artifacts/`` for a person to look at.
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,8 @@ import pytest
 from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from spaces.models import Space, Visibility, Word
+from spaces import tokens
+from spaces.models import Space, SpaceState, Visibility, Word
 
 from .conftest import Recording, publish, token_for
 from .server import LiveServer
@@ -240,6 +243,10 @@ def test_screenshots(
     for i, title in enumerate(["Poker strategy with the regulars", "Friday product demo", "Open mic: jazz standards"]):
         publish(local_app.state.catalog, local_app.state.blobs, recording, space_id=f"other{i}", title=title,
                 created_at=1_700_000_100.0 + i)  # fmt: skip
+    catalog = local_app.state.catalog
+    catalog.put_space(Space("wip", "Late night poker", "dana", 1_700_000_200.0, state=SpaceState.PROCESSING))
+    for stage, fraction in [("transcribe:dana", 1.0), ("transcribe:erin", 0.45), ("mix", 0.7)]:
+        catalog.set_progress("wip", stage, fraction)
     for name, options in [
         ("replay", {"viewport": {"width": 1280, "height": 900}}),
         ("replay-phone", {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2,
@@ -252,12 +259,27 @@ def test_screenshots(
         page.evaluate("document.getElementById('audio').pause()")
         page.fill("#find", "card")
         page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=name == "replay")
+        queen, _, hearts = words_between(recording, 9.45, 10.0)
+        page.evaluate(
+            """([a, b]) => getSelection().setBaseAndExtent(
+                document.querySelector(`.w[data-s="${a}"]`).firstChild, 0,
+                document.querySelector(`.w[data-s="${b}"]`).firstChild, 0)""",
+            [f"{queen.start:.3f}", f"{hearts.start:.3f}"],
+        )
+        expect(page.locator("#clip-pop")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / f"{name}-clip.png"))
         if name == "replay-phone":
             page.evaluate("window.scrollTo(0, 0)")
             page.wait_for_timeout(100)
             page.screenshot(path=str(ARTIFACTS / "replay-phone-top.png"))
             page.goto(f"{live.url}/?q=queen+hearts")
             page.screenshot(path=str(ARTIFACTS / "search-phone.png"))
+            page.goto(f"{live.url}/")
+            page.screenshot(path=str(ARTIFACTS / "home-phone.png"), full_page=True)
+        page.goto(f"{live.url}/spaces/wip/replay")
+        page.screenshot(path=str(ARTIFACTS / f"{name}-preparing.png"))
+        page.goto(f"{live.url}/no/such/page")
+        page.screenshot(path=str(ARTIFACTS / f"{name}-error.png"))
         if name == "replay":
             page.goto(f"{live.url}/")
             page.screenshot(path=str(ARTIFACTS / "home.png"))
@@ -265,3 +287,227 @@ def test_screenshots(
             page.screenshot(path=str(ARTIFACTS / "search.png"))
         context.close()
     assert (ARTIFACTS / "replay.png").stat().st_size > 10_000
+
+
+def poll(page: Page, expression: str, timeout: float = 15.0) -> Any:
+    """Evaluate until truthy, from Python: wait_for_function's polling is an eval the pages' CSP refuses."""
+    deadline = time.monotonic() + timeout
+    while not (value := page.evaluate(expression)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {expression}")
+        page.wait_for_timeout(50)
+    return value
+
+
+def words_between(recording: Recording, start: float, end: float) -> list[Word]:
+    return [w for w in recording.words if start <= w.start < end]
+
+
+def test_clip_is_offered_beside_the_selection(page: Page, live: LiveServer, space: Space, recording: Recording) -> None:
+    """A selection dragged up to the next word makes a clip of the selected words, shown by them."""
+    queen, of, hearts = words_between(recording, 9.45, 10.0)
+    page.goto(f"{live.url}/spaces/cards/replay")
+    expect(page.locator("#clip-pop")).to_be_hidden()
+    # A drag that ends where "hearts." begins: it touches that word, it does not select it.
+    page.evaluate(
+        """([a, b]) => getSelection().setBaseAndExtent(
+            document.querySelector(`.w[data-s="${a}"]`).firstChild, 0,
+            document.querySelector(`.w[data-s="${b}"]`).firstChild, 0)""",
+        [f"{queen.start:.3f}", f"{hearts.start:.3f}"],
+    )
+    pop = page.locator("#clip-pop")
+    expect(pop).to_be_visible()
+    expect(page.locator("#clip-text")).to_have_text("queen of")
+    # Next to the selection: just below its last word, overlapping it sideways.
+    word = page.locator(f'.w[data-s="{of.start:.3f}"]').bounding_box()
+    box = pop.bounding_box()
+    assert word is not None and box is not None
+    assert word["y"] + word["height"] <= box["y"] <= word["y"] + word["height"] + 40, (word, box)
+    assert box["x"] <= word["x"] + word["width"] and box["x"] + box["width"] >= word["x"], (word, box)
+    # The API agrees on the words, and the clip stops before the next word.
+    audio_url = page.get_attribute("#clip-audio", "href")
+    assert audio_url is not None
+    clip = page.request.get(live.url + audio_url.replace("/clip/audio?", "/clip?")).json()
+    assert clip["text"] == "queen of"
+    assert clip["start"] == pytest.approx(queen.start, abs=0.001)
+    assert of.end <= clip["end"] <= hearts.start + 0.001
+    # A preview player plays the clip itself.
+    page.locator("#clip-preview").evaluate("a => a.play()")
+    poll(page, "document.getElementById('clip-preview').currentTime > 0.1")
+    duration = page.locator("#clip-preview").evaluate("a => a.duration")
+    assert duration == pytest.approx(clip["end"] - clip["start"], abs=0.15)
+    # And a link to share.
+    assert page.input_value("#clip-link") == f"{live.url}/spaces/cards/replay?t={queen.start:.2f}"
+    expect(page.locator("#clip-copy")).to_be_visible()
+
+
+def test_words_take_the_keyboard_and_shift_arrows_make_a_clip(
+    page: Page, live: LiveServer, space: Space, recording: Recording
+) -> None:
+    page.goto(f"{live.url}/spaces/cards/replay")
+    poll(page, "document.getElementById('audio').readyState >= 1")
+    # Tab reaches the transcript's words (one tab stop for all of them).
+    page.locator("h1").click()
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.classList.contains('w')"):
+            break
+    assert page.evaluate("document.activeElement.textContent") == recording.words[0].text
+    # Arrows move between words (not through the audio).
+    queen = recording.word("queen")
+    for _ in range(recording.words.index(queen)):
+        page.keyboard.press("ArrowRight")
+    assert page.evaluate("document.activeElement.textContent") == "queen"
+    assert audio_state(page)["t"] == 0
+    page.keyboard.press("Shift+ArrowRight")
+    expect(page.locator("#clip-pop")).to_be_visible()
+    expect(page.locator("#clip-text")).to_have_text("queen of")
+    page.keyboard.press("Shift+ArrowRight")
+    expect(page.locator("#clip-text")).to_have_text("queen of hearts.")
+    page.keyboard.press("Shift+ArrowLeft")
+    expect(page.locator("#clip-text")).to_have_text("queen of")
+    page.keyboard.press("Escape")
+    expect(page.locator("#clip-pop")).to_be_hidden()
+    # Enter plays from the focused word.
+    page.keyboard.press("Enter")
+    of = recording.words[recording.words.index(queen) + 1]
+    state = wait_until(page, lambda s: not s["paused"] and s["t"] >= of.start)
+    assert state["t"] == pytest.approx(of.start, abs=0.5)
+
+
+PHONE: dict[str, Any] = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+}
+
+
+def test_preparing_page_follows_the_pipeline(
+    page: Page, live: LiveServer, local_app: FastAPI, recording: Recording
+) -> None:
+    """Progress from GET /spaces/{id} in plain words, in place; the replay opens once ready."""
+    catalog = local_app.state.catalog
+    catalog.put_space(Space("wip", "Card night", "alice", 1.0, state=SpaceState.PROCESSING, speakers=("alice", "bob")))
+    catalog.set_progress("wip", "transcribe:alice", 0.4)
+    page.goto(f"{live.url}/spaces/wip/replay")
+    bar = page.locator('.progress[data-stage="transcribe:alice"]')
+    expect(bar.locator(".progress__label")).to_have_text("Transcribing alice")
+    expect(bar.locator(".progress__pct")).to_have_text("40 %")
+    page.evaluate("window.sameDocument = true")
+    catalog.set_progress("wip", "transcribe:alice", 0.8)
+    expect(bar.locator(".progress__pct")).to_have_text("80 %", timeout=10_000)
+    assert page.evaluate("window.sameDocument") is True  # moved in place, not by reloading
+    catalog.set_progress("wip", "mix", 0.5)
+    expect(page.locator('.progress[data-stage="mix"] .progress__label')).to_have_text(
+        "Mixing the replay", timeout=10_000
+    )
+    publish(catalog, local_app.state.blobs, recording, space_id="wip")
+    expect(page.locator("#replay")).to_be_visible(timeout=10_000)
+
+
+def test_nothing_is_highlighted_paused_at_the_start(
+    page: Page, live: LiveServer, local_app: FastAPI, recording: Recording
+) -> None:
+    """Whisper often starts the first word at 0.0: at 0:00, paused, it is not being said yet."""
+    first, *rest = recording.transcript.turns
+    words = (replace(first.words[0], start=0.0), *first.words[1:])
+    transcript = replace(recording.transcript, turns=(replace(first, words=words), *rest))
+    publish(local_app.state.catalog, local_app.state.blobs, recording, space_id="zero", transcript=transcript)
+    page.goto(f"{live.url}/spaces/zero/replay")
+    poll(page, "document.getElementById('audio').readyState >= 1")
+    state = audio_state(page)
+    assert state["paused"] and state["t"] == 0 and state["word"] is None, state
+    assert page.locator(".turn.is-active").count() == 0
+    page.locator("#toggle").click()
+    state = wait_until(page, lambda s: s["word"] is not None)
+    assert state["word"]["text"] == "Welcome"
+
+
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_share_field_shows_the_whole_link(browser: Browser, live: LiveServer, space: Space, device: str) -> None:
+    context = browser.new_context(**(PHONE if device == "phone" else {"viewport": {"width": 1280, "height": 900}}))
+    page = context.new_page()
+    page.goto(f"{live.url}/spaces/cards/replay?t=8.2")
+    wait_until(page, lambda s: not s["paused"] and s["t"] > 8.3)
+    page.evaluate("document.getElementById('audio').pause()")
+    field = page.locator("#share-link")
+    field.scroll_into_view_if_needed()
+    assert "/spaces/cards/replay?t=8." in field.input_value()
+    hidden = field.evaluate("f => [f.scrollWidth - f.clientWidth, f.scrollHeight - f.clientHeight]")
+    assert hidden[0] <= 1 and hidden[1] <= 1, f"part of the link is scrolled out of sight: {hidden}"
+    expect(page.locator("#share-time")).to_have_text("0:08")
+    context.close()
+
+
+def test_header_search_stays_on_phones(browser: Browser, live: LiveServer, space: Space) -> None:
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.goto(f"{live.url}/spaces/cards/replay")
+    search = page.locator("#header-q")
+    expect(search).to_be_visible()
+    box = search.bounding_box()
+    assert box is not None and box["width"] >= 150 and box["x"] + box["width"] <= 390
+    expect(page.locator(".site-nav__live")).to_be_visible()
+    search.fill("queen")
+    search.press("Enter")
+    expect(page.locator(".hit__link").first).to_contain_text("queen")
+    context.close()
+
+
+def test_state_chips_look_different(page: Page, live: LiveServer, local_app: FastAPI) -> None:
+    catalog = local_app.state.catalog
+    for state in (SpaceState.CREATED, SpaceState.LIVE, SpaceState.PROCESSING):
+        catalog.put_space(Space(f"chip-{state}", f"A {state} space", "h", 1.0, state=state))
+
+    def chip(url: str, state: SpaceState) -> tuple[str, str, str]:
+        page.goto(f"{live.url}{url}")
+        el = page.locator(f'a[href="/spaces/chip-{state}/{"live" if url == "/live" else "replay"}"] .chip--state')
+        look: tuple[str, str] = el.evaluate("e => [getComputedStyle(e).backgroundColor, getComputedStyle(e).color]")
+        return (el.inner_text(), *look)
+
+    created, live_now = chip("/live", SpaceState.CREATED), chip("/live", SpaceState.LIVE)
+    processing = chip("/", SpaceState.PROCESSING)
+    assert len({created[1:], live_now[1:], processing[1:]}) == 3, (created, live_now, processing)
+    assert [created[0], live_now[0], processing[0]] == ["Not started", "Live", "Processing"]
+
+
+@pytest.mark.parametrize("visibility", ["public", "private"])
+def test_start_a_space_from_the_home_page(
+    browser: Browser, live: LiveServer, local_app: FastAPI, visibility: str
+) -> None:
+    """Home page -> POST /spaces -> the host's live page, whose address holds no token."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{live.url}/live")
+    page.click("#start-link")
+    expect(page.locator(".hero__live a")).to_have_attribute("href", "/live")
+    expect(page.locator(".site-nav__live")).to_have_attribute("href", "/live")
+    page.fill("#start-title-input", "Morning coffee")
+    page.fill("#start-host", "dana")
+    page.check(f'input[name="visibility"][value="{visibility}"]')
+    page.click("#start-go")
+    page.wait_for_url(re.compile(r"/spaces/[^/?#]+/live$"))
+    space_id = page.url.split("/")[-2]
+    space = local_app.state.catalog.get_space(space_id)
+    assert (space.title, space.host, str(space.visibility)) == ("Morning coffee", "dana", visibility)
+    expect(page.locator("#join")).to_have_text("Join as host")
+    token = page.evaluate(f"sessionStorage.getItem('space-token:{space_id}')")
+    claims = tokens.verify(local_app.state.settings.secret_key, token)
+    assert (claims.space_id, claims.role, claims.identity) == (space_id, tokens.Role.HOST, "dana")
+    # A reload (the host's way back in) still joins as the host, the address still clean.
+    page.reload()
+    expect(page.locator("#join")).to_have_text("Join as host")
+    assert "token" not in page.url
+    # The address alone gives no powers: in another browser it is a listener's page
+    # (a private space does not open at all).
+    stranger = browser.new_context()
+    other = stranger.new_page()
+    response = other.goto(page.url)
+    assert response is not None
+    if visibility == "public":
+        expect(other.locator("#join")).to_have_text("Listen")
+    else:
+        assert response.status == 404
+    stranger.close()
+    context.close()

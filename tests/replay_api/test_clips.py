@@ -81,3 +81,17 @@ def test_clip_from_s3_reads_the_replay_through_a_presigned_url(
     response = s3_client.get(f"/spaces/{space.space_id}/clip/audio", params={"start": 11.5, "end": 14.5})
     assert response.status_code == 200
     assert ffprobe_duration(response.content, tmp_path, ".ogg") == pytest.approx(3.0, abs=0.1)
+
+
+def test_clip_text_is_the_words_heard_not_the_neighbours_it_touches(
+    local_client: TestClient, local_published: Space, recording: Recording
+) -> None:
+    """A window that touches a neighbouring word (times rounded to ms) does not take it in."""
+    queen, of, hearts = (w for w in recording.words if 9.4 < w.start < 10.0 and w.text != "the")
+    sid = local_published.space_id
+    clip = local_client.get(f"/spaces/{sid}/clip", params={"start": queen.start, "end": hearts.start + 0.0004})
+    assert clip.json()["text"] == "queen of"
+    clip = local_client.get(f"/spaces/{sid}/clip", params={"start": of.start - 0.0004, "end": hearts.end})
+    assert clip.json()["text"] == "of hearts."
+    vtt = local_client.get(f"/spaces/{sid}/clip/captions.vtt", params={"start": queen.start, "end": of.end + 0.0004})
+    assert "<v alice>queen of\n" in vtt.text

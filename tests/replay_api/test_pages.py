@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import replace
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -101,3 +102,63 @@ def test_static_assets(local_client: TestClient) -> None:
     assert local_client.get("/static/app.css").status_code == 200
     assert local_client.get("/docs").status_code == 200
     assert "/spaces/{space_id}/audio" in local_client.get("/openapi.json").json()["paths"]
+
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+def error_message(page: str) -> str:
+    found = re.search(r'<p class="error-page__message">(.*?)</p>', page, re.S)
+    assert found, page
+    return html.unescape(found.group(1)).strip()
+
+
+def test_browsers_get_a_styled_page_for_unknown_paths(local_client: TestClient) -> None:
+    page = local_client.get("/no/such/page", headers=BROWSER)
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "<h1>Page not found</h1>" in page.text and 'href="/"' in page.text
+    assert error_message(page.text).startswith("There is nothing at this address.")
+    # Programs keep the JSON error, whatever else they accept.
+    for accept in (None, "application/json", "*/*", "application/json, text/html;q=0.5"):
+        api = local_client.get("/no/such/page", headers={"Accept": accept} if accept else {})
+        assert api.status_code == 404 and api.json() == {"error": {"status": 404, "message": "Not Found"}}
+
+
+def test_browsers_get_plain_messages_on_api_routes_too(local_client: TestClient, local_published: Space) -> None:
+    page = local_client.get("/spaces/nosuchspace/transcript", headers=BROWSER)
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert error_message(page.text).startswith("There is no such space here.")
+    assert local_client.get("/spaces/nosuchspace/transcript").json()["error"]["message"] == "no space 'nosuchspace'"
+
+
+def test_error_messages_read_plainly(local_client: TestClient, local_published: Space) -> None:
+    sid = local_published.space_id
+    page = local_client.get(f"/spaces/{sid}/replay?t=abc", headers=BROWSER)
+    assert page.status_code == 422
+    message = error_message(page.text)
+    assert message == "This link has a bad value for “t”: it should be a number."
+    assert "query." not in message and "Input should be" not in message
+    # The developer's wording stays available, folded away, and in the JSON API.
+    assert "Input should be a valid number" in page.text.split("error-page__details")[1]
+    assert "query.t" in local_client.get(f"/spaces/{sid}/replay?t=abc", headers={"Accept": "*/*"}).text
+    page = local_client.get(f"/spaces/{sid}/replay?t=-5", headers=BROWSER)
+    assert error_message(page.text) == "This link has a bad value for “t”: it should be 0 or more."
+    page = local_client.get("/spaces/nosuchspace/replay", headers=BROWSER)
+    assert error_message(page.text).startswith("There is no such space here.")
+
+
+def test_a_live_space_replay_page_offers_to_join_live(local_client: TestClient, local_app: FastAPI) -> None:
+    for state in (SpaceState.LIVE, SpaceState.CREATED):
+        local_app.state.catalog.put_space(Space(f"now-{state}", "Right now", "h", 1.0, state=state))
+        page = local_client.get(f"/spaces/now-{state}/replay").text
+        assert f'<a class="button button--primary" id="join-live" href="/spaces/now-{state}/live">Join live</a>' in page
+
+
+def test_header_and_player_agree_on_the_duration(
+    local_client: TestClient, local_app: FastAPI, recording: Recording
+) -> None:
+    transcript = replace(recording.transcript, duration=20.6)
+    publish(local_app.state.catalog, local_app.state.blobs, recording, space_id="long", transcript=transcript)
+    page = local_client.get("/spaces/long/replay").text
+    assert '<span class="player__time player__time--total">0:20</span>' in page
+    assert re.search(r'<span aria-hidden="true">·</span> 20 s\s', page), page
