@@ -17,7 +17,10 @@ from typing import Any
 
 
 class SpaceState(enum.StrEnum):
-    """Life cycle of a space: live -> recorded -> processing -> ready | failed."""
+    """Life cycle of a space: live -> recorded -> processing -> ready | failed.
+
+    ``empty``: created, but nobody joined in time; over, with nothing to show.
+    """
 
     CREATED = "created"
     LIVE = "live"
@@ -25,6 +28,7 @@ class SpaceState(enum.StrEnum):
     PROCESSING = "processing"
     READY = "ready"
     FAILED = "failed"
+    EMPTY = "empty"
 
 
 class Visibility(enum.StrEnum):
