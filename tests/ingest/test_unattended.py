@@ -14,10 +14,12 @@ import time
 from dataclasses import replace
 
 from ingest.client import PcmTrack, SpaceClient
+from spaces.catalog import open_catalog
 from spaces.models import SpaceState
 from spaces.settings import Settings
 from spaces.tokens import Role
 from tests.ingest.conftest import VOICE_A, get_space, make_space, rtc_url, running_sfu, speech48k, token
+from tests.ingest.test_identity import refused
 from tests.ingest.test_participant_cap import packets, until
 
 EMPTY_TIMEOUT = 2
@@ -63,3 +65,21 @@ def test_listeners_alone_do_not_keep_a_room_live(sfu_settings: Settings) -> None
             assert get_space(settings, silent).state is SpaceState.CREATED
 
     asyncio.run(scenario())
+
+
+def test_the_sfu_does_not_open_a_space_nobody_joined_in_time(sfu_settings: Settings) -> None:
+    settings = replace(sfu_settings, space_join_timeout=600)
+    space_id = make_space(settings)
+    catalog = open_catalog(settings)
+    old = catalog.get_space(space_id)
+    catalog.put_space(replace(old, created_at=old.created_at - 660))
+    catalog.close()
+
+    async def scenario() -> None:
+        async with running_sfu(settings):
+            host = SpaceClient(rtc_url(settings, space_id), token(settings, space_id, "alice", Role.HOST))
+            assert await refused(host) == "ended"
+            assert "nobody joined" in host.errors[0]["message"]
+
+    asyncio.run(scenario())
+    assert get_space(settings, space_id).state is SpaceState.EMPTY
