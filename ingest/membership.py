@@ -13,10 +13,12 @@ holder used in the room.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ingest.exceptions import IdentityTaken, SpaceEnded
-from spaces.names import name_key
+from ingest.exceptions import BadMessage, IdentityTaken, NameTaken, SpaceEnded
+from spaces.names import check_name, name_key
 from spaces.tokens import Claims, Role
 
 #: Who may take a name held by another token: a strictly higher role.
@@ -81,6 +83,23 @@ class Names:
         """Whether the holder of ``token_id`` may take ``name`` (free, or already its own)."""
         current = self._by_key.get(name_key(name))
         return current is None or current.token_id == token_id
+
+    async def reserve(self, holder: Holder, raw: str, *, claim: Callable[[str, str], str]) -> str:
+        """Check a name ``holder`` asks for (a raised hand's, a rename) and bind it to its token.
+
+        ``claim(key, token_id)`` binds it in the catalog (blocking; run in a
+        thread), which knows the names the API handed to people not in the
+        room yet. Raises ``BadMessage`` (invalid) or ``NameTaken``.
+        """
+        try:
+            name = check_name(raw)
+        except ValueError as e:
+            raise BadMessage(str(e)) from e
+        if not self.available(name, holder.token_id):
+            raise NameTaken(f"{name!r} is already taken in this space")
+        if await asyncio.to_thread(claim, name_key(name), holder.token_id) != holder.token_id:
+            raise NameTaken(f"{name!r} is already taken in this space")
+        return name
 
     def rename(self, holder: Holder, name: str) -> None:
         key = name_key(name)

@@ -3,7 +3,10 @@
 Everything here runs on the event loop; blocking work (catalog, blob store)
 goes to threads. The room is opened by the first join (``rooms.Rooms``),
 records every publisher from their first packet, and ends when the host
-ends it or nobody has been in it for ``empty_timeout`` seconds.
+ends it or no host or speaker has been in it for ``empty_timeout`` seconds
+(listeners alone do not keep a room live; they are told it ended). Who
+holds which name is ``membership``'s business; a participant whose media
+is not connected ``setup_timeout`` seconds after joining is dropped.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 from aiortc.rtp import RtpPacket
 
 from ingest.archive import SpaceArchive, mark_live, reopen
-from ingest.exceptions import BadMessage, Forbidden, NameTaken, OutOfOrder, SetupTimeout, SpaceEnded, TooMany
+from ingest.exceptions import Forbidden, NameTaken, OutOfOrder, SetupTimeout, SpaceEnded, TooMany
 from ingest.forward import Slot
 from ingest.ice import CandidatePolicy
 from ingest.membership import Names
@@ -43,7 +46,6 @@ from ingest.signaling import (
 from ingest.spool import RoomRecord, SpaceSpool
 from spaces.catalog import Catalog
 from spaces.models import Space
-from spaces.names import check_name, name_key
 from spaces.tokens import Claims, Role
 
 log = logging.getLogger(__name__)
@@ -428,17 +430,9 @@ class Room:
 
     async def _reserve_name(self, p: Participant, raw: str) -> str:
         """Check a name ``p`` asks for and bind it to ``p``'s token, here and in the catalog."""
-        try:
-            name = check_name(raw)
-        except ValueError as e:
-            raise BadMessage(str(e)) from e
-        if not self.names.available(name, p.holder.token_id):
-            raise NameTaken(f"{name!r} is already taken in this space")
-        # The catalog knows the names the API handed out to people not in the room yet.
-        holder = await asyncio.to_thread(self.catalog.claim_name, self.space_id, name_key(name), p.holder.token_id)
-        if holder != p.holder.token_id:
-            raise NameTaken(f"{name!r} is already taken in this space")
-        return name
+        return await self.names.reserve(
+            p.holder, raw, claim=lambda key, token_id: self.catalog.claim_name(self.space_id, key, token_id)
+        )
 
     def _has_track(self, identity: str) -> bool:
         return any(speaker == identity for _, speaker in self.record.tracks)
