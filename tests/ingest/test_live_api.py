@@ -147,3 +147,5 @@ def test_spaces_nobody_joins_end_empty_and_leave_the_lists(settings: Settings) -
         tokens_url = f"/spaces/{stale['space_id']}/tokens"
         assert client.post(tokens_url, json={"role": "listener"}).status_code == 409
         assert client.post(f"/spaces/{fresh['space_id']}/tokens", json={"role": "listener"}).status_code == 200
+        assert "Nobody joined this space in time" in client.get(f"/spaces/{stale['space_id']}/live").text
+        assert "Nobody joined this space" in client.get(f"/spaces/{stale['space_id']}/replay").text
