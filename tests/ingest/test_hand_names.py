@@ -50,6 +50,7 @@ def test_a_promoted_listener_speaks_under_the_name_they_chose(sfu_settings: Sett
             await guest.send({"type": "hand", "raised": True, "name": "Carol\u2028Smith"})
             await guest.wait_for(lambda c: len(c.errors) == 2)
             assert codes(guest) == ["identity_taken", "bad_message"], guest.errors
+            await until(lambda: alice.state.get("listeners") == 2)
             assert alice.state.get("hands") == []
 
             await guest.send({"type": "hand", "raised": True, "name": "  Carol Smith "})
