@@ -28,8 +28,9 @@ from spaces.settings import Settings
 log = logging.getLogger(__name__)
 
 #: States a space may be in when the SFU marks it recorded; later states
-#: (processing, ready) mean a previous run already handed it over.
-_BEFORE_RECORDED = {SpaceState.CREATED, SpaceState.LIVE, SpaceState.RECORDED}
+#: (processing, ready) mean a previous run already handed it over. ``empty``:
+#: swept as unjoined in the instant its room opened; the room won.
+_BEFORE_RECORDED = {SpaceState.CREATED, SpaceState.LIVE, SpaceState.RECORDED, SpaceState.EMPTY}
 
 
 class SpaceArchive:
@@ -165,7 +166,8 @@ class SpaceArchive:
 def mark_live(catalog: Catalog, space_id: str, *, speakers: tuple[str, ...] | None = None) -> None:
     """Room opened or its speakers changed: reflect it in the catalog."""
     space = catalog.get_space(space_id)
-    if space.state not in (SpaceState.CREATED, SpaceState.LIVE):
+    # ``empty``: the unjoined sweep raced the room's opening; a room that opened wins.
+    if space.state not in (SpaceState.CREATED, SpaceState.LIVE, SpaceState.EMPTY):
         return
     changed = replace(space, state=SpaceState.LIVE)
     if speakers is not None:

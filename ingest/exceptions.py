@@ -8,7 +8,9 @@ IngestError                      {"type": "error", "code": ..., "message": ...}
  ├── Unauthorized    unauthorized    bad, expired or other-space token (closed 4401)
  ├── UnknownSpace    unknown_space   no such space (closed 4404)
  ├── SpaceEnded      ended           the space is over or the participant was removed (closed 4409)
- ├── IdentityTaken   identity_taken  the name is in the space, joined with a higher role (closed 4409)
+ ├── IdentityTaken   identity_taken  the name belongs to another token in this space (closed 4409 on join)
+ ├── NameTaken       identity_taken  a name asked for in the room (hand, name) is another's (not closed)
+ ├── SetupTimeout    setup_timeout   joined but media not connected in time (closed 4408)
  └── TooMany         too_many        room full or join rate exceeded (closed 4429)
 
 Errors with a ``close_code`` end the connection; the others are reported
@@ -61,6 +63,15 @@ class SpaceEnded(IngestError):
 class IdentityTaken(IngestError):
     code = "identity_taken"
     close_code = 4409
+
+
+class NameTaken(IngestError):
+    code = "identity_taken"
+
+
+class SetupTimeout(IngestError):
+    code = "setup_timeout"
+    close_code = 4408
 
 
 class TooMany(IngestError):

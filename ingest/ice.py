@@ -8,11 +8,22 @@ what an SFU with a reachable address needs).
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import aioice.ice
-from aiortc import RTCConfiguration, RTCIceServer
+from aiortc import RTCConfiguration, RTCIceServer, RTCIceTransport
 from aiortc.rtcconfiguration import RTCBundlePolicy
+
+log = logging.getLogger(__name__)
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: Excluded by default in production: nobody outside reaches the SFU from these.
+LOCAL_NETWORKS = ("127.0.0.0/8", "::1/128", "169.254.0.0/16", "fe80::/10", "0.0.0.0/8", "::/128")
 
 
 def rtc_configuration(ice_servers: Sequence[str] = ()) -> RTCConfiguration:
@@ -46,3 +57,73 @@ _DEFAULT_HOST_ADDRESSES = aioice.ice.get_host_addresses
 
 def split_list(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
+
+
+@dataclass(frozen=True)
+class CandidatePolicy:
+    """Which remote ICE candidates the SFU may send connectivity checks to.
+
+    A client's answer names the addresses the SFU will send STUN to; without
+    bounds, one answer could point it at any number of ports on any host
+    (the SFU's own, or a private network's). ``max_candidates`` bounds them
+    per connection; ``excluded`` networks and the ``own`` addresses of this
+    machine are never checked (a client there still connects: its checks
+    reach us and aioice learns it as a peer-reflexive candidate).
+    """
+
+    max_candidates: int = 20
+    excluded: tuple[IpNetwork, ...] = ()
+    own: frozenset[str] = frozenset()
+
+    @classmethod
+    def build(cls, *, max_candidates: int, excluded: str, production: bool) -> CandidatePolicy:
+        """``excluded``: comma-separated networks, ``none``, or empty for the default
+        (loopback, link-local and this machine's addresses in production, nothing in development)."""
+        value = excluded.strip().lower()
+        if value == "none" or (not value and not production):
+            return cls(max_candidates=max_candidates)
+        networks = split_list(excluded) if value else list(LOCAL_NETWORKS)
+        own = frozenset(_DEFAULT_HOST_ADDRESSES(use_ipv4=True, use_ipv6=True)) if production else frozenset()
+        return cls(
+            max_candidates=max_candidates,
+            excluded=tuple(ipaddress.ip_network(n, strict=False) for n in networks),
+            own=own,
+        )
+
+    def allows(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if str(address) in self.own:
+            return False
+        return not any(address in network for network in self.excluded)
+
+
+def guard_remote_candidates(transport: RTCIceTransport, policy: CandidatePolicy) -> None:
+    """Apply ``policy`` to every remote candidate aioice would check on this transport.
+
+    It hooks the one place aioice turns a signalled candidate into a check
+    target, after an mDNS name is resolved, so a ``.local`` name pointing at
+    an excluded address is caught too.
+    """
+    connection: Any = transport._connection
+    if getattr(connection, "_guarded", False):
+        return
+    add = connection._add_remote_candidate
+    accepted: list[int] = [0]
+
+    def _add(candidate: Any, network_host: str) -> None:
+        if accepted[0] >= policy.max_candidates:
+            log.info("remote candidate %s ignored: %d already", candidate, policy.max_candidates)
+            return
+        if not policy.allows(network_host):
+            log.info("remote candidate %s ignored: excluded address", candidate)
+            return
+        accepted[0] += 1
+        add(candidate, network_host)
+
+    setattr(connection, "_add_remote_candidate", _add)  # noqa: B010 - one instance's method
+    setattr(connection, "_guarded", True)  # noqa: B010

@@ -29,7 +29,8 @@ from ingest.fastpath import (
     take_over_receiver,
 )
 from ingest.forward import Slot
-from ingest.ice import rtc_configuration
+from ingest.ice import CandidatePolicy, guard_remote_candidates, rtc_configuration
+from ingest.membership import Holder
 from ingest.sdpcheck import check_answer
 from spaces.tokens import Role
 
@@ -59,12 +60,18 @@ class Participant:
         role: Role,
         channel: Channel,
         ice_servers: list[str],
+        candidates: CandidatePolicy,
+        holder: Holder,
+        address: str = "",
     ) -> None:
         self.room = room
         self.identity = identity
         self.role = role
-        self.joined_as = role
-        """The role of the token it joined with (``role`` changes on promotion)."""
+        self.holder = holder
+        """Whose name this is in the room (the token it belongs to, its current role)."""
+        self.address = address
+        """The client's address, as the SFU sees it (banned with the token on removal)."""
+        self.candidates = candidates
         self.channel = channel
         self.joined_at = time.monotonic()
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
@@ -77,6 +84,8 @@ class Participant:
         self.hand_raised = False
         self.publication: Publication | None = None
         """What this participant's packets feed while they publish (set by the room)."""
+        self.hand_name: str | None = None
+        """The name offered with a raised hand, taken on promotion."""
         self.first_rtp_at: float | None = None
         self.rev = 0
         self._awaiting: int | None = None
@@ -127,6 +136,7 @@ class Participant:
             # The publish m-line comes first, so for a joining speaker it is mid 0.
             self.publish = self.pc.addTransceiver("audio", direction="recvonly")
             harden_transport(self.publish.receiver.transport)
+            guard_remote_candidates(self.publish.receiver.transport.transport, self.candidates)
             opus_only(self.publish)
             take_over_receiver(self.publish.receiver, self._rtp)
         elif self.publish is not None:
@@ -135,6 +145,7 @@ class Participant:
             if slot.index not in self.slot_transceivers:
                 t = self.pc.addTransceiver("audio", direction="sendonly")
                 harden_transport(t.receiver.transport)
+                guard_remote_candidates(t.receiver.transport.transport, self.candidates)
                 opus_only(t)
                 park_sender(t.sender, slot.ssrc)
                 # Nothing may come in on a forwarding m-line; drop it if it does.
@@ -146,7 +157,12 @@ class Participant:
             raise OutOfOrder("no offer is waiting for an answer")
         if rev != self._awaiting:
             raise OutOfOrder(f"answer is for offer {rev}, but offer {self._awaiting} is pending")
-        check_answer(sdp, offered_mids=self._offered_mids, publish_mid=self._publish_mid)
+        check_answer(
+            sdp,
+            offered_mids=self._offered_mids,
+            publish_mid=self._publish_mid,
+            max_candidates=self.candidates.max_candidates,
+        )
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         except Exception as e:  # noqa: BLE001 - aiortc raises assorted errors on bad SDP

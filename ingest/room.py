@@ -6,11 +6,15 @@ its recorder), which the receiver feeds directly; the room creates it when
 someone may publish, switches it on and off, and reads its figures. File
 work goes to the room's writer thread (``writer.ThreadWriter``), blocking
 calls (catalog, blob store) to threads: the event loop never waits on disk.
+
 The room is opened by the first join (``rooms.Rooms``), records every
-publisher from their first packet, and ends when the host ends it or nobody
-has been in it for ``empty_timeout`` seconds. Its state is a ``SpaceState``:
-``LIVE``, then ``ENDED`` while it hands over, ``RECORDED`` once handed over
-(or ``CREATED`` again if nobody ever spoke).
+publisher from their first packet, and ends when the host ends it or no
+host or speaker has been in it for ``empty_timeout`` seconds (listeners
+alone do not keep a room live; they are told it ended). Its state is a
+``SpaceState``: ``LIVE``, then ``ENDED`` while it hands over, ``RECORDED``
+once handed over (or ``CREATED`` again if nobody ever spoke). Who holds
+which name is ``membership``'s business; a participant whose media is not
+connected ``setup_timeout`` seconds after joining is dropped.
 """
 
 from __future__ import annotations
@@ -25,12 +29,27 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ingest.archive import SpaceArchive, mark_live, reopen
-from ingest.exceptions import Forbidden, IdentityTaken, OutOfOrder, SpaceEnded, TooMany
+from ingest.exceptions import Forbidden, NameTaken, OutOfOrder, SetupTimeout, SpaceEnded, TooMany
 from ingest.forward import Slot
+from ingest.ice import CandidatePolicy
+from ingest.membership import Names
 from ingest.participant import Channel, Participant
 from ingest.publication import Publication
 from ingest.recorder import RecorderOptions, TrackRecorder
-from ingest.signaling import Answer, ClientMessage, Demote, End, Hand, Join, Mute, Ping, Promote, Remove
+from ingest.signaling import (
+    Answer,
+    ClientMessage,
+    Demote,
+    End,
+    Hand,
+    Join,
+    Mute,
+    Name,
+    Ping,
+    Promote,
+    Remove,
+    error,
+)
 from ingest.spool import RoomRecord, SpaceSpool
 from ingest.writer import ThreadWriter
 from spaces.catalog import Catalog
@@ -38,10 +57,6 @@ from spaces.models import Space, SpaceState
 from spaces.tokens import Claims, Role
 
 log = logging.getLogger(__name__)
-
-#: Who may take over a connection of the same identity (a reconnect): a token
-#: of the same role or a higher one.
-_RANK = {Role.LISTENER: 0, Role.SPEAKER: 1, Role.HOST: 2}
 
 #: Who-is-speaking: louder than this (dBov, RFC 6464) counts as talking.
 SPEAKING_DBOV = 50
@@ -54,7 +69,12 @@ STATE_DEBOUNCE = 0.25
 @dataclass(frozen=True)
 class RoomOptions:
     max_participants: int = 500
+    """Listeners are refused once this many are in the room; hosts and speakers never are."""
     empty_timeout: float = 60.0
+    """A room without a host or speaker in it ends after this many seconds."""
+    setup_timeout: float = 10.0
+    """A participant whose media is not connected this long after joining is dropped."""
+    candidates: CandidatePolicy = field(default_factory=CandidatePolicy)
     ice_servers: list[str] = field(default_factory=list)
     recorder: RecorderOptions = field(default_factory=RecorderOptions)
 
@@ -91,7 +111,7 @@ class Room:
         self.slots: list[Slot] = []
         self.recorders: dict[str, TrackRecorder] = {}
         self.writer = ThreadWriter(f"spool-{space.space_id}")
-        self.banned: set[str] = set()
+        self.names = Names()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._empty_timer: asyncio.TimerHandle | None = None
         self._state_pending = False
@@ -142,28 +162,48 @@ class Room:
             self.state = SpaceState.RECORDED
             self._on_closed(self)
 
+    def _attended(self) -> bool:
+        return any(p.can_publish for p in self.participants.values())
+
     def _arm_empty_timer(self) -> None:
-        if self._empty_timer is not None:
-            self._empty_timer.cancel()
+        """Start counting when no host or speaker is left (listeners alone do not keep a room)."""
+        if self._empty_timer is not None or self.state is not SpaceState.LIVE:
+            return
         self._empty_timer = asyncio.get_running_loop().call_later(
-            self.options.empty_timeout, lambda: self._spawn(self._end_if_empty())
+            self.options.empty_timeout, lambda: self._spawn(self._end_if_unattended())
         )
 
-    async def _end_if_empty(self) -> None:
-        if self.participants:
-            return
-        if not self.record.tracks:
-            await self.abandon()
+    def _check_attended(self) -> None:
+        if self._attended():
+            if self._empty_timer is not None:
+                self._empty_timer.cancel()
+                self._empty_timer = None
         else:
-            await self.end("everyone left")
+            self._arm_empty_timer()
 
-    async def abandon(self) -> None:
-        """Nobody ever spoke and everyone left: forget the room, the space is not over."""
+    async def _end_if_unattended(self) -> None:
+        self._empty_timer = None
+        if self._attended():
+            return
+        reason = "the host and speakers left" if self.participants else "everyone left"
+        if not self.record.tracks:
+            await self.abandon(reason)
+        else:
+            await self.end(reason)
+
+    async def abandon(self, reason: str = "everyone left") -> None:
+        """Nobody ever spoke and the speakers left: forget the room, the space is not over."""
         if self.state is not SpaceState.LIVE:
             return
         self.state = SpaceState.CREATED
         if self._levels_task is not None:
             self._levels_task.cancel()
+        people = list(self.participants.values())
+        self.participants.clear()
+        for p in people:
+            p.channel.send({"type": "ended", "reason": reason})
+            p.channel.close(1000, "space ended")
+        await asyncio.gather(*(p.close() for p in people), return_exceptions=True)
         await self.writer.close()
         await asyncio.to_thread(self.spool.remove)
         await asyncio.to_thread(reopen, self.catalog, self.space_id)
@@ -172,34 +212,40 @@ class Room:
 
     # --- membership --------------------------------------------------------------
 
-    def admit(self, claims: Claims, channel: Channel) -> Participant:
+    def admit(self, claims: Claims, channel: Channel, *, address: str = "") -> Participant:
+        """Let a verified token in (``membership`` decides whose name is whose).
+
+        The cap counts everyone but refuses only listeners: the host and the
+        speakers the host invited always get in, so sockets that join and
+        idle can never lock them out (and idle ones are dropped anyway after
+        ``setup_timeout``).
+        """
         if self.state is not SpaceState.LIVE:
             raise SpaceEnded("the space has ended")
-        if claims.identity in self.banned:
-            raise SpaceEnded("you were removed from this space by the host")
-        old = self.participants.get(claims.identity)
-        if old is None and len(self.participants) >= self.options.max_participants:
+        admission = self.names.resolve(claims)
+        holder = admission.holder
+        old = self.participants.get(admission.replaces) if admission.replaces is not None else None
+        if old is None and not holder.role.can_publish and len(self.participants) >= self.options.max_participants:
             raise TooMany(f"the space is full ({self.options.max_participants} participants)")
-        if old is not None and _RANK[claims.role] < _RANK[old.joined_as]:
-            # Anyone may get a listener token with any name: it must not take
-            # a speaker's or the host's place in the room.
-            raise IdentityTaken(f"{claims.identity!r} is already in the space")
+        self.names.bind(admission)
         if old is not None:
-            # Same identity again: a reconnect. The new connection wins.
+            # The holder again (a reconnect) or a higher role for the name: the new connection wins.
             old.channel.send({"type": "error", "code": "replaced", "message": "joined from another connection"})
             old.channel.close(4000, "replaced")
             self.participant_gone(old, reason="replaced")
         p = Participant(
             self,
-            identity=claims.identity,
-            role=claims.role,
+            identity=holder.name,
+            role=holder.role,
             channel=channel,
             ice_servers=self.options.ice_servers,
+            candidates=self.options.candidates,
+            holder=holder,
+            address=address,
         )
         self.participants[p.identity] = p
-        if self._empty_timer is not None:
-            self._empty_timer.cancel()
-            self._empty_timer = None
+        self._check_attended()
+        asyncio.get_running_loop().call_later(self.options.setup_timeout, self._setup_expired, p)
         channel.send(
             {
                 "type": "welcome",
@@ -215,6 +261,15 @@ class Room:
         self._spawn(p.negotiate())
         self._schedule_state()
         return p
+
+    def _setup_expired(self, p: Participant) -> None:
+        """Joined but never connected its media: it holds a place for nothing."""
+        if self.participants.get(p.identity) is not p or p.pc.connectionState == "connected":
+            return
+        e = SetupTimeout(f"media not connected within {self.options.setup_timeout:g} s of joining")
+        p.channel.send(error(e.code, e.message))
+        p.channel.close(e.close_code or 4408, e.code)
+        self.participant_gone(p, reason="media setup timed out")
 
     def participant_ready(self, p: Participant) -> None:
         """``p`` connected or answered: let it hear every slot it has negotiated."""
@@ -237,8 +292,7 @@ class Room:
         p.channel.close(1000, reason)
         self._spawn(p.close())
         self._schedule_state()
-        if not self.participants and self.state is SpaceState.LIVE:
-            self._arm_empty_timer()
+        self._check_attended()
 
     def _assign_slot(self, p: Participant) -> None:
         if p.slot is not None:
@@ -300,8 +354,16 @@ class Room:
         elif isinstance(msg, Ping):
             p.channel.send({"type": "pong"})
         elif isinstance(msg, Hand):
+            if msg.raised and msg.name is not None and not p.can_publish:
+                # The name the listener would speak under; taken on promotion.
+                p.hand_name = await self._reserve_name(p, msg.name)
             p.hand_raised = msg.raised
             self._schedule_state()
+        elif isinstance(msg, Name):
+            name = await self._reserve_name(p, msg.name)
+            if self._has_track(p.identity):
+                raise Forbidden("your voice is already recorded under your name; it cannot change now")
+            self._rename(p, name)
         elif isinstance(msg, Mute):
             if msg.identity is None or msg.identity == p.identity:
                 self._set_muted(p, msg.muted, by=p.identity)
@@ -310,7 +372,10 @@ class Room:
                 self._set_muted(self._target(msg.identity), msg.muted, by=p.identity)
         elif isinstance(msg, Promote):
             self._require_host(p, "promote")
-            self._set_role(self._target(msg.identity), Role.SPEAKER)
+            target = self._target(msg.identity)
+            if target.hand_name and not target.can_publish and not self._has_track(target.identity):
+                self._rename(target, target.hand_name)
+            self._set_role(target, Role.SPEAKER)
         elif isinstance(msg, Demote):
             self._require_host(p, "demote")
             target = self._target(msg.identity)
@@ -322,7 +387,14 @@ class Room:
             target = self._target(msg.identity)
             if target is p:
                 raise Forbidden("the host cannot remove themselves; end the space instead")
-            self.banned.add(target.identity)
+            # The token and every name it used stay out; the API refuses the
+            # holder's address new tokens for this space (catalog bans).
+            self.names.ban(target.holder)
+            self._spawn(
+                asyncio.to_thread(
+                    self.catalog.ban, self.space_id, token_id=target.holder.token_id, address=target.address or None
+                )
+            )
             target.channel.send({"type": "error", "code": "removed", "message": "removed by the host"})
             target.channel.close(4409, "removed")
             self.participant_gone(target, reason="removed by the host")
@@ -355,13 +427,47 @@ class Room:
         if p.role is role:
             return
         p.role = role
+        p.holder.role = role
         p.hand_raised = False
         if role.can_publish:
             self._assign_slot(p)
         else:
             self._release_slot(p)
-        p.channel.send({"type": "role", "role": str(role)})
+        p.channel.send({"type": "role", "role": str(role), "identity": p.identity})
         self._spawn(p.negotiate())
+        self._schedule_state()
+        self._check_attended()
+
+    # --- names -------------------------------------------------------------------
+
+    async def _reserve_name(self, p: Participant, raw: str) -> str:
+        """Check a name ``p`` asks for and bind it to ``p``'s token, here and in the catalog."""
+        return await self.names.reserve(
+            p.holder, raw, claim=lambda key, token_id: self.catalog.claim_name(self.space_id, key, token_id)
+        )
+
+    def _has_track(self, identity: str) -> bool:
+        return any(speaker == identity for _, speaker in self.record.tracks)
+
+    def _rename(self, p: Participant, name: str) -> None:
+        """``p`` goes by ``name`` from now on (nothing is recorded under its old one)."""
+        old = p.identity
+        if old == name or self.participants.get(old) is not p:
+            return
+        if name in self.participants:
+            raise NameTaken(f"{name!r} is already in the space")
+        del self.participants[old]
+        for slot in self.slots:
+            slot.remove_sink(old)
+        if p.slot is not None:
+            p.slot.occupy(name)
+        if p.publication is not None:
+            p.publication.identity = name
+        p.identity = name
+        self.names.rename(p.holder, name)
+        self.participants[name] = p
+        self.participant_ready(p)
+        p.channel.send({"type": "renamed", "identity": name})
         self._schedule_state()
 
     # --- room events ---------------------------------------------------------------
@@ -383,6 +489,10 @@ class Room:
                 if p.can_publish
             ],
             "hands": [p.identity for p in people if p.hand_raised and not p.can_publish],
+            # The names raised hands would speak under (the host sees who asks).
+            "hand_names": {
+                p.identity: p.hand_name for p in people if p.hand_raised and not p.can_publish and p.hand_name
+            },
             "listeners": sum(1 for p in people if not p.can_publish),
         }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from ingest.archive import SpaceArchive
@@ -47,6 +48,10 @@ class Rooms:
                 space = await asyncio.to_thread(self.catalog.get_space, space_id)
             except NotFound as e:
                 raise UnknownSpace(f"no space {space_id!r}") from e
+            if space.state is SpaceState.CREATED and space.created_at < time.time() - self.settings.space_join_timeout:
+                # Nobody joined in time (the API sweeps these too): over, as empty.
+                await asyncio.to_thread(self.catalog.end_unjoined, time.time() - self.settings.space_join_timeout)
+                raise SpaceEnded("nobody joined this space in time; it is over")
             if space.state not in (SpaceState.CREATED, SpaceState.LIVE):
                 raise SpaceEnded(f"the space is {space.state}; it is no longer live")
             spool = SpaceSpool(self.settings.spool_dir, space_id)

@@ -3,7 +3,8 @@
 aiortc validates some things and trips over others (a missing fingerprint
 is an ``assert`` inside a background task). We check what we rely on and
 say what is wrong: parseable, one answer m-line per offered m-line, Opus
-accepted, ICE credentials and a DTLS fingerprint present, and a direction
+accepted, ICE credentials and a DTLS fingerprint present, a bounded number
+of ICE candidates, and a direction
 the participant's role allows (only the offered publish m-line may send).
 """
 
@@ -16,7 +17,9 @@ from ingest.exceptions import BadSdp, Forbidden
 _SEND = {"sendonly", "sendrecv"}
 
 
-def check_answer(answer_sdp: str, *, offered_mids: list[str], publish_mid: str | None) -> sdp.SessionDescription:
+def check_answer(
+    answer_sdp: str, *, offered_mids: list[str], publish_mid: str | None, max_candidates: int = 20
+) -> sdp.SessionDescription:
     """Parse and check an answer to our offer (``offered_mids`` in m-line order)."""
     if "\x00" in answer_sdp or not answer_sdp.lstrip().startswith("v=0"):
         raise BadSdp("malformed SDP: an SDP answer starts with 'v=0'")
@@ -39,6 +42,11 @@ def check_answer(answer_sdp: str, *, offered_mids: list[str], publish_mid: str |
             raise BadSdp(f"m-line {mid}: DTLS fingerprint missing")
         if media.dtls.role not in ("client", "server"):
             raise BadSdp(f"m-line {mid}: a=setup must be active or passive in an answer")
+        if len(media.ice_candidates) > max_candidates:
+            # Each candidate is an address the SFU would send checks to.
+            raise BadSdp(
+                f"m-line {mid}: {len(media.ice_candidates)} ICE candidates; at most {max_candidates} are accepted"
+            )
         if not media.rtcp_mux:
             raise BadSdp(f"m-line {mid}: rtcp-mux is required")
         if media.direction in _SEND and mid != publish_mid:

@@ -28,8 +28,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from ingest import recovery, udp
-from ingest.exceptions import BadMessage, IngestError, OutOfOrder, TooMany, Unauthorized, UnknownSpace
-from ingest.ice import restrict_host_addresses, split_list
+from ingest.exceptions import BadMessage, IngestError, OutOfOrder, SpaceEnded, TooMany, Unauthorized, UnknownSpace
+from ingest.ice import CandidatePolicy, restrict_host_addresses, split_list
 from ingest.limits import RateLimiter
 from ingest.participant import Participant
 from ingest.recorder import RecorderOptions
@@ -41,6 +41,7 @@ from spaces import keys, tokens
 from spaces.blobstore import open_blob_store
 from spaces.catalog import open_catalog
 from spaces.exceptions import ConfigError, TokenError
+from spaces.names import holder_address
 from spaces.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,12 @@ class SfuOptions:
             room=RoomOptions(
                 max_participants=settings.sfu_max_participants,
                 empty_timeout=float(settings.sfu_empty_timeout),
+                setup_timeout=float(settings.sfu_setup_timeout),
+                candidates=CandidatePolicy.build(
+                    max_candidates=settings.sfu_max_remote_candidates,
+                    excluded=settings.sfu_ice_excluded,
+                    production=settings.env != "development",
+                ),
                 ice_servers=split_list(settings.sfu_ice_servers),
                 recorder=RecorderOptions(segment_seconds=float(settings.sfu_segment_seconds)),
             ),
@@ -251,8 +258,11 @@ class Sfu:
             claims = tokens.verify(self.settings.secret_key, msg.token, space_id=space_id)
         except TokenError as e:
             raise Unauthorized(str(e)) from e
+        # Removal holds on every SFU node and across a room's reopening: the catalog has the bans.
+        if await asyncio.to_thread(self.catalog.is_banned, space_id, token_id=claims.token_id):
+            raise SpaceEnded("you were removed from this space by the host")
         room = await self.rooms.open(space_id)
-        return room, room.admit(claims, channel)
+        return room, room.admit(claims, channel, address=holder_address(address))
 
     async def _serve(self, ws: WebSocket, channel: WsChannel, room: Room, participant: Participant) -> None:
         strikes = 0

@@ -11,6 +11,8 @@ Client -> SFU::
     {"type": "mute", "muted": true}                     self-mute (publishers)
     {"type": "mute", "identity": "bob", "muted": true}  host mutes a speaker
     {"type": "hand", "raised": true}                    raise / lower a hand
+    {"type": "hand", "raised": true, "name": "Carol"}   ... offering the name to speak under (taken on promotion)
+    {"type": "name", "name": "Carol"}                   go by this name (only before anything is recorded under yours)
     {"type": "promote", "identity": "carol"}            host: listener -> speaker
     {"type": "demote", "identity": "carol"}             host: speaker -> listener
     {"type": "remove", "identity": "bob"}               host: remove a participant
@@ -22,9 +24,10 @@ SFU -> client::
     {"type": "welcome", "identity", "role", "space_id", "title", "room_time"}
     {"type": "offer", "rev", "sdp", "publish_mid": "0" | null, "slots": {"<mid>": <slot>}}
     {"type": "state", "speakers": [{"identity", "role", "slot", "muted"}], "hands": [...],
-     "listeners": <count>, "host": "<identity>"}
+     "hand_names": {"<identity>": "<offered name>"}, "listeners": <count>, "host": "<identity>"}
     {"type": "speaking", "levels": {"<identity>": <0..1>}}   who is talking, ~4 Hz while it changes
-    {"type": "role", "role": "speaker"}                 promoted / demoted
+    {"type": "role", "role": "speaker", "identity": "Carol"}   promoted / demoted (under this name)
+    {"type": "renamed", "identity": "Carol"}            you go by this name now
     {"type": "muted", "muted": true, "by": "<identity>"}
     {"type": "ended", "reason": "..."}                  the space is over; the socket closes
     {"type": "error", "code": "...", "message": "..."}  see ingest.exceptions
@@ -67,6 +70,12 @@ class Mute:
 @dataclass(frozen=True)
 class Hand:
     raised: bool
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Name:
+    name: str
 
 
 @dataclass(frozen=True)
@@ -94,7 +103,7 @@ class Ping:
     pass
 
 
-ClientMessage = Join | Answer | Mute | Hand | Promote | Demote | Remove | End | Ping
+ClientMessage = Join | Answer | Mute | Hand | Name | Promote | Demote | Remove | End | Ping
 
 
 def parse(raw: str | bytes) -> ClientMessage:
@@ -127,7 +136,13 @@ def parse(raw: str | bytes) -> ClientMessage:
             identity=None if identity is None else _str(data, "identity", MAX_IDENTITY_CHARS),
         )
     if kind == "hand":
-        return Hand(raised=_bool(data, "raised"))
+        name = data.get("name")
+        return Hand(
+            raised=_bool(data, "raised"),
+            name=None if name is None else _str(data, "name", MAX_IDENTITY_CHARS),
+        )
+    if kind == "name":
+        return Name(name=_str(data, "name", MAX_IDENTITY_CHARS))
     if kind == "promote":
         return Promote(identity=_str(data, "identity", MAX_IDENTITY_CHARS))
     if kind == "demote":

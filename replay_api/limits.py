@@ -26,7 +26,6 @@ block one host or home is usually given.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 import threading
@@ -40,6 +39,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from spaces.exceptions import ConfigError
+from spaces.names import holder_address
 from spaces.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -198,16 +198,7 @@ class Limiter:
 
 def client_address(request: Request) -> str:
     """The key a client is counted under: its address, IPv6 by /64."""
-    host = request.client.host if request.client else ""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host or "unknown"
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
+    return holder_address(request.client.host if request.client else "")
 
 
 #: For a route's ``responses=``, so the OpenAPI page shows the 429.

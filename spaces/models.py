@@ -24,7 +24,8 @@ class SpaceState(enum.StrEnum):
     spool (``RoomRecord.phase``). ``ENDED`` is the SFU's alone: the room is
     over and every segment closed and synced, but not yet handed over (the
     catalog goes from ``LIVE`` straight to ``RECORDED``). A room closed
-    before anyone spoke goes back to ``CREATED``.
+    before anyone spoke goes back to ``CREATED``. ``EMPTY``: created, but
+    nobody joined in time; over, with nothing to show.
     """
 
     CREATED = "created"
@@ -34,6 +35,7 @@ class SpaceState(enum.StrEnum):
     PROCESSING = "processing"
     READY = "ready"
     FAILED = "failed"
+    EMPTY = "empty"
 
 
 class Visibility(enum.StrEnum):

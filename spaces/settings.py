@@ -111,10 +111,29 @@ class Settings:
     """Length of the Ogg/Opus segments the SFU records per speaker, seconds."""
 
     sfu_empty_timeout: int = 60
-    """A live space with nobody in it ends (and is recorded) after this many seconds."""
+    """A live space with no host or speaker in it (listeners alone, or nobody) ends
+    (and is recorded) after this many seconds; the listeners are told why."""
 
     sfu_max_participants: int = 500
-    """Participants one live space admits; more get a ``too_many`` error."""
+    """Participants one live space admits; listeners past it get a ``too_many``
+    error, the host and invited speakers are always let in."""
+
+    sfu_setup_timeout: int = 10
+    """Seconds a participant has, after joining, to connect its media (answer the
+    offer, ICE and DTLS); then it is dropped with ``setup_timeout``."""
+
+    sfu_max_remote_candidates: int = 20
+    """ICE candidates one client's answer may name (per m-line); more is refused,
+    and at most this many addresses are ever checked per connection."""
+
+    sfu_ice_excluded: str = ""
+    """Comma-separated networks (CIDR) the SFU never sends ICE checks to; ``none`` for
+    none; empty = loopback, link-local and the SFU's own addresses in production,
+    nothing in development (tests and a laptop run on loopback)."""
+
+    space_join_timeout: int = 600
+    """A space nobody has joined this many seconds after it was created ends as
+    ``empty``: it leaves the live list and is never listed as a past space."""
 
     sfu_join_burst: int = 50
     """Join attempts one client address may make at once (then 5 per second)."""

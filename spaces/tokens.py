@@ -1,12 +1,15 @@
 """Signed, expiring tokens for joining live rooms and reading private spaces.
 
 One scheme for both sides (JWT, HS256, secret shared by the API and the SFU):
-the claims name the space, the role and the participant.
+the claims name the space, the role and the participant. Every token has its
+own id (``jti``): a live room binds a participant's name to the token that
+first used it, so another token with the same name cannot take it over.
 """
 
 from __future__ import annotations
 
 import enum
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -34,9 +37,16 @@ class Claims:
     role: Role
     identity: str
     expires_at: int
+    token_id: str = ""
+    """The token's own id (``jti``), unique per issued token."""
 
 
-def issue(secret: str, *, space_id: str, role: Role, identity: str, ttl: int) -> str:
+def new_token_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def issue(secret: str, *, space_id: str, role: Role, identity: str, ttl: int, token_id: str | None = None) -> str:
+    """A signed token; ``token_id`` (the ``jti``) defaults to a fresh random one."""
     now = int(time.time())
     payload = {
         "iss": ISSUER,
@@ -45,6 +55,7 @@ def issue(secret: str, *, space_id: str, role: Role, identity: str, ttl: int) ->
         "role": str(role),
         "iat": now,
         "exp": now + ttl,
+        "jti": token_id or new_token_id(),
     }
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
@@ -61,13 +72,14 @@ def verify(secret: str, token: str, *, space_id: str | None = None) -> Claims:
             secret,
             algorithms=[ALGORITHM],
             issuer=ISSUER,
-            options={"require": ["exp", "sub", "iss"]},
+            options={"require": ["exp", "sub", "iss", "jti"]},
         )
         claims = Claims(
             space_id=str(payload["space"]),
             role=Role(payload["role"]),
             identity=str(payload["sub"]),
             expires_at=int(payload["exp"]),
+            token_id=str(payload["jti"]),
         )
     except jwt.ExpiredSignatureError as e:
         raise TokenError("token expired") from e

@@ -27,12 +27,14 @@ from replay_api.deps import (
     visible_private,
 )
 from replay_api.errors import html_errors
-from replay_api.limits import RESPONSES, RateLimited
+from replay_api.limits import RESPONSES, RateLimited, client_address
+from replay_api.sweep import sweep_unjoined, unjoined
 from replay_api.templating import templates
 from spaces import tokens
-from spaces.catalog import SpaceFilter
+from spaces.catalog import Catalog, SpaceFilter
 from spaces.exceptions import NotFound
 from spaces.models import Space, SpaceState, Visibility
+from spaces.names import name_key
 from spaces.settings import Settings
 
 router = APIRouter(tags=["live"])
@@ -81,8 +83,17 @@ def _urls(settings: Settings, space_id: str, token: str | None) -> dict[str, str
     }
 
 
-def _join_info(settings: Settings, space_id: str, role: tokens.Role, identity: str) -> dict[str, Any]:
-    token = tokens.issue(settings.secret_key, space_id=space_id, role=role, identity=identity, ttl=settings.token_ttl)
+def _claimed_token(catalog: Catalog, settings: Settings, space_id: str, role: tokens.Role, identity: str) -> str | None:
+    """A token for ``identity``, if the name is free in the space (it is then bound to the token)."""
+    token_id = tokens.new_token_id()
+    if catalog.claim_name(space_id, name_key(identity), token_id) != token_id:
+        return None
+    return tokens.issue(
+        settings.secret_key, space_id=space_id, role=role, identity=identity, ttl=settings.token_ttl, token_id=token_id
+    )
+
+
+def _join_info(settings: Settings, space_id: str, role: tokens.Role, identity: str, token: str) -> dict[str, Any]:
     return {
         "space_id": space_id,
         "role": str(role),
@@ -108,7 +119,9 @@ def create_space(body: NewSpace, catalog: CatalogDep, settings: SettingsDep) -> 
     catalog.put_space(
         Space(space_id=space_id, title=title, host=host, created_at=time.time(), visibility=body.visibility)
     )
-    info = _join_info(settings, space_id, tokens.Role.HOST, host)
+    token = _claimed_token(catalog, settings, space_id, tokens.Role.HOST, host)
+    assert token is not None, "a new space has no names yet"
+    info = _join_info(settings, space_id, tokens.Role.HOST, host, token)
     return {**info, "title": title, "visibility": str(body.visibility)}
 
 
@@ -119,13 +132,20 @@ def create_space(body: NewSpace, catalog: CatalogDep, settings: SettingsDep) -> 
     dependencies=[Depends(RateLimited("tokens"))],
 )
 def issue_token(
-    space_id: SpaceId, body: TokenRequest, catalog: CatalogDep, settings: SettingsDep, caller: CallerDep
+    request: Request,
+    space_id: SpaceId,
+    body: TokenRequest,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    caller: CallerDep,
 ) -> dict[str, Any]:
     """A join token: the host invites speakers; anyone may listen to a public space.
 
     Speaker tokens need the host's token (``Authorization: Bearer``). A
     private space's listener tokens need any token of that space; without
-    one the space does not exist (404).
+    one the space does not exist (404). A name belongs to the first token
+    issued for it (or taken in the room): asking for it again is a 409.
+    Someone the host removed gets no new token for the space (403).
     """
     space = catalog.get_space(space_id)
     own = caller is not None and caller.space_id == space_id
@@ -138,15 +158,26 @@ def issue_token(
             raise HTTPException(401, "inviting a speaker needs the host's token")
         if not own or caller.role is not tokens.Role.HOST:
             raise HTTPException(403, "only the host may invite speakers")
-    if space.state not in LIVE_STATES:
+    if space.state not in LIVE_STATES or unjoined(space, settings):
         raise HTTPException(409, f"space {space_id!r} is {space.state}; it is no longer live")
+    is_host = own and caller is not None and caller.role is tokens.Role.HOST
+    if not is_host and catalog.is_banned(space_id, address=client_address(request)):
+        # Removal holds for the holder, not only the name they had.
+        raise HTTPException(403, "you were removed from this space by the host")
     role = tokens.Role.SPEAKER if body.role == "speaker" else tokens.Role.LISTENER
-    identity = (body.identity or "").strip() or f"{body.role}-{secrets.token_hex(3)}"
-    if identity == space.host and not (own and caller is not None and caller.role is tokens.Role.HOST):
-        # The SFU keeps the host's connection anyway; this keeps the name off
-        # anyone else's token, e.g. a listener the host later lets speak.
-        raise HTTPException(409, f"{identity!r} is the host's name in this space")
-    return _join_info(settings, space_id, role, identity)
+    wanted = (body.identity or "").strip()
+    if wanted:
+        if name_key(wanted) == name_key(space.host):
+            raise HTTPException(409, f"{wanted!r} is the host's name in this space")
+        token = _claimed_token(catalog, settings, space_id, role, wanted)
+        if token is None:
+            raise HTTPException(409, f"{wanted!r} is already taken in this space; choose another name")
+        return _join_info(settings, space_id, role, wanted, token)
+    while True:
+        identity = f"{body.role}-{secrets.token_hex(3)}"
+        token = _claimed_token(catalog, settings, space_id, role, identity)
+        if token is not None:
+            return _join_info(settings, space_id, role, identity, token)
 
 
 @pages.get("/spaces/{space_id}/live", response_class=HTMLResponse)
@@ -188,7 +219,7 @@ def live_page(
     return response
 
 
-@pages.get("/live", response_class=HTMLResponse)
+@pages.get("/live", response_class=HTMLResponse, dependencies=[Depends(sweep_unjoined)])
 def live_spaces(request: Request, catalog: CatalogDep, settings: SettingsDep, caller: CallerDep) -> Response:
     """Spaces live right now (public ones, and a private one the caller's token opens)."""
     visible = visible_private(caller)

@@ -29,6 +29,7 @@ from replay_api.limits import RateLimited
 from replay_api.routes.search import MAX_OFFSET
 from replay_api.routes.spaces import decode_cursor, encode_cursor
 from replay_api.schemas import replay_link, space_links
+from replay_api.sweep import sweep_unjoined
 from replay_api.templating import templates
 from spaces.catalog import SpaceFilter
 from spaces.models import Visibility
@@ -41,7 +42,11 @@ PAGE_SIZE = 20
 PALETTE_SIZE = 6
 
 
-@router.get("/", response_class=HTMLResponse, dependencies=[Depends(RateLimited("search", only_with="q"))])
+@router.get(
+    "/",
+    response_class=HTMLResponse,
+    dependencies=[Depends(RateLimited("search", only_with="q")), Depends(sweep_unjoined)],
+)
 def home(
     request: Request,
     catalog: CatalogDep,

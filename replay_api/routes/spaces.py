@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query
 from replay_api.deps import CallerDep, CatalogDep, ReadableSpace, visible_private
 from replay_api.limits import RESPONSES, RateLimited
 from replay_api.schemas import SpaceDetail, SpaceList, SpaceOut
+from replay_api.sweep import sweep_unjoined
 from spaces.catalog import SpaceFilter
 from spaces.exceptions import InvalidInput
 from spaces.models import SpaceState
@@ -25,7 +26,7 @@ router = APIRouter(prefix="/spaces", tags=["spaces"])
     "",
     response_model=SpaceList,
     responses=RESPONSES,
-    dependencies=[Depends(RateLimited("search", only_with="q"))],
+    dependencies=[Depends(RateLimited("search", only_with="q")), Depends(sweep_unjoined)],
 )
 def list_spaces(
     catalog: CatalogDep,

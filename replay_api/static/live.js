@@ -142,6 +142,7 @@
       case "welcome":
         state.identity = msg.identity;
         state.role = msg.role;
+        $("hand-name").value = msg.identity; // the name offered with a hand; editable
         $("join-panel").hidden = true;
         $("room").hidden = false;
         renderControls();
@@ -160,7 +161,11 @@
         break;
       case "role":
         state.role = msg.role;
+        if (msg.identity) state.identity = msg.identity;
         if (msg.role !== "listener") {
+          // Invited without offering a name: take the one in the field, before the mic opens.
+          const name = $("hand-name").value.trim();
+          if (name && name !== state.identity) send({ type: "name", name });
           status("You can speak now.");
           await ensureMic();
         } else {
@@ -185,8 +190,14 @@
         $("badge").textContent = "Ended";
         $("room").hidden = true;
         break;
+      case "renamed":
+        state.identity = msg.identity;
+        $("hand-name").value = msg.identity;
+        renderControls();
+        break;
       case "error":
         status(msg.message);
+        if (msg.code === "identity_taken" && state.hand) { state.hand = false; renderControls(); }
         break;
     }
   }
@@ -267,7 +278,8 @@
     const hands = $("hands");
     hands.replaceChildren();
     for (const who of state.room.hands || []) {
-      hands.append(el("li", {}, who + " ",
+      const offered = (state.room.hand_names || {})[who];
+      hands.append(el("li", {}, offered ? `${offered} (${who}) ` : who + " ",
         el("button", { class: "button button--small", type: "button", onclick: () => send({ type: "promote", identity: who }) }, "Invite to speak")));
     }
   }
@@ -277,6 +289,7 @@
     $("mute").hidden = !speaking;
     $("mute").textContent = state.muted ? "Unmute" : "Mute";
     $("hand").hidden = speaking;
+    $("hand-name-field").hidden = speaking;
     $("hand").textContent = state.hand ? "Lower hand" : "Raise hand";
     $("host-panel").hidden = state.role !== "host";
     renderRoom();
@@ -291,7 +304,9 @@
   });
   $("hand").addEventListener("click", () => {
     state.hand = !state.hand;
-    send({ type: "hand", raised: state.hand });
+    const name = $("hand-name").value.trim();
+    // The name to speak under travels with the hand (the host sees it; taken on promotion).
+    send({ type: "hand", raised: state.hand, ...(state.hand && name && name !== state.identity ? { name } : {}) });
     renderControls();
   });
   $("leave").addEventListener("click", () => { if (state.ws) state.ws.close(1000, "left"); status("You left the space."); $("room").hidden = true; });

@@ -32,7 +32,8 @@ class SpaceFilter:
     """What ``list_spaces`` returns; ``visible`` names private spaces the caller may see.
 
     ``text`` matches the title (substring) or any turn of the transcript
-    (the same words-and-phrases query as ``search``).
+    (the same words-and-phrases query as ``search``). ``empty`` spaces
+    (nobody joined) are listed only when asked for by ``state``.
     """
 
     state: SpaceState | None = None
@@ -59,6 +60,25 @@ class Catalog(Protocol):
         """Newest first; ``cursor`` is the (created_at, space_id) of the last row seen."""
 
     def set_state(self, space_id: str, state: SpaceState, *, error: str | None = None) -> None: ...
+
+    def end_unjoined(self, created_before: float) -> int:
+        """Mark ``created`` spaces created before this time ``empty`` (nobody joined); how many.
+
+        One conditional update: safe to run from any number of processes at once.
+        """
+
+    def claim_name(self, space_id: str, key: str, token_id: str) -> str:
+        """Bind a name (its ``names.name_key``) in a space to a token, unless it is bound.
+
+        Returns the token id that holds the name now: ``token_id`` if the
+        claim won, the earlier holder's otherwise. Atomic across processes.
+        """
+
+    def ban(self, space_id: str, *, token_id: str, address: str | None) -> None:
+        """Remember that the holder of this token (and this client address) was removed."""
+
+    def is_banned(self, space_id: str, *, token_id: str | None = None, address: str | None = None) -> bool:
+        """Whether this token or this client address was removed from the space."""
 
     def set_progress(self, space_id: str, stage: str, fraction: float) -> None:
         """Record one stage's progress (0..1) for ``spaces status`` and the API."""

@@ -129,6 +129,10 @@ class SqlCatalog(ABC):
         if flt.state is not None:
             where += " AND s.state = ?"
             params.append(str(flt.state))
+        else:
+            # Nobody ever joined an empty space: nothing to list, live or past.
+            where += " AND s.state <> ?"
+            params.append(str(SpaceState.EMPTY))
         if flt.speaker:
             where += (
                 " AND EXISTS (SELECT 1 FROM space_speakers p"
@@ -170,6 +174,49 @@ class SqlCatalog(ABC):
             if cur.rowcount == 0:
                 raise NotFound(f"no space {space_id!r}")
 
+    def end_unjoined(self, created_before: float) -> int:
+        with self._transaction() as cur:
+            cur.execute(
+                self._sql("UPDATE spaces SET state = ? WHERE state = ? AND created_at < ?"),
+                (str(SpaceState.EMPTY), str(SpaceState.CREATED), created_before),
+            )
+            return int(cur.rowcount)
+
+    def claim_name(self, space_id: str, key: str, token_id: str) -> str:
+        with self._transaction() as cur:
+            cur.execute(
+                self._sql(
+                    "INSERT INTO space_names (space_id, name, token_id) VALUES (?, ?, ?) "
+                    "ON CONFLICT (space_id, name) DO NOTHING"
+                ),
+                (space_id, key, token_id),
+            )
+            cur.execute(self._sql("SELECT token_id FROM space_names WHERE space_id = ? AND name = ?"), (space_id, key))
+            return str(cur.fetchone()[0])
+
+    def ban(self, space_id: str, *, token_id: str, address: str | None) -> None:
+        rows = [(space_id, "token", token_id)] + ([(space_id, "address", address)] if address else [])
+        with self._transaction() as cur:
+            cur.executemany(
+                self._sql(
+                    "INSERT INTO space_bans (space_id, kind, value) VALUES (?, ?, ?) "
+                    "ON CONFLICT (space_id, kind, value) DO NOTHING"
+                ),
+                rows,
+            )
+
+    def is_banned(self, space_id: str, *, token_id: str | None = None, address: str | None = None) -> bool:
+        wanted = [("token", token_id), ("address", address)]
+        pairs = [(k, v) for k, v in wanted if v]
+        if not pairs:
+            return False
+        clause = " OR ".join(["(kind = ? AND value = ?)"] * len(pairs))
+        rows = self._execute(
+            f"SELECT 1 FROM space_bans WHERE space_id = ? AND ({clause}) LIMIT 1",
+            [space_id, *(x for pair in pairs for x in pair)],
+        )
+        return bool(rows)
+
     def set_progress(self, space_id: str, stage: str, fraction: float) -> None:
         # Read-modify-write in one transaction; progress is advisory, last wins.
         with self._transaction() as cur:
@@ -188,6 +235,8 @@ class SqlCatalog(ABC):
         with self._transaction() as cur:
             self._delete_turns(cur, space_id)
             cur.execute(self._sql("DELETE FROM space_speakers WHERE space_id = ?"), (space_id,))
+            cur.execute(self._sql("DELETE FROM space_names WHERE space_id = ?"), (space_id,))
+            cur.execute(self._sql("DELETE FROM space_bans WHERE space_id = ?"), (space_id,))
             cur.execute(self._sql("DELETE FROM spaces WHERE space_id = ?"), (space_id,))
 
     def replace_turns(self, space_id: str, turns: Sequence[Turn]) -> None:

@@ -38,6 +38,18 @@ CREATE TABLE IF NOT EXISTS space_speakers (
     speaker TEXT NOT NULL,
     PRIMARY KEY (space_id, speaker)
 );
+CREATE TABLE IF NOT EXISTS space_names (
+    space_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    token_id TEXT NOT NULL,
+    PRIMARY KEY (space_id, name)
+);
+CREATE TABLE IF NOT EXISTS space_bans (
+    space_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (space_id, kind, value)
+);
 CREATE TABLE IF NOT EXISTS turns (
     id INTEGER PRIMARY KEY,
     space_id TEXT NOT NULL,

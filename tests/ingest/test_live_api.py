@@ -126,3 +126,26 @@ def test_ended_space_gets_no_tokens(api: tuple[TestClient, Settings]) -> None:
     assert client.post(f"/spaces/{space_id}/tokens", json={"role": "listener"}).status_code == 409
     page = client.get(f"/spaces/{space_id}/live")
     assert page.status_code == 200 and "This space has ended" in page.text
+
+
+def test_spaces_nobody_joins_end_empty_and_leave_the_lists(settings: Settings) -> None:
+    """A space nobody joined within ``space_join_timeout`` ends as empty: off /live, the home page, /spaces."""
+    settings = replace(settings, space_join_timeout=600)
+    with TestClient(create_app(settings)) as client:
+        stale, fresh = _create(client, title="Abandoned chat"), _create(client, title="Fresh chat")
+        catalog = open_catalog(settings)
+        # Created eleven minutes ago, as far as the catalog knows (the clock, injected).
+        old = catalog.get_space(str(stale["space_id"]))
+        catalog.put_space(replace(old, created_at=old.created_at - 660))
+
+        live = client.get("/live").text
+        assert "Fresh chat" in live and "Abandoned chat" not in live
+        assert catalog.get_space(str(stale["space_id"])).state is SpaceState.EMPTY
+        assert "Abandoned chat" not in client.get("/").text and "Fresh chat" in client.get("/").text
+        listed = [s["id"] for s in client.get("/spaces").json()["items"]]
+        assert str(stale["space_id"]) not in listed and str(fresh["space_id"]) in listed
+        tokens_url = f"/spaces/{stale['space_id']}/tokens"
+        assert client.post(tokens_url, json={"role": "listener"}).status_code == 409
+        assert client.post(f"/spaces/{fresh['space_id']}/tokens", json={"role": "listener"}).status_code == 200
+        assert "Nobody joined this space in time" in client.get(f"/spaces/{stale['space_id']}/live").text
+        assert "Nobody joined this space" in client.get(f"/spaces/{stale['space_id']}/replay").text

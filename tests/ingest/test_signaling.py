@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from ingest.exceptions import BadMessage
 from ingest.limits import RateLimiter
-from ingest.signaling import Answer, Join, Mute, Promote, parse
+from ingest.signaling import Answer, Hand, Join, Mute, Name, Promote, parse
 
 
 def test_valid_messages() -> None:
@@ -19,6 +19,9 @@ def test_valid_messages() -> None:
     assert parse('{"type": "mute", "muted": true}') == Mute(True)
     assert parse('{"type": "mute", "muted": false, "identity": "bob"}') == Mute(False, "bob")
     assert parse('{"type": "promote", "identity": "c"}') == Promote("c")
+    assert parse('{"type": "hand", "raised": true}') == Hand(True)
+    assert parse('{"type": "hand", "raised": true, "name": "Carol"}') == Hand(True, "Carol")
+    assert parse('{"type": "name", "name": "Carol"}') == Name("Carol")
 
 
 @pytest.mark.parametrize(
@@ -34,6 +37,8 @@ def test_valid_messages() -> None:
         ('{"type": "warp"}', "unknown"),
         (b"\xff\xfe", "UTF-8"),
         (json.dumps({"type": "promote", "identity": "x" * 500}), "longer"),
+        ('{"type": "hand", "raised": true, "name": 7}', "hand.name"),
+        ('{"type": "name"}', "name.name"),
     ],
 )
 def test_invalid_messages_say_why(raw: str | bytes, says: str) -> None:

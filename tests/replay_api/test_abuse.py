@@ -95,7 +95,7 @@ def test_zero_means_no_limit(settings: Settings) -> None:
 @pytest.mark.parametrize("route", ["POST /spaces", "POST /spaces/{space_id}/tokens"])
 def test_token_issuance_is_limited(tight: TestClient, tight_app: FastAPI, route: str) -> None:
     """New spaces and join tokens: the live router attaches ``RateLimited("tokens")``."""
-    tight_app.state.catalog.put_space(Space(space_id="on-air", title="On air", host="alice", created_at=1.0))
+    tight_app.state.catalog.put_space(Space(space_id="on-air", title="On air", host="alice", created_at=time.time()))
     path = route.removeprefix("POST ").replace("{space_id}", "on-air")
     body = {"title": "t"} if path == "/spaces" else {"role": "listener"}
     statuses = [tight.post(path, json=body).status_code for _ in range(4)]

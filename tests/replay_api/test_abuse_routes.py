@@ -17,6 +17,7 @@ a token of that space like reading its replay does.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,7 +98,7 @@ def spaces(app: FastAPI, recording: Recording) -> dict[str, Space]:
     catalog, blobs = app.state.catalog, app.state.blobs
     ready = publish(catalog, blobs, recording, space_id="vault-7kz", title="Vault", visibility=Visibility.PRIVATE)
     live = Space(
-        space_id="lair-9xq", title="Lair", host="alice", created_at=1_700_000_500.0,
+        space_id="lair-9xq", title="Lair", host="alice", created_at=time.time(),
         state=SpaceState.CREATED, visibility=Visibility.PRIVATE,
     )  # fmt: skip
     catalog.put_space(live)

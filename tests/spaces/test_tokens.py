@@ -17,6 +17,9 @@ def test_round_trip() -> None:
     claims = tokens.verify(SECRET, token, space_id="abc")
     assert (claims.space_id, claims.role, claims.identity) == ("abc", Role.SPEAKER, "bob")
     assert claims.role.can_publish and not Role.LISTENER.can_publish
+    # Every token has its own id, so a room can tell two tokens for one name apart.
+    other = tokens.verify(SECRET, tokens.issue(SECRET, space_id="abc", role=Role.SPEAKER, identity="bob", ttl=60))
+    assert claims.token_id and other.token_id and claims.token_id != other.token_id
 
 
 @pytest.mark.parametrize(
@@ -30,6 +33,9 @@ def test_round_trip() -> None:
                      "exp": int(time.time()) + 3600}, SECRET, algorithm="HS256"), "invalid"),
         (jwt.encode({"sub": "x", "space": "abc", "role": "host", "iss": "audio-spaces",
                      "exp": int(time.time()) + 3600}, "", algorithm="none"), "invalid"),
+        # Without its own id (jti) a token cannot be bound to a name in a room.
+        (jwt.encode({"sub": "x", "space": "abc", "role": "host", "iss": "audio-spaces",
+                     "exp": int(time.time()) + 3600}, SECRET, algorithm="HS256"), "invalid"),
     ],
 )
 def test_rejected(token: str, message: str) -> None:
