@@ -187,6 +187,36 @@ class Transcript:
 
 
 @dataclass(frozen=True)
+class Caption:
+    """A live caption event: one speaker's utterance so far (interim) or as it stands (final).
+
+    Events of one speaker carry increasing ``seq``; an interim is replaced by
+    the next event of the same ``utterance``, and the final one is kept.
+    """
+
+    speaker: str
+    text: str
+    start: float
+    end: float
+    final: bool
+    seq: int
+    utterance: int
+    words: tuple[Word, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "speaker": self.speaker,
+            "text": self.text,
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "final": self.final,
+            "seq": self.seq,
+            "utterance": self.utterance,
+            "words": [w.to_dict() for w in self.words],
+        }
+
+
+@dataclass(frozen=True)
 class Space:
     """Catalog metadata of a space."""
 

@@ -27,6 +27,7 @@ from spaces.settings import Settings
 log = logging.getLogger(__name__)
 
 FINALIZE = "workers.pipeline.finalize"
+LIVE_ROOM = "workers.agent.live_room"
 
 #: A job in one of these states is not enqueued again under the same id.
 _ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.FINISHED}
@@ -56,6 +57,25 @@ def pipeline_queue(settings: Settings, connection: Redis | None = None) -> Queue
         connection=connection or connect(settings),
         default_timeout=settings.job_timeout,
     )
+
+
+def live_queue(settings: Settings, connection: Redis | None = None) -> Queue:
+    """The room agents' queue: one long job per live space, apart from the pipeline's short ones."""
+    return Queue(
+        f"{settings.queue_name}-live",
+        connection=connection or connect(settings),
+        default_timeout=settings.live_job_timeout,
+    )
+
+
+def enqueue_live_room(settings: Settings, space_id: str, *, attempt: int, queue: Queue | None = None) -> Job:
+    """Send a room agent into a live space (the SFU calls this when the room opens, and when its agent left).
+
+    Each attempt is its own job id, so an agent that died is replaced at once
+    instead of waiting for rq to notice its job was abandoned.
+    """
+    q = queue or live_queue(settings)
+    return enqueue_once(q, LIVE_ROOM, space_id, job_id=job_id(space_id, f"live-a{attempt}"))
 
 
 def job_id(space_id: str, stage: str, run: int = 0) -> str:

@@ -161,6 +161,13 @@ class Settings:
     worker_maintenance: int = 30
     """Seconds between a worker's sweeps for abandoned jobs (which are retried)."""
 
+    live_workers: int = 1
+    """Workers of the ``live`` queue that ``spaces up`` starts; each runs one room agent
+    (live captions) at a time, so this is how many spaces get live captions at once."""
+
+    live_job_timeout: int = 12 * 3600
+    """Longest a room agent may stay in one space, seconds (and its token's lifetime)."""
+
     @property
     def worker_count(self) -> int:
         return self.workers or _cpus()

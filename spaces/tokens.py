@@ -25,6 +25,9 @@ class Role(enum.StrEnum):
     HOST = "host"
     SPEAKER = "speaker"
     LISTENER = "listener"
+    AGENT = "agent"
+    """The room agent (live captions): hears every speaker, is never listed, publishes no audio.
+    Its tokens are signed by the workers, never issued through the API."""
 
     @property
     def can_publish(self) -> bool:

@@ -70,7 +70,9 @@ def speech_probabilities(audio: np.ndarray) -> np.ndarray:
         piece = audio[(first - warm) * FRAME : last * FRAME]
         if len(piece) % FRAME:
             piece = np.pad(piece, (0, FRAME - len(piece) % FRAME))
-        out = model(np.ascontiguousarray(piece, dtype=np.float32))
+        # A copy: faster-whisper's silero wrapper zeroes the last 64 samples
+        # of the array it is given, in place (its context trick).
+        out = model(np.array(piece, dtype=np.float32))
         probs[first:last] = out[warm : warm + last - first]
     return probs
 

@@ -79,3 +79,18 @@ def test_probabilities_are_blockwise_continuous(track: tuple[np.ndarray, list[tu
     assert len(ours) == len(theirs)
     for (s1, e1), (s2, e2) in zip(ours, theirs, strict=True):
         assert s2 - 16 * 512 <= s1 <= s2 + 512 and abs(e1 - e2) <= 2 * 512
+
+
+def test_scoring_leaves_the_audio_untouched(track: tuple[np.ndarray, list[tuple[float, float]]]) -> None:
+    """faster-whisper's silero wrapper zeroes the tail of its input in place; ours must not pass that on.
+
+    A live agent scores the audio it then transcribes: 4 ms zeroed at every
+    call turned "about the history" into "I'm out of history".
+    """
+    audio, _ = track
+    # A whole number of frames, all audible (room noise): no padded copy, no skipped frame hides the bug.
+    noise = np.random.default_rng(3).standard_normal(20 * SAMPLE_RATE).astype(np.float32) * 0.01
+    piece = audio[: 20 * SAMPLE_RATE] + noise
+    before = piece.copy()
+    speech_probabilities(piece)
+    assert np.array_equal(piece, before)

@@ -1,0 +1,153 @@
+"""Live transcription: local agreement on constructed words, then real speech fed in 20 ms chunks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from faster_whisper import WhisperModel
+
+from spaces.models import Caption, Word
+from tests.speech import VOICES, synthesize, word_error_rate
+from transcribe.audio import SAMPLE_RATE
+from transcribe.streaming import HypothesisBuffer, StreamingOptions, StreamingTranscriber
+from transcribe.transcribe import transcribe
+
+CHUNK = 320  # 20 ms, one WebRTC packet
+ORIGIN = 50.0  # room time of the first sample fed
+
+
+def w(start: float, text: str) -> Word:
+    return Word(start, start + 0.3, text, "alice")
+
+
+# --- local agreement ----------------------------------------------------------------
+
+
+def test_a_word_is_committed_once_two_passes_agree() -> None:
+    buf = HypothesisBuffer()
+    assert buf.insert([w(0.0, "Good"), w(0.4, "evening")]) == []
+    assert [x.text for x in buf.tentative] == ["Good", "evening"]
+    fresh = buf.insert([w(0.0, "Good"), w(0.4, "evening,"), w(0.8, "every")])
+    assert [x.text for x in fresh] == ["Good", "evening,"]
+    assert [x.text for x in buf.tentative] == ["every"]
+
+
+def test_disagreement_stops_the_commit_at_the_first_differing_word() -> None:
+    buf = HypothesisBuffer()
+    buf.insert([w(0.0, "the"), w(0.4, "train"), w(0.8, "two")])
+    fresh = buf.insert([w(0.0, "The"), w(0.4, "rain"), w(0.8, "two")])
+    assert [x.text for x in fresh] == ["The"]
+    assert [x.text for x in buf.committed] == ["The"]
+
+
+def test_committed_words_are_never_taken_back_or_repeated() -> None:
+    buf = HypothesisBuffer()
+    buf.insert([w(0.0, "one"), w(0.4, "two")])
+    buf.insert([w(0.0, "one"), w(0.4, "two"), w(0.8, "three")])
+    # The next pass hears "two" again, starting a little earlier, and changes "one".
+    fresh = buf.insert([w(0.0, "won"), w(0.35, "two"), w(0.8, "three"), w(1.2, "four")])
+    assert [x.text for x in buf.committed] == ["one", "two", "three"]
+    assert [x.text for x in fresh] == ["three"]
+    assert [x.text for x in buf.tentative] == ["four"]
+
+
+# --- real speech ----------------------------------------------------------------------
+
+LONG = "I read a wonderful book about the history of the ocean and the ships that crossed it."
+SHORT = "Thanks, that sounds great."
+
+
+@dataclass(frozen=True)
+class Fed:
+    events: list[tuple[float, Caption]]
+    """(room time of the stream's end when the event came out, event)"""
+    truth: list[tuple[float, float, str]]
+    """(room start, room end, text) of each utterance"""
+    transcriber: StreamingTranscriber
+    offline: list[Word]
+    """The same audio through the offline pipeline's transcription."""
+
+
+@pytest.fixture(scope="module")
+def fed(model: WhisperModel) -> Fed:
+    """Silence, a long sentence, a pause, a short answer, silence: fed as a live agent would."""
+    voice = VOICES[0]
+    long, short = synthesize(LONG, voice), synthesize(SHORT, voice)
+    parts, truth, t = [], [], 0.0
+    for gap, speech, text in ((3.0, long, LONG), (2.0, short, SHORT)):
+        parts.append(np.zeros(int(gap * SAMPLE_RATE), dtype=np.float32))
+        t += gap
+        truth.append((ORIGIN + t, ORIGIN + t + speech.duration, text))
+        parts.append(speech.samples.astype(np.float32))
+        t += speech.duration
+    parts.append(np.zeros(3 * SAMPLE_RATE, dtype=np.float32))
+    audio = np.concatenate(parts)
+    live = StreamingTranscriber(model, speaker="alice", options=StreamingOptions(max_load=1.0))
+    events: list[tuple[float, Caption]] = []
+    for i in range(0, len(audio), CHUNK):
+        live.insert_audio_chunk(audio[i : i + CHUNK], ORIGIN + i / SAMPLE_RATE)
+        for e in live.process_iter():
+            events.append((live.end_time or 0.0, e))
+    events.extend((live.end_time or 0.0, e) for e in live.finish())
+    return Fed(events, truth, live, transcribe(model, audio, speaker="alice", offset=ORIGIN))
+
+
+def test_each_utterance_ends_in_one_final_caption_as_good_as_the_offline_words(fed: Fed) -> None:
+    finals = [e for _, e in fed.events if e.final]
+    assert len(finals) == 2, [e.text for e in finals]
+    truth = " ".join(text for _, _, text in fed.truth)
+    live_wer = word_error_rate(truth, " ".join(e.text for e in finals))
+    offline_wer = word_error_rate(truth, fed.offline)
+    # The issue's bound is 1.3x the offline WER; one extra word of slack on two sentences.
+    assert live_wer <= 1.3 * offline_wer + 1 / len(truth.split()), (live_wer, offline_wer)
+    for final, (start, end, _) in zip(finals, fed.truth, strict=True):
+        assert final.speaker == "alice"
+        assert abs(final.start - start) < 0.5
+        assert abs(final.end - end) < 0.6
+        assert all(start - 0.5 < x.start < end + 0.5 for x in final.words)
+
+
+def test_the_final_comes_soon_after_the_speech_ends(fed: Fed) -> None:
+    """Measured in fed audio, not wall time: end of speech + silence to end it + one frame."""
+    finals = [(at, e) for at, e in fed.events if e.final]
+    for (at, _), (_, end, _) in zip(finals, fed.truth, strict=True):
+        assert at - end <= StreamingOptions().end_silence + StreamingOptions().pad + 0.1
+
+
+def test_interim_text_shows_while_the_long_sentence_is_still_spoken(fed: Fed) -> None:
+    start, end, _ = fed.truth[0]
+    interims = [(at, e) for at, e in fed.events if not e.final and e.utterance == 0]
+    assert interims, "no interim caption for a 5 s sentence"
+    first_at, first = interims[0]
+    assert first_at < end - 1.0, f"first interim only at {first_at - start:.1f} s into the sentence"
+    # Interims of one utterance grow: each later one starts with the committed words of the earlier ones.
+    texts = [e.text for _, e in interims]
+    assert len(texts[-1].split()) >= len(texts[0].split())
+    assert all(e.seq < f.seq for (_, e), (_, f) in zip(fed.events, fed.events[1:], strict=False))
+
+
+def test_silence_costs_no_whisper_pass(model: WhisperModel) -> None:
+    live = StreamingTranscriber(model, speaker="bob")
+    rng = np.random.default_rng(7)
+    quiet = (rng.standard_normal(10 * SAMPLE_RATE) * 1e-4).astype(np.float32)  # -80 dBFS of hiss
+    for i in range(0, len(quiet), CHUNK):
+        live.insert_audio_chunk(quiet[i : i + CHUNK], 10.0 + i / SAMPLE_RATE)
+        assert live.process_iter() == []
+    assert live.finish() == []
+    assert live.busy_seconds == 0.0
+
+
+def test_a_gap_in_the_stream_keeps_words_on_the_room_clock(model: WhisperModel) -> None:
+    """Packets lost for two seconds: the next chunk's room time is honoured, not its position."""
+    speech = synthesize(SHORT, VOICES[1])
+    live = StreamingTranscriber(model, speaker="bob")
+    live.insert_audio_chunk(np.zeros(SAMPLE_RATE, dtype=np.float32), 20.0)
+    live.process_iter()
+    live.insert_audio_chunk(speech.samples.astype(np.float32), 23.0)
+    live.insert_audio_chunk(np.zeros(SAMPLE_RATE, dtype=np.float32), 23.0 + speech.duration)
+    events = live.process_iter() + live.finish()
+    finals = [e for e in events if e.final]
+    assert len(finals) == 1
+    assert abs(finals[0].start - 23.0) < 0.4

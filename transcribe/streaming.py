@@ -1,0 +1,342 @@
+"""Live transcription of one speaker: tentative text while they talk, final text when they stop.
+
+The shape is whisper_streaming's ``OnlineASRProcessor``: a small stateful
+object fed audio chunks (:meth:`StreamingTranscriber.insert_audio_chunk`)
+and asked for output (:meth:`~StreamingTranscriber.process_iter`,
+:meth:`~StreamingTranscriber.finish`). No network, no threads: the room
+agent owns the clock and decides when to call it.
+
+- Voice activity cuts utterances: silero's probability per 32 ms frame
+  (frames below the loudness gate cost nothing, so a silent speaker costs
+  nothing), an utterance ends after ``end_silence`` of silence or at
+  ``max_utterance``.
+- While an utterance grows it is transcribed again from its start every
+  ``interval`` seconds of new audio (never more often than keeps the
+  transcriber under ``max_load`` of a core). :class:`HypothesisBuffer`
+  commits the words two successive passes agree on (local agreement), so
+  interim text only ever grows at its committed front and wobbles only in
+  its tentative tail.
+- When the utterance ends, one last pass over all of it, decoded as the
+  offline pipeline decodes, gives the final words; they replace the
+  interim text. Word times are on the room clock.
+
+Whisper's encoder always sees 30 s, so one pass costs the same for one
+second of speech as for twenty: what bounds the cost is the pass rate, not
+the utterance's length.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from faster_whisper import WhisperModel
+
+from spaces.models import Caption, Word, join_words
+from transcribe.audio import SAMPLE_RATE
+from transcribe.transcribe import TranscribeOptions, transcribe_clip
+from transcribe.vad import FRAME, speech_probabilities
+
+_WARMUP_FRAMES = 16  # audio scored again before new frames, so silero's state settles (0.5 s)
+_FRAME_SECONDS = FRAME / SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class StreamingOptions:
+    """When to transcribe, and when an utterance is over."""
+
+    interval: float = 0.6
+    """Seconds of new speech between two passes over the growing utterance."""
+    max_load: float = 0.5
+    """Share of one core the passes may take: a pass that took 0.4 s waits for 0.8 s of audio at 0.5."""
+    end_silence: float = 0.5
+    """Silence after speech that ends an utterance (and makes its text final)."""
+    max_utterance: float = 20.0
+    """Longer speech is made final here and goes on as a new utterance."""
+    min_speech: float = 0.2
+    """Shorter bursts (a click, a cough) make no caption."""
+    pad: float = 0.4
+    """Audio kept before an utterance's first speech frame and after its last."""
+    threshold: float = 0.5
+    """Silero probability at or above which a frame is speech."""
+    agreement_slack: float = 0.1
+    """Seconds a word may start before the last committed word ends and still be new."""
+    whisper: TranscribeOptions = field(
+        default_factory=lambda: TranscribeOptions(
+            beam_size=1, temperatures=(0.0, 0.4), condition_on_previous_text=False
+        )
+    )
+    """Interim passes decode greedily: tentative text trades a little accuracy for twice the pace."""
+    final_whisper: TranscribeOptions = field(default_factory=TranscribeOptions)
+    """The final pass decodes as the offline pipeline does (beam search): it is the text that stays."""
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^\w']+", "", text.lower())
+
+
+class HypothesisBuffer:
+    """Local agreement: a word is committed once two successive passes agree on it.
+
+    Each pass hands in the words of the whole utterance so far. Words the
+    buffer already committed (by time, then by a matching run of text, as
+    whisper_streaming does) are skipped; of the rest, the longest prefix
+    the previous pass also had is committed.
+    """
+
+    def __init__(self, *, slack: float = 0.1) -> None:
+        self.slack = slack
+        self.committed: list[Word] = []
+        self._previous: list[Word] = []
+
+    def insert(self, words: Sequence[Word]) -> list[Word]:
+        """Take one pass's words; return the words newly committed by it."""
+        new = self.new_words(words)
+        agreed = 0
+        for a, b in zip(new, self._previous, strict=False):
+            if _norm(a.text) != _norm(b.text):
+                break
+            agreed += 1
+        fresh = new[:agreed]
+        self.committed.extend(fresh)
+        self._previous = new[agreed:]
+        return fresh
+
+    @property
+    def tentative(self) -> list[Word]:
+        """The last pass's words that no two passes agree on yet."""
+        return list(self._previous)
+
+    def new_words(self, words: Sequence[Word]) -> list[Word]:
+        """``words`` less those already committed."""
+        if not self.committed:
+            return list(words)
+        last_end = self.committed[-1].end
+        new = [w for w in words if w.start > last_end - self.slack]
+        # A word heard again with a slightly earlier start: drop the longest
+        # run at the head of ``new`` that repeats the committed tail.
+        tail = [_norm(w.text) for w in self.committed[-5:]]
+        head = [_norm(w.text) for w in new[:5]]
+        for n in range(min(len(tail), len(head)), 0, -1):
+            if tail[-n:] == head[:n]:
+                return new[n:]
+        return new
+
+
+@dataclass
+class _Utterance:
+    start: int
+    """Sample index (in the stream) of the utterance's first kept sample."""
+    last_speech: int
+    """Sample index just past its last speech frame."""
+    speech_frames: int = 0
+    passes: HypothesisBuffer = field(default_factory=HypothesisBuffer)
+    transcribed_to: int = 0
+    """Stream sample index the last pass ended at."""
+    shown: str = ""
+
+
+PromptSource = Callable[[], "str | None"]
+"""The room's recent final text (cross-speaker context), asked for before each pass."""
+
+
+class StreamingTranscriber:
+    """One speaker's live captions: feed audio, collect :class:`~spaces.models.Caption` events."""
+
+    def __init__(
+        self,
+        model: WhisperModel,
+        *,
+        speaker: str,
+        options: StreamingOptions | None = None,
+        prompt: PromptSource | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.model = model
+        self.speaker = speaker
+        self.options = options or StreamingOptions()
+        self.prompt = prompt
+        self._clock = clock
+        self._origin: float | None = None
+        """Room time of stream sample 0."""
+        self._audio = np.zeros(0, dtype=np.float32)
+        self._audio_start = 0
+        """Stream sample index of ``_audio[0]``: only the open utterance and a little before are kept."""
+        self._scored = 0
+        """Stream frames scored by the VAD so far."""
+        self._utterance: _Utterance | None = None
+        self._closed_at = 0
+        """Stream sample index where the last utterance was cut: the next one's padding starts no earlier."""
+        self._pass_cost = 0.0
+        self._utterances = 0
+        self._seq = 0
+        self.busy_seconds = 0.0
+        """Seconds spent in Whisper passes (the agent reports it as CPU)."""
+
+    # --- feeding ----------------------------------------------------------------------
+
+    @property
+    def end_time(self) -> float | None:
+        """Room time just past the last sample fed."""
+        if self._origin is None:
+            return None
+        return self._origin + self._stream_len / SAMPLE_RATE
+
+    @property
+    def _stream_len(self) -> int:
+        return self._audio_start + len(self._audio)
+
+    def insert_audio_chunk(self, samples: np.ndarray, at: float) -> None:
+        """Append mono float32 16 kHz audio whose first sample is at room time ``at``.
+
+        A chunk later than the stream's end (packets lost, a muted
+        microphone) is preceded by silence, so every sample stays on the
+        room clock; an earlier one is taken as contiguous.
+        """
+        if self._origin is None:
+            self._origin = at
+        gap = int(round((at - self._origin) * SAMPLE_RATE)) - self._stream_len
+        if gap > FRAME:
+            samples = np.concatenate([np.zeros(gap, dtype=np.float32), samples])
+        self._audio = np.concatenate([self._audio, np.asarray(samples, dtype=np.float32)])
+
+    # --- output -----------------------------------------------------------------------
+
+    def process_iter(self) -> list[Caption]:
+        """Score the new audio, cut utterances, run a pass when one is due: the events that gives."""
+        events: list[Caption] = []
+        for index, p in self._score_new_frames():
+            events.extend(self._step(index, p))
+        utt = self._utterance
+        if utt is not None and self._pass_due(utt):
+            event = self._interim(utt)
+            if event is not None:
+                events.append(event)
+        self._forget_old_audio()
+        return events
+
+    def finish(self) -> list[Caption]:
+        """The speaker left or the room ended: the open utterance's final text, if any."""
+        events = self.process_iter()
+        if self._utterance is not None:
+            final = self._final(self._utterance, self._stream_len)
+            self._utterance = None
+            if final is not None:
+                events.append(final)
+        return events
+
+    # --- voice activity ---------------------------------------------------------------
+
+    def _score_new_frames(self) -> list[tuple[int, float]]:
+        complete = self._stream_len // FRAME
+        if complete <= self._scored:
+            return []
+        warm = min(_WARMUP_FRAMES, self._scored, (self._scored * FRAME - self._audio_start) // FRAME)
+        lo = (self._scored - warm) * FRAME - self._audio_start
+        hi = complete * FRAME - self._audio_start
+        probs = speech_probabilities(self._audio[lo:hi])[warm:]
+        first = self._scored
+        self._scored = complete
+        return [(first + i, float(p)) for i, p in enumerate(probs.tolist())]
+
+    def _step(self, frame: int, p: float) -> list[Caption]:
+        o = self.options
+        pos = frame * FRAME
+        utt = self._utterance
+        if p >= o.threshold:
+            if utt is None:
+                start = max(self._audio_start, self._closed_at, pos - int(o.pad * SAMPLE_RATE))
+                utt = self._utterance = _Utterance(start=start, last_speech=pos + FRAME)
+                utt.passes.slack = o.agreement_slack
+            utt.last_speech = pos + FRAME
+            utt.speech_frames += 1
+            if (pos + FRAME - utt.start) / SAMPLE_RATE >= o.max_utterance:
+                return self._close(pos + FRAME)
+            return []
+        if utt is not None and (pos + FRAME - utt.last_speech) / SAMPLE_RATE >= o.end_silence:
+            return self._close(utt.last_speech + int(o.pad * SAMPLE_RATE))
+        return []
+
+    def _close(self, end: int) -> list[Caption]:
+        utt = self._utterance
+        assert utt is not None
+        self._utterance = None
+        self._closed_at = min(end, self._stream_len)
+        final = self._final(utt, self._closed_at)
+        return [final] if final is not None else []
+
+    # --- passes -----------------------------------------------------------------------
+
+    def _pass_due(self, utt: _Utterance) -> bool:
+        o = self.options
+        if utt.speech_frames * _FRAME_SECONDS < o.min_speech:
+            return False
+        wait = max(o.interval, self._pass_cost / o.max_load)
+        return (self._stream_len - utt.transcribed_to) / SAMPLE_RATE >= wait
+
+    def _interim(self, utt: _Utterance) -> Caption | None:
+        words = self._transcribe(utt.start, self._stream_len, self.options.whisper)
+        utt.transcribed_to = self._stream_len
+        utt.passes.insert(words)
+        shown = [*utt.passes.committed, *utt.passes.tentative]
+        text = join_words(w.text for w in shown)
+        if not text or text == utt.shown:
+            return None
+        utt.shown = text
+        return self._event(shown, final=False)
+
+    def _final(self, utt: _Utterance, end: int) -> Caption | None:
+        if utt.speech_frames * _FRAME_SECONDS < self.options.min_speech:
+            return None
+        # The final pass hears the whole utterance at once and decodes as well
+        # as the pipeline does; it replaces the interim text, committed or not.
+        words = self._transcribe(utt.start, end, self.options.final_whisper)
+        event = self._event(words, final=True) if words else None
+        self._utterances += 1
+        return event
+
+    def _transcribe(self, start: int, end: int, options: TranscribeOptions) -> list[Word]:
+        assert self._origin is not None
+        lo, hi = start - self._audio_start, end - self._audio_start
+        began = self._clock()
+        words = transcribe_clip(
+            self.model,
+            self._audio[lo:hi],
+            start=0.0,
+            end=(hi - lo) / SAMPLE_RATE,
+            speaker=self.speaker,
+            offset=self._origin + start / SAMPLE_RATE,
+            options=options,
+            prompt=self.prompt() if self.prompt is not None else None,
+        )
+        self._pass_cost = self._clock() - began
+        self.busy_seconds += self._pass_cost
+        return words
+
+    def _event(self, words: Sequence[Word], *, final: bool) -> Caption:
+        self._seq += 1
+        return Caption(
+            speaker=self.speaker,
+            text=join_words(w.text for w in words),
+            start=words[0].start,
+            end=words[-1].end,
+            final=final,
+            seq=self._seq,
+            utterance=self._utterances,
+            words=tuple(words),
+        )
+
+    # --- memory -----------------------------------------------------------------------
+
+    def _forget_old_audio(self) -> None:
+        """Keep the open utterance and the VAD's warm-up; memory stays flat over hours."""
+        keep_from = self._utterance.start if self._utterance is not None else self._stream_len
+        warmup = (self._scored - _WARMUP_FRAMES) * FRAME
+        keep_from = min(keep_from, warmup, self._stream_len - int(self.options.pad * SAMPLE_RATE))
+        drop = keep_from - self._audio_start
+        if drop > SAMPLE_RATE:  # copy in chunks of at least a second, not every call
+            self._audio = self._audio[drop:].copy()
+            self._audio_start = keep_from

@@ -1,0 +1,258 @@
+"""The room agent: live captions of a space, made by a participant like any other.
+
+When a space goes live the SFU enqueues ``live_room(space_id)`` on the
+``live`` queue. The job joins the room through the SFU's own client with
+an ``agent`` token (invisible, subscribed to every speaker, publishing no
+audio), decodes each forwarding slot's Opus once, and runs one
+:class:`~transcribe.streaming.StreamingTranscriber` per speaker. Caption
+events go back to the SFU over the signaling socket (which relays them to
+every participant) and into the space's Redis caption stream (the API's
+Server-Sent Events). The job returns when the room ends; an agent that
+dies is replaced by the SFU, which enqueues the job again.
+
+Packets arrive on the event loop; Whisper runs on one thread of its own, so
+a pass of half a second never delays the connection's own traffic (ICE
+consent, DTLS, RTCP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from faster_whisper import WhisperModel
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from ingest.client import SpaceClient
+from spaces import live_captions, tokens
+from spaces.models import Caption, join_words
+from spaces.settings import Settings
+from transcribe.live_audio import OpusStream
+from transcribe.streaming import StreamingOptions, StreamingTranscriber
+from workers.context import context
+
+log = logging.getLogger(__name__)
+
+AGENT_IDENTITY = "room-agent"
+#: Seconds without packets after which a speaker's stream is taken as silence
+#: (packets arriving later than this are placed where they belong anyway).
+JITTER_MARGIN = 0.3
+#: How often the transcription thread looks for new audio.
+TICK = 0.05
+#: Characters of the room's recent final text given to Whisper as context.
+PROMPT_CHARS = 200
+
+
+@dataclass
+class _Speaker:
+    transcriber: StreamingTranscriber
+    fed_until: float
+
+
+@dataclass
+class CaptionMaker:
+    """One transcriber per speaker, on a thread of its own; silence filled in where packets stop.
+
+    ``audio`` and ``stop`` may be called from any thread; ``on_caption`` is
+    called on the transcription thread.
+    """
+
+    model: WhisperModel
+    on_caption: Callable[[Caption], None]
+    room_now: Callable[[], float]
+    options: StreamingOptions = field(default_factory=StreamingOptions)
+    _inbox: queue.SimpleQueue[tuple[str, float, np.ndarray] | None] = field(default_factory=queue.SimpleQueue)
+    _speakers: dict[str, _Speaker] = field(default_factory=dict)
+    _recent: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=60))
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="captions", daemon=True)
+        self._thread.start()
+
+    def audio(self, speaker: str, at: float, samples: np.ndarray) -> None:
+        self._inbox.put((speaker, at, samples))
+
+    def stop(self) -> None:
+        """Finish every open utterance (their final captions) and end the thread."""
+        self._inbox.put(None)
+        if self._thread is not None:
+            self._thread.join()
+
+    @property
+    def busy_seconds(self) -> float:
+        return sum(s.transcriber.busy_seconds for s in self._speakers.values())
+
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._inbox.get(timeout=TICK)
+            except queue.Empty:
+                item = ()  # type: ignore[assignment]
+            if item is None:
+                break
+            if item:
+                self._take(*item)
+                while True:  # everything waiting, before a pass
+                    try:
+                        more = self._inbox.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        self._finish()
+                        return
+                    self._take(*more)
+            self._fill_silence()
+            for s in self._speakers.values():
+                self._emit(s.transcriber.process_iter())
+        self._finish()
+
+    def _take(self, speaker: str, at: float, samples: np.ndarray) -> None:
+        s = self._speakers.get(speaker)
+        if s is None:
+            live = StreamingTranscriber(self.model, speaker=speaker, options=self.options, prompt=self._prompt)
+            s = self._speakers[speaker] = _Speaker(live, at)
+        s.transcriber.insert_audio_chunk(samples, at)
+        s.fed_until = s.transcriber.end_time or at
+
+    def _fill_silence(self) -> None:
+        # A speaker who stops sending (muted, DTX, gone) is silent: without it
+        # no utterance would ever end.
+        horizon = self.room_now() - JITTER_MARGIN
+        for s in self._speakers.values():
+            if horizon - s.fed_until > JITTER_MARGIN:
+                n = int((horizon - s.fed_until) * 16000)
+                s.transcriber.insert_audio_chunk(np.zeros(n, dtype=np.float32), s.fed_until)
+                s.fed_until = s.transcriber.end_time or horizon
+
+    def _finish(self) -> None:
+        for s in self._speakers.values():
+            self._emit(s.transcriber.finish())
+
+    def _emit(self, events: list[Caption]) -> None:
+        for event in events:
+            if event.final:
+                self._recent.extend(w.text for w in event.words)
+            self.on_caption(event)
+
+    def _prompt(self) -> str | None:
+        text = join_words(self._recent)
+        if len(text) > PROMPT_CHARS:
+            text = text[-PROMPT_CHARS:].partition(" ")[2]  # whole words only
+        return text or None
+
+
+class RoomAgent:
+    """The agent's connection to one room, from join to the room's end."""
+
+    def __init__(self, *, settings: Settings, space_id: str, rtc_url: str, model: WhisperModel) -> None:
+        self.settings = settings
+        self.space_id = space_id
+        token = tokens.issue(
+            settings.secret_key,
+            space_id=space_id,
+            role=tokens.Role.AGENT,
+            identity=AGENT_IDENTITY,
+            ttl=settings.live_job_timeout,
+        )
+        self.client = SpaceClient(rtc_url, token, decode=False, on_packet=self._on_packet)
+        self.captions = CaptionMaker(model=model, on_caption=self._on_caption, room_now=self.room_now)
+        self._streams: dict[int, OpusStream] = {}
+        self._clock0 = 0.0
+        """Wall-clock time of room-clock zero, from the welcome."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._outbox: asyncio.Queue[Caption | None] = asyncio.Queue()
+        self.sent = 0
+
+    def room_now(self) -> float:
+        return time.time() - self._clock0
+
+    async def run(self) -> None:
+        """Join, caption until the room ends, then send the last finals and the stream's end."""
+        self._loop = asyncio.get_running_loop()
+        await self.client.connect()
+        if self.client.welcome is None:
+            raise RuntimeError(f"the SFU refused the agent: {self.client.errors}")
+        self._clock0 = time.time() - float(self.client.welcome["room_time"])
+        log.info("agent joined %s", self.space_id, extra={"space_id": self.space_id})
+        self.captions.start()
+        sender = asyncio.create_task(self._send_all())
+        try:
+            await self.client.closed.wait()
+        finally:
+            await asyncio.to_thread(self.captions.stop)
+            self._outbox.put_nowait(None)
+            await sender
+            await self.client.close()
+        log.info("agent left %s: %d caption events", self.space_id, self.sent, extra={"space_id": self.space_id})
+
+    # --- media in (event loop) ---------------------------------------------------------
+
+    def _on_packet(self, slot: int, packet: object, wall: float) -> None:
+        speaker = self._publisher(slot)
+        if speaker is None:
+            return
+        stream = self._streams.setdefault(slot, OpusStream())
+        decoded = stream.push(packet.payload, packet.timestamp, wall - self._clock0)  # type: ignore[attr-defined]
+        if decoded is not None:
+            self.captions.audio(speaker, *decoded)
+
+    def _publisher(self, slot: int) -> str | None:
+        for s in self.client.state.get("speakers", ()):
+            if s.get("slot") == slot and not s.get("muted"):
+                return str(s["identity"])
+        return None
+
+    # --- captions out ----------------------------------------------------------------
+
+    def _on_caption(self, caption: Caption) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._outbox.put_nowait, caption)
+
+    async def _send_all(self) -> None:
+        redis = Redis.from_url(self.settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        key = live_captions.stream_key(self.settings.queue_name, self.space_id)
+        try:
+            while (caption := await self._outbox.get()) is not None:
+                if not self.client.closed.is_set():
+                    await self.client.send({"type": "caption", **caption.to_dict()})
+                await self._store(redis, key, caption)
+                self.sent += 1
+            await self._store(redis, key, None)
+        finally:
+            await redis.aclose()
+
+    async def _store(self, redis: Redis, key: str, caption: Caption | None) -> None:
+        try:
+            if caption is None:
+                await live_captions.publish_end(redis, key)
+            else:
+                await live_captions.publish(redis, key, caption)
+        except RedisError:
+            # The room goes on without Redis; only the SSE stream misses it.
+            log.warning("caption of %s not stored: Redis unreachable", self.space_id)
+
+
+def live_room(space_id: str) -> int:
+    """rq job (``live`` queue): caption a live space until it ends; returns the caption events sent."""
+    ctx = context()
+    agent = RoomAgent(
+        settings=ctx.settings, space_id=space_id, rtc_url=rtc_url(ctx.settings, space_id), model=ctx.model()
+    )
+    asyncio.run(agent.run())
+    return agent.sent
+
+
+def rtc_url(settings: Settings, space_id: str) -> str:
+    """The signaling socket of the SFU that holds the space."""
+    base = settings.sfu_url.rstrip("/")
+    scheme, _, rest = base.partition("://")
+    return f"{'wss' if scheme == 'https' else 'ws'}://{rest}/spaces/{space_id}/rtc"
