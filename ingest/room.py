@@ -53,6 +53,7 @@ from ingest.signaling import (
 from ingest.spool import RoomRecord, SpaceSpool
 from ingest.writer import ThreadWriter
 from spaces.catalog import Catalog
+from spaces.exceptions import NotFound
 from spaces.models import Space, SpaceState
 from spaces.tokens import Claims, Role
 
@@ -77,6 +78,8 @@ class RoomOptions:
     candidates: CandidatePolicy = field(default_factory=CandidatePolicy)
     ice_servers: list[str] = field(default_factory=list)
     recorder: RecorderOptions = field(default_factory=RecorderOptions)
+    deletion_poll: float = 1.0
+    """Seconds between checks that the host has not deleted the space (through the API)."""
 
 
 class Room:
@@ -117,6 +120,7 @@ class Room:
         self._state_pending = False
         self._last_levels: dict[str, float] = {}
         self._levels_task: asyncio.Task[None] | None = None
+        self._deletion_task: asyncio.Task[None] | None = None
 
     # --- life cycle --------------------------------------------------------------
 
@@ -125,14 +129,20 @@ class Room:
         await asyncio.to_thread(mark_live, self.catalog, self.space_id)
         self._spawn(self.archive.put_manifest(self.record, ended_at=None, partial=False))
         self._levels_task = asyncio.get_running_loop().create_task(self._levels_loop())
+        self._deletion_task = asyncio.get_running_loop().create_task(self._deletion_watch())
         self._arm_empty_timer()
         log.info("room %s open", self.space_id, extra={"space_id": self.space_id})
 
     def room_time(self) -> float:
         return time.monotonic() - self._mono0
 
-    async def end(self, reason: str) -> None:
-        """Stop the room, close every recording, hand the space over."""
+    async def end(self, reason: str, *, deleted: bool = False) -> None:
+        """Stop the room, close every recording, hand the space over.
+
+        ``deleted``: the host deleted the space; its recording is thrown away
+        (the spool removed), never handed over, so nothing lands after the
+        deletion jobs and no finished room recreates the space in the catalog.
+        """
         if self.state is not SpaceState.LIVE:
             return
         self.state = SpaceState.ENDED
@@ -141,6 +151,8 @@ class Room:
             self._empty_timer.cancel()
         if self._levels_task is not None:
             self._levels_task.cancel()
+        if self._deletion_task is not None and self._deletion_task is not asyncio.current_task():
+            self._deletion_task.cancel()
         people = list(self.participants.values())
         self.participants.clear()
         for p in people:
@@ -152,6 +164,12 @@ class Room:
                 p.publication.stop()
         for recorder in self.recorders.values():
             recorder.close()
+        if deleted:
+            await self.writer.close()
+            await asyncio.to_thread(self.spool.remove)
+            self.state = SpaceState.DELETING
+            self._on_closed(self)
+            return
         self.record = replace(self.record, phase=SpaceState.ENDED)
         self.writer.submit(self.spool.write_room, self.record)
         # Every segment closed and synced, room.json saying so, before the hand-over reads the spool.
@@ -198,6 +216,8 @@ class Room:
         self.state = SpaceState.CREATED
         if self._levels_task is not None:
             self._levels_task.cancel()
+        if self._deletion_task is not None and self._deletion_task is not asyncio.current_task():
+            self._deletion_task.cancel()
         people = list(self.participants.values())
         self.participants.clear()
         for p in people:
@@ -533,6 +553,23 @@ class Room:
             if levels != self._last_levels:
                 self._last_levels = levels
                 self.broadcast({"type": "speaking", "levels": levels})
+
+    async def _deletion_watch(self) -> None:
+        """End the room, keeping nothing, once the host deleted the space through the API."""
+        while self.state is SpaceState.LIVE:
+            await asyncio.sleep(self.options.deletion_poll)
+            try:
+                space = await asyncio.to_thread(self.catalog.get_space, self.space_id)
+            except NotFound:
+                deleted = True
+            except Exception:  # the catalog unreachable for a moment: ask again later
+                log.warning("room %s: catalog check failed", self.space_id, exc_info=True)
+                continue
+            else:
+                deleted = space.state is SpaceState.DELETING
+            if deleted:
+                await self.end("the host deleted the space", deleted=True)
+                return
 
     # --- housekeeping ----------------------------------------------------------------
 

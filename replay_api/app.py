@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from replay_api import errors
 from replay_api.limits import Limiter
 from replay_api.middleware import BodySizeLimit
-from replay_api.routes import clips, live, live_captions, pages, replay, search, spaces
+from replay_api.routes import clips, live, live_captions, pages, privacy, replay, search, spaces
 from replay_api.templating import STATIC_DIR
 from spaces.blobstore import open_blob_store
 from spaces.catalog import open_catalog
@@ -52,4 +52,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(search.router)
     app.include_router(live.router)
     app.include_router(live_captions.router)
+    app.include_router(privacy.router)
     return app

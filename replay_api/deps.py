@@ -88,6 +88,8 @@ CallerDep = Annotated[tokens.Claims | None, Depends(_caller)]
 def _readable_space(space_id: SpaceId, catalog: CatalogDep, caller: CallerDep) -> Space:
     """The space, if the caller may see it (rules in the module docstring)."""
     space = catalog.get_space(space_id)
+    if space.state is SpaceState.DELETING:  # deleted as far as anyone can tell
+        raise NotFound(f"no space {space_id!r}")
     if space.visibility is Visibility.PRIVATE:
         if caller is None:
             raise NotFound(f"no space {space_id!r}")

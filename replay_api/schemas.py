@@ -70,6 +70,9 @@ class SpaceOut(_SpaceFields):
 class SpeakerOut(BaseModel):
     name: str
     talk_time: float = Field(description="Seconds this speaker talked (sum of their turns)")
+    erasure: str | None = Field(
+        None, description="erasing (their erasure runs; see progress erase:NAME) or erased; null if neither"
+    )
 
 
 class SpaceDetail(_SpaceFields):
@@ -77,12 +80,18 @@ class SpaceDetail(_SpaceFields):
 
     speakers: list[SpeakerOut] = Field(description="Speakers in the order they joined")
 
+    erased: list[str] = Field(default_factory=list, description="Speakers erased from this space")
+
     @classmethod
-    def of(cls, space: Space, talk_times: dict[str, float]) -> SpaceDetail:
-        names = list(space.speakers) + sorted(set(talk_times) - set(space.speakers))
+    def of(cls, space: Space, talk_times: dict[str, float], erasures: dict[str, str] | None = None) -> SpaceDetail:
+        erasures = erasures or {}
+        names = list(space.speakers) + sorted((set(talk_times) | set(erasures)) - set(space.speakers))
         return cls(
             **cls.fields_of(space),
-            speakers=[SpeakerOut(name=n, talk_time=talk_times.get(n, 0.0)) for n in names],
+            speakers=[
+                SpeakerOut(name=n, talk_time=talk_times.get(n, 0.0), erasure=erasures.get(n)) for n in names
+            ],
+            erased=[n for n, state in erasures.items() if state == "erased"],
         )
 
 
@@ -121,6 +130,13 @@ class TurnOut(BaseModel):
         )
 
 
+class GapOut(BaseModel):
+    speaker: str
+    start: float
+    end: float
+    reason: str = Field(description="erased (removed on request) or not_recorded (spoke without being recorded)")
+
+
 class TranscriptOut(BaseModel):
     space_id: str
     duration: float
@@ -128,6 +144,7 @@ class TranscriptOut(BaseModel):
     window_start: float | None = Field(None, description="Start of the requested window (?from=)")
     window_end: float | None = Field(None, description="End of the requested window (?to=)")
     turns: list[TurnOut]
+    gaps: list[GapOut] = Field(default_factory=list, description="Speech kept out of the transcript, with why")
 
     @classmethod
     def of(cls, transcript: Transcript, *, start: float | None = None, end: float | None = None) -> TranscriptOut:
@@ -138,6 +155,7 @@ class TranscriptOut(BaseModel):
             window_start=start,
             window_end=end,
             turns=[TurnOut.of(t) for t in transcript.turns],
+            gaps=[GapOut(**g.to_dict()) for g in transcript.gaps],
         )
 
 

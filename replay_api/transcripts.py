@@ -31,7 +31,8 @@ def window(transcript: Transcript, start: float, end: float, *, margin: float = 
         words = tuple(w for w in turn.words if w.end > start + margin and w.start < end - margin)
         if words:
             turns.append(Turn(turn.speaker, words))
-    return Transcript(transcript.space_id, transcript.duration, transcript.speakers, tuple(turns))
+    gaps = tuple(g for g in transcript.gaps if g.end > start and g.start < end)
+    return Transcript(transcript.space_id, transcript.duration, transcript.speakers, tuple(turns), gaps)
 
 
 def webvtt(transcript: Transcript, *, offset: float = 0.0) -> str:

@@ -7,18 +7,19 @@ module path, and jobs are enqueued by dotted name.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from spaces import queue, supervisor
+from spaces import keys, queue, retention, supervisor
 from spaces.blobstore import open_blob_store
 from spaces.catalog import Catalog, open_catalog
-from spaces.exceptions import SpacesError
+from spaces.exceptions import NotFound, SpacesError
 from spaces.importer import TrackFile, import_space
-from spaces.models import Space, SpaceState, Visibility
+from spaces.models import Manifest, Space, SpaceState, Visibility
 from spaces.progress import watch
 from spaces.settings import Settings
 
@@ -79,6 +80,23 @@ def _parser() -> argparse.ArgumentParser:
     reprocess.add_argument("--no-wait", action="store_true")
     reprocess.add_argument("--timeout", type=float, default=3600)
     reprocess.set_defaults(run=_reprocess)
+
+    delete = sub.add_parser("delete", help="delete a space: every object (every version) and catalog row")
+    delete.add_argument("space_id")
+    delete.add_argument("--no-wait", action="store_true", help="return once the deletion is enqueued")
+    delete.add_argument("--timeout", type=float, default=600)
+    delete.set_defaults(run=_delete)
+
+    erase = sub.add_parser("erase", help="erase one speaker from an ended space (audio, words, search)")
+    erase.add_argument("space_id")
+    erase.add_argument("speaker")
+    erase.add_argument("--no-wait", action="store_true", help="return once the erasure is enqueued")
+    erase.add_argument("--timeout", type=float, default=3600)
+    erase.set_defaults(run=_erase)
+
+    retention = sub.add_parser("retention", help="apply retention now (SPACES_RETENTION_DAYS, per-space settings)")
+    retention.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+    retention.set_defaults(run=_retention)
     return parser
 
 
@@ -125,6 +143,76 @@ def _reprocess(settings: Settings, args: argparse.Namespace) -> int:
     queue.enqueue_finalize(settings, args.space_id, run=run)
     print(f"reprocessing {args.space_id} (run {run})", file=sys.stderr)
     return _finish(settings, catalog, args.space_id, args)
+
+
+def _delete(settings: Settings, args: argparse.Namespace) -> int:
+    catalog = _catalog(settings)
+    previous = catalog.mark_deleting(args.space_id)
+    if previous is None:
+        raise NotFound(f"no space {args.space_id!r}")
+    queue.enqueue_deletion(settings, args.space_id, was_live=previous in (SpaceState.LIVE, SpaceState.CREATED))
+    print(f"deleting {args.space_id}", file=sys.stderr)
+    if args.no_wait:
+        return 0
+    _wait(lambda: not _exists(catalog, args.space_id), args.timeout, f"deletion of {args.space_id}")
+    print(f"space {args.space_id} deleted")
+    return 0
+
+
+def _erase(settings: Settings, args: argparse.Namespace) -> int:
+    catalog = _catalog(settings)
+    space = catalog.get_space(args.space_id)
+    if space.state not in (SpaceState.READY, SpaceState.FAILED):
+        raise SpacesError(f"space {args.space_id} is {space.state}: a speaker is erased once it is processed")
+    manifest = Manifest.from_dict(json.loads(open_blob_store(settings).get(keys.manifest(args.space_id))))
+    if args.speaker not in {s for _, s in manifest.tracks + manifest.erased}:
+        raise NotFound(f"no speaker {args.speaker!r} in space {args.space_id!r}")
+    if catalog.request_erasure(args.space_id, args.speaker, now=time.time()):
+        catalog.set_progress(args.space_id, f"erase:{args.speaker}", 0.0)
+    queue.enqueue_erasure(settings, args.space_id, args.speaker)
+    print(f"erasing {args.speaker} from {args.space_id}", file=sys.stderr)
+    if args.no_wait:
+        return 0
+    _wait(lambda: catalog.erasures(args.space_id).get(args.speaker) == "erased", args.timeout,
+          f"erasure of {args.speaker}")
+    print(f"{args.speaker} erased from {args.space_id}")
+    return 0
+
+
+def _retention(settings: Settings, args: argparse.Namespace) -> int:
+    catalog = _catalog(settings)
+    blobs = open_blob_store(settings)
+    expiries = list(retention.plan(settings, catalog, blobs, now=time.time()))
+    verb = "would delete" if args.dry_run else "deleting"
+    for e in expiries:
+        what = "the whole space" if e.whole else ", ".join(e.kinds)
+        print(f"{e.space_id}  {e.age_days:8.2f} days  {verb} {what} ({len(e.keys)} objects)")
+        if args.dry_run:
+            for key in e.keys:
+                print(f"    {key}")
+    if not expiries:
+        print("nothing to delete")
+    if args.dry_run:
+        return 0
+    for e in expiries:
+        retention.apply(settings, catalog, blobs, e)
+    return 0
+
+
+def _exists(catalog: Catalog, space_id: str) -> bool:
+    try:
+        catalog.get_space(space_id)
+    except NotFound:
+        return False
+    return True
+
+
+def _wait(done: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise SpacesError(f"{what} not finished after {timeout:.0f} s (the workers go on with it)")
+        time.sleep(0.5)
 
 
 def _finish(settings: Settings, catalog: Catalog, space_id: str, args: argparse.Namespace) -> int:

@@ -36,6 +36,9 @@ class SpaceState(enum.StrEnum):
     READY = "ready"
     FAILED = "failed"
     EMPTY = "empty"
+    DELETING = "deleting"
+    """The host asked for the space to be deleted: it answers 404 from then on,
+    and its deletion jobs remove every object and row under its id."""
 
 
 class Visibility(enum.StrEnum):
@@ -156,6 +159,28 @@ class Turn:
 
 
 @dataclass(frozen=True)
+class Gap:
+    """A stretch of the room where someone spoke but nothing of it is kept.
+
+    ``reason``: ``erased`` (the speaker was erased from the replay) or
+    ``not_recorded`` (they chose to speak without being recorded).
+    """
+
+    speaker: str
+    start: float
+    end: float
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"speaker": self.speaker, "start": round(self.start, 3), "end": round(self.end, 3),
+                "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Gap:
+        return cls(str(data["speaker"]), float(data["start"]), float(data["end"]), str(data["reason"]))
+
+
+@dataclass(frozen=True)
 class Transcript:
     """The speaker-attributed transcript of a whole space."""
 
@@ -163,6 +188,7 @@ class Transcript:
     duration: float
     speakers: tuple[str, ...]
     turns: tuple[Turn, ...]
+    gaps: tuple[Gap, ...] = ()
 
     @property
     def words(self) -> list[Word]:
@@ -174,6 +200,7 @@ class Transcript:
             "duration": round(self.duration, 3),
             "speakers": list(self.speakers),
             "turns": [t.to_dict() for t in self.turns],
+            "gaps": [g.to_dict() for g in self.gaps],
         }
 
     @classmethod
@@ -183,6 +210,7 @@ class Transcript:
             duration=float(data["duration"]),
             speakers=tuple(data["speakers"]),
             turns=tuple(Turn.from_dict(t) for t in data["turns"]),
+            gaps=tuple(Gap.from_dict(g) for g in data.get("gaps", ())),
         )
 
 
@@ -250,10 +278,13 @@ class Manifest:
     tracks: tuple[tuple[str, str], ...] = ()
     ended_at: float | None = None
     partial: bool = False
+    erased: tuple[tuple[str, str], ...] = ()
+    """Tracks (id, speaker) erased from the space: their audio deleted, out of every output."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["tracks"] = [{"track_id": t, "speaker": s} for t, s in self.tracks]
+        data["erased"] = [{"track_id": t, "speaker": s} for t, s in self.erased]
         return data
 
     @classmethod
@@ -267,6 +298,7 @@ class Manifest:
             tracks=tuple((t["track_id"], t["speaker"]) for t in data.get("tracks", ())),
             ended_at=data.get("ended_at"),
             partial=bool(data.get("partial", False)),
+            erased=tuple((t["track_id"], t["speaker"]) for t in data.get("erased", ())),
         )
 
 

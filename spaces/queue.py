@@ -10,9 +10,12 @@ the same space twice (a replayed "space ended" event) is one run, not two.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import re
+import time
+from datetime import timedelta
 from typing import Any
 
 from redis import Redis
@@ -27,6 +30,8 @@ from spaces.settings import Settings
 log = logging.getLogger(__name__)
 
 FINALIZE = "workers.pipeline.finalize"
+DELETE_SPACE = "workers.deletion.delete_space"
+ERASE_SPEAKER = "workers.erasure.erase_speaker"
 LIVE_ROOM = "workers.agent.live_room"
 
 #: A job in one of these states is not enqueued again under the same id.
@@ -141,3 +146,60 @@ _RUN_SUFFIX = re.compile(r"--r(\d+)$")
 
 def _runs_key(space_id: str) -> str:
     return f"spaces:runs:{space_id}"
+
+
+def enqueue_deletion(settings: Settings, space_id: str, *, was_live: bool, queue: Queue | None = None) -> Job:
+    """Delete a space already marked ``deleting`` (the API and ``spaces delete`` call this).
+
+    ``was_live``: the space was live (or about to be), so its room may still
+    be uploading: the job sweeps it a second time a little later.
+    """
+    q = queue or pipeline_queue(settings)
+    return enqueue_once(
+        q, DELETE_SPACE, space_id, was_live, job_id=job_id(space_id, "delete"), retries=settings.job_retries
+    )
+
+
+def enqueue_erasure(settings: Settings, space_id: str, speaker: str, *, queue: Queue | None = None) -> Job:
+    """Erase one speaker from an ended space (the API and ``spaces erase`` call this).
+
+    One job id per space and speaker: asking twice is one erasure. The job
+    fans out the erasure's stages itself, under ids derived from this one.
+    """
+    q = queue or pipeline_queue(settings)
+    return enqueue_once(
+        q,
+        ERASE_SPEAKER,
+        space_id,
+        speaker,
+        job_id=job_id(space_id, f"erase-{speaker_slug(speaker)}"),
+        retries=settings.job_retries,
+    )
+
+
+def speaker_slug(speaker: str) -> str:
+    """A job-id-safe stand-in for a speaker's name (names may hold any printable character)."""
+    return hashlib.sha256(speaker.encode()).hexdigest()[:16]
+
+
+RETENTION_SWEEP = "workers.retention.sweep"
+
+
+def schedule_retention(settings: Settings, *, now: float | None = None, queue: Queue | None = None) -> Job:
+    """Schedule the next retention sweep on rq's scheduler, at the start of the next time slot.
+
+    The job id names the slot (``retention--{n}``), so every worker starting
+    up and every sweep rescheduling itself make one sweep per slot. A sweep
+    with no retention set anywhere finds nothing to do.
+    """
+    interval = max(60, settings.retention_interval)
+    at = time.time() if now is None else now
+    slot = int(at // interval) + 1
+    q = queue or pipeline_queue(settings)
+    slot_id = f"retention--{slot}"
+    existing = q.fetch_job(slot_id)
+    if existing is not None:
+        return existing
+    return q.enqueue_in(
+        timedelta(seconds=max(1.0, slot * interval - at)), RETENTION_SWEEP, job_id=slot_id, result_ttl=interval
+    )

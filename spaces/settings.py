@@ -7,12 +7,16 @@ explicit arguments. Every field is documented in the README.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from spaces.exceptions import ConfigError
+
+#: What retention may keep of an old space (``retention_keep``).
+RETENTION_KINDS = frozenset({"mix", "transcript", "words", "tracks"})
 
 #: The development signing secret; refused unless ``SPACES_ENV=development``.
 DEV_SECRET = "development-secret-change-me-in-production"
@@ -168,6 +172,21 @@ class Settings:
     live_job_timeout: int = 12 * 3600
     """Longest a room agent may stay in one space, seconds (and its token's lifetime)."""
 
+    erasure_ttl: int = 30 * 24 * 3600
+    """Lifetime of a speaker's erasure link (``POST /spaces/{id}/erasure-link``), seconds."""
+
+    retention_days: str = ""
+    """Spaces older than this many days (a positive number) lose what ``retention_keep``
+    does not keep; empty = kept for ever. A host may set a space's own retention."""
+
+    retention_keep: str = ""
+    """Comma-separated outputs retention keeps: ``mix`` (replay audio), ``transcript``
+    (transcript, captions, search), ``words`` (per-track words, levels, clips),
+    ``tracks`` (raw speaker audio); empty = the whole space is deleted."""
+
+    retention_interval: int = 3600
+    """Seconds between retention sweeps (a job on the pipeline queue's scheduler)."""
+
     @property
     def worker_count(self) -> int:
         return self.workers or _cpus()
@@ -215,6 +234,33 @@ class Settings:
             raise ConfigError("SPACES_SECRET_KEY must be set to a random secret outside development")
         if not (self.catalog_url.startswith(("sqlite:", "postgresql:", "postgres:"))):
             raise ConfigError(f"DATABASE_URL must be sqlite:// or postgresql://, got {self.catalog_url!r}")
+        self.retention_period()
+        self.retention_kept()
+
+    def retention_period(self) -> float | None:
+        """``retention_days`` in seconds, None if unset; ``ConfigError`` unless a positive number."""
+        if not self.retention_days.strip():
+            return None
+        try:
+            days = float(self.retention_days)
+        except ValueError:
+            days = math.nan
+        if not math.isfinite(days) or days <= 0:
+            raise ConfigError(
+                f"SPACES_RETENTION_DAYS must be a positive number of days, got {self.retention_days!r}"
+            )
+        return days * 86400
+
+    def retention_kept(self) -> frozenset[str]:
+        """``retention_keep`` as a set; ``ConfigError`` for an unknown kind."""
+        kept = frozenset(k.strip() for k in self.retention_keep.split(",") if k.strip())
+        unknown = kept - RETENTION_KINDS
+        if unknown:
+            raise ConfigError(
+                f"SPACES_RETENTION_KEEP: unknown {', '.join(sorted(unknown))}; "
+                f"choose among {', '.join(sorted(RETENTION_KINDS))}"
+            )
+        return kept
 
 
 #: Variables known by their conventional names rather than ``SPACES_*``.

@@ -92,6 +92,8 @@ def run_worker(settings: Settings, *, burst: bool = False) -> int:
         worker_ttl=settings.worker_maintenance + 15,
         work_horse_killed_handler=_on_work_horse_killed,
     )
+    if not burst:
+        queue.schedule_retention(settings)
     worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
     return 0
 

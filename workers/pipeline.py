@@ -19,6 +19,7 @@ from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
 from spaces.catalog import open_catalog
+from spaces.exceptions import NotFound
 from spaces.models import SpaceState
 from spaces.queue import current_run, enqueue_once, job_id, pipeline_queue, run_of
 from spaces.settings import Settings
@@ -32,6 +33,13 @@ ON_FAILURE = Callback("workers.pipeline.on_failure")
 @stage
 def finalize(space_id: str, run: int = 0) -> None:
     ctx = context()
+    try:
+        deleting = ctx.catalog.get_space(space_id).state is SpaceState.DELETING
+    except NotFound:
+        deleting = True
+    if deleting:  # the host deleted it meanwhile: nothing to process
+        log.info("space %s is deleted; not processed", space_id, extra={"space_id": space_id})
+        return
     manifest = ctx.manifest(space_id)
     ctx.catalog.set_state(space_id, SpaceState.PROCESSING)
     queue = pipeline_queue(ctx.settings)
@@ -89,6 +97,8 @@ def on_failure(job: Job, connection: Redis, exc_type: type, exc: BaseException, 
     catalog = open_catalog(Settings.from_env())
     try:
         catalog.set_state(space_id, SpaceState.FAILED, error=message)
+    except NotFound:  # deleted meanwhile: nothing to mark
+        return
     finally:
         catalog.close()
     log.error("space %s: %s", space_id, message, extra={"space_id": space_id})

@@ -56,7 +56,7 @@ def list_spaces(
 
 @router.get("/{space_id}", response_model=SpaceDetail)
 def get_space(space: ReadableSpace, catalog: CatalogDep) -> SpaceDetail:
-    return SpaceDetail.of(space, catalog.talk_times(space.space_id))
+    return SpaceDetail.of(space, catalog.talk_times(space.space_id), catalog.erasures(space.space_id))
 
 
 def _timestamp(value: dt.datetime | None) -> float | None:

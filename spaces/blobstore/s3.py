@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import builtins
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -123,15 +124,48 @@ class S3BlobStore:
         yield from sorted(keys)
 
     def delete(self, key: str) -> None:
-        with _converted(key):
-            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        # Every version: on a versioned bucket a plain delete only hides the
+        # object behind a delete marker, and erased audio must not come back.
+        self._delete_versions(key, exact=True)
 
     def delete_prefix(self, prefix: str) -> None:
-        keys = list(self.list(prefix))
-        for start in range(0, len(keys), 1000):
-            batch = [{"Key": self.prefix + k} for k in keys[start : start + 1000]]
+        self._delete_versions(prefix, exact=False)
+
+    def _delete_versions(self, prefix: str, *, exact: bool) -> None:
+        """Remove every version and delete marker under ``prefix`` (or of exactly that key).
+
+        An unversioned bucket lists each object once, as version ``null``, so
+        one code path serves both.
+        """
+        full = self.prefix + prefix
+        paginator = self.client.get_paginator("list_object_versions")
+        with _converted(prefix):
+            pages = list(paginator.paginate(Bucket=self.bucket, Prefix=full))
+        doomed = [
+            {"Key": item["Key"], "VersionId": item["VersionId"]}
+            for page in pages
+            for item in [*page.get("Versions", ()), *page.get("DeleteMarkers", ())]
+            if not exact or item["Key"] == full
+        ]
+        for start in range(0, len(doomed), 1000):
             with _converted(prefix):
-                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch})
+                response = self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": doomed[start : start + 1000], "Quiet": True}
+                )
+            errors = response.get("Errors", ())
+            if errors:
+                raise StorageError(f"S3 kept {len(errors)} objects under {prefix!r}: {errors[0]}")
+
+    def versions(self, prefix: str) -> builtins.list[tuple[str, str]]:
+        """(key, version id) of every version and delete marker under ``prefix``: what deletion must leave none of."""
+        paginator = self.client.get_paginator("list_object_versions")
+        with _converted(prefix):
+            pages = list(paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix))
+        return sorted(
+            (item["Key"][len(self.prefix) :], item["VersionId"])
+            for page in pages
+            for item in [*page.get("Versions", ()), *page.get("DeleteMarkers", ())]
+        )
 
     def presigned_url(self, key: str, *, expires: int) -> str | None:
         with _converted(key):

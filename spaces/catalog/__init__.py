@@ -84,7 +84,32 @@ class Catalog(Protocol):
         """Record one stage's progress (0..1) for ``spaces status`` and the API."""
 
     def delete_space(self, space_id: str) -> None:
-        """Forget a space and its turns."""
+        """Forget a space: its row, turns (and their search index), speakers, names, bans,
+        erasures and retention."""
+
+    def mark_deleting(self, space_id: str) -> SpaceState | None:
+        """Mark the space ``deleting``; its state before, or None if unknown or already deleting.
+
+        One conditional update: of two concurrent deletions exactly one wins.
+        """
+
+    def request_erasure(self, space_id: str, speaker: str, *, now: float) -> bool:
+        """Record that a speaker is being erased; False if asked before (then nothing changes)."""
+
+    def finish_erasure(self, space_id: str, speaker: str) -> None:
+        """Mark a speaker's erasure done."""
+
+    def erasures(self, space_id: str) -> dict[str, str]:
+        """Speakers erased or being erased: name -> ``erasing`` | ``erased``."""
+
+    def set_retention(self, space_id: str, days: float | None, keep: Collection[str] = ()) -> None:
+        """The space's own retention (days, kinds of output kept); None = the default."""
+
+    def retention(self, space_id: str) -> tuple[float, tuple[str, ...]] | None:
+        """The space's own retention, if its host set one."""
+
+    def space_ages(self) -> list[tuple[str, float, SpaceState]]:
+        """Every space's (id, created_at, state), oldest first: what retention sweeps."""
 
     def replace_turns(self, space_id: str, turns: Sequence[Turn]) -> None:
         """Atomically replace the searchable turns of a space."""

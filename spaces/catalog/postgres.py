@@ -47,6 +47,18 @@ CREATE TABLE IF NOT EXISTS space_bans (
     value TEXT NOT NULL,
     PRIMARY KEY (space_id, kind, value)
 );
+CREATE TABLE IF NOT EXISTS space_erasures (
+    space_id TEXT NOT NULL,
+    speaker TEXT NOT NULL,
+    state TEXT NOT NULL,
+    requested_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (space_id, speaker)
+);
+CREATE TABLE IF NOT EXISTS space_retention (
+    space_id TEXT PRIMARY KEY,
+    days DOUBLE PRECISION NOT NULL,
+    keep TEXT NOT NULL DEFAULT ''
+);
 CREATE TABLE IF NOT EXISTS turns (
     id BIGSERIAL PRIMARY KEY,
     space_id TEXT NOT NULL,

@@ -28,6 +28,9 @@ SPACE_COLUMNS = (
 #: backends stop at the same bound and rank what they found.
 MAX_CANDIDATES = 2000
 
+#: States of a speaker's erasure (``space_erasures.state``).
+ERASING, ERASED = "erasing", "erased"
+
 #: Sentinels the backends put around matched words in snippets; turned into
 #: ``<mark>`` after the rest of the text is HTML-escaped.
 MARK_START, MARK_END = "\x02", "\x03"
@@ -131,8 +134,9 @@ class SqlCatalog(ABC):
             params.append(str(flt.state))
         else:
             # Nobody ever joined an empty space: nothing to list, live or past.
-            where += " AND s.state <> ?"
-            params.append(str(SpaceState.EMPTY))
+            # A space being deleted is gone already as far as anyone can see.
+            where += " AND s.state NOT IN (?, ?)"
+            params.extend([str(SpaceState.EMPTY), str(SpaceState.DELETING)])
         if flt.speaker:
             where += (
                 " AND EXISTS (SELECT 1 FROM space_speakers p"
@@ -167,12 +171,70 @@ class SqlCatalog(ABC):
 
     def set_state(self, space_id: str, state: SpaceState, *, error: str | None = None) -> None:
         with self._transaction() as cur:
+            # A space being deleted stays so: a late stage or a room ending
+            # must not bring it back (to them it is not found).
             cur.execute(
-                self._sql("UPDATE spaces SET state = ?, error = ? WHERE space_id = ?"),
-                (str(state), error, space_id),
+                self._sql("UPDATE spaces SET state = ?, error = ? WHERE space_id = ? AND state <> ?"),
+                (str(state), error, space_id, str(SpaceState.DELETING)),
             )
             if cur.rowcount == 0:
                 raise NotFound(f"no space {space_id!r}")
+
+    def mark_deleting(self, space_id: str) -> SpaceState | None:
+        with self._transaction() as cur:
+            cur.execute(self._sql("SELECT state FROM spaces WHERE space_id = ?"), (space_id,))
+            row = cur.fetchone()
+            if row is None or row[0] == str(SpaceState.DELETING):
+                return None
+            cur.execute(
+                self._sql("UPDATE spaces SET state = ? WHERE space_id = ? AND state = ?"),
+                (str(SpaceState.DELETING), space_id, row[0]),
+            )
+            return SpaceState(row[0]) if cur.rowcount == 1 else None
+
+    def request_erasure(self, space_id: str, speaker: str, *, now: float) -> bool:
+        with self._transaction() as cur:
+            cur.execute(
+                self._sql(
+                    "INSERT INTO space_erasures (space_id, speaker, state, requested_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (space_id, speaker) DO NOTHING"
+                ),
+                (space_id, speaker, ERASING, now),
+            )
+            return bool(cur.rowcount == 1)
+
+    def finish_erasure(self, space_id: str, speaker: str) -> None:
+        with self._transaction() as cur:
+            cur.execute(
+                self._sql("UPDATE space_erasures SET state = ? WHERE space_id = ? AND speaker = ?"),
+                (ERASED, space_id, speaker),
+            )
+
+    def erasures(self, space_id: str) -> dict[str, str]:
+        rows = self._execute(
+            "SELECT speaker, state FROM space_erasures WHERE space_id = ? ORDER BY requested_at, speaker",
+            (space_id,),
+        )
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    def set_retention(self, space_id: str, days: float | None, keep: Collection[str] = ()) -> None:
+        with self._transaction() as cur:
+            cur.execute(self._sql("DELETE FROM space_retention WHERE space_id = ?"), (space_id,))
+            if days is not None:
+                cur.execute(
+                    self._sql("INSERT INTO space_retention (space_id, days, keep) VALUES (?, ?, ?)"),
+                    (space_id, days, ",".join(sorted(keep))),
+                )
+
+    def retention(self, space_id: str) -> tuple[float, tuple[str, ...]] | None:
+        rows = self._execute("SELECT days, keep FROM space_retention WHERE space_id = ?", (space_id,))
+        if not rows:
+            return None
+        return float(rows[0][0]), tuple(k for k in str(rows[0][1]).split(",") if k)
+
+    def space_ages(self) -> list[tuple[str, float, SpaceState]]:
+        rows = self._execute("SELECT space_id, created_at, state FROM spaces ORDER BY created_at, space_id")
+        return [(str(r[0]), float(r[1]), SpaceState(r[2])) for r in rows]
 
     def end_unjoined(self, created_before: float) -> int:
         with self._transaction() as cur:
@@ -237,6 +299,8 @@ class SqlCatalog(ABC):
             cur.execute(self._sql("DELETE FROM space_speakers WHERE space_id = ?"), (space_id,))
             cur.execute(self._sql("DELETE FROM space_names WHERE space_id = ?"), (space_id,))
             cur.execute(self._sql("DELETE FROM space_bans WHERE space_id = ?"), (space_id,))
+            cur.execute(self._sql("DELETE FROM space_erasures WHERE space_id = ?"), (space_id,))
+            cur.execute(self._sql("DELETE FROM space_retention WHERE space_id = ?"), (space_id,))
             cur.execute(self._sql("DELETE FROM spaces WHERE space_id = ?"), (space_id,))
 
     def replace_turns(self, space_id: str, turns: Sequence[Turn]) -> None:

@@ -50,6 +50,18 @@ CREATE TABLE IF NOT EXISTS space_bans (
     value TEXT NOT NULL,
     PRIMARY KEY (space_id, kind, value)
 );
+CREATE TABLE IF NOT EXISTS space_erasures (
+    space_id TEXT NOT NULL,
+    speaker TEXT NOT NULL,
+    state TEXT NOT NULL,
+    requested_at REAL NOT NULL,
+    PRIMARY KEY (space_id, speaker)
+);
+CREATE TABLE IF NOT EXISTS space_retention (
+    space_id TEXT PRIMARY KEY,
+    days REAL NOT NULL,
+    keep TEXT NOT NULL DEFAULT ''
+);
 CREATE TABLE IF NOT EXISTS turns (
     id INTEGER PRIMARY KEY,
     space_id TEXT NOT NULL,
