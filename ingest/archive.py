@@ -87,6 +87,20 @@ class SpaceArchive:
         while self._uploads:
             await asyncio.gather(*list(self._uploads))
 
+    async def abandon(self, *, grace: float = 10.0) -> None:
+        """Let uploads in flight finish (up to ``grace`` s), cancel the rest: the space is being deleted.
+
+        Waiting first means nothing lands after the room is gone (the deletion
+        jobs would have to sweep again); the grace bounds it when the store is down.
+        """
+        pending = list(self._uploads)
+        if not pending:
+            return
+        _, late = await asyncio.wait(pending, timeout=grace)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+
     # --- the space ---------------------------------------------------------------
 
     async def put_manifest(self, record: RoomRecord, *, ended_at: float | None, partial: bool) -> None:

@@ -166,6 +166,7 @@ class Room:
             recorder.close()
         if deleted:
             await self.writer.close()
+            await self.archive.abandon()
             await asyncio.to_thread(self.spool.remove)
             self.state = SpaceState.DELETING
             self._on_closed(self)
