@@ -27,8 +27,9 @@ from tests.workers.conftest import Workers
 
 @pytest.fixture
 def live_settings(settings: Settings) -> Settings:
-    return replace(settings, sfu_port=free_port(), sfu_segment_seconds=1, sfu_empty_timeout=30,
-                   sfu_ice_addresses="127.0.0.1")
+    return replace(
+        settings, sfu_port=free_port(), sfu_segment_seconds=1, sfu_empty_timeout=30, sfu_ice_addresses="127.0.0.1"
+    )
 
 
 async def wait_until(predicate: object, timeout: float) -> None:
@@ -59,8 +60,8 @@ def test_deleting_a_live_space_ends_it_and_leaves_nothing(live_settings: Setting
 
             def delete() -> int:
                 with TestClient(create_app(settings)) as api:
-                    host_token = token(settings, space_id, "host", Role.HOST)
-                    return api.delete(f"/spaces/{space_id}", headers={"Authorization": f"Bearer {host_token}"}).status_code
+                    bearer = {"Authorization": f"Bearer {token(settings, space_id, 'host', Role.HOST)}"}
+                    return api.delete(f"/spaces/{space_id}", headers=bearer).status_code
 
             assert await asyncio.to_thread(delete) == 202
             for client in (listener, host):
