@@ -113,6 +113,8 @@ class SpaceArchive:
             tracks=record.tracks,
             ended_at=ended_at,
             partial=partial,
+            consents=record.consents,
+            unrecorded=record.unrecorded,
         )
         data = json.dumps(manifest.to_dict(), sort_keys=True).encode()
         key = keys.manifest(self.space_id)

@@ -81,6 +81,8 @@ class Participant:
         self.slot: Slot | None = None
         self.sink: Sink | None = None
         self.muted = False
+        self.recorded = True
+        """The participant's choice: their voice is recorded when they publish (else only forwarded)."""
         self.hand_raised = False
         self.publication: Publication | None = None
         """What this participant's packets feed while they publish (set by the room)."""

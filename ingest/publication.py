@@ -23,17 +23,20 @@ from ingest.recorder import TrackRecorder
 
 
 class Publication:
-    __slots__ = ("identity", "slot", "muted", "stopped", "level", "level_at", "_recorder", "_open_recorder", "_clock")
+    __slots__ = (
+        "identity", "slot", "muted", "stopped", "level", "level_at", "_recorder", "_open_recorder", "_clock", "_record"
+    )
 
     def __init__(
         self,
         identity: str,
         slot: Slot,
         *,
-        open_recorder: Callable[[], TrackRecorder],
+        open_recorder: Callable[[], TrackRecorder] | None,
         clock: Callable[[], float],
     ) -> None:
-        """``open_recorder`` is asked once, at the first packet; ``clock`` gives room-clock seconds."""
+        """``open_recorder`` is asked once, at the first recorded packet; None: the speaker
+        chose not to be recorded (forwarded live, never written). ``clock`` gives room-clock seconds."""
         self.identity = identity
         self.slot = slot
         self.muted = False
@@ -43,6 +46,7 @@ class Publication:
         self.level_at = 0.0
         self._recorder: TrackRecorder | None = None
         self._open_recorder = open_recorder
+        self._record = open_recorder is not None
         self._clock = clock
 
     # --- the hot path ------------------------------------------------------------
@@ -54,8 +58,11 @@ class Publication:
         if level is not None:
             self.level = level
             self.level_at = time.monotonic()
+        if not self._record:
+            return
         recorder = self._recorder
         if recorder is None:
+            assert self._open_recorder is not None
             recorder = self._recorder = self._open_recorder()
         recorder.write(ssrc=packet.ssrc, timestamp=packet.timestamp, payload=packet.payload, arrival=self._clock())
 
@@ -64,6 +71,18 @@ class Publication:
     def set_muted(self, muted: bool) -> None:
         self.muted = muted
         if muted and self._recorder is not None:
+            self._recorder.pause()
+
+    @property
+    def recording(self) -> bool:
+        return self._record
+
+    def set_recording(self, record: bool, open_recorder: Callable[[], TrackRecorder] | None = None) -> None:
+        """The speaker's choice changed: stop writing (and close what is open), or start."""
+        if record and open_recorder is not None:
+            self._open_recorder = open_recorder
+        self._record = record and self._open_recorder is not None
+        if not record and self._recorder is not None:
             self._recorder.pause()
 
     def stop(self) -> None:

@@ -39,6 +39,7 @@ from ingest.recorder import RecorderOptions, TrackRecorder
 from ingest.signaling import (
     Answer,
     ClientMessage,
+    Consent,
     Demote,
     End,
     Hand,
@@ -47,6 +48,7 @@ from ingest.signaling import (
     Name,
     Ping,
     Promote,
+    RecordingPolicy,
     Remove,
     error,
 )
@@ -58,6 +60,9 @@ from spaces.models import Space, SpaceState
 from spaces.tokens import Claims, Role
 
 log = logging.getLogger(__name__)
+
+#: Speech of an unrecorded speaker closer than this to their previous stretch joins it.
+UNRECORDED_JOIN = 1.5
 
 #: Who-is-speaking: louder than this (dBov, RFC 6464) counts as talking.
 SPEAKING_DBOV = 50
@@ -121,6 +126,10 @@ class Room:
         self._last_levels: dict[str, float] = {}
         self._levels_task: asyncio.Task[None] | None = None
         self._deletion_task: asyncio.Task[None] | None = None
+        self.all_or_none = False
+        """The host's policy: everyone who speaks is recorded, or listens (declining = listening)."""
+        #: Per unrecorded speaker, [start, end] stretches of speech on the room clock.
+        self._unrecorded: dict[str, list[list[float]]] = {}
 
     # --- life cycle --------------------------------------------------------------
 
@@ -171,7 +180,7 @@ class Room:
             self.state = SpaceState.DELETING
             self._on_closed(self)
             return
-        self.record = replace(self.record, phase=SpaceState.ENDED)
+        self.record = replace(self.record, phase=SpaceState.ENDED, unrecorded=self._unrecorded_events())
         self.writer.submit(self.spool.write_room, self.record)
         # Every segment closed and synced, room.json saying so, before the hand-over reads the spool.
         await self.writer.close()
@@ -233,7 +242,7 @@ class Room:
 
     # --- membership --------------------------------------------------------------
 
-    def admit(self, claims: Claims, channel: Channel, *, address: str = "") -> Participant:
+    def admit(self, claims: Claims, channel: Channel, *, address: str = "", record: bool = True) -> Participant:
         """Let a verified token in (``membership`` decides whose name is whose).
 
         The cap counts everyone but refuses only listeners: the host and the
@@ -264,7 +273,15 @@ class Room:
             holder=holder,
             address=address,
         )
+        p.recorded = record
+        if not record and p.can_publish and self.all_or_none:
+            if p.role is Role.HOST:
+                raise Forbidden("this space records everyone or no one; the host is recorded too")
+            # Declining in an all-or-none space means listening.
+            p.role = holder.role = Role.LISTENER
         self.participants[p.identity] = p
+        if p.can_publish:
+            self._note_consent(p)
         self._check_attended()
         asyncio.get_running_loop().call_later(self.options.setup_timeout, self._setup_expired, p)
         channel.send(
@@ -329,7 +346,7 @@ class Room:
         slot.occupy(p.identity)
         p.slot = slot
         publication = Publication(
-            p.identity, slot, open_recorder=lambda: self._recorder_for(p.identity), clock=self.room_time
+            p.identity, slot, open_recorder=self._opener(p) if p.recorded else None, clock=self.room_time
         )
         publication.muted = p.muted
         p.publication = publication
@@ -422,8 +439,64 @@ class Room:
         elif isinstance(msg, End):
             self._require_host(p, "end the space")
             self._spawn(self.end(f"ended by {p.identity}"))
+        elif isinstance(msg, Consent):
+            self._set_recorded(p, msg.record)
+        elif isinstance(msg, RecordingPolicy):
+            self._require_host(p, "set the recording policy")
+            self.all_or_none = msg.all_or_none
+            if self.all_or_none:
+                for other in list(self.participants.values()):
+                    if other.can_publish and not other.recorded and other.role is not Role.HOST:
+                        self._set_role(other, Role.LISTENER)
+            self._schedule_state()
         elif isinstance(msg, Join):
             raise OutOfOrder("already joined")
+
+    def _opener(self, p: Participant) -> Callable[[], TrackRecorder]:
+        return lambda: self._recorder_for(p.identity)
+
+    def _set_recorded(self, p: Participant, record: bool) -> None:
+        """A publisher's choice (asked before their microphone goes live), noted in the room's events."""
+        if not record and self.all_or_none and p.can_publish:
+            if p.role is Role.HOST:
+                raise Forbidden("this space records everyone or no one; the host is recorded too")
+            p.recorded = False
+            self._set_role(p, Role.LISTENER)
+            return
+        p.recorded = record
+        if p.publication is not None:
+            p.publication.set_recording(record, self._opener(p))
+        if p.can_publish:
+            self._note_consent(p)
+        self._schedule_state()
+
+    def _note_consent(self, p: Participant) -> None:
+        self.record = replace(
+            self.record, consents=(*self.record.consents, (p.identity, round(self.room_time(), 3), p.recorded))
+        )
+        self.writer.submit(self.spool.write_room, self.record)
+
+    def _track_unrecorded(self) -> None:
+        """Extend the speech stretches of speakers who are not recorded (the transcript's marked gaps)."""
+        now = self.room_time()
+        fresh = time.monotonic() - LEVEL_TTL
+        for p in self.participants.values():
+            pub = p.publication
+            if pub is None or pub.recording or pub.muted or pub.level_at < fresh or pub.level >= SPEAKING_DBOV:
+                continue
+            stretches = self._unrecorded.setdefault(p.identity, [])
+            if stretches and now - stretches[-1][1] <= UNRECORDED_JOIN:
+                stretches[-1][1] = now
+            else:
+                stretches.append([max(0.0, now - LEVELS_INTERVAL), now])
+
+    def _unrecorded_events(self) -> tuple[tuple[str, float, float], ...]:
+        return tuple(
+            sorted(
+                ((who, round(a, 3), round(b, 3)) for who, spans in self._unrecorded.items() for a, b in spans),
+                key=lambda u: (u[1], u[0]),
+            )
+        )
 
     def _require_host(self, p: Participant, what: str) -> None:
         if p.role is not Role.HOST:
@@ -505,10 +578,14 @@ class Room:
                     "role": str(p.role),
                     "slot": p.slot.index if p.slot is not None else None,
                     "muted": p.muted,
+                    "recorded": p.recorded,
                 }
                 for p in people
                 if p.can_publish
             ],
+            # Who speaks without being recorded, for everyone to see; and the host's policy.
+            "not_recorded": [p.identity for p in people if p.can_publish and not p.recorded],
+            "recording": "all_or_none" if self.all_or_none else "each_speaker",
             "hands": [p.identity for p in people if p.hand_raised and not p.can_publish],
             # The names raised hands would speak under (the host sees who asks).
             "hand_names": {
@@ -550,6 +627,7 @@ class Room:
     async def _levels_loop(self) -> None:
         while True:
             await asyncio.sleep(LEVELS_INTERVAL)
+            self._track_unrecorded()
             levels = self.speaking_levels()
             if levels != self._last_levels:
                 self._last_levels = levels

@@ -262,7 +262,7 @@ class Sfu:
         if await asyncio.to_thread(self.catalog.is_banned, space_id, token_id=claims.token_id):
             raise SpaceEnded("you were removed from this space by the host")
         room = await self.rooms.open(space_id)
-        return room, room.admit(claims, channel, address=holder_address(address))
+        return room, room.admit(claims, channel, address=holder_address(address), record=msg.record)
 
     async def _serve(self, ws: WebSocket, channel: WsChannel, room: Room, participant: Participant) -> None:
         strikes = 0

@@ -7,6 +7,9 @@ come to the client as a new ``offer`` with a higher ``rev``.
 Client -> SFU::
 
     {"type": "join", "token": "<jwt>"}                  first message, within JOIN_TIMEOUT
+    {"type": "join", "token": "<jwt>", "record": false}  ... speaking without being recorded (default: recorded)
+    {"type": "consent", "record": false}                a publisher's choice, before the microphone goes live
+    {"type": "recording", "all_or_none": true}          host: record everyone or no one (declining = listening)
     {"type": "answer", "rev": 3, "sdp": "v=0..."}       answer to offer ``rev`` (non-trickle ICE)
     {"type": "mute", "muted": true}                     self-mute (publishers)
     {"type": "mute", "identity": "bob", "muted": true}  host mutes a speaker
@@ -53,6 +56,18 @@ JOIN_TIMEOUT = 10.0
 @dataclass(frozen=True)
 class Join:
     token: str
+    record: bool = True
+    """Whether a publisher's audio is recorded (the live page asks before the microphone goes live)."""
+
+
+@dataclass(frozen=True)
+class Consent:
+    record: bool
+
+
+@dataclass(frozen=True)
+class RecordingPolicy:
+    all_or_none: bool
 
 
 @dataclass(frozen=True)
@@ -103,7 +118,7 @@ class Ping:
     pass
 
 
-ClientMessage = Join | Answer | Mute | Hand | Name | Promote | Demote | Remove | End | Ping
+ClientMessage = Join | Answer | Mute | Hand | Name | Promote | Demote | Remove | End | Ping | Consent | RecordingPolicy
 
 
 def parse(raw: str | bytes) -> ClientMessage:
@@ -123,7 +138,11 @@ def parse(raw: str | bytes) -> ClientMessage:
         raise BadMessage("a message must be a JSON object")
     kind = data.get("type")
     if kind == "join":
-        return Join(token=_str(data, "token", 4096))
+        return Join(token=_str(data, "token", 4096), record=_bool(data, "record") if "record" in data else True)
+    if kind == "consent":
+        return Consent(record=_bool(data, "record"))
+    if kind == "recording":
+        return RecordingPolicy(all_or_none=_bool(data, "all_or_none"))
     if kind == "answer":
         rev = data.get("rev")
         if not isinstance(rev, int) or isinstance(rev, bool) or rev < 0:

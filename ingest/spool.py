@@ -38,6 +38,10 @@ class RoomRecord:
     """``LIVE`` while recording; ``ENDED`` once every segment is closed and synced."""
     tracks: tuple[tuple[str, str], ...] = ()
     """(track_id, speaker) in the order speakers first published."""
+    consents: tuple[tuple[str, float, bool], ...] = ()
+    """(speaker, room time, recorded?): each publisher's recording choice, as made."""
+    unrecorded: tuple[tuple[str, float, float], ...] = ()
+    """(speaker, start, end) on the room clock: speech of speakers who chose not to be recorded."""
 
     def with_track(self, track_id: str, speaker: str) -> RoomRecord:
         if any(t == track_id for t, _ in self.tracks):
@@ -48,6 +52,8 @@ class RoomRecord:
         data = asdict(self)
         data["phase"] = str(self.phase)
         data["tracks"] = [list(t) for t in self.tracks]
+        data["consents"] = [list(c) for c in self.consents]
+        data["unrecorded"] = [list(u) for u in self.unrecorded]
         return data
 
     @classmethod
@@ -60,6 +66,8 @@ class RoomRecord:
             started_at=float(data["started_at"]),
             phase=SpaceState(data.get("phase", SpaceState.LIVE)),
             tracks=tuple((str(t), str(s)) for t, s in data.get("tracks", ())),
+            consents=tuple((str(s), float(t), bool(r)) for s, t, r in data.get("consents", ())),
+            unrecorded=tuple((str(s), float(a), float(b)) for s, a, b in data.get("unrecorded", ())),
         )
 
 

@@ -280,11 +280,17 @@ class Manifest:
     partial: bool = False
     erased: tuple[tuple[str, str], ...] = ()
     """Tracks (id, speaker) erased from the space: their audio deleted, out of every output."""
+    consents: tuple[tuple[str, float, bool], ...] = ()
+    """(speaker, room time, recorded?): the recording choices speakers made, in order."""
+    unrecorded: tuple[tuple[str, float, float], ...] = ()
+    """(speaker, start, end): when speakers who chose not to be recorded spoke (room clock)."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["tracks"] = [{"track_id": t, "speaker": s} for t, s in self.tracks]
         data["erased"] = [{"track_id": t, "speaker": s} for t, s in self.erased]
+        data["consents"] = [{"speaker": s, "at": round(t, 3), "record": r} for s, t, r in self.consents]
+        data["unrecorded"] = [{"speaker": s, "start": round(a, 3), "end": round(b, 3)} for s, a, b in self.unrecorded]
         return data
 
     @classmethod
@@ -299,6 +305,8 @@ class Manifest:
             ended_at=data.get("ended_at"),
             partial=bool(data.get("partial", False)),
             erased=tuple((t["track_id"], t["speaker"]) for t in data.get("erased", ())),
+            consents=tuple((c["speaker"], float(c["at"]), bool(c["record"])) for c in data.get("consents", ())),
+            unrecorded=tuple((u["speaker"], float(u["start"]), float(u["end"])) for u in data.get("unrecorded", ())),
         )
 
 

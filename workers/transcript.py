@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from spaces import keys
 from spaces.exceptions import NotFound
-from spaces.models import Manifest, Transcript, Word
+from spaces.models import Gap, Manifest, Transcript, Word
 from transcribe.assemble import TrackWords
 from transcribe.assemble import assemble as assemble_turns
 from transcribe.captions import build_cues, to_srt, to_webvtt
@@ -16,6 +16,9 @@ from workers.context import Context, context, stage, superseded
 from workers.levels import read_levels
 
 log = logging.getLogger(__name__)
+
+#: ``Gap.reason`` of speech by someone who chose not to be recorded.
+NOT_RECORDED = "not_recorded"
 
 
 @stage
@@ -33,6 +36,7 @@ def assemble(space_id: str) -> int:
         duration=space_duration(ctx, manifest),
         speakers=tuple(speaker for _, speaker in manifest.tracks),
         turns=tuple(turns),
+        gaps=gaps_of(manifest),
     )
     ctx.write_json(keys.transcript(space_id), transcript.to_dict())
     cues = build_cues(turns)
@@ -45,6 +49,16 @@ def assemble(space_id: str) -> int:
     )
     ctx.catalog.set_progress(space_id, "assemble", 1.0)
     return len(turns)
+
+
+def gaps_of(manifest: Manifest) -> tuple[Gap, ...]:
+    """Speech kept out of the transcript: that of speakers who chose not to be recorded."""
+    return tuple(
+        sorted(
+            (Gap(speaker, start, end, NOT_RECORDED) for speaker, start, end in manifest.unrecorded),
+            key=lambda g: (g.start, g.speaker),
+        )
+    )
 
 
 def space_duration(ctx: Context, manifest: Manifest) -> float:

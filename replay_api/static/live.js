@@ -26,6 +26,8 @@
     room: { speakers: [], hands: [], listeners: 0 },
     levels: {},
     ended: false,
+    record: true,        // this person's choice: recorded when speaking, or only heard live
+    consentGate: null,   // a pending question: the microphone waits for the answer
   };
   // The token is this tab's alone: kept in sessionStorage (for reloads and
   // reconnects) and out of the address bar at once, so that sharing the
@@ -83,7 +85,49 @@
     return body.token;
   }
 
+  // Before a microphone goes live the person is told the space is recorded,
+  // transcribed and searchable, and chooses (ingest/signaling.py: join.record, consent).
+  function askConsent() {
+    const allOrNone = (state.room || {}).recording === "all_or_none";
+    $("consent-policy").hidden = !allOrNone;
+    $("consent-decline").textContent = allOrNone ? "Stay a listener" : "Speak without being recorded";
+    $("consent").hidden = false;
+    event("consent-asked", { allOrNone });
+    return new Promise((resolve) => {
+      const choose = (record) => () => {
+        $("consent").hidden = true;
+        $("consent-record").onclick = null;
+        $("consent-decline").onclick = null;
+        state.record = record;
+        event("consent", { record });
+        resolve(record);
+      };
+      $("consent-record").onclick = choose(true);
+      $("consent-decline").onclick = choose(false);
+    });
+  }
+
+  async function showErasureLink() {
+    try {
+      const response = await fetch(`/spaces/${encodeURIComponent(spaceId)}/erasure-link`, {
+        method: "POST", headers: { Authorization: `Bearer ${state.token}` },
+      });
+      if (!response.ok) return;
+      const body = await response.json();
+      $("erasure-link").href = body.url;
+      $("erasure-link").onclick = async (e) => {
+        e.preventDefault();
+        if (!confirm("Erase your voice and words from this space's replay? This cannot be undone.")) return;
+        const r = await fetch(body.url, { method: "DELETE" });
+        status(r.ok ? "Your erasure is under way; it runs once the space is processed." : "Erasure is possible once the space is processed: keep the link.");
+      };
+      $("erasure").hidden = false;
+    } catch (e) { /* no link: the host can still erase */ }
+  }
+
   async function ensureMic() {
+    if (state.consentGate) await state.consentGate;
+    if (state.role === "listener") throw new Error("listening only");
     if (state.mic) return state.mic;
     const stream = await navigator.mediaDevices.getUserMedia({
       audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
@@ -103,7 +147,9 @@
       }
       const c = claims(state.token);
       if (c && (c.role === "host" || c.role === "speaker")) {
-        status("Asking for your microphone…");
+        state.role = c.role;
+        await askConsent();
+        status(state.record ? "Asking for your microphone…" : "Asking for your microphone (heard live, not recorded)…");
         await ensureMic();
       }
     } catch (e) {
@@ -120,7 +166,7 @@
       if (state.pc.connectionState === "failed") status("The media connection failed.");
     };
     state.ws = new WebSocket(rtcUrl);
-    state.ws.onopen = () => send({ type: "join", token: state.token });
+    state.ws.onopen = () => send({ type: "join", token: state.token, record: state.record });
     state.ws.onmessage = (e) => onMessage(JSON.parse(e.data)).catch((err) => status(`Error: ${err.message}`));
     state.ws.onclose = (e) => {
       event("closed", e.code);
@@ -147,6 +193,9 @@
         $("room").hidden = false;
         renderControls();
         if (msg.role === "host") showListenerLink();
+        if (msg.role !== "listener") showErasureLink();
+        // Declined in a record-everyone-or-no-one space: listening, the microphone closed.
+        else if (state.mic) { state.mic.stop(); state.mic = null; }
         break;
       case "offer":
         await answer(msg);
@@ -166,8 +215,14 @@
           // Invited without offering a name: take the one in the field, before the mic opens.
           const name = $("hand-name").value.trim();
           if (name && name !== state.identity) send({ type: "name", name });
-          status("You can speak now.");
+          // Promoted: ask before the microphone goes live (the offer's answer waits for it).
+          state.consentGate = askConsent().then((record) => { send({ type: "consent", record }); });
+          await state.consentGate;
+          state.consentGate = null;
+          if (state.role === "listener") break;
+          status(state.record ? "You can speak now." : "You can speak now; you are heard live, not recorded.");
           await ensureMic();
+          showErasureLink();
         } else {
           status("You are listening.");
           if (state.mic) { state.mic.stop(); state.mic = null; }
@@ -209,7 +264,8 @@
     for (const t of pc.getTransceivers()) {
       if (t.mid === null) continue;
       if (offer.publish_mid !== null && t.mid === offer.publish_mid) {
-        const mic = await ensureMic();
+        let mic = null;
+        try { mic = await ensureMic(); } catch (e) { t.direction = "inactive"; continue; }
         mic.enabled = !state.muted;
         await t.sender.replaceTrack(mic);
         t.direction = "sendonly";
@@ -262,7 +318,8 @@
       const item = el("li", { class: "speaker" + (level ? " speaker--talking" : "") + (s.muted ? " speaker--muted" : ""), "data-identity": s.identity },
         el("span", { class: "speaker__level" }),
         el("span", { class: "speaker__name" }, s.identity + (s.identity === state.identity ? " (you)" : "")),
-        el("span", { class: "speaker__role" }, s.role === "host" ? "host" : s.muted ? "muted" : ""));
+        el("span", { class: "speaker__role" }, s.role === "host" ? "host" : s.muted ? "muted" : ""),
+        s.recorded === false ? el("span", { class: "speaker__role speaker__unrecorded" }, "not recorded") : "");
       // CSSOM, not a style attribute: the page's CSP allows no inline styles.
       item.style.setProperty("--level", String(level));
       if (isHost && s.identity !== state.identity) {
@@ -273,6 +330,11 @@
       }
       list.append(item);
     }
+    const unrecorded = state.room.not_recorded || [];
+    $("recording-note").hidden = unrecorded.length === 0;
+    $("recording-note").textContent = unrecorded.length
+      ? `Not being recorded: ${unrecorded.join(", ")} (heard live only; not in the replay or transcript).` : "";
+    if ($("all-or-none")) $("all-or-none").checked = state.room.recording === "all_or_none";
     const n = state.room.listeners || 0;
     $("listeners").textContent = `${n} listener${n === 1 ? "" : "s"}`;
     const hands = $("hands");
@@ -296,6 +358,7 @@
   }
 
   $("join").addEventListener("click", join);
+  $("all-or-none").addEventListener("change", (e) => send({ type: "recording", all_or_none: e.target.checked }));
   $("mute").addEventListener("click", () => {
     state.muted = !state.muted;
     if (state.mic) state.mic.enabled = !state.muted;

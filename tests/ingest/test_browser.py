@@ -130,6 +130,8 @@ def test_browser_speaker_is_recorded(sfu_settings: Settings, tmp_path: Path) -> 
                     page = await browser.new_page()
                     await page.goto(speaker_url)
                     await page.click("#join")
+                    # Asked before the microphone goes live.
+                    await page.click("#consent-record")
                     # Poll from outside: the page's CSP forbids wait_for_function's eval.
                     deadline = time.monotonic() + 15
                     while await page.evaluate("window.liveSpace.connection") != "connected":
@@ -204,6 +206,7 @@ def test_host_shares_listener_and_speaker_links_never_its_own(sfu_settings: Sett
                     assert "token=" in created["live_url"]
                     assert host.url == page_url  # out of the address bar before anything else
                     await host.click("#join")
+                    await host.click("#consent-record")
                     await until(host, "window.liveSpace.connection === 'connected'")
                     assert await host.evaluate("window.liveSpace.role") == "host"
 

@@ -76,6 +76,9 @@ def test_the_live_page_offers_a_name_with_the_hand(sfu_settings: Settings) -> No
                     await host.send({"type": "promote", "identity": identity})
                     await polled(page, "window.liveSpace.identity", lambda v: v == "Carol Smith")
                     await polled(page, "window.liveSpace.role", lambda v: v == "speaker")
+                    # Promoted: asked before the microphone goes live.
+                    assert "recorded, transcribed and searchable" in await page.inner_text("#consent")
+                    await page.click("#consent-record")
                     await page.wait_for_selector("#speakers [data-identity='Carol Smith']")
                     assert await page.is_hidden("#hand-name-field")
                 finally:
