@@ -103,8 +103,11 @@ class SpaceClient:
         decode: bool = True,
         ice_servers: list[str] | None = None,
         on_packet: Callable[[int, RtpPacket, float], None] | None = None,
+        record: bool = True,
     ) -> None:
         self.rtc_url = rtc_url
+        self.record = record
+        """Whether this client's audio may be recorded when it publishes (its consent)."""
         self.token = token
         self.track = track
         self.decode = decode
@@ -131,7 +134,7 @@ class SpaceClient:
     async def connect(self, *, timeout: float = 10.0) -> None:
         self.connect_started = time.monotonic()
         self.ws = await websockets.connect(self.rtc_url, max_size=1 << 20, open_timeout=timeout)
-        await self.send({"type": "join", "token": self.token})
+        await self.send({"type": "join", "token": self.token, **({} if self.record else {"record": False})})
         self._tasks.append(asyncio.get_running_loop().create_task(self._read()))
         await asyncio.wait_for(self.joined.wait(), timeout)
 
