@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -319,3 +321,69 @@ def test_erasure_links_erase_no_one_else(settings: Settings, workers: Workers, t
     assert catalog.erasures(sid) == {} and catalog.erasures(other.space_id) == {}
     assert queue.pipeline_queue(settings).count == 0
     assert list(blobs.list(keys.space_prefix(space.space_id))) == objects
+
+
+def test_export_gives_a_speaker_their_words_and_audio(settings: Settings, two_speakers: SpeechSpace) -> None:
+    blobs, catalog = stores(settings)
+    space = import_files(settings, dict(two_speakers))
+    sid = space.space_id
+    words = [Word(1.0, 1.4, "hello", "alice"), Word(6.0, 6.5, "schedule", "bob"), Word(6.6, 7.0, "ahead", "bob")]
+    transcript = Transcript(sid, 15.0, ("alice", "bob"), (Turn("alice", words[:1]), Turn("bob", tuple(words[1:]))))
+    blobs.put(keys.transcript(sid), json.dumps(transcript.to_dict()).encode())
+    catalog.set_state(sid, SpaceState.READY)
+    manifest = Manifest.from_dict(json.loads(blobs.get(keys.manifest(sid))))
+    (bob_track,) = [t for t, s in manifest.tracks if s == "bob"]
+    segments = {k: blobs.get(k) for k in blobs.list(keys.track_prefix(sid, bob_track)) if k.endswith(".ogg")}
+    secret = settings.secret_key
+    bob_link = issue_erasure(secret, space_id=sid, speaker="bob", ttl=600)
+    bob_join = tokens.issue(secret, space_id=sid, role=tokens.Role.SPEAKER, identity="bob", ttl=600)
+    alice_link = issue_erasure(secret, space_id=sid, speaker="alice", ttl=600)
+    with TestClient(create_app(settings)) as api:
+        for credential in (host_token(settings, space), bob_link, bob_join):
+            r = api.get(f"/spaces/{sid}/export", params={"speaker": "bob"}, headers=bearer(credential))
+            assert r.status_code == 200, r.text
+            assert r.headers["content-type"] == "application/zip"
+            with zipfile.ZipFile(io.BytesIO(r.content)) as archive:
+                body = json.loads(archive.read("words.json"))
+                assert [w["text"] for w in body["words"]] == ["schedule", "ahead"]
+                assert {w["speaker"] for w in body["words"]} == {"bob"}
+                audio = {a["file"]: archive.read(a["file"]) for a in body["audio"]}
+            assert sorted(audio.values()) == sorted(segments.values()) and segments
+        assert (
+            api.get(f"/spaces/{sid}/export", params={"speaker": "bob"}, headers=bearer(alice_link)).status_code == 403
+        )
+        assert api.get(f"/spaces/{sid}/export", params={"speaker": "bob"}).status_code == 401
+        assert (
+            api.get(
+                f"/spaces/{sid}/export", params={"speaker": "zoe"}, headers=bearer(host_token(settings, space))
+            ).status_code
+            == 404
+        )
+
+
+def test_cli_deletes_and_erases(
+    settings: Settings,
+    workers: Workers,
+    two_speakers: SpeechSpace,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from spaces import cli
+    from tests.workers.conftest import env_of
+
+    for name, value in env_of(settings).items():
+        monkeypatch.setenv(name, value)
+    blobs, catalog = stores(settings)
+    space = processed(settings, workers, dict(two_speakers))
+    before = transcript_of(blobs, space.space_id)
+    assert cli.main(["erase", space.space_id, "bob", "--timeout", "240"]) == 0
+    assert "bob erased from" in capsys.readouterr().out
+    after = transcript_of(blobs, space.space_id)
+    assert [w.to_dict() for w in after.words] == [w.to_dict() for w in before.words if w.speaker != "bob"]
+    assert cli.main(["erase", space.space_id, "zoe"]) == 2
+    assert "no speaker 'zoe'" in capsys.readouterr().err
+    assert cli.main(["delete", space.space_id, "--timeout", "120"]) == 0
+    assert list(blobs.list(keys.space_prefix(space.space_id))) == []
+    assert rows_of(catalog, space.space_id) == dict.fromkeys(TABLES, 0)
+    assert cli.main(["delete", space.space_id]) == 2  # twice: not found
+    assert "no space" in capsys.readouterr().err
