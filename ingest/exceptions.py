@@ -5,6 +5,7 @@ IngestError                      {"type": "error", "code": ..., "message": ...}
  ├── OutOfOrder      out_of_order    e.g. an answer before any offer, a stale answer, a second join
  ├── BadSdp          bad_sdp         malformed SDP, no Opus, missing ICE/DTLS data, forbidden direction
  ├── Forbidden       forbidden       the role does not allow it (listener publishing, non-host control)
+ │    └── NotAgent   forbidden       captions from anyone but the room agent (closed 4403)
  ├── Unauthorized    unauthorized    bad, expired or other-space token (closed 4401)
  ├── UnknownSpace    unknown_space   no such space (closed 4404)
  ├── SpaceEnded      ended           the space is over or the participant was removed (closed 4409)
@@ -43,6 +44,12 @@ class BadSdp(IngestError):
 
 class Forbidden(IngestError):
     code = "forbidden"
+
+
+class NotAgent(Forbidden):
+    """Only the room agent speaks for the room: anyone else sending captions is forging them."""
+
+    close_code = 4403
 
 
 class Unauthorized(IngestError):

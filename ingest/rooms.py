@@ -7,10 +7,13 @@ import logging
 import time
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from ingest.archive import SpaceArchive
 from ingest.exceptions import SpaceEnded, UnknownSpace
 from ingest.room import Room, RoomOptions
 from ingest.spool import SpaceSpool
+from spaces import queue
 from spaces.blobstore import BlobStore
 from spaces.catalog import Catalog
 from spaces.exceptions import NotFound
@@ -18,6 +21,9 @@ from spaces.models import SpaceState
 from spaces.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: Seconds between attempts to enqueue a room agent while the queue's Redis is away.
+AGENT_RETRY = 5.0
 
 
 class Rooms:
@@ -63,6 +69,7 @@ class Rooms:
                 archive=archive,
                 catalog=self.catalog,
                 on_closed=self._closed,
+                summon_agent=self._summon_agent if self.settings.live_captions else None,
             )
             self.rooms[space_id] = room
             try:
@@ -72,6 +79,16 @@ class Rooms:
                 raise
         self._opening.pop(space_id, None)
         return room
+
+    async def _summon_agent(self, space_id: str, attempt: int) -> None:
+        """Enqueue a room agent; while Redis is away the room runs and records, and captions start later."""
+        while (room := self.rooms.get(space_id)) is not None and room.state is SpaceState.LIVE:
+            try:
+                await asyncio.to_thread(queue.enqueue_live_room, self.settings, space_id, attempt=attempt)
+                return
+            except RedisError as e:
+                log.warning("room agent for %s not enqueued (%s); trying again", space_id, e)
+                await asyncio.sleep(AGENT_RETRY)
 
     def _closed(self, room: Room) -> None:
         if self.rooms.get(room.space_id) is room:

@@ -11,6 +11,8 @@ import ipaddress
 import unicodedata
 
 MAX_NAME_CHARS = 64
+#: Names of the room's own services (the room agent) start with this; no person's may.
+SERVICE_PREFIX = "@"
 
 #: Unicode categories a name may not contain: controls (incl. U+0085), line
 #: and paragraph separators (U+2028, U+2029), format characters (bidi overrides).
@@ -31,6 +33,8 @@ def check_name(name: str) -> str:
         raise ValueError(f"a name is at most {MAX_NAME_CHARS} characters")
     if any(unicodedata.category(ch) in _FORBIDDEN_CATEGORIES for ch in name):
         raise ValueError("a name cannot contain control characters or line breaks")
+    if name.startswith(SERVICE_PREFIX):
+        raise ValueError(f"a name cannot start with {SERVICE_PREFIX!r} (kept for the room's own services)")
     return name
 
 

@@ -161,6 +161,9 @@ class Settings:
     worker_maintenance: int = 30
     """Seconds between a worker's sweeps for abandoned jobs (which are retried)."""
 
+    live_captions: int = 1
+    """1: a room agent captions every live space (needs ``live`` workers); 0: no live captions."""
+
     live_workers: int = 1
     """Workers of the ``live`` queue that ``spaces up`` starts; each runs one room agent
     (live captions) at a time, so this is how many spaces get live captions at once."""
