@@ -290,6 +290,7 @@ async def _receive(ws: WebSocket) -> str | bytes | None:
 
 def create_app(settings: Settings | None = None, options: SfuOptions | None = None) -> Starlette:
     settings = settings or Settings.from_env()
+    settings.validate()
     sfu = Sfu(settings, options)
     app = Starlette(
         routes=[

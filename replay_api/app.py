@@ -20,6 +20,7 @@ from spaces.settings import Settings
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
+    settings.validate()
     catalog = open_catalog(settings)
     catalog.create_schema()
     limiter = Limiter.from_settings(settings)
