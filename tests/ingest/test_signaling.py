@@ -34,6 +34,8 @@ def test_valid_messages() -> None:
         ('{"type": "warp"}', "unknown"),
         (b"\xff\xfe", "UTF-8"),
         (json.dumps({"type": "promote", "identity": "x" * 500}), "longer"),
+        ("[" * 60_000, "nested too deeply"),
+        ('{"type": "mute", "muted": ' + '{"a": ' * 5_000 + "1" + "}" * 5_001, "nested too deeply"),
     ],
 )
 def test_invalid_messages_say_why(raw: str | bytes, says: str) -> None:
