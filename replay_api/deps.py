@@ -6,9 +6,10 @@ space id:
 * a token, when sent (``Authorization: Bearer`` or ``?token=``), must be
   valid, whatever the space: forged, expired or malformed is a 401, so a bad
   token never tells apart a private space from a missing one;
-* a private space without a token is a 404, as if it did not exist;
-* a valid token for another space is a 403 on a private space (and simply
-  unused on a public one).
+* a private space the caller's token does not open (no token, or a valid
+  token for another space) is a 404, word for word a missing space's: no
+  token tells apart a private space from a missing one. A token is simply
+  unused on a public space it is not for.
 """
 
 from __future__ import annotations
@@ -82,15 +83,17 @@ CallerDep = Annotated[tokens.Claims | None, Depends(_caller)]
 def _readable_space(space_id: SpaceId, catalog: CatalogDep, caller: CallerDep) -> Space:
     """The space, if the caller may see it (rules in the module docstring)."""
     space = catalog.get_space(space_id)
-    if space.visibility is Visibility.PRIVATE:
-        if caller is None:
-            raise NotFound(f"no space {space_id!r}")
-        if caller.space_id != space_id:
-            raise HTTPException(403, "this token is for another space")
+    if not opens(space, caller):
+        raise NotFound(f"no space {space_id!r}")
     return space
 
 
 ReadableSpace = Annotated[Space, Depends(_readable_space)]
+
+
+def opens(space: Space, caller: tokens.Claims | None) -> bool:
+    """Whether the caller may see the space: public, or private with a token of its own."""
+    return space.visibility is not Visibility.PRIVATE or (caller is not None and caller.space_id == space.space_id)
 
 
 def servable(space: Space, blobs: BlobStore) -> bool:

@@ -16,7 +16,16 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
-from replay_api.deps import CallerDep, CatalogDep, ReadableSpace, SettingsDep, SpaceId, TokenDep, visible_private
+from replay_api.deps import (
+    CallerDep,
+    CatalogDep,
+    ReadableSpace,
+    SettingsDep,
+    SpaceId,
+    TokenDep,
+    opens,
+    visible_private,
+)
 from replay_api.errors import html_errors
 from replay_api.limits import RESPONSES, RateLimited
 from replay_api.templating import templates
@@ -116,14 +125,12 @@ def issue_token(
 
     Speaker tokens need the host's token (``Authorization: Bearer``). A
     private space's listener tokens need any token of that space; without
-    one the space does not exist (404).
+    one (or with another space's) the space does not exist (404).
     """
     space = catalog.get_space(space_id)
     own = caller is not None and caller.space_id == space_id
-    if space.visibility is Visibility.PRIVATE and not own:
-        if caller is None:
-            raise NotFound(f"no space {space_id!r}")
-        raise HTTPException(403, "this token is for another space")
+    if not opens(space, caller):
+        raise NotFound(f"no space {space_id!r}")
     if body.role == "speaker":
         if caller is None:
             raise HTTPException(401, "inviting a speaker needs the host's token")

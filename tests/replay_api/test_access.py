@@ -2,7 +2,7 @@
 
 Without a token a private space is indistinguishable from a missing one
 (404); a forged, expired or malformed token is a 401; a valid token for
-another space is a 403. Search and listings never show a private space's
+another space is a 404 too (it does not open the space). Search and listings never show a private space's
 text to anyone else.
 """
 
@@ -103,10 +103,16 @@ def test_bad_tokens_are_401(client: TestClient, app: FastAPI, private: Space, pu
         assert client.get("/spaces/nosuchspace", headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 
-def test_other_space_token_is_403(client: TestClient, app: FastAPI, private: Space, public: Space) -> None:
+def test_other_space_token_cannot_tell_private_from_missing(
+    client: TestClient, app: FastAPI, private: Space, public: Space
+) -> None:
     token = token_for(app.state.settings, public.space_id)
     for path in ENDPOINTS:
-        assert _get(client, path, private.space_id, token) == 403, path
+        hidden = client.get(path.format(id=private.space_id), headers={"Authorization": f"Bearer {token}"})
+        missing = client.get(path.format(id="nosuchspace"), headers={"Authorization": f"Bearer {token}"})
+        assert hidden.status_code == missing.status_code == 404, path
+        if "/replay" not in path:  # the page's markup says "aria-hidden"
+            assert hidden.text.replace("hidden", "X") == missing.text.replace("nosuchspace", "X"), path
         # Unused but harmless on a public space.
         assert _get(client, path, public.space_id, token) in (200, 307), path
 
