@@ -37,7 +37,7 @@ from ingest.room import Room, RoomOptions
 from ingest.rooms import Rooms
 from ingest.signaling import JOIN_TIMEOUT, MAX_MESSAGE_BYTES, Join, error, parse
 from ingest.spool import unfinished_spaces
-from spaces import keys, tokens
+from spaces import keys, names, tokens
 from spaces.blobstore import open_blob_store
 from spaces.catalog import open_catalog
 from spaces.exceptions import ConfigError, TokenError
@@ -250,6 +250,9 @@ class Sfu:
             claims = tokens.verify(self.settings.secret_key, msg.token, space_id=space_id)
         except TokenError as e:
             raise Unauthorized(str(e)) from e
+        if not names.is_valid_name(claims.identity):
+            # The API never signs such a name; a token made elsewhere might.
+            raise Unauthorized("the token's name is not a valid name (1 to 64 characters on one line)")
         room = await self.rooms.open(space_id)
         return room, room.admit(claims, channel)
 

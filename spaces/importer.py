@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from spaces import keys
+from spaces import keys, names
 from spaces.blobstore import BlobStore
 from spaces.catalog import Catalog
 from spaces.exceptions import InvalidInput
@@ -29,7 +29,6 @@ from spaces.models import Manifest, Segment, Space, SpaceState, Track, Visibilit
 log = logging.getLogger(__name__)
 
 SEGMENT_SECONDS = 10
-MAX_SPEAKER_LENGTH = 64
 
 
 @dataclass(frozen=True)
@@ -69,11 +68,11 @@ def validate(tracks: Sequence[TrackFile]) -> list[float]:
     """Check every file before anything is written; returns their durations."""
     if not tracks:
         raise InvalidInput("give at least one speaker=file")
-    names = [t.speaker for t in tracks]
-    for name in names:
-        if not name.strip() or len(name) > MAX_SPEAKER_LENGTH:
-            raise InvalidInput(f"speaker name {name!r} must be 1 to {MAX_SPEAKER_LENGTH} characters")
-    if len(set(names)) != len(names):
+    speakers = [t.speaker for t in tracks]
+    for name in speakers:
+        if not names.is_valid_name(name):
+            raise InvalidInput(f"speaker name {name!r} must be 1 to {names.MAX_NAME_CHARS} characters on one line")
+    if len(set(speakers)) != len(speakers):
         raise InvalidInput("each speaker may appear only once")
     for t in tracks:
         if t.offset < 0:
@@ -91,6 +90,10 @@ def import_space(
     visibility: Visibility = Visibility.PUBLIC,
 ) -> Space:
     """Store the tracks and register the space as recorded; the caller enqueues it."""
+    if not names.is_valid_title(title):
+        raise InvalidInput(f"the title must be 1 to {names.MAX_TITLE_CHARS} characters on one line")
+    if host and not names.is_valid_name(host):
+        raise InvalidInput(f"the host's name {host!r} must be 1 to {names.MAX_NAME_CHARS} characters on one line")
     validate(tracks)
     space_id = new_space_id()
     started_at = time.time()

@@ -29,7 +29,7 @@ from replay_api.deps import (
 from replay_api.errors import html_errors
 from replay_api.limits import RESPONSES, RateLimited
 from replay_api.templating import templates
-from spaces import tokens
+from spaces import names, tokens
 from spaces.catalog import SpaceFilter
 from spaces.exceptions import NotFound
 from spaces.models import Space, SpaceState, Visibility
@@ -38,13 +38,13 @@ from spaces.settings import Settings
 router = APIRouter(tags=["live"])
 pages = APIRouter(tags=["live"], dependencies=[Depends(html_errors)], include_in_schema=False)
 
-#: Identities become speaker names in transcripts: short, printable, trimmed.
-IDENTITY = r"^[^\x00-\x1f\x7f]{1,64}$"
+#: Identities become speaker names in transcripts: short, one line (``spaces.names``).
+IDENTITY = names.NAME_PATTERN
 LIVE_STATES = (SpaceState.CREATED, SpaceState.LIVE)
 
 
 class NewSpace(BaseModel):
-    title: str = Field(min_length=1, max_length=200, description="Shown on the live page and the replay")
+    title: str = Field(pattern=names.TITLE_PATTERN, description="Shown on the live page and the replay; one line")
     visibility: Visibility = Visibility.PUBLIC
     host: str = Field(default="host", pattern=IDENTITY, description="The host's name in the space")
 

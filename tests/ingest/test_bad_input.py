@@ -224,3 +224,19 @@ def test_deeply_nested_json_gets_a_clear_error_and_the_socket_stays(sfu_settings
             await c.closed_with(4400)
 
     asyncio.run(scenario())
+
+
+def test_a_token_naming_a_multi_line_identity_is_refused(sfu_settings: Settings) -> None:
+    """The API never signs such a name; the SFU refuses one signed elsewhere all the same."""
+    settings = sfu_settings
+    space_id = make_space(settings)
+
+    async def scenario() -> None:
+        async with running_sfu(settings):
+            for name in ("eve\u2028alice", "eve\u0085alice", "x" * 65):
+                c = await Raw.open(rtc_url(settings, space_id))
+                await c.send({"type": "join", "token": token(settings, space_id, name, Role.LISTENER)})
+                assert "name" in (await c.error("unauthorized"))["message"]
+                await c.closed_with(4401)
+
+    asyncio.run(scenario())

@@ -58,6 +58,26 @@ def test_create_space_rejects_bad_input(api: tuple[TestClient, Settings], body: 
     assert client.post("/spaces", json=body).status_code == 422
 
 
+#: Every Unicode line break but CR/LF (which were refused already), and C1 controls.
+LINE_BREAKS = ["\u0085", "\u2028", "\u2029", "\x0b", "\x0c", "\x9b"]
+
+
+@pytest.mark.parametrize("brk", LINE_BREAKS, ids=[f"U+{ord(c):04X}" for c in LINE_BREAKS])
+def test_names_and_titles_are_one_line(api: tuple[TestClient, Settings], brk: str) -> None:
+    """Names become transcript speakers and ``<v Name>`` caption tags: no line breaks of any kind."""
+    client, _ = api
+    for body in ({"title": "ok", "host": f"Ada{brk}Lovelace"}, {"title": f"Friday{brk}chat"}):
+        refused = client.post("/spaces", json=body)
+        assert refused.status_code == 422, body
+    space_id = _create(client)["space_id"]
+    url = f"/spaces/{space_id}/tokens"
+    refused = client.post(url, json={"role": "listener", "identity": f"eve{brk}alice"})
+    assert refused.status_code == 422
+    # Names in any script stay welcome.
+    for name in ("Zoë", "李小龍", "Ada Lovelace", "O'Brien-Smith"):
+        assert client.post(url, json={"role": "listener", "identity": name}).json()["identity"] == name
+
+
 def test_tokens_for_speakers_need_the_host(api: tuple[TestClient, Settings]) -> None:
     client, settings = api
     data = _create(client)

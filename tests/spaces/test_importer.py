@@ -99,8 +99,17 @@ def test_failure_midway_removes_what_was_stored(
         [TrackFile("a", Path("/nonexistent.wav"))],
         [TrackFile("", Path("x"))],
         [TrackFile("a", Path("x"), offset=-1)],
+        [TrackFile("ali\u2028ce", Path("x"))],
+        [TrackFile("ali\u0085ce", Path("x"))],
+        [TrackFile("ali\nce", Path("x"))],
     ],
 )
 def test_invalid_arguments(blob_store: BlobStore, catalog: Catalog, tracks: list[TrackFile]) -> None:
     with pytest.raises(InvalidInput):
         import_space(blob_store, catalog, tracks, title="x")
+
+
+@pytest.mark.parametrize("title", ["", "two\u2028lines", "two\u0085lines", "x" * 201])
+def test_titles_are_one_line(blob_store: BlobStore, catalog: Catalog, tmp_path: Path, title: str) -> None:
+    with pytest.raises(InvalidInput, match="title"):
+        import_space(blob_store, catalog, [TrackFile("a", tone(tmp_path / "a.wav", 1))], title=title)
