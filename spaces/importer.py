@@ -42,6 +42,16 @@ def new_space_id() -> str:
     return secrets.token_hex(8)
 
 
+def ffmpeg_input(path: Path) -> str:
+    """A user's file as ffmpeg/ffprobe must be given it: as a ``file:`` URL.
+
+    A bare name is read as an option when it starts with "-" (``spaces
+    import x=-h`` ran ``ffprobe -h``) and as another protocol when it looks
+    like one (``concat:``, ``http:``, ``pipe:``); ``file:`` is neither.
+    """
+    return f"file:{path}"
+
+
 def probe_duration(path: Path) -> float:
     """Seconds of audio in ``path``; ``InvalidInput`` naming the file if there is none."""
     if not path.is_file():
@@ -50,12 +60,15 @@ def probe_duration(path: Path) -> float:
         raise InvalidInput(f"{path}: the file is empty")
     result = subprocess.run(
         ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
-         "stream=codec_type:format=duration", "-of", "json", str(path)],
+         "stream=codec_type:format=duration", "-of", "json", ffmpeg_input(path)],
         capture_output=True,
         text=True,
         check=False,
     )
-    info = json.loads(result.stdout or "{}") if result.returncode == 0 else {}
+    try:
+        info = json.loads(result.stdout or "{}") if result.returncode == 0 else {}
+    except ValueError:
+        info = {}
     if not info.get("streams"):
         raise InvalidInput(f"{path}: not an audio file ffmpeg can read")
     duration = float(info.get("format", {}).get("duration") or 0)
@@ -136,7 +149,7 @@ def _store_track(blobs: BlobStore, space_id: str, track_id: str, source: TrackFi
         work = Path(tmp)
         listing = work / "segments.csv"
         result = subprocess.run(
-            ["ffmpeg", "-nostdin", "-v", "error", "-i", str(source.path), "-vn", "-ac", "1", "-ar", "48000",
+            ["ffmpeg", "-nostdin", "-v", "error", "-i", ffmpeg_input(source.path), "-vn", "-ac", "1", "-ar", "48000",
              "-c:a", "libopus", "-b:a", "32k", "-f", "segment", "-segment_time", str(SEGMENT_SECONDS),
              "-segment_format", "ogg", "-segment_list", str(listing), "-segment_list_type", "csv",
              str(work / "%06d.ogg")],
