@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from replay_api import errors
+from replay_api import accesslog, errors
 from replay_api.limits import Limiter
 from replay_api.middleware import BodySizeLimit
 from replay_api.routes import clips, live, pages, replay, search, spaces
@@ -21,6 +21,8 @@ from spaces.settings import Settings
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     settings.validate()
+    # Links carry ?token=: never into the access log (whoever runs uvicorn).
+    accesslog.install()
     catalog = open_catalog(settings)
     catalog.create_schema()
     limiter = Limiter.from_settings(settings)
