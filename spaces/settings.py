@@ -77,6 +77,10 @@ class Settings:
     secret_key: str = DEV_SECRET
     """Signs join and access tokens (shared by the API and the SFU)."""
 
+    operator_token: str = ""
+    """Bearer token that unlocks the per-room detail of the SFU's ``/stats``
+    (live spaces, private ones too, and their publishers); empty = totals only."""
+
     token_ttl: int = 3600
     """Lifetime of issued tokens, seconds."""
 
@@ -195,12 +199,16 @@ class Settings:
         if self.env not in ("development", "production"):
             raise ConfigError(f"SPACES_ENV must be development or production, got {self.env!r}")
         if self.env == "production":
-            weakness = secret_weakness(self.secret_key)
-            if weakness:
-                raise ConfigError(
-                    f"SPACES_SECRET_KEY {weakness}; production needs at least 32 random bytes' worth. "
-                    f"Make one with: {MAKE_SECRET}"
-                )
+            for name, secret in (
+                ("SPACES_SECRET_KEY", self.secret_key),
+                ("SPACES_OPERATOR_TOKEN", self.operator_token),
+            ):
+                weakness = secret_weakness(secret) if secret or name == "SPACES_SECRET_KEY" else ""
+                if weakness:
+                    raise ConfigError(
+                        f"{name} {weakness}; production needs at least 32 random bytes' worth. "
+                        f"Make one with: {MAKE_SECRET}"
+                    )
         elif _is_dev_secret(self.secret_key):
             exposed = [
                 f"{name} {host!r}"
