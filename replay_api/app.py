@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from replay_api import accesslog, errors
 from replay_api.limits import Limiter
 from replay_api.middleware import BodySizeLimit
-from replay_api.routes import clips, live, pages, replay, search, spaces
+from replay_api.routes import clips, docs, live, pages, replay, search, spaces
 from replay_api.templating import STATIC_DIR
 from spaces.blobstore import open_blob_store
 from spaces.catalog import open_catalog
@@ -38,6 +38,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="audio-spaces",
         summary="Replays, transcripts, captions and search of recorded audio spaces.",
         version="0.1.0",
+        # Ours instead, without a CDN (routes/docs.py); ReDoc has no offline bundle.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.catalog = catalog
@@ -54,4 +57,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(clips.router)
     app.include_router(search.router)
     app.include_router(live.router)
+    docs.install(app)
     return app

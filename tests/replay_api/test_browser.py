@@ -265,3 +265,24 @@ def test_screenshots(
             page.screenshot(path=str(ARTIFACTS / "search.png"))
         context.close()
     assert (ARTIFACTS / "replay.png").stat().st_size > 10_000
+
+
+def test_api_docs_load_nothing_from_outside(live: LiveServer, page: Page) -> None:
+    """``/docs`` renders every route from this server's own files, under its CSP (was: a public CDN)."""
+    outside: list[str] = []
+
+    def only_ours(route: Any) -> None:
+        url = route.request.url
+        if url.startswith(live.url):
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    page.route("**/*", only_ours)
+    response = page.goto(f"{live.url}/docs")
+    assert response is not None and "script-src 'self'" in response.headers["content-security-policy"]
+    expect(page.locator(".opblock-summary-path", has_text="/spaces/{space_id}/audio").first).to_be_visible(
+        timeout=20_000
+    )
+    assert outside == []

@@ -101,3 +101,16 @@ def test_static_assets(local_client: TestClient) -> None:
     assert local_client.get("/static/app.css").status_code == 200
     assert local_client.get("/docs").status_code == 200
     assert "/spaces/{space_id}/audio" in local_client.get("/openapi.json").json()["paths"]
+
+
+def test_api_docs_are_served_from_the_app_under_a_csp(local_client: TestClient) -> None:
+    docs = local_client.get("/docs")
+    assert docs.status_code == 200
+    csp = docs.headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "default-src 'none'" in csp and "unsafe-eval" not in csp
+    sources = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert sources and all(s.startswith("/") and not s.startswith("//") for s in sources), sources
+    assert "<script>" not in docs.text  # no inline script: the CSP would refuse it
+    for source in sources:
+        assert local_client.get(source).status_code == 200, source
+    assert local_client.get("/redoc").status_code == 404  # ReDoc only comes from a CDN
