@@ -78,6 +78,15 @@ def test_production_accepts_32_random_bytes_in_any_usual_encoding(make: Callable
     assert Settings.from_env({"SPACES_ENV": "production", "SPACES_SECRET_KEY": make()}).env == "production"
 
 
+def test_production_refuses_a_weak_operator_token() -> None:
+    strong = {"SPACES_ENV": "production", "SPACES_SECRET_KEY": secrets.token_urlsafe(32)}
+    assert Settings.from_env(strong).operator_token == ""  # none: /stats shows totals only
+    with pytest.raises(ConfigError, match="SPACES_OPERATOR_TOKEN"):
+        Settings.from_env({**strong, "SPACES_OPERATOR_TOKEN": "admin"})
+    token = secrets.token_urlsafe(32)
+    assert Settings.from_env({**strong, "SPACES_OPERATOR_TOKEN": token}).operator_token == token
+
+
 @pytest.mark.parametrize(
     "env",
     [
