@@ -3,7 +3,9 @@
 Access to private spaces is decided here, once, for every route that takes a
 space id:
 
-* a token, when sent (``Authorization: Bearer`` or ``?token=``), must be
+* a token, when sent (``Authorization: Bearer`` or ``?token=``; or the
+  space's token cookie, see ``remember_token``, which only counts while
+  valid and only for reading), must be
   valid, whatever the space: forged, expired or malformed is a 401, so a bad
   token never tells apart a private space from a missing one;
 * a private space the caller's token does not open (no token, or a valid
@@ -14,14 +16,15 @@ space id:
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Path, Query, Request
+from fastapi import Depends, HTTPException, Path, Query, Request, Response
 
 from spaces import keys, tokens
 from spaces.blobstore import BlobStore
 from spaces.catalog import Catalog
-from spaces.exceptions import NotFound
+from spaces.exceptions import NotFound, TokenError
 from spaces.models import Space, SpaceState, Visibility
 from spaces.settings import Settings
 
@@ -64,7 +67,57 @@ async def _token(
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
-    return token or None
+    return token or _cookie_token(request)
+
+
+#: The cookie a page sets so its own requests (``<audio src>``, captions,
+#: fetches) need no ``?token=``: scoped to the one space's paths.
+TOKEN_COOKIE = "spaces_token"
+
+
+def _cookie_token(request: Request) -> str | None:
+    """The token cookie of this space, for reading only, and only while valid.
+
+    A cookie goes along unasked, so it is no explicit credential: it opens
+    reads (GET/HEAD) of the space it was set for and nothing else, and a
+    stale one counts as no token (a 404 for a private space, never a 401).
+    """
+    value = request.cookies.get(TOKEN_COOKIE)
+    space_id = request.path_params.get("space_id")
+    if not value or not isinstance(space_id, str) or request.method not in ("GET", "HEAD"):
+        return None
+    settings: Settings = request.app.state.settings
+    try:
+        tokens.verify(settings.secret_key, value, space_id=space_id)
+    except TokenError:
+        return None
+    return value
+
+
+def remember_token(request: Request, response: Response, token: str | None, space_id: str) -> None:
+    """Set the token cookie when a page was opened with a valid token of its space.
+
+    HttpOnly (scripts never read it), SameSite=Strict (other sites' pages
+    never send it), path-scoped to ``/spaces/{id}`` and gone when the token
+    expires; so the page's own links can leave the token out of URLs, where
+    it would reach histories, logs and Referers.
+    """
+    if not token:
+        return
+    settings: Settings = request.app.state.settings
+    try:
+        claims = tokens.verify(settings.secret_key, token, space_id=space_id)
+    except TokenError:
+        return
+    response.set_cookie(
+        TOKEN_COOKIE,
+        token,
+        max_age=max(0, claims.expires_at - int(time.time())),
+        path=f"/spaces/{space_id}",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
 
 
 TokenDep = Annotated[str | None, Depends(_token)]

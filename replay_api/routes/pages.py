@@ -20,6 +20,7 @@ from replay_api.deps import (
     ReadableSpace,
     SettingsDep,
     TokenDep,
+    remember_token,
     seconds,
     servable,
     visible_private,
@@ -110,7 +111,9 @@ def replay_page(
         token=token or "",
         clip_base=f"/spaces/{space.space_id}/clip",
     )
-    return _page(request, settings, "replay.html", context)
+    response = _page(request, settings, "replay.html", context)
+    remember_token(request, response, token, space.space_id)
+    return response
 
 
 def _with(path: str, params: dict[str, Any]) -> str:

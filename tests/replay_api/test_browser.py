@@ -18,6 +18,7 @@ import pytest
 from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from replay_api.deps import TOKEN_COOKIE
 from spaces.models import Space, Visibility, Word
 
 from .conftest import Recording, publish, token_for
@@ -214,7 +215,12 @@ def test_private_space_plays_with_its_token(
     state = wait_until(page, lambda s: not s["paused"] and s["t"] > 4.2)
     assert state["t"] < 7
     page.wait_for_function("document.getElementById('audio').textTracks[0].cues.length > 0")
-    # Without the token the page is a 404, like a space that does not exist.
+    # The page keeps its token in an HttpOnly cookie for the space's own paths.
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    assert cookies[TOKEN_COOKIE]["httpOnly"] and cookies[TOKEN_COOKIE]["path"] == "/spaces/priv"
+    assert page.evaluate("document.cookie") == ""
+    # Without the token (nor its cookie) the page is a 404, like a space that does not exist.
+    page.context.clear_cookies()
     response = page.request.get(f"{live.url}/spaces/priv/replay")
     assert response.status == 404 and "Not found" in response.text()
 

@@ -72,6 +72,7 @@ def test_private_replay_page_passes_its_token_on(
     assert f'src="/spaces/priv/audio?format=m4a&amp;token={token}"' in page.text
     assert f'src="/spaces/priv/captions.vtt?token={token}"' in page.text
     assert '<meta name="robots" content="noindex">' in page.text
+    local_client.cookies.clear()  # the page's token cookie (test_access) would open it
     missing = local_client.get("/spaces/priv/replay")
     assert missing.status_code == 404 and "Not found" in missing.text
 
