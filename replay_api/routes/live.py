@@ -24,6 +24,7 @@ from replay_api.deps import (
     SpaceId,
     TokenDep,
     opens,
+    remember_token,
     visible_private,
 )
 from replay_api.errors import html_errors
@@ -158,15 +159,18 @@ def live_page(
     """The live room: listen, speak with a speaker link, raise a hand, host controls."""
     space_id = space.space_id
     urls = _urls(settings, space_id, None)
+    own_token = token if caller is not None and caller.space_id == space_id else ""
     context = {
         "space": space,
         "live": space.state in LIVE_STATES,
         "rtc_url": urls["rtc_url"],
-        "token": token if caller is not None and caller.space_id == space_id else "",
+        "token": own_token,
         "replay_url": f"/spaces/{space_id}/replay",
     }
     response = templates.TemplateResponse(request, "live.html", context)
     response.headers.update(_security_headers(urls))
+    # A reload works once the page has taken ?token= out of the address bar.
+    remember_token(request, response, own_token, space_id)
     return response
 
 

@@ -146,3 +146,16 @@ def test_ended_space_gets_no_tokens(api: tuple[TestClient, Settings]) -> None:
     assert client.post(f"/spaces/{space_id}/tokens", json={"role": "listener"}).status_code == 409
     page = client.get(f"/spaces/{space_id}/live")
     assert page.status_code == 200 and "This space has ended" in page.text
+
+
+def test_the_live_page_rejoins_from_its_cookie(api: tuple[TestClient, Settings]) -> None:
+    """Once the page has moved ?token= out of the address bar, a reload still joins as the same person."""
+    client, settings = api
+    data = _create(client, title="Late show", visibility="private", host="Ada")
+    space_id, host_token = str(data["space_id"]), str(data["token"])
+    first = client.get(f"/spaces/{space_id}/live", params={"token": host_token})
+    assert first.status_code == 200 and "httponly" in first.headers["set-cookie"].lower()
+    reload = client.get(f"/spaces/{space_id}/live")
+    assert reload.status_code == 200 and host_token in reload.text
+    client.cookies.clear()
+    assert client.get(f"/spaces/{space_id}/live").status_code == 404
