@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hmac
 import json
 import logging
 import os
@@ -37,7 +38,7 @@ from ingest.room import Room, RoomOptions
 from ingest.rooms import Rooms
 from ingest.signaling import JOIN_TIMEOUT, MAX_MESSAGE_BYTES, Join, error, parse
 from ingest.spool import unfinished_spaces
-from spaces import keys, tokens
+from spaces import keys, names, tokens
 from spaces.blobstore import open_blob_store
 from spaces.catalog import open_catalog
 from spaces.exceptions import ConfigError, TokenError
@@ -203,14 +204,29 @@ class Sfu:
         return JSONResponse({"status": "ok", "rooms": len(self.rooms.rooms)})
 
     async def stats(self, request: Request) -> JSONResponse:
+        """Load figures: totals for anyone, per-room detail for the operator.
+
+        Per-room detail names live spaces (private ones too) and their
+        publishers, so it needs ``Authorization: Bearer <SPACES_OPERATOR_TOKEN>``;
+        without a configured operator token nobody gets it.
+        """
+        operator = operator_credential(request, self.settings.operator_token)
+        if operator is False:
+            return JSONResponse(
+                {"error": {"status": 401, "message": "not the operator token"}},
+                401,
+                headers={"WWW-Authenticate": 'Bearer realm="sfu-stats"'},
+            )
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        return JSONResponse(
-            {
-                "uptime": round(time.monotonic() - self.started, 3),
-                "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 4),
-                **self.rooms.stats(),
-            }
-        )
+        detail = self.rooms.stats()
+        body: dict[str, Any] = {
+            "uptime": round(time.monotonic() - self.started, 3),
+            "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 4),
+            "totals": totals(detail),
+        }
+        if operator:
+            body.update(detail)
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     # --- the signaling socket ----------------------------------------------------------
 
@@ -261,6 +277,9 @@ class Sfu:
         # Removal holds on every SFU node and across a room's reopening: the catalog has the bans.
         if await asyncio.to_thread(self.catalog.is_banned, space_id, token_id=claims.token_id):
             raise SpaceEnded("you were removed from this space by the host")
+        if claims.role is not tokens.Role.AGENT and not names.is_valid_name(claims.identity):
+            # The API never signs such a name; a token made elsewhere might.
+            raise Unauthorized("the token's name is not a valid name (1 to 64 characters on one line)")
         room = await self.rooms.open(space_id)
         return room, room.admit(claims, channel, address=holder_address(address))
 
@@ -285,6 +304,32 @@ class Sfu:
                 return  # removed or replaced
 
 
+def operator_credential(request: Request, operator_token: str) -> bool | None:
+    """True for the operator's bearer token, False for any other credential, None for none."""
+    header = request.headers.get("authorization", "")
+    if not header:
+        return None
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not operator_token:
+        return False
+    return hmac.compare_digest(given.strip().encode(), operator_token.encode())
+
+
+def totals(detail: dict[str, Any]) -> dict[str, int]:
+    """Sums over every room: the load, with nothing that names a space or a person."""
+    rooms = detail["rooms"]
+    return {
+        "rooms": len(rooms),
+        "participants": sum(r["participants"] for r in rooms),
+        "publishers": sum(1 for r in rooms for s in r["slots"] if s["publisher"]),
+        "forwarded": sum(s["forwarded"] for r in rooms for s in r["slots"]),
+        "sent": sum(s["sent"] for r in rooms for s in r["slots"]),
+        "recorded_packets": sum(t["packets"] for r in rooms for t in r["tracks"]),
+        "dropped": sum(t["dropped"] for r in rooms for t in r["tracks"]),
+        "recovering": len(detail["recovering"]),
+    }
+
+
 async def _receive(ws: WebSocket) -> str | bytes | None:
     try:
         message = await ws.receive()
@@ -301,6 +346,7 @@ async def _receive(ws: WebSocket) -> str | bytes | None:
 
 def create_app(settings: Settings | None = None, options: SfuOptions | None = None) -> Starlette:
     settings = settings or Settings.from_env()
+    settings.validate()
     sfu = Sfu(settings, options)
     app = Starlette(
         routes=[

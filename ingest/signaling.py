@@ -131,6 +131,10 @@ def parse(raw: str | bytes) -> ClientMessage:
         data = json.loads(raw)
     except ValueError as e:
         raise BadMessage(f"not JSON: {e}") from e
+    except RecursionError as e:
+        # "[[[[..." within the size limit: the parser's recursion runs out
+        # long before the bytes do.
+        raise BadMessage("JSON nested too deeply") from e
     if not isinstance(data, dict):
         raise BadMessage("a message must be a JSON object")
     kind = data.get("type")

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from spaces import keys
+from spaces import keys, names
 from spaces.blobstore import BlobStore
 from spaces.catalog import Catalog
 from spaces.exceptions import InvalidInput
@@ -29,7 +29,6 @@ from spaces.models import Manifest, Segment, Space, SpaceState, Track, Visibilit
 log = logging.getLogger(__name__)
 
 SEGMENT_SECONDS = 10
-MAX_SPEAKER_LENGTH = 64
 
 
 @dataclass(frozen=True)
@@ -43,6 +42,16 @@ def new_space_id() -> str:
     return secrets.token_hex(8)
 
 
+def ffmpeg_input(path: Path) -> str:
+    """A user's file as ffmpeg/ffprobe must be given it: as a ``file:`` URL.
+
+    A bare name is read as an option when it starts with "-" (``spaces
+    import x=-h`` ran ``ffprobe -h``) and as another protocol when it looks
+    like one (``concat:``, ``http:``, ``pipe:``); ``file:`` is neither.
+    """
+    return f"file:{path}"
+
+
 def probe_duration(path: Path) -> float:
     """Seconds of audio in ``path``; ``InvalidInput`` naming the file if there is none."""
     if not path.is_file():
@@ -51,12 +60,15 @@ def probe_duration(path: Path) -> float:
         raise InvalidInput(f"{path}: the file is empty")
     result = subprocess.run(
         ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
-         "stream=codec_type:format=duration", "-of", "json", str(path)],
+         "stream=codec_type:format=duration", "-of", "json", ffmpeg_input(path)],
         capture_output=True,
         text=True,
         check=False,
     )
-    info = json.loads(result.stdout or "{}") if result.returncode == 0 else {}
+    try:
+        info = json.loads(result.stdout or "{}") if result.returncode == 0 else {}
+    except ValueError:
+        info = {}
     if not info.get("streams"):
         raise InvalidInput(f"{path}: not an audio file ffmpeg can read")
     duration = float(info.get("format", {}).get("duration") or 0)
@@ -69,11 +81,11 @@ def validate(tracks: Sequence[TrackFile]) -> list[float]:
     """Check every file before anything is written; returns their durations."""
     if not tracks:
         raise InvalidInput("give at least one speaker=file")
-    names = [t.speaker for t in tracks]
-    for name in names:
-        if not name.strip() or len(name) > MAX_SPEAKER_LENGTH:
-            raise InvalidInput(f"speaker name {name!r} must be 1 to {MAX_SPEAKER_LENGTH} characters")
-    if len(set(names)) != len(names):
+    speakers = [t.speaker for t in tracks]
+    for name in speakers:
+        if not names.is_valid_name(name):
+            raise InvalidInput(f"speaker name {name!r} must be 1 to {names.MAX_NAME_CHARS} characters on one line")
+    if len(set(speakers)) != len(speakers):
         raise InvalidInput("each speaker may appear only once")
     for t in tracks:
         if t.offset < 0:
@@ -91,6 +103,10 @@ def import_space(
     visibility: Visibility = Visibility.PUBLIC,
 ) -> Space:
     """Store the tracks and register the space as recorded; the caller enqueues it."""
+    if not names.is_valid_title(title):
+        raise InvalidInput(f"the title must be 1 to {names.MAX_TITLE_CHARS} characters on one line")
+    if host and not names.is_valid_name(host):
+        raise InvalidInput(f"the host's name {host!r} must be 1 to {names.MAX_NAME_CHARS} characters on one line")
     validate(tracks)
     space_id = new_space_id()
     started_at = time.time()
@@ -133,7 +149,7 @@ def _store_track(blobs: BlobStore, space_id: str, track_id: str, source: TrackFi
         work = Path(tmp)
         listing = work / "segments.csv"
         result = subprocess.run(
-            ["ffmpeg", "-nostdin", "-v", "error", "-i", str(source.path), "-vn", "-ac", "1", "-ar", "48000",
+            ["ffmpeg", "-nostdin", "-v", "error", "-i", ffmpeg_input(source.path), "-vn", "-ac", "1", "-ar", "48000",
              "-c:a", "libopus", "-b:a", "32k", "-f", "segment", "-segment_time", str(SEGMENT_SECONDS),
              "-segment_format", "ogg", "-segment_list", str(listing), "-segment_list_type", "csv",
              str(work / "%06d.ogg")],

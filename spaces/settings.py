@@ -7,21 +7,31 @@ explicit arguments. Every field is documented in the README.
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from spaces.exceptions import ConfigError
 
-#: The development signing secret; refused unless ``SPACES_ENV=development``.
+#: The development signing secret: public, so refused in production and
+#: wherever the API or the SFU listens on more than loopback.
 DEV_SECRET = "development-secret-change-me-in-production"
+#: The strength a production secret must show: 32 random bytes.
+MIN_SECRET_BITS = 256
+#: How to make one, for the error messages.
+MAKE_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 @dataclass(frozen=True)
 class Settings:
     env: str = "development"
-    """``development`` or ``production``; production refuses the dev secret."""
+    """``development`` or ``production``; production refuses a secret under 32
+    random bytes' worth, and development refuses its public secret on a
+    non-loopback address."""
 
     data_dir: Path = Path("data")
     """Root of everything local: blobs (embedded default), SQLite catalog, spool."""
@@ -66,6 +76,10 @@ class Settings:
 
     secret_key: str = DEV_SECRET
     """Signs join and access tokens (shared by the API and the SFU)."""
+
+    operator_token: str = ""
+    """Bearer token that unlocks the per-room detail of the SFU's ``/stats``
+    (live spaces, private ones too, and their publishers); empty = totals only."""
 
     token_ttl: int = 3600
     """Lifetime of issued tokens, seconds."""
@@ -214,10 +228,93 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        if self.env != "development" and self.secret_key == DEV_SECRET:
-            raise ConfigError("SPACES_SECRET_KEY must be set to a random secret outside development")
+        """Refuse settings that cannot be run; every entry point calls this."""
+        if self.env not in ("development", "production"):
+            raise ConfigError(f"SPACES_ENV must be development or production, got {self.env!r}")
+        if self.env == "production":
+            for name, secret in (
+                ("SPACES_SECRET_KEY", self.secret_key),
+                ("SPACES_OPERATOR_TOKEN", self.operator_token),
+            ):
+                weakness = secret_weakness(secret) if secret or name == "SPACES_SECRET_KEY" else ""
+                if weakness:
+                    raise ConfigError(
+                        f"{name} {weakness}; production needs at least 32 random bytes' worth. "
+                        f"Make one with: {MAKE_SECRET}"
+                    )
+        elif _is_dev_secret(self.secret_key):
+            exposed = [
+                f"{name} {host!r}"
+                for name, host in (("SPACES_API_HOST", self.api_host), ("SPACES_SFU_HOST", self.sfu_host))
+                if not is_loopback(host)
+            ]
+            if exposed:
+                raise ConfigError(
+                    f"the development SPACES_SECRET_KEY is public and {', '.join(exposed)} is not loopback: "
+                    f"anyone could sign tokens. Set a secret made with: {MAKE_SECRET}"
+                )
         if not (self.catalog_url.startswith(("sqlite:", "postgresql:", "postgres:"))):
             raise ConfigError(f"DATABASE_URL must be sqlite:// or postgresql://, got {self.catalog_url!r}")
+
+
+def secret_weakness(secret: str) -> str:
+    """Why ``secret`` is too weak to sign tokens in production; empty if it is not.
+
+    Strength is estimated from the characters it is made of: length times
+    the bits of the smallest alphabet that spells it (hex 4 bits a
+    character, base64 6). A floor, not a proof of randomness: it refuses
+    the short, the repetitive and the public, and passes what
+    ``secrets.token_urlsafe(32)``, ``secrets.token_hex(32)`` or
+    ``openssl rand -base64 32`` make.
+    """
+    if not secret:
+        return "is empty"
+    if secret != secret.strip():
+        return "starts or ends with whitespace (a copy-paste slip?)"
+    if DEV_SECRET in secret.lower():
+        return "contains the public development secret"
+    if _repeats(secret, 8):
+        return "repeats itself"
+    bits = len(secret) * math.log2(_alphabet_size(secret))
+    if bits < MIN_SECRET_BITS or len(set(secret)) < 10:
+        return f"is too weak (about {bits:.0f} bits from {len(set(secret))} distinct characters)"
+    return ""
+
+
+def _alphabet_size(secret: str) -> int:
+    """Characters of the smallest usual encoding that spells ``secret``."""
+    chars = set(secret)
+    if chars <= set(string.digits + "abcdef") or chars <= set(string.digits + "ABCDEF"):
+        return 16  # hex
+    if chars <= set(string.digits + string.ascii_lowercase) or chars <= set(string.digits + string.ascii_uppercase):
+        return 36  # one case of letters, digits
+    if chars <= set(string.ascii_letters + string.digits + "-_+/="):
+        return 64  # base64, plain or URL-safe
+    return 95  # printable ASCII (and beyond, counted as no more)
+
+
+def _repeats(text: str, n: int) -> bool:
+    """Whether some ``n`` characters occur twice (in random text they all but never do)."""
+    seen: set[str] = set()
+    for i in range(len(text) - n + 1):
+        if text[i : i + n] in seen:
+            return True
+        seen.add(text[i : i + n])
+    return False
+
+
+def _is_dev_secret(secret: str) -> bool:
+    return secret.strip() == DEV_SECRET
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen address reaches this machine only ("0.0.0.0" and "" reach everyone)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name that may resolve to anything
 
 
 #: Variables known by their conventional names rather than ``SPACES_*``.

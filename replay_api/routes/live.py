@@ -17,20 +17,21 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
 from replay_api.deps import (
-    LIVE_ACCESS_COOKIE,
     CallerDep,
     CatalogDep,
     ReadableSpace,
     SettingsDep,
     SpaceId,
     TokenDep,
+    opens,
+    remember_token,
     visible_private,
 )
 from replay_api.errors import html_errors
 from replay_api.limits import RESPONSES, RateLimited, client_address
 from replay_api.sweep import sweep_unjoined, unjoined
 from replay_api.templating import templates
-from spaces import tokens
+from spaces import names, tokens
 from spaces.catalog import Catalog, SpaceFilter
 from spaces.exceptions import NotFound
 from spaces.models import Space, SpaceState, Visibility
@@ -40,13 +41,13 @@ from spaces.settings import Settings
 router = APIRouter(tags=["live"])
 pages = APIRouter(tags=["live"], dependencies=[Depends(html_errors)], include_in_schema=False)
 
-#: Identities become speaker names in transcripts: short, printable, trimmed.
-IDENTITY = r"^[^\x00-\x1f\x7f]{1,64}$"
+#: Identities become speaker names in transcripts: short, one line (``spaces.names``).
+IDENTITY = names.NAME_PATTERN
 LIVE_STATES = (SpaceState.CREATED, SpaceState.LIVE)
 
 
 class NewSpace(BaseModel):
-    title: str = Field(min_length=1, max_length=200, description="Shown on the live page and the replay")
+    title: str = Field(pattern=names.TITLE_PATTERN, description="Shown on the live page and the replay; one line")
     visibility: Visibility = Visibility.PUBLIC
     host: str = Field(default="host", pattern=IDENTITY, description="The host's name in the space")
 
@@ -149,10 +150,8 @@ def issue_token(
     """
     space = catalog.get_space(space_id)
     own = caller is not None and caller.space_id == space_id
-    if space.visibility is Visibility.PRIVATE and not own:
-        if caller is None:
-            raise NotFound(f"no space {space_id!r}")
-        raise HTTPException(403, "this token is for another space")
+    if not opens(space, caller):
+        raise NotFound(f"no space {space_id!r}")
     if body.role == "speaker":
         if caller is None:
             raise HTTPException(401, "inviting a speaker needs the host's token")
@@ -192,30 +191,22 @@ def live_page(
     space_id = space.space_id
     urls = _urls(settings, space_id, None)
     own = caller is not None and caller.space_id == space_id
-    # Only a token in the address is the page's to use: the access cookie
+    # Only a token in the address is the page's to join with: the cookie
     # opens the page, but another tab on the same address (the listener link
     # the host copied) must not join with the host's powers. live.js keeps
     # each tab's token in its sessionStorage.
-    from_address = request.query_params.get("token") == token
+    page_token = token if own and request.query_params.get("token") == token else ""
     context = {
         "space": space,
         "live": space.state in LIVE_STATES,
         "rtc_url": urls["rtc_url"],
-        "token": token if own and from_address else "",
+        "token": page_token,
         "replay_url": f"/spaces/{space_id}/replay",
     }
     response = templates.TemplateResponse(request, "live.html", context)
     response.headers.update(_security_headers(urls))
-    if own and from_address and caller is not None and token:
-        response.set_cookie(
-            LIVE_ACCESS_COOKIE,
-            token,
-            max_age=max(1, caller.expires_at - int(time.time())),
-            path=f"/spaces/{space_id}/live",
-            httponly=True,
-            samesite="strict",
-            secure=settings.api_url.startswith("https:"),
-        )
+    # A reload works once the page has taken ?token= out of the address bar.
+    remember_token(request, response, page_token, space_id)
     return response
 
 

@@ -20,6 +20,7 @@ from replay_api.deps import (
     ReadableSpace,
     SettingsDep,
     TokenDep,
+    remember_token,
     seconds,
     servable,
     visible_private,
@@ -116,7 +117,9 @@ def replay_page(
         start_at=min(t, duration) if t is not None else None,
         clip_base=f"/spaces/{space.space_id}/clip",
     )
-    return _page(request, settings, "replay.html", context)
+    response = _page(request, settings, "replay.html", context)
+    remember_token(request, response, token, space.space_id)
+    return response
 
 
 def _with(path: str, params: dict[str, Any]) -> str:

@@ -134,6 +134,7 @@ def sfu_env(settings: Settings) -> dict[str, str]:
             "SPACES_SFU_EMPTY_TIMEOUT": str(settings.sfu_empty_timeout),
             "SPACES_SFU_ICE_ADDRESSES": settings.sfu_ice_addresses,
             "SPACES_SECRET_KEY": settings.secret_key,
+            "SPACES_OPERATOR_TOKEN": settings.operator_token,
         }
     )
     if settings.database_url:

@@ -58,6 +58,26 @@ def test_create_space_rejects_bad_input(api: tuple[TestClient, Settings], body: 
     assert client.post("/spaces", json=body).status_code == 422
 
 
+#: Every Unicode line break but CR/LF (which were refused already), and C1 controls.
+LINE_BREAKS = ["\u0085", "\u2028", "\u2029", "\x0b", "\x0c", "\x9b"]
+
+
+@pytest.mark.parametrize("brk", LINE_BREAKS, ids=[f"U+{ord(c):04X}" for c in LINE_BREAKS])
+def test_names_and_titles_are_one_line(api: tuple[TestClient, Settings], brk: str) -> None:
+    """Names become transcript speakers and ``<v Name>`` caption tags: no line breaks of any kind."""
+    client, _ = api
+    for body in ({"title": "ok", "host": f"Ada{brk}Lovelace"}, {"title": f"Friday{brk}chat"}):
+        refused = client.post("/spaces", json=body)
+        assert refused.status_code == 422, body
+    space_id = _create(client)["space_id"]
+    url = f"/spaces/{space_id}/tokens"
+    refused = client.post(url, json={"role": "listener", "identity": f"eve{brk}alice"})
+    assert refused.status_code == 422
+    # Names in any script stay welcome.
+    for name in ("Zoë", "李小龍", "Ada Lovelace", "O'Brien-Smith"):
+        assert client.post(url, json={"role": "listener", "identity": name}).json()["identity"] == name
+
+
 def test_tokens_for_speakers_need_the_host(api: tuple[TestClient, Settings]) -> None:
     client, settings = api
     data = _create(client)
@@ -149,3 +169,21 @@ def test_spaces_nobody_joins_end_empty_and_leave_the_lists(settings: Settings) -
         assert client.post(f"/spaces/{fresh['space_id']}/tokens", json={"role": "listener"}).status_code == 200
         assert "Nobody joined this space in time" in client.get(f"/spaces/{stale['space_id']}/live").text
         assert "Nobody joined this space" in client.get(f"/spaces/{stale['space_id']}/replay").text
+
+
+def test_the_live_page_reopens_from_its_cookie_but_never_hands_the_token_out(api: tuple[TestClient, Settings]) -> None:
+    """Once the page has moved ?token= out of the address bar, a private page still opens on reload.
+
+    The tab that had the token keeps it in its sessionStorage (live.js); the
+    page itself never renders a token it was not given in its address, or a
+    listener link opened in the host's browser would join as the host.
+    """
+    client, settings = api
+    data = _create(client, title="Late show", visibility="private", host="Ada")
+    space_id, host_token = str(data["space_id"]), str(data["token"])
+    first = client.get(f"/spaces/{space_id}/live", params={"token": host_token})
+    assert first.status_code == 200 and "httponly" in first.headers["set-cookie"].lower()
+    reload = client.get(f"/spaces/{space_id}/live")
+    assert reload.status_code == 200 and host_token not in reload.text
+    client.cookies.clear()
+    assert client.get(f"/spaces/{space_id}/live").status_code == 404
