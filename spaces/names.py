@@ -30,7 +30,7 @@ MAX_TITLE_CHARS = 200
 SERVICE_PREFIX = "@"
 
 #: A participant's or speaker's name (for ``Field(pattern=...)``; not starting with the service prefix).
-NAME_PATTERN = rf"^(?!{SERVICE_PREFIX}){NAME_CHAR}{{1,{MAX_NAME_CHARS}}}$"
+NAME_PATTERN = rf"^[^{SERVICE_PREFIX}{NAME_CHAR[2:-1]}]{NAME_CHAR}{{0,{MAX_NAME_CHARS - 1}}}$"
 #: A space's title.
 TITLE_PATTERN = rf"^{NAME_CHAR}{{1,{MAX_TITLE_CHARS}}}$"
 
