@@ -20,7 +20,8 @@ runs in the assemble job without decoding any track again::
     turns = assemble(tracks)
 
 The redone words replace the first pass only when Whisper is at least as
-sure of them, and only inside the first pass's utterances: with tiny.en a
+sure of them and they keep every word the first pass was sure of
+(:func:`accept_redo`), and only inside the first pass's utterances: with tiny.en a
 prompt fixes some readings ("six layers" -> "six players") and spoils
 others, typically by going on past the speech ("... thank you very much").
 Only short utterances after a pause are redone: longer ones carry their own
@@ -72,6 +73,10 @@ class ContextRules:
     """Context-pass words further than this outside the first pass's utterances are dropped."""
     tolerance: float = 0.0
     """How much less sure (mean word probability) the context pass may be and still win."""
+    keep_probability: float = 0.6
+    """A redo that loses a word the first pass heard at least this surely is refused:
+    a prompt can lead Whisper to drop a word that is in the audio (a short answer's
+    leading number), and the mean probability of what is left may still rise."""
 
 
 class RoomPrompt:
@@ -258,10 +263,37 @@ def refine(
             prompt=prompt,
         )
         new = _not_before(_within(new, old, rules), old[0].start)
-        if new and _confidence(new) >= _confidence(old) - rules.tolerance:
+        if accept_redo(old, new, rules):
             gone = {id(w) for w in old}
             out = sorted([w for w in out if id(w) not in gone] + new, key=lambda w: (w.start, w.end))
     return out
+
+
+def accept_redo(old: Sequence[Word], new: Sequence[Word], rules: ContextRules | None = None) -> bool:
+    """Whether the context pass's words ``new`` replace the first pass's ``old`` (one clip).
+
+    Only if Whisper is at least as sure of them (mean word probability, less
+    ``rules.tolerance``) and every word the first pass heard surely
+    (``rules.keep_probability``) is still there: the same word, said at the
+    same time (within ``rules.slack``). A redo may change or drop only the
+    words the first pass was unsure of.
+    """
+    rules = rules or ContextRules()
+    if not new or _confidence(new) < _confidence(old) - rules.tolerance:
+        return False
+    return all(_kept(w, new, rules.slack) for w in old if w.probability >= rules.keep_probability)
+
+
+def _kept(word: Word, new: Sequence[Word], slack: float) -> bool:
+    text = _spelling(word.text)
+    return any(
+        _spelling(n.text) == text and n.start <= word.end + slack and n.end >= word.start - slack for n in new
+    )
+
+
+def _spelling(text: str) -> str:
+    """A word as said: case and punctuation around it do not make it another word."""
+    return "".join(c for c in text.lower() if c.isalnum() or c == "'").strip("'")
 
 
 def refine_room(
