@@ -12,7 +12,7 @@ from transcribe.assemble import TrackWords
 from transcribe.assemble import assemble as assemble_turns
 from transcribe.captions import build_cues, to_srt, to_webvtt
 from transcribe.context import Clip, clips_from_bytes, refine_room
-from workers.context import Context, context, stage, superseded
+from workers.context import Context, context, job_run, stage, superseded
 from workers.levels import read_levels
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def assemble(space_id: str) -> int:
     ctx.catalog.put_space(
         replace(space, duration=transcript.duration, speakers=transcript.speakers, partial=manifest.partial)
     )
-    ctx.catalog.set_progress(space_id, "assemble", 1.0)
+    ctx.catalog.set_progress(space_id, "assemble", 1.0, run=job_run())
     return len(turns)
 
 

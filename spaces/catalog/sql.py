@@ -117,7 +117,8 @@ class SqlCatalog(ABC):
                 "created_at=excluded.created_at, state=excluded.state, "
                 "visibility=excluded.visibility, duration=excluded.duration, "
                 "speakers=excluded.speakers, error=excluded.error, "
-                "progress=excluded.progress, partial=excluded.partial, "
+                "progress=CASE WHEN excluded.run >= spaces.run THEN excluded.progress ELSE spaces.progress END, "
+                "partial=excluded.partial, "
                 # Neither goes back: a newer run stays the space's run, and
                 # outputs once complete are served until replaced whole.
                 "run=CASE WHEN excluded.run > spaces.run THEN excluded.run ELSE spaces.run END, "
