@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from redis.exceptions import RedisError
 from rq import Queue, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -34,17 +35,26 @@ class PipelineWorker(Worker):
     def handle_job_success(self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry) -> None:
         execution = self.execution
         super().handle_job_success(job, queue, started_job_registry)
-        if execution is not None:
-            # Idempotent: a no-op unless rq's transaction was redone without it.
+        if execution is None:
+            return
+        # Idempotent: a no-op unless rq's transaction was redone without it.
+        # The job has succeeded: an error here must not make it a failure
+        # (the caller, rq's perform_job, would), the clean-up below covers it.
+        try:
             with self.connection.pipeline() as pipeline:
                 execution.delete(job=job, pipeline=pipeline)
                 pipeline.execute()
+        except RedisError as e:
+            log.warning("job %s: could not unregister its execution (%s)", job.id, e)
 
     def clean_registries(self) -> None:
         # An entry of a job that ended, left behind whatever the cause, is
         # dropped before rq's clean-up would retry the job as abandoned.
         for queue in self.queues:
-            forget_ended_jobs(queue.started_job_registry)
+            try:
+                forget_ended_jobs(queue.started_job_registry)
+            except RedisError as e:
+                log.warning("queue %s: ended jobs not checked (%s)", queue.name, e)
         super().clean_registries()  # type: ignore[no-untyped-call]
 
 

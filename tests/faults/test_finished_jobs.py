@@ -39,7 +39,6 @@ def test_a_job_finishing_while_dependents_register_is_not_left_started(
         # or the clean-up takes it for abandoned once its heartbeat expires.
         assert job.id not in q.started_job_registry.get_job_ids(cleanup=False)
         assert job.id not in q.scheduled_job_registry.get_job_ids()
-        assert queue.pipeline_queue(idle).deferred_job_registry.count == 0  # its dependents were released
     finally:
         drop_queue(idle)
 
