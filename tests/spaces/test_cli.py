@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from spaces import cli, queue
@@ -108,9 +110,10 @@ def test_status_tells_length_speakers_and_replay(
 
 def test_reprocess_starts_a_run_of_its_own(env: Settings, catalog: Catalog, capsys: pytest.CaptureFixture[str]) -> None:
     """Not "ready" before it starts, and none of the last run's progress as its own."""
+    space_id = uuid.uuid4().hex[:16]  # its run counter lives in the shared Redis
     catalog.put_space(
         Space(
-            "d4",
+            space_id,
             "Cards night",
             "alice",
             1.0,
@@ -122,15 +125,15 @@ def test_reprocess_starts_a_run_of_its_own(env: Settings, catalog: Catalog, caps
     )
     connection = queue.connect(env)
     try:
-        code, out, err = _run(capsys, "reprocess", "d4", "--no-wait")
-        assert code == 0 and out.strip() == "d4"
-        assert "reprocessing d4 (run 1)" in err
-        code, out, _ = _run(capsys, "status", "d4")
+        code, out, err = _run(capsys, "reprocess", space_id, "--no-wait")
+        assert code == 0 and out.strip() == space_id
+        assert f"reprocessing {space_id} (run 1)" in err
+        code, out, _ = _run(capsys, "status", space_id)
         assert "state       processing, run 1" in out
         assert "100.0" not in out and "mixing" not in out  # the last run's progress is gone
         # The last run's replay is served meanwhile, and said to be.
-        assert f"{env.api_url}/spaces/d4/replay  (the last complete run's)" in out
+        assert f"{env.api_url}/spaces/{space_id}/replay  (the last complete run's)" in out
         assert queue.pipeline_queue(env, connection).count == 1  # its finalize, waiting for a worker
     finally:
-        connection.delete("spaces:runs:d4")
+        connection.delete(f"spaces:runs:{space_id}")
         queue.pipeline_queue(env, connection).delete(delete_jobs=True)
