@@ -230,7 +230,13 @@ class Space:
     speakers: tuple[str, ...] = ()
     error: str | None = None
     progress: dict[str, float] = field(default_factory=dict)
+    """Stage -> share done, of the pipeline run ``run`` only."""
     partial: bool = False
+    run: int = 0
+    """The pipeline run the state and progress belong to (0 = the first; ``spaces reprocess`` adds one)."""
+    published: bool = False
+    """A run's outputs (transcript, replay) were complete once: they are served and
+    searched while a later run replaces them."""
 
 
 @dataclass(frozen=True)

@@ -119,9 +119,18 @@ def enqueue_finalize(settings: Settings, space_id: str, *, run: int = 0, queue: 
     )
 
 
-def next_run(settings: Settings, space_id: str) -> int:
-    """A new run number for ``spaces reprocess``: fresh job ids, same output keys."""
-    return int(connect(settings).incr(_runs_key(space_id)))
+def next_run(settings: Settings, space_id: str, *, after: int = 0) -> int:
+    """A new run number for ``spaces reprocess``: fresh job ids, same output keys.
+
+    ``after`` is the newest run the catalog knows of: a Redis that lost its
+    run counter must not hand out a run number already used.
+    """
+    connection = connect(settings)
+    run = int(connection.incr(_runs_key(space_id)))
+    if run <= after:
+        run = after + 1
+        connection.set(_runs_key(space_id), run)
+    return run
 
 
 def current_run(connection: Redis, space_id: str) -> int:

@@ -77,10 +77,10 @@ def _on_work_horse_killed(job: Job, retpid: int, ret_val: int, rusage: object) -
 
 
 def run_worker(settings: Settings, *, burst: bool = False) -> int:
-    from rq import Worker
+    from spaces.worker import PipelineWorker
 
     connection = queue.connect(settings, patience=REDIS_PATIENCE)
-    worker = Worker(
+    worker = PipelineWorker(
         [queue.pipeline_queue(settings, connection)],
         connection=connection,
         # Short intervals: a job whose whole worker was killed is noticed

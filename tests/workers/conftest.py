@@ -46,6 +46,13 @@ def env_of(settings: Settings) -> dict[str, str]:
     return env
 
 
+def use_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Point this process's environment at ``settings`` (for the CLI run in-process)."""
+    for name, value in env_of(settings).items():
+        monkeypatch.setenv(name, value)
+    return Settings.from_env()
+
+
 class Workers:
     """Start and kill real worker processes; all are stopped at teardown."""
 
