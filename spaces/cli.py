@@ -87,7 +87,10 @@ def _parser() -> argparse.ArgumentParser:
 
     worker = command("worker", "run a pipeline worker")
     worker.add_argument("--burst", action="store_true", help="stop when the queue is empty")
-    worker.set_defaults(run=lambda s, a: supervisor.run_worker(s, burst=a.burst))
+    worker.add_argument(
+        "--live", action="store_true", help="serve the live queue: room agents (live captions), one space at a time"
+    )
+    worker.set_defaults(run=lambda s, a: supervisor.run_worker(s, burst=a.burst, live=a.live))
 
     imp = command(
         "import",

@@ -76,12 +76,13 @@ def _on_work_horse_killed(job: Job, retpid: int, ret_val: int, rusage: object) -
         log.warning("failure callback of %s did not complete", job.id)
 
 
-def run_worker(settings: Settings, *, burst: bool = False) -> int:
+def run_worker(settings: Settings, *, burst: bool = False, live: bool = False) -> int:
+    """A pipeline worker, or with ``live`` a worker of the room agents' queue (one live space at a time)."""
     from spaces.worker import PipelineWorker
 
     connection = queue.connect(settings, patience=REDIS_PATIENCE)
     worker = PipelineWorker(
-        [queue.pipeline_queue(settings, connection)],
+        [queue.live_queue(settings, connection) if live else queue.pipeline_queue(settings, connection)],
         connection=connection,
         # Short intervals: a job whose whole worker was killed is noticed
         # and retried within about a minute and a half, not fifteen.
