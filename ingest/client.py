@@ -115,6 +115,8 @@ class SpaceClient:
         self.state: dict[str, Any] = {}
         self.speaking: dict[str, float] = {}
         self.messages: list[dict[str, Any]] = []
+        self.timed_messages: list[tuple[float, dict[str, Any]]] = []
+        """Every message with its wall-clock arrival time."""
         self.errors: list[dict[str, Any]] = []
         self.received: dict[int, Received] = {}
         self.slots_by_mid: dict[str, int] = {}
@@ -158,6 +160,7 @@ class SpaceClient:
             async for raw in self.ws:
                 msg = json.loads(raw)
                 self.messages.append(msg)
+                self.timed_messages.append((time.time(), msg))
                 kind = msg.get("type")
                 if kind == "welcome":
                     self.welcome = msg
