@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 
 from ingest.server import serve
+from spaces.exceptions import SpacesError
 from spaces.settings import Settings
 
 
@@ -18,7 +20,11 @@ def main() -> None:
     # aiortc and aioice log every packet problem at INFO/WARNING; keep ours readable.
     for noisy in ("aiortc", "aioice"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    asyncio.run(serve(Settings.from_env()))
+    try:
+        asyncio.run(serve(Settings.from_env()))
+    except SpacesError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from e
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 
 from ingest.retry import retry_forever
@@ -33,8 +34,18 @@ _BEFORE_RECORDED = {SpaceState.CREATED, SpaceState.LIVE, SpaceState.RECORDED}
 
 
 class SpaceArchive:
-    def __init__(self, *, settings: Settings, spool: SpaceSpool, blobs: BlobStore, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        spool: SpaceSpool,
+        blobs: BlobStore,
+        catalog: Catalog,
+        on_finished: Callable[[str], None] | None = None,
+    ) -> None:
         self.settings = settings
+        #: Called (in a thread, retried) once the space is handed over: the node releases it.
+        self.on_finished = on_finished
         self.spool = spool
         self.blobs = blobs
         self.catalog = catalog
@@ -127,6 +138,9 @@ class SpaceArchive:
             lambda: enqueue_finalize(self.settings, self.space_id), what=f"enqueue finalize {self.space_id}"
         )
         await asyncio.to_thread(self.spool.remove)
+        if self.on_finished is not None:
+            on_finished = self.on_finished
+            await retry_forever(lambda: on_finished(self.space_id), what=f"release {self.space_id}")
         log.info(
             "space %s recorded: %d track(s), %.1f s%s",
             self.space_id,

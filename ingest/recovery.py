@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 from ingest.archive import SpaceArchive
 from ingest.oggwriter import repair
 from ingest.opus import CLOCK_RATE
+from ingest.retry import retry_forever
 from ingest.spool import SegmentMeta, SpaceSpool, unfinished_spaces
 from spaces.blobstore import BlobStore
 from spaces.catalog import Catalog
@@ -48,10 +52,39 @@ def salvage_segments(spool: SpaceSpool, track_id: str) -> list[SegmentMeta]:
     return out
 
 
-async def recover_space(space_id: str, *, settings: Settings, blobs: BlobStore, catalog: Catalog) -> bool:
+#: Where a space's spool goes when a sweep finalized it while this node was
+#: away: kept for an operator, never finalized again. A dot-name is no space id.
+SUPERSEDED = ".superseded"
+
+
+async def recover_space(
+    space_id: str,
+    *,
+    settings: Settings,
+    blobs: BlobStore,
+    catalog: Catalog,
+    claim: Callable[[str], bool] | None = None,
+    on_finished: Callable[[str], None] | None = None,
+) -> bool:
+    """Finalize one space left on the spool.
+
+    ``claim`` (the node's, through the router) says whether the space is
+    still this node's to finalize: it is not once a sweep finalized it from
+    the blob store while the node was down, and then the spool is set aside.
+    """
     spool = SpaceSpool(settings.spool_dir, space_id)
     if not spool.exists():
         log.error("spool %s has no room.json; left in place for an operator", spool.dir)
+        return False
+    if claim is not None and not await retry_forever(lambda: claim(space_id), what=f"claim {space_id}"):
+        aside = settings.spool_dir / SUPERSEDED / space_id
+        log.warning(
+            "space %s was finalized without this node while it was down; its spool is kept in %s",
+            space_id,
+            aside,
+            extra={"space_id": space_id},
+        )
+        await asyncio.to_thread(_set_aside, spool, aside)
         return False
     record = spool.read_room()
     partial = record.phase != "ended"
@@ -65,15 +98,30 @@ async def recover_space(space_id: str, *, settings: Settings, blobs: BlobStore, 
         "partial" if partial else "complete",
         extra={"space_id": space_id},
     )
-    archive = SpaceArchive(settings=settings, spool=spool, blobs=blobs, catalog=catalog)
+    archive = SpaceArchive(settings=settings, spool=spool, blobs=blobs, catalog=catalog, on_finished=on_finished)
     await archive.finish(record, partial=partial)
     return True
 
 
-async def recover_all(*, settings: Settings, blobs: BlobStore, catalog: Catalog) -> list[str]:
+def _set_aside(spool: SpaceSpool, aside: Path) -> None:
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(aside, ignore_errors=True)
+    spool.dir.rename(aside)
+
+
+async def recover_all(
+    *,
+    settings: Settings,
+    blobs: BlobStore,
+    catalog: Catalog,
+    claim: Callable[[str], bool] | None = None,
+    on_finished: Callable[[str], None] | None = None,
+) -> list[str]:
     """Finalize every unfinished space on the spool; returns their ids."""
     done = []
     for space_id in unfinished_spaces(settings.spool_dir):
-        if await recover_space(space_id, settings=settings, blobs=blobs, catalog=catalog):
+        if await recover_space(
+            space_id, settings=settings, blobs=blobs, catalog=catalog, claim=claim, on_finished=on_finished
+        ):
             done.append(space_id)
     return done

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ingest.archive import SpaceArchive
@@ -20,8 +21,18 @@ log = logging.getLogger(__name__)
 
 
 class Rooms:
-    def __init__(self, *, settings: Settings, options: RoomOptions, blobs: BlobStore, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        options: RoomOptions,
+        blobs: BlobStore,
+        catalog: Catalog,
+        on_finished: Callable[[str], None] | None = None,
+    ) -> None:
         self.settings = settings
+        #: The node's release of a space it handed over (``SpaceArchive.on_finished``).
+        self.on_finished = on_finished
         self.options = options
         self.blobs = blobs
         self.catalog = catalog
@@ -50,7 +61,13 @@ class Rooms:
             if space.state not in (SpaceState.CREATED, SpaceState.LIVE):
                 raise SpaceEnded(f"the space is {space.state}; it is no longer live")
             spool = SpaceSpool(self.settings.spool_dir, space_id)
-            archive = SpaceArchive(settings=self.settings, spool=spool, blobs=self.blobs, catalog=self.catalog)
+            archive = SpaceArchive(
+                settings=self.settings,
+                spool=spool,
+                blobs=self.blobs,
+                catalog=self.catalog,
+                on_finished=self.on_finished,
+            )
             room = Room(
                 space,
                 options=self.options,

@@ -2,8 +2,10 @@
 
 ``create_app(settings)`` builds the Starlette app (tests run it in-process
 with uvicorn); ``serve(settings)`` runs it until SIGINT/SIGTERM. At start-up
-the spool is locked (one SFU per spool) and spaces a previous process left
-unfinished are recovered in the background.
+the spool is locked (one SFU per spool), the node registers in Redis
+(``ingest.node``; one live process per node id) and spaces a previous
+process left unfinished are recovered in the background. A join for a
+space another node holds gets ``moved``.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from ingest import recovery
-from ingest.exceptions import BadMessage, IngestError, OutOfOrder, TooMany, Unauthorized, UnknownSpace
-from ingest.ice import restrict_host_addresses, split_list
+from ingest.exceptions import BadMessage, IngestError, Moved, OutOfOrder, TooMany, Unauthorized, UnknownSpace
+from ingest.ice import restrict_host_addresses, restrict_udp_ports, split_list
 from ingest.limits import RateLimiter
+from ingest.node import Counters, NodeAgent
 from ingest.participant import Participant
 from ingest.recorder import RecorderOptions
 from ingest.room import Room, RoomOptions
@@ -41,6 +44,7 @@ from spaces import keys, tokens
 from spaces.blobstore import open_blob_store
 from spaces.catalog import open_catalog
 from spaces.exceptions import ConfigError, TokenError
+from spaces.nodes import parse_port_range
 from spaces.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -129,17 +133,30 @@ class Sfu:
         self.options = options or SfuOptions.from_settings(settings)
         self.blobs = open_blob_store(settings)
         self.catalog = open_catalog(settings)
-        self.rooms = Rooms(settings=settings, options=self.options.room, blobs=self.blobs, catalog=self.catalog)
+        self.node = NodeAgent(settings, catalog=self.catalog, counters=self._counters)
+        self.rooms = Rooms(
+            settings=settings,
+            options=self.options.room,
+            blobs=self.blobs,
+            catalog=self.catalog,
+            on_finished=self.node.release,
+        )
         self.limiter = RateLimiter(rate=self.options.join_rate, burst=self.options.join_burst)
         self.started = time.monotonic()
         self._lock_fd: int | None = None
+        #: Why start-up was refused (a node id in use, a spool locked): ``serve`` reports it.
+        self.start_error: ConfigError | None = None
         self._recovery: asyncio.Task[list[str]] | None = None
 
     # --- start and stop -------------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        await self.start()
+        try:
+            await self.start()
+        except ConfigError as e:
+            self.start_error = e
+            raise
         try:
             yield
         finally:
@@ -148,7 +165,16 @@ class Sfu:
     async def start(self) -> None:
         if self.options.ice_addresses:
             restrict_host_addresses(self.options.ice_addresses)
+        ports = parse_port_range(self.settings.sfu_udp_ports)
+        if ports is not None:
+            restrict_udp_ports(asyncio.get_running_loop(), *ports)
         self._lock_spool()
+        try:
+            # After the spool lock: holding it proves an earlier process of this node is gone.
+            await self.node.start(holds_spool=True)
+        except BaseException:
+            self._unlock_spool()
+            raise
         await asyncio.to_thread(self.catalog.create_schema)
         unfinished = unfinished_spaces(self.settings.spool_dir)
         if unfinished:
@@ -157,7 +183,13 @@ class Sfu:
 
     async def _recover(self) -> list[str]:
         try:
-            return await recovery.recover_all(settings=self.settings, blobs=self.blobs, catalog=self.catalog)
+            return await recovery.recover_all(
+                settings=self.settings,
+                blobs=self.blobs,
+                catalog=self.catalog,
+                claim=self.node.claim_recovery,
+                on_finished=self.node.release,
+            )
         finally:
             self.rooms.recovering.clear()
 
@@ -173,10 +205,22 @@ class Sfu:
             log.warning("shutdown: rooms not finalized in %.0f s are left to recovery", SHUTDOWN_GRACE)
         if self._recovery is not None and not self._recovery.done():
             self._recovery.cancel()
+        await self.node.stop()
         self.catalog.close()
+        self._unlock_spool()
+
+    def _unlock_spool(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+    def _counters(self) -> Counters:
+        rooms = [r.stats() for r in list(self.rooms.rooms.values())]
+        return Counters(
+            rooms=len(rooms),
+            participants=sum(int(r.get("participants", 0)) for r in rooms),
+            forwarded=sum(int(s.get("forwarded", 0)) for r in rooms for s in r.get("slots", ())),
+        )
 
     def _lock_spool(self) -> None:
         spool = self.settings.spool_dir
@@ -186,7 +230,10 @@ class Sfu:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as e:
             os.close(fd)
-            raise ConfigError(f"another SFU is using the spool {spool}") from e
+            raise ConfigError(
+                f"another SFU is using the spool {spool} (SFU node {self.node.node_id!r} already runs on this "
+                "machine?); give each node its own SPACES_SFU_NODE_ID, port and SPACES_SFU_SPOOL_DIR"
+            ) from e
         self._lock_fd = fd
 
     # --- HTTP --------------------------------------------------------------------------
@@ -200,6 +247,7 @@ class Sfu:
             {
                 "uptime": round(time.monotonic() - self.started, 3),
                 "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 4),
+                "node": self.node.node_id,
                 **self.rooms.stats(),
             }
         )
@@ -213,6 +261,11 @@ class Sfu:
         channel = WsChannel(ws)
         try:
             room, participant = await self._join(ws, channel, space_id, address)
+        except Moved as e:
+            channel.send(e.message_dict())
+            channel.close(Moved.close_code, "moved")
+            await channel.drain()
+            return
         except IngestError as e:
             log.info("join to %s from %s refused: %s", space_id, address, e.message)
             channel.send(error(e.code, e.message))
@@ -250,6 +303,9 @@ class Sfu:
             claims = tokens.verify(self.settings.secret_key, msg.token, space_id=space_id)
         except TokenError as e:
             raise Unauthorized(str(e)) from e
+        if space_id not in self.rooms.rooms:
+            # Not open here: only the node that holds the space may open it.
+            await self.node.claim_room(space_id)
         room = await self.rooms.open(space_id)
         return room, room.admit(claims, channel)
 
@@ -319,5 +375,8 @@ async def serve(settings: Settings) -> None:
     """Run the SFU until interrupted."""
     app = create_app(settings)
     server = uvicorn.Server(uvicorn_config(app, settings))
-    log.info("SFU listening on %s:%d", settings.sfu_host, settings.sfu_port)
+    log.info("SFU node %s listening on %s:%d", settings.node_id, settings.sfu_host, settings.sfu_port)
     await server.serve()
+    sfu: Sfu = app.state.sfu
+    if sfu.start_error is not None:
+        raise sfu.start_error

@@ -190,6 +190,8 @@ class Space:
     error: str | None = None
     progress: dict[str, float] = field(default_factory=dict)
     partial: bool = False
+    node: str = ""
+    """The SFU node the space was placed on (``spaces.router``); empty if never placed."""
 
 
 @dataclass(frozen=True)

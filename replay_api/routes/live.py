@@ -1,14 +1,19 @@
 """Live spaces on the API side: creating them, join tokens, and the live page.
 
-The API never touches media: it creates the space in the catalog, signs
-tokens, and serves the page that talks to the SFU (``settings.sfu_url``)
-over its WebSocket. The SFU checks those tokens itself (shared secret).
+The API never touches media: it places the space on the least loaded live
+SFU node (``spaces.router``, ``spaces.placement``), creates it in the
+catalog, signs tokens, and serves the page that talks to that node over its
+WebSocket. The node checks those tokens itself (shared secret). Only URLs
+of live, registered nodes are handed out; with the registry (Redis)
+unreachable, or no node live, these routes answer 503.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
+from dataclasses import replace
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
@@ -16,14 +21,27 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
-from replay_api.deps import CallerDep, CatalogDep, ReadableSpace, SettingsDep, SpaceId, TokenDep, visible_private
+from replay_api.deps import (
+    CallerDep,
+    CatalogDep,
+    ReadableSpace,
+    RouterDep,
+    SelectNodeDep,
+    SettingsDep,
+    SpaceId,
+    TokenDep,
+    visible_private,
+)
 from replay_api.errors import html_errors
 from replay_api.limits import RESPONSES, RateLimited
 from replay_api.templating import templates
 from spaces import tokens
-from spaces.catalog import SpaceFilter
-from spaces.exceptions import NotFound
+from spaces.catalog import Catalog, SpaceFilter
+from spaces.exceptions import NotFound, RouterUnavailable
 from spaces.models import Space, SpaceState, Visibility
+from spaces.nodes import Node
+from spaces.placement import SelectNode
+from spaces.router import NodeRouter
 from spaces.settings import Settings
 
 router = APIRouter(tags=["live"])
@@ -61,18 +79,44 @@ class CreatedSpace(JoinInfo):
     visibility: str
 
 
-def _urls(settings: Settings, space_id: str, token: str | None) -> dict[str, str]:
-    sfu = settings.sfu_url.rstrip("/")
-    ws = "wss" if sfu.startswith("https:") else "ws"
+class NodeOut(BaseModel):
+    """An SFU node and the load it last reported."""
+
+    node_id: str
+    url: str
+    alive: bool = Field(description="False once it missed its heartbeats: nothing is placed on it")
+    rooms: int
+    pending: int = Field(description="Spaces placed on it that nobody joined yet")
+    participants: int
+    packets_per_s: float = Field(description="RTP packets forwarded per second")
+    cpu: float = Field(description="Fraction of one core its process uses")
+    heartbeat_at: float
+
+    @classmethod
+    def of(cls, node: Node) -> NodeOut:
+        return cls(
+            node_id=node.node_id,
+            url=node.url,
+            alive=node.alive,
+            rooms=node.load.rooms,
+            pending=node.pending,
+            participants=node.load.participants,
+            packets_per_s=node.load.packets_per_s,
+            cpu=node.load.cpu,
+            heartbeat_at=node.heartbeat_at,
+        )
+
+
+def _urls(settings: Settings, space_id: str, token: str | None, node: Node) -> dict[str, str]:
     live = f"{settings.api_url.rstrip('/')}/spaces/{space_id}/live"
     return {
         "live_url": live + ("?" + urlencode({"token": token}) if token else ""),
-        "sfu_url": sfu,
-        "rtc_url": f"{ws}://{urlsplit(sfu).netloc}/spaces/{space_id}/rtc",
+        "sfu_url": node.url,
+        "rtc_url": node.rtc_url(space_id),
     }
 
 
-def _join_info(settings: Settings, space_id: str, role: tokens.Role, identity: str) -> dict[str, Any]:
+def _join_info(settings: Settings, space_id: str, role: tokens.Role, identity: str, node: Node) -> dict[str, Any]:
     token = tokens.issue(settings.secret_key, space_id=space_id, role=role, identity=identity, ttl=settings.token_ttl)
     return {
         "space_id": space_id,
@@ -80,8 +124,19 @@ def _join_info(settings: Settings, space_id: str, role: tokens.Role, identity: s
         "identity": identity,
         "token": token,
         "expires_in": settings.token_ttl,
-        **_urls(settings, space_id, token),
+        **_urls(settings, space_id, token, node),
     }
+
+
+def _node_of(space: Space, catalog: Catalog, router: NodeRouter, select: SelectNode) -> Node:
+    """The live node serving a live space (placed now if it has none, moved if its node died before
+    anything was recorded); 409 once it is over, 503 (``NoNode``) while its node is down."""
+    node = router.node_for(space.space_id, select, may_move=space.state is SpaceState.CREATED)
+    if node is None:
+        raise HTTPException(409, f"space {space.space_id!r} has ended; it is no longer live")
+    if node.node_id != space.node:
+        catalog.put_space(replace(space, node=node.node_id))
+    return node
 
 
 @router.post(
@@ -91,15 +146,31 @@ def _join_info(settings: Settings, space_id: str, role: tokens.Role, identity: s
     responses=RESPONSES,
     dependencies=[Depends(RateLimited("tokens"))],
 )
-def create_space(body: NewSpace, catalog: CatalogDep, settings: SettingsDep) -> dict[str, Any]:
-    """Open a live space; the answer carries the host's token and where to go live."""
+def create_space(
+    body: NewSpace, catalog: CatalogDep, settings: SettingsDep, router: RouterDep, select: SelectNodeDep
+) -> dict[str, Any]:
+    """Open a live space on the least loaded SFU node; the answer carries the host's token and where to go live."""
     space_id = secrets.token_urlsafe(12)
     title = body.title.strip() or "Untitled space"
     host = body.host.strip() or "host"
-    catalog.put_space(
-        Space(space_id=space_id, title=title, host=host, created_at=time.time(), visibility=body.visibility)
-    )
-    info = _join_info(settings, space_id, tokens.Role.HOST, host)
+    # Placement first: with no registry or no node, nothing is created (503).
+    node = router.place(space_id, select)
+    try:
+        catalog.put_space(
+            Space(
+                space_id=space_id,
+                title=title,
+                host=host,
+                created_at=time.time(),
+                visibility=body.visibility,
+                node=node.node_id,
+            )
+        )
+    except BaseException:
+        with contextlib.suppress(Exception):
+            router.unplace(space_id, node.node_id)
+        raise
+    info = _join_info(settings, space_id, tokens.Role.HOST, host, node)
     return {**info, "title": title, "visibility": str(body.visibility)}
 
 
@@ -110,7 +181,13 @@ def create_space(body: NewSpace, catalog: CatalogDep, settings: SettingsDep) -> 
     dependencies=[Depends(RateLimited("tokens"))],
 )
 def issue_token(
-    space_id: SpaceId, body: TokenRequest, catalog: CatalogDep, settings: SettingsDep, caller: CallerDep
+    space_id: SpaceId,
+    body: TokenRequest,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    caller: CallerDep,
+    router: RouterDep,
+    select: SelectNodeDep,
 ) -> dict[str, Any]:
     """A join token: the host invites speakers; anyone may listen to a public space.
 
@@ -137,7 +214,7 @@ def issue_token(
         # The SFU keeps the host's connection anyway; this keeps the name off
         # anyone else's token, e.g. a listener the host later lets speak.
         raise HTTPException(409, f"{identity!r} is the host's name in this space")
-    return _join_info(settings, space_id, role, identity)
+    return _join_info(settings, space_id, role, identity, _node_of(space, catalog, router, select))
 
 
 @pages.get("/spaces/{space_id}/live", response_class=HTMLResponse)
@@ -147,41 +224,66 @@ def live_page(
     settings: SettingsDep,
     caller: CallerDep,
     token: TokenDep,
+    catalog: CatalogDep,
+    router: RouterDep,
+    select: SelectNodeDep,
 ) -> Response:
     """The live room: listen, speak with a speaker link, raise a hand, host controls."""
     space_id = space.space_id
-    urls = _urls(settings, space_id, None)
+    live = space.state in LIVE_STATES
+    node = _node_of(space, catalog, router, select) if live else None
     context = {
         "space": space,
-        "live": space.state in LIVE_STATES,
-        "rtc_url": urls["rtc_url"],
+        "live": live,
+        "rtc_url": node.rtc_url(space_id) if node is not None else "",
         "token": token if caller is not None and caller.space_id == space_id else "",
         "replay_url": f"/spaces/{space_id}/replay",
     }
     response = templates.TemplateResponse(request, "live.html", context)
-    response.headers.update(_security_headers(urls))
+    # Every live node: a ``moved`` may send the page to any of them.
+    response.headers.update(_security_headers(_live_nodes(router, also=node)))
     return response
 
 
 @pages.get("/live", response_class=HTMLResponse)
-def live_spaces(request: Request, catalog: CatalogDep, settings: SettingsDep, caller: CallerDep) -> Response:
-    """Spaces live right now (public ones, and a private one the caller's token opens)."""
+def live_spaces(request: Request, catalog: CatalogDep, caller: CallerDep, router: RouterDep) -> Response:
+    """Spaces live right now on every node (public ones, and a private one the caller's token opens),
+    and the SFU nodes with their load."""
     visible = visible_private(caller)
     rows = [
         s for state in LIVE_STATES for s in catalog.list_spaces(SpaceFilter(state=state, visible=visible), limit=100)
     ]
     rows.sort(key=lambda s: s.created_at, reverse=True)
-    response = templates.TemplateResponse(request, "live_list.html", {"spaces": rows})
-    response.headers.update(_security_headers(_urls(settings, "x", None)))
+    try:
+        nodes: list[Node] | None = router.nodes()
+    except RouterUnavailable:
+        nodes = None  # the list still shows; the node table says the registry is away
+    response = templates.TemplateResponse(request, "live_list.html", {"spaces": rows, "nodes": nodes})
+    response.headers.update(_security_headers([]))
     return response
 
 
-def _security_headers(urls: dict[str, str]) -> dict[str, str]:
-    sfu = urlsplit(urls["sfu_url"])
-    ws = urlsplit(urls["rtc_url"])
+@router.get("/nodes", response_model=list[NodeOut], responses=RESPONSES)
+def list_nodes(router: RouterDep) -> list[NodeOut]:
+    """Every registered SFU node, live or not, with the load of its last heartbeat."""
+    return [NodeOut.of(n) for n in router.nodes()]
+
+
+def _live_nodes(router: NodeRouter, *, also: Node | None) -> list[Node]:
+    nodes = router.live_nodes()
+    return nodes + [also] if also is not None and also not in nodes else nodes
+
+
+def _security_headers(nodes: list[Node]) -> dict[str, str]:
+    origins = []
+    for node in nodes:
+        base = urlsplit(node.url)
+        ws = "wss" if base.scheme == "https" else "ws"
+        origins += [f"{ws}://{base.netloc}", f"{base.scheme}://{base.netloc}"]
+    connect = " ".join(["'self'", *dict.fromkeys(origins)])
     return {
         "Content-Security-Policy": (
-            f"default-src 'self'; connect-src 'self' {ws.scheme}://{ws.netloc} {sfu.scheme}://{sfu.netloc}; "
+            f"default-src 'self'; connect-src {connect}; "
             "media-src 'self' blob: mediastream:; img-src 'self' data:; object-src 'none'; "
             "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
         ),

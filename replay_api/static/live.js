@@ -11,7 +11,9 @@
   if (!root || root.dataset.live !== "true") return;
 
   const spaceId = root.dataset.spaceId;
-  const rtcUrl = root.dataset.rtcUrl;
+  // The node the server placed the space on; a "moved" message replaces it.
+  let rtcUrl = root.dataset.rtcUrl;
+  const MAX_MOVES = 3;
   const $ = (id) => document.getElementById(id);
   const state = {
     token: root.dataset.token || "",
@@ -26,6 +28,8 @@
     room: { speakers: [], hands: [], listeners: 0 },
     levels: {},
     ended: false,
+    movedTo: null,
+    moves: 0,
   };
   // Exposed for tests and debugging (never holds the token).
   window.liveSpace = { get identity() { return state.identity; }, get role() { return state.role; },
@@ -90,6 +94,14 @@
     state.ws.onmessage = (e) => onMessage(JSON.parse(e.data)).catch((err) => status(`Error: ${err.message}`));
     state.ws.onclose = (e) => {
       event("closed", e.code);
+      if (state.movedTo) {
+        // The space is on another node: join there instead, as if nothing happened.
+        rtcUrl = state.movedTo;
+        state.movedTo = null;
+        teardown();
+        join();
+        return;
+      }
       if (!state.ended) status(e.code === 1000 ? "Disconnected." : `Disconnected (${e.reason || e.code}).`);
       teardown();
     };
@@ -145,6 +157,9 @@
         status(`The space has ended. The replay will be at ${root.dataset.replayUrl} once processed.`);
         $("badge").textContent = "Ended";
         $("room").hidden = true;
+        break;
+      case "moved":
+        if (state.moves < MAX_MOVES) { state.moves += 1; state.movedTo = msg.rtc_url; }
         break;
       case "error":
         status(msg.message);

@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS spaces (
     speakers TEXT NOT NULL DEFAULT '[]',
     error TEXT,
     progress TEXT NOT NULL DEFAULT '{}',
-    partial INTEGER NOT NULL DEFAULT 0
+    partial INTEGER NOT NULL DEFAULT 0,
+    node TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS spaces_created ON spaces (created_at DESC, space_id DESC);
 CREATE TABLE IF NOT EXISTS space_speakers (
@@ -47,6 +48,8 @@ CREATE TABLE IF NOT EXISTS turns (
     UNIQUE (space_id, seq)
 );
 CREATE INDEX IF NOT EXISTS turns_tsv ON turns USING GIN (tsv);
+-- Columns added since the first version: existing databases get them here.
+ALTER TABLE spaces ADD COLUMN IF NOT EXISTS node TEXT NOT NULL DEFAULT '';
 """
 
 _HEADLINE = f"StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=20, MinWords=8, MaxFragments=1"

@@ -19,7 +19,7 @@ from spaces.exceptions import NotFound
 from spaces.models import SearchHit, Space, SpaceState, Turn, Visibility
 
 SPACE_COLUMNS = (
-    "space_id, title, host, created_at, state, visibility, duration, speakers, error, progress, partial"
+    "space_id, title, host, created_at, state, visibility, duration, speakers, error, progress, partial, node"
 )
 
 #: Search ranks at most this many matching turns, the newest ones (by when
@@ -84,12 +84,12 @@ class SqlCatalog(ABC):
     def _put_spaces(self, cur: Any, spaces: Sequence[Space]) -> None:
         cur.executemany(
             self._sql(
-                f"INSERT INTO spaces ({SPACE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                f"INSERT INTO spaces ({SPACE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT (space_id) DO UPDATE SET title=excluded.title, host=excluded.host, "
                 "created_at=excluded.created_at, state=excluded.state, "
                 "visibility=excluded.visibility, duration=excluded.duration, "
                 "speakers=excluded.speakers, error=excluded.error, "
-                "progress=excluded.progress, partial=excluded.partial"
+                "progress=excluded.progress, partial=excluded.partial, node=excluded.node"
             ),
             [_space_row(s) for s in spaces],
         )
@@ -270,6 +270,7 @@ def _space_row(space: Space) -> tuple[Any, ...]:
         space.error,
         json.dumps(space.progress, sort_keys=True),
         int(space.partial),
+        space.node,
     )
 
 
@@ -286,5 +287,6 @@ def _space_from_row(row: Sequence[Any]) -> Space:
         error=row[8],
         progress=json.loads(row[9] or "{}"),
         partial=bool(row[10]),
+        node=row[11] or "",
     )
 

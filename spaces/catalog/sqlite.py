@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS spaces (
     speakers TEXT NOT NULL DEFAULT '[]',
     error TEXT,
     progress TEXT NOT NULL DEFAULT '{}',
-    partial INTEGER NOT NULL DEFAULT 0
+    partial INTEGER NOT NULL DEFAULT 0,
+    node TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS spaces_created ON spaces (created_at DESC, space_id DESC);
 CREATE TABLE IF NOT EXISTS space_speakers (
@@ -52,6 +53,10 @@ CREATE VIRTUAL TABLE IF NOT EXISTS turns_fts USING fts5(
     text, content='turns', content_rowid='id', tokenize='porter unicode61'
 );
 """
+
+#: Columns added to ``spaces`` since its first version: (name, definition),
+#: added to an existing database by ``create_schema``.
+MIGRATIONS = [("node", "TEXT NOT NULL DEFAULT ''")]
 
 
 class SqliteCatalog(SqlCatalog):
@@ -108,7 +113,17 @@ class SqliteCatalog(SqlCatalog):
         return statement
 
     def create_schema(self) -> None:
-        self._connection().executescript(SCHEMA)
+        conn = self._connection()
+        conn.executescript(SCHEMA)
+        for column, definition in MIGRATIONS:
+            if column in {row[1] for row in conn.execute("PRAGMA table_info(spaces)")}:
+                continue
+            try:
+                conn.execute(f"ALTER TABLE spaces ADD COLUMN {column} {definition}")
+            except sqlite3.OperationalError as e:
+                # Another process starting at the same moment added it first.
+                if "duplicate column" not in str(e):
+                    raise
 
     def _insert_turns(self, cur: Any, space_id: str, turns: Sequence[Turn]) -> None:
         for row in turn_rows(space_id, turns):

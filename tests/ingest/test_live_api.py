@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,12 +13,12 @@ from spaces.catalog import open_catalog
 from spaces.keys import is_valid_id
 from spaces.models import SpaceState
 from spaces.settings import Settings
+from tests.conftest import registered_node
 
 
 @pytest.fixture
 def api(settings: Settings) -> Iterator[tuple[TestClient, Settings]]:
-    settings = replace(settings, sfu_public_url="https://sfu.example.test")
-    with TestClient(create_app(settings)) as client:
+    with registered_node(settings, "https://sfu.example.test"), TestClient(create_app(settings)) as client:
         yield client, settings
 
 
