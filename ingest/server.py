@@ -144,19 +144,15 @@ class Sfu:
         self.limiter = RateLimiter(rate=self.options.join_rate, burst=self.options.join_burst)
         self.started = time.monotonic()
         self._lock_fd: int | None = None
-        #: Why start-up was refused (a node id in use, a spool locked): ``serve`` reports it.
-        self.start_error: ConfigError | None = None
+        self._running = False
         self._recovery: asyncio.Task[list[str]] | None = None
 
     # --- start and stop -------------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        try:
+        if not self._running:
             await self.start()
-        except ConfigError as e:
-            self.start_error = e
-            raise
         try:
             yield
         finally:
@@ -175,6 +171,7 @@ class Sfu:
         except BaseException:
             self._unlock_spool()
             raise
+        self._running = True
         await asyncio.to_thread(self.catalog.create_schema)
         unfinished = unfinished_spaces(self.settings.spool_dir)
         if unfinished:
@@ -198,6 +195,9 @@ class Sfu:
             await self._recovery
 
     async def stop(self) -> None:
+        if not self._running:
+            return
+        self._running = False
         try:
             # Bounded: what cannot be handed over now stays on the spool for recovery.
             await asyncio.wait_for(self.rooms.end_all("the server is shutting down"), SHUTDOWN_GRACE)
@@ -372,11 +372,14 @@ def uvicorn_config(app: Starlette, settings: Settings, *, port: int | None = Non
 
 
 async def serve(settings: Settings) -> None:
-    """Run the SFU until interrupted."""
+    """Run the SFU until interrupted; ``ConfigError`` if it may not start (its node id is live elsewhere)."""
     app = create_app(settings)
+    sfu: Sfu = app.state.sfu
+    # Started before uvicorn so a refusal is one clear error, not a lifespan traceback.
+    await sfu.start()
     server = uvicorn.Server(uvicorn_config(app, settings))
     log.info("SFU node %s listening on %s:%d", settings.node_id, settings.sfu_host, settings.sfu_port)
-    await server.serve()
-    sfu: Sfu = app.state.sfu
-    if sfu.start_error is not None:
-        raise sfu.start_error
+    try:
+        await server.serve()
+    finally:
+        await sfu.stop()  # a no-op after the lifespan's own (e.g. when the port was taken)

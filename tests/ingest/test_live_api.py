@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,7 +14,7 @@ from spaces.catalog import open_catalog
 from spaces.keys import is_valid_id
 from spaces.models import SpaceState
 from spaces.settings import Settings
-from tests.conftest import registered_node
+from tests.conftest import free_port, registered_node
 
 
 @pytest.fixture
@@ -125,3 +126,28 @@ def test_ended_space_gets_no_tokens(api: tuple[TestClient, Settings]) -> None:
     assert client.post(f"/spaces/{space_id}/tokens", json={"role": "listener"}).status_code == 409
     page = client.get(f"/spaces/{space_id}/live")
     assert page.status_code == 200 and "This space has ended" in page.text
+
+
+def test_redis_unreachable_at_placement_is_503_and_creates_nothing(settings: Settings) -> None:
+    away = replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    with TestClient(create_app(away)) as client:
+        response = client.post("/spaces", json={"title": "Nowhere to go"})
+        assert response.status_code == 503
+        assert "SFU node registry (Redis at redis://127.0.0.1:" in response.json()["error"]["message"]
+        assert client.get("/spaces").json()["items"] == []
+        assert "cannot be reached" in client.get("/live").text
+
+
+def test_no_live_node_is_503_and_a_stale_one_is_never_handed_out(settings: Settings) -> None:
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/spaces", json={"title": "No node"})
+        assert response.status_code == 503 and "no SFU node is running" in response.json()["error"]["message"]
+        assert client.get("/spaces").json()["items"] == []
+        with registered_node(settings, "http://fresh.test:9000", node_id="fresh"):
+            created = client.post("/spaces", json={"title": "Placed"}).json()
+        assert created["rtc_url"] == f"ws://fresh.test:9000/spaces/{created['space_id']}/rtc"
+        # Its node gone, a space nothing was recorded of goes to a live node with the next token.
+        with registered_node(settings, "http://other.test:9000", node_id="other"):
+            joined = client.post(f"/spaces/{created['space_id']}/tokens", json={"role": "listener"}).json()
+        assert joined["rtc_url"] == f"ws://other.test:9000/spaces/{created['space_id']}/rtc"
+        assert open_catalog(settings).get_space(created["space_id"]).node == "other"

@@ -19,7 +19,7 @@ from spaces.nodes import Node
 from spaces.placement.load import select_least_loaded
 from spaces.queue import connect, job_id
 from spaces.settings import Settings
-from spaces.sweeper import Sweeper
+from spaces.sweeper import Sweeper, SweepingWorker
 from tests.spaces.test_router import wait_until
 
 
@@ -87,3 +87,26 @@ def test_dead_nodes_spaces_are_finalized_once(sweep_settings: Settings, sweeper:
     assert sweeper.sweep() == []
     assert not router.claim_recovery(live, "n1")
     assert queue.job_ids == [job_id(live, "finalize")]
+
+
+def test_pipeline_workers_sweep_in_their_maintenance_pass(sweep_settings: Settings, sweeper: Sweeper) -> None:
+    """With every SFU node gone, the workers still finalize the spaces of the dead."""
+    settings = sweep_settings
+    catalog = open_catalog(settings)
+    catalog.create_schema()
+    space_id = uuid.uuid4().hex[:16]
+    catalog.put_space(
+        Space(space_id=space_id, title="All gone", host="ann", created_at=time.time(), state=SpaceState.LIVE, node="n1")
+    )
+    router = sweeper.router
+    router.register(Node(node_id="n1", url="http://n1.test:8001"), "i1", holds_spool=True)
+    router.place(space_id, select_least_loaded)
+    wait_until(lambda: not router.live_nodes())
+    connection = connect(settings)
+    worker = SweepingWorker(
+        [Queue(settings.queue_name, connection=connection)], connection=connection, settings=settings
+    )
+    worker.run_maintenance_tasks()
+    space = catalog.get_space(space_id)
+    assert space.state is SpaceState.RECORDED and space.partial
+    assert Queue(settings.queue_name, connection=connection).job_ids == [job_id(space_id, "finalize")]
