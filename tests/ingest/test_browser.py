@@ -57,6 +57,23 @@ async def running_api(settings: Settings) -> AsyncIterator[str]:
         await task
 
 
+def chromium_args(wav: Path, *, loop: bool = False) -> list[str]:
+    """Headless Chromium whose fake microphone plays ``wav`` (once, or looped)."""
+    return [
+        "--no-sandbox",
+        "--headless=new",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}" + ("" if loop else "%noloop"),
+        "--allow-loopback-in-peer-connection",
+        "--disable-features=WebRtcHideLocalIpsWithMdns",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ]
+
+
 def write_wav(path: Path, samples: np.ndarray) -> None:
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
@@ -92,22 +109,7 @@ def test_browser_speaker_is_recorded(sfu_settings: Settings, tmp_path: Path) -> 
                 )
                 speaker_url = invite.json()["live_url"]
             async with async_playwright() as pw:
-                browser = await pw.chromium.launch(
-                    executable_path=str(CHROMIUM),
-                    args=[
-                        "--no-sandbox",
-                        "--headless=new",
-                        "--use-fake-ui-for-media-stream",
-                        "--use-fake-device-for-media-stream",
-                        f"--use-file-for-fake-audio-capture={wav}%noloop",
-                        "--allow-loopback-in-peer-connection",
-                        "--disable-features=WebRtcHideLocalIpsWithMdns",
-                        "--disable-background-networking",
-                        "--disable-component-update",
-                        "--disable-sync",
-                        "--no-first-run",
-                    ],
-                )
+                browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(wav))
                 try:
                     page = await browser.new_page()
                     await page.goto(speaker_url)
