@@ -113,6 +113,8 @@ def test_live_page_and_listing(api: tuple[TestClient, Settings]) -> None:
     assert client.get("/static/live.css").status_code == 200
     listing = client.get("/live")
     assert listing.status_code == 200 and f"/spaces/{space_id}/live" in listing.text
+    assert "on test-node" in listing.text and 'data-node="test-node"' in listing.text
+    assert '<a href="/live" id="live-now">1 live now</a>' in client.get("/").text
     assert client.get("/spaces/nope/live").status_code == 404
     assert client.get("/spaces/bad%20id/live").status_code in (404, 422)
 
