@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from spaces.exceptions import ConfigError
+from spaces.nodes import NODE_ID, parse_port_range
 
 #: The development signing secret; refused unless ``SPACES_ENV=development``.
 DEV_SECRET = "development-secret-change-me-in-production"
@@ -219,6 +220,12 @@ class Settings:
             raise ConfigError(
                 "SPACES_SECRET_KEY must be set to a random secret outside development"
             )
+        if self.sfu_node_id and not NODE_ID.match(self.sfu_node_id):
+            raise ConfigError(f"SPACES_SFU_NODE_ID must be 1-64 letters, digits, '.', '_' or '-', got {self.sfu_node_id!r}")
+        try:
+            parse_port_range(self.sfu_udp_ports)
+        except ValueError as e:
+            raise ConfigError(f"SPACES_SFU_UDP_PORTS: {e}") from e
         if not (self.catalog_url.startswith(("sqlite:", "postgresql:", "postgres:"))):
             raise ConfigError(f"DATABASE_URL must be sqlite:// or postgresql://, got {self.catalog_url!r}")
 
