@@ -42,8 +42,11 @@ class SpaceArchive:
         blobs: BlobStore,
         catalog: Catalog,
         on_finished: Callable[[str], None] | None = None,
+        resumed: bool = False,
     ) -> None:
         self.settings = settings
+        #: The room was reopened after its node crashed: audio is missing, it is partial however it ends.
+        self.resumed = resumed
         #: Called (in a thread, retried) once the space is handed over: the node releases it.
         self.on_finished = on_finished
         self.spool = spool
@@ -116,6 +119,7 @@ class SpaceArchive:
 
     async def finish(self, record: RoomRecord, *, partial: bool) -> None:
         """Upload what is left, write the manifests, mark recorded, enqueue, clear the spool."""
+        partial = partial or self.resumed
         await self.drain()
         speakers: list[str] = []
         duration = 0.0
@@ -131,7 +135,9 @@ class SpaceArchive:
         ended_at = record.started_at + duration
         await self.put_manifest(record, ended_at=ended_at, partial=partial)
         await retry_forever(
-            lambda: self._mark_recorded(record, duration=duration, speakers=speakers, partial=partial),
+            lambda: self._mark_recorded(
+                record, duration=duration, speakers=list(dict.fromkeys(speakers)), partial=partial
+            ),
             what=f"mark {self.space_id} recorded",
         )
         await retry_forever(

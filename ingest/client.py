@@ -177,6 +177,9 @@ class SpaceClient:
                     await self._answer(msg)
                 elif kind == "state":
                     self.state = msg
+                    if self.welcome is not None and all(sp.get("slot") is None for sp in msg.get("speakers", ())):
+                        # Nobody publishes yet: no offer comes until somebody does.
+                        self.joined.set()
                 elif kind == "speaking":
                     self.speaking = msg["levels"]
                 elif kind == "moved":

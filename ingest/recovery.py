@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from ingest.archive import SpaceArchive
 from ingest.oggwriter import repair
 from ingest.opus import CLOCK_RATE
 from ingest.retry import retry_forever
-from ingest.spool import SegmentMeta, SpaceSpool, unfinished_spaces
+from ingest.spool import RoomRecord, SegmentMeta, SpaceSpool, unfinished_spaces
 from spaces.blobstore import BlobStore
 from spaces.catalog import Catalog
 from spaces.settings import Settings
@@ -57,6 +57,16 @@ def salvage_segments(spool: SpaceSpool, track_id: str) -> list[SegmentMeta]:
 SUPERSEDED = ".superseded"
 
 
+def salvage(spool: SpaceSpool) -> RoomRecord:
+    """Close every segment the crash left open; the room record, with every track found."""
+    record = spool.read_room()
+    for track_id in spool.track_ids():
+        metas = salvage_segments(spool, track_id)
+        if metas and all(t != track_id for t, _ in record.tracks):
+            record = record.with_track(track_id, metas[0].speaker)
+    return record
+
+
 async def recover_space(
     space_id: str,
     *,
@@ -86,12 +96,8 @@ async def recover_space(
         )
         await asyncio.to_thread(_set_aside, spool, aside)
         return False
-    record = spool.read_room()
+    record = await asyncio.to_thread(salvage, spool)
     partial = record.phase != "ended"
-    for track_id in spool.track_ids():
-        metas = await asyncio.to_thread(salvage_segments, spool, track_id)
-        if metas and all(t != track_id for t, _ in record.tracks):
-            record = record.with_track(track_id, metas[0].speaker)
     log.warning(
         "recovering space %s left unfinished (%s)",
         space_id,
@@ -116,10 +122,11 @@ async def recover_all(
     catalog: Catalog,
     claim: Callable[[str], bool] | None = None,
     on_finished: Callable[[str], None] | None = None,
+    spaces: Collection[str] | None = None,
 ) -> list[str]:
-    """Finalize every unfinished space on the spool; returns their ids."""
+    """Finalize every unfinished space on the spool (or these of them); returns their ids."""
     done = []
-    for space_id in unfinished_spaces(settings.spool_dir):
+    for space_id in unfinished_spaces(settings.spool_dir) if spaces is None else sorted(spaces):
         if await recover_space(
             space_id, settings=settings, blobs=blobs, catalog=catalog, claim=claim, on_finished=on_finished
         ):

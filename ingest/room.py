@@ -62,6 +62,7 @@ class Room:
         archive: SpaceArchive,
         catalog: Catalog,
         on_closed: Callable[[Room], None],
+        resume: RoomRecord | None = None,
     ) -> None:
         self.space_id = space.space_id
         self.title = space.title
@@ -80,6 +81,11 @@ class Room:
             visibility=str(space.visibility),
             started_at=self.started_at,
         )
+        if resume is not None:
+            # Opened again by a node restarted mid-space: the same room clock, the tracks so far.
+            self.started_at = resume.started_at
+            self._mono0 = time.monotonic() - (time.time() - resume.started_at)
+            self.record = replace(resume, phase="live")
         self.participants: dict[str, Participant] = {}
         self.slots: list[Slot] = []
         self.recorders: dict[str, TrackRecorder] = {}

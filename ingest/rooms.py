@@ -10,7 +10,7 @@ from typing import Any
 from ingest.archive import SpaceArchive
 from ingest.exceptions import SpaceEnded, UnknownSpace
 from ingest.room import Room, RoomOptions
-from ingest.spool import SpaceSpool
+from ingest.spool import RoomRecord, SpaceSpool
 from spaces.blobstore import BlobStore
 from spaces.catalog import Catalog
 from spaces.exceptions import NotFound
@@ -39,6 +39,9 @@ class Rooms:
         self.rooms: dict[str, Room] = {}
         #: Spaces a previous process left unfinished; finalized by recovery, never reopened.
         self.recovering: set[str] = set()
+        #: Rooms a previous process of this node left live: the first join opens them again
+        #: (same room clock, tracks so far) until recovery takes them (``Sfu``).
+        self.resumable: dict[str, RoomRecord] = {}
         self._opening: dict[str, asyncio.Lock] = {}
 
     async def open(self, space_id: str) -> Room:
@@ -47,7 +50,7 @@ class Rooms:
             if room.state != "open":
                 raise SpaceEnded("the space has ended")
             return room
-        if space_id in self.recovering:
+        if space_id in self.recovering and space_id not in self.resumable:
             raise SpaceEnded("the space was interrupted by a server restart and is being saved")
         lock = self._opening.setdefault(space_id, asyncio.Lock())
         async with lock:
@@ -60,6 +63,9 @@ class Rooms:
                 raise UnknownSpace(f"no space {space_id!r}") from e
             if space.state not in (SpaceState.CREATED, SpaceState.LIVE):
                 raise SpaceEnded(f"the space is {space.state}; it is no longer live")
+            resume = self.resumable.pop(space_id, None)
+            if resume is None and space_id in self.recovering:
+                raise SpaceEnded("the space was interrupted by a server restart and is being saved")
             spool = SpaceSpool(self.settings.spool_dir, space_id)
             archive = SpaceArchive(
                 settings=self.settings,
@@ -67,6 +73,7 @@ class Rooms:
                 blobs=self.blobs,
                 catalog=self.catalog,
                 on_finished=self.on_finished,
+                resumed=resume is not None,
             )
             room = Room(
                 space,
@@ -75,13 +82,24 @@ class Rooms:
                 archive=archive,
                 catalog=self.catalog,
                 on_closed=self._closed,
+                resume=resume,
             )
             self.rooms[space_id] = room
             try:
                 await room.start()
             except BaseException:
                 del self.rooms[space_id]
+                if resume is not None:
+                    self.resumable[space_id] = resume
                 raise
+            if resume is not None:
+                self.recovering.discard(space_id)
+                log.warning("room %s opened again after a restart", space_id, extra={"space_id": space_id})
+                # What the crash left closed but not uploaded goes up now, not at the end.
+                for track_id, _ in resume.tracks:
+                    for meta in spool.segments(track_id):
+                        if meta.closed and not meta.uploaded:
+                            archive.segment_closed(meta)
         self._opening.pop(space_id, None)
         return room
 

@@ -39,11 +39,11 @@ from ingest.recorder import RecorderOptions
 from ingest.room import Room, RoomOptions
 from ingest.rooms import Rooms
 from ingest.signaling import JOIN_TIMEOUT, MAX_MESSAGE_BYTES, Join, error, parse
-from ingest.spool import unfinished_spaces
+from ingest.spool import RoomRecord, SpaceSpool, unfinished_spaces
 from spaces import keys, tokens
 from spaces.blobstore import open_blob_store
 from spaces.catalog import open_catalog
-from spaces.exceptions import ConfigError, TokenError
+from spaces.exceptions import ConfigError, RouterUnavailable, TokenError
 from spaces.nodes import parse_port_range
 from spaces.settings import Settings
 
@@ -146,6 +146,7 @@ class Sfu:
         self._lock_fd: int | None = None
         self._running = False
         self._recovery: asyncio.Task[list[str]] | None = None
+        self._expiry: asyncio.Task[None] | None = None
 
     # --- start and stop -------------------------------------------------------------
 
@@ -175,10 +176,37 @@ class Sfu:
         await asyncio.to_thread(self.catalog.create_schema)
         unfinished = unfinished_spaces(self.settings.spool_dir)
         if unfinished:
+            resumable = await self._resumable(unfinished)
+            self.rooms.resumable.update(resumable)
             self.rooms.recovering.update(unfinished)
-            self._recovery = asyncio.get_running_loop().create_task(self._recover())
+            loop = asyncio.get_running_loop()
+            self._recovery = loop.create_task(self._recover([s for s in unfinished if s not in resumable]))
+            if resumable:
+                self._expiry = loop.create_task(self._recover_unclaimed(self.options.room.empty_timeout))
 
-    async def _recover(self) -> list[str]:
+    async def _resumable(self, unfinished: list[str]) -> dict[str, RoomRecord]:
+        """Rooms this node's previous process left live and still owns: they may be joined again.
+
+        The pages of a space come back by themselves after a crash; the room
+        they find is the same one (room clock, tracks), not a finalized space.
+        """
+        out = {}
+        for space_id in unfinished:
+            spool = SpaceSpool(self.settings.spool_dir, space_id)
+            try:
+                if not spool.exists() or spool.read_room().phase != "live":
+                    continue
+                owner = await asyncio.to_thread(self.node.router.owner, space_id)
+            except (OSError, ValueError, RouterUnavailable):
+                continue  # recovery handles it (and retries Redis)
+            if owner not in (None, self.node.node_id):
+                continue  # swept or moved meanwhile: recovery decides
+            record = await asyncio.to_thread(recovery.salvage, spool)
+            await asyncio.to_thread(spool.write_room, record)
+            out[space_id] = record
+        return out
+
+    async def _recover(self, spaces: list[str]) -> list[str]:
         try:
             return await recovery.recover_all(
                 settings=self.settings,
@@ -186,9 +214,20 @@ class Sfu:
                 catalog=self.catalog,
                 claim=self.node.claim_recovery,
                 on_finished=self.node.release,
+                spaces=spaces,
             )
         finally:
-            self.rooms.recovering.clear()
+            self.rooms.recovering.difference_update(spaces)
+
+    async def _recover_unclaimed(self, delay: float) -> None:
+        """Resumable rooms nobody came back to within ``delay`` seconds are finalized (partial)."""
+        await asyncio.sleep(delay)
+        if self._recovery is not None:
+            await asyncio.shield(self._recovery)
+        spaces = list(self.rooms.resumable)
+        for space_id in spaces:
+            del self.rooms.resumable[space_id]
+        await self._recover(spaces)
 
     async def wait_recovered(self) -> None:
         if self._recovery is not None:
@@ -203,8 +242,9 @@ class Sfu:
             await asyncio.wait_for(self.rooms.end_all("the server is shutting down"), SHUTDOWN_GRACE)
         except TimeoutError:
             log.warning("shutdown: rooms not finalized in %.0f s are left to recovery", SHUTDOWN_GRACE)
-        if self._recovery is not None and not self._recovery.done():
-            self._recovery.cancel()
+        for task in (self._recovery, self._expiry):
+            if task is not None and not task.done():
+                task.cancel()
         await self.node.stop()
         self.catalog.close()
         self._unlock_spool()

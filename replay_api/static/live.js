@@ -98,7 +98,8 @@
   // or a media connection that fails is joined again with the same token, after a
   // growing pause; the SFU hands the new connection this identity's place (and the
   // speaker slot). Only the end of the space, leaving, or a refusal stops it.
-  const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
+  // Capped at 2 s: audio should be back within a few seconds of the node (issue 9 says 5).
+  const BACKOFF_MS = [250, 500, 1000, 2000];
   // Errors after which joining again cannot help.
   const FINAL_ERRORS = new Set(["replaced", "removed", "unauthorized", "unknown_space", "ended", "identity_taken"]);
 

@@ -7,6 +7,8 @@ aiortc clients play the other speaker.
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -17,12 +19,24 @@ import pytest
 from playwright.async_api import Page, async_playwright
 
 from ingest.client import PcmTrack, SpaceClient
+from spaces import keys
+from spaces.blobstore import open_blob_store
+from spaces.models import Manifest, SpaceState
 from spaces.router import NodeRouter
 from spaces.settings import Settings
 from spaces.tokens import Role
 from tests.conftest import free_port
 from tests.faults.proxy import TcpProxy
-from tests.ingest.conftest import VOICE_A, VOICE_B, rtc_url, running_sfu, speech48k, token
+from tests.ingest.conftest import (
+    VOICE_A,
+    VOICE_B,
+    get_space,
+    rtc_url,
+    running_sfu,
+    sfu_process,
+    speech48k,
+    token,
+)
 from tests.ingest.test_browser import CHROMIUM, chromium_args, running_api, write_wav
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
@@ -46,7 +60,17 @@ async def wait_for(page: Page, expression: str, ok: Any, timeout: float = 15.0) 
     # Polled from outside: the page's CSP forbids wait_for_function's eval.
     deadline = time.monotonic() + timeout
     while (value := await page.evaluate(expression)) != ok and not (callable(ok) and ok(value)):
-        assert time.monotonic() < deadline, (expression, value, await page.evaluate("window.liveSpace.events"))
+        if time.monotonic() > deadline:
+            events = await page.evaluate("window.liveSpace.events")
+            now = await page.evaluate("Date.now()")
+            trail = [
+                (round((e["at"] - now) / 1000, 2), e["name"], e["detail"] if e["name"] != "state" else "")
+                for e in events[-12:]
+            ]
+            shown = await page.text_content("#status")
+            raise AssertionError(
+                f"{expression} is {value!r}; status {shown!r}; the page's last events (s ago): {trail}"
+            )
         await asyncio.sleep(0.1)
 
 
@@ -163,3 +187,71 @@ def test_live_page_comes_back_after_its_socket_drops(sfu_settings: Settings, tmp
                 await dan.close()
 
     asyncio.run(scenario())
+
+
+def test_live_pages_come_back_after_their_node_restarts(sfu_settings: Settings, tmp_path: Path) -> None:
+    """SIGKILL of the node mid-space, then a restart: the pages rejoin the same room by themselves."""
+    api_settings = replace(sfu_settings, api_port=free_port(), sfu_empty_timeout=30)
+    settings = node(api_settings, "node-r", tmp_path)
+    wav = tmp_path / "carol.wav"
+    write_wav(wav, speech48k("We should probably order more coffee for the office kitchen.", VOICE_B, tail=0.5))
+    log = tmp_path / "node.log"
+    figures: dict[str, float] = {}
+    space_id = ""
+
+    async def scenario() -> None:
+        nonlocal space_id
+        async with running_api(api_settings) as api:
+            with sfu_process(settings, log) as proc:
+                async with httpx.AsyncClient(base_url=api) as http:
+                    created = (await http.post("/spaces", json={"title": "Restart", "host": "dan"})).json()
+                    invite = await http.post(
+                        f"/spaces/{created['space_id']}/tokens",
+                        json={"role": "speaker", "identity": "carol"},
+                        headers={"Authorization": f"Bearer {created['token']}"},
+                    )
+                space_id = created["space_id"]
+                async with async_playwright() as pw:
+                    browser = await pw.chromium.launch(
+                        executable_path=str(CHROMIUM), args=chromium_args(wav, loop=True)
+                    )
+                    try:
+                        speaker, listener = await browser.new_page(), await browser.new_page()
+                        await speaker.goto(invite.json()["live_url"])
+                        await speaker.click("#join")
+                        await wait_for(speaker, "window.liveSpace.connection", "connected")
+                        await listener.goto(f"{api}/spaces/{space_id}/live")
+                        await listener.click("#join")
+                        await wait_for(listener, "window.liveSpace.connection", "connected")
+                        await wait_for(listener, "window.liveSpace.packetsReceived()", lambda n: n > 20)
+                        await asyncio.sleep(2.5)  # a segment of carol's recorded before the crash
+
+                        proc.send_signal(signal.SIGKILL)
+                        proc.wait(timeout=10)
+                        for page in (speaker, listener):
+                            await wait_for(page, "window.liveSpace.connection", "new")
+                        with sfu_process(settings, log):
+                            back = time.monotonic()
+                            await wait_for(listener, "window.liveSpace.connection", "connected", timeout=BACK_WITHIN)
+                            await wait_for(
+                                listener,
+                                "window.liveSpace.packetsReceived()",
+                                lambda n: n > 20,
+                                timeout=BACK_WITHIN,
+                            )
+                            figures["audio_back_s"] = time.monotonic() - back
+                            assert await speaker.evaluate("window.liveSpace.role") == "speaker"
+                            stats = httpx.get(f"http://127.0.0.1:{settings.sfu_port}/stats").json()
+                            (room,) = stats["rooms"]
+                            assert room["space_id"] == space_id and room["participants"] == 2
+                    finally:
+                        await browser.close()
+
+    asyncio.run(scenario())
+    print(f"audio flows again {figures['audio_back_s']:.2f} s after the node is back")
+    assert figures["audio_back_s"] < BACK_WITHIN
+    # The node stopped at the end: the space is recorded, partial (the crash cost audio), one room clock.
+    space = get_space(api_settings, space_id)
+    assert space.state is SpaceState.RECORDED and space.partial and space.speakers == ("carol",)
+    manifest = Manifest.from_dict(json.loads(open_blob_store(api_settings).get(keys.manifest(space_id))))
+    assert [s for _, s in manifest.tracks] == ["carol", "carol"]  # before and after the crash
