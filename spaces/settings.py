@@ -221,7 +221,9 @@ class Settings:
                 "SPACES_SECRET_KEY must be set to a random secret outside development"
             )
         if self.sfu_node_id and not NODE_ID.match(self.sfu_node_id):
-            raise ConfigError(f"SPACES_SFU_NODE_ID must be 1-64 letters, digits, '.', '_' or '-', got {self.sfu_node_id!r}")
+            raise ConfigError(
+                f"SPACES_SFU_NODE_ID must be 1-64 letters, digits, '.', '_' or '-', got {self.sfu_node_id!r}"
+            )
         try:
             parse_port_range(self.sfu_udp_ports)
         except ValueError as e:

@@ -253,6 +253,7 @@ def assert_partial_and_bounded(settings: Settings, space_id: str, killed_at: flo
     ((track_id, _),) = manifest.tracks
     track = Track.from_dict(json.loads(blobs.get(keys.track_manifest(space_id, track_id))))
     lost = killed_at - manifest.started_at - track.end
+    print(f"{space_id}: {lost:.2f} s before the kill missing")
     assert 0 <= lost <= max_lost, f"{space_id}: {lost:.2f} s lost"
     return raw
 
