@@ -12,7 +12,9 @@ IngestError                      {"type": "error", "code": ..., "message": ...}
  ├── IdentityTaken   identity_taken  the name belongs to another token in this space (closed 4409 on join)
  ├── NameTaken       identity_taken  a name asked for in the room (hand, name) is another's (not closed)
  ├── SetupTimeout    setup_timeout   joined but media not connected in time (closed 4408)
- └── TooMany         too_many        room full or join rate exceeded (closed 4429)
+ ├── TooMany         too_many        room full or join rate exceeded (closed 4429)
+ ├── Unavailable     unavailable     the space's node is down, or the node registry unreachable (closed 1013)
+ └── Moved           (none)          another node holds the space: sent as {"type": "moved", ...} (closed 4307)
 
 Errors with a ``close_code`` end the connection; the others are reported
 and the participant carries on.
@@ -84,3 +86,23 @@ class SetupTimeout(IngestError):
 class TooMany(IngestError):
     code = "too_many"
     close_code = 4429
+
+
+class Unavailable(IngestError):
+    code = "unavailable"
+    close_code = 1013
+
+
+class Moved(IngestError):
+    """Not an error to the client: a ``moved`` message naming the node that holds the space."""
+
+    code = "moved"
+    close_code = 4307
+
+    def __init__(self, rtc_url: str, node_id: str) -> None:
+        super().__init__(f"this space is on SFU node {node_id!r}: {rtc_url}")
+        self.rtc_url = rtc_url
+        self.node_id = node_id
+
+    def message_dict(self) -> dict[str, str]:
+        return {"type": "moved", "rtc_url": self.rtc_url, "node": self.node_id}

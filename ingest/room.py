@@ -91,6 +91,7 @@ class Room:
         catalog: Catalog,
         on_closed: Callable[[Room], None],
         summon_agent: Callable[[str, int], Awaitable[None]] | None = None,
+        resume: RoomRecord | None = None,
     ) -> None:
         """``summon_agent(space_id, attempt)`` sends a room agent (live captions) in; None: no agent."""
         self.space_id = space.space_id
@@ -112,6 +113,11 @@ class Room:
             visibility=str(space.visibility),
             started_at=self.started_at,
         )
+        if resume is not None:
+            # Opened again by a node restarted mid-space: the same room clock, the tracks so far.
+            self.started_at = resume.started_at
+            self._mono0 = time.monotonic() - (time.time() - resume.started_at)
+            self.record = replace(resume, phase=SpaceState.LIVE)
         self.participants: dict[str, Participant] = {}
         self.slots: list[Slot] = []
         self.recorders: dict[str, TrackRecorder] = {}

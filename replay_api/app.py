@@ -15,6 +15,8 @@ from replay_api.routes import clips, docs, live, live_captions, pages, replay, s
 from replay_api.templating import STATIC_DIR
 from spaces.blobstore import open_blob_store
 from spaces.catalog import open_catalog
+from spaces.placement import resolve_selector
+from spaces.router import NodeRouter
 from spaces.settings import Settings
 
 
@@ -26,12 +28,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     catalog = open_catalog(settings)
     catalog.create_schema()
     limiter = Limiter.from_settings(settings)
+    router = NodeRouter.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await limiter.store.close()
         catalog.close()
+        router.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -46,6 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.catalog = catalog
     app.state.blobs = open_blob_store(settings)
     app.state.limiter = limiter
+    app.state.router = router
+    app.state.select_node = resolve_selector(settings.sfu_selector)
     errors.install(app)
     # Outside routing and the error handlers, so an oversized body is refused
     # before any route (or its dependencies) runs.

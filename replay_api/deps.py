@@ -26,6 +26,8 @@ from spaces.blobstore import BlobStore
 from spaces.catalog import Catalog
 from spaces.exceptions import NotFound, TokenError
 from spaces.models import Space, SpaceState, Visibility
+from spaces.placement import SelectNode
+from spaces.router import NodeRouter
 from spaces.settings import Settings
 
 #: The furthest point in a space (seconds) a request may name: about 115 days.
@@ -47,11 +49,24 @@ async def _blobs(request: Request) -> BlobStore:
     return blobs
 
 
+async def _router(request: Request) -> NodeRouter:
+    router: NodeRouter = request.app.state.router
+    return router
+
+
+async def _select_node(request: Request) -> SelectNode:
+    select: SelectNode = request.app.state.select_node
+    return select
+
+
 # Dependencies that only read the request are ``async``: FastAPI runs sync
 # ones in the thread pool, a hop per dependency per request.
 SettingsDep = Annotated[Settings, Depends(_settings)]
 CatalogDep = Annotated[Catalog, Depends(_catalog)]
 BlobsDep = Annotated[BlobStore, Depends(_blobs)]
+RouterDep = Annotated[NodeRouter, Depends(_router)]
+"""The SFU node registry (Redis): where live spaces are placed and served."""
+SelectNodeDep = Annotated[SelectNode, Depends(_select_node)]
 SpaceId = Annotated[str, Path(pattern=keys.ID_PATTERN.pattern, description="The space's id")]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -80,7 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     up = command("up", "run the whole stack: API, SFU and workers (and Redis if needed)",
                  "  spaces up\n  spaces up --workers 4")
     up.add_argument("--workers", type=int, default=0, help="worker processes (default: SPACES_WORKERS or one per CPU)")
+    up.add_argument("--sfu", type=int, default=0, metavar="N",
+                    help="SFU nodes, on consecutive ports (default: SPACES_SFU_NODES or one per CPU)")
     up.set_defaults(run=_up)
+
+    sfu = command("sfu", "run one SFU node (for SFU nodes on other machines)")
+    sfu.set_defaults(run=lambda s, a: supervisor.run_sfu(s))
 
     api = command("api", "run the API and web pages")
     api.set_defaults(run=lambda s, a: supervisor.run_api(s))
@@ -129,7 +135,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _up(settings: Settings, args: argparse.Namespace) -> int:
-    return supervisor.run_stack(settings, workers=args.workers or settings.worker_count)
+    nodes = args.sfu or settings.sfu_nodes or len(os.sched_getaffinity(0))
+    return supervisor.run_stack(settings, workers=args.workers or settings.worker_count, sfu_nodes=nodes)
 
 
 def _import(settings: Settings, args: argparse.Namespace) -> int:

@@ -237,6 +237,8 @@ class Space:
     published: bool = False
     """A run's outputs (transcript, replay) were complete once: they are served and
     searched while a later run replaces them."""
+    node: str = ""
+    """The SFU node the space was placed on (``spaces.router``); empty if never placed."""
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import socket
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from spaces.exceptions import ConfigError
+from spaces.nodes import NODE_ID, parse_port_range
 
 #: The development signing secret: public, so refused in production and
 #: wherever the API or the SFU listens on more than loopback.
@@ -162,6 +164,35 @@ class Settings:
     """Event loop of an SFU process: ``asyncio`` (the standard loop, whose UDP sockets
     ``ingest.udp`` drains itself) or ``uvloop``; measured side by side by ``bench/sfu.py --loop``."""
 
+    sfu_node_id: str = ""
+    """This SFU node's id, unique in the deployment (Redis refuses a second live
+    node with the same id); empty = ``<hostname>-<sfu_port>``, stable across restarts."""
+
+    sfu_udp_ports: str = ""
+    """UDP port range ``MIN-MAX`` this node's media sockets bind in (one port
+    per participant); empty = any ephemeral port."""
+
+    sfu_spool_dir: str = ""
+    """This node's spool directory; empty = ``data_dir/spool``."""
+
+    sfu_nodes: int = 0
+    """SFU nodes ``spaces up`` starts (ports ``sfu_port``, ``sfu_port + 1``...); 0 = one per CPU."""
+
+    sfu_selector: str = "load"
+    """How a new space picks its node among the live ones: ``load`` (fewest
+    rooms, counting spaces placed but not yet joined, then participants, then
+    CPU), ``cpuload`` (lowest CPU, then rooms) or ``any`` (random)."""
+
+    sfu_heartbeat: float = 2.0
+    """Seconds between a node's heartbeats (its load) to Redis."""
+
+    sfu_node_timeout: float = 10.0
+    """A node without a heartbeat for this long is dead: no space is placed on it."""
+
+    sfu_node_grace: float = 120.0
+    """A dead node that is not back after this many seconds loses its spaces:
+    they are finalized, as partial, from the segments already in the blob store."""
+
     job_timeout: int = 3600
     """Seconds one pipeline job may run before rq kills it."""
 
@@ -199,7 +230,11 @@ class Settings:
 
     @property
     def spool_dir(self) -> Path:
-        return self.data_dir / "spool"
+        return Path(self.sfu_spool_dir) if self.sfu_spool_dir else self.data_dir / "spool"
+
+    @property
+    def node_id(self) -> str:
+        return self.sfu_node_id or f"{socket.gethostname()}-{self.sfu_port}"
 
     @property
     def catalog_url(self) -> str:
@@ -253,6 +288,14 @@ class Settings:
                     f"the development SPACES_SECRET_KEY is public and {', '.join(exposed)} is not loopback: "
                     f"anyone could sign tokens. Set a secret made with: {MAKE_SECRET}"
                 )
+        if self.sfu_node_id and not NODE_ID.match(self.sfu_node_id):
+            raise ConfigError(
+                f"SPACES_SFU_NODE_ID must be 1-64 letters, digits, '.', '_' or '-', got {self.sfu_node_id!r}"
+            )
+        try:
+            parse_port_range(self.sfu_udp_ports)
+        except ValueError as e:
+            raise ConfigError(f"SPACES_SFU_UDP_PORTS: {e}") from e
         if not (self.catalog_url.startswith(("sqlite:", "postgresql:", "postgres:"))):
             raise ConfigError(f"DATABASE_URL must be sqlite:// or postgresql://, got {self.catalog_url!r}")
 
@@ -348,6 +391,8 @@ def _convert(name: str, raw: str, annotation: object) -> object:
     try:
         if kind == "int":
             return int(raw)
+        if kind == "float":
+            return float(raw)
         if kind == "Path":
             return Path(raw)
     except ValueError as e:

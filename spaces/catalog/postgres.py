@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS spaces (
     progress TEXT NOT NULL DEFAULT '{}',
     partial INTEGER NOT NULL DEFAULT 0,
     run INTEGER NOT NULL DEFAULT 0,
-    published INTEGER NOT NULL DEFAULT 0
+    published INTEGER NOT NULL DEFAULT 0,
+    node TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS spaces_created ON spaces (created_at DESC, space_id DESC);
 CREATE TABLE IF NOT EXISTS space_speakers (

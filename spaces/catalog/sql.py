@@ -20,7 +20,7 @@ from spaces.models import SearchHit, Space, SpaceState, Turn, Visibility
 
 SPACE_COLUMNS = (
     "space_id, title, host, created_at, state, visibility, duration, speakers, error, progress, partial, "
-    "run, published"
+    "run, published, node"
 )
 
 #: Columns added to ``spaces`` since its first version: ``create_schema``
@@ -28,6 +28,7 @@ SPACE_COLUMNS = (
 ADDED_COLUMNS = {
     "run": "INTEGER NOT NULL DEFAULT 0",
     "published": "INTEGER NOT NULL DEFAULT 0",
+    "node": "TEXT NOT NULL DEFAULT ''",
 }
 
 #: Spaces whose transcript search shows: the ones whose replay is served
@@ -112,7 +113,7 @@ class SqlCatalog(ABC):
     def _put_spaces(self, cur: Any, spaces: Sequence[Space]) -> None:
         cur.executemany(
             self._sql(
-                f"INSERT INTO spaces ({SPACE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                f"INSERT INTO spaces ({SPACE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT (space_id) DO UPDATE SET title=excluded.title, host=excluded.host, "
                 "created_at=excluded.created_at, state=excluded.state, "
                 "visibility=excluded.visibility, duration=excluded.duration, "
@@ -123,7 +124,8 @@ class SqlCatalog(ABC):
                 # outputs once complete are served until replaced whole.
                 "run=CASE WHEN excluded.run > spaces.run THEN excluded.run ELSE spaces.run END, "
                 "published=CASE WHEN excluded.published > spaces.published "
-                "THEN excluded.published ELSE spaces.published END"
+                "THEN excluded.published ELSE spaces.published END, "
+                "node=excluded.node"
             ),
             [_space_row(s) for s in spaces],
         )
@@ -393,6 +395,7 @@ def _space_row(space: Space) -> tuple[Any, ...]:
         int(space.partial),
         space.run,
         int(space.published or space.state is SpaceState.READY),
+        space.node,
     )
 
 
@@ -411,5 +414,6 @@ def _space_from_row(row: Sequence[Any]) -> Space:
         partial=bool(row[10]),
         run=int(row[11]),
         published=bool(row[12]),
+        node=row[13] or "",
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -31,7 +32,7 @@ from spaces.blobstore.s3 import S3BlobStore
 from spaces.exceptions import ConfigError
 from spaces.models import Space
 from spaces.settings import Settings
-from tests.conftest import MotoServer
+from tests.conftest import REDIS_URL, MotoServer, registered_node
 
 from .conftest import Recording, publish
 from .server import LiveServer
@@ -172,8 +173,13 @@ LIMIT = 64 << 10
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("bodies") / "data", max_body_bytes=LIMIT)
-    with LiveServer(create_app(settings)) as live:
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("bodies") / "data",
+        max_body_bytes=LIMIT,
+        redis_url=REDIS_URL,
+        queue_name=f"test-{uuid.uuid4().hex[:12]}",
+    )
+    with registered_node(settings, settings.sfu_url), LiveServer(create_app(settings)) as live:
         yield live
 
 
