@@ -241,18 +241,13 @@ class RoomAgent:
             log.warning("caption of %s not stored: Redis unreachable", self.space_id)
 
 
-def live_room(space_id: str) -> int:
-    """rq job (``live`` queue): caption a live space until it ends; returns the caption events sent."""
+def live_room(space_id: str, rtc_url: str) -> int:
+    """rq job (``live`` queue): caption a live space until it ends; returns the caption events sent.
+
+    ``rtc_url`` is the signaling socket of the node holding the room (the
+    client follows a ``moved`` if the room went elsewhere).
+    """
     ctx = context()
-    agent = RoomAgent(
-        settings=ctx.settings, space_id=space_id, rtc_url=rtc_url(ctx.settings, space_id), model=ctx.model()
-    )
+    agent = RoomAgent(settings=ctx.settings, space_id=space_id, rtc_url=rtc_url, model=ctx.model())
     asyncio.run(agent.run())
     return agent.sent
-
-
-def rtc_url(settings: Settings, space_id: str) -> str:
-    """The signaling socket of the SFU that holds the space."""
-    base = settings.sfu_url.rstrip("/")
-    scheme, _, rest = base.partition("://")
-    return f"{'wss' if scheme == 'https' else 'ws'}://{rest}/spaces/{space_id}/rtc"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from spaces import keys
 from spaces.exceptions import NotFound
 from transcribe.levels import Levels, levels
-from workers.context import Context, context, stage
+from workers.context import Context, Progress, context, stage
 from workers.tracks import load_track_audio
 
 
@@ -19,8 +19,12 @@ from workers.tracks import load_track_audio
 def measure_levels(space_id: str, track_id: str) -> None:
     """Write ``words/{track_id}.levels.json``."""
     ctx = context()
-    start, audio, _ = load_track_audio(ctx, space_id, ctx.track(space_id, track_id))
+    track = ctx.track(space_id, track_id)
+    progress = Progress(ctx.catalog, space_id, f"levels:{track.speaker}")
+    progress(0.0)
+    start, audio, _ = load_track_audio(ctx, space_id, track)
     ctx.write_json(keys.levels(space_id, track_id), levels(audio, offset=start).to_dict())
+    progress(1.0)
 
 
 def read_levels(ctx: Context, space_id: str, track_id: str) -> Levels | None:

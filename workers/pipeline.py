@@ -23,7 +23,7 @@ from spaces.exceptions import NotFound
 from spaces.models import SpaceState
 from spaces.queue import current_run, enqueue_once, job_id, pipeline_queue, run_of
 from spaces.settings import Settings
-from workers.context import context, stage
+from workers.context import context, job_run, stage
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,9 @@ def finalize(space_id: str, run: int = 0) -> None:
         log.info("space %s is deleted; not processed", space_id, extra={"space_id": space_id})
         return
     manifest = ctx.manifest(space_id)
-    ctx.catalog.set_state(space_id, SpaceState.PROCESSING)
+    if not ctx.catalog.start_run(space_id, run):
+        log.info("space %s: run %d superseded before it started", space_id, run, extra={"space_id": space_id})
+        return
     queue = pipeline_queue(ctx.settings)
     retries = ctx.settings.job_retries
 
@@ -73,7 +75,7 @@ def finalize(space_id: str, run: int = 0) -> None:
 @stage
 def complete(space_id: str) -> None:
     ctx = context()
-    ctx.catalog.set_state(space_id, SpaceState.READY)
+    ctx.catalog.set_state(space_id, SpaceState.READY, run=job_run())
     log.info("space %s is ready", space_id, extra={"space_id": space_id})
 
 
@@ -96,7 +98,7 @@ def on_failure(job: Job, connection: Redis, exc_type: type, exc: BaseException, 
     message = failure_message(job, exc)
     catalog = open_catalog(Settings.from_env())
     try:
-        catalog.set_state(space_id, SpaceState.FAILED, error=message)
+        catalog.set_state(space_id, SpaceState.FAILED, error=message, run=run_of(job.id))
     except NotFound:  # deleted meanwhile: nothing to mark
         return
     finally:

@@ -12,7 +12,7 @@ from transcribe.assemble import TrackWords
 from transcribe.assemble import assemble as assemble_turns
 from transcribe.captions import build_cues, to_srt, to_webvtt
 from transcribe.context import Clip, clips_from_bytes, refine_room
-from workers.context import Context, context, stage, superseded
+from workers.context import Context, Progress, context, stage, superseded
 from workers.levels import read_levels
 
 log = logging.getLogger(__name__)
@@ -25,10 +25,16 @@ NOT_RECORDED = "not_recorded"
 def assemble(space_id: str) -> int:
     """Write transcript.json, captions.vtt/.srt and the search rows; returns turns."""
     ctx = context()
+    progress = Progress(ctx.catalog, space_id, "assemble")
+    progress(0.0)
     manifest = ctx.manifest(space_id)
     tracks = [_track_words(ctx, space_id, track_id) for track_id, _ in manifest.tracks]
     clips = [_clips(ctx, space_id, track_id) for track_id, _ in manifest.tracks]
-    turns = assemble_turns(refine_room(ctx.model() if any(clips) else None, tracks, clips))
+    # The context pass is most of the time: the rest (turns, captions, index) is quick.
+    redone = refine_room(
+        ctx.model() if any(clips) else None, tracks, clips, on_progress=lambda done: progress(0.9 * done)
+    )
+    turns = assemble_turns(redone)
     if superseded(space_id):  # a reprocess began during the context pass: its run writes
         return 0
     transcript = Transcript(
@@ -47,7 +53,7 @@ def assemble(space_id: str) -> int:
     ctx.catalog.put_space(
         replace(space, duration=transcript.duration, speakers=transcript.speakers, partial=manifest.partial)
     )
-    ctx.catalog.set_progress(space_id, "assemble", 1.0)
+    progress(1.0)
     return len(turns)
 
 

@@ -10,7 +10,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from spaces.catalog import TurnRow
-from spaces.catalog.query import to_tsquery_args
+from spaces.catalog.query import Term, to_tsquery
 from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SqlCatalog, turn_rows
 from spaces.exceptions import StorageError
 from spaces.models import Space, Turn
@@ -27,7 +27,10 @@ CREATE TABLE IF NOT EXISTS spaces (
     speakers TEXT NOT NULL DEFAULT '[]',
     error TEXT,
     progress TEXT NOT NULL DEFAULT '{}',
-    partial INTEGER NOT NULL DEFAULT 0
+    partial INTEGER NOT NULL DEFAULT 0,
+    run INTEGER NOT NULL DEFAULT 0,
+    published INTEGER NOT NULL DEFAULT 0,
+    node TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS spaces_created ON spaces (created_at DESC, space_id DESC);
 CREATE TABLE IF NOT EXISTS space_speakers (
@@ -104,6 +107,14 @@ class PostgresCatalog(SqlCatalog):
             # Serialize concurrent start-ups (API, SFU, workers) creating tables.
             cur.execute("SELECT pg_advisory_xact_lock(727274)")
             cur.execute(SCHEMA)
+            self._add_columns(cur)
+
+    def _column_names(self, cur: Any) -> set[str]:
+        # The table the search path finds (each test schema has its own).
+        cur.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'spaces'::regclass AND attnum > 0 AND NOT attisdropped"
+        )
+        return {str(row[0]) for row in cur.fetchall()}
 
     def _insert_turns(self, cur: Any, space_id: str, turns: Sequence[Turn]) -> None:
         cur.executemany(
@@ -130,19 +141,17 @@ class PostgresCatalog(SqlCatalog):
             for row in turns:
                 copy.write_row(row)
 
-    def _match_clause(self, terms: list[list[str]]) -> tuple[str, list[Any]]:
-        phrases = to_tsquery_args(terms)
-        query = " && ".join(["phraseto_tsquery('english', ?)"] * len(phrases))
-        return f"t.tsv @@ ({query})", list(phrases)
+    def _match_clause(self, terms: list[Term]) -> tuple[str, list[Any]]:
+        query, args = to_tsquery(terms)
+        return f"t.tsv @@ {query}", list(args)
 
     def _delete_turns(self, cur: Any, space_id: str) -> None:
         cur.execute("DELETE FROM turns WHERE space_id = %s", (space_id,))
 
     def _search_rows(
-        self, cur: Any, terms: list[list[str]], where: str, params: list[Any], limit: int, offset: int
+        self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int
     ) -> list[tuple[Any, ...]]:
-        phrases = to_tsquery_args(terms)
-        query = "(" + " && ".join(["phraseto_tsquery('english', %s)"] * len(phrases)) + ")"
+        query, phrases = to_tsquery(terms, "%s")
         # The same three steps as SQLite: the newest matching turns, their
         # ts_rank, and ts_headline for the page only. The query is written out
         # (not in a CTE) so the planner sees a constant and its selectivity:

@@ -14,13 +14,29 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from spaces.catalog import SpaceFilter, TurnRow
-from spaces.catalog.query import parse
+from spaces.catalog.query import Term, parse
 from spaces.exceptions import NotFound
 from spaces.models import SearchHit, Space, SpaceState, Turn, Visibility
 
 SPACE_COLUMNS = (
-    "space_id, title, host, created_at, state, visibility, duration, speakers, error, progress, partial"
+    "space_id, title, host, created_at, state, visibility, duration, speakers, error, progress, partial, "
+    "run, published, node"
 )
+
+#: Columns added to ``spaces`` since its first version: ``create_schema``
+#: adds them to an older catalog (name -> SQL type and default).
+ADDED_COLUMNS = {
+    "run": "INTEGER NOT NULL DEFAULT 0",
+    "published": "INTEGER NOT NULL DEFAULT 0",
+    "node": "TEXT NOT NULL DEFAULT ''",
+}
+
+#: Spaces whose transcript search shows: the ones whose replay is served
+#: (``replay_api.deps.servable``): ready, or being reprocessed (or failed to
+#: be) with a complete earlier run's outputs, which stay right until the new
+#: run replaces them whole.
+_SEARCHABLE = "(s.state = ? OR (s.published = 1 AND s.state IN (?, ?)))"
+_SEARCHABLE_STATES = [str(SpaceState.READY), str(SpaceState.PROCESSING), str(SpaceState.FAILED)]
 
 #: Search ranks at most this many matching turns, the newest ones (by when
 #: they were indexed). A query of common words can match a third of every
@@ -62,17 +78,30 @@ class SqlCatalog(ABC):
 
     @abstractmethod
     def _search_rows(
-        self, cur: Any, terms: list[list[str]], where: str, params: list[Any], limit: int, offset: int
+        self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int
     ) -> list[tuple[Any, ...]]:
         """Rows of (space_id, title, speaker, start, end, snippet, rank)."""
 
     @abstractmethod
-    def _match_clause(self, terms: list[list[str]]) -> tuple[str, list[Any]]:
+    def _match_clause(self, terms: list[Term]) -> tuple[str, list[Any]]:
         """A condition (``?`` placeholders) true for turns ``t`` matching every term."""
 
     @abstractmethod
     def _bulk_turns(self, cur: Any, turns: Iterable[TurnRow]) -> None:
         """Insert many new turns and index them."""
+
+    @abstractmethod
+    def _column_names(self, cur: Any) -> set[str]:
+        """The columns the ``spaces`` table has now."""
+
+    def _add_columns(self, cur: Any) -> None:
+        """Bring an older catalog's ``spaces`` table up to ``ADDED_COLUMNS``."""
+        missing = {name: kind for name, kind in ADDED_COLUMNS.items() if name not in self._column_names(cur)}
+        for name, kind in missing.items():
+            cur.execute(f"ALTER TABLE spaces ADD COLUMN {name} {kind}")
+        if "published" in missing:
+            # Every space ready so far had complete outputs.
+            cur.execute(self._sql("UPDATE spaces SET published = 1 WHERE state = ?"), (str(SpaceState.READY),))
 
     def _execute(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one read-only statement and return its rows."""
@@ -87,12 +116,19 @@ class SqlCatalog(ABC):
     def _put_spaces(self, cur: Any, spaces: Sequence[Space]) -> None:
         cur.executemany(
             self._sql(
-                f"INSERT INTO spaces ({SPACE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                f"INSERT INTO spaces ({SPACE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT (space_id) DO UPDATE SET title=excluded.title, host=excluded.host, "
                 "created_at=excluded.created_at, state=excluded.state, "
                 "visibility=excluded.visibility, duration=excluded.duration, "
                 "speakers=excluded.speakers, error=excluded.error, "
-                "progress=excluded.progress, partial=excluded.partial"
+                "progress=CASE WHEN excluded.run >= spaces.run THEN excluded.progress ELSE spaces.progress END, "
+                "partial=excluded.partial, "
+                # Neither goes back: a newer run stays the space's run, and
+                # outputs once complete are served until replaced whole.
+                "run=CASE WHEN excluded.run > spaces.run THEN excluded.run ELSE spaces.run END, "
+                "published=CASE WHEN excluded.published > spaces.published "
+                "THEN excluded.published ELSE spaces.published END, "
+                "node=excluded.node"
             ),
             [_space_row(s) for s in spaces],
         )
@@ -128,7 +164,7 @@ class SqlCatalog(ABC):
     def list_spaces(
         self, flt: SpaceFilter, *, limit: int, cursor: tuple[float, str] | None = None
     ) -> list[Space]:
-        where, params = _visible_clause("s", flt.visible)
+        where, params = ("1 = 1", []) if flt.include_private else _visible_clause("s", flt.visible)
         if flt.state is not None:
             where += " AND s.state = ?"
             params.append(str(flt.state))
@@ -140,7 +176,7 @@ class SqlCatalog(ABC):
         if flt.speaker:
             where += (
                 " AND EXISTS (SELECT 1 FROM space_speakers p"
-                " WHERE p.space_id = s.space_id AND p.speaker = ?)"
+                " WHERE p.space_id = s.space_id AND LOWER(p.speaker) = LOWER(?))"
             )
             params.append(flt.speaker)
         if flt.since is not None:
@@ -169,13 +205,29 @@ class SqlCatalog(ABC):
         )
         return [_space_from_row(r) for r in rows]
 
-    def set_state(self, space_id: str, state: SpaceState, *, error: str | None = None) -> None:
+    def _run_of(self, cur: Any, space_id: str) -> int:
+        """The space's run, read inside the transaction; ``NotFound`` if there is no space."""
+        cur.execute(self._sql("SELECT run FROM spaces WHERE space_id = ?"), (space_id,))
+        row = cur.fetchone()
+        if row is None:
+            raise NotFound(f"no space {space_id!r}")
+        return int(row[0])
+
+    def set_state(
+        self, space_id: str, state: SpaceState, *, error: str | None = None, run: int | None = None
+    ) -> None:
+        published = 1 if state is SpaceState.READY else 0
         with self._transaction() as cur:
+            if run is not None and run < self._run_of(cur, space_id):
+                return  # a superseded run no longer decides the state
             # A space being deleted stays so: a late stage or a room ending
             # must not bring it back (to them it is not found).
             cur.execute(
-                self._sql("UPDATE spaces SET state = ?, error = ? WHERE space_id = ? AND state <> ?"),
-                (str(state), error, space_id, str(SpaceState.DELETING)),
+                self._sql(
+                    "UPDATE spaces SET state = ?, error = ?, "
+                    "published = CASE WHEN ? = 1 THEN 1 ELSE published END WHERE space_id = ? AND state <> ?"
+                ),
+                (str(state), error, published, space_id, str(SpaceState.DELETING)),
             )
             if cur.rowcount == 0:
                 raise NotFound(f"no space {space_id!r}")
@@ -279,13 +331,38 @@ class SqlCatalog(ABC):
         )
         return bool(rows)
 
-    def set_progress(self, space_id: str, stage: str, fraction: float) -> None:
+    def start_run(self, space_id: str, run: int) -> bool:
+        with self._transaction() as cur:
+            current = self._run_of(cur, space_id)
+            if run < current:
+                return False
+            if run > current:
+                # A new run: the previous run's progress and error are not its own.
+                cur.execute(
+                    self._sql(
+                        "UPDATE spaces SET state = ?, error = NULL, progress = ?, run = ? "
+                        "WHERE space_id = ? AND state <> ?"
+                    ),
+                    (str(SpaceState.PROCESSING), "{}", run, space_id, str(SpaceState.DELETING)),
+                )
+            else:
+                # The same run (its finalize, or a retry of it): keep its progress.
+                cur.execute(
+                    self._sql("UPDATE spaces SET state = ?, error = NULL WHERE space_id = ? AND state <> ?"),
+                    (str(SpaceState.PROCESSING), space_id, str(SpaceState.DELETING)),
+                )
+            # A space being deleted is not processed (nor brought back).
+            return bool(cur.rowcount == 1)
+
+    def set_progress(self, space_id: str, stage: str, fraction: float, *, run: int | None = None) -> None:
         # Read-modify-write in one transaction; progress is advisory, last wins.
         with self._transaction() as cur:
-            cur.execute(self._sql("SELECT progress FROM spaces WHERE space_id = ?"), (space_id,))
+            cur.execute(self._sql("SELECT progress, run FROM spaces WHERE space_id = ?"), (space_id,))
             row = cur.fetchone()
             if row is None:
                 raise NotFound(f"no space {space_id!r}")
+            if run is not None and run < int(row[1]):
+                return  # a superseded run's stage: not this run's progress
             progress = json.loads(row[0] or "{}")
             progress[stage] = round(min(max(fraction, 0.0), 1.0), 4)
             cur.execute(
@@ -322,10 +399,11 @@ class SqlCatalog(ABC):
         if not terms:
             return []
         where, params = _visible_clause("s", visible)
-        where += " AND s.state = ?"
-        params.append(str(SpaceState.READY))
+        where += f" AND {_SEARCHABLE}"
+        params.extend(_SEARCHABLE_STATES)
         if speaker:
-            where += " AND t.speaker = ?"
+            # Names as people type them: "Bob" finds bob's turns.
+            where += " AND LOWER(t.speaker) = LOWER(?)"
             params.append(speaker)
         if space_id:
             where += " AND t.space_id = ?"
@@ -383,6 +461,9 @@ def _space_row(space: Space) -> tuple[Any, ...]:
         space.error,
         json.dumps(space.progress, sort_keys=True),
         int(space.partial),
+        space.run,
+        int(space.published or space.state is SpaceState.READY),
+        space.node,
     )
 
 
@@ -399,5 +480,8 @@ def _space_from_row(row: Sequence[Any]) -> Space:
         error=row[8],
         progress=json.loads(row[9] or "{}"),
         partial=bool(row[10]),
+        run=int(row[11]),
+        published=bool(row[12]),
+        node=row[13] or "",
     )
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from spaces.catalog import TurnRow
-from spaces.catalog.query import to_fts5
+from spaces.catalog.query import Term, to_fts5
 from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SqlCatalog, turn_rows
 from spaces.exceptions import ConfigError
 from spaces.models import Turn
@@ -30,7 +30,10 @@ CREATE TABLE IF NOT EXISTS spaces (
     speakers TEXT NOT NULL DEFAULT '[]',
     error TEXT,
     progress TEXT NOT NULL DEFAULT '{}',
-    partial INTEGER NOT NULL DEFAULT 0
+    partial INTEGER NOT NULL DEFAULT 0,
+    run INTEGER NOT NULL DEFAULT 0,
+    published INTEGER NOT NULL DEFAULT 0,
+    node TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS spaces_created ON spaces (created_at DESC, space_id DESC);
 CREATE TABLE IF NOT EXISTS space_speakers (
@@ -101,6 +104,9 @@ class SqliteCatalog(SqlCatalog):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
+            # SQLite's own LOWER() folds ASCII only; PostgreSQL's folds every
+            # letter. Python's makes "Élise" match "élise" in both.
+            conn.create_function("lower", 1, _lower, deterministic=True)
             self._local.conn = conn
         return conn
 
@@ -133,6 +139,12 @@ class SqliteCatalog(SqlCatalog):
 
     def create_schema(self) -> None:
         self._connection().executescript(SCHEMA)
+        with self._transaction() as cur:
+            self._add_columns(cur)
+
+    def _column_names(self, cur: Any) -> set[str]:
+        cur.execute("PRAGMA table_info(spaces)")
+        return {str(row[1]) for row in cur.fetchall()}
 
     def _insert_turns(self, cur: Any, space_id: str, turns: Sequence[Turn]) -> None:
         for row in turn_rows(space_id, turns):
@@ -152,7 +164,7 @@ class SqliteCatalog(SqlCatalog):
         # is several times faster than one FTS insert per row.
         cur.execute("INSERT INTO turns_fts (rowid, text) SELECT id, text FROM turns WHERE id > ?", (last,))
 
-    def _match_clause(self, terms: list[list[str]]) -> tuple[str, list[Any]]:
+    def _match_clause(self, terms: list[Term]) -> tuple[str, list[Any]]:
         return "t.id IN (SELECT rowid FROM turns_fts WHERE turns_fts MATCH ?)", [to_fts5(terms)]
 
     def _delete_turns(self, cur: Any, space_id: str) -> None:
@@ -165,7 +177,7 @@ class SqliteCatalog(SqlCatalog):
         cur.execute("DELETE FROM turns WHERE space_id = ?", (space_id,))
 
     def _search_rows(
-        self, cur: Any, terms: list[list[str]], where: str, params: list[Any], limit: int, offset: int
+        self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int
     ) -> list[tuple[Any, ...]]:
         match = to_fts5(terms)
         # Three steps, each on fewer rows: the newest matching turns (FTS5
@@ -196,3 +208,7 @@ class SqliteCatalog(SqlCatalog):
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _lower(text: str | None) -> str | None:
+    return text.lower() if isinstance(text, str) else text
