@@ -117,9 +117,11 @@ def test_a_speaker_who_declines_is_heard_but_not_recorded(sfu_settings: Settings
     assert [s for _, s in manifest.tracks] == ["host"]
     assert not [k for k in blobs.list(keys.space_prefix(space_id)) if "carol" in k]
     assert ("carol", False) in [(s, r) for s, _, r in manifest.consents]
-    (stretch,) = [(a, b) for s, a, b in manifest.unrecorded if s == "carol"]
+    # Her speech, timed from the browser's audio levels (a pause may split it in stretches).
+    stretches = [(a, b) for s, a, b in manifest.unrecorded if s == "carol"]
     spoke_at = mic_at + LEAD - manifest.started_at
-    assert abs(stretch[0] - spoke_at) < 1.0 and stretch[1] > stretch[0] + 2, (stretch, spoke_at)
+    assert stretches and abs(stretches[0][0] - spoke_at) < 1.0, (stretches, spoke_at)
+    assert sum(b - a for a, b in stretches) > 2.0, stretches
 
     workers = Workers(settings)
     try:
@@ -132,8 +134,9 @@ def test_a_speaker_who_declines_is_heard_but_not_recorded(sfu_settings: Settings
         said = " ".join(w.text.lower() for w in transcript.words)
         assert {w.speaker for w in transcript.words} <= {"host"}
         assert "coffee" not in said and "kitchen" not in said
-        assert [(g.speaker, g.reason) for g in transcript.gaps] == [("carol", "not_recorded")]
-        assert (transcript.gaps[0].start, transcript.gaps[0].end) == stretch
+        assert [(g.speaker, g.start, g.end, g.reason) for g in transcript.gaps] == [
+            ("carol", a, b, "not_recorded") for a, b in stretches
+        ]
         assert catalog.search("coffee kitchen", limit=5) == []
         catalog.close()
     finally:
