@@ -95,7 +95,7 @@ def run_worker(settings: Settings, *, burst: bool = False, live: bool = False) -
         worker_ttl=settings.worker_maintenance + 15,
         work_horse_killed_handler=_on_work_horse_killed,
     )
-    if not burst:
+    if not burst and not live:  # the retention sweep runs on the pipeline queue's scheduler
         queue.schedule_retention(settings)
     worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
     return 0
