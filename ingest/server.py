@@ -31,6 +31,7 @@ from ingest import recovery, udp
 from ingest.exceptions import BadMessage, IngestError, OutOfOrder, TooMany, Unauthorized, UnknownSpace
 from ingest.ice import restrict_host_addresses, split_list
 from ingest.limits import RateLimiter
+from ingest.loopwatch import LoopWatch
 from ingest.participant import Participant
 from ingest.recorder import RecorderOptions
 from ingest.room import Room, RoomOptions
@@ -134,6 +135,7 @@ class Sfu:
         self.started = time.monotonic()
         self._lock_fd: int | None = None
         self._recovery: asyncio.Task[list[str]] | None = None
+        self.loop_watch = LoopWatch()
 
     # --- start and stop -------------------------------------------------------------
 
@@ -147,6 +149,7 @@ class Sfu:
 
     async def start(self) -> None:
         udp.install()  # drained sockets, control before media (ingest/udp.py)
+        self.loop_watch.start()
         if self.options.ice_addresses:
             restrict_host_addresses(self.options.ice_addresses)
         self._lock_spool()
@@ -167,6 +170,7 @@ class Sfu:
             await self._recovery
 
     async def stop(self) -> None:
+        self.loop_watch.stop()
         try:
             # Bounded: what cannot be handed over now stays on the spool for recovery.
             await asyncio.wait_for(self.rooms.end_all("the server is shutting down"), SHUTDOWN_GRACE)
@@ -201,6 +205,7 @@ class Sfu:
             {
                 "uptime": round(time.monotonic() - self.started, 3),
                 "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 4),
+                "loop": self.loop_watch.snapshot(),
                 **self.rooms.stats(),
             }
         )
