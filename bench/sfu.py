@@ -1,23 +1,32 @@
-"""SFU bench: one speaker to N listeners, our pass-through SFU against the naive one.
+"""SFU bench: one speaker to N listeners per node, our pass-through SFU against aiortc's MediaRelay.
 
-    .venv/bin/python bench/sfu.py            # full run (a few minutes)
-    .venv/bin/python bench/sfu.py --quick    # fewer steps, shorter windows
+    .venv/bin/python bench/sfu.py                                   # full run
+    .venv/bin/python bench/sfu.py --quick                           # fewer steps, shorter windows
+    .venv/bin/python bench/sfu.py --nodes 2 --loop asyncio,uvloop   # also two nodes; both event loops
 
-Everything runs on loopback. The SFU under test is a separate process
-pinned to CPU 0; the speaker and the listeners (``SpaceClient`` peers, N
-spread over several processes) are pinned to CPU 1, so "one SFU core" is
-literal. For each N it measures, over a fixed window once everyone is
-connected:
+Everything runs on loopback. Each SFU node under test is a separate
+process pinned to a core of its own (CPU 0, 1, ...); the speakers and
+listeners are pinned to the remaining cores, so "one SFU core" is literal
+(with too few CPUs the report says the figures are not per core). With
+``--nodes K`` each step runs K nodes, each with its own room, speaker and
+N/K listeners. For each N it measures, over a fixed window once everyone
+is connected:
 
-- SFU CPU time (``/proc/<pid>/stat``) per forwarded packet and per
-  listener stream;
-- loss per listener (gaps in the RTP sequence numbers received);
+- SFU CPU time (``/proc/<pid>/stat``) per listener packet handed to the
+  kernel, the busiest node's share of its core, and how long it waited
+  for its core (run queue, ``/proc/<pid>/task/<pid>/schedstat``);
+- loss per listener: distinct (SSRC, sequence number) pairs against the
+  span the speaker sent. Listeners count packets straight off their UDP
+  socket, still encrypted (SRTP leaves the RTP header in clear): RTP never
+  reaches aioice, DTLS or libsrtp on the client side, so 250 listeners per
+  process cost little and the clients are not the limit;
 - one-way delay speaker -> listener: the speaker sends 200 ms tone bursts
-  once a second, and a listener spots each burst's first packet by its
-  size (silence encodes to a few bytes), so the same probe works whether
-  or not the SFU re-encodes; "added" is against the fast SFU with one
-  listener;
-- join-to-first-audio: from opening the socket to the first packet.
+  once a second, and a probe listener (own process, higher priority)
+  spots each burst's first packet by its size; "added" is against the
+  fast SFU with one listener;
+- join-to-first-audio, the SFU's event-loop lag while everyone joined and
+  in the window (``ingest.loopwatch``), and speakers cut off by ICE
+  consent expiry.
 
 The naive SFU is aiortc's documented way: ``MediaRelay`` (decode once) and
 one encoding ``RTCRtpSender`` per listener. Recording overhead per speaker
