@@ -784,7 +784,8 @@ def report(results: list[dict[str, Any]], rec: dict[str, float], fan: dict[str, 
     print("\n" + header + "\n" + "-" * len(header))
     for r in results:
         print(_row(r))
-    base = next((r["delay_p50"] for r in results if r["mode"] == "fast" and r["n"] == 1), float("nan"))
+    # Without a one-listener step, delays count in full (as if the baseline were zero).
+    base = next((r["delay_p50"] for r in results if r["mode"] == "fast" and r["n"] == 1), 0.0)
     print(f"\nadded delay is against the fast SFU with one listener (p50 {base * 1000:.1f} ms)")
     if any(r["shared_cores"] for r in results):
         print("WARNING: the clients shared the SFU cores (too few CPUs): no figure below is per core")
