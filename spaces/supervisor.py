@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import pkgutil
 import shutil
 import signal
 import subprocess
@@ -76,9 +77,28 @@ def _on_work_horse_killed(job: Job, retpid: int, ret_val: int, rusage: object) -
         log.warning("failure callback of %s did not complete", job.id)
 
 
+#: Resolves ``WHISPER_MODEL`` to local files (joining a packaged model's parts
+#: once), by dotted name: the core never imports a stage.
+MODEL_CHECK = "transcribe.model.resolve_model"
+
+
+def check_model(settings: Settings) -> None:
+    """Stop at start, naming the model, if ``WHISPER_MODEL`` is not usable here.
+
+    Raises:
+        ConfigError: The model does not exist, is not installed, or its parts are incomplete.
+    """
+    resolve = pkgutil.resolve_name(MODEL_CHECK)
+    try:
+        resolve(settings.whisper_model)
+    except Exception as e:  # the stage's ModelError, whatever its class
+        raise ConfigError(f"cannot start workers: {e}") from e
+
+
 def run_worker(settings: Settings, *, burst: bool = False) -> int:
     from rq import Worker
 
+    check_model(settings)
     connection = queue.connect(settings, patience=REDIS_PATIENCE)
     worker = Worker(
         [queue.pipeline_queue(settings, connection)],
@@ -139,6 +159,8 @@ def run_stack(settings: Settings, *, workers: int) -> int:
     stack stops rather than spin.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if workers:
+        check_model(settings)
     open_catalog(settings).create_schema()
     redis = ensure_redis(settings)
     spaces_cli = [sys.executable, "-m", "spaces.cli"]

@@ -11,6 +11,7 @@ from spaces.models import Word
 from tests.speech import VOICES, Space, Utterance, build_space
 from transcribe.audio import decode
 from transcribe.levels import Levels, levels
+from tests.conftest import TEST_MODEL
 from transcribe.model import load_model
 from transcribe.transcribe import transcribe
 
@@ -33,7 +34,7 @@ DIALOGUE = (
 
 @pytest.fixture(scope="session")
 def model() -> WhisperModel:
-    return load_model()
+    return load_model(TEST_MODEL)
 
 
 @pytest.fixture(scope="session")
