@@ -6,7 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from spaces.models import SearchHit, Space, Transcript, Turn, Word
+from spaces.languages import language_note
+from spaces.models import SearchHit, Space, SpeakerLanguage, Transcript, Turn, Word
 
 
 def space_links(space_id: str) -> dict[str, str]:
@@ -38,6 +39,7 @@ class _SpaceFields(BaseModel):
     progress: dict[str, float] = Field(description="Processing progress per pipeline stage, 0..1")
     error: str | None
     partial: bool = Field(description="True if the recording ended uncleanly and may miss its end")
+    language: str = Field(description="Set by the host (a Whisper code), or `auto`: each speaker's detected")
     links: dict[str, str]
 
     @staticmethod
@@ -53,6 +55,7 @@ class _SpaceFields(BaseModel):
             "progress": space.progress,
             "error": space.error,
             "partial": space.partial,
+            "language": space.language,
             "links": space_links(space.space_id),
         }
 
@@ -70,6 +73,37 @@ class SpaceOut(_SpaceFields):
 class SpeakerOut(BaseModel):
     name: str
     talk_time: float = Field(description="Seconds this speaker talked (sum of their turns)")
+    language: str | None = Field(None, description="Language their track was transcribed in (once transcribed)")
+    language_source: str | None = Field(
+        None, description="`set` (the space's), `detected` (from their speech) or `model` (an English-only model)"
+    )
+    language_probability: float | None = Field(None, description="Detection's confidence (1 when set)")
+    model_speaks_language: bool | None = Field(
+        None, description="False when the model does not know the language: the transcript is the model's best try"
+    )
+    note: str | None = Field(None, description="Plain words about the speaker's language, when something is off")
+
+    @classmethod
+    def of(cls, name: str, talk_time: float, language: SpeakerLanguage | None) -> SpeakerOut:
+        if language is None:
+            return cls(
+                name=name,
+                talk_time=talk_time,
+                language=None,
+                language_source=None,
+                language_probability=None,
+                model_speaks_language=None,
+                note=None,
+            )
+        return cls(
+            name=name,
+            talk_time=talk_time,
+            language=language.language,
+            language_source=language.source,
+            language_probability=language.probability,
+            model_speaks_language=language.model_speaks,
+            note=None if language.model_speaks else language_note(name, language.language),
+        )
 
 
 class SpaceDetail(_SpaceFields):
@@ -82,7 +116,7 @@ class SpaceDetail(_SpaceFields):
         names = list(space.speakers) + sorted(set(talk_times) - set(space.speakers))
         return cls(
             **cls.fields_of(space),
-            speakers=[SpeakerOut(name=n, talk_time=talk_times.get(n, 0.0)) for n in names],
+            speakers=[SpeakerOut.of(n, talk_times.get(n, 0.0), space.languages.get(n)) for n in names],
         )
 
 
@@ -108,12 +142,14 @@ class TurnOut(BaseModel):
     start: float
     end: float
     text: str
+    language: str = Field(description="Language the turn was transcribed in (empty if not known)")
     words: list[WordOut]
 
     @classmethod
     def of(cls, turn: Turn) -> TurnOut:
         return cls(
             speaker=turn.speaker,
+            language=turn.language,
             start=round(turn.start, 3),
             end=round(turn.end, 3),
             text=turn.text,
@@ -125,6 +161,8 @@ class TranscriptOut(BaseModel):
     space_id: str
     duration: float
     speakers: list[str]
+    language: str = Field(description="The space's language as set (`auto`: per speaker)")
+    languages: dict[str, str] = Field(description="Each speaker's language as transcribed")
     window_start: float | None = Field(None, description="Start of the requested window (?from=)")
     window_end: float | None = Field(None, description="End of the requested window (?to=)")
     turns: list[TurnOut]
@@ -135,6 +173,8 @@ class TranscriptOut(BaseModel):
             space_id=transcript.space_id,
             duration=transcript.duration,
             speakers=list(transcript.speakers),
+            language=transcript.language,
+            languages={name: lang.language for name, lang in transcript.languages.items()},
             window_start=start,
             window_end=end,
             turns=[TurnOut.of(t) for t in transcript.turns],
@@ -149,6 +189,7 @@ class SearchHitOut(BaseModel):
     end: float
     snippet: str = Field(description="HTML-escaped text with the matched words in <mark>")
     rank: float = Field(description="Relevance (higher is better); comparable within one backend only")
+    language: str = Field(description="The turn's language (the query was analysed in it)")
     link: str = Field(description="Deep link to the moment in the replay page")
 
     @classmethod
@@ -161,6 +202,7 @@ class SearchHitOut(BaseModel):
             end=round(hit.end, 3),
             snippet=hit.snippet,
             rank=hit.rank,
+            language=hit.language,
             link=replay_link(hit.space_id, hit.start),
         )
 

@@ -18,6 +18,7 @@ from spaces.blobstore import open_blob_store
 from spaces.catalog import Catalog, open_catalog
 from spaces.exceptions import SpacesError
 from spaces.importer import TrackFile, import_space
+from spaces.languages import AUTO, check_language, language_note
 from spaces.models import Space, SpaceState, Visibility
 from spaces.progress import watch
 from spaces.settings import Settings
@@ -66,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--offset", action="append", default=[], metavar="SPEAKER=SECONDS",
                      help="where a speaker's file starts on the room clock (default 0)")
     imp.add_argument("--private", action="store_true", help="only token holders see it")
+    imp.add_argument("--language", default=AUTO, metavar="CODE",
+                     help="language of the space (a Whisper code: en, fr, de, ...); default auto: "
+                          "each speaker's detected from their speech")
     imp.add_argument("--no-wait", action="store_true", help="return once the pipeline is enqueued")
     imp.add_argument("--timeout", type=float, default=3600, help="seconds to wait for processing")
     imp.set_defaults(run=_import)
@@ -95,6 +99,7 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
     if offsets:
         raise SpacesError(f"--offset names unknown speakers: {', '.join(offsets)}")
     catalog = _catalog(settings)
+    language = check_language(args.language)  # before any upload: a typo costs nothing
     print(f"importing {len(tracks)} tracks...", file=sys.stderr)
     space = import_space(
         open_blob_store(settings),
@@ -103,6 +108,7 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
         title=args.title,
         host=args.host,
         visibility=Visibility.PRIVATE if args.private else Visibility.PUBLIC,
+        language=language,
     )
     queue.enqueue_finalize(settings, space.space_id)
     return _finish(settings, catalog, space.space_id, args)
@@ -113,6 +119,12 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     print(f"{space.space_id}  {space.title!r}  {space.state}" + (" (partial)" if space.partial else ""))
     for stage, fraction in sorted(space.progress.items()):
         print(f"  {stage:<32} {fraction * 100:5.1f}%")
+    print(f"  language: {space.language}")
+    for name, lang in sorted(space.languages.items()):
+        how = "set" if lang.source == "set" else f"{lang.source}, p={lang.probability:.2f}"
+        print(f"  {name}: {lang.language} ({how})")
+        if not lang.model_speaks:
+            print(f"  warning: {language_note(name, lang.language)}")
     if space.error:
         print(f"  error: {space.error}")
     return 1 if space.state is SpaceState.FAILED else 0

@@ -24,6 +24,7 @@ from spaces import keys
 from spaces.blobstore import BlobStore
 from spaces.catalog import Catalog
 from spaces.exceptions import InvalidInput
+from spaces.languages import AUTO, check_language
 from spaces.models import Manifest, Segment, Space, SpaceState, Track, Visibility
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,13 @@ def import_space(
     title: str,
     host: str = "",
     visibility: Visibility = Visibility.PUBLIC,
+    language: str = AUTO,
 ) -> Space:
-    """Store the tracks and register the space as recorded; the caller enqueues it."""
+    """Store the tracks and register the space as recorded; the caller enqueues it.
+
+    ``language``: a Whisper code, or ``auto`` (each speaker's detected).
+    """
+    language = check_language(language)
     validate(tracks)
     space_id = new_space_id()
     started_at = time.time()
@@ -107,6 +113,7 @@ def import_space(
             visibility=visibility,
             tracks=tuple((t.track_id, t.speaker) for t in stored),
             ended_at=started_at + end,
+            language=language,
         )
         blobs.put(keys.manifest(space_id), json.dumps(manifest.to_dict()).encode(),
                   content_type="application/json")
@@ -119,6 +126,7 @@ def import_space(
             visibility=visibility,
             duration=end,
             speakers=tuple(t.speaker for t in stored),
+            language=language,
         )
         catalog.put_space(space)
     except BaseException:

@@ -125,6 +125,8 @@ class Turn:
 
     speaker: str
     words: tuple[Word, ...]
+    language: str = ""
+    """Whisper code of the language the turn was transcribed in ("" = not known)."""
 
     @property
     def start(self) -> float:
@@ -144,6 +146,7 @@ class Turn:
             "start": round(self.start, 3),
             "end": round(self.end, 3),
             "text": self.text,
+            "language": self.language,
             "words": [w.to_dict() for w in self.words],
         }
 
@@ -152,7 +155,41 @@ class Turn:
         return cls(
             speaker=str(data["speaker"]),
             words=tuple(Word.from_dict(w) for w in data["words"]),
+            language=str(data.get("language", "")),
         )
+
+
+@dataclass(frozen=True)
+class SpeakerLanguage:
+    """The language one speaker's track was transcribed in, and why."""
+
+    language: str
+    source: str = "set"
+    """``set`` (the space's language), ``detected`` (from the speech), ``model`` (an English-only model)."""
+    probability: float = 1.0
+    """Detection's confidence (1 when set)."""
+    model_speaks: bool = True
+    """False when the model does not know the language (an English-only model on French)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "probability": round(self.probability, 3)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SpeakerLanguage:
+        return cls(
+            language=str(data["language"]),
+            source=str(data.get("source", "set")),
+            probability=float(data.get("probability", 1.0)),
+            model_speaks=bool(data.get("model_speaks", True)),
+        )
+
+
+def languages_to_dict(languages: dict[str, SpeakerLanguage]) -> dict[str, dict[str, Any]]:
+    return {name: lang.to_dict() for name, lang in sorted(languages.items())}
+
+
+def languages_from_dict(data: dict[str, Any] | None) -> dict[str, SpeakerLanguage]:
+    return {name: SpeakerLanguage.from_dict(d) for name, d in (data or {}).items()}
 
 
 @dataclass(frozen=True)
@@ -163,6 +200,10 @@ class Transcript:
     duration: float
     speakers: tuple[str, ...]
     turns: tuple[Turn, ...]
+    language: str = "auto"
+    """The space's language as set by its host (``auto``: per speaker, detected)."""
+    languages: dict[str, SpeakerLanguage] = field(default_factory=dict)
+    """Per speaker: the language their track was transcribed in."""
 
     @property
     def words(self) -> list[Word]:
@@ -173,6 +214,8 @@ class Transcript:
             "space_id": self.space_id,
             "duration": round(self.duration, 3),
             "speakers": list(self.speakers),
+            "language": self.language,
+            "languages": languages_to_dict(self.languages),
             "turns": [t.to_dict() for t in self.turns],
         }
 
@@ -183,6 +226,8 @@ class Transcript:
             duration=float(data["duration"]),
             speakers=tuple(data["speakers"]),
             turns=tuple(Turn.from_dict(t) for t in data["turns"]),
+            language=str(data.get("language", "auto")),
+            languages=languages_from_dict(data.get("languages")),
         )
 
 
@@ -231,6 +276,10 @@ class Space:
     error: str | None = None
     progress: dict[str, float] = field(default_factory=dict)
     partial: bool = False
+    language: str = "auto"
+    """Set by the host (a Whisper code), or ``auto``: each speaker's detected."""
+    languages: dict[str, SpeakerLanguage] = field(default_factory=dict)
+    """Per speaker, once transcribed: the language used and whether the model speaks it."""
 
 
 @dataclass(frozen=True)
@@ -250,6 +299,8 @@ class Manifest:
     tracks: tuple[tuple[str, str], ...] = ()
     ended_at: float | None = None
     partial: bool = False
+    language: str = "auto"
+    """The space's language (see :attr:`Space.language`)."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -267,6 +318,7 @@ class Manifest:
             tracks=tuple((t["track_id"], t["speaker"]) for t in data.get("tracks", ())),
             ended_at=data.get("ended_at"),
             partial=bool(data.get("partial", False)),
+            language=str(data.get("language", "auto")),
         )
 
 
@@ -281,6 +333,8 @@ class SearchHit:
     end: float
     snippet: str
     rank: float
+    language: str = ""
+    """The turn's language (snippets keep its accents)."""
 
 
 def join_words(texts: Iterable[str]) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from spaces.models import Turn, Word
 
@@ -35,6 +35,7 @@ class Cue:
     end: float
     speaker: str
     lines: tuple[str, ...]
+    language: str = ""
 
     @property
     def text(self) -> str:
@@ -45,6 +46,7 @@ def build_cues(turns: Sequence[Turn], rules: CueRules = CueRules()) -> list[Cue]
     """Cut every turn's words into cues, sorted by start (then speaker)."""
     cues: list[Cue] = []
     for turn in turns:
+        start_at = len(cues)
         current: list[Word] = []
         for word in _pieces(turn.words, rules.max_line_chars):
             if current and not _room_for(current, word, rules):
@@ -53,6 +55,8 @@ def build_cues(turns: Sequence[Turn], rules: CueRules = CueRules()) -> list[Cue]
             current.append(word)
         if current:
             cues.append(_cue(current, rules))
+        if turn.language:
+            cues[start_at:] = [replace(c, language=turn.language) for c in cues[start_at:]]
     return sorted(cues, key=lambda c: (c.start, c.speaker, c.end))
 
 
@@ -147,12 +151,20 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def to_webvtt(cues: Sequence[Cue]) -> str:
-    """A WebVTT file; each cue's text is in a ``<v Speaker>`` voice span."""
-    blocks = ["WEBVTT"]
+def to_webvtt(cues: Sequence[Cue], *, language: str = "") -> str:
+    """A WebVTT file; each cue's text is in a ``<v Speaker>`` voice span.
+
+    With ``language`` (the space's main one), the header declares it
+    (``Language:``, as HLS and YouTube write it) and a cue in another
+    language is wrapped in a ``<lang xx>`` span, so players and screen
+    readers pronounce each speaker in their own language.
+    """
+    blocks = [f"WEBVTT\nLanguage: {language}" if language else "WEBVTT"]
     for i, cue in enumerate(cues, 1):
         speaker = _escape(" ".join(cue.speaker.split()))
         text = "\n".join(_escape(line) for line in cue.lines)
+        if language and cue.language and cue.language != language:
+            text = f"<lang {cue.language}>{text}</lang>"
         blocks.append(f"{i}\n{_times(cue, '.')}\n<v {speaker}>{text}")
     return "\n\n".join(blocks) + "\n"
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from spaces import keys
 from spaces.exceptions import NotFound
-from spaces.models import Manifest, Transcript, Word
+from spaces.models import Manifest, SpeakerLanguage, Transcript, Turn, Word
 from transcribe.assemble import TrackWords
 from transcribe.assemble import assemble as assemble_turns
 from transcribe.captions import build_cues, to_srt, to_webvtt
@@ -25,26 +25,58 @@ def assemble(space_id: str) -> int:
     manifest = ctx.manifest(space_id)
     tracks = [_track_words(ctx, space_id, track_id) for track_id, _ in manifest.tracks]
     clips = [_clips(ctx, space_id, track_id) for track_id, _ in manifest.tracks]
-    turns = assemble_turns(refine_room(ctx.model() if any(clips) else None, tracks, clips))
+    languages = _languages(ctx, space_id, manifest)
+    # Each speaker's clips are redone in the language their track was told.
+    told = {name: lang.language if lang.model_speaks else "en" for name, lang in languages.items()}
+    turns = assemble_turns(refine_room(ctx.model() if any(clips) else None, tracks, clips, languages=told))
     if superseded(space_id):  # a reprocess began during the context pass: its run writes
         return 0
+    turns = [replace(t, language=languages[t.speaker].language) if t.speaker in languages else t for t in turns]
     transcript = Transcript(
         space_id=space_id,
         duration=space_duration(ctx, manifest),
         speakers=tuple(speaker for _, speaker in manifest.tracks),
         turns=tuple(turns),
+        language=manifest.language,
+        languages=languages,
     )
     ctx.write_json(keys.transcript(space_id), transcript.to_dict())
     cues = build_cues(turns)
-    ctx.blobs.put(keys.captions(space_id, "vtt"), to_webvtt(cues).encode(), content_type="text/vtt")
+    vtt = to_webvtt(cues, language=main_language(turns))
+    ctx.blobs.put(keys.captions(space_id, "vtt"), vtt.encode(), content_type="text/vtt")
     ctx.blobs.put(keys.captions(space_id, "srt"), to_srt(cues).encode(), content_type="application/x-subrip")
     ctx.catalog.replace_turns(space_id, turns)
     space = ctx.catalog.get_space(space_id)
     ctx.catalog.put_space(
-        replace(space, duration=transcript.duration, speakers=transcript.speakers, partial=manifest.partial)
+        replace(
+            space,
+            duration=transcript.duration,
+            speakers=transcript.speakers,
+            partial=manifest.partial,
+            languages=languages,
+        )
     )
     ctx.catalog.set_progress(space_id, "assemble", 1.0)
     return len(turns)
+
+
+def main_language(turns: list[Turn]) -> str:
+    """The language most words of the space are in ("" if none is known)."""
+    counts: dict[str, int] = {}
+    for t in turns:
+        if t.language:
+            counts[t.language] = counts.get(t.language, 0) + len(t.words)
+    return max(sorted(counts), key=lambda lang: counts[lang]) if counts else ""
+
+
+def _languages(ctx: Context, space_id: str, manifest: Manifest) -> dict[str, SpeakerLanguage]:
+    """Each speaker's language, as their track was transcribed (a speaker with two tracks: the first)."""
+    out: dict[str, SpeakerLanguage] = {}
+    for track_id, speaker in manifest.tracks:
+        data = ctx.read_json(keys.words(space_id, track_id)).get("language")
+        if data and speaker not in out:
+            out[speaker] = SpeakerLanguage.from_dict(data)
+    return out
 
 
 def space_duration(ctx: Context, manifest: Manifest) -> float:

@@ -14,7 +14,7 @@ from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from replay_api.deps import (
     LIVE_ACCESS_COOKIE,
@@ -32,7 +32,8 @@ from replay_api.sweep import sweep_unjoined, unjoined
 from replay_api.templating import templates
 from spaces import tokens
 from spaces.catalog import Catalog, SpaceFilter
-from spaces.exceptions import NotFound
+from spaces.exceptions import InvalidInput, NotFound
+from spaces.languages import AUTO, check_language
 from spaces.models import Space, SpaceState, Visibility
 from spaces.names import name_key
 from spaces.settings import Settings
@@ -49,6 +50,18 @@ class NewSpace(BaseModel):
     title: str = Field(min_length=1, max_length=200, description="Shown on the live page and the replay")
     visibility: Visibility = Visibility.PUBLIC
     host: str = Field(default="host", pattern=IDENTITY, description="The host's name in the space")
+    language: str = Field(
+        default=AUTO,
+        description="A Whisper language code (`fr`, `de`, ...) or `auto`: each speaker's detected from their speech",
+    )
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        try:
+            return check_language(value)
+        except InvalidInput as e:
+            raise ValueError(str(e)) from e
 
 
 class TokenRequest(BaseModel):
@@ -70,6 +83,7 @@ class JoinInfo(BaseModel):
 class CreatedSpace(JoinInfo):
     title: str
     visibility: str
+    language: str
 
 
 def _urls(settings: Settings, space_id: str, token: str | None) -> dict[str, str]:
@@ -117,12 +131,19 @@ def create_space(body: NewSpace, catalog: CatalogDep, settings: SettingsDep) -> 
     title = body.title.strip() or "Untitled space"
     host = body.host.strip() or "host"
     catalog.put_space(
-        Space(space_id=space_id, title=title, host=host, created_at=time.time(), visibility=body.visibility)
+        Space(
+            space_id=space_id,
+            title=title,
+            host=host,
+            created_at=time.time(),
+            visibility=body.visibility,
+            language=body.language,
+        )
     )
     token = _claimed_token(catalog, settings, space_id, tokens.Role.HOST, host)
     assert token is not None, "a new space has no names yet"
     info = _join_info(settings, space_id, tokens.Role.HOST, host, token)
-    return {**info, "title": title, "visibility": str(body.visibility)}
+    return {**info, "title": title, "visibility": str(body.visibility), "language": body.language}
 
 
 @router.post(

@@ -25,6 +25,8 @@ class TurnRow(NamedTuple):
     start: float
     end: float
     text: str
+    language: str = ""
+    """Whisper code of the turn's language ("" = from before languages: English)."""
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,19 @@ from typing import Any
 from spaces.catalog import SpaceFilter, TurnRow
 from spaces.catalog.query import parse
 from spaces.exceptions import NotFound
-from spaces.models import SearchHit, Space, SpaceState, Turn, Visibility
+from spaces.models import SearchHit, Space, SpaceState, Turn, Visibility, languages_from_dict, languages_to_dict
 
 SPACE_COLUMNS = (
-    "space_id, title, host, created_at, state, visibility, duration, speakers, error, progress, partial"
+    "space_id, title, host, created_at, state, visibility, duration, speakers, error, progress, partial, "
+    "language, languages"
+)
+
+#: Columns added since the first schema: (table, column, SQL type and default).
+#: ``create_schema`` adds the missing ones to a catalog made before them.
+ADDED_COLUMNS = (
+    ("spaces", "language", "TEXT NOT NULL DEFAULT 'auto'"),
+    ("spaces", "languages", "TEXT NOT NULL DEFAULT '{}'"),
+    ("turns", "language", "TEXT NOT NULL DEFAULT ''"),
 )
 
 #: Search ranks at most this many matching turns, the newest ones (by when
@@ -61,11 +70,14 @@ class SqlCatalog(ABC):
     def _search_rows(
         self, cur: Any, terms: list[list[str]], where: str, params: list[Any], limit: int, offset: int
     ) -> list[tuple[Any, ...]]:
-        """Rows of (space_id, title, speaker, start, end, snippet, rank)."""
+        """Rows of (space_id, title, speaker, start, end, snippet, rank, language)."""
 
     @abstractmethod
-    def _match_clause(self, terms: list[list[str]]) -> tuple[str, list[Any]]:
-        """A condition (``?`` placeholders) true for turns ``t`` matching every term."""
+    def _match_clause(self, terms: list[list[str]], languages: Sequence[str]) -> tuple[str, list[Any]]:
+        """A condition (``?`` placeholders) true for turns ``t`` matching every term.
+
+        ``languages`` are those turns are in: the terms are analysed in each.
+        """
 
     @abstractmethod
     def _bulk_turns(self, cur: Any, turns: Iterable[TurnRow]) -> None:
@@ -84,12 +96,13 @@ class SqlCatalog(ABC):
     def _put_spaces(self, cur: Any, spaces: Sequence[Space]) -> None:
         cur.executemany(
             self._sql(
-                f"INSERT INTO spaces ({SPACE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                f"INSERT INTO spaces ({SPACE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT (space_id) DO UPDATE SET title=excluded.title, host=excluded.host, "
                 "created_at=excluded.created_at, state=excluded.state, "
                 "visibility=excluded.visibility, duration=excluded.duration, "
                 "speakers=excluded.speakers, error=excluded.error, "
-                "progress=excluded.progress, partial=excluded.partial"
+                "progress=excluded.progress, partial=excluded.partial, "
+                "language=excluded.language, languages=excluded.languages"
             ),
             [_space_row(s) for s in spaces],
         )
@@ -101,10 +114,29 @@ class SqlCatalog(ABC):
             self._sql("INSERT INTO space_speakers (space_id, speaker) VALUES (?, ?)"), sorted(speakers)
         )
 
+    def _note_languages(self, cur: Any, languages: Iterable[str]) -> None:
+        """Remember which languages turns are in: search analyses a query once per language."""
+        cur.executemany(
+            self._sql("INSERT INTO turn_languages (language) VALUES (?) ON CONFLICT (language) DO NOTHING"),
+            [(lang,) for lang in sorted(set(languages))],
+        )
+
+    def _turn_languages(self, cur: Any) -> list[str]:
+        cur.execute(self._sql("SELECT language FROM turn_languages ORDER BY language"))
+        return [str(r[0]) for r in cur.fetchall()]
+
     def bulk_insert(self, spaces: Sequence[Space], turns: Iterable[TurnRow]) -> None:
+        seen: set[str] = set()
+
+        def noting(rows: Iterable[TurnRow]) -> Iterator[TurnRow]:
+            for row in rows:
+                seen.add(row.language)
+                yield row
+
         with self._transaction() as cur:
             self._put_spaces(cur, spaces)
-            self._bulk_turns(cur, turns)
+            self._bulk_turns(cur, noting(turns))
+            self._note_languages(cur, seen)
             # Fresh statistics, so the planner knows the tables grew by a lot.
             cur.execute(self._analyze_sql)
 
@@ -150,7 +182,9 @@ class SqlCatalog(ABC):
             params.append("%" + _escape_like(flt.text.lower()) + "%")
             terms = parse(flt.text)
             if terms:
-                match, match_params = self._match_clause(terms)
+                with self._reading() as cur:
+                    languages = self._turn_languages(cur)
+                match, match_params = self._match_clause(terms, languages)
                 where += f" OR s.space_id IN (SELECT t.space_id FROM turns t WHERE {match})"
                 params.extend(match_params)
             where += ")"
@@ -243,6 +277,7 @@ class SqlCatalog(ABC):
         with self._transaction() as cur:
             self._delete_turns(cur, space_id)
             self._insert_turns(cur, space_id, turns)
+            self._note_languages(cur, (t.language for t in turns))
 
     def search(
         self,
@@ -277,6 +312,7 @@ class SqlCatalog(ABC):
                 end=float(r[4]),
                 snippet=_marked(r[5]),
                 rank=float(r[6]),
+                language=str(r[7]),
             )
             for r in rows
         ]
@@ -284,7 +320,7 @@ class SqlCatalog(ABC):
 
 def turn_rows(space_id: str, turns: Sequence[Turn]) -> Iterator[TurnRow]:
     for seq, turn in enumerate(turns):
-        yield TurnRow(space_id, seq, turn.speaker, turn.start, turn.end, turn.text)
+        yield TurnRow(space_id, seq, turn.speaker, turn.start, turn.end, turn.text, turn.language)
 
 
 def _visible_clause(alias: str, visible: Collection[str]) -> tuple[str, list[Any]]:
@@ -319,6 +355,8 @@ def _space_row(space: Space) -> tuple[Any, ...]:
         space.error,
         json.dumps(space.progress, sort_keys=True),
         int(space.partial),
+        space.language,
+        json.dumps(languages_to_dict(space.languages), sort_keys=True),
     )
 
 
@@ -335,5 +373,7 @@ def _space_from_row(row: Sequence[Any]) -> Space:
         error=row[8],
         progress=json.loads(row[9] or "{}"),
         partial=bool(row[10]),
+        language=str(row[11] or "auto"),
+        languages=languages_from_dict(json.loads(row[12] or "{}")),
     )
 
