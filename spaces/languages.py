@@ -12,9 +12,11 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Sequence
 from typing import Any
 
 from spaces.exceptions import InvalidInput
+from spaces.models import Turn
 
 AUTO = "auto"
 
@@ -123,3 +125,12 @@ def stems(text: str, language: str) -> str:
     if stemmer is not None:
         words = stemmer.stemWords(words)
     return " ".join(words)
+
+
+def main_language(turns: Sequence[Turn]) -> str:
+    """The language most words of a space are in ("" if none is known)."""
+    counts: dict[str, int] = {}
+    for t in turns:
+        if t.language:
+            counts[t.language] = counts.get(t.language, 0) + len(t.words)
+    return max(sorted(counts), key=lambda lang: counts[lang]) if counts else ""

@@ -7,7 +7,8 @@ from dataclasses import replace
 
 from spaces import keys
 from spaces.exceptions import NotFound
-from spaces.models import Manifest, SpeakerLanguage, Transcript, Turn, Word
+from spaces.languages import main_language
+from spaces.models import Manifest, SpeakerLanguage, Transcript, Word
 from transcribe.assemble import TrackWords
 from transcribe.assemble import assemble as assemble_turns
 from transcribe.captions import build_cues, to_srt, to_webvtt
@@ -58,15 +59,6 @@ def assemble(space_id: str) -> int:
     )
     ctx.catalog.set_progress(space_id, "assemble", 1.0)
     return len(turns)
-
-
-def main_language(turns: list[Turn]) -> str:
-    """The language most words of the space are in ("" if none is known)."""
-    counts: dict[str, int] = {}
-    for t in turns:
-        if t.language:
-            counts[t.language] = counts.get(t.language, 0) + len(t.words)
-    return max(sorted(counts), key=lambda lang: counts[lang]) if counts else ""
 
 
 def _languages(ctx: Context, space_id: str, manifest: Manifest) -> dict[str, SpeakerLanguage]:
