@@ -437,7 +437,15 @@ def main() -> None:
     parser.add_argument("--no-fallback", action="store_true", help="our path: temperature 0 only")
     parser.add_argument("--out", type=Path, default=None, help="keep the audio here")
     parser.add_argument("--model", default="", help="WHISPER_MODEL to measure (default: the embedded default)")
+    parser.add_argument("--languages", default="", help="instead: per-language spaces, e.g. en,fr,de,es")
+    parser.add_argument("--models", default="tiny.en,base", help="with --languages: the models to compare")
     args = parser.parse_args()
+    if args.languages:
+        from bench.languages import main as per_language
+
+        out = args.out or Path(tempfile.mkdtemp(prefix="bench-languages-"))
+        per_language(args.languages.split(","), args.models.split(","), args.threads or CPUS, out)
+        return
 
     global OPTIONS, MODEL
     MODEL = args.model
