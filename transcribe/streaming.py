@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from faster_whisper import WhisperModel
@@ -72,6 +72,14 @@ class StreamingOptions:
     """Interim passes decode greedily: tentative text trades a little accuracy for twice the pace."""
     final_whisper: TranscribeOptions = field(default_factory=TranscribeOptions)
     """The final pass decodes as the offline pipeline does (beam search): it is the text that stays."""
+
+    def in_language(self, language: str) -> StreamingOptions:
+        """The same options for speech in ``language`` (a Whisper code)."""
+        return replace(
+            self,
+            whisper=replace(self.whisper, language=language),
+            final_whisper=replace(self.final_whisper, language=language),
+        )
 
 
 def _norm(text: str) -> str:

@@ -33,8 +33,10 @@ from redis.exceptions import RedisError
 
 from ingest.client import SpaceClient
 from spaces import live_captions, tokens
+from spaces.languages import AUTO
 from spaces.models import Caption, join_words
 from spaces.settings import Settings
+from transcribe.language import speaks_language
 from transcribe.live_audio import OpusStream
 from transcribe.streaming import StreamingOptions, StreamingTranscriber
 from workers.context import context
@@ -153,7 +155,9 @@ class CaptionMaker:
 class RoomAgent:
     """The agent's connection to one room, from join to the room's end."""
 
-    def __init__(self, *, settings: Settings, space_id: str, rtc_url: str, model: WhisperModel) -> None:
+    def __init__(
+        self, *, settings: Settings, space_id: str, rtc_url: str, model: WhisperModel, language: str = "en"
+    ) -> None:
         self.settings = settings
         self.space_id = space_id
         token = tokens.issue(
@@ -164,7 +168,12 @@ class RoomAgent:
             ttl=settings.live_job_timeout,
         )
         self.client = SpaceClient(rtc_url, token, decode=False, on_packet=self._on_packet)
-        self.captions = CaptionMaker(model=model, on_caption=self._on_caption, room_now=self.room_now)
+        self.captions = CaptionMaker(
+            model=model,
+            on_caption=self._on_caption,
+            room_now=self.room_now,
+            options=StreamingOptions().in_language(language),
+        )
         self._streams: dict[int, OpusStream] = {}
         self._clock0 = 0.0
         """Wall-clock time of room-clock zero, from the welcome."""
@@ -244,8 +253,17 @@ class RoomAgent:
 def live_room(space_id: str) -> int:
     """rq job (``live`` queue): caption a live space until it ends; returns the caption events sent."""
     ctx = context()
+    model = ctx.model()
+    # Live captions follow the language the host set. With ``auto`` they stay
+    # English: one utterance is too little to detect a language from (the
+    # pipeline detects each speaker's from all their speech afterwards).
+    language = ctx.catalog.get_space(space_id).language
     agent = RoomAgent(
-        settings=ctx.settings, space_id=space_id, rtc_url=rtc_url(ctx.settings, space_id), model=ctx.model()
+        settings=ctx.settings,
+        space_id=space_id,
+        rtc_url=rtc_url(ctx.settings, space_id),
+        model=model,
+        language=language if language != AUTO and speaks_language(model) else "en",
     )
     asyncio.run(agent.run())
     return agent.sent
