@@ -462,6 +462,8 @@ def start_stack(work: Path, *, redis_url: str) -> Stack:
         SPACES_ENV="development",
         SPACES_DATA_DIR=str(work / "data"),
         SPACES_SECRET_KEY="bench-" + secrets.token_hex(16),
+        # Per-room /stats (dropped packets per track) needs the operator's token.
+        SPACES_OPERATOR_TOKEN=secrets.token_urlsafe(32),
         REDIS_URL=redis_url,
         SPACES_QUEUE_NAME=f"bench-load-{uuid.uuid4().hex[:8]}",
         # One worker, given every CPU's thread, as `spaces up` shares them out.
@@ -706,7 +708,8 @@ def ask(proc: subprocess.Popen[str], command: str, timeout: float) -> dict[str, 
 def sfu_stats(stack: Stack) -> dict[str, Any]:
     import httpx
 
-    stats: dict[str, Any] = httpx.get(f"{stack.sfu_url}/stats", timeout=10).json()
+    operator = {"Authorization": f"Bearer {stack.env['SPACES_OPERATOR_TOKEN']}"}
+    stats: dict[str, Any] = httpx.get(f"{stack.sfu_url}/stats", headers=operator, timeout=10).json()
     return stats
 
 

@@ -58,6 +58,8 @@ CLIENT_CPU = {1} if (os.cpu_count() or 1) > 1 else {0}
 PER_PROCESS = 250  # listener peers per client process (they only count packets: cheap)
 #: Shared with the child processes through the environment.
 SECRET = os.environ.setdefault("BENCH_SECRET", "bench-" + secrets.token_hex(16))
+#: Unlocks the SFU's per-room /stats (slot counters).
+OPERATOR_TOKEN = secrets.token_urlsafe(32)
 BURST_PERIOD = 1.0
 BURST_LENGTH = 0.2
 LOUD_BYTES = 40  # Opus packets of the tone are far bigger; of digital silence, far smaller
@@ -395,6 +397,7 @@ class Step:
             env.update(
                 SPACES_DATA_DIR=str(data),
                 SPACES_SECRET_KEY=SECRET,
+                SPACES_OPERATOR_TOKEN=OPERATOR_TOKEN,
                 SPACES_SFU_PORT=str(port),
                 SPACES_SFU_ICE_ADDRESSES="127.0.0.1",
                 SPACES_SFU_JOIN_BURST="100000",
@@ -550,7 +553,10 @@ class Step:
 
         sent = 0
         for node in self.servers:
-            with urllib.request.urlopen(f"http://127.0.0.1:{node.port}/stats", timeout=10) as r:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{node.port}/stats", headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+            )
+            with urllib.request.urlopen(request, timeout=10) as r:
                 data = json.loads(r.read())
             sent += sum(s["sent"] for room in data["rooms"] for s in room["slots"])
         return sent

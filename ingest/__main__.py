@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 
 from ingest.server import serve
+from spaces.exceptions import SpacesError
 from spaces.settings import Settings
 
 
@@ -19,12 +21,16 @@ def main() -> None:
     for noisy in ("aiortc", "aioice"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = Settings.from_env()
-    if settings.sfu_loop == "uvloop":
-        import uvloop
+    try:
+        if settings.sfu_loop == "uvloop":
+            import uvloop
 
-        uvloop.run(serve(settings))
-    else:
-        asyncio.run(serve(settings))
+            uvloop.run(serve(settings))
+        else:
+            asyncio.run(serve(settings))
+    except SpacesError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from e
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 
 from ingest.retry import retry_forever
@@ -34,8 +35,21 @@ _BEFORE_RECORDED = {SpaceState.CREATED, SpaceState.LIVE, SpaceState.RECORDED, Sp
 
 
 class SpaceArchive:
-    def __init__(self, *, settings: Settings, spool: SpaceSpool, blobs: BlobStore, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        spool: SpaceSpool,
+        blobs: BlobStore,
+        catalog: Catalog,
+        on_finished: Callable[[str], None] | None = None,
+        resumed: bool = False,
+    ) -> None:
         self.settings = settings
+        #: The room was reopened after its node crashed: audio is missing, it is partial however it ends.
+        self.resumed = resumed
+        #: Called (in a thread, retried) once the space is handed over: the node releases it.
+        self.on_finished = on_finished
         self.spool = spool
         self.blobs = blobs
         self.catalog = catalog
@@ -106,6 +120,7 @@ class SpaceArchive:
 
     async def finish(self, record: RoomRecord, *, partial: bool) -> None:
         """Upload what is left, write the manifests, mark recorded, enqueue, clear the spool."""
+        partial = partial or self.resumed
         await self.drain()
         speakers: list[str] = []
         duration = 0.0
@@ -121,13 +136,18 @@ class SpaceArchive:
         ended_at = record.started_at + duration
         await self.put_manifest(record, ended_at=ended_at, partial=partial)
         await retry_forever(
-            lambda: self._mark_recorded(record, duration=duration, speakers=speakers, partial=partial),
+            lambda: self._mark_recorded(
+                record, duration=duration, speakers=list(dict.fromkeys(speakers)), partial=partial
+            ),
             what=f"mark {self.space_id} recorded",
         )
         await retry_forever(
             lambda: enqueue_finalize(self.settings, self.space_id), what=f"enqueue finalize {self.space_id}"
         )
         await asyncio.to_thread(self.spool.remove)
+        if self.on_finished is not None:
+            on_finished = self.on_finished
+            await retry_forever(lambda: on_finished(self.space_id), what=f"release {self.space_id}")
         log.info(
             "space %s recorded: %d track(s), %.1f s%s",
             self.space_id,

@@ -115,6 +115,8 @@ class SpaceClient:
         self.state: dict[str, Any] = {}
         self.speaking: dict[str, float] = {}
         self.messages: list[dict[str, Any]] = []
+        self.timed_messages: list[tuple[float, dict[str, Any]]] = []
+        """Every message with its wall-clock arrival time."""
         self.errors: list[dict[str, Any]] = []
         self.received: dict[int, Received] = {}
         self.slots_by_mid: dict[str, int] = {}
@@ -122,18 +124,30 @@ class SpaceClient:
         self.joined = asyncio.Event()
         self.closed = asyncio.Event()
         self.connect_started = 0.0
+        self.moved_to: str | None = None
+        """Where the last ``moved`` message sent this client (``connect`` follows it)."""
         self._tasks: list[asyncio.Task[Any]] = []
         self._wrapped: set[int] = set()
         self.pc.on("track", self._on_track)
 
     # --- connection ----------------------------------------------------------------
 
-    async def connect(self, *, timeout: float = 10.0) -> None:
+    async def connect(self, *, timeout: float = 10.0, max_moves: int = 3) -> None:
+        """Join; a ``moved`` answer (the space is on another node) is followed, up to ``max_moves`` times."""
         self.connect_started = time.monotonic()
-        self.ws = await websockets.connect(self.rtc_url, max_size=1 << 20, open_timeout=timeout)
-        await self.send({"type": "join", "token": self.token})
-        self._tasks.append(asyncio.get_running_loop().create_task(self._read()))
-        await asyncio.wait_for(self.joined.wait(), timeout)
+        for _ in range(max_moves + 1):
+            self.moved_to = None
+            self.ws = await websockets.connect(self.rtc_url, max_size=1 << 20, open_timeout=timeout)
+            await self.send({"type": "join", "token": self.token})
+            reader = asyncio.get_running_loop().create_task(self._read())
+            self._tasks.append(reader)
+            await asyncio.wait_for(self.joined.wait(), timeout)
+            if self.moved_to is None:
+                return
+            await reader  # the node closes the socket after "moved"
+            self.rtc_url = self.moved_to
+            self.joined.clear()
+            self.closed.clear()
 
     async def send(self, message: dict[str, Any]) -> None:
         await self.ws.send(json.dumps(message))
@@ -158,6 +172,7 @@ class SpaceClient:
             async for raw in self.ws:
                 msg = json.loads(raw)
                 self.messages.append(msg)
+                self.timed_messages.append((time.time(), msg))
                 kind = msg.get("type")
                 if kind == "welcome":
                     self.welcome = msg
@@ -165,8 +180,13 @@ class SpaceClient:
                     await self._answer(msg)
                 elif kind == "state":
                     self.state = msg
+                    if self.welcome is not None and all(sp.get("slot") is None for sp in msg.get("speakers", ())):
+                        # Nobody publishes yet: no offer comes until somebody does.
+                        self.joined.set()
                 elif kind == "speaking":
                     self.speaking = msg["levels"]
+                elif kind == "moved":
+                    self.moved_to = str(msg["rtc_url"])
                 elif kind == "error":
                     self.errors.append(msg)
                     self.joined.set()

@@ -8,8 +8,11 @@ what an SFU with a reachable address needs).
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import ipaddress
 import logging
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +20,8 @@ from typing import Any
 import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer, RTCIceTransport
 from aiortc.rtcconfiguration import RTCBundlePolicy
+
+from spaces.exceptions import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,38 @@ def restrict_host_addresses(addresses: Sequence[str]) -> None:
 
 
 _DEFAULT_HOST_ADDRESSES = aioice.ice.get_host_addresses
+
+
+def restrict_udp_ports(loop: asyncio.AbstractEventLoop, low: int, high: int) -> None:
+    """Bind the ICE sockets opened on ``loop`` to ports ``low``..``high`` (the node's range).
+
+    aioice (0.13) has no port range option: it binds every host candidate to
+    port 0. Its sockets come from ``loop.create_datagram_endpoint``, so that
+    one method of this loop is wrapped: a request for port 0 tries the ports
+    of the range, starting at a random one, and fails like a bind would
+    (``OSError``) when every port is taken. Needs asyncio's own event loop,
+    whose methods can be replaced per loop.
+    """
+    original = loop.create_datagram_endpoint
+    span = high - low + 1
+
+    async def _create(protocol_factory: Any, local_addr: Any = None, **kwargs: Any) -> Any:
+        if local_addr is None or local_addr[1] != 0:
+            return await original(protocol_factory, local_addr=local_addr, **kwargs)
+        start = random.randrange(span)
+        for i in range(span):
+            port = low + (start + i) % span
+            try:
+                return await original(protocol_factory, local_addr=(local_addr[0], port), **kwargs)
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE:
+                    raise
+        raise OSError(errno.EADDRINUSE, f"every UDP port in {low}-{high} is taken")
+
+    try:
+        loop.create_datagram_endpoint = _create  # type: ignore[method-assign,assignment]
+    except AttributeError as e:
+        raise ConfigError("SPACES_SFU_UDP_PORTS needs asyncio's default event loop") from e
 
 
 def split_list(value: str) -> list[str]:

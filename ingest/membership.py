@@ -21,8 +21,9 @@ from ingest.exceptions import BadMessage, IdentityTaken, NameTaken, SpaceEnded
 from spaces.names import check_name, name_key
 from spaces.tokens import Claims, Role
 
-#: Who may take a name held by another token: a strictly higher role.
-RANK = {Role.LISTENER: 0, Role.SPEAKER: 1, Role.HOST: 2}
+#: Who may take a name held by another token: a strictly higher role. The room
+#: agent's name is its own (no person may use it), and a new agent replaces the last.
+RANK = {Role.LISTENER: 0, Role.SPEAKER: 1, Role.HOST: 2, Role.AGENT: 3}
 
 
 @dataclass
@@ -65,7 +66,8 @@ class Names:
             # The same token again: a reconnect, as what the holder is now.
             return Admission(holder, replaces=holder.name)
         current = self._by_key.get(key)
-        if current is not None and RANK[claims.role] <= RANK[current.role]:
+        replaces_agent = current is not None and claims.role is Role.AGENT is current.role
+        if current is not None and RANK[claims.role] <= RANK[current.role] and not replaces_agent:
             raise IdentityTaken(f"{claims.identity!r} is already taken in this space")
         new = Holder(token_id=claims.token_id, name=claims.identity, role=claims.role, keys={key})
         return Admission(new, replaces=current.name if current else None, taken_from=current)

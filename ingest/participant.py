@@ -112,6 +112,10 @@ class Participant:
         async with self._lock:
             self._dirty = False
             self._ensure_transceivers()
+            if not self.pc.getTransceivers():
+                # A listener in a room nobody speaks in yet: an offer without m-lines is
+                # refused by browsers (empty BUNDLE group). The first slot brings the first offer.
+                return
             offer = await self.pc.createOffer()
             await self.pc.setLocalDescription(offer)
             if self._closed:

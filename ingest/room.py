@@ -24,12 +24,12 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ingest.archive import SpaceArchive, mark_live, reopen
-from ingest.exceptions import Forbidden, NameTaken, OutOfOrder, SetupTimeout, SpaceEnded, TooMany
+from ingest.exceptions import Forbidden, NameTaken, NotAgent, OutOfOrder, SetupTimeout, SpaceEnded, TooMany
 from ingest.forward import Slot
 from ingest.ice import CandidatePolicy
 from ingest.membership import Names
@@ -38,6 +38,7 @@ from ingest.publication import Publication
 from ingest.recorder import RecorderOptions, TrackRecorder
 from ingest.signaling import (
     Answer,
+    CaptionEvent,
     ClientMessage,
     Demote,
     End,
@@ -89,7 +90,10 @@ class Room:
         archive: SpaceArchive,
         catalog: Catalog,
         on_closed: Callable[[Room], None],
+        summon_agent: Callable[[str, int], Awaitable[None]] | None = None,
+        resume: RoomRecord | None = None,
     ) -> None:
+        """``summon_agent(space_id, attempt)`` sends a room agent (live captions) in; None: no agent."""
         self.space_id = space.space_id
         self.title = space.title
         self.options = options
@@ -97,6 +101,8 @@ class Room:
         self.archive = archive
         self.catalog = catalog
         self._on_closed = on_closed
+        self._summon_agent = summon_agent
+        self._agent_attempts = 0
         self.state = SpaceState.LIVE
         self.started_at = time.time()
         self._mono0 = time.monotonic()
@@ -107,6 +113,11 @@ class Room:
             visibility=str(space.visibility),
             started_at=self.started_at,
         )
+        if resume is not None:
+            # Opened again by a node restarted mid-space: the same room clock, the tracks so far.
+            self.started_at = resume.started_at
+            self._mono0 = time.monotonic() - (time.time() - resume.started_at)
+            self.record = replace(resume, phase=SpaceState.LIVE)
         self.participants: dict[str, Participant] = {}
         self.slots: list[Slot] = []
         self.recorders: dict[str, TrackRecorder] = {}
@@ -126,6 +137,7 @@ class Room:
         self._spawn(self.archive.put_manifest(self.record, ended_at=None, partial=False))
         self._levels_task = asyncio.get_running_loop().create_task(self._levels_loop())
         self._arm_empty_timer()
+        self._call_agent()
         log.info("room %s open", self.space_id, extra={"space_id": self.space_id})
 
     def room_time(self) -> float:
@@ -225,7 +237,7 @@ class Room:
         admission = self.names.resolve(claims)
         holder = admission.holder
         old = self.participants.get(admission.replaces) if admission.replaces is not None else None
-        if old is None and not holder.role.can_publish and len(self.participants) >= self.options.max_participants:
+        if old is None and holder.role is Role.LISTENER and len(self.participants) >= self.options.max_participants:
             raise TooMany(f"the space is full ({self.options.max_participants} participants)")
         self.names.bind(admission)
         if old is not None:
@@ -293,6 +305,14 @@ class Room:
         self._spawn(p.close())
         self._schedule_state()
         self._check_attended()
+        if p.role is Role.AGENT and reason != "replaced":
+            self._call_agent()  # the agent died or lost its connection: another one takes over
+
+    def _call_agent(self) -> None:
+        if self._summon_agent is None or self.state is not SpaceState.LIVE:
+            return
+        self._agent_attempts += 1
+        self._spawn(self._summon_agent(self.space_id, self._agent_attempts))
 
     def _assign_slot(self, p: Participant) -> None:
         if p.slot is not None:
@@ -398,6 +418,10 @@ class Room:
             target.channel.send({"type": "error", "code": "removed", "message": "removed by the host"})
             target.channel.close(4409, "removed")
             self.participant_gone(target, reason="removed by the host")
+        elif isinstance(msg, CaptionEvent):
+            if p.role is not Role.AGENT:
+                raise NotAgent("only the room agent may send captions")
+            self.broadcast({"type": "caption", **msg.caption.to_dict()})
         elif isinstance(msg, End):
             self._require_host(p, "end the space")
             self._spawn(self.end(f"ended by {p.identity}"))
@@ -473,7 +497,7 @@ class Room:
     # --- room events ---------------------------------------------------------------
 
     def state_message(self) -> dict[str, Any]:
-        people = list(self.participants.values())
+        people = [p for p in self.participants.values() if p.role is not Role.AGENT]  # the agent is never listed
         host = next((p.identity for p in people if p.role is Role.HOST), None)
         return {
             "type": "state",

@@ -2,8 +2,10 @@
 
 ``create_app(settings)`` builds the Starlette app (tests run it in-process
 with uvicorn); ``serve(settings)`` runs it until SIGINT/SIGTERM. At start-up
-the spool is locked (one SFU per spool) and spaces a previous process left
-unfinished are recovered in the background.
+the spool is locked (one SFU per spool), the node registers in Redis
+(``ingest.node``; one live process per node id) and spaces a previous
+process left unfinished are recovered in the background. A join for a
+space another node holds gets ``moved``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hmac
 import json
 import logging
 import os
@@ -28,20 +31,32 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from ingest import recovery, udp
-from ingest.exceptions import BadMessage, IngestError, OutOfOrder, SpaceEnded, TooMany, Unauthorized, UnknownSpace
-from ingest.ice import CandidatePolicy, restrict_host_addresses, split_list
+from ingest.exceptions import (
+    BadMessage,
+    IngestError,
+    Moved,
+    OutOfOrder,
+    SpaceEnded,
+    TooMany,
+    Unauthorized,
+    UnknownSpace,
+)
+from ingest.ice import CandidatePolicy, restrict_host_addresses, restrict_udp_ports, split_list
 from ingest.limits import RateLimiter
+from ingest.node import Counters, NodeAgent
 from ingest.participant import Participant
 from ingest.recorder import RecorderOptions
 from ingest.room import Room, RoomOptions
 from ingest.rooms import Rooms
 from ingest.signaling import JOIN_TIMEOUT, MAX_MESSAGE_BYTES, Join, error, parse
-from ingest.spool import unfinished_spaces
-from spaces import keys, tokens
+from ingest.spool import RoomRecord, SpaceSpool, unfinished_spaces
+from spaces import keys, names, tokens
 from spaces.blobstore import open_blob_store
 from spaces.catalog import open_catalog
-from spaces.exceptions import ConfigError, TokenError
+from spaces.exceptions import ConfigError, RouterUnavailable, TokenError
+from spaces.models import SpaceState
 from spaces.names import holder_address
+from spaces.nodes import parse_port_range
 from spaces.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -136,17 +151,27 @@ class Sfu:
         self.options = options or SfuOptions.from_settings(settings)
         self.blobs = open_blob_store(settings)
         self.catalog = open_catalog(settings)
-        self.rooms = Rooms(settings=settings, options=self.options.room, blobs=self.blobs, catalog=self.catalog)
+        self.node = NodeAgent(settings, catalog=self.catalog, counters=self._counters)
+        self.rooms = Rooms(
+            settings=settings,
+            options=self.options.room,
+            blobs=self.blobs,
+            catalog=self.catalog,
+            on_finished=self.node.release,
+        )
         self.limiter = RateLimiter(rate=self.options.join_rate, burst=self.options.join_burst)
         self.started = time.monotonic()
         self._lock_fd: int | None = None
+        self._running = False
         self._recovery: asyncio.Task[list[str]] | None = None
+        self._expiry: asyncio.Task[None] | None = None
 
     # --- start and stop -------------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        await self.start()
+        if not self._running:
+            await self.start()
         try:
             yield
         finally:
@@ -156,35 +181,105 @@ class Sfu:
         udp.install()  # drained sockets, control before media (ingest/udp.py)
         if self.options.ice_addresses:
             restrict_host_addresses(self.options.ice_addresses)
+        ports = parse_port_range(self.settings.sfu_udp_ports)
+        if ports is not None:
+            restrict_udp_ports(asyncio.get_running_loop(), *ports)
         self._lock_spool()
+        try:
+            # After the spool lock: holding it proves an earlier process of this node is gone.
+            await self.node.start(holds_spool=True)
+        except BaseException:
+            self._unlock_spool()
+            raise
+        self._running = True
         await asyncio.to_thread(self.catalog.create_schema)
         unfinished = unfinished_spaces(self.settings.spool_dir)
         if unfinished:
+            resumable = await self._resumable(unfinished)
+            self.rooms.resumable.update(resumable)
             self.rooms.recovering.update(unfinished)
-            self._recovery = asyncio.get_running_loop().create_task(self._recover())
+            loop = asyncio.get_running_loop()
+            self._recovery = loop.create_task(self._recover([s for s in unfinished if s not in resumable]))
+            if resumable:
+                self._expiry = loop.create_task(self._recover_unclaimed(self.options.room.empty_timeout))
 
-    async def _recover(self) -> list[str]:
+    async def _resumable(self, unfinished: list[str]) -> dict[str, RoomRecord]:
+        """Rooms this node's previous process left live and still owns: they may be joined again.
+
+        The pages of a space come back by themselves after a crash; the room
+        they find is the same one (room clock, tracks), not a finalized space.
+        """
+        out = {}
+        for space_id in unfinished:
+            spool = SpaceSpool(self.settings.spool_dir, space_id)
+            try:
+                if not spool.exists() or spool.read_room().phase is not SpaceState.LIVE:
+                    continue
+                owner = await asyncio.to_thread(self.node.router.owner, space_id)
+            except (OSError, ValueError, RouterUnavailable):
+                continue  # recovery handles it (and retries Redis)
+            if owner not in (None, self.node.node_id):
+                continue  # swept or moved meanwhile: recovery decides
+            record = await asyncio.to_thread(recovery.salvage, spool)
+            await asyncio.to_thread(spool.write_room, record)
+            out[space_id] = record
+        return out
+
+    async def _recover(self, spaces: list[str]) -> list[str]:
         try:
-            return await recovery.recover_all(settings=self.settings, blobs=self.blobs, catalog=self.catalog)
+            return await recovery.recover_all(
+                settings=self.settings,
+                blobs=self.blobs,
+                catalog=self.catalog,
+                claim=self.node.claim_recovery,
+                on_finished=self.node.release,
+                spaces=spaces,
+            )
         finally:
-            self.rooms.recovering.clear()
+            self.rooms.recovering.difference_update(spaces)
+
+    async def _recover_unclaimed(self, delay: float) -> None:
+        """Resumable rooms nobody came back to within ``delay`` seconds are finalized (partial)."""
+        await asyncio.sleep(delay)
+        if self._recovery is not None:
+            await asyncio.shield(self._recovery)
+        spaces = list(self.rooms.resumable)
+        for space_id in spaces:
+            del self.rooms.resumable[space_id]
+        await self._recover(spaces)
 
     async def wait_recovered(self) -> None:
         if self._recovery is not None:
             await self._recovery
 
     async def stop(self) -> None:
+        if not self._running:
+            return
+        self._running = False
         try:
             # Bounded: what cannot be handed over now stays on the spool for recovery.
             await asyncio.wait_for(self.rooms.end_all("the server is shutting down"), SHUTDOWN_GRACE)
         except TimeoutError:
             log.warning("shutdown: rooms not finalized in %.0f s are left to recovery", SHUTDOWN_GRACE)
-        if self._recovery is not None and not self._recovery.done():
-            self._recovery.cancel()
+        for task in (self._recovery, self._expiry):
+            if task is not None and not task.done():
+                task.cancel()
+        await self.node.stop()
         self.catalog.close()
+        self._unlock_spool()
+
+    def _unlock_spool(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+    def _counters(self) -> Counters:
+        rooms = [r.stats() for r in list(self.rooms.rooms.values())]
+        return Counters(
+            rooms=len(rooms),
+            participants=sum(int(r.get("participants", 0)) for r in rooms),
+            forwarded=sum(int(s.get("forwarded", 0)) for r in rooms for s in r.get("slots", ())),
+        )
 
     def _lock_spool(self) -> None:
         spool = self.settings.spool_dir
@@ -194,7 +289,10 @@ class Sfu:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as e:
             os.close(fd)
-            raise ConfigError(f"another SFU is using the spool {spool}") from e
+            raise ConfigError(
+                f"another SFU is using the spool {spool} (SFU node {self.node.node_id!r} already runs on this "
+                "machine?); give each node its own SPACES_SFU_NODE_ID, port and SPACES_SFU_SPOOL_DIR"
+            ) from e
         self._lock_fd = fd
 
     # --- HTTP --------------------------------------------------------------------------
@@ -203,14 +301,30 @@ class Sfu:
         return JSONResponse({"status": "ok", "rooms": len(self.rooms.rooms)})
 
     async def stats(self, request: Request) -> JSONResponse:
+        """Load figures: totals for anyone, per-room detail for the operator.
+
+        Per-room detail names live spaces (private ones too) and their
+        publishers, so it needs ``Authorization: Bearer <SPACES_OPERATOR_TOKEN>``;
+        without a configured operator token nobody gets it.
+        """
+        operator = operator_credential(request, self.settings.operator_token)
+        if operator is False:
+            return JSONResponse(
+                {"error": {"status": 401, "message": "not the operator token"}},
+                401,
+                headers={"WWW-Authenticate": 'Bearer realm="sfu-stats"'},
+            )
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        return JSONResponse(
-            {
-                "uptime": round(time.monotonic() - self.started, 3),
-                "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 4),
-                **self.rooms.stats(),
-            }
-        )
+        detail = self.rooms.stats()
+        body: dict[str, Any] = {
+            "uptime": round(time.monotonic() - self.started, 3),
+            "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 4),
+            "node": self.node.node_id,
+            "totals": totals(detail),
+        }
+        if operator:
+            body.update(detail)
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     # --- the signaling socket ----------------------------------------------------------
 
@@ -221,6 +335,11 @@ class Sfu:
         channel = WsChannel(ws)
         try:
             room, participant = await self._join(ws, channel, space_id, address)
+        except Moved as e:
+            channel.send(e.message_dict())
+            channel.close(Moved.close_code, "moved")
+            await channel.drain()
+            return
         except IngestError as e:
             log.info("join to %s from %s refused: %s", space_id, address, e.message)
             channel.send(error(e.code, e.message))
@@ -261,6 +380,12 @@ class Sfu:
         # Removal holds on every SFU node and across a room's reopening: the catalog has the bans.
         if await asyncio.to_thread(self.catalog.is_banned, space_id, token_id=claims.token_id):
             raise SpaceEnded("you were removed from this space by the host")
+        if claims.role is not tokens.Role.AGENT and not names.is_valid_name(claims.identity):
+            # The API never signs such a name; a token made elsewhere might.
+            raise Unauthorized("the token's name is not a valid name (1 to 64 characters on one line)")
+        if space_id not in self.rooms.rooms:
+            # Not open here: only the node that holds the space may open it.
+            await self.node.claim_room(space_id)
         room = await self.rooms.open(space_id)
         return room, room.admit(claims, channel, address=holder_address(address))
 
@@ -285,6 +410,32 @@ class Sfu:
                 return  # removed or replaced
 
 
+def operator_credential(request: Request, operator_token: str) -> bool | None:
+    """True for the operator's bearer token, False for any other credential, None for none."""
+    header = request.headers.get("authorization", "")
+    if not header:
+        return None
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not operator_token:
+        return False
+    return hmac.compare_digest(given.strip().encode(), operator_token.encode())
+
+
+def totals(detail: dict[str, Any]) -> dict[str, int]:
+    """Sums over every room: the load, with nothing that names a space or a person."""
+    rooms = detail["rooms"]
+    return {
+        "rooms": len(rooms),
+        "participants": sum(r["participants"] for r in rooms),
+        "publishers": sum(1 for r in rooms for s in r["slots"] if s["publisher"]),
+        "forwarded": sum(s["forwarded"] for r in rooms for s in r["slots"]),
+        "sent": sum(s["sent"] for r in rooms for s in r["slots"]),
+        "recorded_packets": sum(t["packets"] for r in rooms for t in r["tracks"]),
+        "dropped": sum(t["dropped"] for r in rooms for t in r["tracks"]),
+        "recovering": len(detail["recovering"]),
+    }
+
+
 async def _receive(ws: WebSocket) -> str | bytes | None:
     try:
         message = await ws.receive()
@@ -301,6 +452,7 @@ async def _receive(ws: WebSocket) -> str | bytes | None:
 
 def create_app(settings: Settings | None = None, options: SfuOptions | None = None) -> Starlette:
     settings = settings or Settings.from_env()
+    settings.validate()
     sfu = Sfu(settings, options)
     app = Starlette(
         routes=[
@@ -327,8 +479,14 @@ def uvicorn_config(app: Starlette, settings: Settings, *, port: int | None = Non
 
 
 async def serve(settings: Settings) -> None:
-    """Run the SFU until interrupted."""
+    """Run the SFU until interrupted; ``ConfigError`` if it may not start (its node id is live elsewhere)."""
     app = create_app(settings)
+    sfu: Sfu = app.state.sfu
+    # Started before uvicorn so a refusal is one clear error, not a lifespan traceback.
+    await sfu.start()
     server = uvicorn.Server(uvicorn_config(app, settings))
-    log.info("SFU listening on %s:%d", settings.sfu_host, settings.sfu_port)
-    await server.serve()
+    log.info("SFU node %s listening on %s:%d", settings.node_id, settings.sfu_host, settings.sfu_port)
+    try:
+        await server.serve()
+    finally:
+        await sfu.stop()  # a no-op after the lifespan's own (e.g. when the port was taken)

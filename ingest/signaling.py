@@ -18,6 +18,8 @@ Client -> SFU::
     {"type": "remove", "identity": "bob"}               host: remove a participant
     {"type": "end"}                                     host: end the space
     {"type": "ping"}                                    -> {"type": "pong"}
+    {"type": "caption", "speaker", "text", "start", "end", "final", "seq", "utterance", "words": [...]}
+                                                        the room agent only: relayed to everyone
 
 SFU -> client::
 
@@ -29,6 +31,7 @@ SFU -> client::
     {"type": "role", "role": "speaker", "identity": "Carol"}   promoted / demoted (under this name)
     {"type": "renamed", "identity": "Carol"}            you go by this name now
     {"type": "muted", "muted": true, "by": "<identity>"}
+    {"type": "caption", ...}                            live captions, as the room agent sent them
     {"type": "ended", "reason": "..."}                  the space is over; the socket closes
     {"type": "error", "code": "...", "message": "..."}  see ingest.exceptions
     {"type": "pong"}
@@ -41,12 +44,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from ingest.exceptions import BadMessage
+from spaces.models import Caption, Word
 
 #: Bigger messages close the socket (the server's frame limit, before parsing).
 MAX_MESSAGE_BYTES = 64 * 1024
 #: An SDP answer from a browser for a few dozen m-lines stays far below this.
 MAX_SDP_CHARS = 60 * 1024
 MAX_IDENTITY_CHARS = 200
+#: A caption is one utterance: Whisper makes at most about 450 characters of a 30 s window.
+MAX_CAPTION_CHARS = 2000
+MAX_CAPTION_WORDS = 400
 JOIN_TIMEOUT = 10.0
 
 
@@ -103,7 +110,12 @@ class Ping:
     pass
 
 
-ClientMessage = Join | Answer | Mute | Hand | Name | Promote | Demote | Remove | End | Ping
+@dataclass(frozen=True)
+class CaptionEvent:
+    caption: Caption
+
+
+ClientMessage = Join | Answer | Mute | Hand | Name | Promote | Demote | Remove | End | Ping | CaptionEvent
 
 
 def parse(raw: str | bytes) -> ClientMessage:
@@ -119,6 +131,10 @@ def parse(raw: str | bytes) -> ClientMessage:
         data = json.loads(raw)
     except ValueError as e:
         raise BadMessage(f"not JSON: {e}") from e
+    except RecursionError as e:
+        # "[[[[..." within the size limit: the parser's recursion runs out
+        # long before the bytes do.
+        raise BadMessage("JSON nested too deeply") from e
     if not isinstance(data, dict):
         raise BadMessage("a message must be a JSON object")
     kind = data.get("type")
@@ -153,9 +169,38 @@ def parse(raw: str | bytes) -> ClientMessage:
         return End()
     if kind == "ping":
         return Ping()
+    if kind == "caption":
+        return CaptionEvent(_caption(data))
     if kind == "offer":
         raise BadMessage("the SFU makes the offers; answer its offer instead")
     raise BadMessage(f"unknown message type {kind!r}")
+
+
+def _caption(data: dict[str, Any]) -> Caption:
+    words = data.get("words", [])
+    if not isinstance(words, list) or len(words) > MAX_CAPTION_WORDS:
+        raise BadMessage(f"caption.words must be a list of at most {MAX_CAPTION_WORDS} words")
+    try:
+        parsed = tuple(Word.from_dict(w) for w in words)
+    except (TypeError, KeyError, ValueError, AttributeError) as e:
+        raise BadMessage("caption.words: each word needs start, end, text and speaker") from e
+    return Caption(
+        speaker=_str(data, "speaker", MAX_IDENTITY_CHARS),
+        text=_str(data, "text", MAX_CAPTION_CHARS),
+        start=_number(data, "start"),
+        end=_number(data, "end"),
+        final=_bool(data, "final"),
+        seq=int(_number(data, "seq")),
+        utterance=int(_number(data, "utterance")),
+        words=parsed,
+    )
+
+
+def _number(data: dict[str, Any], name: str) -> float:
+    value = data.get(name)
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < 1e9:
+        raise BadMessage(f"{data.get('type')}.{name} must be a non-negative number")
+    return float(value)
 
 
 def _str(data: dict[str, Any], name: str, limit: int) -> str:

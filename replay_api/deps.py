@@ -3,25 +3,31 @@
 Access to private spaces is decided here, once, for every route that takes a
 space id:
 
-* a token, when sent (``Authorization: Bearer`` or ``?token=``), must be
+* a token, when sent (``Authorization: Bearer`` or ``?token=``; or the
+  space's token cookie, see ``remember_token``, which only counts while
+  valid and only for reading), must be
   valid, whatever the space: forged, expired or malformed is a 401, so a bad
   token never tells apart a private space from a missing one;
-* a private space without a token is a 404, as if it did not exist;
-* a valid token for another space is a 403 on a private space (and simply
-  unused on a public one).
+* a private space the caller's token does not open (no token, or a valid
+  token for another space) is a 404, word for word a missing space's: no
+  token tells apart a private space from a missing one. A token is simply
+  unused on a public space it is not for.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Path, Query, Request
+from fastapi import Depends, HTTPException, Path, Query, Request, Response
 
 from spaces import keys, tokens
 from spaces.blobstore import BlobStore
 from spaces.catalog import Catalog
-from spaces.exceptions import NotFound
+from spaces.exceptions import NotFound, TokenError
 from spaces.models import Space, SpaceState, Visibility
+from spaces.placement import SelectNode
+from spaces.router import NodeRouter
 from spaces.settings import Settings
 
 #: The furthest point in a space (seconds) a request may name: about 115 days.
@@ -43,23 +49,30 @@ async def _blobs(request: Request) -> BlobStore:
     return blobs
 
 
+async def _router(request: Request) -> NodeRouter:
+    router: NodeRouter = request.app.state.router
+    return router
+
+
+async def _select_node(request: Request) -> SelectNode:
+    select: SelectNode = request.app.state.select_node
+    return select
+
+
 # Dependencies that only read the request are ``async``: FastAPI runs sync
 # ones in the thread pool, a hop per dependency per request.
 SettingsDep = Annotated[Settings, Depends(_settings)]
 CatalogDep = Annotated[Catalog, Depends(_catalog)]
 BlobsDep = Annotated[BlobStore, Depends(_blobs)]
+RouterDep = Annotated[NodeRouter, Depends(_router)]
+"""The SFU node registry (Redis): where live spaces are placed and served."""
+SelectNodeDep = Annotated[SelectNode, Depends(_select_node)]
 SpaceId = Annotated[str, Path(pattern=keys.ID_PATTERN.pattern, description="The space's id")]
 
 
 def seconds(description: str, *, alias: str | None = None) -> Any:
     """A ``Query`` for a time in a space: finite, not negative, not absurd (else 422)."""
     return Query(alias=alias, ge=0, le=MAX_SECONDS, allow_inf_nan=False, description=description)
-
-
-#: Cookie the live page sets when opened with a token, scoped to that page's
-#: path: the page then takes the token out of the address bar (so sharing the
-#: address shares no powers), and a reload of a private space still opens.
-LIVE_ACCESS_COOKIE = "space_access"
 
 
 async def _token(
@@ -69,7 +82,57 @@ async def _token(
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
-    return token or request.cookies.get(LIVE_ACCESS_COOKIE) or None
+    return token or _cookie_token(request)
+
+
+#: The cookie a page sets so its own requests (``<audio src>``, captions,
+#: fetches) need no ``?token=``: scoped to the one space's paths.
+TOKEN_COOKIE = "spaces_token"
+
+
+def _cookie_token(request: Request) -> str | None:
+    """The token cookie of this space, for reading only, and only while valid.
+
+    A cookie goes along unasked, so it is no explicit credential: it opens
+    reads (GET/HEAD) of the space it was set for and nothing else, and a
+    stale one counts as no token (a 404 for a private space, never a 401).
+    """
+    value = request.cookies.get(TOKEN_COOKIE)
+    space_id = request.path_params.get("space_id")
+    if not value or not isinstance(space_id, str) or request.method not in ("GET", "HEAD"):
+        return None
+    settings: Settings = request.app.state.settings
+    try:
+        tokens.verify(settings.secret_key, value, space_id=space_id)
+    except TokenError:
+        return None
+    return value
+
+
+def remember_token(request: Request, response: Response, token: str | None, space_id: str) -> None:
+    """Set the token cookie when a page was opened with a valid token of its space.
+
+    HttpOnly (scripts never read it), SameSite=Strict (other sites' pages
+    never send it), path-scoped to ``/spaces/{id}`` and gone when the token
+    expires; so the page's own links can leave the token out of URLs, where
+    it would reach histories, logs and Referers.
+    """
+    if not token:
+        return
+    settings: Settings = request.app.state.settings
+    try:
+        claims = tokens.verify(settings.secret_key, token, space_id=space_id)
+    except TokenError:
+        return
+    response.set_cookie(
+        TOKEN_COOKIE,
+        token,
+        max_age=max(0, claims.expires_at - int(time.time())),
+        path=f"/spaces/{space_id}",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
 
 
 TokenDep = Annotated[str | None, Depends(_token)]
@@ -88,15 +151,17 @@ CallerDep = Annotated[tokens.Claims | None, Depends(_caller)]
 def _readable_space(space_id: SpaceId, catalog: CatalogDep, caller: CallerDep) -> Space:
     """The space, if the caller may see it (rules in the module docstring)."""
     space = catalog.get_space(space_id)
-    if space.visibility is Visibility.PRIVATE:
-        if caller is None:
-            raise NotFound(f"no space {space_id!r}")
-        if caller.space_id != space_id:
-            raise HTTPException(403, "this token is for another space")
+    if not opens(space, caller):
+        raise NotFound(f"no space {space_id!r}")
     return space
 
 
 ReadableSpace = Annotated[Space, Depends(_readable_space)]
+
+
+def opens(space: Space, caller: tokens.Claims | None) -> bool:
+    """Whether the caller may see the space: public, or private with a token of its own."""
+    return space.visibility is not Visibility.PRIVATE or (caller is not None and caller.space_id == space.space_id)
 
 
 def servable(space: Space, blobs: BlobStore) -> bool:

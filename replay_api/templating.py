@@ -12,7 +12,7 @@ from jinja2 import pass_context
 from starlette.requests import Request
 
 from replay_api.i18n import DEFAULT, Locale, locales, negotiate
-from spaces.languages import language_name
+from spaces.languages import NAMES, language_name
 
 PACKAGE_DIR = Path(__file__).parent
 STATIC_DIR = PACKAGE_DIR / "static"
@@ -128,7 +128,15 @@ def page_language(request: Request) -> dict[str, Any]:
          "current": code == locale.code}
         for code, other in locales().items()
     ]
-    return {"locale": locale, "_": locale.gettext, "languages": switch, "language_name": language_name}
+    # The languages a host may hold a space in, named in the reader's language.
+    held = sorted(((code, locale.gettext(name)) for code, name in NAMES.items()), key=lambda c: c[1])
+    return {
+        "locale": locale,
+        "_": locale.gettext,
+        "languages": switch,
+        "language_name": language_name,
+        "space_languages": held,
+    }
 
 
 @cache

@@ -8,23 +8,42 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
-from spaces import queue, supervisor
+from spaces import progress, queue, supervisor
 from spaces.blobstore import open_blob_store
-from spaces.catalog import Catalog, open_catalog
+from spaces.catalog import Catalog, SpaceFilter, open_catalog
 from spaces.exceptions import SpacesError
 from spaces.importer import TrackFile, import_space
 from spaces.languages import AUTO, check_language, language_note
 from spaces.models import Space, SpaceState, Visibility
-from spaces.progress import watch
+from spaces.progress import duration_text, plural, stage_label, state_label, watch
 from spaces.settings import Settings
 
 log = logging.getLogger("spaces")
 
+DESCRIPTION = """\
+Record, transcribe and replay live audio spaces.
+
+Run everything on this machine with `spaces up`, then open the address it
+prints. Spaces recorded elsewhere come in with `spaces import`."""
+
+EPILOG = """\
+examples:
+  spaces up                                   run the API, the SFU and the workers
+  spaces import --title "Cards night" alice=alice.wav bob=bob.ogg --offset bob=2.5
+                                              import one file per speaker and wait for the replay
+  spaces list                                 the newest spaces: id, state, length, speakers
+  spaces status 3f2a9c0d1e4b5a69              where a space is, its speakers and replay address
+  spaces reprocess 3f2a9c0d1e4b5a69           transcribe it again (e.g. after changing WHISPER_MODEL)
+
+Settings come from the environment (DATABASE_URL, REDIS_URL, WHISPER_MODEL,
+SPACES_*); see the README. `spaces COMMAND --help` tells more about each command."""
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
@@ -45,23 +64,48 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spaces", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    parser = argparse.ArgumentParser(
+        prog="spaces", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more (debug messages)")
+    sub = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
-    up = sub.add_parser("up", help="run the whole stack: API, SFU and workers (and Redis if needed)")
+    def command(name: str, summary: str, examples: str = "") -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=summary,
+            description=summary[0].upper() + summary[1:] + ".",
+            epilog=f"examples:\n{examples}" if examples else None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    up = command("up", "run the whole stack: API, SFU and workers (and Redis if needed)",
+                 "  spaces up\n  spaces up --workers 4")
     up.add_argument("--workers", type=int, default=0, help="worker processes (default: SPACES_WORKERS or one per CPU)")
+    up.add_argument("--sfu", type=int, default=0, metavar="N",
+                    help="SFU nodes, on consecutive ports (default: SPACES_SFU_NODES or one per CPU)")
     up.set_defaults(run=_up)
 
-    api = sub.add_parser("api", help="run the API and web pages")
+    sfu = command("sfu", "run one SFU node (for SFU nodes on other machines)")
+    sfu.set_defaults(run=lambda s, a: supervisor.run_sfu(s))
+
+    api = command("api", "run the API and web pages")
     api.set_defaults(run=lambda s, a: supervisor.run_api(s))
 
-    worker = sub.add_parser("worker", help="run a pipeline worker")
+    worker = command("worker", "run a pipeline worker")
     worker.add_argument("--burst", action="store_true", help="stop when the queue is empty")
-    worker.set_defaults(run=lambda s, a: supervisor.run_worker(s, burst=a.burst))
+    worker.add_argument(
+        "--live", action="store_true", help="serve the live queue: room agents (live captions), one space at a time"
+    )
+    worker.set_defaults(run=lambda s, a: supervisor.run_worker(s, burst=a.burst, live=a.live))
 
-    imp = sub.add_parser("import", help="import a space recorded elsewhere, one file per speaker")
-    imp.add_argument("tracks", nargs="+", metavar="SPEAKER=FILE")
+    imp = command(
+        "import",
+        "import a space recorded elsewhere, one file per speaker",
+        '  spaces import --title "Cards night" alice=alice.wav bob=bob.ogg\n'
+        '  spaces import --title "Late show" --offset bob=2.5 --private alice=a.m4a bob=b.mp3',
+    )
+    imp.add_argument("tracks", nargs="+", metavar="SPEAKER=FILE", help="a speaker's name and their audio file")
     imp.add_argument("--title", required=True)
     imp.add_argument("--host", default="", help="host's name (default: the first speaker)")
     imp.add_argument("--offset", action="append", default=[], metavar="SPEAKER=SECONDS",
@@ -74,20 +118,29 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--timeout", type=float, default=3600, help="seconds to wait for processing")
     imp.set_defaults(run=_import)
 
-    status = sub.add_parser("status", help="state and per-stage progress of a space")
+    listing = command("list", "the newest spaces: id, state, length, title and speakers",
+                      "  spaces list\n  spaces list --limit 50 --state failed")
+    listing.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    listing.add_argument("--state", choices=[str(s) for s in SpaceState], help="only spaces in this state")
+    listing.set_defaults(run=_list)
+
+    status = command("status", "where a space is: state, length, speakers, replay address and progress",
+                     "  spaces status 3f2a9c0d1e4b5a69")
     status.add_argument("space_id")
     status.set_defaults(run=_status)
 
-    reprocess = sub.add_parser("reprocess", help="rerun the pipeline (e.g. with a better WHISPER_MODEL)")
+    reprocess = command("reprocess", "rerun the pipeline (e.g. with a better WHISPER_MODEL)",
+                        "  WHISPER_MODEL=base spaces reprocess 3f2a9c0d1e4b5a69")
     reprocess.add_argument("space_id")
-    reprocess.add_argument("--no-wait", action="store_true")
-    reprocess.add_argument("--timeout", type=float, default=3600)
+    reprocess.add_argument("--no-wait", action="store_true", help="return once the run is enqueued")
+    reprocess.add_argument("--timeout", type=float, default=3600, help="seconds to wait for processing")
     reprocess.set_defaults(run=_reprocess)
     return parser
 
 
 def _up(settings: Settings, args: argparse.Namespace) -> int:
-    return supervisor.run_stack(settings, workers=args.workers or settings.worker_count)
+    nodes = args.sfu or settings.sfu_nodes or len(os.sched_getaffinity(0))
+    return supervisor.run_stack(settings, workers=args.workers or settings.worker_count, sfu_nodes=nodes)
 
 
 def _import(settings: Settings, args: argparse.Namespace) -> int:
@@ -100,7 +153,9 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
         raise SpacesError(f"--offset names unknown speakers: {', '.join(offsets)}")
     catalog = _catalog(settings)
     language = check_language(args.language)  # before any upload: a typo costs nothing
-    print(f"importing {len(tracks)} tracks...", file=sys.stderr)
+    started = time.monotonic()
+    print(f"importing {plural(len(tracks), 'track')}: {', '.join(t.speaker for t in tracks)}", file=sys.stderr)
+    view = progress.board(started)
     space = import_space(
         open_blob_store(settings),
         catalog,
@@ -109,47 +164,111 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
         host=args.host,
         visibility=Visibility.PRIVATE if args.private else Visibility.PUBLIC,
         language=language,
+        on_progress=lambda speaker, fraction: view.step(f"encode:{speaker}", fraction, time.monotonic()),
     )
     queue.enqueue_finalize(settings, space.space_id)
-    return _finish(settings, catalog, space.space_id, args)
+    return _finish(settings, catalog, space.space_id, args, run=0, started=started, view=view)
+
+
+def _list(settings: Settings, args: argparse.Namespace) -> int:
+    flt = SpaceFilter(state=SpaceState(args.state) if args.state else None, include_private=True)
+    spaces = _catalog(settings).list_spaces(flt, limit=args.limit)
+    if not spaces:
+        print("no spaces yet" + (f" in state {args.state}" if args.state else ""))
+        return 0
+    rows = [
+        (s.space_id, _when(s.created_at), str(s.state), duration_text(s.duration),
+         s.title + (" (private)" if s.visibility is Visibility.PRIVATE else ""), ", ".join(s.speakers))
+        for s in spaces
+    ]
+    header = ("ID", "CREATED", "STATE", "LENGTH", "TITLE", "SPEAKERS")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    return 0
 
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:
     space = _catalog(settings).get_space(args.space_id)
-    print(f"{space.space_id}  {space.title!r}  {space.state}" + (" (partial)" if space.partial else ""))
-    for stage, fraction in sorted(space.progress.items()):
-        print(f"  {stage:<32} {fraction * 100:5.1f}%")
-    print(f"  language: {space.language}")
+    print(f"{space.space_id}  {space.title!r}")
+    state = state_label(space.state) + (" (partial recording)" if space.partial else "")
+    if space.run:
+        state += f", run {space.run}"
+    print(f"  state       {state}")
+    print(f"  created     {_when(space.created_at)}")
+    print(f"  length      {duration_text(space.duration)}")
+    print(f"  speakers    {', '.join(space.speakers) or '(none yet)'}")
+    print(f"  visibility  {space.visibility}")
+    replay = _replay_url(settings, space)
+    if replay:
+        print(f"  replay      {replay}")
+    print(f"  language    {space.language}")
     for name, lang in sorted(space.languages.items()):
         how = "set" if lang.source == "set" else f"{lang.source}, p={lang.probability:.2f}"
-        print(f"  {name}: {lang.language} ({how})")
+        print(f"    {name}: {lang.language} ({how})")
         if not lang.model_speaks:
-            print(f"  warning: {language_note(name, lang.language)}")
+            print(f"  warning     {language_note(name, lang.language)}")
     if space.error:
-        print(f"  error: {space.error}")
+        print(f"  error       {space.error}")
+    if space.progress:
+        print("  progress")
+        for stage, fraction in sorted(space.progress.items()):
+            print(f"    {stage_label(stage):<32} {fraction * 100:5.1f} %")
     return 1 if space.state is SpaceState.FAILED else 0
 
 
 def _reprocess(settings: Settings, args: argparse.Namespace) -> int:
     catalog = _catalog(settings)
-    catalog.get_space(args.space_id)
-    run = queue.next_run(settings, args.space_id)
+    space = catalog.get_space(args.space_id)
+    started = time.monotonic()
+    run = queue.next_run(settings, args.space_id, after=space.run)
+    # The run is the space's from now: status and the watch below show its
+    # progress only, not the last run's (and not its "ready").
+    catalog.start_run(args.space_id, run)
     queue.enqueue_finalize(settings, args.space_id, run=run)
     print(f"reprocessing {args.space_id} (run {run})", file=sys.stderr)
-    return _finish(settings, catalog, args.space_id, args)
+    return _finish(settings, catalog, args.space_id, args, run=run, started=started)
 
 
-def _finish(settings: Settings, catalog: Catalog, space_id: str, args: argparse.Namespace) -> int:
+def _finish(
+    settings: Settings,
+    catalog: Catalog,
+    space_id: str,
+    args: argparse.Namespace,
+    *,
+    run: int,
+    started: float,
+    view: progress.Board | None = None,
+) -> int:
     if args.no_wait:
+        if view is not None:
+            view.close()
         print(space_id)
         return 0
-    space: Space = watch(catalog, space_id, timeout=args.timeout, started=time.monotonic())
+    space: Space = watch(catalog, space_id, run=run, timeout=args.timeout, started=started, view=view)
     if space.state is SpaceState.FAILED:
         print(f"error: processing failed: {space.error}", file=sys.stderr)
         return 1
     print(f"space {space_id} is {space.state}: replay at {settings.api_url}/spaces/{space_id}/replay")
     print(space_id)
     return 0
+
+
+def _replay_url(settings: Settings, space: Space) -> str:
+    """Where the replay is, if it is served (ready, or an earlier run's while reprocessing)."""
+    if space.state is SpaceState.READY or (space.published and space.state in (SpaceState.PROCESSING,
+                                                                              SpaceState.FAILED)):
+        url = f"{settings.api_url}/spaces/{space.space_id}/replay"
+        if space.state is not SpaceState.READY:
+            url += "  (the last complete run's)"
+        if space.visibility is Visibility.PRIVATE:
+            url += "  (private: open it with a token)"
+        return url
+    return ""
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _catalog(settings: Settings) -> Catalog:

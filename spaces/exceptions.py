@@ -2,9 +2,12 @@
 
 SpacesError
  ├── ConfigError          bad settings; fatal at start-up
+ │    └── NodeIdTaken          another live SFU node has this node id
  ├── NotFound             an unknown space, track or blob
  ├── InvalidInput         user input we refuse (bad audio file, bad query...)
  ├── StorageError         blob store or catalog failure (``retryable``)
+ │    ├── RouterUnavailable    the SFU registry (Redis) cannot be reached
+ │    └── NoNode               no live SFU node for a space (none running, or its node is down)
  └── TokenError           missing, forged, expired or other-space token
 """
 
@@ -36,4 +39,16 @@ class StorageError(SpacesError):
 
 
 class TokenError(SpacesError):
+    pass
+
+
+class NodeIdTaken(ConfigError):
+    pass
+
+
+class RouterUnavailable(StorageError):
+    pass
+
+
+class NoNode(StorageError):
     pass

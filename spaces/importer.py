@@ -16,11 +16,11 @@ import secrets
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from spaces import keys
+from spaces import keys, names
 from spaces.blobstore import BlobStore
 from spaces.catalog import Catalog
 from spaces.exceptions import InvalidInput
@@ -30,7 +30,12 @@ from spaces.models import Manifest, Segment, Space, SpaceState, Track, Visibilit
 log = logging.getLogger(__name__)
 
 SEGMENT_SECONDS = 10
-MAX_SPEAKER_LENGTH = 64
+
+#: ``(speaker, share of their file stored)``, as each file is encoded and stored.
+ImportProgress = Callable[[str, float], None]
+
+#: Share of a track's import that is encoding (the rest: storing its segments).
+_ENCODING_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,16 @@ def new_space_id() -> str:
     return secrets.token_hex(8)
 
 
+def ffmpeg_input(path: Path) -> str:
+    """A user's file as ffmpeg/ffprobe must be given it: as a ``file:`` URL.
+
+    A bare name is read as an option when it starts with "-" (``spaces
+    import x=-h`` ran ``ffprobe -h``) and as another protocol when it looks
+    like one (``concat:``, ``http:``, ``pipe:``); ``file:`` is neither.
+    """
+    return f"file:{path}"
+
+
 def probe_duration(path: Path) -> float:
     """Seconds of audio in ``path``; ``InvalidInput`` naming the file if there is none."""
     if not path.is_file():
@@ -52,12 +67,15 @@ def probe_duration(path: Path) -> float:
         raise InvalidInput(f"{path}: the file is empty")
     result = subprocess.run(
         ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
-         "stream=codec_type:format=duration", "-of", "json", str(path)],
+         "stream=codec_type:format=duration", "-of", "json", ffmpeg_input(path)],
         capture_output=True,
         text=True,
         check=False,
     )
-    info = json.loads(result.stdout or "{}") if result.returncode == 0 else {}
+    try:
+        info = json.loads(result.stdout or "{}") if result.returncode == 0 else {}
+    except ValueError:
+        info = {}
     if not info.get("streams"):
         raise InvalidInput(f"{path}: not an audio file ffmpeg can read")
     duration = float(info.get("format", {}).get("duration") or 0)
@@ -70,11 +88,11 @@ def validate(tracks: Sequence[TrackFile]) -> list[float]:
     """Check every file before anything is written; returns their durations."""
     if not tracks:
         raise InvalidInput("give at least one speaker=file")
-    names = [t.speaker for t in tracks]
-    for name in names:
-        if not name.strip() or len(name) > MAX_SPEAKER_LENGTH:
-            raise InvalidInput(f"speaker name {name!r} must be 1 to {MAX_SPEAKER_LENGTH} characters")
-    if len(set(names)) != len(names):
+    speakers = [t.speaker for t in tracks]
+    for name in speakers:
+        if not names.is_valid_name(name):
+            raise InvalidInput(f"speaker name {name!r} must be 1 to {names.MAX_NAME_CHARS} characters on one line")
+    if len(set(speakers)) != len(speakers):
         raise InvalidInput("each speaker may appear only once")
     for t in tracks:
         if t.offset < 0:
@@ -91,18 +109,26 @@ def import_space(
     host: str = "",
     visibility: Visibility = Visibility.PUBLIC,
     language: str = AUTO,
+    on_progress: ImportProgress | None = None,
 ) -> Space:
     """Store the tracks and register the space as recorded; the caller enqueues it.
 
+    ``on_progress`` hears how far each speaker's file is (0 to 1);
     ``language``: a Whisper code, or ``auto`` (each speaker's detected).
     """
     language = check_language(language)
-    validate(tracks)
+    if not names.is_valid_title(title):
+        raise InvalidInput(f"the title must be 1 to {names.MAX_TITLE_CHARS} characters on one line")
+    if host and not names.is_valid_name(host):
+        raise InvalidInput(f"the host's name {host!r} must be 1 to {names.MAX_NAME_CHARS} characters on one line")
+    durations = validate(tracks)
     space_id = new_space_id()
     started_at = time.time()
+    report: ImportProgress = on_progress or (lambda speaker, fraction: None)
     try:
         stored = [
-            _store_track(blobs, space_id, f"t{i}-{_slug(t.speaker)}", t) for i, t in enumerate(tracks)
+            _store_track(blobs, space_id, f"t{i}-{_slug(t.speaker)}", t, duration, _of(report, t.speaker))
+            for i, (t, duration) in enumerate(zip(tracks, durations, strict=True))
         ]
         end = max(track.end for track in stored)
         manifest = Manifest(
@@ -136,36 +162,65 @@ def import_space(
     return space
 
 
-def _store_track(blobs: BlobStore, space_id: str, track_id: str, source: TrackFile) -> Track:
+def _store_track(
+    blobs: BlobStore,
+    space_id: str,
+    track_id: str,
+    source: TrackFile,
+    duration: float,
+    progress: Callable[[float], None],
+) -> Track:
+    progress(0.0)
     with tempfile.TemporaryDirectory(prefix="spaces-import-") as tmp:
         work = Path(tmp)
         listing = work / "segments.csv"
-        result = subprocess.run(
-            ["ffmpeg", "-nostdin", "-v", "error", "-i", str(source.path), "-vn", "-ac", "1", "-ar", "48000",
+        _encode(
+            ["ffmpeg", "-nostdin", "-v", "error", "-nostats", "-progress", "pipe:1", "-i", ffmpeg_input(source.path),
+             "-vn", "-ac", "1", "-ar", "48000",
              "-c:a", "libopus", "-b:a", "32k", "-f", "segment", "-segment_time", str(SEGMENT_SECONDS),
              "-segment_format", "ogg", "-segment_list", str(listing), "-segment_list_type", "csv",
              str(work / "%06d.ogg")],
-            capture_output=True,
-            text=True,
-            check=False,
+            source.path,
+            work,
+            lambda seconds: progress(_ENCODING_SHARE * min(1.0, seconds / duration)),
         )
-        if result.returncode != 0:
-            raise InvalidInput(f"{source.path}: ffmpeg could not read it: {result.stderr.strip()[-300:]}")
         segments = []
         with listing.open() as f:
-            for seq, (name, start, end) in enumerate(csv.reader(f)):
-                key = keys.segment(space_id, track_id, seq)
-                blobs.put_file(key, work / name, content_type="audio/ogg")
-                segments.append(
-                    Segment(seq=seq, key=key, offset=source.offset + float(start),
-                            duration=float(end) - float(start))
-                )
+            rows = list(csv.reader(f))
+        for seq, (name, start, end) in enumerate(rows):
+            key = keys.segment(space_id, track_id, seq)
+            blobs.put_file(key, work / name, content_type="audio/ogg")
+            segments.append(
+                Segment(seq=seq, key=key, offset=source.offset + float(start),
+                        duration=float(end) - float(start))
+            )
+            progress(_ENCODING_SHARE + (1 - _ENCODING_SHARE) * (seq + 1) / len(rows))
     if not segments:
         raise InvalidInput(f"{source.path}: no audio could be encoded")
     track = Track(track_id=track_id, speaker=source.speaker, segments=tuple(segments))
     blobs.put(keys.track_manifest(space_id, track_id), json.dumps(track.to_dict()).encode(),
               content_type="application/json")
     return track
+
+
+def _of(report: ImportProgress, speaker: str) -> Callable[[float], None]:
+    return lambda fraction: report(speaker, fraction)
+
+
+def _encode(command: list[str], path: Path, work: Path, encoded: Callable[[float], None]) -> None:
+    """Run ffmpeg, telling ``encoded`` how many seconds of the input it has done so far."""
+    with (work / "ffmpeg.log").open("w+") as errors:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            # -progress writes key=value blocks; out_time_us is the output's length so far.
+            name, _, value = line.strip().partition("=")
+            if name == "out_time_us" and value.isdigit():
+                encoded(int(value) / 1e6)
+        returncode = proc.wait()
+        if returncode != 0:
+            errors.seek(0)
+            raise InvalidInput(f"{path}: ffmpeg could not read it: {errors.read().strip()[-300:]}")
 
 
 def _slug(name: str) -> str:

@@ -275,7 +275,15 @@ class Space:
     speakers: tuple[str, ...] = ()
     error: str | None = None
     progress: dict[str, float] = field(default_factory=dict)
+    """Stage -> share done, of the pipeline run ``run`` only."""
     partial: bool = False
+    run: int = 0
+    """The pipeline run the state and progress belong to (0 = the first; ``spaces reprocess`` adds one)."""
+    published: bool = False
+    """A run's outputs (transcript, replay) were complete once: they are served and
+    searched while a later run replaces them."""
+    node: str = ""
+    """The SFU node the space was placed on (``spaces.router``); empty if never placed."""
     language: str = "auto"
     """Set by the host (a Whisper code), or ``auto``: each speaker's detected."""
     languages: dict[str, SpeakerLanguage] = field(default_factory=dict)

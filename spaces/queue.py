@@ -68,14 +68,17 @@ def live_queue(settings: Settings, connection: Redis | None = None) -> Queue:
     )
 
 
-def enqueue_live_room(settings: Settings, space_id: str, *, attempt: int, queue: Queue | None = None) -> Job:
-    """Send a room agent into a live space (the SFU calls this when the room opens, and when its agent left).
+def enqueue_live_room(
+    settings: Settings, space_id: str, rtc_url: str, *, attempt: int, queue: Queue | None = None
+) -> Job:
+    """Send a room agent into a live space at ``rtc_url`` (its node's signaling socket).
 
-    Each attempt is its own job id, so an agent that died is replaced at once
+    The SFU calls this when the room opens, and when its agent left. Each
+    attempt is its own job id, so an agent that died is replaced at once
     instead of waiting for rq to notice its job was abandoned.
     """
     q = queue or live_queue(settings)
-    return enqueue_once(q, LIVE_ROOM, space_id, job_id=job_id(space_id, f"live-a{attempt}"))
+    return enqueue_once(q, LIVE_ROOM, space_id, rtc_url, job_id=job_id(space_id, f"live-a{attempt}"))
 
 
 def job_id(space_id: str, stage: str, run: int = 0) -> str:
@@ -88,9 +91,7 @@ def retry_policy(retries: int) -> Retry | None:
     return Retry(max=retries, interval=RETRY_INTERVALS[:retries])
 
 
-def enqueue_once(
-    queue: Queue, func: str, *args: Any, job_id: str, retries: int = 0, **options: Any
-) -> Job:
+def enqueue_once(queue: Queue, func: str, *args: Any, job_id: str, retries: int = 0, **options: Any) -> Job:
     """Enqueue ``func`` under ``job_id`` unless a job by that id is alive or done."""
     try:
         existing = Job.fetch(job_id, connection=queue.connection)
@@ -119,9 +120,18 @@ def enqueue_finalize(settings: Settings, space_id: str, *, run: int = 0, queue: 
     )
 
 
-def next_run(settings: Settings, space_id: str) -> int:
-    """A new run number for ``spaces reprocess``: fresh job ids, same output keys."""
-    return int(connect(settings).incr(_runs_key(space_id)))
+def next_run(settings: Settings, space_id: str, *, after: int = 0) -> int:
+    """A new run number for ``spaces reprocess``: fresh job ids, same output keys.
+
+    ``after`` is the newest run the catalog knows of: a Redis that lost its
+    run counter must not hand out a run number already used.
+    """
+    connection = connect(settings)
+    run = int(connection.incr(_runs_key(space_id)))
+    if run <= after:
+        run = after + 1
+        connection.set(_runs_key(space_id), run)
+    return run
 
 
 def current_run(connection: Redis, space_id: str) -> int:

@@ -7,21 +7,33 @@ explicit arguments. Every field is documented in the README.
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
+import socket
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from spaces.exceptions import ConfigError
+from spaces.nodes import NODE_ID, parse_port_range
 
-#: The development signing secret; refused unless ``SPACES_ENV=development``.
+#: The development signing secret: public, so refused in production and
+#: wherever the API or the SFU listens on more than loopback.
 DEV_SECRET = "development-secret-change-me-in-production"
+#: The strength a production secret must show: 32 random bytes.
+MIN_SECRET_BITS = 256
+#: How to make one, for the error messages.
+MAKE_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 @dataclass(frozen=True)
 class Settings:
     env: str = "development"
-    """``development`` or ``production``; production refuses the dev secret."""
+    """``development`` or ``production``; production refuses a secret under 32
+    random bytes' worth, and development refuses its public secret on a
+    non-loopback address."""
 
     data_dir: Path = Path("data")
     """Root of everything local: blobs (embedded default), SQLite catalog, spool."""
@@ -70,6 +82,10 @@ class Settings:
 
     secret_key: str = DEV_SECRET
     """Signs join and access tokens (shared by the API and the SFU)."""
+
+    operator_token: str = ""
+    """Bearer token that unlocks the per-room detail of the SFU's ``/stats``
+    (live spaces, private ones too, and their publishers); empty = totals only."""
 
     token_ttl: int = 3600
     """Lifetime of issued tokens, seconds."""
@@ -152,6 +168,35 @@ class Settings:
     """Event loop of an SFU process: ``asyncio`` (the standard loop, whose UDP sockets
     ``ingest.udp`` drains itself) or ``uvloop``; measured side by side by ``bench/sfu.py --loop``."""
 
+    sfu_node_id: str = ""
+    """This SFU node's id, unique in the deployment (Redis refuses a second live
+    node with the same id); empty = ``<hostname>-<sfu_port>``, stable across restarts."""
+
+    sfu_udp_ports: str = ""
+    """UDP port range ``MIN-MAX`` this node's media sockets bind in (one port
+    per participant); empty = any ephemeral port."""
+
+    sfu_spool_dir: str = ""
+    """This node's spool directory; empty = ``data_dir/spool``."""
+
+    sfu_nodes: int = 0
+    """SFU nodes ``spaces up`` starts (ports ``sfu_port``, ``sfu_port + 1``...); 0 = one per CPU."""
+
+    sfu_selector: str = "load"
+    """How a new space picks its node among the live ones: ``load`` (fewest
+    rooms, counting spaces placed but not yet joined, then participants, then
+    CPU), ``cpuload`` (lowest CPU, then rooms) or ``any`` (random)."""
+
+    sfu_heartbeat: float = 2.0
+    """Seconds between a node's heartbeats (its load) to Redis."""
+
+    sfu_node_timeout: float = 10.0
+    """A node without a heartbeat for this long is dead: no space is placed on it."""
+
+    sfu_node_grace: float = 120.0
+    """A dead node that is not back after this many seconds loses its spaces:
+    they are finalized, as partial, from the segments already in the blob store."""
+
     job_timeout: int = 3600
     """Seconds one pipeline job may run before rq kills it."""
 
@@ -164,6 +209,9 @@ class Settings:
 
     worker_maintenance: int = 30
     """Seconds between a worker's sweeps for abandoned jobs (which are retried)."""
+
+    live_captions: int = 1
+    """1: a room agent captions every live space (needs ``live`` workers); 0: no live captions."""
 
     live_workers: int = 1
     """Workers of the ``live`` queue that ``spaces up`` starts; each runs one room agent
@@ -186,7 +234,11 @@ class Settings:
 
     @property
     def spool_dir(self) -> Path:
-        return self.data_dir / "spool"
+        return Path(self.sfu_spool_dir) if self.sfu_spool_dir else self.data_dir / "spool"
+
+    @property
+    def node_id(self) -> str:
+        return self.sfu_node_id or f"{socket.gethostname()}-{self.sfu_port}"
 
     @property
     def catalog_url(self) -> str:
@@ -215,10 +267,101 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        if self.env != "development" and self.secret_key == DEV_SECRET:
-            raise ConfigError("SPACES_SECRET_KEY must be set to a random secret outside development")
+        """Refuse settings that cannot be run; every entry point calls this."""
+        if self.env not in ("development", "production"):
+            raise ConfigError(f"SPACES_ENV must be development or production, got {self.env!r}")
+        if self.env == "production":
+            for name, secret in (
+                ("SPACES_SECRET_KEY", self.secret_key),
+                ("SPACES_OPERATOR_TOKEN", self.operator_token),
+            ):
+                weakness = secret_weakness(secret) if secret or name == "SPACES_SECRET_KEY" else ""
+                if weakness:
+                    raise ConfigError(
+                        f"{name} {weakness}; production needs at least 32 random bytes' worth. "
+                        f"Make one with: {MAKE_SECRET}"
+                    )
+        elif _is_dev_secret(self.secret_key):
+            exposed = [
+                f"{name} {host!r}"
+                for name, host in (("SPACES_API_HOST", self.api_host), ("SPACES_SFU_HOST", self.sfu_host))
+                if not is_loopback(host)
+            ]
+            if exposed:
+                raise ConfigError(
+                    f"the development SPACES_SECRET_KEY is public and {', '.join(exposed)} is not loopback: "
+                    f"anyone could sign tokens. Set a secret made with: {MAKE_SECRET}"
+                )
+        if self.sfu_node_id and not NODE_ID.match(self.sfu_node_id):
+            raise ConfigError(
+                f"SPACES_SFU_NODE_ID must be 1-64 letters, digits, '.', '_' or '-', got {self.sfu_node_id!r}"
+            )
+        try:
+            parse_port_range(self.sfu_udp_ports)
+        except ValueError as e:
+            raise ConfigError(f"SPACES_SFU_UDP_PORTS: {e}") from e
         if not (self.catalog_url.startswith(("sqlite:", "postgresql:", "postgres:"))):
             raise ConfigError(f"DATABASE_URL must be sqlite:// or postgresql://, got {self.catalog_url!r}")
+
+
+def secret_weakness(secret: str) -> str:
+    """Why ``secret`` is too weak to sign tokens in production; empty if it is not.
+
+    Strength is estimated from the characters it is made of: length times
+    the bits of the smallest alphabet that spells it (hex 4 bits a
+    character, base64 6). A floor, not a proof of randomness: it refuses
+    the short, the repetitive and the public, and passes what
+    ``secrets.token_urlsafe(32)``, ``secrets.token_hex(32)`` or
+    ``openssl rand -base64 32`` make.
+    """
+    if not secret:
+        return "is empty"
+    if secret != secret.strip():
+        return "starts or ends with whitespace (a copy-paste slip?)"
+    if DEV_SECRET in secret.lower():
+        return "contains the public development secret"
+    if _repeats(secret, 8):
+        return "repeats itself"
+    bits = len(secret) * math.log2(_alphabet_size(secret))
+    if bits < MIN_SECRET_BITS or len(set(secret)) < 10:
+        return f"is too weak (about {bits:.0f} bits from {len(set(secret))} distinct characters)"
+    return ""
+
+
+def _alphabet_size(secret: str) -> int:
+    """Characters of the smallest usual encoding that spells ``secret``."""
+    chars = set(secret)
+    if chars <= set(string.digits + "abcdef") or chars <= set(string.digits + "ABCDEF"):
+        return 16  # hex
+    if chars <= set(string.digits + string.ascii_lowercase) or chars <= set(string.digits + string.ascii_uppercase):
+        return 36  # one case of letters, digits
+    if chars <= set(string.ascii_letters + string.digits + "-_+/="):
+        return 64  # base64, plain or URL-safe
+    return 95  # printable ASCII (and beyond, counted as no more)
+
+
+def _repeats(text: str, n: int) -> bool:
+    """Whether some ``n`` characters occur twice (in random text they all but never do)."""
+    seen: set[str] = set()
+    for i in range(len(text) - n + 1):
+        if text[i : i + n] in seen:
+            return True
+        seen.add(text[i : i + n])
+    return False
+
+
+def _is_dev_secret(secret: str) -> bool:
+    return secret.strip() == DEV_SECRET
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen address reaches this machine only ("0.0.0.0" and "" reach everyone)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name that may resolve to anything
 
 
 #: Variables known by their conventional names rather than ``SPACES_*``.
@@ -252,6 +395,8 @@ def _convert(name: str, raw: str, annotation: object) -> object:
     try:
         if kind == "int":
             return int(raw)
+        if kind == "float":
+            return float(raw)
         if kind == "Path":
             return Path(raw)
     except ValueError as e:

@@ -21,6 +21,7 @@ from rq.timeouts import UnixSignalDeathPenalty
 from spaces import queue
 from spaces.catalog import open_catalog
 from spaces.exceptions import ConfigError
+from spaces.nodes import parse_port_range
 from spaces.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -95,13 +96,15 @@ def check_model(settings: Settings) -> None:
         raise ConfigError(f"cannot start workers: {e}") from e
 
 
-def run_worker(settings: Settings, *, burst: bool = False) -> int:
-    from rq import Worker
+def run_worker(settings: Settings, *, burst: bool = False, live: bool = False) -> int:
+    """A pipeline worker, or with ``live`` a worker of the room agents' queue (one live space at a time)."""
+    from spaces.sweeper import SweepingWorker
 
     check_model(settings)
     connection = queue.connect(settings, patience=REDIS_PATIENCE)
-    worker = Worker(
-        [queue.pipeline_queue(settings, connection)],
+    worker = SweepingWorker(
+        [queue.live_queue(settings, connection) if live else queue.pipeline_queue(settings, connection)],
+        settings=settings,
         connection=connection,
         # Short intervals: a job whose whole worker was killed is noticed
         # and retried within about a minute and a half, not fifteen.
@@ -116,9 +119,43 @@ def run_worker(settings: Settings, *, burst: bool = False) -> int:
     return 0
 
 
-def _start(command: list[str], workers: int) -> subprocess.Popen[bytes]:
+def run_sfu(settings: Settings) -> int:
+    """One SFU node in the foreground (``spaces sfu``): for nodes on other machines."""
+    return subprocess.call([sys.executable, "-m", SFU_MODULE])
+
+
+def _start(command: list[str], workers: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     # The worker count reaches the workers too: it shares the CPUs out among their models.
-    return subprocess.Popen(command, env={**os.environ, "SPACES_WORKERS": str(workers)})
+    return subprocess.Popen(command, env={**os.environ, "SPACES_WORKERS": str(workers), **(env or {})})
+
+
+def sfu_node_envs(settings: Settings, nodes: int) -> list[dict[str, str]]:
+    """The settings that make each of ``nodes`` SFU processes on this machine a node of its own.
+
+    Node ``i`` (from 1) listens on ``sfu_port + i - 1``, takes the ``i``-th
+    share of ``sfu_udp_ports`` (if set) and has a spool of its own (node 1
+    keeps ``data_dir/spool``, so a single node finds what an older version
+    left there). Its id is derived from the port unless ``sfu_node_id`` is
+    set (then ``<id>-<i>``). The public URL setting only fits one node.
+    """
+    ports = parse_port_range(settings.sfu_udp_ports)
+    envs = []
+    for i in range(1, nodes + 1):
+        port = settings.sfu_port + i - 1
+        env = {"SPACES_SFU_PORT": str(port)}
+        if settings.sfu_node_id:
+            env["SPACES_SFU_NODE_ID"] = settings.sfu_node_id if nodes == 1 else f"{settings.sfu_node_id}-{i}"
+        if i > 1:
+            env["SPACES_SFU_SPOOL_DIR"] = str(settings.data_dir / f"spool-{i}")
+            env["SPACES_SFU_PUBLIC_URL"] = ""
+        if ports is not None:
+            share = (ports[1] - ports[0] + 1) // nodes
+            if share < 1:
+                raise ConfigError(f"SPACES_SFU_UDP_PORTS {settings.sfu_udp_ports!r} is too small for {nodes} nodes")
+            low = ports[0] + (i - 1) * share
+            env["SPACES_SFU_UDP_PORTS"] = f"{low}-{low + share - 1}"
+        envs.append(env)
+    return envs
 
 
 def ensure_redis(settings: Settings) -> subprocess.Popen[bytes] | None:
@@ -151,7 +188,7 @@ def _redis_up(settings: Settings) -> bool:
         return False
 
 
-def run_stack(settings: Settings, *, workers: int) -> int:
+def run_stack(settings: Settings, *, workers: int, sfu_nodes: int = 1) -> int:
     """Run every stage until Ctrl-C (or SIGTERM); then stop them all.
 
     A process that exits is started again (the SFU recovers its spool, a
@@ -165,13 +202,22 @@ def run_stack(settings: Settings, *, workers: int) -> int:
     redis = ensure_redis(settings)
     spaces_cli = [sys.executable, "-m", "spaces.cli"]
     commands: dict[str, list[str]] = {"api": [*spaces_cli, "api"]}
+    envs: dict[str, dict[str, str]] = {}
     if importlib.util.find_spec(SFU_MODULE) is not None:
-        commands["sfu"] = [sys.executable, "-m", SFU_MODULE]
+        for i, env in enumerate(sfu_node_envs(settings, sfu_nodes), start=1):
+            commands[f"sfu-{i}"] = [sys.executable, "-m", SFU_MODULE]
+            envs[f"sfu-{i}"] = env
     for i in range(workers):
         commands[f"worker-{i + 1}"] = [*spaces_cli, "worker"]
-    procs = {name: _start(cmd, workers) for name, cmd in commands.items()}
+    for i in range(settings.live_workers if settings.live_captions else 0):
+        commands[f"live-{i + 1}"] = [*spaces_cli, "worker", "--live"]
+    procs = {name: _start(cmd, workers, envs.get(name)) for name, cmd in commands.items()}
     exits: dict[str, list[float]] = {name: [] for name in commands}
-    print(f"audio-spaces is up: {settings.api_url}  (SFU {settings.sfu_url}; Ctrl-C stops)", flush=True)
+    sfu_ports = f"{settings.sfu_port}" + (f"-{settings.sfu_port + sfu_nodes - 1}" if sfu_nodes > 1 else "")
+    print(
+        f"audio-spaces is up: {settings.api_url}  ({sfu_nodes} SFU node(s) on port {sfu_ports}; Ctrl-C stops)",
+        flush=True,
+    )
     stopping = False
     crashed = False
 
@@ -192,7 +238,7 @@ def run_stack(settings: Settings, *, workers: int) -> int:
                     crashed = True
                     break
                 log.warning("%s exited (%s); starting it again", name, proc.returncode)
-                procs[name] = _start(commands[name], workers)
+                procs[name] = _start(commands[name], workers, envs.get(name))
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass

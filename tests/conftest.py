@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from spaces.blobstore.s3 import S3BlobStore
 from spaces.catalog import Catalog
 from spaces.catalog.postgres import PostgresCatalog
 from spaces.catalog.sqlite import SqliteCatalog
+from spaces.nodes import Node
+from spaces.router import NodeRouter
 from spaces.settings import Settings
 
 # The suite's bounds were measured with tiny.en, the fastest model: workers
@@ -44,6 +47,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free ports (``spaces up`` gives its SFU nodes consecutive ports)."""
+    for _ in range(100):
+        first = free_port()
+        if first + count - 1 > 65535:
+            continue
+        try:
+            socks = []
+            for port in range(first, first + count):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 def wait_for_port(port: int, timeout: float = 20.0) -> None:
@@ -176,3 +200,26 @@ def backend_settings(request: pytest.FixtureRequest, settings: Settings) -> Sett
         s3_endpoint_url=server.endpoint,
         database_url=request.getfixturevalue("pg_url"),
     )
+
+
+# --- SFU nodes ------------------------------------------------------------
+
+
+@contextmanager
+def registered_node(settings: Settings, url: str, node_id: str = "test-node") -> Iterator[Node]:
+    """A node record in the registry, for API tests that run no SFU: placement hands out ``url``.
+
+    Registered with a long lease (no heartbeats needed while the test runs),
+    deregistered at the end.
+    """
+    router = NodeRouter(
+        Redis.from_url(settings.redis_url), prefix=f"{settings.queue_name}:sfu", node_timeout=3600
+    )
+    node = Node(node_id=node_id, url=url, host="test", spool="-")
+    instance = uuid.uuid4().hex
+    router.register(node, instance, holds_spool=False)
+    try:
+        yield node
+    finally:
+        router.deregister(node_id, instance)
+        router.close()

@@ -20,7 +20,8 @@ runs in the assemble job without decoding any track again::
     turns = assemble(tracks)
 
 The redone words replace the first pass only when Whisper is at least as
-sure of them, and only inside the first pass's utterances: with tiny.en a
+sure of them and they keep every word the first pass was sure of
+(:func:`accept_redo`), and only inside the first pass's utterances: with tiny.en a
 prompt fixes some readings ("six layers" -> "six players") and spoils
 others, typically by going on past the speech ("... thank you very much").
 Only short utterances after a pause are redone: longer ones carry their own
@@ -35,7 +36,7 @@ from __future__ import annotations
 import bisect
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -72,6 +73,10 @@ class ContextRules:
     """Context-pass words further than this outside the first pass's utterances are dropped."""
     tolerance: float = 0.0
     """How much less sure (mean word probability) the context pass may be and still win."""
+    keep_probability: float = 0.6
+    """A redo that loses a word the first pass heard at least this surely is refused:
+    a prompt can lead Whisper to drop a word that is in the audio (a short answer's
+    leading number), and the mean probability of what is left may still rise."""
 
 
 class RoomPrompt:
@@ -214,6 +219,7 @@ def refine(
     room: Sequence[Word],
     options: TranscribeOptions | None = None,
     rules: ContextRules | None = None,
+    on_clip: Callable[[], None] | None = None,
 ) -> list[Word]:
     """Re-transcribe a track's clips with the room's preceding text as prompt.
 
@@ -226,6 +232,7 @@ def refine(
         room: The whole room's first-pass words (:func:`room_words`).
         options: As for the first pass (default: ``TranscribeOptions()``).
         rules: How much context (default: ``ContextRules()``).
+        on_clip: Called after each clip, redone or not (progress).
 
     Returns:
         The track's words, each clip's words replaced by the context pass's
@@ -239,29 +246,71 @@ def refine(
     prompt_of = RoomPrompt(room, max_chars=rules.prompt_chars, window=rules.prompt_window)
     out = list(words)
     for clip in clips:
-        old = [w for w in out if clip.start <= w.start < clip.end]
-        # The clip was cut before bleed was known: what it held of another
-        # speaker is gone from the words, and may leave nothing unsure.
-        if not old or _confidence(old) >= rules.max_confidence:
-            continue
-        prompt = prompt_of(old[0].start)
-        if not prompt:
-            continue
-        new = transcribe_clip(
-            model,
-            clip.samples,
-            start=max(0.0, old[0].start - rules.pad - clip.start),
-            end=max(w.end for w in old) + rules.pad - clip.start,
-            speaker=old[0].speaker,
-            offset=clip.start,
-            options=options,
-            prompt=prompt,
-        )
-        new = _not_before(_within(new, old, rules), old[0].start)
-        if new and _confidence(new) >= _confidence(old) - rules.tolerance:
-            gone = {id(w) for w in old}
-            out = sorted([w for w in out if id(w) not in gone] + new, key=lambda w: (w.start, w.end))
+        out = _redo(model, out, clip, prompt_of, options, rules)
+        if on_clip is not None:
+            on_clip()
     return out
+
+
+def _redo(
+    model: WhisperModel,
+    out: list[Word],
+    clip: Clip,
+    prompt_of: RoomPrompt,
+    options: TranscribeOptions,
+    rules: ContextRules,
+) -> list[Word]:
+    """The track's words with ``clip``'s redone, if the redo is accepted."""
+    old = [w for w in out if clip.start <= w.start < clip.end]
+    # The clip was cut before bleed was known: what it held of another
+    # speaker is gone from the words, and may leave nothing unsure.
+    if not old or _confidence(old) >= rules.max_confidence:
+        return out
+    prompt = prompt_of(old[0].start)
+    if not prompt:
+        return out
+    new = transcribe_clip(
+        model,
+        clip.samples,
+        start=max(0.0, old[0].start - rules.pad - clip.start),
+        end=max(w.end for w in old) + rules.pad - clip.start,
+        speaker=old[0].speaker,
+        offset=clip.start,
+        options=options,
+        prompt=prompt,
+    )
+    new = _not_before(_within(new, old, rules), old[0].start)
+    if not accept_redo(old, new, rules):
+        return out
+    gone = {id(w) for w in old}
+    return sorted([w for w in out if id(w) not in gone] + new, key=lambda w: (w.start, w.end))
+
+
+def accept_redo(old: Sequence[Word], new: Sequence[Word], rules: ContextRules | None = None) -> bool:
+    """Whether the context pass's words ``new`` replace the first pass's ``old`` (one clip).
+
+    Only if Whisper is at least as sure of them (mean word probability, less
+    ``rules.tolerance``) and every word the first pass heard surely
+    (``rules.keep_probability``) is still there: the same word, said at the
+    same time (within ``rules.slack``). A redo may change or drop only the
+    words the first pass was unsure of.
+    """
+    rules = rules or ContextRules()
+    if not new or _confidence(new) < _confidence(old) - rules.tolerance:
+        return False
+    return all(_kept(w, new, rules.slack) for w in old if w.probability >= rules.keep_probability)
+
+
+def _kept(word: Word, new: Sequence[Word], slack: float) -> bool:
+    text = _spelling(word.text)
+    return any(
+        _spelling(n.text) == text and n.start <= word.end + slack and n.end >= word.start - slack for n in new
+    )
+
+
+def _spelling(text: str) -> str:
+    """A word as said: case and punctuation around it do not make it another word."""
+    return "".join(c for c in text.lower() if c.isalnum() or c == "'").strip("'")
 
 
 def refine_room(
@@ -273,6 +322,7 @@ def refine_room(
     rules: ContextRules | None = None,
     assemble_options: AssembleOptions | None = None,
     languages: Mapping[str, str] | None = None,
+    on_progress: Callable[[float], None] | None = None,
 ) -> list[TrackWords]:
     """The context pass over a whole room, ready for :func:`transcribe.assemble.assemble`.
 
@@ -284,6 +334,7 @@ def refine_room(
         rules: How much context.
         assemble_options: For removing bleed before the room's text is taken as context.
         languages: Speaker -> the language their first pass was in (each clip is redone in it).
+        on_progress: Called with the share of the room's clips done, 0 to 1.
 
     Returns:
         The tracks with bleed removed and their clips redone.
@@ -297,9 +348,20 @@ def refine_room(
 
     room = room_words(tracks, options=assemble_options)
     cleaned = clean_tracks(tracks, options=assemble_options)
+    total = sum(len(c) for c in clips)
+    done = 0
+
+    def clip_done() -> None:
+        nonlocal done
+        done += 1
+        if on_progress is not None:
+            on_progress(done / total)
+
     return [
         TrackWords(
-            t.speaker, refine(model, words, c, room=room, options=own(t.speaker), rules=rules) if c else words, t.levels
+            t.speaker,
+            refine(model, words, c, room=room, options=own(t.speaker), rules=rules, on_clip=clip_done) if c else words,
+            t.levels,
         )
         for t, words, c in zip(tracks, cleaned, clips, strict=True)
     ]

@@ -250,8 +250,12 @@ class RoomAgent:
             log.warning("caption of %s not stored: Redis unreachable", self.space_id)
 
 
-def live_room(space_id: str) -> int:
-    """rq job (``live`` queue): caption a live space until it ends; returns the caption events sent."""
+def live_room(space_id: str, rtc_url: str) -> int:
+    """rq job (``live`` queue): caption a live space until it ends; returns the caption events sent.
+
+    ``rtc_url`` is the signaling socket of the node holding the room (the
+    client follows a ``moved`` if the room went elsewhere).
+    """
     ctx = context()
     model = ctx.model()
     # Live captions follow the language the host set. With ``auto`` they stay
@@ -261,16 +265,9 @@ def live_room(space_id: str) -> int:
     agent = RoomAgent(
         settings=ctx.settings,
         space_id=space_id,
-        rtc_url=rtc_url(ctx.settings, space_id),
+        rtc_url=rtc_url,
         model=model,
         language=language if language != AUTO and speaks_language(model) else "en",
     )
     asyncio.run(agent.run())
     return agent.sent
-
-
-def rtc_url(settings: Settings, space_id: str) -> str:
-    """The signaling socket of the SFU that holds the space."""
-    base = settings.sfu_url.rstrip("/")
-    scheme, _, rest = base.partition("://")
-    return f"{'wss' if scheme == 'https' else 'ws'}://{rest}/spaces/{space_id}/rtc"

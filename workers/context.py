@@ -91,6 +91,12 @@ def stage(func: Callable[Concatenate[str, P], R]) -> Callable[Concatenate[str, P
     return run
 
 
+def job_run() -> int:
+    """The pipeline run the running job belongs to (0 outside a job)."""
+    job = get_current_job()
+    return run_of(job.id) if job is not None else 0
+
+
 def superseded(space_id: str) -> bool:
     """Whether the running job is of an earlier run than the space's newest.
 
@@ -103,17 +109,22 @@ def superseded(space_id: str) -> bool:
 
 
 class Progress:
-    """Reports one stage's progress to the catalog, at most every ``interval`` s."""
+    """Reports one stage's progress to the catalog, at most every ``interval`` s.
+
+    As progress of the running job's run: a superseded run's job reports
+    nothing over the newer run's (``Catalog.set_progress``).
+    """
 
     def __init__(self, catalog: Catalog, space_id: str, stage: str, *, interval: float = 1.0) -> None:
         self.catalog = catalog
         self.space_id = space_id
         self.stage = stage
         self.interval = interval
+        self.run = job_run()
         self._last = 0.0
 
     def __call__(self, fraction: float) -> None:
         now = time.monotonic()
         if fraction >= 1.0 or now - self._last >= self.interval:
             self._last = now
-            self.catalog.set_progress(self.space_id, self.stage, fraction)
+            self.catalog.set_progress(self.space_id, self.stage, fraction, run=self.run)

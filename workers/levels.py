@@ -13,7 +13,7 @@ from spaces.exceptions import NotFound
 from spaces.languages import AUTO
 from transcribe.language import detect, speaks_language
 from transcribe.levels import Levels, levels
-from workers.context import Context, context, stage
+from workers.context import Context, Progress, context, stage
 from workers.tracks import load_track_audio
 
 
@@ -25,11 +25,15 @@ def measure_levels(space_id: str, track_id: str) -> None:
     every track's evidence is at hand when any track is transcribed.
     """
     ctx = context()
-    start, audio, _ = load_track_audio(ctx, space_id, ctx.track(space_id, track_id))
+    track = ctx.track(space_id, track_id)
+    progress = Progress(ctx.catalog, space_id, f"levels:{track.speaker}")
+    progress(0.0)
+    start, audio, _ = load_track_audio(ctx, space_id, track)
     ctx.write_json(keys.levels(space_id, track_id), levels(audio, offset=start).to_dict())
     if ctx.language(space_id) == AUTO and audio.size and speaks_language(ctx.model()):
         probabilities, seconds = detect(ctx.model(), audio)
         ctx.write_json(keys.language(space_id, track_id), {"probabilities": probabilities, "seconds": seconds})
+    progress(1.0)
 
 
 def read_levels(ctx: Context, space_id: str, track_id: str) -> Levels | None:

@@ -22,7 +22,7 @@ from spaces.catalog import open_catalog
 from spaces.models import SpaceState
 from spaces.queue import current_run, enqueue_once, job_id, pipeline_queue, run_of
 from spaces.settings import Settings
-from workers.context import context, stage
+from workers.context import context, job_run, stage
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,9 @@ ON_FAILURE = Callback("workers.pipeline.on_failure")
 def finalize(space_id: str, run: int = 0) -> None:
     ctx = context()
     manifest = ctx.manifest(space_id)
-    ctx.catalog.set_state(space_id, SpaceState.PROCESSING)
+    if not ctx.catalog.start_run(space_id, run):
+        log.info("space %s: run %d superseded before it started", space_id, run, extra={"space_id": space_id})
+        return
     queue = pipeline_queue(ctx.settings)
     retries = ctx.settings.job_retries
 
@@ -65,7 +67,7 @@ def finalize(space_id: str, run: int = 0) -> None:
 @stage
 def complete(space_id: str) -> None:
     ctx = context()
-    ctx.catalog.set_state(space_id, SpaceState.READY)
+    ctx.catalog.set_state(space_id, SpaceState.READY, run=job_run())
     log.info("space %s is ready", space_id, extra={"space_id": space_id})
 
 
@@ -88,7 +90,7 @@ def on_failure(job: Job, connection: Redis, exc_type: type, exc: BaseException, 
     message = failure_message(job, exc)
     catalog = open_catalog(Settings.from_env())
     try:
-        catalog.set_state(space_id, SpaceState.FAILED, error=message)
+        catalog.set_state(space_id, SpaceState.FAILED, error=message, run=run_of(job.id))
     finally:
         catalog.close()
     log.error("space %s: %s", space_id, message, extra={"space_id": space_id})

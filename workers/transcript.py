@@ -13,7 +13,7 @@ from transcribe.assemble import TrackWords
 from transcribe.assemble import assemble as assemble_turns
 from transcribe.captions import build_cues, to_srt, to_webvtt
 from transcribe.context import Clip, clips_from_bytes, refine_room
-from workers.context import Context, context, stage, superseded
+from workers.context import Context, Progress, context, stage, superseded
 from workers.levels import read_levels
 
 log = logging.getLogger(__name__)
@@ -23,13 +23,23 @@ log = logging.getLogger(__name__)
 def assemble(space_id: str) -> int:
     """Write transcript.json, captions.vtt/.srt and the search rows; returns turns."""
     ctx = context()
+    progress = Progress(ctx.catalog, space_id, "assemble")
+    progress(0.0)
     manifest = ctx.manifest(space_id)
     tracks = [_track_words(ctx, space_id, track_id) for track_id, _ in manifest.tracks]
     clips = [_clips(ctx, space_id, track_id) for track_id, _ in manifest.tracks]
     languages = _languages(ctx, space_id, manifest)
     # Each speaker's clips are redone in the language their track was told.
     told = {name: lang.language if lang.model_speaks else "en" for name, lang in languages.items()}
-    turns = assemble_turns(refine_room(ctx.model() if any(clips) else None, tracks, clips, languages=told))
+    # The context pass is most of the time: the rest (turns, captions, index) is quick.
+    redone = refine_room(
+        ctx.model() if any(clips) else None,
+        tracks,
+        clips,
+        on_progress=lambda done: progress(0.9 * done),
+        languages=told,
+    )
+    turns = assemble_turns(redone)
     if superseded(space_id):  # a reprocess began during the context pass: its run writes
         return 0
     turns = [replace(t, language=languages[t.speaker].language) if t.speaker in languages else t for t in turns]
@@ -57,7 +67,7 @@ def assemble(space_id: str) -> int:
             languages=languages,
         )
     )
-    ctx.catalog.set_progress(space_id, "assemble", 1.0)
+    progress(1.0)
     return len(turns)
 
 

@@ -57,7 +57,10 @@ def get_clip(space: ReadySpace, blobs: BlobsDep, start: Start, end: End) -> Clip
 @router.get(
     "/{space_id}/clip/audio",
     response_class=Response,
-    responses={200: {"content": {"audio/ogg": {}, "audio/mp4": {}}}, 503: {"description": "Busy cutting"}},
+    responses={
+        200: {"content": {"audio/ogg": {}, "audio/mp4": {}}},
+        429: {"description": "Busy cutting other clips; retry after Retry-After"},
+    },
 )
 def get_clip_audio(
     space: ReadySpace,

@@ -1,14 +1,19 @@
 """Live spaces on the API side: creating them, join tokens, and the live page.
 
-The API never touches media: it creates the space in the catalog, signs
-tokens, and serves the page that talks to the SFU (``settings.sfu_url``)
-over its WebSocket. The SFU checks those tokens itself (shared secret).
+The API never touches media: it places the space on the least loaded live
+SFU node (``spaces.router``, ``spaces.placement``), creates it in the
+catalog, signs tokens, and serves the page that talks to that node over its
+WebSocket. The node checks those tokens itself (shared secret). Only URLs
+of live, registered nodes are handed out; with the registry (Redis)
+unreachable, or no node live, these routes answer 503.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
+from dataclasses import replace
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
@@ -17,37 +22,43 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field, field_validator
 
 from replay_api.deps import (
-    LIVE_ACCESS_COOKIE,
     CallerDep,
     CatalogDep,
     ReadableSpace,
+    RouterDep,
+    SelectNodeDep,
     SettingsDep,
     SpaceId,
     TokenDep,
+    opens,
+    remember_token,
     visible_private,
 )
 from replay_api.errors import html_errors
 from replay_api.limits import RESPONSES, RateLimited, client_address
 from replay_api.sweep import sweep_unjoined, unjoined
 from replay_api.templating import templates
-from spaces import tokens
+from spaces import names, tokens
 from spaces.catalog import Catalog, SpaceFilter
-from spaces.exceptions import InvalidInput, NotFound
+from spaces.exceptions import InvalidInput, NotFound, RouterUnavailable
 from spaces.languages import AUTO, check_language
 from spaces.models import Space, SpaceState, Visibility
 from spaces.names import name_key
+from spaces.nodes import Node
+from spaces.placement import SelectNode
+from spaces.router import NodeRouter
 from spaces.settings import Settings
 
 router = APIRouter(tags=["live"])
 pages = APIRouter(tags=["live"], dependencies=[Depends(html_errors)], include_in_schema=False)
 
-#: Identities become speaker names in transcripts: short, printable, trimmed.
-IDENTITY = r"^[^\x00-\x1f\x7f]{1,64}$"
+#: Identities become speaker names in transcripts: short, one line (``spaces.names``).
+IDENTITY = names.NAME_PATTERN
 LIVE_STATES = (SpaceState.CREATED, SpaceState.LIVE)
 
 
 class NewSpace(BaseModel):
-    title: str = Field(min_length=1, max_length=200, description="Shown on the live page and the replay")
+    title: str = Field(pattern=names.TITLE_PATTERN, description="Shown on the live page and the replay; one line")
     visibility: Visibility = Visibility.PUBLIC
     host: str = Field(default="host", pattern=IDENTITY, description="The host's name in the space")
     language: str = Field(
@@ -86,14 +97,40 @@ class CreatedSpace(JoinInfo):
     language: str
 
 
-def _urls(settings: Settings, space_id: str, token: str | None) -> dict[str, str]:
-    sfu = settings.sfu_url.rstrip("/")
-    ws = "wss" if sfu.startswith("https:") else "ws"
+class NodeOut(BaseModel):
+    """An SFU node and the load it last reported."""
+
+    node_id: str
+    url: str
+    alive: bool = Field(description="False once it missed its heartbeats: nothing is placed on it")
+    rooms: int
+    pending: int = Field(description="Spaces placed on it that nobody joined yet")
+    participants: int
+    packets_per_s: float = Field(description="RTP packets forwarded per second")
+    cpu: float = Field(description="Fraction of one core its process uses")
+    heartbeat_at: float
+
+    @classmethod
+    def of(cls, node: Node) -> NodeOut:
+        return cls(
+            node_id=node.node_id,
+            url=node.url,
+            alive=node.alive,
+            rooms=node.load.rooms,
+            pending=node.pending,
+            participants=node.load.participants,
+            packets_per_s=node.load.packets_per_s,
+            cpu=node.load.cpu,
+            heartbeat_at=node.heartbeat_at,
+        )
+
+
+def _urls(settings: Settings, space_id: str, token: str | None, node: Node) -> dict[str, str]:
     live = f"{settings.api_url.rstrip('/')}/spaces/{space_id}/live"
     return {
         "live_url": live + ("?" + urlencode({"token": token}) if token else ""),
-        "sfu_url": sfu,
-        "rtc_url": f"{ws}://{urlsplit(sfu).netloc}/spaces/{space_id}/rtc",
+        "sfu_url": node.url,
+        "rtc_url": node.rtc_url(space_id),
     }
 
 
@@ -107,15 +144,28 @@ def _claimed_token(catalog: Catalog, settings: Settings, space_id: str, role: to
     )
 
 
-def _join_info(settings: Settings, space_id: str, role: tokens.Role, identity: str, token: str) -> dict[str, Any]:
+def _join_info(
+    settings: Settings, space_id: str, role: tokens.Role, identity: str, token: str, node: Node
+) -> dict[str, Any]:
     return {
         "space_id": space_id,
         "role": str(role),
         "identity": identity,
         "token": token,
         "expires_in": settings.token_ttl,
-        **_urls(settings, space_id, token),
+        **_urls(settings, space_id, token, node),
     }
+
+
+def _node_of(space: Space, catalog: Catalog, router: NodeRouter, select: SelectNode) -> Node:
+    """The live node serving a live space (placed now if it has none, moved if its node died before
+    anything was recorded); 409 once it is over, 503 (``NoNode``) while its node is down."""
+    node = router.node_for(space.space_id, select, may_move=space.state is SpaceState.CREATED)
+    if node is None:
+        raise HTTPException(409, f"space {space.space_id!r} has ended; it is no longer live")
+    if node.node_id != space.node:
+        catalog.put_space(replace(space, node=node.node_id))
+    return node
 
 
 @router.post(
@@ -125,24 +175,34 @@ def _join_info(settings: Settings, space_id: str, role: tokens.Role, identity: s
     responses=RESPONSES,
     dependencies=[Depends(RateLimited("tokens"))],
 )
-def create_space(body: NewSpace, catalog: CatalogDep, settings: SettingsDep) -> dict[str, Any]:
-    """Open a live space; the answer carries the host's token and where to go live."""
+def create_space(
+    body: NewSpace, catalog: CatalogDep, settings: SettingsDep, router: RouterDep, select: SelectNodeDep
+) -> dict[str, Any]:
+    """Open a live space on the least loaded SFU node; the answer carries the host's token and where to go live."""
     space_id = secrets.token_urlsafe(12)
     title = body.title.strip() or "Untitled space"
     host = body.host.strip() or "host"
-    catalog.put_space(
-        Space(
-            space_id=space_id,
-            title=title,
-            host=host,
-            created_at=time.time(),
-            visibility=body.visibility,
-            language=body.language,
+    # Placement first: with no registry or no node, nothing is created (503).
+    node = router.place(space_id, select)
+    try:
+        catalog.put_space(
+            Space(
+                space_id=space_id,
+                title=title,
+                host=host,
+                created_at=time.time(),
+                visibility=body.visibility,
+                node=node.node_id,
+                language=body.language,
+            )
         )
-    )
+    except BaseException:
+        with contextlib.suppress(Exception):
+            router.unplace(space_id, node.node_id)
+        raise
     token = _claimed_token(catalog, settings, space_id, tokens.Role.HOST, host)
     assert token is not None, "a new space has no names yet"
-    info = _join_info(settings, space_id, tokens.Role.HOST, host, token)
+    info = _join_info(settings, space_id, tokens.Role.HOST, host, token, node)
     return {**info, "title": title, "visibility": str(body.visibility), "language": body.language}
 
 
@@ -159,6 +219,8 @@ def issue_token(
     catalog: CatalogDep,
     settings: SettingsDep,
     caller: CallerDep,
+    router: RouterDep,
+    select: SelectNodeDep,
 ) -> dict[str, Any]:
     """A join token: the host invites speakers; anyone may listen to a public space.
 
@@ -170,10 +232,8 @@ def issue_token(
     """
     space = catalog.get_space(space_id)
     own = caller is not None and caller.space_id == space_id
-    if space.visibility is Visibility.PRIVATE and not own:
-        if caller is None:
-            raise NotFound(f"no space {space_id!r}")
-        raise HTTPException(403, "this token is for another space")
+    if not opens(space, caller):
+        raise NotFound(f"no space {space_id!r}")
     if body.role == "speaker":
         if caller is None:
             raise HTTPException(401, "inviting a speaker needs the host's token")
@@ -186,6 +246,7 @@ def issue_token(
         # Removal holds for the holder, not only the name they had.
         raise HTTPException(403, "you were removed from this space by the host")
     role = tokens.Role.SPEAKER if body.role == "speaker" else tokens.Role.LISTENER
+    node = _node_of(space, catalog, router, select)
     wanted = (body.identity or "").strip()
     if wanted:
         if name_key(wanted) == name_key(space.host):
@@ -193,12 +254,12 @@ def issue_token(
         token = _claimed_token(catalog, settings, space_id, role, wanted)
         if token is None:
             raise HTTPException(409, f"{wanted!r} is already taken in this space; choose another name")
-        return _join_info(settings, space_id, role, wanted, token)
+        return _join_info(settings, space_id, role, wanted, token, node)
     while True:
         identity = f"{body.role}-{secrets.token_hex(3)}"
         token = _claimed_token(catalog, settings, space_id, role, identity)
         if token is not None:
-            return _join_info(settings, space_id, role, identity, token)
+            return _join_info(settings, space_id, role, identity, token, node)
 
 
 @pages.get("/spaces/{space_id}/live", response_class=HTMLResponse)
@@ -208,57 +269,74 @@ def live_page(
     settings: SettingsDep,
     caller: CallerDep,
     token: TokenDep,
+    catalog: CatalogDep,
+    router: RouterDep,
+    select: SelectNodeDep,
 ) -> Response:
     """The live room: listen, speak with a speaker link, raise a hand, host controls."""
     space_id = space.space_id
-    urls = _urls(settings, space_id, None)
+    live = space.state in LIVE_STATES
+    node = _node_of(space, catalog, router, select) if live else None
     own = caller is not None and caller.space_id == space_id
-    # Only a token in the address is the page's to use: the access cookie
+    # Only a token in the address is the page's to join with: the cookie
     # opens the page, but another tab on the same address (the listener link
     # the host copied) must not join with the host's powers. live.js keeps
     # each tab's token in its sessionStorage.
-    from_address = request.query_params.get("token") == token
+    page_token = token if own and request.query_params.get("token") == token else ""
     context = {
         "space": space,
-        "live": space.state in LIVE_STATES,
-        "rtc_url": urls["rtc_url"],
-        "token": token if own and from_address else "",
+        "live": live,
+        "rtc_url": node.rtc_url(space_id) if node is not None else "",
+        "token": page_token,
         "replay_url": f"/spaces/{space_id}/replay",
     }
     response = templates.TemplateResponse(request, "live.html", context)
-    response.headers.update(_security_headers(urls))
-    if own and from_address and caller is not None and token:
-        response.set_cookie(
-            LIVE_ACCESS_COOKIE,
-            token,
-            max_age=max(1, caller.expires_at - int(time.time())),
-            path=f"/spaces/{space_id}/live",
-            httponly=True,
-            samesite="strict",
-            secure=settings.api_url.startswith("https:"),
-        )
+    # Every live node: a ``moved`` may send the page to any of them.
+    response.headers.update(_security_headers(_live_nodes(router, also=node)))
+    # A reload works once the page has taken ?token= out of the address bar.
+    remember_token(request, response, page_token, space_id)
     return response
 
 
 @pages.get("/live", response_class=HTMLResponse, dependencies=[Depends(sweep_unjoined)])
-def live_spaces(request: Request, catalog: CatalogDep, settings: SettingsDep, caller: CallerDep) -> Response:
-    """Spaces live right now (public ones, and a private one the caller's token opens)."""
+def live_spaces(request: Request, catalog: CatalogDep, caller: CallerDep, router: RouterDep) -> Response:
+    """Spaces live right now on every node (public ones, and a private one the caller's token opens),
+    and the SFU nodes with their load."""
     visible = visible_private(caller)
     rows = [
         s for state in LIVE_STATES for s in catalog.list_spaces(SpaceFilter(state=state, visible=visible), limit=100)
     ]
     rows.sort(key=lambda s: s.created_at, reverse=True)
-    response = templates.TemplateResponse(request, "live_list.html", {"spaces": rows})
-    response.headers.update(_security_headers(_urls(settings, "x", None)))
+    try:
+        nodes: list[Node] | None = router.nodes()
+    except RouterUnavailable:
+        nodes = None  # the list still shows; the node table says the registry is away
+    response = templates.TemplateResponse(request, "live_list.html", {"spaces": rows, "nodes": nodes})
+    response.headers.update(_security_headers([]))
     return response
 
 
-def _security_headers(urls: dict[str, str]) -> dict[str, str]:
-    sfu = urlsplit(urls["sfu_url"])
-    ws = urlsplit(urls["rtc_url"])
+@router.get("/nodes", response_model=list[NodeOut], responses=RESPONSES)
+def list_nodes(router: RouterDep) -> list[NodeOut]:
+    """Every registered SFU node, live or not, with the load of its last heartbeat."""
+    return [NodeOut.of(n) for n in router.nodes()]
+
+
+def _live_nodes(router: NodeRouter, *, also: Node | None) -> list[Node]:
+    nodes = router.live_nodes()
+    return nodes + [also] if also is not None and also not in nodes else nodes
+
+
+def _security_headers(nodes: list[Node]) -> dict[str, str]:
+    origins = []
+    for node in nodes:
+        base = urlsplit(node.url)
+        ws = "wss" if base.scheme == "https" else "ws"
+        origins += [f"{ws}://{base.netloc}", f"{base.scheme}://{base.netloc}"]
+    connect = " ".join(["'self'", *dict.fromkeys(origins)])
     return {
         "Content-Security-Policy": (
-            f"default-src 'self'; connect-src 'self' {ws.scheme}://{ws.netloc} {sfu.scheme}://{sfu.netloc}; "
+            f"default-src 'self'; connect-src {connect}; "
             "media-src 'self' blob: mediastream:; img-src 'self' data:; object-src 'none'; "
             "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
         ),

@@ -63,17 +63,19 @@ async def live_captions_stream(
     except RedisError as e:
         await redis.aclose()
         raise HTTPException(503, "live captions are unavailable right now (the queue's Redis is unreachable)") from e
-    events = _events(request, redis, key, catalog, space.space_id, after=last_event_id or since)
+    live = space.state in _LIVE
+    events = _events(request, redis, key, catalog, space.space_id, after=last_event_id or since, live=live)
     return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
 
 async def _events(
-    request: Request, redis: Redis, key: str, catalog: Catalog, space_id: str, *, after: str
+    request: Request, redis: Redis, key: str, catalog: Catalog, space_id: str, *, after: str, live: bool
 ) -> AsyncIterator[str]:
+    """The stream's entries after ``after``; for a space that is over, only what is there, at once."""
     try:
         yield "retry: 2000\n\n"
         while not await request.is_disconnected():
-            entries = await live_captions.read(redis, key, after=after, block=KEEPALIVE)
+            entries = await live_captions.read(redis, key, after=after, block=KEEPALIVE if live else 0.001)
             for entry_id, caption in entries:
                 after = entry_id
                 if caption is None:
@@ -81,8 +83,8 @@ async def _events(
                     return
                 yield f"id: {entry_id}\nevent: caption\ndata: {json.dumps(caption)}\n\n"
             if not entries:
-                space = await asyncio.to_thread(catalog.get_space, space_id)
-                if space.state not in _LIVE:
+                live = live and (await asyncio.to_thread(catalog.get_space, space_id)).state in _LIVE
+                if not live:
                     yield "event: end\ndata: {}\n\n"
                     return
                 yield ": keep-alive\n\n"

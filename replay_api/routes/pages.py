@@ -20,6 +20,7 @@ from replay_api.deps import (
     ReadableSpace,
     SettingsDep,
     TokenDep,
+    remember_token,
     seconds,
     servable,
     visible_private,
@@ -33,12 +34,14 @@ from replay_api.sweep import sweep_unjoined
 from replay_api.templating import templates
 from spaces.catalog import SpaceFilter
 from spaces.languages import main_language
-from spaces.models import Visibility
+from spaces.models import SpaceState, Visibility
 from spaces.settings import Settings
 
 router = APIRouter(tags=["pages"], dependencies=[Depends(html_errors)], include_in_schema=False)
 
 PAGE_SIZE = 20
+#: The home page counts live spaces up to this many per state ("100+" beyond).
+LIVE_COUNT_CAP = 100
 #: Speaker colours are assigned in join order from this many CSS classes.
 PALETTE_SIZE = 6
 
@@ -62,6 +65,11 @@ def home(
     """Every space, newest first; with ``?q=``, search hits across all of them."""
     visible = visible_private(caller)
     context: dict[str, Any] = {"q": q or "", "speaker": speaker or "", "hits": None, "spaces": []}
+    # Live spaces on every SFU node: the catalog records them all, whichever node holds them.
+    context["live_count"] = sum(
+        len(catalog.list_spaces(SpaceFilter(state=state, visible=visible), limit=LIVE_COUNT_CAP))
+        for state in (SpaceState.CREATED, SpaceState.LIVE)
+    )
     extra = {"token": token} if token else {}
     if q:
         hits = catalog.search(q, limit=PAGE_SIZE, offset=offset, speaker=speaker or None, visible=visible)
@@ -122,7 +130,9 @@ def replay_page(
         start_at=min(t, duration) if t is not None else None,
         clip_base=f"/spaces/{space.space_id}/clip",
     )
-    return _page(request, settings, "replay.html", context)
+    response = _page(request, settings, "replay.html", context)
+    remember_token(request, response, token, space.space_id)
+    return response
 
 
 def _with(path: str, params: dict[str, Any]) -> str:

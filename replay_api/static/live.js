@@ -11,7 +11,9 @@
   if (!root || root.dataset.live !== "true") return;
 
   const spaceId = root.dataset.spaceId;
-  const rtcUrl = root.dataset.rtcUrl;
+  // The node the server placed the space on; a "moved" message replaces it.
+  let rtcUrl = root.dataset.rtcUrl;
+  const MAX_MOVES = 3;
   const $ = (id) => document.getElementById(id);
   const state = {
     token: root.dataset.token || "",
@@ -26,6 +28,11 @@
     room: { speakers: [], hands: [], listeners: 0 },
     levels: {},
     ended: false,
+    movedTo: null,
+    moves: 0,
+    retries: 0,
+    left: false,
+    refused: null,
   };
   // The token is this tab's alone: kept in sessionStorage (for reloads and
   // reconnects) and out of the address bar at once, so that sharing the
@@ -57,7 +64,14 @@
 
   // Exposed for tests and debugging (never holds the token).
   window.liveSpace = { get identity() { return state.identity; }, get role() { return state.role; },
-    get connection() { return state.pc ? state.pc.connectionState : "new"; }, events: [] };
+    get connection() { return state.pc ? state.pc.connectionState : "new"; }, events: [],
+    // RTP packets received on the current connection (tests: is audio flowing?).
+    async packetsReceived() {
+      if (!state.pc) return 0;
+      let n = 0;
+      (await state.pc.getStats()).forEach((r) => { if (r.type === "inbound-rtp") n += r.packetsReceived || 0; });
+      return n;
+    } };
 
   function status(text) { $("status").textContent = text; }
   function event(name, detail) { window.liveSpace.events.push({ name, detail, at: Date.now() }); }
@@ -111,29 +125,66 @@
       $("join").disabled = false;
       return;
     }
-    status("Connecting…");
-    state.pc = new RTCPeerConnection({ iceServers: [] });
-    state.pc.ontrack = onTrack;
-    state.pc.onconnectionstatechange = () => {
-      event("connection", state.pc.connectionState);
-      if (state.pc.connectionState === "connected") status("Connected.");
-      if (state.pc.connectionState === "failed") status("The media connection failed.");
+    connect();
+  }
+
+  // Coming back by itself: a socket that drops (a network blip, a node going away)
+  // or a media connection that fails is joined again with the same token, after a
+  // growing pause; the SFU hands the new connection this identity's place (and the
+  // speaker slot). Only the end of the space, leaving, or a refusal stops it.
+  // Capped at 2 s: audio should be back within a few seconds of the node (issue 9 says 5).
+  const BACKOFF_MS = [250, 500, 1000, 2000];
+  // Errors after which joining again cannot help.
+  const FINAL_ERRORS = new Set(["replaced", "removed", "unauthorized", "unknown_space", "ended", "identity_taken"]);
+
+  function connect() {
+    status(state.retries ? "Reconnecting…" : "Connecting…");
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    state.pc = pc;
+    pc.ontrack = onTrack;
+    pc.onconnectionstatechange = () => {
+      if (state.pc !== pc) return;
+      event("connection", pc.connectionState);
+      if (pc.connectionState === "connected") { state.retries = 0; status("Connected."); }
+      if (pc.connectionState === "failed" && state.ws) {
+        status("The media connection failed; reconnecting…");
+        state.ws.close(4000, "media failed");
+      }
     };
-    state.ws = new WebSocket(rtcUrl);
-    state.ws.onopen = () => send({ type: "join", token: state.token });
-    state.ws.onmessage = (e) => onMessage(JSON.parse(e.data)).catch((err) => status(`Error: ${err.message}`));
-    state.ws.onclose = (e) => {
+    const ws = new WebSocket(rtcUrl);
+    state.ws = ws;
+    ws.onopen = () => send({ type: "join", token: state.token });
+    ws.onmessage = (e) => onMessage(JSON.parse(e.data)).catch((err) => status(`Error: ${err.message}`));
+    ws.onclose = (e) => {
+      if (state.ws !== ws) return;
       event("closed", e.code);
-      if (!state.ended) status(e.code === 1000 ? "Disconnected." : `Disconnected (${e.reason || e.code}).`);
-      teardown();
+      state.ws = null;
+      teardown({ keepMic: true });
+      if (state.movedTo) {
+        // The space is on another node: join there instead, as if nothing happened.
+        rtcUrl = state.movedTo;
+        state.movedTo = null;
+        connect();
+        return;
+      }
+      if (state.ended || state.left || state.refused) {
+        if (!state.ended && !state.left) status(state.refused);
+        teardown({ keepMic: false });
+        return;
+      }
+      const delay = BACKOFF_MS[Math.min(state.retries, BACKOFF_MS.length - 1)] * (0.8 + 0.4 * Math.random());
+      state.retries += 1;
+      event("reconnect", { attempt: state.retries, delay: Math.round(delay) });
+      status(`Disconnected (${e.reason || e.code}); reconnecting…`);
+      setTimeout(() => { if (!state.left && !state.ended) connect(); }, delay);
     };
   }
 
-  function teardown() {
+  function teardown(options) {
     if (state.pc) state.pc.close();
-    if (state.mic) state.mic.stop();
     state.pc = null;
-    state.mic = null;
+    $("audio").replaceChildren();
+    if (!options.keepMic && state.mic) { state.mic.stop(); state.mic = null; }
   }
 
   async function onMessage(msg) {
@@ -142,7 +193,14 @@
       case "welcome":
         state.identity = msg.identity;
         state.role = msg.role;
-        $("hand-name").value = msg.identity; // the name offered with a hand; editable
+        if (!$("hand-name").value) $("hand-name").value = msg.identity; // the name offered with a hand; editable
+        state.moves = 0;
+        // A rejoin is a new participant to the SFU: tell it what this page still has on.
+        if (state.muted) send({ type: "mute", muted: true });
+        if (state.hand) {
+          const name = $("hand-name").value.trim();
+          send({ type: "hand", raised: true, ...(name && name !== state.identity ? { name } : {}) });
+        }
         $("join-panel").hidden = true;
         $("room").hidden = false;
         renderControls();
@@ -195,7 +253,11 @@
         $("hand-name").value = msg.identity;
         renderControls();
         break;
+      case "moved":
+        if (state.moves < MAX_MOVES) { state.moves += 1; state.movedTo = msg.rtc_url; }
+        break;
       case "error":
+        if (FINAL_ERRORS.has(msg.code)) state.refused = msg.message;
         status(msg.message);
         if (msg.code === "identity_taken" && state.hand) { state.hand = false; renderControls(); }
         break;
@@ -309,7 +371,12 @@
     send({ type: "hand", raised: state.hand, ...(state.hand && name && name !== state.identity ? { name } : {}) });
     renderControls();
   });
-  $("leave").addEventListener("click", () => { if (state.ws) state.ws.close(1000, "left"); status("You left the space."); $("room").hidden = true; });
+  $("leave").addEventListener("click", () => {
+    state.left = true;
+    if (state.ws) state.ws.close(1000, "left");
+    status("You left the space.");
+    $("room").hidden = true;
+  });
   $("end").addEventListener("click", () => { if (confirm("End the space for everyone?")) send({ type: "end" }); });
   // --- sharing (host): a listener link and speaker links, never the host's own --
 

@@ -21,6 +21,8 @@ from spaces.settings import Settings
 
 #: Objects larger than this go up in parts (S3's minimum part is 5 MiB).
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
+#: The longest a SigV4 presigned URL may live (S3 refuses longer ones).
+MAX_PRESIGNED_SECONDS = 7 * 24 * 3600
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
@@ -30,9 +32,7 @@ class S3BlobStore:
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self.transfer = TransferConfig(
-            multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD
-        )
+        self.transfer = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3BlobStore:
@@ -41,6 +41,9 @@ class S3BlobStore:
             endpoint_url=settings.s3_endpoint_url or None,
             region_name=settings.s3_region,
             config=Config(
+                # SigV4: AWS refuses SigV2 (botocore's default for presigned
+                # URLs) on buckets created since mid-2020.
+                signature_version="s3v4",
                 retries={"mode": "standard", "max_attempts": 5},
                 connect_timeout=5,
                 read_timeout=30,
@@ -73,23 +76,17 @@ class S3BlobStore:
         if content_type:
             extra["ContentType"] = content_type
         with _converted(key):
-            self.client.upload_file(
-                str(path), self.bucket, self._key(key), ExtraArgs=extra, Config=self.transfer
-            )
+            self.client.upload_file(str(path), self.bucket, self._key(key), ExtraArgs=extra, Config=self.transfer)
 
     def get(self, key: str) -> bytes:
         with _converted(key):
-            response = self.client.get_object(
-                Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED"
-            )
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED")
             data: bytes = response["Body"].read()
             return data
 
     def get_range(self, key: str, start: int, end: int) -> bytes:
         with _converted(key):
-            response = self.client.get_object(
-                Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-{end}"
-            )
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-{end}")
             data: bytes = response["Body"].read()
             return data
 
@@ -134,6 +131,8 @@ class S3BlobStore:
                 self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch})
 
     def presigned_url(self, key: str, *, expires: int) -> str | None:
+        if not 1 <= expires <= MAX_PRESIGNED_SECONDS:
+            raise ValueError(f"a presigned URL lives 1 s to {MAX_PRESIGNED_SECONDS} s (7 days), not {expires} s")
         with _converted(key):
             url: str = self.client.generate_presigned_url(
                 "get_object",

@@ -44,6 +44,8 @@ class SpaceFilter:
     until: float | None = None
     text: str | None = None
     visible: Collection[str] = ()
+    include_private: bool = False
+    """Every private space too, as for an operator (``spaces list``)."""
 
 
 class Catalog(Protocol):
@@ -61,7 +63,14 @@ class Catalog(Protocol):
     ) -> list[Space]:
         """Newest first; ``cursor`` is the (created_at, space_id) of the last row seen."""
 
-    def set_state(self, space_id: str, state: SpaceState, *, error: str | None = None) -> None: ...
+    def set_state(
+        self, space_id: str, state: SpaceState, *, error: str | None = None, run: int | None = None
+    ) -> None:
+        """Set the state (READY also marks the outputs complete: ``Space.published``).
+
+        With ``run``, nothing changes if the space has moved on to a newer
+        run: a superseded run's late success or failure is not the space's.
+        """
 
     def end_unjoined(self, created_before: float) -> int:
         """Mark ``created`` spaces created before this time ``empty`` (nobody joined); how many.
@@ -82,8 +91,19 @@ class Catalog(Protocol):
     def is_banned(self, space_id: str, *, token_id: str | None = None, address: str | None = None) -> bool:
         """Whether this token or this client address was removed from the space."""
 
-    def set_progress(self, space_id: str, stage: str, fraction: float) -> None:
-        """Record one stage's progress (0..1) for ``spaces status`` and the API."""
+    def start_run(self, space_id: str, run: int) -> bool:
+        """Mark the space processing by pipeline run ``run``.
+
+        A newer run than the space's starts with no progress and no error;
+        the same run keeps its progress. False (and nothing changes) if the
+        space is already on a newer run.
+        """
+
+    def set_progress(self, space_id: str, stage: str, fraction: float, *, run: int | None = None) -> None:
+        """Record one stage's progress (0..1) for ``spaces status`` and the API.
+
+        With ``run``, ignored if the space has moved on to a newer run.
+        """
 
     def delete_space(self, space_id: str) -> None:
         """Forget a space and its turns."""
@@ -111,9 +131,13 @@ class Catalog(Protocol):
         space_id: str | None = None,
         visible: Collection[str] = (),
     ) -> list[SearchHit]:
-        """Ranked turns of ready spaces; private ones only if in ``visible``.
+        """Ranked turns of spaces whose replay is served; private ones only if in ``visible``.
 
-        ``space_id`` restricts the search to one space (the replay page's box).
+        Served: ready, or being reprocessed (or failed to be) with an earlier
+        run's complete outputs (``Space.published``). ``space_id`` restricts
+        the search to one space (the replay page's box); ``speaker`` matches
+        names whatever their case, and the query's last word matches as a
+        prefix (``spaces.catalog.query``).
         """
 
     def close(self) -> None: ...

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import re
 
-from spaces.languages import stems
+from spaces.catalog.query import Term
+from spaces.languages import fold, stems
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
-def snippet(text: str, language: str, terms: list[list[str]], *, start: str, end: str, words: int = 16) -> str:
+def snippet(text: str, language: str, terms: list[Term], *, start: str, end: str, words: int = 16) -> str:
     """About ``words`` words of ``text`` around its first match; matches between ``start`` and ``end``."""
-    wanted = {s for term in terms for s in stems(" ".join(term), language).split()}
+    wanted = {s for term in terms for s in stems(" ".join(term.words), language).split()}
+    prefixes = tuple(fold(term.words[0]) for term in terms if term.prefix)
     tokens = list(_TOKEN.finditer(text))
     if not tokens:
         return text
-    marked = [stems(t.group(), language) in wanted for t in tokens]
+    marked = [
+        stems(t.group(), language) in wanted or (bool(prefixes) and fold(t.group()).startswith(prefixes))
+        for t in tokens
+    ]
     first = marked.index(True) if any(marked) else 0
     lo = max(0, min(first - words // 4, len(tokens) - words))
     hi = min(len(tokens), lo + words)

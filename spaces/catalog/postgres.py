@@ -10,8 +10,8 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from spaces.catalog import TurnRow
-from spaces.catalog.query import to_tsquery_args
-from spaces.catalog.sql import ADDED_COLUMNS, MARK_END, MARK_START, MAX_CANDIDATES, SqlCatalog, turn_rows
+from spaces.catalog.query import Term, to_tsquery
+from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SqlCatalog, turn_rows
 from spaces.exceptions import StorageError
 from spaces.languages import postgres_config, postgres_configs
 from spaces.models import Space, Turn
@@ -29,6 +29,9 @@ CREATE TABLE IF NOT EXISTS spaces (
     error TEXT,
     progress TEXT NOT NULL DEFAULT '{}',
     partial INTEGER NOT NULL DEFAULT 0,
+    run INTEGER NOT NULL DEFAULT 0,
+    published INTEGER NOT NULL DEFAULT 0,
+    node TEXT NOT NULL DEFAULT '',
     language TEXT NOT NULL DEFAULT 'auto',
     languages TEXT NOT NULL DEFAULT '{}'
 );
@@ -121,9 +124,17 @@ class PostgresCatalog(SqlCatalog):
                 cur.execute("ALTER TABLE turns ADD COLUMN ts_config regconfig NOT NULL DEFAULT 'spaces_english'")
                 cur.execute("ALTER TABLE turns ADD COLUMN tsv tsvector "
                             "GENERATED ALWAYS AS (to_tsvector(ts_config, text)) STORED")
-            for table, column, kind in ADDED_COLUMNS:
-                cur.execute(f"ALTER TABLE IF EXISTS {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
             cur.execute(SCHEMA)
+            self._add_columns(cur)
+            cur.execute(SCHEMA)  # the index of a re-made tsv column
+
+    def _column_names(self, cur: Any, table: str = "spaces") -> set[str]:
+        # The table the search path finds (each test schema has its own).
+        cur.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+            (table,),
+        )
+        return {str(row[0]) for row in cur.fetchall()}
 
     def _insert_turns(self, cur: Any, space_id: str, turns: Sequence[Turn]) -> None:
         cur.executemany(
@@ -153,7 +164,7 @@ class PostgresCatalog(SqlCatalog):
             for row in turns:
                 copy.write_row((*row, _config(row.language)))
 
-    def _match_clause(self, terms: list[list[str]], languages: Sequence[str]) -> tuple[str, list[Any]]:
+    def _match_clause(self, terms: list[Term], languages: Sequence[str]) -> tuple[str, list[Any]]:
         conditions, params = _conditions(terms, languages)
         return "(" + " OR ".join(conditions) + ")", params
 
@@ -161,16 +172,15 @@ class PostgresCatalog(SqlCatalog):
         cur.execute("DELETE FROM turns WHERE space_id = %s", (space_id,))
 
     def _search_rows(
-        self, cur: Any, terms: list[list[str]], where: str, params: list[Any], limit: int, offset: int
+        self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int
     ) -> list[tuple[Any, ...]]:
         conditions, match = _conditions(terms, self._turn_languages(cur), placeholder="%s")
         # The query in each row's own configuration, for its rank and headline.
         configs = sorted({_config(lang) for lang in self._turn_languages(cur)} or {_config("")})
-        phrases = to_tsquery_args(terms)
         per_row = "CASE t.ts_config " + " ".join(
-            f"WHEN '{c}'::regconfig THEN ({_tsquery(c, len(phrases), '%s')})" for c in configs
+            f"WHEN '{c}'::regconfig THEN {to_tsquery(terms, '%s', c)[0]}" for c in configs
         ) + " END"
-        per_row_args = [p for _ in configs for p in phrases]
+        per_row_args = [a for c in configs for a in to_tsquery(terms, "%s", c)[1]]
         # The same three steps as SQLite: the newest matching turns, their
         # ts_rank, and ts_headline for the page only. The query is written out
         # (not in a CTE) so the planner sees a constant and its selectivity:
@@ -203,20 +213,16 @@ def _config(language: str) -> str:
     return f"spaces_{postgres_config(language)}"
 
 
-def _tsquery(config: str, count: int, placeholder: str) -> str:
-    return " && ".join([f"phraseto_tsquery('{config}', {placeholder})"] * count)
-
-
 def _conditions(
-    terms: list[list[str]], languages: Sequence[str], *, placeholder: str = "?"
+    terms: list[Term], languages: Sequence[str], *, placeholder: str = "?"
 ) -> tuple[list[str], list[Any]]:
     """Per configuration turns are in: rows of it whose tsvector matches the query analysed by it."""
-    phrases = to_tsquery_args(terms)
     conditions: list[str] = []
     params: list[Any] = []
     for config in sorted({_config(lang) for lang in languages} or {_config("")}):
+        query, args = to_tsquery(terms, placeholder, config)
         conditions.append(
-            f"(t.ts_config = '{config}'::regconfig AND t.tsv @@ ({_tsquery(config, len(phrases), placeholder)}))"
+            f"(t.ts_config = '{config}'::regconfig AND t.tsv @@ {query})"
         )
-        params.extend(phrases)
+        params.extend(args)
     return conditions, params

@@ -14,22 +14,36 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from spaces.catalog import SpaceFilter, TurnRow
-from spaces.catalog.query import parse
+from spaces.catalog.query import Term, parse
 from spaces.exceptions import NotFound
 from spaces.models import SearchHit, Space, SpaceState, Turn, Visibility, languages_from_dict, languages_to_dict
 
 SPACE_COLUMNS = (
     "space_id, title, host, created_at, state, visibility, duration, speakers, error, progress, partial, "
-    "language, languages"
+    "run, published, node, language, languages"
 )
 
-#: Columns added since the first schema: (table, column, SQL type and default).
-#: ``create_schema`` adds the missing ones to a catalog made before them.
-ADDED_COLUMNS = (
-    ("spaces", "language", "TEXT NOT NULL DEFAULT 'auto'"),
-    ("spaces", "languages", "TEXT NOT NULL DEFAULT '{}'"),
-    ("turns", "language", "TEXT NOT NULL DEFAULT ''"),
-)
+#: Columns added to ``spaces`` since its first version: ``create_schema``
+#: adds them to an older catalog (name -> SQL type and default).
+ADDED_COLUMNS = {
+    "run": "INTEGER NOT NULL DEFAULT 0",
+    "published": "INTEGER NOT NULL DEFAULT 0",
+    "node": "TEXT NOT NULL DEFAULT ''",
+    "language": "TEXT NOT NULL DEFAULT 'auto'",
+    "languages": "TEXT NOT NULL DEFAULT '{}'",
+}
+
+#: The same for ``turns`` (backends may add their own index columns).
+ADDED_TURN_COLUMNS = {
+    "language": "TEXT NOT NULL DEFAULT ''",
+}
+
+#: Spaces whose transcript search shows: the ones whose replay is served
+#: (``replay_api.deps.servable``): ready, or being reprocessed (or failed to
+#: be) with a complete earlier run's outputs, which stay right until the new
+#: run replaces them whole.
+_SEARCHABLE = "(s.state = ? OR (s.published = 1 AND s.state IN (?, ?)))"
+_SEARCHABLE_STATES = [str(SpaceState.READY), str(SpaceState.PROCESSING), str(SpaceState.FAILED)]
 
 #: Search ranks at most this many matching turns, the newest ones (by when
 #: they were indexed). A query of common words can match a third of every
@@ -68,12 +82,12 @@ class SqlCatalog(ABC):
 
     @abstractmethod
     def _search_rows(
-        self, cur: Any, terms: list[list[str]], where: str, params: list[Any], limit: int, offset: int
+        self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int
     ) -> list[tuple[Any, ...]]:
         """Rows of (space_id, title, speaker, start, end, snippet, rank, language)."""
 
     @abstractmethod
-    def _match_clause(self, terms: list[list[str]], languages: Sequence[str]) -> tuple[str, list[Any]]:
+    def _match_clause(self, terms: list[Term], languages: Sequence[str]) -> tuple[str, list[Any]]:
         """A condition (``?`` placeholders) true for turns ``t`` matching every term.
 
         ``languages`` are those turns are in: the terms are analysed in each.
@@ -82,6 +96,26 @@ class SqlCatalog(ABC):
     @abstractmethod
     def _bulk_turns(self, cur: Any, turns: Iterable[TurnRow]) -> None:
         """Insert many new turns and index them."""
+
+    @abstractmethod
+    def _column_names(self, cur: Any, table: str = "spaces") -> set[str]:
+        """The columns ``table`` has now."""
+
+    #: Columns this backend adds to ``turns`` besides ``ADDED_TURN_COLUMNS``.
+    _turn_columns: dict[str, str] = {}
+
+    def _add_columns(self, cur: Any) -> None:
+        """Bring an older catalog's tables up to ``ADDED_COLUMNS`` and ``ADDED_TURN_COLUMNS``."""
+        turns = {**ADDED_TURN_COLUMNS, **self._turn_columns}
+        for name, kind in turns.items():
+            if name not in self._column_names(cur, "turns"):
+                cur.execute(f"ALTER TABLE turns ADD COLUMN {name} {kind}")
+        missing = {name: kind for name, kind in ADDED_COLUMNS.items() if name not in self._column_names(cur)}
+        for name, kind in missing.items():
+            cur.execute(f"ALTER TABLE spaces ADD COLUMN {name} {kind}")
+        if "published" in missing:
+            # Every space ready so far had complete outputs.
+            cur.execute(self._sql("UPDATE spaces SET published = 1 WHERE state = ?"), (str(SpaceState.READY),))
 
     def _execute(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one read-only statement and return its rows."""
@@ -96,13 +130,19 @@ class SqlCatalog(ABC):
     def _put_spaces(self, cur: Any, spaces: Sequence[Space]) -> None:
         cur.executemany(
             self._sql(
-                f"INSERT INTO spaces ({SPACE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                f"INSERT INTO spaces ({SPACE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT (space_id) DO UPDATE SET title=excluded.title, host=excluded.host, "
                 "created_at=excluded.created_at, state=excluded.state, "
                 "visibility=excluded.visibility, duration=excluded.duration, "
                 "speakers=excluded.speakers, error=excluded.error, "
-                "progress=excluded.progress, partial=excluded.partial, "
-                "language=excluded.language, languages=excluded.languages"
+                "progress=CASE WHEN excluded.run >= spaces.run THEN excluded.progress ELSE spaces.progress END, "
+                "partial=excluded.partial, "
+                # Neither goes back: a newer run stays the space's run, and
+                # outputs once complete are served until replaced whole.
+                "run=CASE WHEN excluded.run > spaces.run THEN excluded.run ELSE spaces.run END, "
+                "published=CASE WHEN excluded.published > spaces.published "
+                "THEN excluded.published ELSE spaces.published END, "
+                "node=excluded.node, language=excluded.language, languages=excluded.languages"
             ),
             [_space_row(s) for s in spaces],
         )
@@ -157,7 +197,7 @@ class SqlCatalog(ABC):
     def list_spaces(
         self, flt: SpaceFilter, *, limit: int, cursor: tuple[float, str] | None = None
     ) -> list[Space]:
-        where, params = _visible_clause("s", flt.visible)
+        where, params = ("1 = 1", []) if flt.include_private else _visible_clause("s", flt.visible)
         if flt.state is not None:
             where += " AND s.state = ?"
             params.append(str(flt.state))
@@ -168,7 +208,7 @@ class SqlCatalog(ABC):
         if flt.speaker:
             where += (
                 " AND EXISTS (SELECT 1 FROM space_speakers p"
-                " WHERE p.space_id = s.space_id AND p.speaker = ?)"
+                " WHERE p.space_id = s.space_id AND LOWER(p.speaker) = LOWER(?))"
             )
             params.append(flt.speaker)
         if flt.since is not None:
@@ -199,11 +239,27 @@ class SqlCatalog(ABC):
         )
         return [_space_from_row(r) for r in rows]
 
-    def set_state(self, space_id: str, state: SpaceState, *, error: str | None = None) -> None:
+    def _run_of(self, cur: Any, space_id: str) -> int:
+        """The space's run, read inside the transaction; ``NotFound`` if there is no space."""
+        cur.execute(self._sql("SELECT run FROM spaces WHERE space_id = ?"), (space_id,))
+        row = cur.fetchone()
+        if row is None:
+            raise NotFound(f"no space {space_id!r}")
+        return int(row[0])
+
+    def set_state(
+        self, space_id: str, state: SpaceState, *, error: str | None = None, run: int | None = None
+    ) -> None:
+        published = 1 if state is SpaceState.READY else 0
         with self._transaction() as cur:
+            if run is not None and run < self._run_of(cur, space_id):
+                return  # a superseded run no longer decides the state
             cur.execute(
-                self._sql("UPDATE spaces SET state = ?, error = ? WHERE space_id = ?"),
-                (str(state), error, space_id),
+                self._sql(
+                    "UPDATE spaces SET state = ?, error = ?, "
+                    "published = CASE WHEN ? = 1 THEN 1 ELSE published END WHERE space_id = ?"
+                ),
+                (str(state), error, published, space_id),
             )
             if cur.rowcount == 0:
                 raise NotFound(f"no space {space_id!r}")
@@ -251,13 +307,34 @@ class SqlCatalog(ABC):
         )
         return bool(rows)
 
-    def set_progress(self, space_id: str, stage: str, fraction: float) -> None:
+    def start_run(self, space_id: str, run: int) -> bool:
+        with self._transaction() as cur:
+            current = self._run_of(cur, space_id)
+            if run < current:
+                return False
+            if run > current:
+                # A new run: the previous run's progress and error are not its own.
+                cur.execute(
+                    self._sql("UPDATE spaces SET state = ?, error = NULL, progress = ?, run = ? WHERE space_id = ?"),
+                    (str(SpaceState.PROCESSING), "{}", run, space_id),
+                )
+            else:
+                # The same run (its finalize, or a retry of it): keep its progress.
+                cur.execute(
+                    self._sql("UPDATE spaces SET state = ?, error = NULL WHERE space_id = ?"),
+                    (str(SpaceState.PROCESSING), space_id),
+                )
+            return True
+
+    def set_progress(self, space_id: str, stage: str, fraction: float, *, run: int | None = None) -> None:
         # Read-modify-write in one transaction; progress is advisory, last wins.
         with self._transaction() as cur:
-            cur.execute(self._sql("SELECT progress FROM spaces WHERE space_id = ?"), (space_id,))
+            cur.execute(self._sql("SELECT progress, run FROM spaces WHERE space_id = ?"), (space_id,))
             row = cur.fetchone()
             if row is None:
                 raise NotFound(f"no space {space_id!r}")
+            if run is not None and run < int(row[1]):
+                return  # a superseded run's stage: not this run's progress
             progress = json.loads(row[0] or "{}")
             progress[stage] = round(min(max(fraction, 0.0), 1.0), 4)
             cur.execute(
@@ -293,10 +370,11 @@ class SqlCatalog(ABC):
         if not terms:
             return []
         where, params = _visible_clause("s", visible)
-        where += " AND s.state = ?"
-        params.append(str(SpaceState.READY))
+        where += f" AND {_SEARCHABLE}"
+        params.extend(_SEARCHABLE_STATES)
         if speaker:
-            where += " AND t.speaker = ?"
+            # Names as people type them: "Bob" finds bob's turns.
+            where += " AND LOWER(t.speaker) = LOWER(?)"
             params.append(speaker)
         if space_id:
             where += " AND t.space_id = ?"
@@ -355,6 +433,9 @@ def _space_row(space: Space) -> tuple[Any, ...]:
         space.error,
         json.dumps(space.progress, sort_keys=True),
         int(space.partial),
+        space.run,
+        int(space.published or space.state is SpaceState.READY),
+        space.node,
         space.language,
         json.dumps(languages_to_dict(space.languages), sort_keys=True),
     )
@@ -373,7 +454,10 @@ def _space_from_row(row: Sequence[Any]) -> Space:
         error=row[8],
         progress=json.loads(row[9] or "{}"),
         partial=bool(row[10]),
-        language=str(row[11] or "auto"),
-        languages=languages_from_dict(json.loads(row[12] or "{}")),
+        run=int(row[11]),
+        published=bool(row[12]),
+        node=row[13] or "",
+        language=str(row[14] or "auto"),
+        languages=languages_from_dict(json.loads(row[15] or "{}")),
     )
 

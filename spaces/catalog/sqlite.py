@@ -14,10 +14,10 @@ from typing import Any
 
 from spaces.catalog import TurnRow
 from spaces.catalog.highlight import snippet
-from spaces.catalog.query import to_fts5
-from spaces.catalog.sql import ADDED_COLUMNS, MARK_END, MARK_START, MAX_CANDIDATES, SqlCatalog, turn_rows
+from spaces.catalog.query import Term
+from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SqlCatalog, turn_rows
 from spaces.exceptions import ConfigError
-from spaces.languages import stems
+from spaces.languages import fold, stems
 from spaces.models import Turn
 
 SCHEMA = """
@@ -33,6 +33,9 @@ CREATE TABLE IF NOT EXISTS spaces (
     error TEXT,
     progress TEXT NOT NULL DEFAULT '{}',
     partial INTEGER NOT NULL DEFAULT 0,
+    run INTEGER NOT NULL DEFAULT 0,
+    published INTEGER NOT NULL DEFAULT 0,
+    node TEXT NOT NULL DEFAULT '',
     language TEXT NOT NULL DEFAULT 'auto',
     languages TEXT NOT NULL DEFAULT '{}'
 );
@@ -104,6 +107,9 @@ class SqliteCatalog(SqlCatalog):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
+            # SQLite's own LOWER() folds ASCII only; PostgreSQL's folds every
+            # letter. Python's makes "Élise" match "élise" in both.
+            conn.create_function("lower", 1, _lower, deterministic=True)
             self._local.conn = conn
         return conn
 
@@ -134,13 +140,17 @@ class SqliteCatalog(SqlCatalog):
     def _sql(self, statement: str) -> str:
         return statement
 
+    #: The stemmed words FTS5 indexes (see above).
+    _turn_columns = {"stems": "TEXT NOT NULL DEFAULT ''"}
+
     def create_schema(self) -> None:
-        conn = self._connection()
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        for table, column, kind in ADDED_COLUMNS + (("turns", "stems", "TEXT NOT NULL DEFAULT ''"),):
-            if table in tables and column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
-                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-        conn.executescript(SCHEMA)
+        self._connection().executescript(SCHEMA)
+        with self._transaction() as cur:
+            self._add_columns(cur)
+
+    def _column_names(self, cur: Any, table: str = "spaces") -> set[str]:
+        cur.execute(f"PRAGMA table_info({table})")
+        return {str(row[1]) for row in cur.fetchall()}
 
     def _insert_turns(self, cur: Any, space_id: str, turns: Sequence[Turn]) -> None:
         for row in turn_rows(space_id, turns):
@@ -164,16 +174,16 @@ class SqliteCatalog(SqlCatalog):
         # is several times faster than one FTS insert per row.
         cur.execute("INSERT INTO turns_stems (rowid, stems) SELECT id, stems FROM turns WHERE id > ?", (last,))
 
-    def _groups(self, terms: list[list[str]], languages: Sequence[str]) -> list[tuple[str, list[str]]]:
+    def _groups(self, terms: list[Term], languages: Sequence[str]) -> list[tuple[str, list[str]]]:
         """(MATCH expression, languages it is for): the query stemmed in each language turns are in."""
         groups: dict[str, list[str]] = {}
         for lang in languages or [""]:
-            stemmed = [stems(" ".join(words), lang).split() for words in terms]
-            if all(stemmed):
-                groups.setdefault(to_fts5(stemmed), []).append(lang)
+            match = _match(terms, lang)
+            if match:
+                groups.setdefault(match, []).append(lang)
         return list(groups.items())
 
-    def _match_clause(self, terms: list[list[str]], languages: Sequence[str]) -> tuple[str, list[Any]]:
+    def _match_clause(self, terms: list[Term], languages: Sequence[str]) -> tuple[str, list[Any]]:
         parts: list[str] = []
         params: list[Any] = []
         for match, langs in self._groups(terms, languages):
@@ -194,7 +204,7 @@ class SqliteCatalog(SqlCatalog):
         cur.execute("DELETE FROM turns WHERE space_id = ?", (space_id,))
 
     def _search_rows(
-        self, cur: Any, terms: list[list[str]], where: str, params: list[Any], limit: int, offset: int
+        self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int
     ) -> list[tuple[Any, ...]]:
         groups = self._groups(terms, self._turn_languages(cur))
         if not groups:
@@ -233,3 +243,26 @@ class SqliteCatalog(SqlCatalog):
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _match(terms: list[Term], language: str) -> str:
+    """An FTS5 expression over ``stems``: every term, analysed in ``language``; "" if one is empty.
+
+    A prefix term (the word still being typed) matches its stem as a word,
+    or its folded letters as the start of one: ``ecout`` and ``clu*``.
+    """
+    parts: list[str] = []
+    for t in terms:
+        stemmed = stems(" ".join(t.words), language).replace('"', "")
+        if not stemmed:
+            return ""
+        if t.prefix:
+            start = fold(t.words[0]).replace('"', "")
+            parts.append(f'("{stemmed}" OR "{start}"*)')
+        else:
+            parts.append(f'"{stemmed}"')
+    return " AND ".join(parts)
+
+
+def _lower(text: str | None) -> str | None:
+    return text.lower() if isinstance(text, str) else text

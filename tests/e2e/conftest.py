@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REDIS_URL, free_port, wait_for_port
+from tests.conftest import REDIS_URL, free_port, free_ports, wait_for_port
 
 
 @dataclass
@@ -56,7 +56,8 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp("stack") / "data"
-    api_port, sfu_port = free_port(), free_port()
+    # One SFU node per CPU, as ``spaces up`` starts by default, on consecutive ports.
+    api_port, sfu_port = free_port(), free_ports(len(os.sched_getaffinity(0)))
     env = {
         **os.environ,
         "SPACES_DATA_DIR": str(data_dir),

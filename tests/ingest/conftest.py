@@ -134,6 +134,13 @@ def sfu_env(settings: Settings) -> dict[str, str]:
             "SPACES_SFU_EMPTY_TIMEOUT": str(settings.sfu_empty_timeout),
             "SPACES_SFU_ICE_ADDRESSES": settings.sfu_ice_addresses,
             "SPACES_SECRET_KEY": settings.secret_key,
+            "SPACES_OPERATOR_TOKEN": settings.operator_token,
+            "SPACES_SFU_NODE_ID": settings.sfu_node_id,
+            "SPACES_SFU_SPOOL_DIR": settings.sfu_spool_dir,
+            "SPACES_SFU_UDP_PORTS": settings.sfu_udp_ports,
+            "SPACES_SFU_HEARTBEAT": str(settings.sfu_heartbeat),
+            "SPACES_SFU_NODE_TIMEOUT": str(settings.sfu_node_timeout),
+            "SPACES_SFU_NODE_GRACE": str(settings.sfu_node_grace),
         }
     )
     if settings.database_url:

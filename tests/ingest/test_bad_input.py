@@ -198,3 +198,45 @@ def test_bad_input_is_refused_and_others_keep_going(strict_settings: Settings) -
     asyncio.run(scenario())
     manifest = Manifest.from_dict(json.loads(open_blob_store(settings).get(keys.manifest(space_id))))
     assert [speaker for _, speaker in manifest.tracks] == ["alice"], "something recorded from another participant"
+
+
+def test_deeply_nested_json_gets_a_clear_error_and_the_socket_stays(sfu_settings: Settings) -> None:
+    """A message nested past the parser's recursion is a ``bad_message``, not a traceback and a closed socket."""
+    settings = sfu_settings
+    space_id = make_space(settings)
+    url = rtc_url(settings, space_id)
+    nested = "[" * 60_000  # within the 64 KiB frame limit
+
+    async def scenario() -> None:
+        async with running_sfu(settings):
+            c = await Raw.open(url)
+            await c.send({"type": "join", "token": token(settings, space_id, "nester", Role.LISTENER)})
+            await c.expect("welcome")
+            await c.send(nested)
+            assert "nested too deeply" in (await c.error("bad_message"))["message"]
+            await c.send({"type": "ping"})
+            await c.expect("pong")
+            await c.close()
+            # As the join message: refused with the same clear error.
+            c = await Raw.open(url)
+            await c.send(nested)
+            assert "nested too deeply" in (await c.error("bad_message"))["message"]
+            await c.closed_with(4400)
+
+    asyncio.run(scenario())
+
+
+def test_a_token_naming_a_multi_line_identity_is_refused(sfu_settings: Settings) -> None:
+    """The API never signs such a name; the SFU refuses one signed elsewhere all the same."""
+    settings = sfu_settings
+    space_id = make_space(settings)
+
+    async def scenario() -> None:
+        async with running_sfu(settings):
+            for name in ("eve\u2028alice", "eve\u0085alice", "x" * 65):
+                c = await Raw.open(rtc_url(settings, space_id))
+                await c.send({"type": "join", "token": token(settings, space_id, name, Role.LISTENER)})
+                assert "name" in (await c.error("unauthorized"))["message"]
+                await c.closed_with(4401)
+
+    asyncio.run(scenario())

@@ -60,25 +60,27 @@ async def running_api(settings: Settings) -> AsyncIterator[str]:
         await task
 
 
-async def launch_chromium(pw: Playwright, wav: Path | None = None) -> Browser:
-    """Chromium with a fake microphone (a beep, or ``wav`` played once) granted to every page."""
-    capture = [f"--use-file-for-fake-audio-capture={wav}%noloop"] if wav else []
-    return await pw.chromium.launch(
-        executable_path=str(CHROMIUM),
-        args=[
-            "--no-sandbox",
-            "--headless=new",
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-            *capture,
-            "--allow-loopback-in-peer-connection",
-            "--disable-features=WebRtcHideLocalIpsWithMdns",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-        ],
-    )
+def chromium_args(wav: Path | None = None, *, loop: bool = False) -> list[str]:
+    """Headless Chromium with a fake microphone: a beep, or ``wav`` played once (or looped)."""
+    capture = [f"--use-file-for-fake-audio-capture={wav}" + ("" if loop else "%noloop")] if wav else []
+    return [
+        "--no-sandbox",
+        "--headless=new",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        *capture,
+        "--allow-loopback-in-peer-connection",
+        "--disable-features=WebRtcHideLocalIpsWithMdns",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ]
+
+
+async def launch_chromium(pw: Playwright, wav: Path | None = None, *, loop: bool = False) -> Browser:
+    """Chromium with a fake microphone granted to every page (see ``chromium_args``)."""
+    return await pw.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(wav, loop=loop))
 
 
 async def until(page: Page, expression: str, timeout: float = 15.0) -> Any:

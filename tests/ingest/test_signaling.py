@@ -39,6 +39,8 @@ def test_valid_messages() -> None:
         (json.dumps({"type": "promote", "identity": "x" * 500}), "longer"),
         ('{"type": "hand", "raised": true, "name": 7}', "hand.name"),
         ('{"type": "name"}', "name.name"),
+        ("[" * 60_000, "nested too deeply"),
+        ('{"type": "mute", "muted": ' + '{"a": ' * 5_000 + "1" + "}" * 5_001, "nested too deeply"),
     ],
 )
 def test_invalid_messages_say_why(raw: str | bytes, says: str) -> None:

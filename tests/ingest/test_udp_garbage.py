@@ -23,6 +23,7 @@ import json
 import math
 import random
 import re
+import secrets
 import socket
 import struct
 import tempfile
@@ -140,8 +141,9 @@ def closed_segments(spool: Path) -> int:
     return sum(1 for p in spool.glob("tracks/*/[0-9]*.json") if json.loads(p.read_text())["closed"])
 
 
-def get_json(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=5) as response:
+def get_json(url: str, token: str = "") -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as response:
         data: dict[str, Any] = json.loads(response.read())
         return data
 
@@ -157,7 +159,7 @@ async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 def test_garbage_on_media_ports_is_dropped(sfu_settings: Settings, tmp_path: Path) -> None:
-    settings = replace(sfu_settings, sfu_empty_timeout=30)
+    settings = replace(sfu_settings, sfu_empty_timeout=30, operator_token=secrets.token_urlsafe(32))
     space_a, space_b = make_space(settings, title="Attacked"), make_space(settings, title="Bystander")
     tracks = {
         "alice": CountingTrack(speech48k("Please remember to bring your notebook tomorrow.", VOICE_A), loop=True),
@@ -227,7 +229,7 @@ def test_garbage_on_media_ports_is_dropped(sfu_settings: Settings, tmp_path: Pat
         assert all(c.pc.connectionState == "connected" for c in everyone)
         assert not any(c.errors for c in everyone)
         assert get_json(f"{base}/healthz")["rooms"] == 2
-        rooms = {r["space_id"]: r for r in get_json(f"{base}/stats")["rooms"]}
+        rooms = {r["space_id"]: r for r in get_json(f"{base}/stats", settings.operator_token)["rooms"]}
         assert rooms[space_a]["participants"] == 2 and rooms[space_b]["participants"] == 2
         new_segments = closed_segments(spool_a) - segments_before
         figures["segments_closed_during_attack"] = new_segments

@@ -27,7 +27,7 @@ from spaces.blobstore import BlobStore
 from spaces.catalog import Catalog
 from spaces.models import Space, SpaceState, Transcript, Turn, Visibility, Word
 from spaces.settings import Settings
-from tests.conftest import MotoServer
+from tests.conftest import MotoServer, registered_node
 from tests.speech import VOICES, Utterance, build_space
 
 SCRIPT = (
@@ -218,3 +218,10 @@ def ffprobe_duration(data: bytes, tmp_path: Path, suffix: str) -> float:
 def ffmpeg_available() -> None:
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg is not installed")
+
+
+@pytest.fixture(autouse=True)
+def sfu_node(settings: Settings) -> Iterator[None]:
+    """A registered SFU node, so ``POST /spaces`` and join tokens have somewhere to place spaces."""
+    with registered_node(settings, settings.sfu_url):
+        yield

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, get_args
 from urllib.parse import parse_qs, urlsplit
 
@@ -30,7 +32,7 @@ from spaces.blobstore.s3 import S3BlobStore
 from spaces.exceptions import ConfigError
 from spaces.models import Space
 from spaces.settings import Settings
-from tests.conftest import MotoServer
+from tests.conftest import REDIS_URL, MotoServer, registered_node
 
 from .conftest import Recording, publish
 from .server import LiveServer
@@ -171,8 +173,13 @@ LIMIT = 64 << 10
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("bodies") / "data", max_body_bytes=LIMIT)
-    with LiveServer(create_app(settings)) as live:
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("bodies") / "data",
+        max_body_bytes=LIMIT,
+        redis_url=REDIS_URL,
+        queue_name=f"test-{uuid.uuid4().hex[:12]}",
+    )
+    with registered_node(settings, settings.sfu_url), LiveServer(create_app(settings)) as live:
         yield live
 
 
@@ -343,23 +350,31 @@ def test_multi_range_total_is_capped(
 # --- presigned URLs ------------------------------------------------------------------
 
 
-def test_presigned_urls_expire(moto_server: MotoServer, s3_bucket: str) -> None:
-    """A leaked replay URL stops working: the S3 server refuses it once expired."""
+def test_presigned_urls_carry_the_expiry_we_sign(moto_server: MotoServer, s3_bucket: str) -> None:
+    """A leaked replay URL stops working: it is SigV4, signed now, for the seconds asked.
+
+    moto's server enforces neither signatures nor expiry, so what S3 would do
+    with the URL is read from the URL itself: AWS refuses a SigV4 URL once
+    ``X-Amz-Date`` + ``X-Amz-Expires`` has passed (and any SigV2 URL on new buckets).
+    """
     store = S3BlobStore.from_settings(Settings(s3_bucket=s3_bucket, s3_endpoint_url=moto_server.endpoint))
     store.put("spaces/leak/replay.ogg", b"OggS" + bytes(100), content_type="audio/ogg")
-    url = store.presigned_url("spaces/leak/replay.ogg", expires=1)
+    before = datetime.now(UTC).replace(microsecond=0)
+    url = store.presigned_url("spaces/leak/replay.ogg", expires=60)
+    after = datetime.now(UTC)
     assert url is not None
     query = parse_qs(urlsplit(url).query)
-    # The URL says so itself (SigV4 counts from its date, SigV2 names the second).
-    if "X-Amz-Expires" in query:
-        assert query["X-Amz-Expires"] == ["1"]
-    else:
-        assert float(query["Expires"][0]) - time.time() <= 1.5
+    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+    assert query["X-Amz-Expires"] == ["60"]
+    signed_at = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    assert before <= signed_at <= after
+    assert "X-Amz-Signature" in query and "Expires" not in query
     assert httpx.get(url).status_code == 200
-    time.sleep(2.1)
-    status = httpx.get(url).status_code
-    if status == 200:
-        # moto 5's server checks neither the signature nor the expiry of a
-        # presigned URL; AWS, MinIO and Ceph answer 403 AccessDenied here.
-        pytest.xfail("this S3 server does not enforce presigned URL expiry (moto)")
-    assert status == 403
+
+
+@pytest.mark.parametrize("expires", [0, 7 * 24 * 3600 + 1])
+def test_presigned_expiries_stay_within_sigv4_limits(moto_server: MotoServer, s3_bucket: str, expires: int) -> None:
+    store = S3BlobStore.from_settings(Settings(s3_bucket=s3_bucket, s3_endpoint_url=moto_server.endpoint))
+    with pytest.raises(ValueError, match="7 days"):
+        store.presigned_url("spaces/leak/replay.ogg", expires=expires)
+    assert store.presigned_url("spaces/leak/replay.ogg", expires=7 * 24 * 3600) is not None

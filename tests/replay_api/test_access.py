@@ -2,16 +2,19 @@
 
 Without a token a private space is indistinguishable from a missing one
 (404); a forged, expired or malformed token is a 401; a valid token for
-another space is a 403. Search and listings never show a private space's
+another space is a 404 too (it does not open the space). Search and listings never show a private space's
 text to anyone else.
 """
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from replay_api.deps import TOKEN_COOKIE
 from spaces.models import Space, Turn, Visibility, Word
 
 from .conftest import Recording, publish, token_for
@@ -103,10 +106,16 @@ def test_bad_tokens_are_401(client: TestClient, app: FastAPI, private: Space, pu
         assert client.get("/spaces/nosuchspace", headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 
-def test_other_space_token_is_403(client: TestClient, app: FastAPI, private: Space, public: Space) -> None:
+def test_other_space_token_cannot_tell_private_from_missing(
+    client: TestClient, app: FastAPI, private: Space, public: Space
+) -> None:
     token = token_for(app.state.settings, public.space_id)
     for path in ENDPOINTS:
-        assert _get(client, path, private.space_id, token) == 403, path
+        hidden = client.get(path.format(id=private.space_id), headers={"Authorization": f"Bearer {token}"})
+        missing = client.get(path.format(id="nosuchspace"), headers={"Authorization": f"Bearer {token}"})
+        assert hidden.status_code == missing.status_code == 404, path
+        if "/replay" not in path:  # the page's markup says "aria-hidden"
+            assert hidden.text.replace("hidden", "X") == missing.text.replace("nosuchspace", "X"), path
         # Unused but harmless on a public space.
         assert _get(client, path, public.space_id, token) in (200, 307), path
 
@@ -146,3 +155,32 @@ def test_listings_never_show_private_spaces(client: TestClient, app: FastAPI, pr
     home = client.get("/", params={"q": SECRET_WORD}).text
     assert SECRET_WORD not in home.replace(f"“{SECRET_WORD}”", "").replace(f'value="{SECRET_WORD}"', "")
     assert "Secret plans" not in client.get("/").text
+
+
+def test_the_replay_page_leaves_a_cookie_so_its_links_need_no_token(
+    client: TestClient, app: FastAPI, private: Space, public: Space
+) -> None:
+    """Opened once with ``?token=``, the page's own requests work without the token in their URLs."""
+    settings = app.state.settings
+    token = token_for(settings, private.space_id)
+    page = client.get(f"/spaces/{private.space_id}/replay", params={"token": token})
+    assert page.status_code == 200
+    cookie = page.headers["set-cookie"]
+    assert cookie.startswith(f"{TOKEN_COOKIE}={token};")
+    for attribute in ("HttpOnly", "Path=/spaces/hidden", "SameSite=strict"):
+        assert attribute.lower() in cookie.lower(), cookie
+    assert 590 <= int(re.search(r"Max-Age=(\d+)", cookie, re.I).group(1)) <= 600  # type: ignore[union-attr]
+    client.cookies.clear()
+
+    def with_cookie(value: str) -> dict[str, str]:
+        return {"Cookie": f"{TOKEN_COOKIE}={value}"}
+
+    for path in ENDPOINTS:
+        assert client.get(path.format(id=private.space_id), headers=with_cookie(token)).status_code in (200, 307), path
+    # Reading only: a cookie never issues tokens (a form on a same-site page could send it).
+    url = f"/spaces/{private.space_id}/tokens"
+    assert client.post(url, json={"role": "listener"}, headers=with_cookie(token)).status_code == 404
+    # Another space's cookie, or a stale one, is no token: 404 (never 401) and public spaces unaffected.
+    for stale in (token_for(settings, public.space_id), token_for(settings, private.space_id, ttl=-30), "garbage"):
+        assert client.get(f"/spaces/{private.space_id}", headers=with_cookie(stale)).status_code == 404
+        assert client.get(f"/spaces/{public.space_id}", headers=with_cookie(stale)).status_code == 200

@@ -20,6 +20,7 @@ import pytest
 from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from replay_api.deps import TOKEN_COOKIE
 from spaces import tokens
 from spaces.models import Space, SpaceState, Visibility, Word
 
@@ -217,7 +218,12 @@ def test_private_space_plays_with_its_token(
     state = wait_until(page, lambda s: not s["paused"] and s["t"] > 4.2)
     assert state["t"] < 7
     page.wait_for_function("document.getElementById('audio').textTracks[0].cues.length > 0")
-    # Without the token the page is a 404, like a space that does not exist.
+    # The page keeps its token in an HttpOnly cookie for the space's own paths.
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    assert cookies[TOKEN_COOKIE]["httpOnly"] and cookies[TOKEN_COOKIE]["path"] == "/spaces/priv"
+    assert page.evaluate("document.cookie") == ""
+    # Without the token (nor its cookie) the page is a 404, like a space that does not exist.
+    page.context.clear_cookies()
     response = page.request.get(f"{live.url}/spaces/priv/replay")
     assert response.status == 404 and "Not found" in response.text()
 
@@ -458,7 +464,8 @@ def test_header_search_stays_on_phones(browser: Browser, live: LiveServer, space
 def test_state_chips_look_different(page: Page, live: LiveServer, local_app: FastAPI) -> None:
     catalog = local_app.state.catalog
     for state in (SpaceState.CREATED, SpaceState.LIVE, SpaceState.PROCESSING):
-        catalog.put_space(Space(f"chip-{state}", f"A {state} space", "h", 1.0, state=state))
+        # Created now: a space nobody joined for minutes ends as empty and leaves /live.
+        catalog.put_space(Space(f"chip-{state}", f"A {state} space", "h", time.time(), state=state))
 
     def chip(url: str, state: SpaceState) -> tuple[str, str, str]:
         page.goto(f"{live.url}{url}")
@@ -511,3 +518,24 @@ def test_start_a_space_from_the_home_page(
         assert response.status == 404
     stranger.close()
     context.close()
+
+
+def test_api_docs_load_nothing_from_outside(live: LiveServer, page: Page) -> None:
+    """``/docs`` renders every route from this server's own files, under its CSP (was: a public CDN)."""
+    outside: list[str] = []
+
+    def only_ours(route: Any) -> None:
+        url = route.request.url
+        if url.startswith(live.url):
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    page.route("**/*", only_ours)
+    response = page.goto(f"{live.url}/docs")
+    assert response is not None and "script-src 'self'" in response.headers["content-security-policy"]
+    expect(page.locator(".opblock-summary-path", has_text="/spaces/{space_id}/audio").first).to_be_visible(
+        timeout=20_000
+    )
+    assert outside == []

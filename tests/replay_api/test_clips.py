@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -13,6 +17,7 @@ from spaces.exceptions import InvalidInput
 from spaces.models import Space
 
 from .conftest import Recording, ffprobe_duration, publish
+from .server import LiveServer
 
 
 def test_clip_json_links_audio_and_captions(
@@ -95,3 +100,56 @@ def test_clip_text_is_the_words_heard_not_the_neighbours_it_touches(
     assert clip.json()["text"] == "of hearts."
     vtt = local_client.get(f"/spaces/{sid}/clip/captions.vtt", params={"start": queen.start, "end": of.end + 0.0004})
     assert "<v alice>queen of\n" in vtt.text
+
+
+def test_a_full_clip_queue_refuses_at_once_and_the_api_stays_free(
+    local_app: FastAPI, local_published: Space, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every cutting slot busy, more clip requests get 429 + Retry-After at once.
+
+    The renderers are held on an event, so "at once" is a condition: every
+    extra request is answered while no slot has been freed, and a plain GET
+    of the space is served meanwhile. Before, each extra request held one of
+    the server's worker threads for up to 10 s waiting for a slot (then 503),
+    and enough of them starved every other route.
+    """
+    entered = threading.Semaphore(0)
+    release = threading.Event()
+    render = clips._ffmpeg
+
+    def held(*args: Any, **kwargs: Any) -> bytes:
+        entered.release()
+        assert release.wait(60), "the test never released the renderers"
+        return render(*args, **kwargs)
+
+    monkeypatch.setattr(clips, "_ffmpeg", held)
+    space_id = local_published.space_id
+    clip = f"/spaces/{space_id}/clip/audio"
+    with LiveServer(local_app) as server, httpx.Client(base_url=server.url, timeout=60) as http:
+        with ThreadPoolExecutor(clips.MAX_CONCURRENT_CUTS) as pool:
+            cutting = [
+                pool.submit(http.get, clip, params={"start": 1 + i, "end": 3 + i})
+                for i in range(clips.MAX_CONCURRENT_CUTS)
+            ]
+            try:
+                for _ in cutting:
+                    assert entered.acquire(timeout=60), "a clip never reached the renderer"
+                # Every slot is held now: more requests than the server has
+                # worker threads (40), from many clients at once.
+                with ThreadPoolExecutor(16) as extra:
+                    refused = list(
+                        extra.map(lambda i: http.get(clip, params={"start": i % 10, "end": i % 10 + 2}), range(60))
+                    )
+                plain = http.get(f"/spaces/{space_id}")
+                assert not release.is_set()  # all of that was answered while the renderers were held
+            finally:
+                release.set()
+            done = [f.result() for f in cutting]
+        assert {r.status_code for r in refused} == {429}
+        assert all(r.headers["retry-after"] == str(clips.RETRY_AFTER_SECONDS) for r in refused)
+        assert "try again" in refused[0].json()["error"]["message"]
+        assert plain.status_code == 200 and plain.json()["title"] == local_published.title
+        assert [r.status_code for r in done] == [200] * clips.MAX_CONCURRENT_CUTS
+        assert ffprobe_duration(done[0].content, tmp_path, ".ogg") == pytest.approx(2.0, abs=0.1)
+        # The slots are free again.
+        assert http.get(clip, params={"start": 4, "end": 5}).status_code == 200

@@ -52,6 +52,9 @@ def test_the_replay_page_speaks_french_to_a_french_reader(
 def test_the_switch_overrides_accept_language_and_sticks(local_client: TestClient) -> None:
     home = local_client.get("/?lang=fr", headers={"Accept-Language": "en"})
     assert '<html lang="fr">' in home.text and "Enregistré, transcrit et consultable." in home.text
+    assert "Espaces passés" in home.text and "Lancer un espace" in home.text and "Past spaces" not in home.text
+    # The host picks the space's language when starting it (home.js posts it).
+    assert '<select name="language"' in home.text and '<option value="fr" lang="fr">français</option>' in home.text
     assert "lang=fr" in home.headers["set-cookie"]
     again = local_client.get("/", headers={"Accept-Language": "en"})  # the cookie, kept by the client
     assert '<html lang="fr">' in again.text

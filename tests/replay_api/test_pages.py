@@ -73,6 +73,7 @@ def test_private_replay_page_passes_its_token_on(
     assert f'src="/spaces/priv/audio?format=m4a&amp;token={token}"' in page.text
     assert f'src="/spaces/priv/captions.vtt?token={token}"' in page.text
     assert '<meta name="robots" content="noindex">' in page.text
+    local_client.cookies.clear()  # the page's token cookie (test_access) would open it
     missing = local_client.get("/spaces/priv/replay")
     assert missing.status_code == 404 and "Not found" in missing.text
 
@@ -162,3 +163,16 @@ def test_header_and_player_agree_on_the_duration(
     page = local_client.get("/spaces/long/replay").text
     assert '<span class="player__time player__time--total">0:20</span>' in page
     assert re.search(r'<span aria-hidden="true">·</span> 20 s\s', page), page
+
+
+def test_api_docs_are_served_from_the_app_under_a_csp(local_client: TestClient) -> None:
+    docs = local_client.get("/docs")
+    assert docs.status_code == 200
+    csp = docs.headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "default-src 'none'" in csp and "unsafe-eval" not in csp
+    sources = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert sources and all(s.startswith("/") and not s.startswith("//") for s in sources), sources
+    assert "<script>" not in docs.text  # no inline script: the CSP would refuse it
+    for source in sources:
+        assert local_client.get(source).status_code == 200, source
+    assert local_client.get("/redoc").status_code == 404  # ReDoc only comes from a CDN

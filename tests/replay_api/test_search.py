@@ -8,7 +8,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from spaces.catalog import Catalog
+from spaces.catalog import Catalog, SpaceFilter
 from spaces.catalog.postgres import PostgresCatalog
 from spaces.catalog.sqlite import SqliteCatalog
 from spaces.models import Space, SpaceState, Turn, Visibility, Word
@@ -111,6 +111,52 @@ def test_only_ready_spaces(catalog: Catalog) -> None:
     assert "pending" not in {s for s, _, _ in found(catalog, "river")}
 
 
+def test_speaker_filter_ignores_case(catalog: Catalog) -> None:
+    seed(catalog)
+    catalog.put_space(Space("elise", "Accents", "Élise", 1.0, state=SpaceState.READY, speakers=("Élise",)))
+    catalog.replace_turns("elise", [Turn("Élise", (Word(1.0, 1.5, "harbour", "Élise"),))])
+    daves = [("rivers", "dave", 8.0)]
+    assert found(catalog, "river", speaker="dave") == daves
+    assert found(catalog, "river", speaker="Dave") == daves
+    assert found(catalog, "river", speaker="DAVE") == daves
+    assert found(catalog, "harbour", speaker="élise") == [("elise", "Élise", 1.0)]
+    # Listings filtered by speaker too.
+    assert [s.space_id for s in catalog.list_spaces(SpaceFilter(speaker="Carol"), limit=5)] == ["rivers"]
+    assert [s.space_id for s in catalog.list_spaces(SpaceFilter(speaker="ÉLISE"), limit=5)] == ["elise"]
+
+
+def test_last_word_matches_as_a_prefix(catalog: Catalog) -> None:
+    """As the replay page's search within a space does: the last word may be half typed."""
+    seed(catalog)
+    assert found(catalog, "queen hea") == [("cards", "alice", 9.0)]
+    assert found(catalog, "riv") == found(catalog, "river")
+    assert {s for s, _, _ in found(catalog, "lun")} == {"rivers"}  # lunch
+    # Only the last word, and not inside quotes: the others are whole words.
+    assert found(catalog, "hea queen") == []
+    assert found(catalog, '"queen of hea"') == []
+    assert found(catalog, 'hea "queen"') == []
+    # Too short a prefix matches whole (a scan of the vocabulary otherwise).
+    assert found(catalog, "queen ta") == []  # talk
+    # In listings' text filter too.
+    assert [s.space_id for s in catalog.list_spaces(SpaceFilter(text="dog"), limit=5)] == ["rivers"]
+
+
+def test_a_space_being_reprocessed_stays_searchable(catalog: Catalog) -> None:
+    """As its replay stays served (``replay_api.deps.servable``): an earlier run's outputs are complete."""
+    seed(catalog)
+    queen = [("cards", "alice", 9.0)]
+    catalog.set_state("cards", SpaceState.PROCESSING)
+    assert found(catalog, "queen") == queen
+    catalog.set_state("cards", SpaceState.FAILED, error="mix failed")
+    assert found(catalog, "queen") == queen
+    # A first run is not searchable until it is ready, whatever its turns.
+    assert "pending" not in {s for s, _, _ in found(catalog, "river")}
+    catalog.set_state("pending", SpaceState.FAILED)
+    assert "pending" not in {s for s, _, _ in found(catalog, "river")}
+    catalog.set_state("pending", SpaceState.READY)
+    assert "pending" in {s for s, _, _ in found(catalog, "river")}
+
+
 def test_pages(catalog: Catalog) -> None:
     seed(catalog)
     everything = found(catalog, "river", limit=10)
@@ -147,7 +193,8 @@ def test_both_backends_return_the_same_hits(tmp_path: Path, pg_url: str) -> None
             cat.create_schema()
             seed(cat)
         for query in ["river", "clubs", "ten clubs", '"ten of clubs"', "walked", "queen", "the card",
-                      '"final round"', "cold lunch", "hearts", "dogs ten"]:  # fmt: skip
+                      '"final round"', "cold lunch", "hearts", "dogs ten", "ten clu", "queen hea",
+                      "walki", "brou", "dece"]:  # fmt: skip
             # The same hits; their order is each backend's ranking (BM25, ts_rank),
             # which agree where one turn clearly matches best.
             assert sorted(found(sqlite, query)) == sorted(found(postgres, query)), query

@@ -99,8 +99,31 @@ def test_failure_midway_removes_what_was_stored(
         [TrackFile("a", Path("/nonexistent.wav"))],
         [TrackFile("", Path("x"))],
         [TrackFile("a", Path("x"), offset=-1)],
+        [TrackFile("ali\u2028ce", Path("x"))],
+        [TrackFile("ali\u0085ce", Path("x"))],
+        [TrackFile("ali\nce", Path("x"))],
     ],
 )
 def test_invalid_arguments(blob_store: BlobStore, catalog: Catalog, tracks: list[TrackFile]) -> None:
     with pytest.raises(InvalidInput):
         import_space(blob_store, catalog, tracks, title="x")
+
+
+@pytest.mark.parametrize("title", ["", "two\u2028lines", "two\u0085lines", "x" * 201])
+def test_titles_are_one_line(blob_store: BlobStore, catalog: Catalog, tmp_path: Path, title: str) -> None:
+    with pytest.raises(InvalidInput, match="title"):
+        import_space(blob_store, catalog, [TrackFile("a", tone(tmp_path / "a.wav", 1))], title=title)
+
+
+@pytest.mark.parametrize("name", ["-h", "-version", "concat:a.wav|b.wav"])
+def test_file_names_are_never_options_or_protocols(
+    blob_store: BlobStore, catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """``spaces import x=-h`` imports the file named "-h" (ffprobe was given ``-h``: its help)."""
+    monkeypatch.chdir(tmp_path)
+    tone(tmp_path / "a.wav", 1)
+    tone(tmp_path / "b.wav", 1)
+    tone(tmp_path / "source.wav", 2.5).rename(tmp_path / name)
+    space = import_space(blob_store, catalog, [TrackFile("x", Path(name))], title="Odd names")
+    assert space.duration == pytest.approx(2.5, abs=0.1)
+    assert catalog.get_space(space.space_id).speakers == ("x",)

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import base64
+import os
+import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from spaces.exceptions import ConfigError
-from spaces.settings import Settings
+from spaces.settings import DEV_SECRET, Settings, secret_weakness
 
 
 def test_defaults_are_embedded() -> None:
@@ -17,8 +21,13 @@ def test_defaults_are_embedded() -> None:
 
 def test_environment_names() -> None:
     s = Settings.from_env(
-        {"DATABASE_URL": "postgresql://db/x", "SPACES_API_PORT": "9000", "S3_BUCKET": "b",
-         "SPACES_DATA_DIR": "/srv/spaces", "WHISPER_MODEL": "small.en"}
+        {
+            "DATABASE_URL": "postgresql://db/x",
+            "SPACES_API_PORT": "9000",
+            "S3_BUCKET": "b",
+            "SPACES_DATA_DIR": "/srv/spaces",
+            "WHISPER_MODEL": "small.en",
+        }
     )
     assert (s.database_url, s.api_port, s.s3_bucket, s.whisper_model) == ("postgresql://db/x", 9000, "b", "small.en")
     assert s.spool_dir == Path("/srv/spaces/spool")
@@ -27,7 +36,88 @@ def test_environment_names() -> None:
 def test_production_refuses_the_placeholder_secret() -> None:
     with pytest.raises(ConfigError, match="SECRET_KEY"):
         Settings.from_env({"SPACES_ENV": "production"})
-    assert Settings.from_env({"SPACES_ENV": "production", "SPACES_SECRET_KEY": "x" * 32}).env == "production"
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "",
+        "a",
+        DEV_SECRET + " ",
+        " " + DEV_SECRET,
+        DEV_SECRET.upper() + "-2",
+        "x" * 32,
+        "x" * 64,
+        "correct horse battery staple",
+        "abcdefghij" * 7,
+        secrets.token_urlsafe(24),  # 24 random bytes, not 32
+        secrets.token_hex(31),
+        " " + secrets.token_urlsafe(32),
+    ],
+)
+def test_production_refuses_weak_secrets_and_says_how_to_make_one(secret: str) -> None:
+    with pytest.raises(ConfigError, match="SPACES_SECRET_KEY") as refused:
+        Settings.from_env({"SPACES_ENV": "production", "SPACES_SECRET_KEY": secret})
+    assert "32 random bytes" in str(refused.value)
+    assert 'python -c "import secrets; print(secrets.token_urlsafe(32))"' in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: secrets.token_urlsafe(32),
+        lambda: secrets.token_hex(32),
+        lambda: base64.b64encode(os.urandom(32)).decode(),  # openssl rand -base64 32
+        lambda: base64.b32encode(os.urandom(32)).decode(),
+    ],
+)
+def test_production_accepts_32_random_bytes_in_any_usual_encoding(make: Callable[[], str]) -> None:
+    for _ in range(200):
+        secret = make()
+        assert secret_weakness(secret) == "", secret
+    assert Settings.from_env({"SPACES_ENV": "production", "SPACES_SECRET_KEY": make()}).env == "production"
+
+
+def test_production_refuses_a_weak_operator_token() -> None:
+    strong = {"SPACES_ENV": "production", "SPACES_SECRET_KEY": secrets.token_urlsafe(32)}
+    assert Settings.from_env(strong).operator_token == ""  # none: /stats shows totals only
+    with pytest.raises(ConfigError, match="SPACES_OPERATOR_TOKEN"):
+        Settings.from_env({**strong, "SPACES_OPERATOR_TOKEN": "admin"})
+    token = secrets.token_urlsafe(32)
+    assert Settings.from_env({**strong, "SPACES_OPERATOR_TOKEN": token}).operator_token == token
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"SPACES_API_HOST": "0.0.0.0"},
+        {"SPACES_SFU_HOST": "::"},
+        {"SPACES_API_HOST": "192.0.2.10", "SPACES_SECRET_KEY": DEV_SECRET + "\n"},
+        {"SPACES_SFU_HOST": "spaces.example.org"},
+    ],
+)
+def test_the_development_secret_is_refused_off_loopback(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match="not loopback") as refused:
+        Settings.from_env(env)
+    assert "secrets.token_urlsafe(32)" in str(refused.value)
+    # The same addresses with a secret of its own are fine, in development too.
+    assert Settings.from_env({**env, "SPACES_SECRET_KEY": secrets.token_urlsafe(32)})
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"])
+def test_the_development_secret_is_fine_on_loopback(host: str) -> None:
+    assert Settings.from_env({"SPACES_API_HOST": host, "SPACES_SFU_HOST": host}).secret_key == DEV_SECRET
+
+
+def test_the_apps_validate_settings_built_in_code(tmp_path: Path) -> None:
+    """Settings made without ``from_env`` (tests, embedding) are checked by the app factories too."""
+    from ingest.server import create_app as create_sfu
+    from replay_api.app import create_app as create_api
+
+    exposed = Settings(data_dir=tmp_path, api_host="0.0.0.0", sfu_host="0.0.0.0")
+    for factory in (create_api, create_sfu):
+        with pytest.raises(ConfigError, match="not loopback"):
+            factory(exposed)
 
 
 @pytest.mark.parametrize("env", [{"SPACES_API_PORT": "eighty"}, {"DATABASE_URL": "mysql://x"}])

@@ -8,10 +8,10 @@ import pytest
 from faster_whisper import WhisperModel
 
 from spaces.models import Word
+from tests.conftest import TEST_MODEL
 from tests.speech import VOICES, Space, Utterance, build_space
 from transcribe.audio import decode
 from transcribe.levels import Levels, levels
-from tests.conftest import TEST_MODEL
 from transcribe.model import load_model
 from transcribe.transcribe import transcribe
 

@@ -14,6 +14,7 @@ from transcribe.context import (
     Clip,
     ContextRules,
     RoomPrompt,
+    accept_redo,
     clips_from_bytes,
     clips_to_bytes,
     context_clips,
@@ -60,6 +61,30 @@ def test_unsure_utterances_merged_into_clips() -> None:
     ]
     after_pause = unsure_utterances(words, ContextRules(min_pause=5.0))
     assert [" ".join(w.text for w in words[i:j]) for i, j in after_pause] == ["The ten of clubs.", "Fish and chips."]
+
+
+def test_a_redo_never_drops_a_word_the_first_pass_heard_surely() -> None:
+    """Seen live: a short answer's leading number, heard surely, gone from the redo."""
+
+    def bob(start: float, text: str, p: float) -> Word:
+        return Word(start, start + 0.3, text, "bob", p)
+
+    first = [bob(10.0, "Seven", 0.9), bob(10.4, "of", 0.3), bob(10.8, "clubs.", 0.45)]  # mean 0.55: redone
+    # Surer on average (0.85), but "Seven" is gone: refused.
+    assert not accept_redo(first, [bob(10.4, "of", 0.8), bob(10.8, "clubs.", 0.9)])
+    # The same words with other case and punctuation keep it: accepted.
+    assert accept_redo(first, [bob(10.05, "seven", 0.85), bob(10.4, "of", 0.8), bob(10.8, "clubs", 0.9)])
+    # The unsure words may change or go.
+    assert accept_redo(first, [bob(10.0, "Seven", 0.9), bob(10.8, "hearts.", 0.7)])
+    # "Seven" said elsewhere is not the word the first pass heard.
+    assert not accept_redo(first, [bob(10.4, "of", 0.8), bob(10.8, "clubs", 0.9), bob(11.5, "seven", 0.9)])
+    # Less sure overall: refused, as before.
+    assert not accept_redo(first, [bob(10.0, "Seven", 0.5), bob(10.4, "of", 0.4), bob(10.8, "clubs", 0.4)])
+    assert not accept_redo(first, [])
+    # Nothing heard surely: only the mean decides.
+    unsure = [bob(10.0, "Seven", 0.5), bob(10.4, "of", 0.3)]
+    assert accept_redo(unsure, [bob(10.4, "of", 0.8)])
+    assert accept_redo(first, [bob(10.4, "of", 0.8)], ContextRules(keep_probability=0.95))
 
 
 def test_clips_round_trip_compactly() -> None:

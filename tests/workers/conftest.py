@@ -46,6 +46,13 @@ def env_of(settings: Settings) -> dict[str, str]:
     return env
 
 
+def use_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Point this process's environment at ``settings`` (for the CLI run in-process)."""
+    for name, value in env_of(settings).items():
+        monkeypatch.setenv(name, value)
+    return Settings.from_env()
+
+
 class Workers:
     """Start and kill real worker processes; all are stopped at teardown."""
 
@@ -53,9 +60,12 @@ class Workers:
         self.settings = settings
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self) -> subprocess.Popen[bytes]:
+    def start(self, *, live: bool = False, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """A pipeline worker, or with ``live`` a room agents' worker."""
         proc = subprocess.Popen(
-            [sys.executable, "-m", "spaces.cli", "worker"], env=env_of(self.settings), start_new_session=True
+            [sys.executable, "-m", "spaces.cli", "worker", *(["--live"] if live else [])],
+            env={**env_of(self.settings), **(env or {})},
+            start_new_session=True,
         )
         self.procs.append(proc)
         return proc
@@ -76,9 +86,9 @@ def _workers(settings: Settings) -> Iterator[Workers]:
     w = Workers(settings)
     yield w
     w.stop_all()
-    q = queue.pipeline_queue(settings)
-    q.empty()
-    q.delete(delete_jobs=True)
+    for q in (queue.pipeline_queue(settings), queue.live_queue(settings)):
+        q.empty()
+        q.delete(delete_jobs=True)
 
 
 @pytest.fixture

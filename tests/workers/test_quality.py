@@ -19,6 +19,7 @@ from spaces import keys, queue
 from spaces.importer import TrackFile, import_space
 from spaces.models import Manifest, SpaceState, Transcript, Word
 from spaces.settings import Settings
+from tests.conftest import TEST_MODEL
 from tests.evalspace import (
     BLEED,
     LATE,
@@ -33,7 +34,6 @@ from tests.evalspace import (
 from tests.media import duration
 from tests.speech import Space, match_words, word_error_rate
 from tests.workers.conftest import Workers, finished, stores, wait_for
-from tests.conftest import TEST_MODEL
 from transcribe.model import load_model
 
 pytestmark = pytest.mark.slow

@@ -1,0 +1,76 @@
+"""The rq worker that runs the pipeline: rq's ``Worker``, with a finished job kept finished.
+
+rq 2.12 can leave a job that succeeded in its queue's ``StartedJobRegistry``:
+the work-horse reports success in one Redis transaction that WATCHes the
+job's dependents key, and ``cleanup_execution`` forgets the execution when it
+queues its removal. If another client registers a dependent meanwhile (our
+``finalize`` enqueues every ``transcribe_track`` with ``depends_on`` all the
+``measure_levels`` jobs, which other workers are already running and finish
+in half a second), the transaction fails with ``WatchError`` and is redone
+without the removal. About a minute later (the heartbeat TTL: the monitoring
+interval + 60 s) the routine clean-up finds the entry expired, takes the
+finished job for abandoned and schedules it for retry: the job runs again.
+Upstream: rq/rq#2424, fixed by rq/rq#2466 (not in a release we pin).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from redis.exceptions import RedisError
+from rq import Queue, Worker
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
+from rq.utils import current_timestamp
+
+log = logging.getLogger(__name__)
+
+#: A job in one of these states is not running, whatever a registry says.
+_ENDED = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+
+
+class PipelineWorker(Worker):
+    def handle_job_success(self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry) -> None:
+        execution = self.execution
+        super().handle_job_success(job, queue, started_job_registry)
+        if execution is None:
+            return
+        # Idempotent: a no-op unless rq's transaction was redone without it.
+        # The job has succeeded: an error here must not make it a failure
+        # (the caller, rq's perform_job, would), the clean-up below covers it.
+        try:
+            with self.connection.pipeline() as pipeline:
+                execution.delete(job=job, pipeline=pipeline)
+                pipeline.execute()
+        except RedisError as e:
+            log.warning("job %s: could not unregister its execution (%s)", job.id, e)
+
+    def clean_registries(self) -> None:
+        # An entry of a job that ended, left behind whatever the cause, is
+        # dropped before rq's clean-up would retry the job as abandoned.
+        for queue in self.queues:
+            try:
+                forget_ended_jobs(queue.started_job_registry)
+            except RedisError as e:
+                log.warning("queue %s: ended jobs not checked (%s)", queue.name, e)
+        super().clean_registries()  # type: ignore[no-untyped-call]
+
+
+def forget_ended_jobs(registry: StartedJobRegistry, timestamp: float | None = None) -> list[str]:
+    """Remove the registry's expired entries of jobs that already ended; returns their ids."""
+    score = timestamp if timestamp is not None else current_timestamp()
+    forgotten: list[str] = []
+    entries: list[bytes] = registry.connection.zrangebyscore(registry.key, 0, score)  # type: ignore[assignment]
+    for entry in entries:
+        job_id = registry.parse_job_id(entry.decode())
+        try:
+            status: Any = Job.fetch(job_id, connection=registry.connection).get_status(refresh=False)
+        except NoSuchJobError:
+            continue  # rq's clean-up skips it too
+        if status in _ENDED:
+            registry.connection.zrem(registry.key, entry)
+            forgotten.append(job_id)
+            log.warning("job %s ended (%s) but was still registered as started; entry removed", job_id, status)
+    return forgotten

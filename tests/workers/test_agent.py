@@ -1,0 +1,123 @@
+"""The room agent in a real live space: captions reach listeners, the agent stays invisible.
+
+A real SFU, a speaker sending a known espeak-ng sentence, a listener, and the
+agent (the real ``RoomAgent`` with the real model) joined as any participant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from ingest.client import PcmTrack, SpaceClient
+from spaces import live_captions
+from spaces.settings import Settings
+from spaces.tokens import Role
+from tests.conftest import free_port
+from tests.ingest.conftest import VOICE_A, get_space, make_space, rtc_url, running_sfu, speech48k, token
+from tests.speech import word_error_rate
+from transcribe.model import load_model
+from workers.agent import AGENT_IDENTITY, RoomAgent
+
+RATE = 48000
+LEAD = 1.0
+SENTENCE = "Our team finished the project two weeks ahead of schedule."
+
+
+@pytest.fixture
+def agent_settings(settings: Settings) -> Settings:
+    # live_captions off: the test sends its own agent in, rather than a queue nobody serves.
+    return replace(settings, sfu_port=free_port(), sfu_empty_timeout=30, sfu_ice_addresses="127.0.0.1", live_captions=0)
+
+
+def captions(client: SpaceClient) -> list[dict[str, Any]]:
+    return [m for m in client.messages if m.get("type") == "caption"]
+
+
+async def stored(settings: Settings, space_id: str) -> list[dict[str, Any] | None]:
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        entries = await live_captions.read(
+            redis, live_captions.stream_key(settings.queue_name, space_id), after="0", block=0.01
+        )
+        return [c for _, c in entries]
+    finally:
+        await redis.aclose()
+
+
+@pytest.mark.slow
+def test_a_listener_gets_the_speakers_words_as_captions_soon_after_they_are_said(agent_settings: Settings) -> None:
+    asyncio.run(_captions_reach_a_listener(agent_settings))
+
+
+async def _captions_reach_a_listener(settings: Settings) -> None:
+    space_id = make_space(settings)
+    source = speech48k(SENTENCE, VOICE_A, lead=LEAD, tail=4.0)
+    track = PcmTrack(source)
+    async with running_sfu(settings):
+        url = rtc_url(settings, space_id)
+        alice = SpaceClient(url, token(settings, space_id, "alice", Role.HOST), track=track)
+        carol = SpaceClient(url, token(settings, space_id, "carol", Role.LISTENER), decode=False)
+        agent = RoomAgent(settings=settings, space_id=space_id, rtc_url=url, model=load_model())
+        await alice.connect()
+        await carol.connect()
+        running = asyncio.get_running_loop().create_task(agent.run())
+        await carol.wait_for(lambda c: any(m["final"] for m in captions(c)), timeout=60)
+        heard_at = time.time()
+        # The agent is nobody in the room: not a speaker, not a listener, no hand.
+        await carol.wait_for(lambda c: c.state.get("listeners") == 1, timeout=10)
+        assert [s["identity"] for s in carol.state["speakers"]] == ["alice"]
+        assert AGENT_IDENTITY not in str(carol.state)
+        await alice.send({"type": "end"})
+        await asyncio.wait_for(running, 60)
+        await alice.close()
+        await carol.close()
+    events = captions(carol)
+    finals = [e for e in events if e["final"]]
+    assert len(finals) == 1, finals
+    final = finals[0]
+    assert final["speaker"] == "alice"
+    assert word_error_rate(SENTENCE, final["text"]) <= 0.3, final["text"]
+    assert any(not e["final"] for e in events), "no interim caption before the final"
+    # Latency: the speech ended at started_at + LEAD + its length (wall clock); the final came
+    # after the VAD's half second of silence and one pass. The bench measures the p50 (issue
+    # target 1.5 s); a test on a loaded 2-core machine bounds it with headroom.
+    speech_end = (track.started_at or 0) + (len(source) / RATE - 4.0)
+    assert heard_at - speech_end < 6.0
+    # Room clock: the caption's first word is about where alice started (LEAD into her track).
+    assert abs(final["start"] - final["words"][0]["start"]) < 1e-6
+    # The agent's audio is never recorded: alice's is the only track.
+    assert get_space(settings, space_id).speakers == ("alice",)
+    in_stream = await stored(settings, space_id)
+    assert in_stream[-1] is None  # the end marker
+    assert [c["text"] for c in in_stream if c is not None and c["final"]] == [final["text"]]
+
+
+def test_nobody_but_the_agent_may_send_captions(agent_settings: Settings) -> None:
+    asyncio.run(_forged_captions(agent_settings))
+
+
+async def _forged_captions(settings: Settings) -> None:
+    space_id = make_space(settings)
+    async with running_sfu(settings):
+        url = rtc_url(settings, space_id)
+        host = SpaceClient(url, token(settings, space_id, "host", Role.HOST))
+        forger = SpaceClient(url, token(settings, space_id, "mallory", Role.LISTENER), decode=False)
+        await host.connect()
+        await forger.connect()
+        fake = {"type": "caption", "speaker": "host", "text": "I resign", "start": 1.0, "end": 2.0}
+        await forger.send({**fake, "final": True, "seq": 1, "utterance": 0, "words": []})
+        await asyncio.wait_for(forger.closed.wait(), 10)
+        assert forger.errors and forger.errors[-1]["code"] == "forbidden"
+        # The SFU handles one socket's messages in order: a caption relayed to the
+        # host would have been queued before the pong to a ping sent after the refusal.
+        await host.send({"type": "ping"})
+        await host.wait_for(lambda c: any(m.get("type") == "pong" for m in c.messages), timeout=10)
+        assert captions(host) == []
+        await host.close()
+        await forger.close()
