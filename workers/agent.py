@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 
 from ingest.client import SpaceClient
 from spaces import live_captions, tokens
+from spaces.exceptions import NotFound
 from spaces.languages import AUTO
 from spaces.models import Caption, join_words
 from spaces.settings import Settings
@@ -261,7 +262,10 @@ def live_room(space_id: str, rtc_url: str) -> int:
     # Live captions follow the language the host set. With ``auto`` they stay
     # English: one utterance is too little to detect a language from (the
     # pipeline detects each speaker's from all their speech afterwards).
-    language = ctx.catalog.get_space(space_id).language
+    try:
+        language = ctx.catalog.get_space(space_id).language
+    except NotFound:
+        language = AUTO
     agent = RoomAgent(
         settings=ctx.settings,
         space_id=space_id,
