@@ -153,12 +153,7 @@ class Room:
             self._empty_timer.cancel()
         if self._levels_task is not None:
             self._levels_task.cancel()
-        people = list(self.participants.values())
-        self.participants.clear()
-        for p in people:
-            p.channel.send({"type": "ended", "reason": reason})
-            p.channel.close(1000, "space ended")
-        await asyncio.gather(*(p.close() for p in people), return_exceptions=True)
+        people = await self._dismiss_everyone(reason)
         for p in people:
             if p.publication is not None:
                 p.publication.stop()
@@ -210,17 +205,22 @@ class Room:
         self.state = SpaceState.CREATED
         if self._levels_task is not None:
             self._levels_task.cancel()
+        await self._dismiss_everyone(reason)
+        await self.writer.close()
+        await asyncio.to_thread(self.spool.remove)
+        await asyncio.to_thread(reopen, self.catalog, self.space_id)
+        log.info("room %s closed with nothing recorded", self.space_id, extra={"space_id": self.space_id})
+        self._on_closed(self)
+
+    async def _dismiss_everyone(self, reason: str) -> list[Participant]:
+        """Tell everyone the space ended, close their sockets and connections; who they were."""
         people = list(self.participants.values())
         self.participants.clear()
         for p in people:
             p.channel.send({"type": "ended", "reason": reason})
             p.channel.close(1000, "space ended")
         await asyncio.gather(*(p.close() for p in people), return_exceptions=True)
-        await self.writer.close()
-        await asyncio.to_thread(self.spool.remove)
-        await asyncio.to_thread(reopen, self.catalog, self.space_id)
-        log.info("room %s closed with nothing recorded", self.space_id, extra={"space_id": self.space_id})
-        self._on_closed(self)
+        return people
 
     # --- membership --------------------------------------------------------------
 

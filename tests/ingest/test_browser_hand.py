@@ -20,7 +20,7 @@ from ingest.client import PcmTrack, SpaceClient
 from spaces.settings import Settings
 from tests.conftest import free_port
 from tests.ingest.conftest import VOICE_A, running_sfu, speech48k
-from tests.ingest.test_browser import CHROMIUM, pytestmark, running_api  # noqa: F401 - the skip mark applies here too
+from tests.ingest.test_browser import launch_chromium, pytestmark, running_api  # noqa: F401 - the skip mark applies here too
 from tests.ingest.test_participant_cap import until
 
 
@@ -49,18 +49,7 @@ def test_the_live_page_offers_a_name_with_the_hand(sfu_settings: Settings) -> No
             )
             await host.connect()
             async with async_playwright() as pw:
-                browser = await pw.chromium.launch(
-                    executable_path=str(CHROMIUM),
-                    args=[
-                        "--no-sandbox",
-                        "--headless=new",
-                        "--use-fake-ui-for-media-stream",
-                        "--use-fake-device-for-media-stream",
-                        "--allow-loopback-in-peer-connection",
-                        "--disable-features=WebRtcHideLocalIpsWithMdns",
-                        "--no-first-run",
-                    ],
-                )
+                browser = await launch_chromium(pw)
                 try:
                     page = await browser.new_page()
                     await page.goto(f"{api}/spaces/{created['space_id']}/live")
