@@ -289,6 +289,8 @@ class SearchHit:
     end: float
     snippet: str
     rank: float
+    live: bool = False
+    """The space is on air now: the moment is in its live page, not yet in a replay."""
 
 
 def join_words(texts: Iterable[str]) -> str:
