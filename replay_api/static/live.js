@@ -380,7 +380,8 @@
     try { localStorage.setItem("captions", captionsOn ? "on" : "off"); } catch (e) { /* memory only */ }
   });
   window.liveSpace.captions = () => Array.from($("captions").children).map((p) => ({
-    speaker: p.dataset.speaker, text: p.querySelector(".caption__text").textContent,
+    speaker: p.dataset.speaker,
+    lines: Array.from(p.querySelector(".caption__text").childNodes).filter((n) => n.nodeType === Node.TEXT_NODE).map((n) => n.textContent),
     final: !p.classList.contains("caption--interim") }));
   window.liveSpace.showCaption = (c) => showCaption(c);
   window.liveSpace.transcript = () => Array.from($("transcript").children).map((li) => ({
@@ -412,7 +413,11 @@
     known.final = c.final;
     known.end = c.end;
     known.line.classList.toggle("caption--interim", !c.final);
-    known.line.querySelector(".caption__text").textContent = c.text;
+    // The cue on screen now (the replay's rules: at most 2 lines of 42 characters);
+    // the transcript below keeps the whole utterance.
+    const text = known.line.querySelector(".caption__text");
+    text.replaceChildren();
+    (c.lines && c.lines.length ? c.lines : [c.text]).forEach((line, i) => { if (i) text.append(el("br")); text.append(line); });
     if (c.final) addToTranscript(c);
   }
 
