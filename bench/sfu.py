@@ -1,23 +1,32 @@
-"""SFU bench: one speaker to N listeners, our pass-through SFU against the naive one.
+"""SFU bench: one speaker to N listeners per node, our pass-through SFU against aiortc's MediaRelay.
 
-    .venv/bin/python bench/sfu.py            # full run (a few minutes)
-    .venv/bin/python bench/sfu.py --quick    # fewer steps, shorter windows
+    .venv/bin/python bench/sfu.py                                   # full run
+    .venv/bin/python bench/sfu.py --quick                           # fewer steps, shorter windows
+    .venv/bin/python bench/sfu.py --nodes 2 --loop asyncio,uvloop   # also two nodes; both event loops
 
-Everything runs on loopback. The SFU under test is a separate process
-pinned to CPU 0; the speaker and the listeners (``SpaceClient`` peers, N
-spread over several processes) are pinned to CPU 1, so "one SFU core" is
-literal. For each N it measures, over a fixed window once everyone is
-connected:
+Everything runs on loopback. Each SFU node under test is a separate
+process pinned to a core of its own (CPU 0, 1, ...); the speakers and
+listeners are pinned to the remaining cores, so "one SFU core" is literal
+(with too few CPUs the report says the figures are not per core). With
+``--nodes K`` each step runs K nodes, each with its own room, speaker and
+N/K listeners. For each N it measures, over a fixed window once everyone
+is connected:
 
-- SFU CPU time (``/proc/<pid>/stat``) per forwarded packet and per
-  listener stream;
-- loss per listener (gaps in the RTP sequence numbers received);
+- SFU CPU time (``/proc/<pid>/stat``) per listener packet handed to the
+  kernel, the busiest node's share of its core, and how long it waited
+  for its core (run queue, ``/proc/<pid>/task/<pid>/schedstat``);
+- loss per listener: distinct (SSRC, sequence number) pairs against the
+  span the speaker sent. Listeners count packets straight off their UDP
+  socket, still encrypted (SRTP leaves the RTP header in clear): RTP never
+  reaches aioice, DTLS or libsrtp on the client side, so 250 listeners per
+  process cost little and the clients are not the limit;
 - one-way delay speaker -> listener: the speaker sends 200 ms tone bursts
-  once a second, and a listener spots each burst's first packet by its
-  size (silence encodes to a few bytes), so the same probe works whether
-  or not the SFU re-encodes; "added" is against the fast SFU with one
-  listener;
-- join-to-first-audio: from opening the socket to the first packet.
+  once a second, and a probe listener (own process, higher priority)
+  spots each burst's first packet by its size; "added" is against the
+  fast SFU with one listener;
+- join-to-first-audio, the SFU's event-loop lag while everyone joined and
+  in the window (``ingest.loopwatch``), and speakers cut off by ICE
+  consent expiry.
 
 The naive SFU is aiortc's documented way: ``MediaRelay`` (decode once) and
 one encoding ``RTCRtpSender`` per listener. Recording overhead per speaker
@@ -46,7 +55,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import cpu_times, readline, udp_drops  # noqa: E402
+from bench.common import cpu_times, readline, run_queue_wait, udp_drops  # noqa: E402
 from ingest.ice import restrict_host_addresses  # noqa: E402
 from spaces import tokens  # noqa: E402
 from tests.conftest import free_port, wait_for_port  # noqa: E402
@@ -174,13 +183,24 @@ class Onsets:
 
 
 async def speaker(url: str, token: str) -> None:
+    import logging
+
     from aiortc.rtp import is_rtcp
+
+    # aioice's word on a consent that expires, and the connection's end, in the bench's stderr log.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s speaker %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aioice.ice").setLevel(logging.INFO)
 
     from ingest.client import PcmTrack, SpaceClient
 
     track = PcmTrack(probe_signal(), loop=True)
     client = SpaceClient(url, token, track=track)
     await client.connect()
+
+    @client.pc.on("connectionstatechange")
+    def _changed() -> None:
+        print(f"{time.strftime('%X')} speaker: connection {client.pc.connectionState}", file=sys.stderr, flush=True)
+
     # Note when each burst really leaves (not when it was due): a starved
     # speaker process must not count as SFU delay.
     sent = Onsets()
@@ -372,6 +392,8 @@ class Step:
         self.sfu_cpus, self.client_cpus, self.shared = cpu_plan(nodes)
         self.procs: list[subprocess.Popen[str]] = []
         self.servers: list[Node] = []
+        self.loop_stats: list[list[dict[str, Any]]] = []
+        """The nodes' event-loop lag (``ingest.loopwatch``) at the window's start and end."""
 
     def spawn(
         self, args: list[str], cpus: set[int], env: dict[str, str] | None = None, *, nice: int = 0
@@ -404,7 +426,8 @@ class Step:
                 SPACES_SFU_MAX_PARTICIPANTS="100000",
                 SPACES_SFU_EMPTY_TIMEOUT="600",
                 SPACES_SFU_LOOP=self.loop,
-                SPACES_LOG_LEVEL="WARNING",
+                # INFO: who left the room and why ("connection failed": consent), in the stderr log.
+                SPACES_LOG_LEVEL="INFO",
                 REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
                 SPACES_QUEUE_NAME=f"bench-{uuid.uuid4().hex[:8]}",
             )
@@ -455,6 +478,8 @@ class Step:
         return tokens.issue(SECRET, space_id=node.space_id, role=role, identity=identity, ttl=3600)
 
     def _run(self) -> dict[str, Any]:
+        log = self.workdir / "stderr.log"
+        log_from = log.stat().st_size if log.exists() else 0
         self.servers = [self.start_server(cpus) for cpus in self.sfu_cpus]
         speakers = []
         for node in self.servers:
@@ -488,6 +513,7 @@ class Step:
         time.sleep(1.0)
         pids = [node.proc.pid for node in self.servers]
         cpu0, stats0, drops0 = [cpu_times(pid) for pid in pids], self.sfu_stats(), udp_drops()
+        wait0 = [run_queue_wait(pid) for pid in pids]
         listeners = [*groups, *probes]
         for p in listeners:
             tell(p, "start")
@@ -497,6 +523,7 @@ class Step:
             tell(p, "stop")
         elapsed = time.time() - began
         cpu1, stats1, drops1 = [cpu_times(pid) for pid in pids], self.sfu_stats(), udp_drops()
+        wait1 = [run_queue_wait(pid) for pid in pids]
         for spk in speakers:
             tell(spk, "report")
         per_listener: list[dict[str, Any]] = []
@@ -519,7 +546,17 @@ class Step:
         losses = [max(0.0, 1 - s["received"] / s["expected"]) if s["received"] else 1.0 for s in per_listener]
         losses += [1.0] * failed
         streams = self.n + self.nodes
+        with log.open() as f:
+            f.seek(log_from)
+            logged = f.read()
+        lag_joins = [n["lag_recent_max"] for n in self.loop_stats[0]] if self.loop_stats else [float("nan")]
+        lag_window = [n["lag_recent_max"] for n in self.loop_stats[-1]] if self.loop_stats else [float("nan")]
         return {
+            # The worst event-loop lag of any node while everyone joined, and in the window.
+            "lag_join": max(lag_joins),
+            "lag_window": max(lag_window),
+            # Speakers (bench clients) whose ICE consent expired: cut off.
+            "consent_lost": logged.count("speaker INFO aioice.ice: Connection(0) Consent to send expired"),
             "mode": self.mode,
             "loop": self.loop,
             "nodes": self.nodes,
@@ -529,6 +566,8 @@ class Step:
             # The busiest node's share of its core.
             "cpu_share": max(node_cpu) / elapsed,
             "system_share": system / elapsed / self.nodes,
+            # Runnable but not running (other processes had the CPU): the busiest wait of any node.
+            "wait_share": max(b - a for a, b in zip(wait0, wait1, strict=True)) / elapsed,
             "us_per_packet": cpu / sent * 1e6 if sent else float("nan"),
             "loss_mean": float(np.mean(losses)) if losses else 1.0,
             # Packets a second the slowest listener heard: under 50, the speaker (client side) fell behind.
@@ -552,6 +591,7 @@ class Step:
         import urllib.request
 
         sent = 0
+        lags: list[dict[str, Any]] = []
         for node in self.servers:
             request = urllib.request.Request(
                 f"http://127.0.0.1:{node.port}/stats", headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}
@@ -559,6 +599,8 @@ class Step:
             with urllib.request.urlopen(request, timeout=10) as r:
                 data = json.loads(r.read())
             sent += sum(s["sent"] for room in data["rooms"] for s in room["slots"])
+            lags.append(data["loop"])
+        self.loop_stats.append(lags)
         return sent
 
 
@@ -712,7 +754,9 @@ def main() -> None:
             row["seconds"] = time.monotonic() - began
             results.append(row)
             print(_row(row), flush=True)
-    print(f"load average at end: {os.getloadavg()[0]:.2f}", flush=True)
+        kept = Path(tempfile.gettempdir()) / "bench-sfu-stderr.log"
+        kept.write_text((workdir / "stderr.log").read_text() if (workdir / "stderr.log").exists() else "")
+    print(f"load average at end: {os.getloadavg()[0]:.2f} (child processes' stderr in {kept})", flush=True)
     report(results, recording_overhead(), fanout_cost())
 
 
@@ -724,11 +768,12 @@ def _label(r: dict[str, Any]) -> str:
 
 def _row(r: dict[str, Any]) -> str:
     return (
-        f"{_label(r):>22} {r['n']:>5} | {r['cpu_share'] * 100:6.1f}% ({r['system_share'] * 100:5.1f}% sys) | "
+        f"{_label(r):>22} {r['n']:>5} | {r['cpu_share'] * 100:6.1f}% ({r['system_share'] * 100:5.1f}% sys)"
+        f" {r['wait_share'] * 100:5.1f}% | "
         f"{r['us_per_packet']:8.1f} | "
         f"{r['loss_mean'] * 100:6.2f}% {r['loss_max'] * 100:6.2f}% {r['client_drops'] * 100:6.2f}% | "
         f"{r['delay_p50'] * 1000:6.1f} {r['delay_p95'] * 1000:6.1f} | {r['join_p50'] * 1000:6.0f} | {r['failed']:3d}"
-        f" | {r['rate_min']:4.0f}"
+        f" | {r['rate_min']:4.0f} | {r['lag_join'] * 1000:6.0f} {r['lag_window'] * 1000:6.0f} | {r['consent_lost']}"
     )
 
 
@@ -739,13 +784,14 @@ MAX_ADDED_DELAY = 0.1
 
 def report(results: list[dict[str, Any]], rec: dict[str, float], fan: dict[str, float]) -> None:
     header = (
-        "                 SFU     N | CPU of a core (kernel) | us/pkt/listener | loss mean   max client"
-        " | delay p50  p95 ms | join ms | no audio | min pkt/s"
+        "                 SFU     N | CPU of a core (kernel) waiting | us/pkt/listener | loss mean   max client"
+        " | delay p50  p95 ms | join ms | no audio | min pkt/s | loop lag ms: joins window | speakers cut"
     )
     print("\n" + header + "\n" + "-" * len(header))
     for r in results:
         print(_row(r))
-    base = next((r["delay_p50"] for r in results if r["mode"] == "fast" and r["n"] == 1), float("nan"))
+    # Without a one-listener step, delays count in full (as if the baseline were zero).
+    base = next((r["delay_p50"] for r in results if r["mode"] == "fast" and r["n"] == 1), 0.0)
     print(f"\nadded delay is against the fast SFU with one listener (p50 {base * 1000:.1f} ms)")
     if any(r["shared_cores"] for r in results):
         print("WARNING: the clients shared the SFU cores (too few CPUs): no figure below is per core")

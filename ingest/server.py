@@ -43,6 +43,7 @@ from ingest.exceptions import (
 )
 from ingest.ice import CandidatePolicy, restrict_host_addresses, restrict_udp_ports, split_list
 from ingest.limits import RateLimiter
+from ingest.loopwatch import LoopWatch
 from ingest.node import Counters, NodeAgent
 from ingest.participant import Participant
 from ingest.recorder import RecorderOptions
@@ -165,6 +166,7 @@ class Sfu:
         self._running = False
         self._recovery: asyncio.Task[list[str]] | None = None
         self._expiry: asyncio.Task[None] | None = None
+        self.loop_watch = LoopWatch()
 
     # --- start and stop -------------------------------------------------------------
 
@@ -179,6 +181,7 @@ class Sfu:
 
     async def start(self) -> None:
         udp.install()  # drained sockets, control before media (ingest/udp.py)
+        self.loop_watch.start()
         if self.options.ice_addresses:
             restrict_host_addresses(self.options.ice_addresses)
         ports = parse_port_range(self.settings.sfu_udp_ports)
@@ -256,6 +259,7 @@ class Sfu:
         if not self._running:
             return
         self._running = False
+        self.loop_watch.stop()
         try:
             # Bounded: what cannot be handed over now stays on the spool for recovery.
             await asyncio.wait_for(self.rooms.end_all("the server is shutting down"), SHUTDOWN_GRACE)
@@ -320,6 +324,7 @@ class Sfu:
             "uptime": round(time.monotonic() - self.started, 3),
             "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 4),
             "node": self.node.node_id,
+            "loop": self.loop_watch.snapshot(),
             "totals": totals(detail),
         }
         if operator:

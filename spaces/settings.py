@@ -162,7 +162,8 @@ class Settings:
 
     sfu_loop: str = "asyncio"
     """Event loop of an SFU process: ``asyncio`` (the standard loop, whose UDP sockets
-    ``ingest.udp`` drains itself) or ``uvloop``; measured side by side by ``bench/sfu.py --loop``."""
+    ``ingest.udp`` drains, control packets first; ``sfu_udp_ports`` needs it) or ``uvloop``
+    (libuv reads up to 32 datagrams per readiness in C; compare with ``bench/sfu.py --loop``)."""
 
     sfu_node_id: str = ""
     """This SFU node's id, unique in the deployment (Redis refuses a second live

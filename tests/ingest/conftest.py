@@ -16,8 +16,10 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import av
+import httpx
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -47,7 +49,20 @@ def sfu_settings(settings: Settings) -> Settings:
         sfu_segment_seconds=2,
         sfu_empty_timeout=2,
         sfu_ice_addresses="127.0.0.1",
+        operator_token=f"operator-{uuid.uuid4().hex}",
     )
+
+
+def sfu_stats(settings: Settings) -> dict[str, Any]:
+    """The SFU's ``/stats`` with per-room detail (the operator's view)."""
+    response = httpx.get(
+        f"http://127.0.0.1:{settings.sfu_port}/stats",
+        headers={"Authorization": f"Bearer {settings.operator_token}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    data: dict[str, Any] = response.json()
+    return data
 
 
 def make_space(settings: Settings, *, title: str = "Test space", visibility: Visibility = Visibility.PUBLIC) -> str:

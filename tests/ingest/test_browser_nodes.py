@@ -34,6 +34,7 @@ from tests.ingest.conftest import (
     rtc_url,
     running_sfu,
     sfu_process,
+    sfu_stats,
     speech48k,
     token,
 )
@@ -241,7 +242,7 @@ def test_live_pages_come_back_after_their_node_restarts(sfu_settings: Settings, 
                             )
                             figures["audio_back_s"] = time.monotonic() - back
                             assert await speaker.evaluate("window.liveSpace.role") == "speaker"
-                            stats = httpx.get(f"http://127.0.0.1:{settings.sfu_port}/stats").json()
+                            stats = sfu_stats(settings)
                             (room,) = stats["rooms"]
                             assert room["space_id"] == space_id and room["participants"] == 2
                     finally:

@@ -92,19 +92,24 @@ async def host_scenario(settings: Settings) -> None:
 
 def test_nobody_takes_a_promoted_speakers_place(sfu_settings: Settings, api: TestClient) -> None:
     """The issue's attack: carol raises her hand, is promoted; an anonymous token for "carol" gets nowhere."""
-    created = api.post("/spaces", json={"title": "Names", "host": "alice"}).json()
-    space_id, url = str(created["space_id"]), str(created["rtc_url"])
-    tokens_url = f"/spaces/{space_id}/tokens"
-    carol_info = api.post(tokens_url, json={"role": "listener", "identity": "carol"})
-    assert carol_info.status_code == 200, carol_info.text
-    lena_info = api.post(tokens_url, json={"role": "listener"}).json()
-
-    def take_carol() -> list[int]:
-        """The attacker asks the API for carol's name, as anyone may ask."""
-        return [api.post(tokens_url, json={"role": "listener", "identity": n}).status_code for n in ("carol", "Carol")]
 
     async def scenario() -> None:
+        # The SFU first: the API places new spaces on the live nodes it registered.
         async with running_sfu(sfu_settings):
+            created = api.post("/spaces", json={"title": "Names", "host": "alice"}).json()
+            space_id, url = str(created["space_id"]), str(created["rtc_url"])
+            tokens_url = f"/spaces/{space_id}/tokens"
+            carol_info = api.post(tokens_url, json={"role": "listener", "identity": "carol"})
+            assert carol_info.status_code == 200, carol_info.text
+            lena_info = api.post(tokens_url, json={"role": "listener"}).json()
+
+            def take_carol() -> list[int]:
+                """The attacker asks the API for carol's name, as anyone may ask."""
+                return [
+                    api.post(tokens_url, json={"role": "listener", "identity": n}).status_code
+                    for n in ("carol", "Carol")
+                ]
+
             alice = SpaceClient(url, str(created["token"]), track=PcmTrack(speech48k("Welcome.", VOICE_A), loop=True))
             carol = SpaceClient(
                 url,

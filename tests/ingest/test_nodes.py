@@ -41,6 +41,7 @@ from tests.ingest.conftest import (
     rtc_url,
     sfu_env,
     sfu_process,
+    sfu_stats,
     speech48k,
     token,
 )
@@ -147,7 +148,7 @@ def test_spaces_spread_over_both_nodes_and_a_wrong_join_follows_moved(pair: Node
     assert moved == [{"type": "moved", "rtc_url": rtc_url(nodes.a, space_id), "node": "node-a"}]
     assert client.rtc_url == rtc_url(nodes.a, space_id) and not client.errors
     # Never a second copy of the room: only node-a opened it.
-    stats = {n: httpx.get(f"http://127.0.0.1:{s.sfu_port}/stats").json() for n, s in (("a", nodes.a), ("b", nodes.b))}
+    stats = {n: sfu_stats(s) for n, s in (("a", nodes.a), ("b", nodes.b))}
     assert [r["space_id"] for r in stats["a"]["rooms"]] == [space_id]
     assert stats["b"]["rooms"] == [] and stats["b"]["node"] == "node-b"
 

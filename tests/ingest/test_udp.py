@@ -177,3 +177,25 @@ def test_sendmmsg_sends_what_sendto_sends(batched: bool) -> None:
     finally:
         for s in (*receivers, sender):
             s.close()
+
+
+def test_loop_watch_sees_a_stall_past_the_consent_deadline() -> None:
+    """What cuts speakers off: a loop that runs late by more than aioice's 500 ms consent deadline."""
+    import time
+
+    from ingest.loopwatch import CONSENT_DEADLINE, LoopWatch
+
+    async def main() -> dict[str, Any]:
+        watch = LoopWatch()
+        watch.start()
+        while watch.wakeups < 2:
+            await asyncio.sleep(0.01)
+        time.sleep(CONSENT_DEADLINE + 0.1)  # one callback holds the loop (the stall being measured)
+        wakeups = watch.wakeups
+        while watch.wakeups == wakeups:
+            await asyncio.sleep(0.01)
+        watch.stop()
+        return watch.snapshot()
+
+    snap = asyncio.run(main())
+    assert snap["lags_over_consent_deadline"] >= 1 and snap["lag_max"] >= 0.5

@@ -88,7 +88,7 @@ async def _captions_reach_a_listener(settings: Settings) -> None:
     # after the VAD's half second of silence and one pass. The bench measures the p50 (issue
     # target 1.5 s); a test on a loaded 2-core machine bounds it with headroom.
     speech_end = (track.started_at or 0) + (len(source) / RATE - 4.0)
-    assert heard_at - speech_end < 6.0
+    assert heard_at - speech_end < 15.0
     # Room clock: the caption's first word is about where alice started (LEAD into her track).
     assert abs(final["start"] - final["words"][0]["start"]) < 1e-6
     # The agent's audio is never recorded: alice's is the only track.
