@@ -27,6 +27,11 @@ def replay_link(space_id: str, seconds: float) -> str:
     return f"/spaces/{space_id}/replay?t={seconds:.2f}"
 
 
+def live_link(space_id: str) -> str:
+    """The live page of a space on air (a live room has no past to seek in)."""
+    return f"/spaces/{space_id}/live"
+
+
 class _SpaceFields(BaseModel):
     id: str
     title: str
@@ -149,7 +154,8 @@ class SearchHitOut(BaseModel):
     end: float
     snippet: str = Field(description="HTML-escaped text with the matched words in <mark>")
     rank: float = Field(description="Relevance (higher is better); comparable within one backend only")
-    link: str = Field(description="Deep link to the moment in the replay page")
+    link: str = Field(description="Deep link to the moment in the replay page, or the live page while on air")
+    live: bool = Field(False, description="The space is on air: the words are from its live captions")
 
     @classmethod
     def of(cls, hit: SearchHit) -> SearchHitOut:
@@ -161,7 +167,8 @@ class SearchHitOut(BaseModel):
             end=round(hit.end, 3),
             snippet=hit.snippet,
             rank=hit.rank,
-            link=replay_link(hit.space_id, hit.start),
+            link=live_link(hit.space_id) if hit.live else replay_link(hit.space_id, hit.start),
+            live=hit.live,
         )
 
 

@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS turns (
     start_s DOUBLE PRECISION NOT NULL,
     end_s DOUBLE PRECISION NOT NULL,
     text TEXT NOT NULL,
+    live INTEGER NOT NULL DEFAULT 0,
     tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED,
     UNIQUE (space_id, seq)
 );
@@ -97,18 +98,26 @@ class PostgresCatalog(SqlCatalog):
             cur.execute(SCHEMA)
             self._add_columns(cur)
 
-    def _column_names(self, cur: Any) -> set[str]:
+    def _column_names(self, cur: Any, table: str = "spaces") -> set[str]:
         # The table the search path finds (each test schema has its own).
         cur.execute(
-            "SELECT attname FROM pg_attribute WHERE attrelid = 'spaces'::regclass AND attnum > 0 AND NOT attisdropped"
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+            (table,),
         )
         return {str(row[0]) for row in cur.fetchall()}
 
-    def _insert_turns(self, cur: Any, space_id: str, turns: Sequence[Turn]) -> None:
+    def _insert_turns(
+        self, cur: Any, space_id: str, turns: Sequence[Turn], *, live: bool = False, first_seq: int = 0
+    ) -> None:
         cur.executemany(
-            "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text) VALUES (%s,%s,%s,%s,%s,%s)",
-            list(turn_rows(space_id, turns)),
+            "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text, live) VALUES (%s,%s,%s,%s,%s,%s,%s)",
+            [(*row, int(live)) for row in turn_rows(space_id, turns, first_seq)],
         )
+
+    def _lock_space(self, cur: Any, space_id: str) -> None:
+        # Read committed lets two writers of one space's turns interleave: the live
+        # agent could slip a turn in beside the pipeline's replacement.
+        cur.execute("SELECT 1 FROM spaces WHERE space_id = %s FOR UPDATE", (space_id,))
 
     def bulk_insert(self, spaces: Sequence[Space], turns: Iterable[TurnRow]) -> None:
         super().bulk_insert(spaces, turns)
@@ -156,7 +165,7 @@ class PostgresCatalog(SqlCatalog):
             " FROM candidates c JOIN turns t ON t.id = c.id"
             " ORDER BY rank DESC, t.space_id, t.start_s LIMIT %s OFFSET %s) "
             "SELECT t.space_id, s.title, t.speaker, t.start_s, t.end_s, "
-            f"ts_headline('english', t.text, {query}, %s), top.rank "
+            f"ts_headline('english', t.text, {query}, %s), top.rank, s.state "
             "FROM top JOIN turns t ON t.id = top.id JOIN spaces s ON s.space_id = t.space_id "
             "ORDER BY top.rank DESC, top.space_id, top.start_s",
             [*phrases, *params, *phrases, limit, offset, *phrases, _HEADLINE],

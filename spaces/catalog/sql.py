@@ -30,12 +30,17 @@ ADDED_COLUMNS = {
     "published": "INTEGER NOT NULL DEFAULT 0",
     "node": "TEXT NOT NULL DEFAULT ''",
 }
+#: The same for ``turns``: ``live`` marks a turn made of a live final caption
+#: (the room agent's), replaced whole when the pipeline's transcript lands.
+ADDED_TURN_COLUMNS = {"live": "INTEGER NOT NULL DEFAULT 0"}
 
 #: Spaces whose transcript search shows: the ones whose replay is served
 #: (``replay_api.deps.servable``): ready, or being reprocessed (or failed to
 #: be) with a complete earlier run's outputs, which stay right until the new
 #: run replaces them whole.
-_SEARCHABLE = "(s.state = ? OR (s.published = 1 AND s.state IN (?, ?)))"
+#: Live turns are searchable from the moment they are written (search while
+#: live), until the pipeline's transcript replaces them.
+_SEARCHABLE = "(t.live = 1 OR s.state = ? OR (s.published = 1 AND s.state IN (?, ?)))"
 _SEARCHABLE_STATES = [str(SpaceState.READY), str(SpaceState.PROCESSING), str(SpaceState.FAILED)]
 
 #: Search ranks at most this many matching turns, the newest ones (by when
@@ -68,7 +73,13 @@ class SqlCatalog(ABC):
         """Adapt placeholders to the driver."""
 
     @abstractmethod
-    def _insert_turns(self, cur: Any, space_id: str, turns: Sequence[Turn]) -> None: ...
+    def _insert_turns(
+        self, cur: Any, space_id: str, turns: Sequence[Turn], *, live: bool = False, first_seq: int = 0
+    ) -> None: ...
+
+    def _lock_space(self, cur: Any, space_id: str) -> None:
+        """Serialize writers of one space's turns (SQLite: its write lock already does)."""
+        return None
 
     @abstractmethod
     def _delete_turns(self, cur: Any, space_id: str) -> None: ...
@@ -77,7 +88,7 @@ class SqlCatalog(ABC):
     def _search_rows(
         self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int
     ) -> list[tuple[Any, ...]]:
-        """Rows of (space_id, title, speaker, start, end, snippet, rank)."""
+        """Rows of (space_id, title, speaker, start, end, snippet, rank, space state)."""
 
     @abstractmethod
     def _match_clause(self, terms: list[Term]) -> tuple[str, list[Any]]:
@@ -88,11 +99,15 @@ class SqlCatalog(ABC):
         """Insert many new turns and index them."""
 
     @abstractmethod
-    def _column_names(self, cur: Any) -> set[str]:
-        """The columns the ``spaces`` table has now."""
+    def _column_names(self, cur: Any, table: str = "spaces") -> set[str]:
+        """The columns the table has now."""
 
     def _add_columns(self, cur: Any) -> None:
-        """Bring an older catalog's ``spaces`` table up to ``ADDED_COLUMNS``."""
+        """Bring an older catalog's tables up to ``ADDED_COLUMNS`` and ``ADDED_TURN_COLUMNS``."""
+        turns = self._column_names(cur, "turns")
+        for name, kind in ADDED_TURN_COLUMNS.items():
+            if name not in turns:
+                cur.execute(f"ALTER TABLE turns ADD COLUMN {name} {kind}")
         missing = {name: kind for name, kind in ADDED_COLUMNS.items() if name not in self._column_names(cur)}
         for name, kind in missing.items():
             cur.execute(f"ALTER TABLE spaces ADD COLUMN {name} {kind}")
@@ -133,9 +148,7 @@ class SqlCatalog(ABC):
             cur.execute(self._sql("DELETE FROM space_speakers WHERE space_id = ?"), (space.space_id,))
         # A speaker named twice in one space is one row (the primary key).
         speakers = {(s.space_id, name) for s in spaces for name in s.speakers}
-        cur.executemany(
-            self._sql("INSERT INTO space_speakers (space_id, speaker) VALUES (?, ?)"), sorted(speakers)
-        )
+        cur.executemany(self._sql("INSERT INTO space_speakers (space_id, speaker) VALUES (?, ?)"), sorted(speakers))
 
     def bulk_insert(self, spaces: Sequence[Space], turns: Iterable[TurnRow]) -> None:
         with self._transaction() as cur:
@@ -146,8 +159,7 @@ class SqlCatalog(ABC):
 
     def talk_times(self, space_id: str) -> dict[str, float]:
         rows = self._execute(
-            "SELECT speaker, SUM(end_s - start_s) FROM turns WHERE space_id = ? "
-            "GROUP BY speaker ORDER BY speaker",
+            "SELECT speaker, SUM(end_s - start_s) FROM turns WHERE space_id = ? GROUP BY speaker ORDER BY speaker",
             (space_id,),
         )
         return {str(r[0]): round(float(r[1]), 3) for r in rows}
@@ -158,9 +170,7 @@ class SqlCatalog(ABC):
             raise NotFound(f"no space {space_id!r}")
         return _space_from_row(rows[0])
 
-    def list_spaces(
-        self, flt: SpaceFilter, *, limit: int, cursor: tuple[float, str] | None = None
-    ) -> list[Space]:
+    def list_spaces(self, flt: SpaceFilter, *, limit: int, cursor: tuple[float, str] | None = None) -> list[Space]:
         where, params = ("1 = 1", []) if flt.include_private else _visible_clause("s", flt.visible)
         if flt.state is not None:
             where += " AND s.state = ?"
@@ -195,8 +205,7 @@ class SqlCatalog(ABC):
             params.extend([cursor[0], cursor[0], cursor[1]])
         cols = ", ".join(f"s.{c.strip()}" for c in SPACE_COLUMNS.split(","))
         rows = self._execute(
-            f"SELECT {cols} FROM spaces s WHERE {where} "
-            "ORDER BY s.created_at DESC, s.space_id DESC LIMIT ?",
+            f"SELECT {cols} FROM spaces s WHERE {where} ORDER BY s.created_at DESC, s.space_id DESC LIMIT ?",
             [*params, limit],
         )
         return [_space_from_row(r) for r in rows]
@@ -209,9 +218,7 @@ class SqlCatalog(ABC):
             raise NotFound(f"no space {space_id!r}")
         return int(row[0])
 
-    def set_state(
-        self, space_id: str, state: SpaceState, *, error: str | None = None, run: int | None = None
-    ) -> None:
+    def set_state(self, space_id: str, state: SpaceState, *, error: str | None = None, run: int | None = None) -> None:
         published = 1 if state is SpaceState.READY else 0
         with self._transaction() as cur:
             if run is not None and run < self._run_of(cur, space_id):
@@ -314,8 +321,28 @@ class SqlCatalog(ABC):
 
     def replace_turns(self, space_id: str, turns: Sequence[Turn]) -> None:
         with self._transaction() as cur:
-            self._delete_turns(cur, space_id)
+            self._lock_space(cur, space_id)
+            self._delete_turns(cur, space_id)  # live turns too: search never shows a moment twice
             self._insert_turns(cur, space_id, turns)
+
+    def add_live_turns(self, space_id: str, turns: Sequence[Turn]) -> int:
+        with self._transaction() as cur:
+            self._lock_space(cur, space_id)
+            # Too late once the pipeline's transcript is in (its turns, or a published
+            # space whose transcript had none): a late caption would show a moment twice.
+            cur.execute(
+                self._sql(
+                    "SELECT (SELECT COUNT(*) FROM turns WHERE space_id = ? AND live = 0), "
+                    "(SELECT COALESCE(MAX(seq), -1) FROM turns WHERE space_id = ?), "
+                    "(SELECT published FROM spaces WHERE space_id = ?)"
+                ),
+                (space_id, space_id, space_id),
+            )
+            offline, last_seq, published = cur.fetchone()
+            if offline or published is None or published:
+                return 0
+            self._insert_turns(cur, space_id, turns, live=True, first_seq=int(last_seq) + 1)
+        return len(turns)
 
     def search(
         self,
@@ -351,13 +378,14 @@ class SqlCatalog(ABC):
                 end=float(r[4]),
                 snippet=_marked(r[5]),
                 rank=float(r[6]),
+                live=r[7] == str(SpaceState.LIVE),
             )
             for r in rows
         ]
 
 
-def turn_rows(space_id: str, turns: Sequence[Turn]) -> Iterator[TurnRow]:
-    for seq, turn in enumerate(turns):
+def turn_rows(space_id: str, turns: Sequence[Turn], first_seq: int = 0) -> Iterator[TurnRow]:
+    for seq, turn in enumerate(turns, start=first_seq):
         yield TurnRow(space_id, seq, turn.speaker, turn.start, turn.end, turn.text)
 
 
@@ -416,4 +444,3 @@ def _space_from_row(row: Sequence[Any]) -> Space:
         published=bool(row[12]),
         node=row[13] or "",
     )
-

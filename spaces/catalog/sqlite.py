@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS turns (
     start_s REAL NOT NULL,
     end_s REAL NOT NULL,
     text TEXT NOT NULL,
+    live INTEGER NOT NULL DEFAULT 0,
     UNIQUE (space_id, seq)
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS turns_fts USING fts5(
@@ -130,24 +131,24 @@ class SqliteCatalog(SqlCatalog):
         with self._transaction() as cur:
             self._add_columns(cur)
 
-    def _column_names(self, cur: Any) -> set[str]:
-        cur.execute("PRAGMA table_info(spaces)")
+    def _column_names(self, cur: Any, table: str = "spaces") -> set[str]:
+        cur.execute(f"PRAGMA table_info({table})")
         return {str(row[1]) for row in cur.fetchall()}
 
-    def _insert_turns(self, cur: Any, space_id: str, turns: Sequence[Turn]) -> None:
-        for row in turn_rows(space_id, turns):
+    def _insert_turns(
+        self, cur: Any, space_id: str, turns: Sequence[Turn], *, live: bool = False, first_seq: int = 0
+    ) -> None:
+        for row in turn_rows(space_id, turns, first_seq):
             cur.execute(
-                "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text) VALUES (?,?,?,?,?,?)",
-                row,
+                "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text, live) VALUES (?,?,?,?,?,?,?)",
+                (*row, int(live)),
             )
             cur.execute("INSERT INTO turns_fts (rowid, text) VALUES (?, ?)", (cur.lastrowid, row[5]))
 
     def _bulk_turns(self, cur: Any, turns: Iterable[TurnRow]) -> None:
         cur.execute("SELECT COALESCE(MAX(id), 0) FROM turns")
         (last,) = cur.fetchone()
-        cur.executemany(
-            "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text) VALUES (?,?,?,?,?,?)", turns
-        )
+        cur.executemany("INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text) VALUES (?,?,?,?,?,?)", turns)
         # New rowids are above the old maximum; indexing them in one statement
         # is several times faster than one FTS insert per row.
         cur.execute("INSERT INTO turns_fts (rowid, text) SELECT id, text FROM turns WHERE id > ?", (last,))
@@ -158,8 +159,7 @@ class SqliteCatalog(SqlCatalog):
     def _delete_turns(self, cur: Any, space_id: str) -> None:
         # External-content FTS5 needs the old text to delete its index entries.
         cur.execute(
-            "INSERT INTO turns_fts (turns_fts, rowid, text) "
-            "SELECT 'delete', id, text FROM turns WHERE space_id = ?",
+            "INSERT INTO turns_fts (turns_fts, rowid, text) SELECT 'delete', id, text FROM turns WHERE space_id = ?",
             (space_id,),
         )
         cur.execute("DELETE FROM turns WHERE space_id = ?", (space_id,))
@@ -182,7 +182,7 @@ class SqliteCatalog(SqlCatalog):
             " SELECT c.id, c.score, t.space_id, t.start_s FROM candidates c JOIN turns t ON t.id = c.id"
             " ORDER BY c.score, t.space_id, t.start_s LIMIT ? OFFSET ?) "
             "SELECT t.space_id, s.title, t.speaker, t.start_s, t.end_s, "
-            f"snippet(turns_fts, 0, '{MARK_START}', '{MARK_END}', '…', 16), -top.score "
+            f"snippet(turns_fts, 0, '{MARK_START}', '{MARK_END}', '…', 16), -top.score, s.state "
             "FROM top JOIN turns_fts ON turns_fts.rowid = top.id "
             "JOIN turns t ON t.id = top.id JOIN spaces s ON s.space_id = t.space_id "
             "WHERE turns_fts MATCH ? "
