@@ -44,6 +44,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from spaces.captions import build_cues, to_srt, to_webvtt
 from spaces.models import Segment, Turn, Word
 from tests.evalspace import (
     BLEED,
@@ -65,7 +66,6 @@ from tests.speech import (
 )
 from transcribe.assemble import TrackWords, assemble
 from transcribe.audio import decode
-from transcribe.captions import build_cues, to_srt, to_webvtt
 from transcribe.context import clips_from_bytes, clips_to_bytes, context_clips, refine_room
 from transcribe.levels import Levels, levels
 from transcribe.model import load_model, model_label

@@ -28,6 +28,11 @@ def replay_link(space_id: str, seconds: float) -> str:
     return f"/spaces/{space_id}/replay?t={seconds:.2f}"
 
 
+def live_link(space_id: str) -> str:
+    """The live page of a space on air (a live room has no past to seek in)."""
+    return f"/spaces/{space_id}/live"
+
+
 class _SpaceFields(BaseModel):
     id: str
     title: str
@@ -189,8 +194,9 @@ class SearchHitOut(BaseModel):
     end: float
     snippet: str = Field(description="HTML-escaped text with the matched words in <mark>")
     rank: float = Field(description="Relevance (higher is better); comparable within one backend only")
+    link: str = Field(description="Deep link to the moment in the replay page, or the live page while on air")
+    live: bool = Field(False, description="The space is on air: the words are from its live captions")
     language: str = Field(description="The turn's language (the query was analysed in it)")
-    link: str = Field(description="Deep link to the moment in the replay page")
 
     @classmethod
     def of(cls, hit: SearchHit) -> SearchHitOut:
@@ -202,8 +208,9 @@ class SearchHitOut(BaseModel):
             end=round(hit.end, 3),
             snippet=hit.snippet,
             rank=hit.rank,
+            link=live_link(hit.space_id) if hit.live else replay_link(hit.space_id, hit.start),
+            live=hit.live,
             language=hit.language,
-            link=replay_link(hit.space_id, hit.start),
         )
 
 

@@ -247,11 +247,15 @@ class Caption:
     seq: int
     utterance: int
     words: tuple[Word, ...] = ()
+    lines: tuple[str, ...] = ()
+    """What a caption line shows now: the utterance's last cue (``spaces.captions``, the
+    replay's rules: at most 2 lines of 42 characters); ``text`` is all of it."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "speaker": self.speaker,
             "text": self.text,
+            "lines": list(self.lines),
             "start": round(self.start, 3),
             "end": round(self.end, 3),
             "final": self.final,
@@ -341,6 +345,8 @@ class SearchHit:
     end: float
     snippet: str
     rank: float
+    live: bool = False
+    """The space is on air now: the moment is in its live page, not yet in a replay."""
     language: str = ""
     """The turn's language (snippets keep its accents)."""
 

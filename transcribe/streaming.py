@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from faster_whisper import WhisperModel
 
+from spaces.captions import on_screen
 from spaces.models import Caption, Word, join_words
 from transcribe.audio import SAMPLE_RATE
 from transcribe.transcribe import TranscribeOptions, transcribe_clip
@@ -335,6 +336,7 @@ class StreamingTranscriber:
             seq=self._seq,
             utterance=self._utterances,
             words=tuple(words),
+            lines=on_screen(words),
         )
 
     # --- memory -----------------------------------------------------------------------

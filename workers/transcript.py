@@ -6,12 +6,12 @@ import logging
 from dataclasses import replace
 
 from spaces import keys
+from spaces.captions import build_cues, to_srt, to_webvtt
 from spaces.exceptions import NotFound
 from spaces.languages import main_language
 from spaces.models import Manifest, SpeakerLanguage, Transcript, Word
 from transcribe.assemble import TrackWords
 from transcribe.assemble import assemble as assemble_turns
-from transcribe.captions import build_cues, to_srt, to_webvtt
 from transcribe.context import Clip, clips_from_bytes, refine_room
 from workers.context import Context, Progress, context, stage, superseded
 from workers.levels import read_levels

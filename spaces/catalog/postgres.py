@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS turns (
     start_s DOUBLE PRECISION NOT NULL,
     end_s DOUBLE PRECISION NOT NULL,
     text TEXT NOT NULL,
+    live INTEGER NOT NULL DEFAULT 0,
     language TEXT NOT NULL DEFAULT '',
     ts_config regconfig NOT NULL DEFAULT 'spaces_english',
     tsv tsvector GENERATED ALWAYS AS (to_tsvector(ts_config, text)) STORED,
@@ -136,12 +137,19 @@ class PostgresCatalog(SqlCatalog):
         )
         return {str(row[0]) for row in cur.fetchall()}
 
-    def _insert_turns(self, cur: Any, space_id: str, turns: Sequence[Turn]) -> None:
+    def _insert_turns(
+        self, cur: Any, space_id: str, turns: Sequence[Turn], *, live: bool = False, first_seq: int = 0
+    ) -> None:
         cur.executemany(
-            "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text, language, ts_config) "
-            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s)",
-            [(*row, _config(row.language)) for row in turn_rows(space_id, turns)],
+            "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text, language, ts_config, live) "
+            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+            [(*row, _config(row.language), int(live)) for row in turn_rows(space_id, turns, first_seq)],
         )
+
+    def _lock_space(self, cur: Any, space_id: str) -> None:
+        # Read committed lets two writers of one space's turns interleave: the live
+        # agent could slip a turn in beside the pipeline's replacement.
+        cur.execute("SELECT 1 FROM spaces WHERE space_id = %s FOR UPDATE", (space_id,))
 
     def bulk_insert(self, spaces: Sequence[Space], turns: Iterable[TurnRow]) -> None:
         super().bulk_insert(spaces, turns)
@@ -197,7 +205,7 @@ class PostgresCatalog(SqlCatalog):
             " FROM candidates c JOIN turns t ON t.id = c.id"
             " ORDER BY rank DESC, t.space_id, t.start_s LIMIT %s OFFSET %s) "
             "SELECT t.space_id, s.title, t.speaker, t.start_s, t.end_s, "
-            f"ts_headline(t.ts_config, t.text, {per_row}, %s), top.rank, t.language "
+            f"ts_headline(t.ts_config, t.text, {per_row}, %s), top.rank, s.state, t.language "
             "FROM top JOIN turns t ON t.id = top.id JOIN spaces s ON s.space_id = t.space_id "
             "ORDER BY top.rank DESC, top.space_id, top.start_s",
             [*match, *params, *per_row_args, limit, offset, *per_row_args, _HEADLINE],

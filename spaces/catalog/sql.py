@@ -34,15 +34,20 @@ ADDED_COLUMNS = {
 }
 
 #: The same for ``turns`` (backends may add their own index columns).
+#: ``live`` marks a turn made of a live final caption (the room agent's),
+#: replaced whole when the pipeline's transcript lands.
 ADDED_TURN_COLUMNS = {
     "language": "TEXT NOT NULL DEFAULT ''",
+    "live": "INTEGER NOT NULL DEFAULT 0",
 }
 
 #: Spaces whose transcript search shows: the ones whose replay is served
 #: (``replay_api.deps.servable``): ready, or being reprocessed (or failed to
 #: be) with a complete earlier run's outputs, which stay right until the new
 #: run replaces them whole.
-_SEARCHABLE = "(s.state = ? OR (s.published = 1 AND s.state IN (?, ?)))"
+#: Live turns are searchable from the moment they are written (search while
+#: live), until the pipeline's transcript replaces them.
+_SEARCHABLE = "(t.live = 1 OR s.state = ? OR (s.published = 1 AND s.state IN (?, ?)))"
 _SEARCHABLE_STATES = [str(SpaceState.READY), str(SpaceState.PROCESSING), str(SpaceState.FAILED)]
 
 #: Search ranks at most this many matching turns, the newest ones (by when
@@ -75,7 +80,13 @@ class SqlCatalog(ABC):
         """Adapt placeholders to the driver."""
 
     @abstractmethod
-    def _insert_turns(self, cur: Any, space_id: str, turns: Sequence[Turn]) -> None: ...
+    def _insert_turns(
+        self, cur: Any, space_id: str, turns: Sequence[Turn], *, live: bool = False, first_seq: int = 0
+    ) -> None: ...
+
+    def _lock_space(self, cur: Any, space_id: str) -> None:
+        """Serialize writers of one space's turns (SQLite: its write lock already does)."""
+        return None
 
     @abstractmethod
     def _delete_turns(self, cur: Any, space_id: str) -> None: ...
@@ -84,7 +95,7 @@ class SqlCatalog(ABC):
     def _search_rows(
         self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int
     ) -> list[tuple[Any, ...]]:
-        """Rows of (space_id, title, speaker, start, end, snippet, rank, language)."""
+        """Rows of (space_id, title, speaker, start, end, snippet, rank, space state, language)."""
 
     @abstractmethod
     def _match_clause(self, terms: list[Term], languages: Sequence[str]) -> tuple[str, list[Any]]:
@@ -150,9 +161,7 @@ class SqlCatalog(ABC):
             cur.execute(self._sql("DELETE FROM space_speakers WHERE space_id = ?"), (space.space_id,))
         # A speaker named twice in one space is one row (the primary key).
         speakers = {(s.space_id, name) for s in spaces for name in s.speakers}
-        cur.executemany(
-            self._sql("INSERT INTO space_speakers (space_id, speaker) VALUES (?, ?)"), sorted(speakers)
-        )
+        cur.executemany(self._sql("INSERT INTO space_speakers (space_id, speaker) VALUES (?, ?)"), sorted(speakers))
 
     def _note_languages(self, cur: Any, languages: Iterable[str]) -> None:
         """Remember which languages turns are in: search analyses a query once per language."""
@@ -182,8 +191,7 @@ class SqlCatalog(ABC):
 
     def talk_times(self, space_id: str) -> dict[str, float]:
         rows = self._execute(
-            "SELECT speaker, SUM(end_s - start_s) FROM turns WHERE space_id = ? "
-            "GROUP BY speaker ORDER BY speaker",
+            "SELECT speaker, SUM(end_s - start_s) FROM turns WHERE space_id = ? GROUP BY speaker ORDER BY speaker",
             (space_id,),
         )
         return {str(r[0]): round(float(r[1]), 3) for r in rows}
@@ -194,9 +202,7 @@ class SqlCatalog(ABC):
             raise NotFound(f"no space {space_id!r}")
         return _space_from_row(rows[0])
 
-    def list_spaces(
-        self, flt: SpaceFilter, *, limit: int, cursor: tuple[float, str] | None = None
-    ) -> list[Space]:
+    def list_spaces(self, flt: SpaceFilter, *, limit: int, cursor: tuple[float, str] | None = None) -> list[Space]:
         where, params = ("1 = 1", []) if flt.include_private else _visible_clause("s", flt.visible)
         if flt.state is not None:
             where += " AND s.state = ?"
@@ -233,8 +239,7 @@ class SqlCatalog(ABC):
             params.extend([cursor[0], cursor[0], cursor[1]])
         cols = ", ".join(f"s.{c.strip()}" for c in SPACE_COLUMNS.split(","))
         rows = self._execute(
-            f"SELECT {cols} FROM spaces s WHERE {where} "
-            "ORDER BY s.created_at DESC, s.space_id DESC LIMIT ?",
+            f"SELECT {cols} FROM spaces s WHERE {where} ORDER BY s.created_at DESC, s.space_id DESC LIMIT ?",
             [*params, limit],
         )
         return [_space_from_row(r) for r in rows]
@@ -247,9 +252,7 @@ class SqlCatalog(ABC):
             raise NotFound(f"no space {space_id!r}")
         return int(row[0])
 
-    def set_state(
-        self, space_id: str, state: SpaceState, *, error: str | None = None, run: int | None = None
-    ) -> None:
+    def set_state(self, space_id: str, state: SpaceState, *, error: str | None = None, run: int | None = None) -> None:
         published = 1 if state is SpaceState.READY else 0
         with self._transaction() as cur:
             if run is not None and run < self._run_of(cur, space_id):
@@ -352,9 +355,30 @@ class SqlCatalog(ABC):
 
     def replace_turns(self, space_id: str, turns: Sequence[Turn]) -> None:
         with self._transaction() as cur:
-            self._delete_turns(cur, space_id)
+            self._lock_space(cur, space_id)
+            self._delete_turns(cur, space_id)  # live turns too: search never shows a moment twice
             self._insert_turns(cur, space_id, turns)
             self._note_languages(cur, (t.language for t in turns))
+
+    def add_live_turns(self, space_id: str, turns: Sequence[Turn]) -> int:
+        with self._transaction() as cur:
+            self._lock_space(cur, space_id)
+            # Too late once the pipeline's transcript is in (its turns, or a published
+            # space whose transcript had none): a late caption would show a moment twice.
+            cur.execute(
+                self._sql(
+                    "SELECT (SELECT COUNT(*) FROM turns WHERE space_id = ? AND live = 0), "
+                    "(SELECT COALESCE(MAX(seq), -1) FROM turns WHERE space_id = ?), "
+                    "(SELECT published FROM spaces WHERE space_id = ?)"
+                ),
+                (space_id, space_id, space_id),
+            )
+            offline, last_seq, published = cur.fetchone()
+            if offline or published is None or published:
+                return 0
+            self._insert_turns(cur, space_id, turns, live=True, first_seq=int(last_seq) + 1)
+            self._note_languages(cur, (t.language for t in turns))
+        return len(turns)
 
     def search(
         self,
@@ -390,14 +414,15 @@ class SqlCatalog(ABC):
                 end=float(r[4]),
                 snippet=_marked(r[5]),
                 rank=float(r[6]),
-                language=str(r[7]),
+                live=r[7] == str(SpaceState.LIVE),
+                language=str(r[8]),
             )
             for r in rows
         ]
 
 
-def turn_rows(space_id: str, turns: Sequence[Turn]) -> Iterator[TurnRow]:
-    for seq, turn in enumerate(turns):
+def turn_rows(space_id: str, turns: Sequence[Turn], first_seq: int = 0) -> Iterator[TurnRow]:
+    for seq, turn in enumerate(turns, start=first_seq):
         yield TurnRow(space_id, seq, turn.speaker, turn.start, turn.end, turn.text, turn.language)
 
 
@@ -460,4 +485,3 @@ def _space_from_row(row: Sequence[Any]) -> Space:
         language=str(row[14] or "auto"),
         languages=languages_from_dict(json.loads(row[15] or "{}")),
     )
-

@@ -65,6 +65,7 @@ CREATE TABLE IF NOT EXISTS turns (
     start_s REAL NOT NULL,
     end_s REAL NOT NULL,
     text TEXT NOT NULL,
+    live INTEGER NOT NULL DEFAULT 0,
     language TEXT NOT NULL DEFAULT '',
     stems TEXT NOT NULL DEFAULT '',
     UNIQUE (space_id, seq)
@@ -152,13 +153,15 @@ class SqliteCatalog(SqlCatalog):
         cur.execute(f"PRAGMA table_info({table})")
         return {str(row[1]) for row in cur.fetchall()}
 
-    def _insert_turns(self, cur: Any, space_id: str, turns: Sequence[Turn]) -> None:
-        for row in turn_rows(space_id, turns):
+    def _insert_turns(
+        self, cur: Any, space_id: str, turns: Sequence[Turn], *, live: bool = False, first_seq: int = 0
+    ) -> None:
+        for row in turn_rows(space_id, turns, first_seq):
             stemmed = stems(row.text, row.language)
             cur.execute(
-                "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text, language, stems) "
-                "VALUES (?,?,?,?,?,?,?,?)",
-                (*row, stemmed),
+                "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text, language, stems, live) "
+                "VALUES (?,?,?,?,?,?,?,?,?)",
+                (*row, stemmed, int(live)),
             )
             cur.execute("INSERT INTO turns_stems (rowid, stems) VALUES (?, ?)", (cur.lastrowid, stemmed))
 
@@ -228,7 +231,7 @@ class SqliteCatalog(SqlCatalog):
             "top AS ("
             " SELECT c.id, c.score, t.space_id, t.start_s FROM candidates c JOIN turns t ON t.id = c.id"
             " ORDER BY c.score, t.space_id, t.start_s LIMIT ? OFFSET ?) "
-            "SELECT t.space_id, s.title, t.speaker, t.start_s, t.end_s, t.text, -top.score, t.language "
+            "SELECT t.space_id, s.title, t.speaker, t.start_s, t.end_s, t.text, -top.score, s.state, t.language "
             "FROM top JOIN turns t ON t.id = top.id JOIN spaces s ON s.space_id = t.space_id "
             "ORDER BY top.score, top.space_id, top.start_s",
             [*args, limit, offset],

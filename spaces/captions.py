@@ -1,4 +1,9 @@
-"""Caption cues from word timings, as WebVTT and SRT.
+"""Caption cues from word timings, as WebVTT and SRT: the one caption writer.
+
+Every stage that shows words as captions cuts them here, by the same
+``CueRules``: the pipeline's replay captions (``workers``), the API's clip
+captions (``replay_api``) and the live captions (``transcribe.streaming``,
+the cue on screen now). It lives in the core so that each may import it.
 
 Cues are cut from words, never from Whisper's segments: on a sparse
 per-speaker track a segment can run for 30 s across long silences, which
@@ -58,6 +63,22 @@ def build_cues(turns: Sequence[Turn], rules: CueRules = CueRules()) -> list[Cue]
         if turn.language:
             cues[start_at:] = [replace(c, language=turn.language) for c in cues[start_at:]]
     return sorted(cues, key=lambda c: (c.start, c.speaker, c.end))
+
+
+def shifted(cues: Sequence[Cue], offset: float) -> list[Cue]:
+    """Cues on a clip's clock (``offset`` s of the room clock is its zero); none starts before 0."""
+    out = []
+    for cue in cues:
+        start = max(0.0, cue.start - offset)
+        out.append(Cue(start=start, end=max(start + 0.001, cue.end - offset), speaker=cue.speaker, lines=cue.lines))
+    return out
+
+
+def on_screen(words: Sequence[Word], rules: CueRules = CueRules()) -> tuple[str, ...]:
+    """The lines a live caption shows now: the last cue of an utterance's words so far."""
+    if not words:
+        return ()
+    return build_cues([Turn(words[0].speaker, tuple(words))], rules)[-1].lines
 
 
 def layout(texts: Sequence[str], rules: CueRules) -> tuple[str, ...] | None:
