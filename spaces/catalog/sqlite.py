@@ -237,7 +237,7 @@ class SqliteCatalog(SqlCatalog):
             [*args, limit, offset],
         )
         return [
-            (*r[:5], snippet(r[5], r[7], terms, start=MARK_START, end=MARK_END), *r[6:])
+            (*r[:5], snippet(r[5], r[8], terms, start=MARK_START, end=MARK_END), *r[6:])
             for r in cur.fetchall()
         ]
 
