@@ -44,6 +44,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from spaces.captions import build_cues, to_srt, to_webvtt
 from spaces.models import Segment, Turn, Word
 from tests.evalspace import (
     BLEED,
@@ -65,14 +66,14 @@ from tests.speech import (
 )
 from transcribe.assemble import TrackWords, assemble
 from transcribe.audio import decode
-from transcribe.captions import build_cues, to_srt, to_webvtt
 from transcribe.context import clips_from_bytes, clips_to_bytes, context_clips, refine_room
 from transcribe.levels import Levels, levels
-from transcribe.model import load_model
+from transcribe.model import load_model, model_label
 from transcribe.transcribe import TranscribeOptions, transcribe
 from workers.mix import render_mix
 
 OPTIONS = TranscribeOptions()  # set by main(), inherited by the forked jobs
+MODEL = ""  # WHISPER_MODEL of the run (--model), inherited by the forked jobs
 CPUS = len(os.sched_getaffinity(0))
 JOB_TIMEOUT = 4 * 3600
 
@@ -113,7 +114,7 @@ def job_transcribe(
     speaker: str, path: str, offset: float, threads: int, others: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """What ``transcribe_track`` does: decode, transcribe, levels, clips for the context pass."""
-    model = load_model(cpu_threads=threads)
+    model = load_model(MODEL, cpu_threads=threads)
     audio = decode(path)
     words = transcribe(
         model,
@@ -142,7 +143,7 @@ def job_assemble(tracks: list[dict[str, Any]], threads: int, context: bool) -> d
         TrackWords(t["speaker"], [Word.from_dict(w) for w in t["words"]], Levels.from_dict(t["levels"])) for t in tracks
     ]
     clips = [clips_from_bytes(t["clips"]) if context else [] for t in tracks]
-    model = load_model(cpu_threads=threads) if any(clips) else None
+    model = load_model(MODEL, cpu_threads=threads) if any(clips) else None
     refined = refine_room(model, first, clips, options=OPTIONS)
     turns = assemble(refined)
     cues = build_cues(turns)
@@ -157,7 +158,7 @@ def job_assemble(tracks: list[dict[str, Any]], threads: int, context: bool) -> d
 
 def job_baseline(path: str, threads: int) -> dict[str, Any]:
     """faster-whisper on the mix, the way most people use it (plus word timestamps)."""
-    words = [w.to_dict() for w in baseline_words(load_model(cpu_threads=threads), Path(path))]
+    words = [w.to_dict() for w in baseline_words(load_model(MODEL, cpu_threads=threads), Path(path))]
     return {"words": words, "cpu": time.process_time(), "rss_mb": _peak_rss_mb()}
 
 
@@ -435,9 +436,19 @@ def main() -> None:
     parser.add_argument("--beam", type=int, default=None, help="beam size of our path (default: ours)")
     parser.add_argument("--no-fallback", action="store_true", help="our path: temperature 0 only")
     parser.add_argument("--out", type=Path, default=None, help="keep the audio here")
+    parser.add_argument("--model", default="", help="WHISPER_MODEL to measure (default: the embedded default)")
+    parser.add_argument("--languages", default="", help="instead: per-language spaces, e.g. en,fr,de,es")
+    parser.add_argument("--models", default="tiny.en,base", help="with --languages: the models to compare")
     args = parser.parse_args()
+    if args.languages:
+        from bench.languages import main as per_language
 
-    global OPTIONS
+        out = args.out or Path(tempfile.mkdtemp(prefix="bench-languages-"))
+        per_language(args.languages.split(","), args.models.split(","), args.threads or CPUS, out)
+        return
+
+    global OPTIONS, MODEL
+    MODEL = args.model
     if args.beam is not None:
         OPTIONS = dataclasses.replace(OPTIONS, beam_size=args.beam)
     if args.no_fallback:
@@ -497,7 +508,7 @@ def main() -> None:
     cpu = platform.processor() or platform.machine()
     print(
         f"\nmachine: {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, "
-        f"model: bundled tiny.en int8, workers {args.workers}, speech in the space {speech:.0f} s\n"
+        f"model: {model_label(MODEL)} int8, workers {args.workers}, speech in the space {speech:.0f} s\n"
     )
     widths = [max(len(r[i]) for r in [("figure", "ours", "baseline", "target"), *rows]) for i in range(4)]
     for i, row in enumerate([("figure", "ours", "baseline (mix)", "target"), *rows]):

@@ -57,6 +57,8 @@ MAX_IDENTITY_CHARS = 200
 #: A caption is one utterance: Whisper makes at most about 450 characters of a 30 s window.
 MAX_CAPTION_CHARS = 2000
 MAX_CAPTION_WORDS = 400
+#: Lines of the cue a caption shows now (``spaces.captions``: 2 by the replay's rules).
+MAX_CAPTION_LINES = 4
 JOIN_TIMEOUT = 10.0
 
 
@@ -206,6 +208,13 @@ def _caption(data: dict[str, Any]) -> Caption:
         parsed = tuple(Word.from_dict(w) for w in words)
     except (TypeError, KeyError, ValueError, AttributeError) as e:
         raise BadMessage("caption.words: each word needs start, end, text and speaker") from e
+    lines = data.get("lines", [])
+    if (
+        not isinstance(lines, list)
+        or len(lines) > MAX_CAPTION_LINES
+        or not all(isinstance(line, str) and len(line) <= MAX_CAPTION_CHARS for line in lines)
+    ):
+        raise BadMessage(f"caption.lines must be a list of at most {MAX_CAPTION_LINES} strings")
     return Caption(
         speaker=_str(data, "speaker", MAX_IDENTITY_CHARS),
         text=_str(data, "text", MAX_CAPTION_CHARS),
@@ -215,6 +224,7 @@ def _caption(data: dict[str, Any]) -> Caption:
         seq=int(_number(data, "seq")),
         utterance=int(_number(data, "utterance")),
         words=parsed,
+        lines=tuple(lines),
     )
 
 

@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from replay_api import accesslog, errors
 from replay_api.limits import Limiter
-from replay_api.middleware import BodySizeLimit
+from replay_api.middleware import BodySizeLimit, RememberLanguage
 from replay_api.routes import clips, docs, live, live_captions, pages, privacy, replay, search, spaces
 from replay_api.templating import STATIC_DIR
 from spaces.blobstore import open_blob_store
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outside routing and the error handlers, so an oversized body is refused
     # before any route (or its dependencies) runs.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RememberLanguage)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(pages.router)
     app.include_router(spaces.router)

@@ -105,3 +105,35 @@ def _content_length(scope: Scope) -> int | None:
 def _with_connection_close(message: Message) -> Message:
     headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"connection"]
     return {**message, "headers": [*headers, (b"connection", b"close")]}
+
+
+class RememberLanguage:
+    """The page language switch (``?lang=fr``) sticks: a ``lang`` cookie on the answer.
+
+    Pure ASGI, like :class:`BodySizeLimit`: it only looks at the query
+    string and adds one header to the answer of a request that carries it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from urllib.parse import parse_qs
+
+        from replay_api.i18n import COOKIE, locales
+
+        wanted = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("lang", [""])[0].lower()
+        if wanted not in locales():
+            await self.app(scope, receive, send)
+            return
+        cookie = f"{COOKIE}={wanted}; Path=/; Max-Age=31536000; SameSite=Lax".encode()
+
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"set-cookie", cookie)]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)

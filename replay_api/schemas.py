@@ -6,7 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from spaces.models import SearchHit, Space, Transcript, Turn, Word
+from spaces.languages import language_note
+from spaces.models import SearchHit, Space, SpeakerLanguage, Transcript, Turn, Word
 
 
 def space_links(space_id: str) -> dict[str, str]:
@@ -27,6 +28,11 @@ def replay_link(space_id: str, seconds: float) -> str:
     return f"/spaces/{space_id}/replay?t={seconds:.2f}"
 
 
+def live_link(space_id: str) -> str:
+    """The live page of a space on air (a live room has no past to seek in)."""
+    return f"/spaces/{space_id}/live"
+
+
 class _SpaceFields(BaseModel):
     id: str
     title: str
@@ -38,6 +44,7 @@ class _SpaceFields(BaseModel):
     progress: dict[str, float] = Field(description="Processing progress per pipeline stage, 0..1")
     error: str | None
     partial: bool = Field(description="True if the recording ended uncleanly and may miss its end")
+    language: str = Field(description="Set by the host (a Whisper code), or `auto`: each speaker's detected")
     links: dict[str, str]
 
     @staticmethod
@@ -53,6 +60,7 @@ class _SpaceFields(BaseModel):
             "progress": space.progress,
             "error": space.error,
             "partial": space.partial,
+            "language": space.language,
             "links": space_links(space.space_id),
         }
 
@@ -73,6 +81,41 @@ class SpeakerOut(BaseModel):
     erasure: str | None = Field(
         None, description="erasing (their erasure runs; see progress erase:NAME) or erased; null if neither"
     )
+    language: str | None = Field(None, description="Language their track was transcribed in (once transcribed)")
+    language_source: str | None = Field(
+        None, description="`set` (the space's), `detected` (from their speech) or `model` (an English-only model)"
+    )
+    language_probability: float | None = Field(None, description="Detection's confidence (1 when set)")
+    model_speaks_language: bool | None = Field(
+        None, description="False when the model does not know the language: the transcript is the model's best try"
+    )
+    note: str | None = Field(None, description="Plain words about the speaker's language, when something is off")
+
+    @classmethod
+    def of(
+        cls, name: str, talk_time: float, language: SpeakerLanguage | None, erasure: str | None = None
+    ) -> SpeakerOut:
+        if language is None:
+            return cls(
+                name=name,
+                talk_time=talk_time,
+                erasure=erasure,
+                language=None,
+                language_source=None,
+                language_probability=None,
+                model_speaks_language=None,
+                note=None,
+            )
+        return cls(
+            name=name,
+            talk_time=talk_time,
+            erasure=erasure,
+            language=language.language,
+            language_source=language.source,
+            language_probability=language.probability,
+            model_speaks_language=language.model_speaks,
+            note=None if language.model_speaks else language_note(name, language.language),
+        )
 
 
 class SpaceDetail(_SpaceFields):
@@ -89,7 +132,7 @@ class SpaceDetail(_SpaceFields):
         return cls(
             **cls.fields_of(space),
             speakers=[
-                SpeakerOut(name=n, talk_time=talk_times.get(n, 0.0), erasure=erasures.get(n)) for n in names
+                SpeakerOut.of(n, talk_times.get(n, 0.0), space.languages.get(n), erasures.get(n)) for n in names
             ],
             erased=[n for n, state in erasures.items() if state == "erased"],
         )
@@ -117,12 +160,14 @@ class TurnOut(BaseModel):
     start: float
     end: float
     text: str
+    language: str = Field(description="Language the turn was transcribed in (empty if not known)")
     words: list[WordOut]
 
     @classmethod
     def of(cls, turn: Turn) -> TurnOut:
         return cls(
             speaker=turn.speaker,
+            language=turn.language,
             start=round(turn.start, 3),
             end=round(turn.end, 3),
             text=turn.text,
@@ -141,6 +186,8 @@ class TranscriptOut(BaseModel):
     space_id: str
     duration: float
     speakers: list[str]
+    language: str = Field(description="The space's language as set (`auto`: per speaker)")
+    languages: dict[str, str] = Field(description="Each speaker's language as transcribed")
     window_start: float | None = Field(None, description="Start of the requested window (?from=)")
     window_end: float | None = Field(None, description="End of the requested window (?to=)")
     turns: list[TurnOut]
@@ -152,6 +199,8 @@ class TranscriptOut(BaseModel):
             space_id=transcript.space_id,
             duration=transcript.duration,
             speakers=list(transcript.speakers),
+            language=transcript.language,
+            languages={name: lang.language for name, lang in transcript.languages.items()},
             window_start=start,
             window_end=end,
             turns=[TurnOut.of(t) for t in transcript.turns],
@@ -167,7 +216,9 @@ class SearchHitOut(BaseModel):
     end: float
     snippet: str = Field(description="HTML-escaped text with the matched words in <mark>")
     rank: float = Field(description="Relevance (higher is better); comparable within one backend only")
-    link: str = Field(description="Deep link to the moment in the replay page")
+    link: str = Field(description="Deep link to the moment in the replay page, or the live page while on air")
+    live: bool = Field(False, description="The space is on air: the words are from its live captions")
+    language: str = Field(description="The turn's language (the query was analysed in it)")
 
     @classmethod
     def of(cls, hit: SearchHit) -> SearchHitOut:
@@ -179,7 +230,9 @@ class SearchHitOut(BaseModel):
             end=round(hit.end, 3),
             snippet=hit.snippet,
             rank=hit.rank,
-            link=replay_link(hit.space_id, hit.start),
+            link=live_link(hit.space_id) if hit.live else replay_link(hit.space_id, hit.start),
+            live=hit.live,
+            language=hit.language,
         )
 
 

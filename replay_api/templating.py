@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from starlette.requests import Request
+
+from replay_api.i18n import DEFAULT, Locale, locales, negotiate
+from spaces.languages import NAMES, language_name
 
 PACKAGE_DIR = Path(__file__).parent
 STATIC_DIR = PACKAGE_DIR / "static"
@@ -61,13 +66,14 @@ _STATES = {
 }
 
 
-def stage(name: str) -> str:
+def stage(name: str, locale: Locale | None = None) -> str:
     """A pipeline stage in plain words: ``transcribe:alice`` is ``Transcribing alice``."""
+    tr = (locale or locales()[DEFAULT]).gettext
     kind, _, who = name.partition(":")
     template = _STAGES.get(kind)
     if template is None:
         return name.replace("_", " ").capitalize()
-    return template.format(name=who or "a speaker")
+    return tr(template, name=who or tr("a speaker"))
 
 
 def stages(progress: dict[str, float]) -> list[tuple[str, float]]:
@@ -80,12 +86,57 @@ def stages(progress: dict[str, float]) -> list[tuple[str, float]]:
     return [(name, progress[name]) for name in sorted(progress, key=rank)]
 
 
-def state(value: str) -> str:
-    return _STATES.get(str(value), str(value).capitalize())
+def state(value: str, locale: Locale | None = None) -> str:
+    tr = (locale or locales()[DEFAULT]).gettext
+    return tr(_STATES.get(str(value), str(value).capitalize()))
 
 
-def date(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, tz=dt.UTC).strftime("%d %b %Y, %H:%M UTC")
+def date(timestamp: float, locale: Locale | None = None) -> str:
+    return (locale or locales()[DEFAULT]).date(timestamp)
+
+
+def _locale_of(ctx: Any) -> Locale:
+    locale = ctx.get("locale")
+    return locale if isinstance(locale, Locale) else locales()[DEFAULT]
+
+
+@pass_context
+def _date(ctx: Any, timestamp: float) -> str:
+    return date(timestamp, _locale_of(ctx))
+
+
+@pass_context
+def _length(ctx: Any, seconds: float) -> str:
+    return _locale_of(ctx).length(seconds)
+
+
+@pass_context
+def _stage(ctx: Any, name: str) -> str:
+    return stage(name, _locale_of(ctx))
+
+
+@pass_context
+def _state(ctx: Any, value: str) -> str:
+    return state(value, _locale_of(ctx))
+
+
+def page_language(request: Request) -> dict[str, Any]:
+    """What every page needs to speak the reader's language: ``locale``, ``_`` and the switch."""
+    locale = negotiate(request)
+    switch = [
+        {"code": code, "name": other.name, "url": str(request.url.include_query_params(lang=code)),
+         "current": code == locale.code}
+        for code, other in locales().items()
+    ]
+    # The languages a host may hold a space in, named in the reader's language.
+    held = sorted(((code, locale.gettext(name)) for code, name in NAMES.items()), key=lambda c: c[1])
+    return {
+        "locale": locale,
+        "_": locale.gettext,
+        "languages": switch,
+        "language_name": language_name,
+        "space_languages": held,
+    }
 
 
 @cache
@@ -101,11 +152,11 @@ def static_url(name: str) -> str:
     return f"/static/{name}?v={static_version(name)}"
 
 
-templates = Jinja2Templates(directory=TEMPLATE_DIR)
+templates = Jinja2Templates(directory=TEMPLATE_DIR, context_processors=[page_language])
 templates.env.filters["clock"] = clock
-templates.env.filters["length"] = length
-templates.env.filters["date"] = date
-templates.env.filters["stage"] = stage
+templates.env.filters["length"] = _length
+templates.env.filters["date"] = _date
+templates.env.filters["stage"] = _stage
 templates.env.filters["stages"] = stages
-templates.env.filters["state"] = state
+templates.env.filters["state"] = _state
 templates.env.globals["static_url"] = static_url

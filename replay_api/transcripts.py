@@ -6,12 +6,9 @@ import json
 
 from spaces import keys
 from spaces.blobstore import BlobStore
+from spaces.captions import build_cues, shifted, to_webvtt
 from spaces.exceptions import StorageError
-from spaces.models import Transcript, Turn, Word
-
-#: A caption cue ends after this many seconds or words, or at a sentence end.
-CUE_SECONDS = 6.0
-CUE_WORDS = 14
+from spaces.models import Transcript, Turn
 
 
 def load(blobs: BlobStore, space_id: str) -> Transcript:
@@ -36,49 +33,9 @@ def window(transcript: Transcript, start: float, end: float, *, margin: float = 
 
 
 def webvtt(transcript: Transcript, *, offset: float = 0.0) -> str:
-    """WebVTT cues with ``<v Speaker>`` tags, times shifted by ``-offset``.
+    """WebVTT cues with ``<v Speaker>`` tags, times shifted by ``-offset`` (a clip's start).
 
-    Cues are built from word timings, never across a change of speaker.
+    Cut by the one caption writer (``spaces.captions``): a clip's cues are the
+    replay's, word for word, as far as the clip holds their words.
     """
-    lines = ["WEBVTT", ""]
-    for n, (speaker, words) in enumerate(_cues(transcript.turns), start=1):
-        begin = max(0.0, words[0].start - offset)
-        finish = max(begin + 0.001, words[-1].end - offset)
-        text = " ".join(_vtt_escape(w.text) for w in words)
-        lines += [
-            str(n),
-            f"{_vtt_time(begin)} --> {_vtt_time(finish)}",
-            f"<v {_vtt_escape(speaker)}>{text}",
-            "",
-        ]
-    return "\n".join(lines)
-
-
-def _cues(turns: tuple[Turn, ...]) -> list[tuple[str, list[Word]]]:
-    cues: list[tuple[str, list[Word]]] = []
-    for turn in turns:
-        current: list[Word] = []
-        for word in turn.words:
-            if current and (
-                word.end - current[0].start > CUE_SECONDS
-                or len(current) >= CUE_WORDS
-                or current[-1].text.endswith((".", "?", "!"))
-            ):
-                cues.append((turn.speaker, current))
-                current = []
-            current.append(word)
-        if current:
-            cues.append((turn.speaker, current))
-    return cues
-
-
-def _vtt_time(seconds: float) -> str:
-    millis = round(seconds * 1000)
-    hours, millis = divmod(millis, 3_600_000)
-    minutes, millis = divmod(millis, 60_000)
-    secs, millis = divmod(millis, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}"
-
-
-def _vtt_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return to_webvtt(shifted(build_cues(transcript.turns), offset))

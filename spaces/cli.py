@@ -21,6 +21,7 @@ from spaces.blobstore import open_blob_store
 from spaces.catalog import Catalog, SpaceFilter, open_catalog
 from spaces.exceptions import NotFound, SpacesError
 from spaces.importer import TrackFile, import_space
+from spaces.languages import AUTO, check_language, language_note
 from spaces.models import Manifest, Space, SpaceState, Visibility
 from spaces.progress import duration_text, plural, stage_label, state_label, watch
 from spaces.settings import Settings
@@ -111,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--offset", action="append", default=[], metavar="SPEAKER=SECONDS",
                      help="where a speaker's file starts on the room clock (default 0)")
     imp.add_argument("--private", action="store_true", help="only token holders see it")
+    imp.add_argument("--language", default=AUTO, metavar="CODE",
+                     help="language of the space (a Whisper code: en, fr, de, ...); default auto: "
+                          "each speaker's detected from their speech")
     imp.add_argument("--no-wait", action="store_true", help="return once the pipeline is enqueued")
     imp.add_argument("--timeout", type=float, default=3600, help="seconds to wait for processing")
     imp.set_defaults(run=_import)
@@ -169,6 +173,7 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
     if offsets:
         raise SpacesError(f"--offset names unknown speakers: {', '.join(offsets)}")
     catalog = _catalog(settings)
+    language = check_language(args.language)  # before any upload: a typo costs nothing
     started = time.monotonic()
     print(f"importing {plural(len(tracks), 'track')}: {', '.join(t.speaker for t in tracks)}", file=sys.stderr)
     view = progress.board(started)
@@ -179,6 +184,7 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
         title=args.title,
         host=args.host,
         visibility=Visibility.PRIVATE if args.private else Visibility.PUBLIC,
+        language=language,
         on_progress=lambda speaker, fraction: view.step(f"encode:{speaker}", fraction, time.monotonic()),
     )
     queue.enqueue_finalize(settings, space.space_id)
@@ -217,6 +223,12 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     replay = _replay_url(settings, space)
     if replay:
         print(f"  replay      {replay}")
+    print(f"  language    {space.language}")
+    for name, lang in sorted(space.languages.items()):
+        how = "set" if lang.source == "set" else f"{lang.source}, p={lang.probability:.2f}"
+        print(f"    {name}: {lang.language} ({how})")
+        if not lang.model_speaks:
+            print(f"  warning     {language_note(name, lang.language)}")
     if space.error:
         print(f"  error       {space.error}")
     if space.progress:

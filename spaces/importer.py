@@ -24,6 +24,7 @@ from spaces import keys, names
 from spaces.blobstore import BlobStore
 from spaces.catalog import Catalog
 from spaces.exceptions import InvalidInput
+from spaces.languages import AUTO, check_language
 from spaces.models import Manifest, Segment, Space, SpaceState, Track, Visibility
 
 log = logging.getLogger(__name__)
@@ -107,12 +108,15 @@ def import_space(
     title: str,
     host: str = "",
     visibility: Visibility = Visibility.PUBLIC,
+    language: str = AUTO,
     on_progress: ImportProgress | None = None,
 ) -> Space:
     """Store the tracks and register the space as recorded; the caller enqueues it.
 
-    ``on_progress`` hears how far each speaker's file is (0 to 1).
+    ``on_progress`` hears how far each speaker's file is (0 to 1);
+    ``language``: a Whisper code, or ``auto`` (each speaker's detected).
     """
+    language = check_language(language)
     if not names.is_valid_title(title):
         raise InvalidInput(f"the title must be 1 to {names.MAX_TITLE_CHARS} characters on one line")
     if host and not names.is_valid_name(host):
@@ -135,6 +139,7 @@ def import_space(
             visibility=visibility,
             tracks=tuple((t.track_id, t.speaker) for t in stored),
             ended_at=started_at + end,
+            language=language,
         )
         blobs.put(keys.manifest(space_id), json.dumps(manifest.to_dict()).encode(),
                   content_type="application/json")
@@ -147,6 +152,7 @@ def import_space(
             visibility=visibility,
             duration=end,
             speakers=tuple(t.speaker for t in stored),
+            language=language,
         )
         catalog.put_space(space)
     except BaseException:

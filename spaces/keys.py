@@ -37,6 +37,11 @@ def levels(space_id: str, track_id: str) -> str:
     return f"spaces/{space_id}/words/{track_id}.levels.json"
 
 
+def language(space_id: str, track_id: str) -> str:
+    """A track's detected language probabilities (when the space's language is ``auto``)."""
+    return f"spaces/{space_id}/words/{track_id}.language.json"
+
+
 def context_clips(space_id: str, track_id: str) -> str:
     """Audio of a track's unsure utterances, kept for the cross-speaker context pass."""
     return f"spaces/{space_id}/words/{track_id}.clips.npz"

@@ -128,6 +128,8 @@ class Turn:
 
     speaker: str
     words: tuple[Word, ...]
+    language: str = ""
+    """Whisper code of the language the turn was transcribed in ("" = not known)."""
 
     @property
     def start(self) -> float:
@@ -147,6 +149,7 @@ class Turn:
             "start": round(self.start, 3),
             "end": round(self.end, 3),
             "text": self.text,
+            "language": self.language,
             "words": [w.to_dict() for w in self.words],
         }
 
@@ -155,6 +158,7 @@ class Turn:
         return cls(
             speaker=str(data["speaker"]),
             words=tuple(Word.from_dict(w) for w in data["words"]),
+            language=str(data.get("language", "")),
         )
 
 
@@ -181,6 +185,39 @@ class Gap:
 
 
 @dataclass(frozen=True)
+class SpeakerLanguage:
+    """The language one speaker's track was transcribed in, and why."""
+
+    language: str
+    source: str = "set"
+    """``set`` (the space's language), ``detected`` (from the speech), ``model`` (an English-only model)."""
+    probability: float = 1.0
+    """Detection's confidence (1 when set)."""
+    model_speaks: bool = True
+    """False when the model does not know the language (an English-only model on French)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "probability": round(self.probability, 3)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SpeakerLanguage:
+        return cls(
+            language=str(data["language"]),
+            source=str(data.get("source", "set")),
+            probability=float(data.get("probability", 1.0)),
+            model_speaks=bool(data.get("model_speaks", True)),
+        )
+
+
+def languages_to_dict(languages: dict[str, SpeakerLanguage]) -> dict[str, dict[str, Any]]:
+    return {name: lang.to_dict() for name, lang in sorted(languages.items())}
+
+
+def languages_from_dict(data: dict[str, Any] | None) -> dict[str, SpeakerLanguage]:
+    return {name: SpeakerLanguage.from_dict(d) for name, d in (data or {}).items()}
+
+
+@dataclass(frozen=True)
 class Transcript:
     """The speaker-attributed transcript of a whole space."""
 
@@ -189,6 +226,10 @@ class Transcript:
     speakers: tuple[str, ...]
     turns: tuple[Turn, ...]
     gaps: tuple[Gap, ...] = ()
+    language: str = "auto"
+    """The space's language as set by its host (``auto``: per speaker, detected)."""
+    languages: dict[str, SpeakerLanguage] = field(default_factory=dict)
+    """Per speaker: the language their track was transcribed in."""
 
     @property
     def words(self) -> list[Word]:
@@ -199,6 +240,8 @@ class Transcript:
             "space_id": self.space_id,
             "duration": round(self.duration, 3),
             "speakers": list(self.speakers),
+            "language": self.language,
+            "languages": languages_to_dict(self.languages),
             "turns": [t.to_dict() for t in self.turns],
             "gaps": [g.to_dict() for g in self.gaps],
         }
@@ -211,6 +254,8 @@ class Transcript:
             speakers=tuple(data["speakers"]),
             turns=tuple(Turn.from_dict(t) for t in data["turns"]),
             gaps=tuple(Gap.from_dict(g) for g in data.get("gaps", ())),
+            language=str(data.get("language", "auto")),
+            languages=languages_from_dict(data.get("languages")),
         )
 
 
@@ -230,11 +275,15 @@ class Caption:
     seq: int
     utterance: int
     words: tuple[Word, ...] = ()
+    lines: tuple[str, ...] = ()
+    """What a caption line shows now: the utterance's last cue (``spaces.captions``, the
+    replay's rules: at most 2 lines of 42 characters); ``text`` is all of it."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "speaker": self.speaker,
             "text": self.text,
+            "lines": list(self.lines),
             "start": round(self.start, 3),
             "end": round(self.end, 3),
             "final": self.final,
@@ -267,6 +316,10 @@ class Space:
     searched while a later run replaces them."""
     node: str = ""
     """The SFU node the space was placed on (``spaces.router``); empty if never placed."""
+    language: str = "auto"
+    """Set by the host (a Whisper code), or ``auto``: each speaker's detected."""
+    languages: dict[str, SpeakerLanguage] = field(default_factory=dict)
+    """Per speaker, once transcribed: the language used and whether the model speaks it."""
 
 
 @dataclass(frozen=True)
@@ -292,6 +345,8 @@ class Manifest:
     """(speaker, room time, recorded?): the recording choices speakers made, in order."""
     unrecorded: tuple[tuple[str, float, float], ...] = ()
     """(speaker, start, end): when speakers who chose not to be recorded spoke (room clock)."""
+    language: str = "auto"
+    """The space's language (see :attr:`Space.language`)."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -315,6 +370,7 @@ class Manifest:
             erased=tuple((t["track_id"], t["speaker"]) for t in data.get("erased", ())),
             consents=tuple((c["speaker"], float(c["at"]), bool(c["record"])) for c in data.get("consents", ())),
             unrecorded=tuple((u["speaker"], float(u["start"]), float(u["end"])) for u in data.get("unrecorded", ())),
+            language=str(data.get("language", "auto")),
         )
 
 
@@ -329,6 +385,10 @@ class SearchHit:
     end: float
     snippet: str
     rank: float
+    live: bool = False
+    """The space is on air now: the moment is in its live page, not yet in a replay."""
+    language: str = ""
+    """The turn's language (snippets keep its accents)."""
 
 
 def join_words(texts: Iterable[str]) -> str:

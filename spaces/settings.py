@@ -63,7 +63,11 @@ class Settings:
     """Key prefix inside the bucket, so several deployments can share one."""
 
     whisper_model: str = ""
-    """faster-whisper model name or directory; empty = bundled ``tiny.en``."""
+    """A model that installs with the project (``tiny.en``, ``base``), a faster-whisper name or a directory.
+
+    Empty = the embedded default (``transcribe.model.DEFAULT_MODEL``). Workers
+    refuse to start, naming it, if it is unknown or incomplete.
+    """
 
     whisper_device: str = "cpu"
     """``cpu`` or ``cuda``."""

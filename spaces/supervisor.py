@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import pkgutil
 import shutil
 import signal
 import subprocess
@@ -77,10 +78,29 @@ def _on_work_horse_killed(job: Job, retpid: int, ret_val: int, rusage: object) -
         log.warning("failure callback of %s did not complete", job.id)
 
 
+#: Resolves ``WHISPER_MODEL`` to local files (joining a packaged model's parts
+#: once), by dotted name: the core never imports a stage.
+MODEL_CHECK = "transcribe.model.resolve_model"
+
+
+def check_model(settings: Settings) -> None:
+    """Stop at start, naming the model, if ``WHISPER_MODEL`` is not usable here.
+
+    Raises:
+        ConfigError: The model does not exist, is not installed, or its parts are incomplete.
+    """
+    resolve = pkgutil.resolve_name(MODEL_CHECK)
+    try:
+        resolve(settings.whisper_model)
+    except Exception as e:  # the stage's ModelError, whatever its class
+        raise ConfigError(f"cannot start workers: {e}") from e
+
+
 def run_worker(settings: Settings, *, burst: bool = False, live: bool = False) -> int:
     """A pipeline worker, or with ``live`` a worker of the room agents' queue (one live space at a time)."""
     from spaces.sweeper import SweepingWorker
 
+    check_model(settings)
     connection = queue.connect(settings, patience=REDIS_PATIENCE)
     worker = SweepingWorker(
         [queue.live_queue(settings, connection) if live else queue.pipeline_queue(settings, connection)],
@@ -178,6 +198,8 @@ def run_stack(settings: Settings, *, workers: int, sfu_nodes: int = 1) -> int:
     stack stops rather than spin.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if workers:
+        check_model(settings)
     open_catalog(settings).create_schema()
     redis = ensure_redis(settings)
     spaces_cli = [sys.executable, "-m", "spaces.cli"]

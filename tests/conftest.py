@@ -33,6 +33,12 @@ from spaces.nodes import Node
 from spaces.router import NodeRouter
 from spaces.settings import Settings
 
+# The suite's bounds were measured with tiny.en, the fastest model: workers
+# and in-process models use it unless a test asks for another (the language
+# tests ask for base, the multilingual default).
+os.environ.setdefault("WHISPER_MODEL", "tiny.en")
+TEST_MODEL = os.environ["WHISPER_MODEL"]
+
 PG_BASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

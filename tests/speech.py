@@ -231,9 +231,8 @@ class _Espeak:
             self._set_voice(voice)
             self.lib.espeak_SetParameter(self._RATE, rate, 0)
             data = text.encode()
-            # Positions are in characters only for ASCII, which is what tests speak.
-            if len(data) != len(text):
-                raise ValueError("only ASCII text is supported")
+            # With espeakCHARS_UTF8, event positions count characters, not
+            # bytes, so accented text (French, German, Spanish) maps back too.
             if self.lib.espeak_Synth(data, len(data) + 1, 0, self._POS_CHARACTER, 0, self._CHARS_UTF8, None, None) != 0:
                 raise RuntimeError(f"espeak-ng failed on {text!r}")
             self.lib.espeak_Synchronize()

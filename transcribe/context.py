@@ -36,7 +36,7 @@ from __future__ import annotations
 import bisect
 import io
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -321,6 +321,7 @@ def refine_room(
     options: TranscribeOptions | None = None,
     rules: ContextRules | None = None,
     assemble_options: AssembleOptions | None = None,
+    languages: Mapping[str, str] | None = None,
     on_progress: Callable[[float], None] | None = None,
 ) -> list[TrackWords]:
     """The context pass over a whole room, ready for :func:`transcribe.assemble.assemble`.
@@ -332,12 +333,19 @@ def refine_room(
         options: As for the first pass.
         rules: How much context.
         assemble_options: For removing bleed before the room's text is taken as context.
+        languages: Speaker -> the language their first pass was in (each clip is redone in it).
         on_progress: Called with the share of the room's clips done, 0 to 1.
 
     Returns:
         The tracks with bleed removed and their clips redone.
     """
     assemble_options = assemble_options or AssembleOptions()
+    base = options or TranscribeOptions()
+
+    def own(speaker: str) -> TranscribeOptions:
+        told = (languages or {}).get(speaker)
+        return replace(base, language=told) if told else base
+
     room = room_words(tracks, options=assemble_options)
     cleaned = clean_tracks(tracks, options=assemble_options)
     total = sum(len(c) for c in clips)
@@ -352,7 +360,7 @@ def refine_room(
     return [
         TrackWords(
             t.speaker,
-            refine(model, words, c, room=room, options=options, rules=rules, on_clip=clip_done) if c else words,
+            refine(model, words, c, room=room, options=own(t.speaker), rules=rules, on_clip=clip_done) if c else words,
             t.levels,
         )
         for t, words, c in zip(tracks, cleaned, clips, strict=True)

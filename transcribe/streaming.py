@@ -30,11 +30,12 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from faster_whisper import WhisperModel
 
+from spaces.captions import on_screen
 from spaces.models import Caption, Word, join_words
 from transcribe.audio import SAMPLE_RATE
 from transcribe.transcribe import TranscribeOptions, transcribe_clip
@@ -72,6 +73,14 @@ class StreamingOptions:
     """Interim passes decode greedily: tentative text trades a little accuracy for twice the pace."""
     final_whisper: TranscribeOptions = field(default_factory=TranscribeOptions)
     """The final pass decodes as the offline pipeline does (beam search): it is the text that stays."""
+
+    def in_language(self, language: str) -> StreamingOptions:
+        """The same options for speech in ``language`` (a Whisper code)."""
+        return replace(
+            self,
+            whisper=replace(self.whisper, language=language),
+            final_whisper=replace(self.final_whisper, language=language),
+        )
 
 
 def _norm(text: str) -> str:
@@ -327,6 +336,7 @@ class StreamingTranscriber:
             seq=self._seq,
             utterance=self._utterances,
             words=tuple(words),
+            lines=on_screen(words),
         )
 
     # --- memory -----------------------------------------------------------------------

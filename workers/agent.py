@@ -7,7 +7,8 @@ audio), decodes each forwarding slot's Opus once, and runs one
 :class:`~transcribe.streaming.StreamingTranscriber` per speaker. Caption
 events go back to the SFU over the signaling socket (which relays them to
 every participant) and into the space's Redis caption stream (the API's
-Server-Sent Events). The job returns when the room ends; an agent that
+Server-Sent Events); final ones are written to the catalog as live turns
+(search while live, until the pipeline's transcript replaces them). The job returns when the room ends; an agent that
 dies is replaced by the SFU, which enqueues the job again.
 
 Packets arrive on the event loop; Whisper runs on one thread of its own, so
@@ -33,8 +34,12 @@ from redis.exceptions import RedisError
 
 from ingest.client import SpaceClient
 from spaces import live_captions, tokens
-from spaces.models import Caption, join_words
+from spaces.catalog import Catalog, open_catalog
+from spaces.exceptions import NotFound
+from spaces.languages import AUTO
+from spaces.models import Caption, Turn, join_words
 from spaces.settings import Settings
+from transcribe.language import speaks_language
 from transcribe.live_audio import OpusStream
 from transcribe.streaming import StreamingOptions, StreamingTranscriber
 from workers.context import context
@@ -153,8 +158,19 @@ class CaptionMaker:
 class RoomAgent:
     """The agent's connection to one room, from join to the room's end."""
 
-    def __init__(self, *, settings: Settings, space_id: str, rtc_url: str, model: WhisperModel) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        space_id: str,
+        rtc_url: str,
+        model: WhisperModel,
+        catalog: Catalog | None = None,
+        language: str = "en",
+    ) -> None:
         self.settings = settings
+        self._own_catalog = catalog is None
+        self.catalog = catalog if catalog is not None else open_catalog(settings)
         self.space_id = space_id
         token = tokens.issue(
             settings.secret_key,
@@ -164,7 +180,14 @@ class RoomAgent:
             ttl=settings.live_job_timeout,
         )
         self.client = SpaceClient(rtc_url, token, decode=False, on_packet=self._on_packet)
-        self.captions = CaptionMaker(model=model, on_caption=self._on_caption, room_now=self.room_now)
+        self.language = language
+        """What the live captions are transcribed in (their search rows are analysed in it)."""
+        self.captions = CaptionMaker(
+            model=model,
+            on_caption=self._on_caption,
+            room_now=self.room_now,
+            options=StreamingOptions().in_language(language),
+        )
         self._streams: dict[int, OpusStream] = {}
         self._clock0 = 0.0
         """Wall-clock time of room-clock zero, from the welcome."""
@@ -192,6 +215,8 @@ class RoomAgent:
             self._outbox.put_nowait(None)
             await sender
             await self.client.close()
+            if self._own_catalog:
+                self.catalog.close()
         log.info("agent left %s: %d caption events", self.space_id, self.sent, extra={"space_id": self.space_id})
 
     # --- media in (event loop) ---------------------------------------------------------
@@ -225,10 +250,19 @@ class RoomAgent:
                 if not self.client.closed.is_set():
                     await self.client.send({"type": "caption", **caption.to_dict()})
                 await self._store(redis, key, caption)
+                if caption.final and caption.words:
+                    await asyncio.to_thread(self._index, caption)
                 self.sent += 1
             await self._store(redis, key, None)
         finally:
             await redis.aclose()
+
+    def _index(self, caption: Caption) -> None:
+        try:
+            self.catalog.add_live_turns(self.space_id, [Turn(caption.speaker, caption.words, language=self.language)])
+        except Exception:  # whatever the catalog's driver raises: captions go on regardless
+            # Only search while live misses it; the pipeline's transcript will have it.
+            log.warning("live turn of %s not indexed: catalog unreachable", self.space_id, exc_info=True)
 
     async def _store(self, redis: Redis, key: str, caption: Caption | None) -> None:
         try:
@@ -248,6 +282,21 @@ def live_room(space_id: str, rtc_url: str) -> int:
     client follows a ``moved`` if the room went elsewhere).
     """
     ctx = context()
-    agent = RoomAgent(settings=ctx.settings, space_id=space_id, rtc_url=rtc_url, model=ctx.model())
+    model = ctx.model()
+    # Live captions follow the language the host set. With ``auto`` they stay
+    # English: one utterance is too little to detect a language from (the
+    # pipeline detects each speaker's from all their speech afterwards).
+    try:
+        language = ctx.catalog.get_space(space_id).language
+    except NotFound:
+        language = AUTO
+    agent = RoomAgent(
+        settings=ctx.settings,
+        space_id=space_id,
+        rtc_url=rtc_url,
+        model=model,
+        catalog=ctx.catalog,
+        language=language if language != AUTO and speaks_language(model) else "en",
+    )
     asyncio.run(agent.run())
     return agent.sent

@@ -21,6 +21,7 @@ from rq import get_current_job
 from spaces import keys
 from spaces.blobstore import BlobStore, open_blob_store
 from spaces.catalog import Catalog, open_catalog
+from spaces.exceptions import NotFound
 from spaces.models import Manifest, Track
 from spaces.queue import current_run, run_of
 from spaces.settings import Settings
@@ -42,6 +43,16 @@ class Context:
 
     def track(self, space_id: str, track_id: str) -> Track:
         return Track.from_dict(self.read_json(keys.track_manifest(space_id, track_id)))
+
+    def language(self, space_id: str) -> str:
+        """The space's language as set: by ``spaces import`` in its manifest, else when opened (catalog)."""
+        language = self.manifest(space_id).language
+        if language == "auto":  # a live space: the SFU's manifest does not carry it
+            try:
+                language = self.catalog.get_space(space_id).language
+            except NotFound:
+                pass
+        return language
 
     def model(self) -> WhisperModel:
         """The Whisper model the settings name (loaded once per process)."""

@@ -30,10 +30,11 @@ from typing import Any
 from redis import Redis
 
 from spaces import keys
+from spaces.captions import build_cues, to_srt, to_webvtt
+from spaces.languages import main_language
 from spaces.live_captions import stream_key
 from spaces.models import Gap, Manifest, Transcript, Turn
 from spaces.queue import current_run, enqueue_once, job_id, pipeline_queue, speaker_slug
-from transcribe.captions import build_cues, to_srt, to_webvtt
 from workers.context import Context, context
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,8 @@ def erase_words(space_id: str, speaker: str) -> int:
     erased = replace(transcript, turns=kept, gaps=gaps)
     ctx.write_json(keys.transcript(space_id), erased.to_dict())
     cues = build_cues(list(kept))
-    ctx.blobs.put(keys.captions(space_id, "vtt"), to_webvtt(cues).encode(), content_type="text/vtt")
+    vtt = to_webvtt(cues, language=main_language(list(kept)))
+    ctx.blobs.put(keys.captions(space_id, "vtt"), vtt.encode(), content_type="text/vtt")
     ctx.blobs.put(keys.captions(space_id, "srt"), to_srt(cues).encode(), content_type="application/x-subrip")
     ctx.catalog.replace_turns(space_id, kept)
     for track_id, who in manifest.erased:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from spaces import keys
 from spaces.exceptions import NotFound
+from spaces.languages import AUTO
+from transcribe.language import detect, speaks_language
 from transcribe.levels import Levels, levels
 from workers.context import Context, Progress, context, stage
 from workers.tracks import load_track_audio
@@ -17,13 +19,20 @@ from workers.tracks import load_track_audio
 
 @stage
 def measure_levels(space_id: str, track_id: str) -> None:
-    """Write ``words/{track_id}.levels.json``."""
+    """Write ``words/{track_id}.levels.json`` (and ``.language.json`` when the language is ``auto``).
+
+    Language detection is done here, with the track already decoded, so that
+    every track's evidence is at hand when any track is transcribed.
+    """
     ctx = context()
     track = ctx.track(space_id, track_id)
     progress = Progress(ctx.catalog, space_id, f"levels:{track.speaker}")
     progress(0.0)
     start, audio, _ = load_track_audio(ctx, space_id, track)
     ctx.write_json(keys.levels(space_id, track_id), levels(audio, offset=start).to_dict())
+    if ctx.language(space_id) == AUTO and audio.size and speaks_language(ctx.model()):
+        probabilities, seconds = detect(ctx.model(), audio)
+        ctx.write_json(keys.language(space_id, track_id), {"probabilities": probabilities, "seconds": seconds})
     progress(1.0)
 
 

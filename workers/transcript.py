@@ -6,11 +6,12 @@ import logging
 from dataclasses import replace
 
 from spaces import keys
+from spaces.captions import build_cues, to_srt, to_webvtt
 from spaces.exceptions import NotFound
-from spaces.models import Gap, Manifest, Transcript, Word
+from spaces.languages import main_language
+from spaces.models import Gap, Manifest, SpeakerLanguage, Transcript, Word
 from transcribe.assemble import TrackWords
 from transcribe.assemble import assemble as assemble_turns
-from transcribe.captions import build_cues, to_srt, to_webvtt
 from transcribe.context import Clip, clips_from_bytes, refine_room
 from workers.context import Context, Progress, context, stage, superseded
 from workers.levels import read_levels
@@ -30,28 +31,45 @@ def assemble(space_id: str) -> int:
     manifest = ctx.manifest(space_id)
     tracks = [_track_words(ctx, space_id, track_id) for track_id, _ in manifest.tracks]
     clips = [_clips(ctx, space_id, track_id) for track_id, _ in manifest.tracks]
+    languages = _languages(ctx, space_id, manifest)
+    # Each speaker's clips are redone in the language their track was told.
+    told = {name: lang.language if lang.model_speaks else "en" for name, lang in languages.items()}
     # The context pass is most of the time: the rest (turns, captions, index) is quick.
     redone = refine_room(
-        ctx.model() if any(clips) else None, tracks, clips, on_progress=lambda done: progress(0.9 * done)
+        ctx.model() if any(clips) else None,
+        tracks,
+        clips,
+        on_progress=lambda done: progress(0.9 * done),
+        languages=told,
     )
     turns = assemble_turns(redone)
     if superseded(space_id):  # a reprocess began during the context pass: its run writes
         return 0
+    turns = [replace(t, language=languages[t.speaker].language) if t.speaker in languages else t for t in turns]
     transcript = Transcript(
         space_id=space_id,
         duration=space_duration(ctx, manifest),
         speakers=tuple(speaker for _, speaker in manifest.tracks),
         turns=tuple(turns),
         gaps=gaps_of(manifest),
+        language=manifest.language,
+        languages=languages,
     )
     ctx.write_json(keys.transcript(space_id), transcript.to_dict())
     cues = build_cues(turns)
-    ctx.blobs.put(keys.captions(space_id, "vtt"), to_webvtt(cues).encode(), content_type="text/vtt")
+    vtt = to_webvtt(cues, language=main_language(turns))
+    ctx.blobs.put(keys.captions(space_id, "vtt"), vtt.encode(), content_type="text/vtt")
     ctx.blobs.put(keys.captions(space_id, "srt"), to_srt(cues).encode(), content_type="application/x-subrip")
     ctx.catalog.replace_turns(space_id, turns)
     space = ctx.catalog.get_space(space_id)
     ctx.catalog.put_space(
-        replace(space, duration=transcript.duration, speakers=transcript.speakers, partial=manifest.partial)
+        replace(
+            space,
+            duration=transcript.duration,
+            speakers=transcript.speakers,
+            partial=manifest.partial,
+            languages=languages,
+        )
     )
     progress(1.0)
     return len(turns)
@@ -65,6 +83,16 @@ def gaps_of(manifest: Manifest) -> tuple[Gap, ...]:
             key=lambda g: (g.start, g.speaker),
         )
     )
+
+
+def _languages(ctx: Context, space_id: str, manifest: Manifest) -> dict[str, SpeakerLanguage]:
+    """Each speaker's language, as their track was transcribed (a speaker with two tracks: the first)."""
+    out: dict[str, SpeakerLanguage] = {}
+    for track_id, speaker in manifest.tracks:
+        data = ctx.read_json(keys.words(space_id, track_id)).get("language")
+        if data and speaker not in out:
+            out[speaker] = SpeakerLanguage.from_dict(data)
+    return out
 
 
 def space_duration(ctx: Context, manifest: Manifest) -> float:

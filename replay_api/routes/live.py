@@ -19,7 +19,7 @@ from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from replay_api.deps import (
     CallerDep,
@@ -40,7 +40,8 @@ from replay_api.sweep import sweep_unjoined, unjoined
 from replay_api.templating import templates
 from spaces import names, tokens
 from spaces.catalog import Catalog, SpaceFilter
-from spaces.exceptions import NotFound, RouterUnavailable
+from spaces.exceptions import InvalidInput, NotFound, RouterUnavailable
+from spaces.languages import AUTO, check_language
 from spaces.models import Space, SpaceState, Visibility
 from spaces.names import name_key
 from spaces.nodes import Node
@@ -60,6 +61,18 @@ class NewSpace(BaseModel):
     title: str = Field(pattern=names.TITLE_PATTERN, description="Shown on the live page and the replay; one line")
     visibility: Visibility = Visibility.PUBLIC
     host: str = Field(default="host", pattern=IDENTITY, description="The host's name in the space")
+    language: str = Field(
+        default=AUTO,
+        description="A Whisper language code (`fr`, `de`, ...) or `auto`: each speaker's detected from their speech",
+    )
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        try:
+            return check_language(value)
+        except InvalidInput as e:
+            raise ValueError(str(e)) from e
 
 
 class TokenRequest(BaseModel):
@@ -81,6 +94,7 @@ class JoinInfo(BaseModel):
 class CreatedSpace(JoinInfo):
     title: str
     visibility: str
+    language: str
 
 
 class NodeOut(BaseModel):
@@ -179,6 +193,7 @@ def create_space(
                 created_at=time.time(),
                 visibility=body.visibility,
                 node=node.node_id,
+                language=body.language,
             )
         )
     except BaseException:
@@ -188,7 +203,7 @@ def create_space(
     token = _claimed_token(catalog, settings, space_id, tokens.Role.HOST, host)
     assert token is not None, "a new space has no names yet"
     info = _join_info(settings, space_id, tokens.Role.HOST, host, token, node)
-    return {**info, "title": title, "visibility": str(body.visibility)}
+    return {**info, "title": title, "visibility": str(body.visibility), "language": body.language}
 
 
 @router.post(

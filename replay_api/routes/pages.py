@@ -33,6 +33,7 @@ from replay_api.schemas import replay_link, space_links
 from replay_api.sweep import sweep_unjoined
 from replay_api.templating import templates
 from spaces.catalog import SpaceFilter
+from spaces.languages import main_language
 from spaces.models import SpaceState, Visibility
 from spaces.settings import Settings
 
@@ -117,7 +118,12 @@ def replay_page(
     duration = space.duration or transcript.duration
     context.update(
         transcript=transcript,
-        speakers=[{"name": n, "talk": talk.get(n, 0.0), "colour": colour[n]} for n in names],
+        speakers=[
+            {"name": n, "talk": talk.get(n, 0.0), "colour": colour[n], "language": space.languages.get(n)}
+            for n in names
+        ],
+        # The captions' language: the one most of the words are in.
+        caption_language=main_language(list(transcript.turns)),
         colour=colour,
         duration=duration,
         # A deep link past the end starts at the end rather than failing.

@@ -28,6 +28,7 @@
           title: String(data.get("title") || "").trim(),
           host: String(data.get("host") || "").trim() || "host",
           visibility,
+          language: String(data.get("language") || "auto"),
         }),
       });
       const body = await response.json();

@@ -311,6 +311,9 @@
       case "moved":
         if (state.moves < MAX_MOVES) { state.moves += 1; state.movedTo = msg.rtc_url; }
         break;
+      case "caption":
+        showCaption(msg);
+        break;
       case "error":
         if (FINAL_ERRORS.has(msg.code)) state.refused = msg.message;
         status(msg.message);
@@ -417,6 +420,81 @@
     $("hand").textContent = state.hand ? "Lower hand" : "Raise hand";
     $("host-panel").hidden = state.role !== "host";
     renderRoom();
+  }
+
+  // --- captions ------------------------------------------------------------
+  //
+  // The room agent sends each speaker's utterance as it grows (interim, may
+  // still change) and once more when it is over (final). Events of one
+  // utterance share a key (speaker + utterance): each replaces the line in
+  // place, so text never shows twice. A replaced agent numbers utterances
+  // from 0 again: a key whose line is final and ended before the new event
+  // starts is a new utterance, not an update.
+  const CAPTION_LINES = 3;
+  const captionLines = new Map(); // key -> {line, seq, final, end}
+  let captionsOn = true;
+  try { captionsOn = localStorage.getItem("captions") !== "off"; } catch (e) { /* default on */ }
+  $("captions-on").checked = captionsOn;
+  $("captions").hidden = !captionsOn;
+  $("captions-on").addEventListener("change", () => {
+    captionsOn = $("captions-on").checked;
+    $("captions").hidden = !captionsOn;
+    try { localStorage.setItem("captions", captionsOn ? "on" : "off"); } catch (e) { /* memory only */ }
+  });
+  window.liveSpace.captions = () => Array.from($("captions").children).map((p) => ({
+    speaker: p.dataset.speaker,
+    lines: Array.from(p.querySelector(".caption__text").childNodes).filter((n) => n.nodeType === Node.TEXT_NODE).map((n) => n.textContent),
+    final: !p.classList.contains("caption--interim") }));
+  window.liveSpace.showCaption = (c) => showCaption(c);
+  window.liveSpace.transcript = () => Array.from($("transcript").children).map((li) => ({
+    speaker: li.dataset.speaker, text: li.querySelector(".transcript__text").textContent }));
+
+  function clock(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+  }
+
+  function showCaption(c) {
+    let key = `${c.speaker}\u0000${c.utterance}`;
+    let known = captionLines.get(key);
+    if (known && known.final && c.start >= known.end) {
+      captionLines.delete(key);
+      key = `${key}\u0000${c.start}`;
+      known = captionLines.get(key);
+    }
+    if (known && (c.seq <= known.seq || known.final)) return; // late or repeated
+    if (!known) {
+      const line = el("p", { class: "caption", "data-speaker": c.speaker },
+        el("span", { class: "caption__speaker" }, c.speaker), el("span", { class: "caption__text" }));
+      $("captions").append(line);
+      known = { line, seq: -1, final: false, end: 0 };
+      captionLines.set(key, known);
+      while ($("captions").children.length > CAPTION_LINES) $("captions").firstElementChild.remove();
+    }
+    known.seq = c.seq;
+    known.final = c.final;
+    known.end = c.end;
+    known.line.classList.toggle("caption--interim", !c.final);
+    // The cue on screen now (the replay's rules: at most 2 lines of 42 characters);
+    // the transcript below keeps the whole utterance.
+    const text = known.line.querySelector(".caption__text");
+    text.replaceChildren();
+    (c.lines && c.lines.length ? c.lines : [c.text]).forEach((line, i) => { if (i) text.append(el("br")); text.append(line); });
+    if (c.final) addToTranscript(c);
+  }
+
+  function addToTranscript(c) {
+    const list = $("transcript");
+    const stick = list.scrollTop + list.clientHeight >= list.scrollHeight - 8; // reading older lines: stay there
+    const item = el("li", { "data-speaker": c.speaker, "data-start": String(c.start) },
+      el("span", { class: "transcript__time" }, clock(c.start)),
+      el("span", { class: "transcript__speaker" }, c.speaker),
+      el("span", { class: "transcript__text" }, c.text));
+    // In room-clock order: two speakers' finals can arrive out of order.
+    let after = null;
+    for (const li of list.children) { if (Number(li.dataset.start) > c.start) { after = li; break; } }
+    list.insertBefore(item, after);
+    if (stick) list.scrollTop = list.scrollHeight;
   }
 
   $("join").addEventListener("click", join);

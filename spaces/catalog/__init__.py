@@ -25,6 +25,8 @@ class TurnRow(NamedTuple):
     start: float
     end: float
     text: str
+    language: str = ""
+    """Whisper code of the turn's language ("" = from before languages: English)."""
 
 
 @dataclass(frozen=True)
@@ -56,14 +58,10 @@ class Catalog(Protocol):
     def get_space(self, space_id: str) -> Space:
         """The space; raise ``NotFound`` if unknown."""
 
-    def list_spaces(
-        self, flt: SpaceFilter, *, limit: int, cursor: tuple[float, str] | None = None
-    ) -> list[Space]:
+    def list_spaces(self, flt: SpaceFilter, *, limit: int, cursor: tuple[float, str] | None = None) -> list[Space]:
         """Newest first; ``cursor`` is the (created_at, space_id) of the last row seen."""
 
-    def set_state(
-        self, space_id: str, state: SpaceState, *, error: str | None = None, run: int | None = None
-    ) -> None:
+    def set_state(self, space_id: str, state: SpaceState, *, error: str | None = None, run: int | None = None) -> None:
         """Set the state (READY also marks the outputs complete: ``Space.published``).
 
         With ``run``, nothing changes if the space has moved on to a newer
@@ -133,6 +131,15 @@ class Catalog(Protocol):
 
     def replace_turns(self, space_id: str, turns: Sequence[Turn]) -> None:
         """Atomically replace the searchable turns of a space."""
+
+    def add_live_turns(self, space_id: str, turns: Sequence[Turn]) -> int:
+        """Append live turns (final captions of the room agent) to a space's searchable turns.
+
+        Search finds them at once, with the space in any state; ``replace_turns``
+        (the pipeline's transcript) removes them. Returns how many were added:
+        0 once the pipeline's transcript is in, so a late caption never shows
+        a moment twice.
+        """
 
     def bulk_insert(self, spaces: Sequence[Space], turns: Iterable[TurnRow]) -> None:
         """Load many spaces and their turns in one transaction (imports, benchmarks).

@@ -13,6 +13,7 @@ from spaces.catalog import TurnRow
 from spaces.catalog.query import Term, to_tsquery
 from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SqlCatalog, turn_rows
 from spaces.exceptions import StorageError
+from spaces.languages import postgres_config, postgres_configs
 from spaces.models import Space, Turn
 
 SCHEMA = """
@@ -30,7 +31,9 @@ CREATE TABLE IF NOT EXISTS spaces (
     partial INTEGER NOT NULL DEFAULT 0,
     run INTEGER NOT NULL DEFAULT 0,
     published INTEGER NOT NULL DEFAULT 0,
-    node TEXT NOT NULL DEFAULT ''
+    node TEXT NOT NULL DEFAULT '',
+    language TEXT NOT NULL DEFAULT 'auto',
+    languages TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS spaces_created ON spaces (created_at DESC, space_id DESC);
 CREATE TABLE IF NOT EXISTS space_speakers (
@@ -70,11 +73,21 @@ CREATE TABLE IF NOT EXISTS turns (
     start_s DOUBLE PRECISION NOT NULL,
     end_s DOUBLE PRECISION NOT NULL,
     text TEXT NOT NULL,
-    tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED,
+    live INTEGER NOT NULL DEFAULT 0,
+    language TEXT NOT NULL DEFAULT '',
+    ts_config regconfig NOT NULL DEFAULT 'spaces_english',
+    tsv tsvector GENERATED ALWAYS AS (to_tsvector(ts_config, text)) STORED,
     UNIQUE (space_id, seq)
 );
 CREATE INDEX IF NOT EXISTS turns_tsv ON turns USING GIN (tsv);
+CREATE TABLE IF NOT EXISTS turn_languages (language TEXT PRIMARY KEY);
 """
+
+#: Each turn is indexed with its language's configuration: ``spaces_<name>``
+#: is PostgreSQL's own (stemmer and stop words) with accents removed first
+#: (``unaccent``), so "ecoute" finds "écoute". ``simple`` where PostgreSQL
+#: has no stemmer for the language (Japanese, Polish, ...): words are only
+#: lower-cased and unaccented.
 
 _HEADLINE = f"StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=20, MinWords=8, MaxFragments=1"
 
@@ -106,21 +119,49 @@ class PostgresCatalog(SqlCatalog):
         with self._transaction() as cur:
             # Serialize concurrent start-ups (API, SFU, workers) creating tables.
             cur.execute("SELECT pg_advisory_xact_lock(727274)")
+            cur.execute("CREATE EXTENSION IF NOT EXISTS unaccent SCHEMA public")
+            for name in postgres_configs():
+                cur.execute("SELECT 1 FROM pg_ts_config WHERE cfgname = %s AND cfgnamespace = "
+                            "(SELECT oid FROM pg_namespace WHERE nspname = current_schema())", (f"spaces_{name}",))
+                if cur.fetchone() is None:
+                    stem = "simple" if name == "simple" else f"{name}_stem"
+                    cur.execute(f"CREATE TEXT SEARCH CONFIGURATION spaces_{name} (COPY = pg_catalog.{name})")
+                    cur.execute(f"ALTER TEXT SEARCH CONFIGURATION spaces_{name} "
+                                f"ALTER MAPPING FOR hword, hword_part, word WITH public.unaccent, {stem}")
+            cur.execute("SELECT column_name FROM information_schema.columns "
+                        "WHERE table_schema = current_schema() AND table_name = 'turns'")
+            columns = {r[0] for r in cur.fetchall()}
+            if columns and "ts_config" not in columns:
+                # A catalog from before languages: its index was English only.
+                cur.execute("ALTER TABLE turns DROP COLUMN tsv")
+                cur.execute("ALTER TABLE turns ADD COLUMN ts_config regconfig NOT NULL DEFAULT 'spaces_english'")
+                cur.execute("ALTER TABLE turns ADD COLUMN tsv tsvector "
+                            "GENERATED ALWAYS AS (to_tsvector(ts_config, text)) STORED")
             cur.execute(SCHEMA)
             self._add_columns(cur)
+            cur.execute(SCHEMA)  # the index of a re-made tsv column
 
-    def _column_names(self, cur: Any) -> set[str]:
+    def _column_names(self, cur: Any, table: str = "spaces") -> set[str]:
         # The table the search path finds (each test schema has its own).
         cur.execute(
-            "SELECT attname FROM pg_attribute WHERE attrelid = 'spaces'::regclass AND attnum > 0 AND NOT attisdropped"
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+            (table,),
         )
         return {str(row[0]) for row in cur.fetchall()}
 
-    def _insert_turns(self, cur: Any, space_id: str, turns: Sequence[Turn]) -> None:
+    def _insert_turns(
+        self, cur: Any, space_id: str, turns: Sequence[Turn], *, live: bool = False, first_seq: int = 0
+    ) -> None:
         cur.executemany(
-            "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text) VALUES (%s,%s,%s,%s,%s,%s)",
-            list(turn_rows(space_id, turns)),
+            "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text, language, ts_config, live) "
+            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+            [(*row, _config(row.language), int(live)) for row in turn_rows(space_id, turns, first_seq)],
         )
+
+    def _lock_space(self, cur: Any, space_id: str) -> None:
+        # Read committed lets two writers of one space's turns interleave: the live
+        # agent could slip a turn in beside the pipeline's replacement.
+        cur.execute("SELECT 1 FROM spaces WHERE space_id = %s FOR UPDATE", (space_id,))
 
     def bulk_insert(self, spaces: Sequence[Space], turns: Iterable[TurnRow]) -> None:
         super().bulk_insert(spaces, turns)
@@ -137,13 +178,15 @@ class PostgresCatalog(SqlCatalog):
     def _bulk_turns(self, cur: Any, turns: Iterable[TurnRow]) -> None:
         # COPY streams the rows in one round trip; the tsvector column is
         # computed by the server as they land.
-        with cur.copy("COPY turns (space_id, seq, speaker, start_s, end_s, text) FROM STDIN") as copy:
+        with cur.copy(
+            "COPY turns (space_id, seq, speaker, start_s, end_s, text, language, ts_config) FROM STDIN"
+        ) as copy:
             for row in turns:
-                copy.write_row(row)
+                copy.write_row((*row, _config(row.language)))
 
-    def _match_clause(self, terms: list[Term]) -> tuple[str, list[Any]]:
-        query, args = to_tsquery(terms)
-        return f"t.tsv @@ {query}", list(args)
+    def _match_clause(self, terms: list[Term], languages: Sequence[str]) -> tuple[str, list[Any]]:
+        conditions, params = _conditions(terms, languages)
+        return "(" + " OR ".join(conditions) + ")", params
 
     def _delete_turns(self, cur: Any, space_id: str) -> None:
         cur.execute("DELETE FROM turns WHERE space_id = %s", (space_id,))
@@ -151,7 +194,13 @@ class PostgresCatalog(SqlCatalog):
     def _search_rows(
         self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int
     ) -> list[tuple[Any, ...]]:
-        query, phrases = to_tsquery(terms, "%s")
+        conditions, match = _conditions(terms, self._turn_languages(cur), placeholder="%s")
+        # The query in each row's own configuration, for its rank and headline.
+        configs = sorted({_config(lang) for lang in self._turn_languages(cur)} or {_config("")})
+        per_row = "CASE t.ts_config " + " ".join(
+            f"WHEN '{c}'::regconfig THEN {to_tsquery(terms, '%s', c)[0]}" for c in configs
+        ) + " END"
+        per_row_args = [a for c in configs for a in to_tsquery(terms, "%s", c)[1]]
         # The same three steps as SQLite: the newest matching turns, their
         # ts_rank, and ts_headline for the page only. The query is written out
         # (not in a CTE) so the planner sees a constant and its selectivity:
@@ -161,20 +210,39 @@ class PostgresCatalog(SqlCatalog):
         cur.execute(
             "WITH candidates AS ("
             " SELECT t.id FROM turns t JOIN spaces s ON s.space_id = t.space_id"
-            f" WHERE t.tsv @@ {query} AND {self._sql(where)}"
+            f" WHERE ({' OR '.join(conditions)}) AND {self._sql(where)}"
             f" ORDER BY t.id DESC LIMIT {MAX_CANDIDATES}), "
             "top AS ("
-            f" SELECT c.id, ts_rank(t.tsv, {query}) AS rank, t.space_id, t.start_s"
+            f" SELECT c.id, ts_rank(t.tsv, {per_row}) AS rank, t.space_id, t.start_s"
             " FROM candidates c JOIN turns t ON t.id = c.id"
             " ORDER BY rank DESC, t.space_id, t.start_s LIMIT %s OFFSET %s) "
             "SELECT t.space_id, s.title, t.speaker, t.start_s, t.end_s, "
-            f"ts_headline('english', t.text, {query}, %s), top.rank "
+            f"ts_headline(t.ts_config, t.text, {per_row}, %s), top.rank, s.state, t.language "
             "FROM top JOIN turns t ON t.id = top.id JOIN spaces s ON s.space_id = t.space_id "
             "ORDER BY top.rank DESC, top.space_id, top.start_s",
-            [*phrases, *params, *phrases, limit, offset, *phrases, _HEADLINE],
+            [*match, *params, *per_row_args, limit, offset, *per_row_args, _HEADLINE],
             prepare=False,
         )
         return list(cur.fetchall())
 
     def close(self) -> None:
         self.pool.close()
+
+
+def _config(language: str) -> str:
+    return f"spaces_{postgres_config(language)}"
+
+
+def _conditions(
+    terms: list[Term], languages: Sequence[str], *, placeholder: str = "?"
+) -> tuple[list[str], list[Any]]:
+    """Per configuration turns are in: rows of it whose tsvector matches the query analysed by it."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    for config in sorted({_config(lang) for lang in languages} or {_config("")}):
+        query, args = to_tsquery(terms, placeholder, config)
+        conditions.append(
+            f"(t.ts_config = '{config}'::regconfig AND t.tsv @@ {query})"
+        )
+        params.extend(args)
+    return conditions, params

@@ -96,19 +96,20 @@ def to_fts5(terms: list[Term]) -> str:
     )
 
 
-def to_tsquery(terms: list[Term], placeholder: str = "?") -> tuple[str, list[str]]:
+def to_tsquery(terms: list[Term], placeholder: str = "?", config: str = "english") -> tuple[str, list[str]]:
     """A PostgreSQL tsquery expression (with ``placeholder`` for its arguments) and the arguments.
 
     Phrases go through ``phraseto_tsquery`` (plain text, nothing to escape);
-    a prefix through ``to_tsquery`` as a quoted lexeme with ``:*``.
+    a prefix through ``to_tsquery`` as a quoted lexeme with ``:*``; both
+    analysed with the text search configuration ``config`` (a trusted name).
     """
     parts: list[str] = []
     args: list[str] = []
     for t in terms:
         if t.prefix:
-            parts.append(f"to_tsquery('english', {placeholder})")
+            parts.append(f"to_tsquery('{config}', {placeholder})")
             args.append("'" + t.words[0].replace("'", "''") + "':*")
         else:
-            parts.append(f"phraseto_tsquery('english', {placeholder})")
+            parts.append(f"phraseto_tsquery('{config}', {placeholder})")
             args.append(" ".join(t.words))
     return "(" + " && ".join(parts) + ")", args

@@ -16,11 +16,11 @@ from typing import Any
 from spaces.catalog import SpaceFilter, TurnRow
 from spaces.catalog.query import Term, parse
 from spaces.exceptions import NotFound
-from spaces.models import SearchHit, Space, SpaceState, Turn, Visibility
+from spaces.models import SearchHit, Space, SpaceState, Turn, Visibility, languages_from_dict, languages_to_dict
 
 SPACE_COLUMNS = (
     "space_id, title, host, created_at, state, visibility, duration, speakers, error, progress, partial, "
-    "run, published, node"
+    "run, published, node, language, languages"
 )
 
 #: Columns added to ``spaces`` since its first version: ``create_schema``
@@ -29,13 +29,25 @@ ADDED_COLUMNS = {
     "run": "INTEGER NOT NULL DEFAULT 0",
     "published": "INTEGER NOT NULL DEFAULT 0",
     "node": "TEXT NOT NULL DEFAULT ''",
+    "language": "TEXT NOT NULL DEFAULT 'auto'",
+    "languages": "TEXT NOT NULL DEFAULT '{}'",
+}
+
+#: The same for ``turns`` (backends may add their own index columns).
+#: ``live`` marks a turn made of a live final caption (the room agent's),
+#: replaced whole when the pipeline's transcript lands.
+ADDED_TURN_COLUMNS = {
+    "language": "TEXT NOT NULL DEFAULT ''",
+    "live": "INTEGER NOT NULL DEFAULT 0",
 }
 
 #: Spaces whose transcript search shows: the ones whose replay is served
 #: (``replay_api.deps.servable``): ready, or being reprocessed (or failed to
 #: be) with a complete earlier run's outputs, which stay right until the new
 #: run replaces them whole.
-_SEARCHABLE = "(s.state = ? OR (s.published = 1 AND s.state IN (?, ?)))"
+#: Live turns are searchable from the moment they are written (search while
+#: live), until the pipeline's transcript replaces them.
+_SEARCHABLE = "(t.live = 1 OR s.state = ? OR (s.published = 1 AND s.state IN (?, ?)))"
 _SEARCHABLE_STATES = [str(SpaceState.READY), str(SpaceState.PROCESSING), str(SpaceState.FAILED)]
 
 #: Search ranks at most this many matching turns, the newest ones (by when
@@ -71,7 +83,13 @@ class SqlCatalog(ABC):
         """Adapt placeholders to the driver."""
 
     @abstractmethod
-    def _insert_turns(self, cur: Any, space_id: str, turns: Sequence[Turn]) -> None: ...
+    def _insert_turns(
+        self, cur: Any, space_id: str, turns: Sequence[Turn], *, live: bool = False, first_seq: int = 0
+    ) -> None: ...
+
+    def _lock_space(self, cur: Any, space_id: str) -> None:
+        """Serialize writers of one space's turns (SQLite: its write lock already does)."""
+        return None
 
     @abstractmethod
     def _delete_turns(self, cur: Any, space_id: str) -> None: ...
@@ -80,22 +98,32 @@ class SqlCatalog(ABC):
     def _search_rows(
         self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int
     ) -> list[tuple[Any, ...]]:
-        """Rows of (space_id, title, speaker, start, end, snippet, rank)."""
+        """Rows of (space_id, title, speaker, start, end, snippet, rank, space state, language)."""
 
     @abstractmethod
-    def _match_clause(self, terms: list[Term]) -> tuple[str, list[Any]]:
-        """A condition (``?`` placeholders) true for turns ``t`` matching every term."""
+    def _match_clause(self, terms: list[Term], languages: Sequence[str]) -> tuple[str, list[Any]]:
+        """A condition (``?`` placeholders) true for turns ``t`` matching every term.
+
+        ``languages`` are those turns are in: the terms are analysed in each.
+        """
 
     @abstractmethod
     def _bulk_turns(self, cur: Any, turns: Iterable[TurnRow]) -> None:
         """Insert many new turns and index them."""
 
     @abstractmethod
-    def _column_names(self, cur: Any) -> set[str]:
-        """The columns the ``spaces`` table has now."""
+    def _column_names(self, cur: Any, table: str = "spaces") -> set[str]:
+        """The columns ``table`` has now."""
+
+    #: Columns this backend adds to ``turns`` besides ``ADDED_TURN_COLUMNS``.
+    _turn_columns: dict[str, str] = {}
 
     def _add_columns(self, cur: Any) -> None:
-        """Bring an older catalog's ``spaces`` table up to ``ADDED_COLUMNS``."""
+        """Bring an older catalog's tables up to ``ADDED_COLUMNS`` and ``ADDED_TURN_COLUMNS``."""
+        turns = {**ADDED_TURN_COLUMNS, **self._turn_columns}
+        for name, kind in turns.items():
+            if name not in self._column_names(cur, "turns"):
+                cur.execute(f"ALTER TABLE turns ADD COLUMN {name} {kind}")
         missing = {name: kind for name, kind in ADDED_COLUMNS.items() if name not in self._column_names(cur)}
         for name, kind in missing.items():
             cur.execute(f"ALTER TABLE spaces ADD COLUMN {name} {kind}")
@@ -116,7 +144,7 @@ class SqlCatalog(ABC):
     def _put_spaces(self, cur: Any, spaces: Sequence[Space]) -> None:
         cur.executemany(
             self._sql(
-                f"INSERT INTO spaces ({SPACE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                f"INSERT INTO spaces ({SPACE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT (space_id) DO UPDATE SET title=excluded.title, host=excluded.host, "
                 "created_at=excluded.created_at, state=excluded.state, "
                 "visibility=excluded.visibility, duration=excluded.duration, "
@@ -128,7 +156,7 @@ class SqlCatalog(ABC):
                 "run=CASE WHEN excluded.run > spaces.run THEN excluded.run ELSE spaces.run END, "
                 "published=CASE WHEN excluded.published > spaces.published "
                 "THEN excluded.published ELSE spaces.published END, "
-                "node=excluded.node"
+                "node=excluded.node, language=excluded.language, languages=excluded.languages"
             ),
             [_space_row(s) for s in spaces],
         )
@@ -136,21 +164,37 @@ class SqlCatalog(ABC):
             cur.execute(self._sql("DELETE FROM space_speakers WHERE space_id = ?"), (space.space_id,))
         # A speaker named twice in one space is one row (the primary key).
         speakers = {(s.space_id, name) for s in spaces for name in s.speakers}
+        cur.executemany(self._sql("INSERT INTO space_speakers (space_id, speaker) VALUES (?, ?)"), sorted(speakers))
+
+    def _note_languages(self, cur: Any, languages: Iterable[str]) -> None:
+        """Remember which languages turns are in: search analyses a query once per language."""
         cur.executemany(
-            self._sql("INSERT INTO space_speakers (space_id, speaker) VALUES (?, ?)"), sorted(speakers)
+            self._sql("INSERT INTO turn_languages (language) VALUES (?) ON CONFLICT (language) DO NOTHING"),
+            [(lang,) for lang in sorted(set(languages))],
         )
 
+    def _turn_languages(self, cur: Any) -> list[str]:
+        cur.execute(self._sql("SELECT language FROM turn_languages ORDER BY language"))
+        return [str(r[0]) for r in cur.fetchall()]
+
     def bulk_insert(self, spaces: Sequence[Space], turns: Iterable[TurnRow]) -> None:
+        seen: set[str] = set()
+
+        def noting(rows: Iterable[TurnRow]) -> Iterator[TurnRow]:
+            for row in rows:
+                seen.add(row.language)
+                yield row
+
         with self._transaction() as cur:
             self._put_spaces(cur, spaces)
-            self._bulk_turns(cur, turns)
+            self._bulk_turns(cur, noting(turns))
+            self._note_languages(cur, seen)
             # Fresh statistics, so the planner knows the tables grew by a lot.
             cur.execute(self._analyze_sql)
 
     def talk_times(self, space_id: str) -> dict[str, float]:
         rows = self._execute(
-            "SELECT speaker, SUM(end_s - start_s) FROM turns WHERE space_id = ? "
-            "GROUP BY speaker ORDER BY speaker",
+            "SELECT speaker, SUM(end_s - start_s) FROM turns WHERE space_id = ? GROUP BY speaker ORDER BY speaker",
             (space_id,),
         )
         return {str(r[0]): round(float(r[1]), 3) for r in rows}
@@ -161,9 +205,7 @@ class SqlCatalog(ABC):
             raise NotFound(f"no space {space_id!r}")
         return _space_from_row(rows[0])
 
-    def list_spaces(
-        self, flt: SpaceFilter, *, limit: int, cursor: tuple[float, str] | None = None
-    ) -> list[Space]:
+    def list_spaces(self, flt: SpaceFilter, *, limit: int, cursor: tuple[float, str] | None = None) -> list[Space]:
         where, params = ("1 = 1", []) if flt.include_private else _visible_clause("s", flt.visible)
         if flt.state is not None:
             where += " AND s.state = ?"
@@ -190,7 +232,9 @@ class SqlCatalog(ABC):
             params.append("%" + _escape_like(flt.text.lower()) + "%")
             terms = parse(flt.text)
             if terms:
-                match, match_params = self._match_clause(terms)
+                with self._reading() as cur:
+                    languages = self._turn_languages(cur)
+                match, match_params = self._match_clause(terms, languages)
                 where += f" OR s.space_id IN (SELECT t.space_id FROM turns t WHERE {match})"
                 params.extend(match_params)
             where += ")"
@@ -199,8 +243,7 @@ class SqlCatalog(ABC):
             params.extend([cursor[0], cursor[0], cursor[1]])
         cols = ", ".join(f"s.{c.strip()}" for c in SPACE_COLUMNS.split(","))
         rows = self._execute(
-            f"SELECT {cols} FROM spaces s WHERE {where} "
-            "ORDER BY s.created_at DESC, s.space_id DESC LIMIT ?",
+            f"SELECT {cols} FROM spaces s WHERE {where} ORDER BY s.created_at DESC, s.space_id DESC LIMIT ?",
             [*params, limit],
         )
         return [_space_from_row(r) for r in rows]
@@ -213,9 +256,7 @@ class SqlCatalog(ABC):
             raise NotFound(f"no space {space_id!r}")
         return int(row[0])
 
-    def set_state(
-        self, space_id: str, state: SpaceState, *, error: str | None = None, run: int | None = None
-    ) -> None:
+    def set_state(self, space_id: str, state: SpaceState, *, error: str | None = None, run: int | None = None) -> None:
         published = 1 if state is SpaceState.READY else 0
         with self._transaction() as cur:
             if run is not None and run < self._run_of(cur, space_id):
@@ -382,8 +423,30 @@ class SqlCatalog(ABC):
 
     def replace_turns(self, space_id: str, turns: Sequence[Turn]) -> None:
         with self._transaction() as cur:
-            self._delete_turns(cur, space_id)
+            self._lock_space(cur, space_id)
+            self._delete_turns(cur, space_id)  # live turns too: search never shows a moment twice
             self._insert_turns(cur, space_id, turns)
+            self._note_languages(cur, (t.language for t in turns))
+
+    def add_live_turns(self, space_id: str, turns: Sequence[Turn]) -> int:
+        with self._transaction() as cur:
+            self._lock_space(cur, space_id)
+            # Too late once the pipeline's transcript is in (its turns, or a published
+            # space whose transcript had none): a late caption would show a moment twice.
+            cur.execute(
+                self._sql(
+                    "SELECT (SELECT COUNT(*) FROM turns WHERE space_id = ? AND live = 0), "
+                    "(SELECT COALESCE(MAX(seq), -1) FROM turns WHERE space_id = ?), "
+                    "(SELECT published FROM spaces WHERE space_id = ?)"
+                ),
+                (space_id, space_id, space_id),
+            )
+            offline, last_seq, published = cur.fetchone()
+            if offline or published is None or published:
+                return 0
+            self._insert_turns(cur, space_id, turns, live=True, first_seq=int(last_seq) + 1)
+            self._note_languages(cur, (t.language for t in turns))
+        return len(turns)
 
     def search(
         self,
@@ -419,14 +482,16 @@ class SqlCatalog(ABC):
                 end=float(r[4]),
                 snippet=_marked(r[5]),
                 rank=float(r[6]),
+                live=r[7] == str(SpaceState.LIVE),
+                language=str(r[8]),
             )
             for r in rows
         ]
 
 
-def turn_rows(space_id: str, turns: Sequence[Turn]) -> Iterator[TurnRow]:
-    for seq, turn in enumerate(turns):
-        yield TurnRow(space_id, seq, turn.speaker, turn.start, turn.end, turn.text)
+def turn_rows(space_id: str, turns: Sequence[Turn], first_seq: int = 0) -> Iterator[TurnRow]:
+    for seq, turn in enumerate(turns, start=first_seq):
+        yield TurnRow(space_id, seq, turn.speaker, turn.start, turn.end, turn.text, turn.language)
 
 
 def _visible_clause(alias: str, visible: Collection[str]) -> tuple[str, list[Any]]:
@@ -464,6 +529,8 @@ def _space_row(space: Space) -> tuple[Any, ...]:
         space.run,
         int(space.published or space.state is SpaceState.READY),
         space.node,
+        space.language,
+        json.dumps(languages_to_dict(space.languages), sort_keys=True),
     )
 
 
@@ -483,5 +550,6 @@ def _space_from_row(row: Sequence[Any]) -> Space:
         run=int(row[11]),
         published=bool(row[12]),
         node=row[13] or "",
+        language=str(row[14] or "auto"),
+        languages=languages_from_dict(json.loads(row[15] or "{}")),
     )
-

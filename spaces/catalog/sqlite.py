@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from spaces.catalog import TurnRow
-from spaces.catalog.query import Term, to_fts5
+from spaces.catalog.highlight import snippet
+from spaces.catalog.query import Term
 from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SqlCatalog, turn_rows
 from spaces.exceptions import ConfigError
+from spaces.languages import fold, stems
 from spaces.models import Turn
 
 SCHEMA = """
@@ -33,7 +35,9 @@ CREATE TABLE IF NOT EXISTS spaces (
     partial INTEGER NOT NULL DEFAULT 0,
     run INTEGER NOT NULL DEFAULT 0,
     published INTEGER NOT NULL DEFAULT 0,
-    node TEXT NOT NULL DEFAULT ''
+    node TEXT NOT NULL DEFAULT '',
+    language TEXT NOT NULL DEFAULT 'auto',
+    languages TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS spaces_created ON spaces (created_at DESC, space_id DESC);
 CREATE TABLE IF NOT EXISTS space_speakers (
@@ -73,12 +77,24 @@ CREATE TABLE IF NOT EXISTS turns (
     start_s REAL NOT NULL,
     end_s REAL NOT NULL,
     text TEXT NOT NULL,
+    live INTEGER NOT NULL DEFAULT 0,
+    language TEXT NOT NULL DEFAULT '',
+    stems TEXT NOT NULL DEFAULT '',
     UNIQUE (space_id, seq)
 );
-CREATE VIRTUAL TABLE IF NOT EXISTS turns_fts USING fts5(
-    text, content='turns', content_rowid='id', tokenize='porter unicode61'
+CREATE TABLE IF NOT EXISTS turn_languages (language TEXT PRIMARY KEY);
+CREATE VIRTUAL TABLE IF NOT EXISTS turns_stems USING fts5(
+    stems, content='turns', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
 );
 """
+
+#: FTS5 stems English only (``porter``), so each turn's words are stemmed in
+#: its own language by Snowball in Python and indexed as ``stems`` (folded:
+#: ``écoute`` and ``ecoute`` are one term); queries are stemmed the same way,
+#: once per language turns are in. What SQLite cannot do that PostgreSQL
+#: does: drop each language's stop words, and compute stems in the database
+#: (a catalog's stems are what the Python that wrote them made: reindex with
+#: ``spaces reprocess`` after a stemmer upgrade).
 
 
 class SqliteCatalog(SqlCatalog):
@@ -137,41 +153,67 @@ class SqliteCatalog(SqlCatalog):
     def _sql(self, statement: str) -> str:
         return statement
 
+    #: The stemmed words FTS5 indexes (see above).
+    _turn_columns = {"stems": "TEXT NOT NULL DEFAULT ''"}
+
     def create_schema(self) -> None:
         self._connection().executescript(SCHEMA)
         with self._transaction() as cur:
             self._add_columns(cur)
 
-    def _column_names(self, cur: Any) -> set[str]:
-        cur.execute("PRAGMA table_info(spaces)")
+    def _column_names(self, cur: Any, table: str = "spaces") -> set[str]:
+        cur.execute(f"PRAGMA table_info({table})")
         return {str(row[1]) for row in cur.fetchall()}
 
-    def _insert_turns(self, cur: Any, space_id: str, turns: Sequence[Turn]) -> None:
-        for row in turn_rows(space_id, turns):
+    def _insert_turns(
+        self, cur: Any, space_id: str, turns: Sequence[Turn], *, live: bool = False, first_seq: int = 0
+    ) -> None:
+        for row in turn_rows(space_id, turns, first_seq):
+            stemmed = stems(row.text, row.language)
             cur.execute(
-                "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text) VALUES (?,?,?,?,?,?)",
-                row,
+                "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text, language, stems, live) "
+                "VALUES (?,?,?,?,?,?,?,?,?)",
+                (*row, stemmed, int(live)),
             )
-            cur.execute("INSERT INTO turns_fts (rowid, text) VALUES (?, ?)", (cur.lastrowid, row[5]))
+            cur.execute("INSERT INTO turns_stems (rowid, stems) VALUES (?, ?)", (cur.lastrowid, stemmed))
 
     def _bulk_turns(self, cur: Any, turns: Iterable[TurnRow]) -> None:
         cur.execute("SELECT COALESCE(MAX(id), 0) FROM turns")
         (last,) = cur.fetchone()
         cur.executemany(
-            "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text) VALUES (?,?,?,?,?,?)", turns
+            "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text, language, stems) "
+            "VALUES (?,?,?,?,?,?,?,?)",
+            ((*row, stems(row.text, row.language)) for row in turns),
         )
         # New rowids are above the old maximum; indexing them in one statement
         # is several times faster than one FTS insert per row.
-        cur.execute("INSERT INTO turns_fts (rowid, text) SELECT id, text FROM turns WHERE id > ?", (last,))
+        cur.execute("INSERT INTO turns_stems (rowid, stems) SELECT id, stems FROM turns WHERE id > ?", (last,))
 
-    def _match_clause(self, terms: list[Term]) -> tuple[str, list[Any]]:
-        return "t.id IN (SELECT rowid FROM turns_fts WHERE turns_fts MATCH ?)", [to_fts5(terms)]
+    def _groups(self, terms: list[Term], languages: Sequence[str]) -> list[tuple[str, list[str]]]:
+        """(MATCH expression, languages it is for): the query stemmed in each language turns are in."""
+        groups: dict[str, list[str]] = {}
+        for lang in languages or [""]:
+            match = _match(terms, lang)
+            if match:
+                groups.setdefault(match, []).append(lang)
+        return list(groups.items())
+
+    def _match_clause(self, terms: list[Term], languages: Sequence[str]) -> tuple[str, list[Any]]:
+        parts: list[str] = []
+        params: list[Any] = []
+        for match, langs in self._groups(terms, languages):
+            parts.append(
+                f"(t.language IN ({','.join('?' * len(langs))})"
+                " AND t.id IN (SELECT rowid FROM turns_stems WHERE turns_stems MATCH ?))"
+            )
+            params.extend([*langs, match])
+        return "(" + (" OR ".join(parts) or "0") + ")", params
 
     def _delete_turns(self, cur: Any, space_id: str) -> None:
         # External-content FTS5 needs the old text to delete its index entries.
         cur.execute(
-            "INSERT INTO turns_fts (turns_fts, rowid, text) "
-            "SELECT 'delete', id, text FROM turns WHERE space_id = ?",
+            "INSERT INTO turns_stems (turns_stems, rowid, stems) "
+            "SELECT 'delete', id, stems FROM turns WHERE space_id = ?",
             (space_id,),
         )
         cur.execute("DELETE FROM turns WHERE space_id = ?", (space_id,))
@@ -179,35 +221,62 @@ class SqliteCatalog(SqlCatalog):
     def _search_rows(
         self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int
     ) -> list[tuple[Any, ...]]:
-        match = to_fts5(terms)
-        # Three steps, each on fewer rows: the newest matching turns (FTS5
-        # walks its index backwards and stops), their BM25 ranking, and
-        # snippets for the page only (snippet() re-tokenizes a whole turn).
+        groups = self._groups(terms, self._turn_languages(cur))
+        if not groups:
+            return []
+        # Per language the query is stemmed for: the newest matching turns
+        # (FTS5 walks its index backwards and stops), then the BM25 ranking
+        # of them all, then snippets for the page only.
+        selects: list[str] = []
+        args: list[Any] = []
+        for match, langs in groups:
+            selects.append(
+                "SELECT * FROM (SELECT turns_stems.rowid AS id, bm25(turns_stems) AS score"
+                " FROM turns_stems JOIN turns t ON t.id = turns_stems.rowid"
+                " JOIN spaces s ON s.space_id = t.space_id"
+                f" WHERE turns_stems MATCH ? AND t.language IN ({','.join('?' * len(langs))}) AND {where}"
+                f" ORDER BY turns_stems.rowid DESC LIMIT {MAX_CANDIDATES})"
+            )
+            args.extend([match, *langs, *params])
         cur.execute(
-            "WITH candidates AS ("
-            " SELECT turns_fts.rowid AS id, bm25(turns_fts) AS score"
-            " FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid"
-            " JOIN spaces s ON s.space_id = t.space_id"
-            f" WHERE turns_fts MATCH ? AND {where}"
-            f" ORDER BY turns_fts.rowid DESC LIMIT {MAX_CANDIDATES}), "
+            f"WITH candidates AS ({' UNION ALL '.join(selects)}), "
             "top AS ("
             " SELECT c.id, c.score, t.space_id, t.start_s FROM candidates c JOIN turns t ON t.id = c.id"
             " ORDER BY c.score, t.space_id, t.start_s LIMIT ? OFFSET ?) "
-            "SELECT t.space_id, s.title, t.speaker, t.start_s, t.end_s, "
-            f"snippet(turns_fts, 0, '{MARK_START}', '{MARK_END}', '…', 16), -top.score "
-            "FROM top JOIN turns_fts ON turns_fts.rowid = top.id "
-            "JOIN turns t ON t.id = top.id JOIN spaces s ON s.space_id = t.space_id "
-            "WHERE turns_fts MATCH ? "
+            "SELECT t.space_id, s.title, t.speaker, t.start_s, t.end_s, t.text, -top.score, s.state, t.language "
+            "FROM top JOIN turns t ON t.id = top.id JOIN spaces s ON s.space_id = t.space_id "
             "ORDER BY top.score, top.space_id, top.start_s",
-            [match, *params, limit, offset, match],
+            [*args, limit, offset],
         )
-        return list(cur.fetchall())
+        return [
+            (*r[:5], snippet(r[5], r[8], terms, start=MARK_START, end=MARK_END), *r[6:])
+            for r in cur.fetchall()
+        ]
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _match(terms: list[Term], language: str) -> str:
+    """An FTS5 expression over ``stems``: every term, analysed in ``language``; "" if one is empty.
+
+    A prefix term (the word still being typed) matches its stem as a word,
+    or its folded letters as the start of one: ``ecout`` and ``clu*``.
+    """
+    parts: list[str] = []
+    for t in terms:
+        stemmed = stems(" ".join(t.words), language).replace('"', "")
+        if not stemmed:
+            return ""
+        if t.prefix:
+            start = fold(t.words[0]).replace('"', "")
+            parts.append(f'("{stemmed}" OR "{start}"*)')
+        else:
+            parts.append(f'"{stemmed}"')
+    return " AND ".join(parts)
 
 
 def _lower(text: str | None) -> str | None:

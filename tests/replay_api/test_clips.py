@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from replay_api import clips
+from spaces.captions import build_cues, shifted, to_webvtt
 from spaces.exceptions import InvalidInput
 from spaces.models import Space
 
@@ -153,3 +154,22 @@ def test_a_full_clip_queue_refuses_at_once_and_the_api_stays_free(
         assert ffprobe_duration(done[0].content, tmp_path, ".ogg") == pytest.approx(2.0, abs=0.1)
         # The slots are free again.
         assert http.get(clip, params={"start": 4, "end": 5}).status_code == 200
+
+
+def test_a_clips_captions_are_the_replays_cues(
+    local_client: TestClient, local_published: Space, recording: Recording
+) -> None:
+    """One caption writer: a clip's cues are the replay's (as the pipeline writes them), shifted to its start."""
+    sid = local_published.space_id
+    replay = build_cues(recording.transcript.turns)
+    assert any(len(cue.lines) == 2 for cue in replay)  # the two-line layout is exercised
+    # A clip from a cue's start to a later cue's end, with no cue across either edge.
+    first, last = replay[1], replay[-2]
+    inside = [c for c in replay if c.start >= first.start and c.end <= last.end]
+    assert all(c.end <= first.start or c.start >= first.start for c in replay)
+    vtt = local_client.get(f"/spaces/{sid}/clip/captions.vtt", params={"start": first.start, "end": last.end})
+    assert vtt.status_code == 200
+    assert vtt.text == to_webvtt(shifted(inside, first.start))
+    assert local_client.get(f"/spaces/{sid}/clip/captions.vtt", params={"start": 0, "end": 300}).text == to_webvtt(
+        replay
+    )

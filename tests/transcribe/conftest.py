@@ -8,6 +8,7 @@ import pytest
 from faster_whisper import WhisperModel
 
 from spaces.models import Word
+from tests.conftest import TEST_MODEL
 from tests.speech import VOICES, Space, Utterance, build_space
 from transcribe.audio import decode
 from transcribe.levels import Levels, levels
@@ -33,7 +34,7 @@ DIALOGUE = (
 
 @pytest.fixture(scope="session")
 def model() -> WhisperModel:
-    return load_model()
+    return load_model(TEST_MODEL)
 
 
 @pytest.fixture(scope="session")

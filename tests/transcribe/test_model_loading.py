@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from transcribe.exceptions import ModelError
-from transcribe.model import bundled_model_dir, load_model
+from transcribe.model import bundled_model_dir, load_model, resolve_model
 
 
 def test_bundled_model_is_tiny_en_in_its_package() -> None:
@@ -20,6 +20,7 @@ def test_bundled_model_is_tiny_en_in_its_package() -> None:
 
 def test_loaded_once_per_process() -> None:
     assert load_model() is load_model("")
+    assert resolve_model("tiny.en") == str(bundled_model_dir())
     assert load_model() is load_model(cpu_threads=len(os.sched_getaffinity(0)))
 
 

@@ -40,7 +40,7 @@ def env_of(settings: Settings) -> dict[str, str]:
         "SPACES_WORKER_MAINTENANCE": "5",
     }
     for name, value in (("DATABASE_URL", settings.database_url), ("S3_BUCKET", settings.s3_bucket),
-                        ("S3_ENDPOINT_URL", settings.s3_endpoint_url)):
+                        ("S3_ENDPOINT_URL", settings.s3_endpoint_url), ("WHISPER_MODEL", settings.whisper_model)):
         if value:
             env[name] = value
     return env

@@ -18,7 +18,7 @@ from ingest.client import PcmTrack, SpaceClient
 from spaces import live_captions
 from spaces.settings import Settings
 from spaces.tokens import Role
-from tests.conftest import free_port
+from tests.conftest import TEST_MODEL, free_port
 from tests.ingest.conftest import VOICE_A, get_space, make_space, rtc_url, running_sfu, speech48k, token
 from tests.speech import word_error_rate
 from transcribe.model import load_model
@@ -63,7 +63,7 @@ async def _captions_reach_a_listener(settings: Settings) -> None:
         url = rtc_url(settings, space_id)
         alice = SpaceClient(url, token(settings, space_id, "alice", Role.HOST), track=track)
         carol = SpaceClient(url, token(settings, space_id, "carol", Role.LISTENER), decode=False)
-        agent = RoomAgent(settings=settings, space_id=space_id, rtc_url=url, model=load_model())
+        agent = RoomAgent(settings=settings, space_id=space_id, rtc_url=url, model=load_model(TEST_MODEL))
         await alice.connect()
         await carol.connect()
         running = asyncio.get_running_loop().create_task(agent.run())

@@ -19,6 +19,7 @@ from spaces import keys, queue
 from spaces.importer import TrackFile, import_space
 from spaces.models import Manifest, SpaceState, Transcript, Word
 from spaces.settings import Settings
+from tests.conftest import TEST_MODEL
 from tests.evalspace import (
     BLEED,
     LATE,
@@ -74,7 +75,7 @@ def test_one_minute_space_is_right_about_what_who_and_when(
     # than the naive baseline (the same model on the mixed audio) overall.
     wers = {s: word_error_rate(eval_space.truth[s], [w for w in ours if w.speaker == s]) for s in SPEAKERS}
     pooled = sum(wers[s] * len(eval_space.truth[s]) for s in SPEAKERS) / len(truth)
-    baseline = word_error_rate(in_utterance_order(eval_space), baseline_words(load_model(), eval_space.mix))
+    baseline = word_error_rate(in_utterance_order(eval_space), baseline_words(load_model(TEST_MODEL), eval_space.mix))
     print(f"WER per speaker {wers}, pooled {pooled:.3f}, baseline on the mix {baseline:.3f}")
     assert pooled <= 1.1 * baseline, wers
     assert max(wers.values()) <= 0.5, wers

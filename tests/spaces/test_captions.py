@@ -7,8 +7,8 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from spaces.captions import Cue, CueRules, build_cues, on_screen, to_srt, to_webvtt
 from spaces.models import Turn, Word
-from transcribe.captions import Cue, CueRules, build_cues, to_srt, to_webvtt
 
 
 def turn(speaker: str, start: float, text: str, *, step: float = 0.4) -> Turn:
@@ -110,3 +110,15 @@ def test_srt_numbering_and_format() -> None:
 def test_empty() -> None:
     assert build_cues([]) == []
     assert to_webvtt([]) == "WEBVTT\n"
+
+
+def test_a_live_caption_shows_the_last_cue_of_its_utterance() -> None:
+    """Live captions follow the replay's rules: a long utterance shows its latest cue, 2 lines of 42 at most."""
+    said = "so the plan for next week is that we meet on monday and then we write the whole report together"
+    words = [Word(i * 0.3, i * 0.3 + 0.25, t, "ann") for i, t in enumerate(said.split())]
+    cues = build_cues([Turn("ann", tuple(words))])
+    assert len(cues) >= 2
+    assert on_screen(words) == cues[-1].lines
+    assert all(len(line) <= 42 for line in on_screen(words)) and len(on_screen(words)) <= 2
+    assert on_screen(words[:3]) == ("so the plan",)
+    assert on_screen([]) == ()

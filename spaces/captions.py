@@ -1,4 +1,9 @@
-"""Caption cues from word timings, as WebVTT and SRT.
+"""Caption cues from word timings, as WebVTT and SRT: the one caption writer.
+
+Every stage that shows words as captions cuts them here, by the same
+``CueRules``: the pipeline's replay captions (``workers``), the API's clip
+captions (``replay_api``) and the live captions (``transcribe.streaming``,
+the cue on screen now). It lives in the core so that each may import it.
 
 Cues are cut from words, never from Whisper's segments: on a sparse
 per-speaker track a segment can run for 30 s across long silences, which
@@ -14,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from spaces.models import Turn, Word
 
@@ -35,6 +40,7 @@ class Cue:
     end: float
     speaker: str
     lines: tuple[str, ...]
+    language: str = ""
 
     @property
     def text(self) -> str:
@@ -45,6 +51,7 @@ def build_cues(turns: Sequence[Turn], rules: CueRules = CueRules()) -> list[Cue]
     """Cut every turn's words into cues, sorted by start (then speaker)."""
     cues: list[Cue] = []
     for turn in turns:
+        start_at = len(cues)
         current: list[Word] = []
         for word in _pieces(turn.words, rules.max_line_chars):
             if current and not _room_for(current, word, rules):
@@ -53,7 +60,25 @@ def build_cues(turns: Sequence[Turn], rules: CueRules = CueRules()) -> list[Cue]
             current.append(word)
         if current:
             cues.append(_cue(current, rules))
+        if turn.language:
+            cues[start_at:] = [replace(c, language=turn.language) for c in cues[start_at:]]
     return sorted(cues, key=lambda c: (c.start, c.speaker, c.end))
+
+
+def shifted(cues: Sequence[Cue], offset: float) -> list[Cue]:
+    """Cues on a clip's clock (``offset`` s of the room clock is its zero); none starts before 0."""
+    out = []
+    for cue in cues:
+        start = max(0.0, cue.start - offset)
+        out.append(Cue(start=start, end=max(start + 0.001, cue.end - offset), speaker=cue.speaker, lines=cue.lines))
+    return out
+
+
+def on_screen(words: Sequence[Word], rules: CueRules = CueRules()) -> tuple[str, ...]:
+    """The lines a live caption shows now: the last cue of an utterance's words so far."""
+    if not words:
+        return ()
+    return build_cues([Turn(words[0].speaker, tuple(words))], rules)[-1].lines
 
 
 def layout(texts: Sequence[str], rules: CueRules) -> tuple[str, ...] | None:
@@ -147,12 +172,20 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def to_webvtt(cues: Sequence[Cue]) -> str:
-    """A WebVTT file; each cue's text is in a ``<v Speaker>`` voice span."""
-    blocks = ["WEBVTT"]
+def to_webvtt(cues: Sequence[Cue], *, language: str = "") -> str:
+    """A WebVTT file; each cue's text is in a ``<v Speaker>`` voice span.
+
+    With ``language`` (the space's main one), the header declares it
+    (``Language:``, as HLS and YouTube write it) and a cue in another
+    language is wrapped in a ``<lang xx>`` span, so players and screen
+    readers pronounce each speaker in their own language.
+    """
+    blocks = [f"WEBVTT\nLanguage: {language}" if language else "WEBVTT"]
     for i, cue in enumerate(cues, 1):
         speaker = _escape(" ".join(cue.speaker.split()))
         text = "\n".join(_escape(line) for line in cue.lines)
+        if language and cue.language and cue.language != language:
+            text = f"<lang {cue.language}>{text}</lang>"
         blocks.append(f"{i}\n{_times(cue, '.')}\n<v {speaker}>{text}")
     return "\n\n".join(blocks) + "\n"
 

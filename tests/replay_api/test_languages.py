@@ -1,0 +1,87 @@
+"""Pages in the reader's language; spaces' languages at the API edge."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from spaces import keys
+from spaces.models import Space, SpeakerLanguage, Transcript
+
+from .conftest import Recording, publish
+
+
+def _french(app: FastAPI, recording: Recording) -> Space:
+    source = recording.transcript
+    turns = tuple(replace(t, language="fr") for t in source.turns)
+    space = publish(app.state.catalog, app.state.blobs, recording, title="Soirée cartes",
+                    transcript=Transcript("x", source.duration, source.speakers, turns),
+                    created_at=1_700_000_000.0)
+    languages = {"alice": SpeakerLanguage("fr", "detected", 0.62), "bob": SpeakerLanguage("fr", "set", 1.0, False)}
+    app.state.catalog.put_space(replace(space, language="auto", languages=languages))
+    blobs_transcript = Transcript(space.space_id, source.duration, source.speakers, turns, "auto", languages)
+    app.state.blobs.put(keys.transcript(space.space_id), json.dumps(blobs_transcript.to_dict()).encode(),
+                        content_type="application/json")
+    return space
+
+
+def test_the_replay_page_speaks_french_to_a_french_reader(
+    local_client: TestClient, local_app: FastAPI, recording: Recording
+) -> None:
+    space = _french(local_app, recording)
+    page = local_client.get(f"/spaces/{space.space_id}/replay", headers={"Accept-Language": "fr-CA,fr;q=0.9,en;q=0.5"})
+    assert page.status_code == 200
+    body = page.text
+    assert '<html lang="fr">' in body
+    assert "Animé par" in body and "Intervenants" in body and "Transcription" in body and "Hosted by" not in body
+    # Dates and durations for the locale: 14 nov. 2023, 22 h 13 UTC; 20 s.
+    assert "14 nov. 2023, 22 h 13 UTC" in body
+    # The captions and each turn declare the language they are in.
+    assert 'srclang="fr"' in body and '<div class="turn spk-0" lang="fr"' in body
+    # bob's track was French for a model that does not speak it: said plainly.
+    assert "Le modèle de transcription ne parle pas français : les mots de bob sont sa meilleure tentative" in body
+    # The switch, on every page, keeps where the reader is.
+    assert f'href="http://testserver/spaces/{space.space_id}/replay?lang=en" hreflang="en"' in body
+    english = local_client.get(f"/spaces/{space.space_id}/replay", headers={"Accept-Language": "en-GB"}).text
+    assert '<html lang="en">' in english and "Hosted by" in english and "14 Nov 2023, 22:13 UTC" in english
+
+
+def test_the_switch_overrides_accept_language_and_sticks(local_client: TestClient) -> None:
+    home = local_client.get("/?lang=fr", headers={"Accept-Language": "en"})
+    assert '<html lang="fr">' in home.text and "Enregistré, transcrit et consultable." in home.text
+    assert "Espaces passés" in home.text and "Lancer un espace" in home.text and "Past spaces" not in home.text
+    # The host picks the space's language when starting it (home.js posts it).
+    assert '<select name="language"' in home.text and '<option value="fr" lang="fr">français</option>' in home.text
+    assert "lang=fr" in home.headers["set-cookie"]
+    again = local_client.get("/", headers={"Accept-Language": "en"})  # the cookie, kept by the client
+    assert '<html lang="fr">' in again.text
+    local_client.cookies.clear()
+    assert '<html lang="en">' in local_client.get("/", headers={"Accept-Language": "de, en;q=0.5"}).text
+
+
+def test_space_detail_shows_its_language_and_each_speakers(
+    local_client: TestClient, local_app: FastAPI, recording: Recording
+) -> None:
+    space = _french(local_app, recording)
+    body = local_client.get(f"/spaces/{space.space_id}").json()
+    assert body["language"] == "auto"
+    speakers = {s["name"]: s for s in body["speakers"]}
+    assert (speakers["alice"]["language"], speakers["alice"]["language_source"]) == ("fr", "detected")
+    assert speakers["alice"]["model_speaks_language"] is True and speakers["alice"]["note"] is None
+    assert speakers["bob"]["model_speaks_language"] is False
+    assert "does not speak French (fr)" in speakers["bob"]["note"]
+    transcript = local_client.get(f"/spaces/{space.space_id}/transcript").json()
+    assert transcript["languages"] == {"alice": "fr", "bob": "fr"}
+    assert {t["language"] for t in transcript["turns"]} == {"fr"}
+
+
+def test_a_space_opened_with_a_language_keeps_it_and_an_unknown_one_is_refused(local_client: TestClient) -> None:
+    refused = local_client.post("/spaces", json={"title": "x", "language": "klingon"})
+    assert refused.status_code == 422
+    assert "unknown language 'klingon'" in refused.text and "auto, af, am" in refused.text
+    created = local_client.post("/spaces", json={"title": "Stammtisch", "language": "DE"})
+    assert created.status_code == 201 and created.json()["language"] == "de"
+    assert local_client.get(f"/spaces/{created.json()['space_id']}").json()["language"] == "de"

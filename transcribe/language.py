@@ -1,0 +1,88 @@
+"""Which language a speaker speaks, from enough of their speech and their room.
+
+Whisper's language detection looks at one 30 s window. On a short or
+unusual voice one window is fragile (a synthetic French voice was taken for
+Thai or Hungarian at probability 0.33, with French second): here every
+window of a track's speech is packed full by the VAD (no silence in it),
+up to ``windows`` of them, and their probabilities are averaged, weighted by
+how much speech each holds.
+
+The other tracks of the room are evidence too, but only between the
+languages the track itself finds plausible (:func:`decide`): a French
+speaker in an English room stays French, while a doubtful "Hungarian or
+French?" in a French room comes out French.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from faster_whisper import WhisperModel
+
+from transcribe.audio import SAMPLE_RATE
+from transcribe.transcribe import pack
+from transcribe.vad import VadOptions, speech_probabilities, speech_spans
+
+Probabilities = dict[str, float]
+
+
+@dataclass(frozen=True)
+class DetectOptions:
+    windows: int = 4
+    """Windows of packed speech looked at, at most (each costs one encoder pass)."""
+    window: float = 30.0
+    min_speech: float = 2.0
+    """Seconds of speech a window needs to count."""
+    plausible: float = 0.5
+    """A language is a candidate if its probability is at least this share of the track's best one."""
+    keep: int = 10
+    """Most probable languages kept per track (what the room's other tracks see)."""
+
+
+def speaks_language(model: WhisperModel) -> bool:
+    """Whether the model can be told a language (English-only models cannot)."""
+    return bool(model.model.is_multilingual)
+
+
+def detect(
+    model: WhisperModel, audio: np.ndarray, options: DetectOptions = DetectOptions()
+) -> tuple[Probabilities, float]:
+    """The track's language probabilities (most probable first) and the seconds of speech they rest on."""
+    spans = speech_spans(speech_probabilities(audio), len(audio), VadOptions())
+    total: dict[str, float] = {}
+    seconds = 0.0
+    for group in list(pack(spans, options.window))[: options.windows]:
+        speech = sum(e - s for s, e in group) / SAMPLE_RATE
+        if speech < options.min_speech and seconds > 0:
+            continue
+        packed = np.ascontiguousarray(np.concatenate([audio[s:e] for s, e in group]), dtype=np.float32)
+        _, _, probs = model.detect_language(packed, language_detection_segments=1)
+        for lang, p in probs:
+            total[lang] = total.get(lang, 0.0) + p * speech
+        seconds += speech
+    if not seconds:
+        return {}, 0.0
+    ranked = sorted(total.items(), key=lambda kv: -kv[1])[: options.keep]
+    return {lang: round(p / seconds, 4) for lang, p in ranked}, seconds
+
+
+def decide(
+    own: Mapping[str, float], others: Sequence[Mapping[str, float]], options: DetectOptions = DetectOptions()
+) -> tuple[str, float] | None:
+    """The track's language and its own probability; None without any evidence.
+
+    Among the languages the track finds plausible, each is scored by its own
+    probability times one plus the room's mean probability of it.
+    """
+    if not own:
+        return None
+    best = max(own.values())
+    candidates = [lang for lang, p in own.items() if p >= options.plausible * best]
+
+    def room(lang: str) -> float:
+        return sum(o.get(lang, 0.0) for o in others) / len(others) if others else 0.0
+
+    chosen = max(candidates, key=lambda lang: (own[lang] * (1 + room(lang)), own[lang]))
+    return chosen, own[chosen]
