@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -49,7 +50,7 @@ def sfu_settings(settings: Settings) -> Settings:
         sfu_segment_seconds=2,
         sfu_empty_timeout=2,
         sfu_ice_addresses="127.0.0.1",
-        operator_token=f"operator-{uuid.uuid4().hex}",
+        operator_token=secrets.token_urlsafe(32),
     )
 
 

@@ -39,13 +39,14 @@ def test_removal_holds_for_the_token_and_its_holder(
     sfu_settings: Settings, apis: tuple[TestClient, TestClient]
 ) -> None:
     here, there = apis
-    created = here.post("/spaces", json={"title": "Removal", "host": "alice"}).json()
-    space_id, url = str(created["space_id"]), str(created["rtc_url"])
-    tokens_url = f"/spaces/{space_id}/tokens"
-    mallory_token = here.post(tokens_url, json={"role": "listener", "identity": "mallory"}).json()["token"]
 
     async def scenario() -> None:
+        # The SFU first: the API places new spaces on the live nodes it registered.
         async with running_sfu(sfu_settings):
+            created = here.post("/spaces", json={"title": "Removal", "host": "alice"}).json()
+            space_id, url = str(created["space_id"]), str(created["rtc_url"])
+            tokens_url = f"/spaces/{space_id}/tokens"
+            mallory_token = here.post(tokens_url, json={"role": "listener", "identity": "mallory"}).json()["token"]
             alice = SpaceClient(url, str(created["token"]), track=PcmTrack(speech48k("Hello.", VOICE_A), loop=True))
             mallory = SpaceClient(url, mallory_token)
             await alice.connect()

@@ -56,10 +56,17 @@ def test_bleed_is_not_transcribed_when_the_other_tracks_levels_are_known(model: 
 
 
 def test_overlapping_speech_is_kept_for_both(dialogue_words: Transcribed) -> None:
+    """Where two people talk at once, assembly keeps every word each track heard, on its speaker.
+
+    What the words are is the model's business (tiny.en hears espeak's "ocean"
+    as "notion" with some espeak-ng builds); that none is dropped as bleed or
+    moved to the other speaker is assembly's.
+    """
     tracks = [TrackWords(s, ws, dialogue_words.levels[s]) for s, ws in dialogue_words.words.items()]
     final = [w for turn in assemble(tracks) for w in turn.words]
     # alice says "... history of the ocean." until ~11.7 s while bob starts at 11.0.
-    alice = [w for w in final if w.speaker == "alice" and 10.5 <= w.start - OFFSET <= 12.0]
-    bob = [w for w in final if w.speaker == "bob" and 10.8 <= w.start - OFFSET <= 12.5]
-    assert {"ocean"} <= {w.text.strip(".,").lower() for w in alice}
-    assert {"train"} <= {w.text.strip(".,").lower() for w in bob}
+    for speaker, lo, hi in (("alice", 10.5, 12.0), ("bob", 10.8, 12.5)):
+        heard = [w for w in dialogue_words.words[speaker] if lo <= w.start - OFFSET <= hi]
+        kept = [w for w in final if w.speaker == speaker and lo <= w.start - OFFSET <= hi]
+        assert heard, f"{speaker}'s track has no words in the overlap: nothing to check"
+        assert kept == heard, (speaker, heard, kept)
