@@ -133,23 +133,20 @@ def _parser() -> argparse.ArgumentParser:
     reprocess = command("reprocess", "rerun the pipeline (e.g. with a better WHISPER_MODEL)",
                         "  WHISPER_MODEL=base spaces reprocess 3f2a9c0d1e4b5a69")
     reprocess.add_argument("space_id")
-    reprocess.add_argument("--no-wait", action="store_true", help="return once the run is enqueued")
-    reprocess.add_argument("--timeout", type=float, default=3600, help="seconds to wait for processing")
+    _waits(reprocess, "run", 3600)
     reprocess.set_defaults(run=_reprocess)
 
     delete = command("delete", "delete a space: every object (every version) and catalog row; a live one ends first",
                      "  spaces delete 3f2a9c0d1e4b5a69")
     delete.add_argument("space_id")
-    delete.add_argument("--no-wait", action="store_true", help="return once the deletion is enqueued")
-    delete.add_argument("--timeout", type=float, default=600, help="seconds to wait for the deletion")
+    _waits(delete, "deletion", 600)
     delete.set_defaults(run=_delete)
 
     erase = command("erase", "erase one speaker from a processed space: their audio, words, captions and search",
                     "  spaces erase 3f2a9c0d1e4b5a69 bob")
     erase.add_argument("space_id")
     erase.add_argument("speaker")
-    erase.add_argument("--no-wait", action="store_true", help="return once the erasure is enqueued")
-    erase.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the erasure")
+    _waits(erase, "erasure", 3600)
     erase.set_defaults(run=_erase)
 
     sweep = command("retention", "apply retention now (SPACES_RETENTION_DAYS, SPACES_RETENTION_KEEP, per-space)",
@@ -157,6 +154,12 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     sweep.set_defaults(run=_retention)
     return parser
+
+
+def _waits(parser: argparse.ArgumentParser, what: str, default: float) -> None:
+    """``--no-wait`` and ``--timeout`` for a command that enqueues work and waits for it."""
+    parser.add_argument("--no-wait", action="store_true", help=f"return once the {what} is enqueued")
+    parser.add_argument("--timeout", type=float, default=default, help=f"seconds to wait for the {what}")
 
 
 def _up(settings: Settings, args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,15 @@ def sfu_stats(settings: Settings) -> dict[str, Any]:
     response.raise_for_status()
     data: dict[str, Any] = response.json()
     return data
+
+
+async def wait_until(predicate: Callable[[], object], timeout: float) -> None:
+    """Wait, without blocking the loop, until ``predicate()`` is truthy."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.1)
 
 
 def make_space(settings: Settings, *, title: str = "Test space", visibility: Visibility = Visibility.PUBLIC) -> str:

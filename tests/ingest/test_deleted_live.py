@@ -21,7 +21,7 @@ from spaces.queue import connect, job_id
 from spaces.settings import Settings
 from spaces.tokens import Role
 from tests.conftest import free_port
-from tests.ingest.conftest import VOICE_A, get_space, make_space, rtc_url, running_sfu, speech48k, token
+from tests.ingest.conftest import VOICE_A, get_space, make_space, rtc_url, running_sfu, speech48k, token, wait_until
 from tests.workers.conftest import Workers
 
 
@@ -30,14 +30,6 @@ def live_settings(settings: Settings) -> Settings:
     return replace(
         settings, sfu_port=free_port(), sfu_segment_seconds=1, sfu_empty_timeout=30, sfu_ice_addresses="127.0.0.1"
     )
-
-
-async def wait_until(predicate: object, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 def test_deleting_a_live_space_ends_it_and_leaves_nothing(live_settings: Settings) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -38,6 +37,7 @@ from tests.ingest.conftest import (
     running_sfu,
     speech48k,
     token,
+    wait_until,
 )
 
 RATE = 48000
@@ -74,14 +74,6 @@ def check_heard(received: Received, source: npt.NDArray[np.int16], started_at: f
     onset = int(LEAD * RATE)
     delay = arrival_of(received, onset + int(match.lag * RATE)) - (started_at + onset / RATE)
     return delay
-
-
-async def wait_until(predicate: object, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 def test_two_speakers_three_listeners(live_settings: Settings) -> None:
