@@ -161,6 +161,7 @@ def test_live_page_comes_back_after_its_socket_drops(sfu_settings: Settings, tmp
                         page = await browser.new_page()
                         await page.goto(invite.json()["live_url"])
                         await page.click("#join")
+                        await page.click("#consent-record")  # asked before the microphone goes live
                         await wait_for(page, "window.liveSpace.connection", "connected")
                         await wait_for(page, "window.liveSpace.packetsReceived()", lambda n: n > 20)
                         await dan.wait_for(lambda c: len(heard_by_dan) > 20)
@@ -220,6 +221,7 @@ def test_live_pages_come_back_after_their_node_restarts(sfu_settings: Settings, 
                         speaker, listener = await browser.new_page(), await browser.new_page()
                         await speaker.goto(invite.json()["live_url"])
                         await speaker.click("#join")
+                        await speaker.click("#consent-record")  # asked before the microphone goes live
                         await wait_for(speaker, "window.liveSpace.connection", "connected")
                         await listener.goto(f"{api}/spaces/{space_id}/live")
                         await listener.click("#join")
