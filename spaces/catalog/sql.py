@@ -25,6 +25,27 @@ SPACE_COLUMNS = (
 
 #: Columns added to ``spaces`` since its first version: ``create_schema``
 #: adds them to an older catalog (name -> SQL type and default).
+#: Tables both backends define the same way (only TEXT columns, standard SQL).
+SHARED_TABLES = """
+CREATE TABLE IF NOT EXISTS space_speakers (
+    space_id TEXT NOT NULL,
+    speaker TEXT NOT NULL,
+    PRIMARY KEY (space_id, speaker)
+);
+CREATE TABLE IF NOT EXISTS space_names (
+    space_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    token_id TEXT NOT NULL,
+    PRIMARY KEY (space_id, name)
+);
+CREATE TABLE IF NOT EXISTS space_bans (
+    space_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (space_id, kind, value)
+);
+"""
+
 ADDED_COLUMNS = {
     "run": "INTEGER NOT NULL DEFAULT 0",
     "published": "INTEGER NOT NULL DEFAULT 0",

@@ -15,7 +15,7 @@ from typing import Any
 from spaces.catalog import TurnRow
 from spaces.catalog.highlight import snippet
 from spaces.catalog.query import Term
-from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SqlCatalog, turn_rows
+from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SHARED_TABLES, SqlCatalog, turn_rows
 from spaces.exceptions import ConfigError
 from spaces.languages import fold, stems
 from spaces.models import Turn
@@ -40,24 +40,7 @@ CREATE TABLE IF NOT EXISTS spaces (
     languages TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS spaces_created ON spaces (created_at DESC, space_id DESC);
-CREATE TABLE IF NOT EXISTS space_speakers (
-    space_id TEXT NOT NULL,
-    speaker TEXT NOT NULL,
-    PRIMARY KEY (space_id, speaker)
-);
-CREATE TABLE IF NOT EXISTS space_names (
-    space_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    token_id TEXT NOT NULL,
-    PRIMARY KEY (space_id, name)
-);
-CREATE TABLE IF NOT EXISTS space_bans (
-    space_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (space_id, kind, value)
-);
-CREATE TABLE IF NOT EXISTS space_erasures (
+""" + SHARED_TABLES + """CREATE TABLE IF NOT EXISTS space_erasures (
     space_id TEXT NOT NULL,
     speaker TEXT NOT NULL,
     state TEXT NOT NULL,
