@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from spaces import keys
 from spaces.blobstore import BlobStore
 from spaces.captions import build_cues, shifted, to_webvtt
 from spaces.exceptions import StorageError
-from spaces.models import Transcript, Turn
+from spaces.models import Transcript
 
 
 def load(blobs: BlobStore, space_id: str) -> Transcript:
@@ -27,9 +28,9 @@ def window(transcript: Transcript, start: float, end: float, *, margin: float = 
             continue
         words = tuple(w for w in turn.words if w.end > start + margin and w.start < end - margin)
         if words:
-            turns.append(Turn(turn.speaker, words))
+            turns.append(replace(turn, words=words))
     gaps = tuple(g for g in transcript.gaps if g.end > start and g.start < end)
-    return Transcript(transcript.space_id, transcript.duration, transcript.speakers, tuple(turns), gaps)
+    return replace(transcript, turns=tuple(turns), gaps=gaps)
 
 
 def webvtt(transcript: Transcript, *, offset: float = 0.0) -> str:

@@ -142,7 +142,18 @@ class SqliteCatalog(SqlCatalog):
     def create_schema(self) -> None:
         self._connection().executescript(SCHEMA)
         with self._transaction() as cur:
+            had_stems = "stems" in self._column_names(cur, "turns")
             self._add_columns(cur)
+            if not had_stems:
+                self._stem_older_turns(cur)
+
+    def _stem_older_turns(self, cur: Any) -> None:
+        """A catalog from before per-language stems: stem and index its turns once, so search still finds them."""
+        cur.execute("SELECT id, text, language FROM turns")
+        for turn_id, text, language in cur.fetchall():
+            stemmed = stems(text, language or "en")
+            cur.execute("UPDATE turns SET stems = ? WHERE id = ?", (stemmed, turn_id))
+            cur.execute("INSERT INTO turns_stems (rowid, stems) VALUES (?, ?)", (turn_id, stemmed))
 
     def _column_names(self, cur: Any, table: str = "spaces") -> set[str]:
         cur.execute(f"PRAGMA table_info({table})")
