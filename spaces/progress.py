@@ -200,9 +200,10 @@ def watch(
             space = catalog.get_space(space_id)
             now = clock()
             if space.run >= run:
-                view.state(space.state, now)
+                # Steps first: the last step's "done" comes before the space's "ready".
                 for key, fraction in sorted(space.progress.items()):
                     view.step(key, fraction, now)
+                view.state(space.state, now)
                 if space.state in _DONE:
                     return space
             else:
