@@ -114,15 +114,19 @@ def main() -> None:
         assert not [w for w in left.words if w.speaker == args.erase]
 
     load_after = os.getloadavg()
-    print(f"erasing {args.erase} from a {args.minutes:.0f}-minute, {args.speakers}-speaker space "
-          f"({len(turns)} turns, {sum(len(t.words) for t in turns)} words)")
+    print(
+        f"erasing {args.erase} from a {args.minutes:.0f}-minute, {args.speakers}-speaker space "
+        f"({len(turns)} turns, {sum(len(t.words) for t in turns)} words)"
+    )
     print(f"(space built and imported in {built:.1f} s; not part of the erasure)")
     print(f"{'stage':<52} {'seconds':>8} {'share':>6}")
     for name, seconds in stages:
         print(f"{name:<52} {seconds:8.1f} {seconds / total * 100:5.1f}%")
     print(f"{'total':<52} {total:8.1f}   ({total / (args.minutes * 60):.3f}x the space's length)")
-    print(f"CPUs {os.cpu_count()}, load average {load_before[0]:.1f} before, {load_after[0]:.1f} after "
-          "(other processes share this machine: figures are upper bounds)")
+    print(
+        f"CPUs {os.cpu_count()}, load average {load_before[0]:.1f} before, {load_after[0]:.1f} after "
+        "(other processes share this machine: figures are upper bounds)"
+    )
 
 
 if __name__ == "__main__":

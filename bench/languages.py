@@ -100,8 +100,9 @@ def run(space: Space, language: str, model_name: str, threads: int) -> Row:
     tracks, clips = [], []
     for s, a in audio.items():
         options = TranscribeOptions(language=told[s])
-        words = transcribe(model, a, speaker=s, offset=0.0, options=options,
-                           others=[v for o, v in lv.items() if o != s])
+        words = transcribe(
+            model, a, speaker=s, offset=0.0, options=options, others=[v for o, v in lv.items() if o != s]
+        )
         tracks.append(TrackWords(s, words, lv[s]))
         clips.append(context_clips(a, words, offset=0.0) if words else [])
     turns = assemble(refine_room(model, tracks, clips, languages=told))
@@ -118,11 +119,15 @@ def main(languages: list[str], models: list[str], threads: int, out: Path) -> No
         for model_name in models:
             row = run(space, language, model_name, threads)
             rows.append(row)
-            print(f"{language} {model_name}: WER {row.wer:.3f}, {row.rtf:.3f} x real time, "
-                  f"detected {row.detected}", flush=True)
+            print(
+                f"{language} {model_name}: WER {row.wer:.3f}, {row.rtf:.3f} x real time, detected {row.detected}",
+                flush=True,
+            )
     print("\nlanguage | model | WER | wall / length | language per track (right?)")
     print("---|---|---|---|---")
     for r in rows:
         right = all(v == r.language for v in r.detected.values())
-        print(f"{r.language} | {r.model} | {r.wer:.3f} | {r.rtf:.3f} x | "
-              f"{', '.join(f'{k}={v}' for k, v in sorted(r.detected.items()))} ({'yes' if right else 'no'})")
+        print(
+            f"{r.language} | {r.model} | {r.wer:.3f} | {r.rtf:.3f} x | "
+            f"{', '.join(f'{k}={v}' for k, v in sorted(r.detected.items()))} ({'yes' if right else 'no'})"
+        )

@@ -51,18 +51,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         work = Path(tmp)
         settings = Settings(data_dir=work / "data", queue_name=f"bench-{uuid.uuid4().hex[:8]}")
-        env = {**os.environ, "SPACES_DATA_DIR": str(settings.data_dir), "SPACES_QUEUE_NAME": settings.queue_name,
-               "REDIS_URL": settings.redis_url}
-        space = build_space(conversation(args.minutes), {"alice": VOICES[0], "bob": VOICES[1]},
-                            duration=args.minutes * 60, out_dir=work)
+        env = {
+            **os.environ,
+            "SPACES_DATA_DIR": str(settings.data_dir),
+            "SPACES_QUEUE_NAME": settings.queue_name,
+            "REDIS_URL": settings.redis_url,
+        }
+        space = build_space(
+            conversation(args.minutes), {"alice": VOICES[0], "bob": VOICES[1]}, duration=args.minutes * 60, out_dir=work
+        )
         catalog = open_catalog(settings)
         catalog.create_schema()
-        workers = [subprocess.Popen([sys.executable, "-m", "spaces.cli", "worker"], env=env,
-                                    stderr=subprocess.DEVNULL) for _ in range(args.workers)]
+        workers = [
+            subprocess.Popen([sys.executable, "-m", "spaces.cli", "worker"], env=env, stderr=subprocess.DEVNULL)
+            for _ in range(args.workers)
+        ]
         try:
             t0 = time.monotonic()
-            imported = import_space(open_blob_store(settings), catalog,
-                                    [TrackFile(s, p) for s, p in space.items()], title="bench")
+            imported = import_space(
+                open_blob_store(settings), catalog, [TrackFile(s, p) for s, p in space.items()], title="bench"
+            )
             t_import = time.monotonic() - t0
             queue.enqueue_finalize(settings, imported.space_id)
             while catalog.get_space(imported.space_id).state not in (SpaceState.READY, SpaceState.FAILED):
@@ -80,8 +88,10 @@ def main() -> None:
             job = Job.fetch(job_id, connection=connection)
             if job.started_at and job.ended_at:
                 rows.append((job_id.split("--", 1)[1], (job.ended_at - job.started_at).total_seconds()))
-        print(f"\nspace: {args.minutes:.1f} min, 2 speakers, {args.workers} worker(s), "
-              f"{os.cpu_count()} cores; final state {state}")
+        print(
+            f"\nspace: {args.minutes:.1f} min, 2 speakers, {args.workers} worker(s), "
+            f"{os.cpu_count()} cores; final state {state}"
+        )
         print(f"{'stage':<28}{'seconds':>10}")
         print(f"{'import (encode + store)':<28}{t_import:>10.2f}")
         for stage, seconds in sorted(rows):

@@ -222,8 +222,13 @@ def api_server(backend: Backend, data_dir: Path, workers: int = 1) -> Iterator[s
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     # The bench is one client address on purpose: lift the per-client search limit.
-    env = dict(os.environ, SPACES_DATA_DIR=str(data_dir), DATABASE_URL=backend.url, SPACES_ENV="development",
-               SPACES_SEARCH_RATE_LIMIT="0")
+    env = dict(
+        os.environ,
+        SPACES_DATA_DIR=str(data_dir),
+        DATABASE_URL=backend.url,
+        SPACES_ENV="development",
+        SPACES_SEARCH_RATE_LIMIT="0",
+    )
     env.pop("S3_BUCKET", None)
     env.pop("SPACES_S3_BUCKET", None)
     proc = subprocess.Popen(

@@ -24,7 +24,16 @@ from ingest.recorder import TrackRecorder
 
 class Publication:
     __slots__ = (
-        "identity", "slot", "muted", "stopped", "level", "level_at", "_recorder", "_open_recorder", "_clock", "_record"
+        "identity",
+        "slot",
+        "muted",
+        "stopped",
+        "level",
+        "level_at",
+        "_recorder",
+        "_open_recorder",
+        "_clock",
+        "_record",
     )
 
     def __init__(

@@ -133,8 +133,19 @@ class CaptionEvent:
 
 
 ClientMessage = (
-    Join | Answer | Mute | Hand | Name | Promote | Demote | Remove | End | Ping | CaptionEvent
-    | Consent | RecordingPolicy
+    Join
+    | Answer
+    | Mute
+    | Hand
+    | Name
+    | Promote
+    | Demote
+    | Remove
+    | End
+    | Ping
+    | CaptionEvent
+    | Consent
+    | RecordingPolicy
 )
 
 

@@ -131,9 +131,7 @@ class SpaceDetail(_SpaceFields):
         names = list(space.speakers) + sorted((set(talk_times) | set(erasures)) - set(space.speakers))
         return cls(
             **cls.fields_of(space),
-            speakers=[
-                SpeakerOut.of(n, talk_times.get(n, 0.0), space.languages.get(n), erasures.get(n)) for n in names
-            ],
+            speakers=[SpeakerOut.of(n, talk_times.get(n, 0.0), space.languages.get(n), erasures.get(n)) for n in names],
             erased=[n for n, state in erasures.items() if state == "erased"],
         )
 

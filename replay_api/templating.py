@@ -124,8 +124,12 @@ def page_language(request: Request) -> dict[str, Any]:
     """What every page needs to speak the reader's language: ``locale``, ``_`` and the switch."""
     locale = negotiate(request)
     switch = [
-        {"code": code, "name": other.name, "url": str(request.url.include_query_params(lang=code)),
-         "current": code == locale.code}
+        {
+            "code": code,
+            "name": other.name,
+            "url": str(request.url.include_query_params(lang=code)),
+            "current": code == locale.code,
+        }
         for code, other in locales().items()
     ]
     # The languages a host may hold a space in, named in the reader's language.

@@ -46,6 +46,7 @@ examples:
 Settings come from the environment (DATABASE_URL, REDIS_URL, WHISPER_MODEL,
 SPACES_*); see the README. `spaces COMMAND --help` tells more about each command."""
 
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -80,11 +81,17 @@ def _parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
-    up = command("up", "run the whole stack: API, SFU and workers (and Redis if needed)",
-                 "  spaces up\n  spaces up --workers 4")
+    up = command(
+        "up", "run the whole stack: API, SFU and workers (and Redis if needed)", "  spaces up\n  spaces up --workers 4"
+    )
     up.add_argument("--workers", type=int, default=0, help="worker processes (default: SPACES_WORKERS or one per CPU)")
-    up.add_argument("--sfu", type=int, default=0, metavar="N",
-                    help="SFU nodes, on consecutive ports (default: SPACES_SFU_NODES or one per CPU)")
+    up.add_argument(
+        "--sfu",
+        type=int,
+        default=0,
+        metavar="N",
+        help="SFU nodes, on consecutive ports (default: SPACES_SFU_NODES or one per CPU)",
+    )
     up.set_defaults(run=_up)
 
     sfu = command("sfu", "run one SFU node (for SFU nodes on other machines)")
@@ -109,48 +116,75 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("tracks", nargs="+", metavar="SPEAKER=FILE", help="a speaker's name and their audio file")
     imp.add_argument("--title", required=True)
     imp.add_argument("--host", default="", help="host's name (default: the first speaker)")
-    imp.add_argument("--offset", action="append", default=[], metavar="SPEAKER=SECONDS",
-                     help="where a speaker's file starts on the room clock (default 0)")
+    imp.add_argument(
+        "--offset",
+        action="append",
+        default=[],
+        metavar="SPEAKER=SECONDS",
+        help="where a speaker's file starts on the room clock (default 0)",
+    )
     imp.add_argument("--private", action="store_true", help="only token holders see it")
-    imp.add_argument("--language", default=AUTO, metavar="CODE",
-                     help="language of the space (a Whisper code: en, fr, de, ...); default auto: "
-                          "each speaker's detected from their speech")
+    imp.add_argument(
+        "--language",
+        default=AUTO,
+        metavar="CODE",
+        help="language of the space (a Whisper code: en, fr, de, ...); default auto: "
+        "each speaker's detected from their speech",
+    )
     imp.add_argument("--no-wait", action="store_true", help="return once the pipeline is enqueued")
     imp.add_argument("--timeout", type=float, default=3600, help="seconds to wait for processing")
     imp.set_defaults(run=_import)
 
-    listing = command("list", "the newest spaces: id, state, length, title and speakers",
-                      "  spaces list\n  spaces list --limit 50 --state failed")
+    listing = command(
+        "list",
+        "the newest spaces: id, state, length, title and speakers",
+        "  spaces list\n  spaces list --limit 50 --state failed",
+    )
     listing.add_argument("--limit", type=int, default=20, help="how many (default 20)")
     listing.add_argument("--state", choices=[str(s) for s in SpaceState], help="only spaces in this state")
     listing.set_defaults(run=_list)
 
-    status = command("status", "where a space is: state, length, speakers, replay address and progress",
-                     "  spaces status 3f2a9c0d1e4b5a69")
+    status = command(
+        "status",
+        "where a space is: state, length, speakers, replay address and progress",
+        "  spaces status 3f2a9c0d1e4b5a69",
+    )
     status.add_argument("space_id")
     status.set_defaults(run=_status)
 
-    reprocess = command("reprocess", "rerun the pipeline (e.g. with a better WHISPER_MODEL)",
-                        "  WHISPER_MODEL=base spaces reprocess 3f2a9c0d1e4b5a69")
+    reprocess = command(
+        "reprocess",
+        "rerun the pipeline (e.g. with a better WHISPER_MODEL)",
+        "  WHISPER_MODEL=base spaces reprocess 3f2a9c0d1e4b5a69",
+    )
     reprocess.add_argument("space_id")
     _waits(reprocess, "run", 3600)
     reprocess.set_defaults(run=_reprocess)
 
-    delete = command("delete", "delete a space: every object (every version) and catalog row; a live one ends first",
-                     "  spaces delete 3f2a9c0d1e4b5a69")
+    delete = command(
+        "delete",
+        "delete a space: every object (every version) and catalog row; a live one ends first",
+        "  spaces delete 3f2a9c0d1e4b5a69",
+    )
     delete.add_argument("space_id")
     _waits(delete, "deletion", 600)
     delete.set_defaults(run=_delete)
 
-    erase = command("erase", "erase one speaker from a processed space: their audio, words, captions and search",
-                    "  spaces erase 3f2a9c0d1e4b5a69 bob")
+    erase = command(
+        "erase",
+        "erase one speaker from a processed space: their audio, words, captions and search",
+        "  spaces erase 3f2a9c0d1e4b5a69 bob",
+    )
     erase.add_argument("space_id")
     erase.add_argument("speaker")
     _waits(erase, "erasure", 3600)
     erase.set_defaults(run=_erase)
 
-    sweep = command("retention", "apply retention now (SPACES_RETENTION_DAYS, SPACES_RETENTION_KEEP, per-space)",
-                    "  SPACES_RETENTION_DAYS=90 SPACES_RETENTION_KEEP=mix,transcript spaces retention --dry-run")
+    sweep = command(
+        "retention",
+        "apply retention now (SPACES_RETENTION_DAYS, SPACES_RETENTION_KEEP, per-space)",
+        "  SPACES_RETENTION_DAYS=90 SPACES_RETENTION_KEEP=mix,transcript spaces retention --dry-run",
+    )
     sweep.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     sweep.set_defaults(run=_retention)
     return parser
@@ -201,8 +235,14 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
         print("no spaces yet" + (f" in state {args.state}" if args.state else ""))
         return 0
     rows = [
-        (s.space_id, _when(s.created_at), str(s.state), duration_text(s.duration),
-         s.title + (" (private)" if s.visibility is Visibility.PRIVATE else ""), ", ".join(s.speakers))
+        (
+            s.space_id,
+            _when(s.created_at),
+            str(s.state),
+            duration_text(s.duration),
+            s.title + (" (private)" if s.visibility is Visibility.PRIVATE else ""),
+            ", ".join(s.speakers),
+        )
         for s in spaces
     ]
     header = ("ID", "CREATED", "STATE", "LENGTH", "TITLE", "SPEAKERS")
@@ -282,8 +322,11 @@ def _erase(settings: Settings, args: argparse.Namespace) -> int:
     print(f"erasing {args.speaker} from {args.space_id}", file=sys.stderr)
     if args.no_wait:
         return 0
-    _wait(lambda: catalog.erasures(args.space_id).get(args.speaker) == "erased", args.timeout,
-          f"erasure of {args.speaker}")
+    _wait(
+        lambda: catalog.erasures(args.space_id).get(args.speaker) == "erased",
+        args.timeout,
+        f"erasure of {args.speaker}",
+    )
     print(f"{args.speaker} erased from {args.space_id}")
     return 0
 
@@ -350,8 +393,9 @@ def _finish(
 
 def _replay_url(settings: Settings, space: Space) -> str:
     """Where the replay is, if it is served (ready, or an earlier run's while reprocessing)."""
-    if space.state is SpaceState.READY or (space.published and space.state in (SpaceState.PROCESSING,
-                                                                              SpaceState.FAILED)):
+    if space.state is SpaceState.READY or (
+        space.published and space.state in (SpaceState.PROCESSING, SpaceState.FAILED)
+    ):
         url = f"{settings.api_url}/spaces/{space.space_id}/replay"
         if space.state is not SpaceState.READY:
             url += "  (the last complete run's)"

@@ -66,8 +66,18 @@ def probe_duration(path: Path) -> float:
     if path.stat().st_size == 0:
         raise InvalidInput(f"{path}: the file is empty")
     result = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
-         "stream=codec_type:format=duration", "-of", "json", ffmpeg_input(path)],
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "stream=codec_type:format=duration",
+            "-of",
+            "json",
+            ffmpeg_input(path),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -141,8 +151,7 @@ def import_space(
             ended_at=started_at + end,
             language=language,
         )
-        blobs.put(keys.manifest(space_id), json.dumps(manifest.to_dict()).encode(),
-                  content_type="application/json")
+        blobs.put(keys.manifest(space_id), json.dumps(manifest.to_dict()).encode(), content_type="application/json")
         space = Space(
             space_id=space_id,
             title=title,
@@ -175,11 +184,37 @@ def _store_track(
         work = Path(tmp)
         listing = work / "segments.csv"
         _encode(
-            ["ffmpeg", "-nostdin", "-v", "error", "-nostats", "-progress", "pipe:1", "-i", ffmpeg_input(source.path),
-             "-vn", "-ac", "1", "-ar", "48000",
-             "-c:a", "libopus", "-b:a", "32k", "-f", "segment", "-segment_time", str(SEGMENT_SECONDS),
-             "-segment_format", "ogg", "-segment_list", str(listing), "-segment_list_type", "csv",
-             str(work / "%06d.ogg")],
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-v",
+                "error",
+                "-nostats",
+                "-progress",
+                "pipe:1",
+                "-i",
+                ffmpeg_input(source.path),
+                "-vn",
+                "-ac",
+                "1",
+                "-ar",
+                "48000",
+                "-c:a",
+                "libopus",
+                "-b:a",
+                "32k",
+                "-f",
+                "segment",
+                "-segment_time",
+                str(SEGMENT_SECONDS),
+                "-segment_format",
+                "ogg",
+                "-segment_list",
+                str(listing),
+                "-segment_list_type",
+                "csv",
+                str(work / "%06d.ogg"),
+            ],
             source.path,
             work,
             lambda seconds: progress(_ENCODING_SHARE * min(1.0, seconds / duration)),
@@ -191,15 +226,15 @@ def _store_track(
             key = keys.segment(space_id, track_id, seq)
             blobs.put_file(key, work / name, content_type="audio/ogg")
             segments.append(
-                Segment(seq=seq, key=key, offset=source.offset + float(start),
-                        duration=float(end) - float(start))
+                Segment(seq=seq, key=key, offset=source.offset + float(start), duration=float(end) - float(start))
             )
             progress(_ENCODING_SHARE + (1 - _ENCODING_SHARE) * (seq + 1) / len(rows))
     if not segments:
         raise InvalidInput(f"{source.path}: no audio could be encoded")
     track = Track(track_id=track_id, speaker=source.speaker, segments=tuple(segments))
-    blobs.put(keys.track_manifest(space_id, track_id), json.dumps(track.to_dict()).encode(),
-              content_type="application/json")
+    blobs.put(
+        keys.track_manifest(space_id, track_id), json.dumps(track.to_dict()).encode(), content_type="application/json"
+    )
     return track
 
 

@@ -176,8 +176,12 @@ class Gap:
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"speaker": self.speaker, "start": round(self.start, 3), "end": round(self.end, 3),
-                "reason": self.reason}
+        return {
+            "speaker": self.speaker,
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "reason": self.reason,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Gap:

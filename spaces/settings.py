@@ -333,9 +333,7 @@ class Settings:
         except ValueError:
             days = math.nan
         if not math.isfinite(days) or days <= 0:
-            raise ConfigError(
-                f"SPACES_RETENTION_DAYS must be a positive number of days, got {self.retention_days!r}"
-            )
+            raise ConfigError(f"SPACES_RETENTION_DAYS must be a positive number of days, got {self.retention_days!r}")
         return days * 86400
 
     def retention_kept(self) -> frozenset[str]:

@@ -171,8 +171,19 @@ def ensure_redis(settings: Settings) -> subprocess.Popen[bytes] | None:
     data = settings.data_dir / "redis"
     data.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
-        ["redis-server", "--bind", "127.0.0.1", "--port", str(url.port or 6379), "--dir", str(data),
-         "--appendonly", "yes", "--save", ""],
+        [
+            "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(url.port or 6379),
+            "--dir",
+            str(data),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+        ],
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10

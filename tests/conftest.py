@@ -123,9 +123,7 @@ def moto_server() -> Iterator[MotoServer]:
 @pytest.fixture
 def s3_bucket(moto_server: MotoServer) -> str:
     name = f"test-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=moto_server.endpoint, region_name="us-east-1").create_bucket(
-        Bucket=name
-    )
+    boto3.client("s3", endpoint_url=moto_server.endpoint, region_name="us-east-1").create_bucket(Bucket=name)
     return name
 
 
@@ -212,9 +210,7 @@ def registered_node(settings: Settings, url: str, node_id: str = "test-node") ->
     Registered with a long lease (no heartbeats needed while the test runs),
     deregistered at the end.
     """
-    router = NodeRouter(
-        Redis.from_url(settings.redis_url), prefix=f"{settings.queue_name}:sfu", node_timeout=3600
-    )
+    router = NodeRouter(Redis.from_url(settings.redis_url), prefix=f"{settings.queue_name}:sfu", node_timeout=3600)
     node = Node(node_id=node_id, url=url, host="test", spool="-")
     instance = uuid.uuid4().hex
     router.register(node, instance, holds_spool=False)

@@ -303,9 +303,7 @@ def accept_redo(old: Sequence[Word], new: Sequence[Word], rules: ContextRules | 
 
 def _kept(word: Word, new: Sequence[Word], slack: float) -> bool:
     text = _spelling(word.text)
-    return any(
-        _spelling(n.text) == text and n.start <= word.end + slack and n.end >= word.start - slack for n in new
-    )
+    return any(_spelling(n.text) == text and n.start <= word.end + slack and n.end >= word.start - slack for n in new)
 
 
 def _spelling(text: str) -> str:

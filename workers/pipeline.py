@@ -68,8 +68,9 @@ def finalize(space_id: str, run: int = 0) -> None:
     mixed = enqueue("workers.mix.mix", "mix")
     assembled = enqueue("workers.transcript.assemble", "assemble", depends_on=transcribed)
     enqueue("workers.pipeline.complete", "complete", depends_on=[assembled, mixed])
-    log.info("space %s: pipeline enqueued (run %d, %d tracks)", space_id, run, len(transcribed),
-             extra={"space_id": space_id})
+    log.info(
+        "space %s: pipeline enqueued (run %d, %d tracks)", space_id, run, len(transcribed), extra={"space_id": space_id}
+    )
 
 
 @stage
@@ -92,8 +93,12 @@ def on_failure(job: Job, connection: Redis, exc_type: type, exc: BaseException, 
     if run_of(job.id) < current_run(connection, space_id):
         # A retry of a superseded run (the space was reprocessed meanwhile)
         # failing late must not mark the newer run's space failed.
-        log.warning("space %s: %s of an earlier run failed; the newer run decides the state", space_id,
-                    job.id, extra={"space_id": space_id})
+        log.warning(
+            "space %s: %s of an earlier run failed; the newer run decides the state",
+            space_id,
+            job.id,
+            extra={"space_id": space_id},
+        )
         return
     message = failure_message(job, exc)
     catalog = open_catalog(Settings.from_env())

@@ -31,8 +31,14 @@ def load_track_audio(ctx: Context, space_id: str, track: Track) -> tuple[float, 
             try:
                 pieces.append((segment.offset, decode(path)))
             except AudioError as e:
-                log.warning("space %s track %s segment %d skipped: %s", space_id, track.track_id,
-                            segment.seq, e, extra={"space_id": space_id})
+                log.warning(
+                    "space %s track %s segment %d skipped: %s",
+                    space_id,
+                    track.track_id,
+                    segment.seq,
+                    e,
+                    extra={"space_id": space_id},
+                )
                 errors.append(f"segment {segment.seq}: {e}")
             path.unlink()
     if not pieces:

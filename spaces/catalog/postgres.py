@@ -16,7 +16,8 @@ from spaces.exceptions import StorageError
 from spaces.languages import postgres_config, postgres_configs
 from spaces.models import Space, Turn
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS spaces (
     space_id TEXT PRIMARY KEY,
     title TEXT NOT NULL,
@@ -36,7 +37,9 @@ CREATE TABLE IF NOT EXISTS spaces (
     languages TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS spaces_created ON spaces (created_at DESC, space_id DESC);
-""" + SHARED_TABLES + """CREATE TABLE IF NOT EXISTS space_erasures (
+"""
+    + SHARED_TABLES
+    + """CREATE TABLE IF NOT EXISTS space_erasures (
     space_id TEXT NOT NULL,
     speaker TEXT NOT NULL,
     state TEXT NOT NULL,
@@ -65,6 +68,7 @@ CREATE TABLE IF NOT EXISTS turns (
 CREATE INDEX IF NOT EXISTS turns_tsv ON turns USING GIN (tsv);
 CREATE TABLE IF NOT EXISTS turn_languages (language TEXT PRIMARY KEY);
 """
+)
 
 #: Each turn is indexed with its language's configuration: ``spaces_<name>``
 #: is PostgreSQL's own (stemmer and stop words) with accents removed first
@@ -104,22 +108,31 @@ class PostgresCatalog(SqlCatalog):
             cur.execute("SELECT pg_advisory_xact_lock(727274)")
             cur.execute("CREATE EXTENSION IF NOT EXISTS unaccent SCHEMA public")
             for name in postgres_configs():
-                cur.execute("SELECT 1 FROM pg_ts_config WHERE cfgname = %s AND cfgnamespace = "
-                            "(SELECT oid FROM pg_namespace WHERE nspname = current_schema())", (f"spaces_{name}",))
+                cur.execute(
+                    "SELECT 1 FROM pg_ts_config WHERE cfgname = %s AND cfgnamespace = "
+                    "(SELECT oid FROM pg_namespace WHERE nspname = current_schema())",
+                    (f"spaces_{name}",),
+                )
                 if cur.fetchone() is None:
                     stem = "simple" if name == "simple" else f"{name}_stem"
                     cur.execute(f"CREATE TEXT SEARCH CONFIGURATION spaces_{name} (COPY = pg_catalog.{name})")
-                    cur.execute(f"ALTER TEXT SEARCH CONFIGURATION spaces_{name} "
-                                f"ALTER MAPPING FOR hword, hword_part, word WITH public.unaccent, {stem}")
-            cur.execute("SELECT column_name FROM information_schema.columns "
-                        "WHERE table_schema = current_schema() AND table_name = 'turns'")
+                    cur.execute(
+                        f"ALTER TEXT SEARCH CONFIGURATION spaces_{name} "
+                        f"ALTER MAPPING FOR hword, hword_part, word WITH public.unaccent, {stem}"
+                    )
+            cur.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = 'turns'"
+            )
             columns = {r[0] for r in cur.fetchall()}
             if columns and "ts_config" not in columns:
                 # A catalog from before languages: its index was English only.
                 cur.execute("ALTER TABLE turns DROP COLUMN tsv")
                 cur.execute("ALTER TABLE turns ADD COLUMN ts_config regconfig NOT NULL DEFAULT 'spaces_english'")
-                cur.execute("ALTER TABLE turns ADD COLUMN tsv tsvector "
-                            "GENERATED ALWAYS AS (to_tsvector(ts_config, text)) STORED")
+                cur.execute(
+                    "ALTER TABLE turns ADD COLUMN tsv tsvector "
+                    "GENERATED ALWAYS AS (to_tsvector(ts_config, text)) STORED"
+                )
             cur.execute(SCHEMA)
             self._add_columns(cur)
             cur.execute(SCHEMA)  # the index of a re-made tsv column
@@ -180,9 +193,11 @@ class PostgresCatalog(SqlCatalog):
         conditions, match = _conditions(terms, self._turn_languages(cur), placeholder="%s")
         # The query in each row's own configuration, for its rank and headline.
         configs = sorted({_config(lang) for lang in self._turn_languages(cur)} or {_config("")})
-        per_row = "CASE t.ts_config " + " ".join(
-            f"WHEN '{c}'::regconfig THEN {to_tsquery(terms, '%s', c)[0]}" for c in configs
-        ) + " END"
+        per_row = (
+            "CASE t.ts_config "
+            + " ".join(f"WHEN '{c}'::regconfig THEN {to_tsquery(terms, '%s', c)[0]}" for c in configs)
+            + " END"
+        )
         per_row_args = [a for c in configs for a in to_tsquery(terms, "%s", c)[1]]
         # The same three steps as SQLite: the newest matching turns, their
         # ts_rank, and ts_headline for the page only. The query is written out
@@ -216,16 +231,12 @@ def _config(language: str) -> str:
     return f"spaces_{postgres_config(language)}"
 
 
-def _conditions(
-    terms: list[Term], languages: Sequence[str], *, placeholder: str = "?"
-) -> tuple[list[str], list[Any]]:
+def _conditions(terms: list[Term], languages: Sequence[str], *, placeholder: str = "?") -> tuple[list[str], list[Any]]:
     """Per configuration turns are in: rows of it whose tsvector matches the query analysed by it."""
     conditions: list[str] = []
     params: list[Any] = []
     for config in sorted({_config(lang) for lang in languages} or {_config("")}):
         query, args = to_tsquery(terms, placeholder, config)
-        conditions.append(
-            f"(t.ts_config = '{config}'::regconfig AND t.tsv @@ {query})"
-        )
+        conditions.append(f"(t.ts_config = '{config}'::regconfig AND t.tsv @@ {query})")
         params.extend(args)
     return conditions, params

@@ -20,7 +20,8 @@ from spaces.exceptions import ConfigError
 from spaces.languages import fold, stems
 from spaces.models import Turn
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS spaces (
     space_id TEXT PRIMARY KEY,
     title TEXT NOT NULL,
@@ -40,7 +41,9 @@ CREATE TABLE IF NOT EXISTS spaces (
     languages TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS spaces_created ON spaces (created_at DESC, space_id DESC);
-""" + SHARED_TABLES + """CREATE TABLE IF NOT EXISTS space_erasures (
+"""
+    + SHARED_TABLES
+    + """CREATE TABLE IF NOT EXISTS space_erasures (
     space_id TEXT NOT NULL,
     speaker TEXT NOT NULL,
     state TEXT NOT NULL,
@@ -70,6 +73,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS turns_stems USING fts5(
     stems, content='turns', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
 );
 """
+)
 
 #: FTS5 stems English only (``porter``), so each turn's words are stemmed in
 #: its own language by Snowball in Python and indexed as ``stems`` (folded:
@@ -242,10 +246,7 @@ class SqliteCatalog(SqlCatalog):
             "ORDER BY top.score, top.space_id, top.start_s",
             [*args, limit, offset],
         )
-        return [
-            (*r[:5], snippet(r[5], r[8], terms, start=MARK_START, end=MARK_END), *r[6:])
-            for r in cur.fetchall()
-        ]
+        return [(*r[:5], snippet(r[5], r[8], terms, start=MARK_START, end=MARK_END), *r[6:]) for r in cur.fetchall()]
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

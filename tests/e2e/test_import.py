@@ -37,8 +37,13 @@ def test_import_transcribe_serve_and_search(stack: Stack, tmp_path: Path) -> Non
         starts={"bob": BOB_JOINS},
     )
     done = stack.spaces(
-        "import", "--title", "Walks and trains",
-        f"alice={space['alice']}", f"bob={space['bob']}", "--offset", f"bob={BOB_JOINS}",
+        "import",
+        "--title",
+        "Walks and trains",
+        f"alice={space['alice']}",
+        f"bob={space['bob']}",
+        "--offset",
+        f"bob={BOB_JOINS}",
     )
     assert done.returncode == 0, done.stderr
     space_id = done.stdout.strip().splitlines()[-1]
@@ -57,8 +62,9 @@ def test_import_transcribe_serve_and_search(stack: Stack, tmp_path: Path) -> Non
         assert normalized_wer(" ".join(w.text for w in truth), said) < MAX_WER, (speaker, said)
     # Every utterance starts where it was placed on the room clock.
     for u in UTTERANCES:
-        first = min((w for w in words if w["speaker"] == u.speaker and w["start"] >= u.start - 0.5),
-                    key=lambda w: w["start"])
+        first = min(
+            (w for w in words if w["speaker"] == u.speaker and w["start"] >= u.start - 0.5), key=lambda w: w["start"]
+        )
         assert first["start"] == pytest.approx(u.start, abs=0.5), u
 
     vtt = stack.get(f"/spaces/{space_id}/captions.vtt").text
@@ -90,4 +96,3 @@ def test_import_of_a_non_audio_file_names_it(stack: Stack, tmp_path: Path) -> No
     assert done.returncode == 2
     assert "notes.wav" in done.stderr and "not an audio file" in done.stderr
     assert stack.get("/spaces", q="x").json()["items"] == []
-

@@ -39,7 +39,9 @@ from tests.workers.conftest import DURATION, UTTERANCES, env_of
 def speech(tmp_path_factory: pytest.TempPathFactory) -> SpeechSpace:
     """The workers suite's 15 s two-speaker space (cached on disk by content)."""
     return build_space(
-        UTTERANCES, {"alice": VOICES[0], "bob": VOICES[1]}, duration=DURATION,
+        UTTERANCES,
+        {"alice": VOICES[0], "bob": VOICES[1]},
+        duration=DURATION,
         out_dir=tmp_path_factory.mktemp("speech"),
     )
 
@@ -157,13 +159,24 @@ def drop_queue(settings: Settings) -> None:
     """
     q = queue.pipeline_queue(settings)
     connection = q.connection
-    registries = (q.started_job_registry, q.finished_job_registry, q.failed_job_registry,
-                  q.deferred_job_registry, q.scheduled_job_registry, q.canceled_job_registry)
+    registries = (
+        q.started_job_registry,
+        q.finished_job_registry,
+        q.failed_job_registry,
+        q.deferred_job_registry,
+        q.scheduled_job_registry,
+        q.canceled_job_registry,
+    )
     for registry in registries:
         for job_id in registry.get_job_ids():
             job_key = Job.key_for(job_id)
-            connection.delete(job_key, f"{job_key}:dependents", f"{job_key}:dependencies",
-                              f"rq:executions:{job_id}", f"rq:results:{job_id}")
+            connection.delete(
+                job_key,
+                f"{job_key}:dependents",
+                f"{job_key}:dependencies",
+                f"rq:executions:{job_id}",
+                f"rq:results:{job_id}",
+            )
         connection.delete(registry.key)
     q.empty()
     q.delete(delete_jobs=True)
@@ -187,9 +200,22 @@ class RedisServer:
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.data_dir),
-             # Every write on disk before it is acknowledged: a restart loses nothing.
-             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.data_dir),
+                # Every write on disk before it is acknowledged: a restart loses nothing.
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ],
             stdout=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 20

@@ -37,7 +37,9 @@ def store(moto_server: MotoServer, s3_bucket: str) -> S3BlobStore:
 def raw(moto_server: MotoServer) -> Any:
     """A plain boto3 client that sends exactly the checksum it is given."""
     return boto3.client(
-        "s3", endpoint_url=moto_server.endpoint, region_name="us-east-1",
+        "s3",
+        endpoint_url=moto_server.endpoint,
+        region_name="us-east-1",
         config=Config(request_checksum_calculation="when_required", response_checksum_validation="when_required"),
     )
 
@@ -74,8 +76,9 @@ def test_multipart_uploads_carry_a_checksum_of_every_part(
     store.put_file("spaces/c0ffee/replay.m4a", big)
     # A multipart object's checksum is the checksum of its parts' checksums
     # (S3 appends "-<parts>"; moto leaves the suffix off).
-    parts = [hashlib.sha256(data[i : i + MULTIPART_THRESHOLD]).digest()
-             for i in range(0, len(data), MULTIPART_THRESHOLD)]
+    parts = [
+        hashlib.sha256(data[i : i + MULTIPART_THRESHOLD]).digest() for i in range(0, len(data), MULTIPART_THRESHOLD)
+    ]
     composite = sha256_b64(b"".join(parts))
     stored = stored_checksum(raw, s3_bucket, "spaces/c0ffee/replay.m4a")
     assert stored in (composite, f"{composite}-{len(parts)}")
@@ -118,8 +121,13 @@ def test_unverifiable_reads_are_ranges_only(store: S3BlobStore, raw: Any, s3_buc
     store.put("spaces/c0ffee/replay.ogg", original)
     recorded = stored_checksum(raw, s3_bucket, "spaces/c0ffee/replay.ogg")
     altered = original[:-1] + b"\xff"
-    raw.put_object(Bucket=s3_bucket, Key="spaces/c0ffee/replay.ogg", Body=altered,
-                   ChecksumAlgorithm="SHA256", ChecksumSHA256=recorded)
+    raw.put_object(
+        Bucket=s3_bucket,
+        Key="spaces/c0ffee/replay.ogg",
+        Body=altered,
+        ChecksumAlgorithm="SHA256",
+        ChecksumSHA256=recorded,
+    )
     assert store.get_range("spaces/c0ffee/replay.ogg", 0, 3) == b"OggS"
     with pytest.raises(StorageError, match="checksum"):
         store.get("spaces/c0ffee/replay.ogg")

@@ -109,7 +109,8 @@ def test_job_over_its_timeout_leaves_no_half_written_output(
     # Ogg stream serial numbers are random: a mix that beat the timeout
     # rewrote the replay with other bytes; everything else is untouched.
     assert {k: v for k, v in after.items() if k not in replays} == {
-        k: v for k, v in complete.items() if k not in replays}
+        k: v for k, v in complete.items() if k not in replays
+    }
     assert set(after) == set(complete)
     assert catalog.talk_times(space_id) == talk_times  # the index rows too
     assert_whole_replays(settings, blobs_written=replays)
@@ -142,8 +143,7 @@ def test_work_horse_killed_on_its_last_attempt_fails_the_space(
     assert worker.poll() is None  # the worker itself carries on
 
 
-def wait_for_run(worker_procs: WorkerProcs, settings: Settings, catalog: Catalog, space_id: str,
-                 run: int) -> Space:
+def wait_for_run(worker_procs: WorkerProcs, settings: Settings, catalog: Catalog, space_id: str, run: int) -> Space:
     """The outcome of one run, not the state the previous run left.
 
     ``finalize`` sets the space PROCESSING before it enqueues the stages, so

@@ -60,8 +60,9 @@ def test_space_survives_s3_going_away_mid_processing(
     speech: SpeechSpace,
 ) -> None:
     # The default retry policy, not the test suite's single retry.
-    direct = replace(settings, s3_bucket=s3_bucket, s3_endpoint_url=moto_server.endpoint,
-                     job_retries=Settings().job_retries)
+    direct = replace(
+        settings, s3_bucket=s3_bucket, s3_endpoint_url=moto_server.endpoint, job_retries=Settings().job_retries
+    )
     proxied = replace(direct, s3_endpoint_url=s3_proxy.endpoint)
     blobs, catalog = open_blob_store(direct), open_catalog(direct)
     space_id = import_files(direct, dict(speech)).space_id
@@ -87,8 +88,7 @@ def test_space_survives_s3_going_away_mid_processing(
 
     # Our rq Retry rode it out: some stage failed and was run again.
     jobs = stage_jobs(direct, blobs, space_id)
-    retried = {stage: job.retries_left for stage, job in jobs.items()
-               if (job.retries_left or 0) < direct.job_retries}
+    retried = {stage: job.retries_left for stage, job in jobs.items() if (job.retries_left or 0) < direct.job_retries}
     assert retried, "no stage was retried: the outage did not hit a job"
     assert all(job.get_status() == "finished" for job in jobs.values())
 

@@ -48,8 +48,9 @@ def failed_job(connection: Redis, settings: Settings, space_id: str, stage: str,
 def test_late_failure_of_a_superseded_run_leaves_the_state(settings: Settings, worker_catalog: Catalog) -> None:
     connection = queue.connect(settings)
     space_id = uuid.uuid4().hex[:16]
-    worker_catalog.put_space(Space(space_id=space_id, title="t", host="alice", created_at=time.time(),
-                            state=SpaceState.READY))
+    worker_catalog.put_space(
+        Space(space_id=space_id, title="t", host="alice", created_at=time.time(), state=SpaceState.READY)
+    )
     try:
         run = queue.next_run(settings, space_id)  # a reprocess started (and here, finished)
         error = TimeoutError("Task exceeded maximum timeout value (1 seconds)")

@@ -27,9 +27,7 @@ from tests.ingest.conftest import VOICE_A, get_space, make_space, rtc_url, sfu_p
 REDIS_DOWN_SECONDS = 10.0
 
 
-def test_space_ended_while_redis_is_down_is_enqueued_once_it_is_back(
-    sfu_settings: Settings, tmp_path: Path
-) -> None:
+def test_space_ended_while_redis_is_down_is_enqueued_once_it_is_back(sfu_settings: Settings, tmp_path: Path) -> None:
     redis = RedisServer(tmp_path / "redis")
     redis.start()
     settings = replace(sfu_settings, redis_url=redis.url)

@@ -17,16 +17,24 @@ from .conftest import Recording, publish
 def _french(app: FastAPI, recording: Recording) -> Space:
     source = recording.transcript
     turns = tuple(replace(t, language="fr") for t in source.turns)
-    space = publish(app.state.catalog, app.state.blobs, recording, title="Soirée cartes",
-                    transcript=Transcript("x", source.duration, source.speakers, turns),
-                    created_at=1_700_000_000.0)
+    space = publish(
+        app.state.catalog,
+        app.state.blobs,
+        recording,
+        title="Soirée cartes",
+        transcript=Transcript("x", source.duration, source.speakers, turns),
+        created_at=1_700_000_000.0,
+    )
     languages = {"alice": SpeakerLanguage("fr", "detected", 0.62), "bob": SpeakerLanguage("fr", "set", 1.0, False)}
     app.state.catalog.put_space(replace(space, language="auto", languages=languages))
     blobs_transcript = Transcript(
         space.space_id, source.duration, source.speakers, turns, language="auto", languages=languages
     )
-    app.state.blobs.put(keys.transcript(space.space_id), json.dumps(blobs_transcript.to_dict()).encode(),
-                        content_type="application/json")
+    app.state.blobs.put(
+        keys.transcript(space.space_id),
+        json.dumps(blobs_transcript.to_dict()).encode(),
+        content_type="application/json",
+    )
     return space
 
 

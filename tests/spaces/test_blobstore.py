@@ -40,13 +40,24 @@ def test_ranges(blob_store: BlobStore) -> None:
 
 
 def test_list_and_delete_prefix(blob_store: BlobStore) -> None:
-    for key in ["spaces/a/tracks/t1/000001.ogg", "spaces/a/tracks/t1/000000.ogg", "spaces/a/x.json",
-                "spaces/ab/y.json"]:
+    for key in [
+        "spaces/a/tracks/t1/000001.ogg",
+        "spaces/a/tracks/t1/000000.ogg",
+        "spaces/a/x.json",
+        "spaces/ab/y.json",
+    ]:
         blob_store.put(key, b"1")
     assert list(blob_store.list("spaces/a/")) == [
-        "spaces/a/tracks/t1/000000.ogg", "spaces/a/tracks/t1/000001.ogg", "spaces/a/x.json"]
+        "spaces/a/tracks/t1/000000.ogg",
+        "spaces/a/tracks/t1/000001.ogg",
+        "spaces/a/x.json",
+    ]
     assert list(blob_store.list("spaces/a")) == [
-        "spaces/a/tracks/t1/000000.ogg", "spaces/a/tracks/t1/000001.ogg", "spaces/a/x.json", "spaces/ab/y.json"]
+        "spaces/a/tracks/t1/000000.ogg",
+        "spaces/a/tracks/t1/000001.ogg",
+        "spaces/a/x.json",
+        "spaces/ab/y.json",
+    ]
     blob_store.delete_prefix("spaces/a/")
     assert list(blob_store.list("spaces/")) == ["spaces/ab/y.json"]
 

@@ -14,8 +14,9 @@ def _turn(speaker: str, text: str, language: str, at: float = 0.0) -> Turn:
 
 
 def _space(catalog: Catalog, space_id: str, turns: list[Turn], language: str = "auto") -> None:
-    catalog.put_space(Space(space_id, f"title {space_id}", "host", time.time(), state=SpaceState.READY,
-                            language=language))
+    catalog.put_space(
+        Space(space_id, f"title {space_id}", "host", time.time(), state=SpaceState.READY, language=language)
+    )
     catalog.replace_turns(space_id, turns)
 
 

@@ -18,21 +18,28 @@ from spaces.models import SpaceState, Track
 
 def tone(path: Path, seconds: float, rate: int = 44_100) -> Path:
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
-         "-ar", str(rate), str(path)],
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=440:duration={seconds}",
+            "-ar",
+            str(rate),
+            str(path),
+        ],
         check=True,
     )
     return path
 
 
-def test_import_stores_segments_on_the_room_clock(
-    blob_store: BlobStore, catalog: Catalog, tmp_path: Path
-) -> None:
+def test_import_stores_segments_on_the_room_clock(blob_store: BlobStore, catalog: Catalog, tmp_path: Path) -> None:
     a = tone(tmp_path / "a.wav", 23.0)
     b = tone(tmp_path / "b.mp3", 4.0, rate=22_050)
-    space = import_space(
-        blob_store, catalog, [TrackFile("alice", a), TrackFile("bob", b, offset=2.5)], title="Cards"
-    )
+    space = import_space(blob_store, catalog, [TrackFile("alice", a), TrackFile("bob", b, offset=2.5)], title="Cards")
     assert catalog.get_space(space.space_id).state is SpaceState.RECORDED
     manifest = json.loads(blob_store.get(keys.manifest(space.space_id)))
     assert [t["speaker"] for t in manifest["tracks"]] == ["alice", "bob"]
@@ -79,9 +86,7 @@ class FailingAfter:
         return getattr(self.store, name)
 
 
-def test_failure_midway_removes_what_was_stored(
-    blob_store: BlobStore, catalog: Catalog, tmp_path: Path
-) -> None:
+def test_failure_midway_removes_what_was_stored(blob_store: BlobStore, catalog: Catalog, tmp_path: Path) -> None:
     a = tone(tmp_path / "a.wav", 12.0)
     b = tone(tmp_path / "b.wav", 12.0)
     failing = FailingAfter(blob_store, 3)

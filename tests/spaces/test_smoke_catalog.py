@@ -17,8 +17,7 @@ def test_roundtrip_and_search(catalog: Catalog) -> None:
 
 def test_bulk_insert_talk_times_and_transcript_filters(catalog: Catalog) -> None:
     spaces = [
-        Space(f"b{i}", f"Bulk {i}", "ann", float(i), state=SpaceState.READY, speakers=("ann", "ben"))
-        for i in range(3)
+        Space(f"b{i}", f"Bulk {i}", "ann", float(i), state=SpaceState.READY, speakers=("ann", "ben")) for i in range(3)
     ]
     rows = [
         TurnRow(f"b{i}", seq, "ben" if seq % 2 else "ann", seq * 2.0, seq * 2.0 + 1.5, f"turn {seq} on harbour seals")

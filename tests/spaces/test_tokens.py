@@ -29,13 +29,31 @@ def test_round_trip() -> None:
         (tokens.issue(SECRET, space_id="abc", role=Role.HOST, identity="x", ttl=-5), "expired"),
         (tokens.issue(SECRET, space_id="zzz", role=Role.HOST, identity="x", ttl=3600), "another space"),
         ("not.a.token", "invalid"),
-        (jwt.encode({"sub": "x", "space": "abc", "role": "god", "iss": "audio-spaces",
-                     "exp": int(time.time()) + 3600}, SECRET, algorithm="HS256"), "invalid"),
-        (jwt.encode({"sub": "x", "space": "abc", "role": "host", "iss": "audio-spaces",
-                     "exp": int(time.time()) + 3600}, "", algorithm="none"), "invalid"),
+        (
+            jwt.encode(
+                {"sub": "x", "space": "abc", "role": "god", "iss": "audio-spaces", "exp": int(time.time()) + 3600},
+                SECRET,
+                algorithm="HS256",
+            ),
+            "invalid",
+        ),
+        (
+            jwt.encode(
+                {"sub": "x", "space": "abc", "role": "host", "iss": "audio-spaces", "exp": int(time.time()) + 3600},
+                "",
+                algorithm="none",
+            ),
+            "invalid",
+        ),
         # Without its own id (jti) a token cannot be bound to a name in a room.
-        (jwt.encode({"sub": "x", "space": "abc", "role": "host", "iss": "audio-spaces",
-                     "exp": int(time.time()) + 3600}, SECRET, algorithm="HS256"), "invalid"),
+        (
+            jwt.encode(
+                {"sub": "x", "space": "abc", "role": "host", "iss": "audio-spaces", "exp": int(time.time()) + 3600},
+                SECRET,
+                algorithm="HS256",
+            ),
+            "invalid",
+        ),
     ],
 )
 def test_rejected(token: str, message: str) -> None:

@@ -81,9 +81,15 @@ def test_small_as_published_is_refused_by_name(tmp_path: Path) -> None:
 
 
 def test_a_worker_with_an_unknown_model_stops_at_start_naming_it(tmp_path: Path) -> None:
-    env = {**os.environ, "WHISPER_MODEL": "no-such-model-anywhere", "HF_HUB_OFFLINE": "1",
-           "SPACES_DATA_DIR": str(tmp_path), "REDIS_URL": "redis://127.0.0.1:1/0"}
-    done = subprocess.run([sys.executable, "-m", "spaces.cli", "worker", "--burst"], env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "WHISPER_MODEL": "no-such-model-anywhere",
+        "HF_HUB_OFFLINE": "1",
+        "SPACES_DATA_DIR": str(tmp_path),
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "spaces.cli", "worker", "--burst"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2
     assert "no-such-model-anywhere" in done.stderr and "Traceback" not in done.stderr

@@ -51,8 +51,9 @@ def test_bleed_is_not_transcribed_when_the_other_tracks_levels_are_known(model: 
     assert len(match_words(bleeding.truth["bob"], bob)) >= 0.8 * len(bleeding.truth["bob"])
     # Levels of a track that was silent meanwhile take nothing away.
     quiet = levels(audio["alice"] * 0.0, offset=0.0)
-    assert len(match_words(bleeding.truth["alice"], transcribe(model, audio["bob"], speaker="bob", offset=0.0,
-                                                                 others=[quiet]))) >= 0.6 * len(bleeding.truth["alice"])
+    assert len(
+        match_words(bleeding.truth["alice"], transcribe(model, audio["bob"], speaker="bob", offset=0.0, others=[quiet]))
+    ) >= 0.6 * len(bleeding.truth["alice"])
 
 
 def test_overlapping_speech_is_kept_for_both(dialogue_words: Transcribed) -> None:

@@ -39,8 +39,12 @@ def env_of(settings: Settings) -> dict[str, str]:
         "SPACES_WORKER_HEARTBEAT": "2",
         "SPACES_WORKER_MAINTENANCE": "5",
     }
-    for name, value in (("DATABASE_URL", settings.database_url), ("S3_BUCKET", settings.s3_bucket),
-                        ("S3_ENDPOINT_URL", settings.s3_endpoint_url), ("WHISPER_MODEL", settings.whisper_model)):
+    for name, value in (
+        ("DATABASE_URL", settings.database_url),
+        ("S3_BUCKET", settings.s3_bucket),
+        ("S3_ENDPOINT_URL", settings.s3_endpoint_url),
+        ("WHISPER_MODEL", settings.whisper_model),
+    ):
         if value:
             env[name] = value
     return env
@@ -106,7 +110,9 @@ def backend_workers(backend_settings: Settings) -> Iterator[Workers]:
 @pytest.fixture(scope="session")
 def two_speakers(tmp_path_factory: pytest.TempPathFactory) -> SpeechSpace:
     return build_space(
-        UTTERANCES, {"alice": VOICES[0], "bob": VOICES[1]}, duration=DURATION,
+        UTTERANCES,
+        {"alice": VOICES[0], "bob": VOICES[1]},
+        duration=DURATION,
         out_dir=tmp_path_factory.mktemp("speech"),
     )
 
@@ -114,14 +120,10 @@ def two_speakers(tmp_path_factory: pytest.TempPathFactory) -> SpeechSpace:
 def import_files(settings: Settings, files: dict[str, Path], title: str = "test") -> Space:
     catalog = open_catalog(settings)
     catalog.create_schema()
-    return import_space(
-        open_blob_store(settings), catalog, [TrackFile(s, p) for s, p in files.items()], title=title
-    )
+    return import_space(open_blob_store(settings), catalog, [TrackFile(s, p) for s, p in files.items()], title=title)
 
 
-def wait_for(
-    catalog: Catalog, space_id: str, until: Callable[[Space], bool], *, timeout: float = 240
-) -> Space:
+def wait_for(catalog: Catalog, space_id: str, until: Callable[[Space], bool], *, timeout: float = 240) -> Space:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         space = catalog.get_space(space_id)

@@ -46,14 +46,16 @@ MAX_FRENCH_WER = 0.6
 
 @pytest.fixture(scope="session")
 def french_space(tmp_path_factory: pytest.TempPathFactory) -> SpeechSpace:
-    return build_space(FRENCH, {"amelie": "fr", "benoit": "fr-be"}, duration=DURATION,
-                       out_dir=tmp_path_factory.mktemp("french"))
+    return build_space(
+        FRENCH, {"amelie": "fr", "benoit": "fr-be"}, duration=DURATION, out_dir=tmp_path_factory.mktemp("french")
+    )
 
 
 @pytest.fixture(scope="session")
 def mixed_space(tmp_path_factory: pytest.TempPathFactory) -> SpeechSpace:
-    return build_space(MIXED, {"amelie": "fr", "bob": "en-us+m3"}, duration=DURATION,
-                       out_dir=tmp_path_factory.mktemp("mixed"))
+    return build_space(
+        MIXED, {"amelie": "fr", "bob": "en-us+m3"}, duration=DURATION, out_dir=tmp_path_factory.mktemp("mixed")
+    )
 
 
 def _import(settings: Settings, files: dict[str, Path], language: str = "auto") -> Space:
@@ -86,13 +88,13 @@ def base_settings(backend_settings: Settings) -> Settings:
     return replace(backend_settings, whisper_model="base")
 
 
-def test_a_french_space_is_transcribed_and_found_in_french(
-    base_settings: Settings, french_space: SpeechSpace
-) -> None:
+def test_a_french_space_is_transcribed_and_found_in_french(base_settings: Settings, french_space: SpeechSpace) -> None:
     space = _import(base_settings, dict(french_space))
     done, transcript, vtt = _process(base_settings, space)
     assert {name: (lang.language, lang.source) for name, lang in done.languages.items()} == {
-        "amelie": ("fr", "detected"), "benoit": ("fr", "detected")}
+        "amelie": ("fr", "detected"),
+        "benoit": ("fr", "detected"),
+    }
     for speaker in ("amelie", "benoit"):
         said = _said(transcript, speaker)
         assert multilingual_wer(_truth(french_space, speaker), said) <= MAX_FRENCH_WER, said
@@ -103,7 +105,9 @@ def test_a_french_space_is_transcribed_and_found_in_french(
     for query in ("écouter", "ecoute", "réunion", "reunion", "dejeuner", "musiques", "enfant"):
         hits = catalog.search(query, limit=5)
         assert hits and {(h.space_id, h.language) for h in hits} == {(space.space_id, "fr")}, (
-            query, [t.text for t in transcript.turns])
+            query,
+            [t.text for t in transcript.turns],
+        )
     assert "<mark>écouté</mark>" in catalog.search("ecouter", limit=1)[0].snippet
 
 
@@ -125,9 +129,22 @@ def test_an_explicit_language_overrides_detection(settings: Settings, two_speake
     files = [f"{speaker}={path}" for speaker, path in dict(two_speakers).items()]
     env = env_of(settings)
     done_import = subprocess.run(
-        [sys.executable, "-m", "spaces.cli", "import", "--title", "English said, German set", "--language", "de",
-         "--no-wait", *files],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "spaces.cli",
+            "import",
+            "--title",
+            "English said, German set",
+            "--language",
+            "de",
+            "--no-wait",
+            *files,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done_import.returncode == 0, done_import.stderr
     space_id = done_import.stdout.split()[-1]
@@ -137,7 +154,9 @@ def test_an_explicit_language_overrides_detection(settings: Settings, two_speake
     done = wait_for(catalog, space_id, finished, timeout=600)
     assert done.state is SpaceState.READY, done.error
     assert {name: (lang.language, lang.source) for name, lang in done.languages.items()} == {
-        "alice": ("de", "set"), "bob": ("de", "set")}
+        "alice": ("de", "set"),
+        "bob": ("de", "set"),
+    }
     transcript = Transcript.from_dict(json.loads(blobs.get(keys.transcript(space_id))))
     assert {t.language for t in transcript.turns} == {"de"}
     for track in json.loads(blobs.get(keys.manifest(space_id)))["tracks"]:
@@ -152,17 +171,27 @@ def test_an_english_only_model_says_it_does_not_speak_the_language(
     space = _import(settings, dict(french_space), language="fr")
     done, transcript, _ = _process(settings, space)
     assert {name: (lang.language, lang.model_speaks) for name, lang in done.languages.items()} == {
-        "amelie": ("fr", False), "benoit": ("fr", False)}
+        "amelie": ("fr", False),
+        "benoit": ("fr", False),
+    }
     assert transcript.words  # still transcribed, as well as it can
-    status = subprocess.run([sys.executable, "-m", "spaces.cli", "status", space.space_id], env=env_of(settings),
-                            capture_output=True, text=True, timeout=120)
+    status = subprocess.run(
+        [sys.executable, "-m", "spaces.cli", "status", space.space_id],
+        env=env_of(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "does not speak French (fr): amelie's transcript is its best try in English" in status.stdout
 
 
 def test_an_unknown_language_is_refused_listing_the_accepted_codes(settings: Settings, tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "spaces.cli", "import", "--title", "x", "--language", "klingon", "a=missing.wav"],
-        env=env_of(settings), capture_output=True, text=True, timeout=120,
+        env=env_of(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 2
     assert "unknown language 'klingon'" in done.stderr and "auto, af, am" in done.stderr and " fr, " in done.stderr

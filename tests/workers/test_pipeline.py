@@ -58,9 +58,7 @@ def test_pipeline_writes_every_output(
     assert duration(replay) == pytest.approx(DURATION, abs=0.05)
 
 
-def test_finalize_enqueued_twice_runs_once(
-    settings: Settings, workers: Workers, two_speakers: SpeechSpace
-) -> None:
+def test_finalize_enqueued_twice_runs_once(settings: Settings, workers: Workers, two_speakers: SpeechSpace) -> None:
     blobs, catalog = stores(settings)
     space = import_files(settings, dict(two_speakers))
     first = queue.enqueue_finalize(settings, space.space_id)
@@ -122,8 +120,10 @@ def test_damaged_and_silent_tracks_are_reported_not_fatal(
     settings: Settings, workers: Workers, two_speakers: SpeechSpace, tmp_path: Path
 ) -> None:
     silent = tmp_path / "carol.wav"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo", "-t", "12",
-                    str(silent)], check=True)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo", "-t", "12", str(silent)],
+        check=True,
+    )
     blobs, catalog = stores(settings)
     space = import_files(settings, {**two_speakers, "carol": silent})
     # Damage the middle of alice's second segment, as a bad disk would.
@@ -140,4 +140,3 @@ def test_damaged_and_silent_tracks_are_reported_not_fatal(
     said = " ".join(w.text for w in transcript.words if w.speaker == "bob")
     assert "schedule" in said
     assert any(w.speaker == "alice" and w.text.lower().startswith("river") for w in transcript.words)
-
