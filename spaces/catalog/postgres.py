@@ -83,9 +83,10 @@ class PostgresCatalog(SqlCatalog):
     # Only our tables: a bare ANALYZE would visit every schema of the database.
     _analyze_sql = "ANALYZE spaces, space_speakers, turns"
 
-    def __init__(self, url: str, *, max_size: int = 8) -> None:
+    def __init__(self, url: str, *, max_size: int = 8, timeout: float = 30.0) -> None:
+        """``timeout``: seconds to wait for a connection before the catalog is unreachable."""
         self.url = url
-        self.pool = ConnectionPool(url, min_size=1, max_size=max_size, open=True)
+        self.pool = ConnectionPool(url, min_size=1, max_size=max_size, open=True, timeout=timeout)
 
     @classmethod
     def from_url(cls, url: str) -> PostgresCatalog:

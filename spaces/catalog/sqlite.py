@@ -16,7 +16,7 @@ from spaces.catalog import TurnRow
 from spaces.catalog.highlight import snippet
 from spaces.catalog.query import Term
 from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SHARED_TABLES, SqlCatalog, turn_rows
-from spaces.exceptions import ConfigError
+from spaces.exceptions import ConfigError, StorageError
 from spaces.languages import fold, stems
 from spaces.models import Turn
 
@@ -104,7 +104,11 @@ class SqliteCatalog(SqlCatalog):
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+            except BaseException:
+                conn.close()  # not a database, or cannot be opened: no half-made connection kept
+                raise
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
             # SQLite's own LOWER() folds ASCII only; PostgreSQL's folds every
@@ -115,27 +119,29 @@ class SqliteCatalog(SqlCatalog):
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Cursor]:
-        conn = self._connection()
-        cur = conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")
-        try:
-            yield cur
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        cur.execute("COMMIT")
+        with _storage_errors():
+            conn = self._connection()
+            cur = conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
 
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Cursor]:
         # A deferred transaction: readers never take the write lock, so API
         # reads neither queue behind each other nor behind a worker's write.
-        conn = self._connection()
-        cur = conn.cursor()
-        cur.execute("BEGIN")
-        try:
-            yield cur
-        finally:
-            cur.execute("COMMIT")
+        with _storage_errors():
+            conn = self._connection()
+            cur = conn.cursor()
+            cur.execute("BEGIN")
+            try:
+                yield cur
+            finally:
+                cur.execute("COMMIT")
 
     def _sql(self, statement: str) -> str:
         return statement
@@ -144,7 +150,8 @@ class SqliteCatalog(SqlCatalog):
     _turn_columns = {"stems": "TEXT NOT NULL DEFAULT ''"}
 
     def create_schema(self) -> None:
-        self._connection().executescript(SCHEMA)
+        with _storage_errors():
+            self._connection().executescript(SCHEMA)
         with self._transaction() as cur:
             had_stems = "stems" in self._column_names(cur, "turns")
             self._add_columns(cur)
@@ -253,6 +260,24 @@ class SqliteCatalog(SqlCatalog):
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    """SQLite's failures as the catalog's ``StorageError``, as PostgreSQL's are.
+
+    Operational errors (locked past the busy timeout, cannot open, disk
+    full or failing) may pass; a file that is not a database or is corrupt
+    will not. Other ``sqlite3`` errors are our bugs and stay as they are.
+    """
+    try:
+        yield
+    except sqlite3.OperationalError as e:
+        raise StorageError(f"catalog unavailable: {e}") from e
+    except sqlite3.DatabaseError as e:
+        if type(e) is not sqlite3.DatabaseError:
+            raise
+        raise StorageError(f"catalog unreadable: {e}", retryable=False) from e
 
 
 def _match(terms: list[Term], language: str) -> str:
