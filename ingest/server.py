@@ -83,15 +83,15 @@ class SfuOptions:
         return cls(
             room=RoomOptions(
                 max_participants=settings.sfu_max_participants,
-                empty_timeout=float(settings.sfu_empty_timeout),
-                setup_timeout=float(settings.sfu_setup_timeout),
+                empty_timeout=settings.sfu_empty_timeout,
+                setup_timeout=settings.sfu_setup_timeout,
                 candidates=CandidatePolicy.build(
                     max_candidates=settings.sfu_max_remote_candidates,
                     excluded=settings.sfu_ice_excluded,
                     production=settings.env != "development",
                 ),
                 ice_servers=split_list(settings.sfu_ice_servers),
-                recorder=RecorderOptions(segment_seconds=float(settings.sfu_segment_seconds)),
+                recorder=RecorderOptions(segment_seconds=settings.sfu_segment_seconds),
             ),
             join_burst=settings.sfu_join_burst,
             ice_addresses=split_list(settings.sfu_ice_addresses),

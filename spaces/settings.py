@@ -2,7 +2,12 @@
 
 Library code never reads the environment: the CLI, the app factories and
 the workers call ``Settings.from_env()`` and pass what is needed down as
-explicit arguments. Every field is documented in the README.
+explicit arguments. Every field is documented in the README (a test checks
+the table against the fields).
+
+``Settings`` is a (pydantic) dataclass: code builds and ``replace``s it like
+any other, with its types enforced; ``from_env`` reads the environment with
+pydantic-settings, so a bad value is refused naming the variable it came from.
 """
 
 from __future__ import annotations
@@ -13,8 +18,14 @@ import os
 import socket
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, create_model
+from pydantic.dataclasses import dataclass
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from spaces.exceptions import ConfigError
 from spaces.nodes import NODE_ID, parse_port_range
@@ -31,9 +42,27 @@ MIN_SECRET_BITS = 256
 MAKE_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
+def _positive_days(value: object) -> float | None:
+    """Blank is unset; anything else must be a positive, finite number."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        days = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        days = math.nan
+    if not math.isfinite(days) or days <= 0:
+        raise PydanticCustomError(
+            "positive_days", "must be a positive number of days, got {value}", {"value": repr(value)}
+        )
+    return days
+
+
+PositiveDays = Annotated[float | None, BeforeValidator(_positive_days)]
+
+
 @dataclass(frozen=True)
 class Settings:
-    env: str = "development"
+    env: Literal["development", "production"] = "development"
     """``development`` or ``production``; production refuses a secret under 32
     random bytes' worth, and development refuses its public secret on a
     non-loopback address."""
@@ -130,10 +159,10 @@ class Settings:
     sfu_public_url: str = ""
     """Public base URL of the SFU given to the live page; empty = derived."""
 
-    sfu_segment_seconds: int = 10
+    sfu_segment_seconds: float = 10.0
     """Length of the Ogg/Opus segments the SFU records per speaker, seconds."""
 
-    sfu_empty_timeout: int = 60
+    sfu_empty_timeout: float = 60.0
     """A live space with no host or speaker in it (listeners alone, or nobody) ends
     (and is recorded) after this many seconds; the listeners are told why."""
 
@@ -141,7 +170,7 @@ class Settings:
     """Participants one live space admits; listeners past it get a ``too_many``
     error, the host and invited speakers are always let in."""
 
-    sfu_setup_timeout: int = 10
+    sfu_setup_timeout: float = 10.0
     """Seconds a participant has, after joining, to connect its media (answer the
     offer, ICE and DTLS); then it is dropped with ``setup_timeout``."""
 
@@ -167,7 +196,7 @@ class Settings:
     sfu_ice_servers: str = ""
     """Comma-separated STUN/TURN URLs for the SFU's ICE; empty = host candidates only."""
 
-    sfu_loop: str = "asyncio"
+    sfu_loop: Literal["asyncio", "uvloop"] = "asyncio"
     """Event loop of an SFU process: ``asyncio`` (the standard loop, whose UDP sockets
     ``ingest.udp`` drains, control packets first; ``sfu_udp_ports`` needs it) or ``uvloop``
     (libuv reads up to 32 datagrams per readiness in C; compare with ``bench/sfu.py --loop``)."""
@@ -214,8 +243,8 @@ class Settings:
     worker_maintenance: int = 30
     """Seconds between a worker's sweeps for abandoned jobs (which are retried)."""
 
-    live_captions: int = 1
-    """1: a room agent captions every live space (needs ``live`` workers); 0: no live captions."""
+    live_captions: bool = True
+    """A room agent captions every live space (needs ``live`` workers); ``0``: no live captions."""
 
     live_workers: int = 1
     """Workers of the ``live`` queue that ``spaces up`` starts; each runs one room agent
@@ -227,7 +256,7 @@ class Settings:
     erasure_ttl: int = 30 * 24 * 3600
     """Lifetime of a speaker's erasure link (``POST /spaces/{id}/erasure-link``), seconds."""
 
-    retention_days: str = ""
+    retention_days: PositiveDays = None
     """Spaces older than this many days (a positive number) lose what ``retention_keep``
     does not keep; empty = kept for ever. A host may set a space's own retention."""
 
@@ -273,22 +302,23 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read ``SPACES_*`` (and the conventional un-prefixed) variables."""
-        env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for f in fields(cls):
-            raw = _lookup(env, f.name)
-            if raw is None:
-                continue
-            values[f.name] = _convert(f.name, raw, f.type)
-        settings = cls(**values)  # type: ignore[arg-type]
+        """Read ``SPACES_*`` (and the conventional un-prefixed) variables; ``ConfigError`` names a bad one."""
+        env = dict(os.environ if environ is None else environ)
+        try:
+            values = _environment_model(env)().model_dump(exclude_unset=True)
+            settings = cls(**values)
+        except ValidationError as e:
+            raise ConfigError("; ".join(_describe(error, env) for error in e.errors())) from e
         settings.validate()
         return settings
 
     def validate(self) -> None:
-        """Refuse settings that cannot be run; every entry point calls this."""
-        if self.env not in ("development", "production"):
-            raise ConfigError(f"SPACES_ENV must be development or production, got {self.env!r}")
+        """Refuse settings that cannot be run together; every entry point calls this.
+
+        Each field's own type and range are enforced when the settings are
+        made; these are the rules across fields and the formats checked
+        where they are parsed.
+        """
         if self.env == "production":
             for name, secret in (
                 ("SPACES_SECRET_KEY", self.secret_key),
@@ -325,16 +355,8 @@ class Settings:
         self.retention_kept()
 
     def retention_period(self) -> float | None:
-        """``retention_days`` in seconds, None if unset; ``ConfigError`` unless a positive number."""
-        if not self.retention_days.strip():
-            return None
-        try:
-            days = float(self.retention_days)
-        except ValueError:
-            days = math.nan
-        if not math.isfinite(days) or days <= 0:
-            raise ConfigError(f"SPACES_RETENTION_DAYS must be a positive number of days, got {self.retention_days!r}")
-        return days * 86400
+        """``retention_days`` in seconds, None if unset."""
+        return None if self.retention_days is None else self.retention_days * 86400
 
     def retention_kept(self) -> frozenset[str]:
         """``retention_keep`` as a set; ``ConfigError`` for an unknown kind."""
@@ -408,8 +430,8 @@ def is_loopback(host: str) -> bool:
         return False  # a name that may resolve to anything
 
 
-#: Variables known by their conventional names rather than ``SPACES_*``.
-_ALIASES = {
+#: Variables known by their conventional names as well as ``SPACES_*``.
+ALIASES = {
     "database_url": "DATABASE_URL",
     "redis_url": "REDIS_URL",
     "s3_bucket": "S3_BUCKET",
@@ -421,28 +443,62 @@ _ALIASES = {
 }
 
 
+def variables(name: str) -> tuple[str, ...]:
+    """The environment variables of field ``name``, the one that wins first."""
+    alias = ALIASES.get(name)
+    return (f"SPACES_{name.upper()}", alias) if alias else (f"SPACES_{name.upper()}",)
+
+
 def _cpus() -> int:
     """CPUs this process may run on (a container's limit, not the host's count)."""
     return len(os.sched_getaffinity(0))
 
 
-def _lookup(env: Mapping[str, str], name: str) -> str | None:
-    prefixed = env.get(f"SPACES_{name.upper()}")
-    if prefixed is not None:
-        return prefixed
-    alias = _ALIASES.get(name)
-    return env.get(alias) if alias else None
+#: ``Settings``' fields as pydantic knows them (type and default).
+_FIELDS: dict[str, FieldInfo] = Settings.__pydantic_fields__  # type: ignore[attr-defined]
 
 
-def _convert(name: str, raw: str, annotation: object) -> object:
-    kind = str(annotation)
-    try:
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
-        if kind == "Path":
-            return Path(raw)
-    except ValueError as e:
-        raise ConfigError(f"{name}: expected {kind}, got {raw!r}") from e
-    return raw
+class _Environment(BaseSettings):
+    """The environment as pydantic-settings reads it: one field per ``Settings`` field."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, env_ignore_empty=False)
+
+
+def _environment_model(env: Mapping[str, str]) -> type[_Environment]:
+    """A reader of ``Settings``' fields from ``env`` (not ``os.environ``: tests and ``spaces up`` pass their own)."""
+
+    class Source(EnvSettingsSource):
+        def _load_env_vars(self) -> Mapping[str, str | None]:
+            return env
+
+    class Environment(_Environment):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (Source(settings_cls),)
+
+    fields: dict[str, Any] = {
+        name: (
+            Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation,
+            Field(default=info.default, validation_alias=AliasChoices(*variables(name))),
+        )
+        for name, info in _FIELDS.items()
+    }
+    model: type[_Environment] = create_model("SettingsEnvironment", __base__=Environment, **fields)
+    return model
+
+
+def _describe(error: Any, env: Mapping[str, str]) -> str:
+    """One validation error, named by the variable it came from."""
+    where = str(error["loc"][0]) if error["loc"] else "settings"
+    if where in _FIELDS:  # a rule of Settings itself: say which variable was set
+        where = next((v for v in variables(where) if v in env), variables(where)[0])
+    if error["type"] == "positive_days":
+        return f"{where} {error['msg']}"
+    return f"{where}: {error['msg']}, got {error['input']!r}"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from spaces.exceptions import ConfigError
-from spaces.settings import DEV_SECRET, Settings, secret_weakness
+from spaces.settings import DEV_SECRET, Settings, secret_weakness, variables
 
 
 def test_defaults_are_embedded() -> None:
@@ -124,3 +124,72 @@ def test_the_apps_validate_settings_built_in_code(tmp_path: Path) -> None:
 def test_bad_values(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
         Settings.from_env(env)
+
+
+def _readme_settings() -> dict[str, str]:
+    """The README's configuration table: variable -> its default cell (``A / B`` rows split in two)."""
+    text = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    table = text.split("## Configuration", 1)[1].split("\n\n| variable |", 1)[1].split("\n\n", 1)[0]
+    rows: dict[str, str] = {}
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        names, defaults = cells[0].split(" / "), cells[1].split(" / ")
+        for i, name in enumerate(names):
+            rows[name.strip("`")] = defaults[i] if len(defaults) == len(names) else cells[1]
+    return rows
+
+
+#: Fields whose README default describes what an empty value derives.
+_DERIVED = {"database_url", "sfu_node_id", "sfu_spool_dir"}
+
+
+def test_the_readme_documents_every_setting_and_its_default() -> None:
+    """Every field has a row under the variable that wins, every row a field, and plain defaults match."""
+    documented = _readme_settings()
+    fields = {name: variables(name) for name in Settings.__pydantic_fields__}  # type: ignore[attr-defined]
+    named = {names[-1]: name for name, names in fields.items()}
+    assert sorted(set(named) - set(documented)) == [], "settings missing from the README table"
+    assert sorted(set(documented) - set(named)) == [], "README rows that are no setting"
+    defaults = Settings()
+    for variable, cell in documented.items():
+        name = named[variable]
+        if cell.startswith("`") and cell.endswith("`") and cell.count("`") == 2 and name not in _DERIVED:
+            parsed = Settings.from_env({variable: cell.strip("`")})
+            assert getattr(parsed, name) == getattr(defaults, name), f"{variable}: README says {cell}"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"SPACES_API_PORT": "eighty"}, "SPACES_API_PORT"),
+        ({"WHISPER_DEVICE": "cpu", "S3_REGION": "x", "SPACES_SFU_HEARTBEAT": "often"}, "SPACES_SFU_HEARTBEAT"),
+        ({"SPACES_ENV": "staging"}, "SPACES_ENV"),
+        ({"SPACES_SFU_LOOP": "trio"}, "SPACES_SFU_LOOP"),
+        ({"SPACES_LIVE_CAPTIONS": "maybe"}, "SPACES_LIVE_CAPTIONS"),
+        ({"SPACES_RETENTION_DAYS": "-1"}, "SPACES_RETENTION_DAYS"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_its_variable(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{named}[: ]"):
+        Settings.from_env(env)
+
+
+def test_values_are_typed_when_read_and_aliases_keep_working() -> None:
+    s = Settings.from_env(
+        {
+            "REDIS_URL": "redis://elsewhere:6379/1",
+            "SPACES_SFU_EMPTY_TIMEOUT": "2.5",
+            "SPACES_LIVE_CAPTIONS": "0",
+            "SPACES_RETENTION_DAYS": "0.5",
+            "WHISPER_COMPUTE_TYPE": "float32",
+        }
+    )
+    assert (s.redis_url, s.sfu_empty_timeout, s.live_captions, s.retention_period()) == (
+        "redis://elsewhere:6379/1",
+        2.5,
+        False,
+        43200.0,
+    )
+    assert s.whisper_compute_type == "float32"
+    # The prefixed name wins over the conventional one.
+    assert Settings.from_env({"REDIS_URL": "redis://a", "SPACES_REDIS_URL": "redis://b"}).redis_url == "redis://b"
