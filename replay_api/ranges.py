@@ -1,5 +1,8 @@
 """HTTP Range requests (RFC 9110, section 14), parsed without trusting the client.
 
+Our rules for ``serving.BlobFileResponse``, which leaves the sending of the
+ranges to Starlette's ``FileResponse``.
+
 Browsers seek in audio with single ``bytes=N-`` ranges; download managers and
 some players send several. We honour up to ``MAX_RANGES`` (coalesced), and
 refuse more, since many small ranges are how a client makes one request cost
@@ -36,9 +39,6 @@ class ByteRange:
     @property
     def length(self) -> int:
         return self.end - self.start + 1
-
-    def content_range(self, size: int) -> str:
-        return f"bytes {self.start}-{self.end}/{size}"
 
 
 def parse_range(header: str, size: int) -> list[ByteRange] | None:

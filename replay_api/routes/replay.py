@@ -6,7 +6,7 @@ import enum
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from replay_api import serving, transcripts
 from replay_api.deps import BlobsDep, ReadySpace, seconds
@@ -57,22 +57,15 @@ def get_audio(
     blobs: BlobsDep,
     format: Annotated[AudioFormat, Query(description="ogg (Opus) or m4a (AAC, for Safari)")] = AudioFormat.OGG,
 ) -> Response:
-    key = keys.replay(space.space_id, format.value)
-    # Checked first, so a missing rendition is our JSON 404, not the store's.
-    blobs.size(key)
-    url = blobs.presigned_url(key, expires=PRESIGNED_SECONDS)
-    if url is not None:
-        # S3 serves the ranges itself; no-store so the player asks us again
-        # (and gets a fresh URL) rather than reusing an expired one.
-        return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
-    meta = serving.blob_meta(
+    return serving.blob_response(
+        request,
         blobs,
-        key,
+        keys.replay(space.space_id, format.value),
         media_type=_AUDIO_TYPES[format],
         cache_control=cache_control(space),
         filename=f"{space.space_id}.{format.value}",
+        presign_seconds=PRESIGNED_SECONDS,
     )
-    return serving.blob_response(request, blobs, meta)
 
 
 @router.get("/{space_id}/captions.vtt", response_class=Response, responses={200: {"content": {"text/vtt": {}}}})

@@ -68,6 +68,13 @@ class BlobStore(Protocol):
     def presigned_url(self, key: str, *, expires: int) -> str | None:
         """A URL a browser can fetch directly, or None if the store has none."""
 
+    def local_path(self, key: str) -> Path | None:
+        """The file that holds the object, if the store keeps objects as files (None on S3).
+
+        Files are replaced whole by a rename, so an open file stays one
+        version of the object while it is read.
+        """
+
 
 def open_blob_store(settings: Settings) -> BlobStore:
     if settings.s3_bucket:

@@ -109,3 +109,6 @@ class LocalBlobStore:
 
     def presigned_url(self, key: str, *, expires: int) -> str | None:
         return None
+
+    def local_path(self, key: str) -> Path | None:
+        return self._path(key)

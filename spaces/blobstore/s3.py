@@ -175,6 +175,9 @@ class S3BlobStore:
             )
             return url
 
+    def local_path(self, key: str) -> Path | None:
+        return None
+
 
 @contextmanager
 def _converted(key: str) -> Iterator[None]:

@@ -88,3 +88,14 @@ def test_presigned_url_serves_the_object(blob_store: BlobStore) -> None:
         return
     assert url is not None
     assert httpx.get(url).content == b"OggS-data"
+
+
+def test_a_file_or_a_url_to_serve(blob_store: BlobStore) -> None:
+    """The API serves a blob from its file (local directory) or sends the client to the store (S3)."""
+    blob_store.put("spaces/a/replay.ogg", b"OggS")
+    path = blob_store.local_path("spaces/a/replay.ogg")
+    url = blob_store.presigned_url("spaces/a/replay.ogg", expires=60)
+    if isinstance(blob_store, LocalBlobStore):
+        assert path is not None and path.read_bytes() == b"OggS" and url is None
+    else:
+        assert path is None and url is not None and httpx.get(url).content == b"OggS"
