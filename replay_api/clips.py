@@ -14,11 +14,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastapi import HTTPException
-
 from spaces import keys
 from spaces.blobstore import BlobStore
-from spaces.exceptions import InvalidInput, StorageError
+from spaces.exceptions import Busy, InvalidInput, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +64,9 @@ def cut(blobs: BlobStore, space_id: str, fmt: str, start: float, end: float) -> 
     # worker threads, and 120 of them waiting starved every other route
     # (a plain GET took 9.6 s). Refused at once instead; the client retries.
     if not _cuts.acquire(blocking=False):
-        raise HTTPException(
-            429,
+        raise Busy(
             f"{MAX_CONCURRENT_CUTS} clips are being cut; try again in {RETRY_AFTER_SECONDS} s",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            retry_after=RETRY_AFTER_SECONDS,
         )
     try:
         with tempfile.TemporaryDirectory(prefix="spaces-clip-") as tmp:

@@ -166,6 +166,11 @@ def opens(space: Space, caller: tokens.Claims | None) -> bool:
     return space.visibility is not Visibility.PRIVATE or (caller is not None and caller.space_id == space.space_id)
 
 
+def is_host(space: Space, caller: tokens.Claims | None) -> bool:
+    """Whether the caller holds a host's token of this space."""
+    return caller is not None and caller.space_id == space.space_id and caller.role is tokens.Role.HOST
+
+
 def servable(space: Space, blobs: BlobStore) -> bool:
     """Whether the space's replay, captions and transcript can be served.
 

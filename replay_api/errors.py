@@ -1,5 +1,9 @@
 """One JSON error shape everywhere: ``{"error": {"status": 404, "message": "..."}}``.
 
+The core's errors (``spaces.exceptions``) become HTTP statuses here and
+nowhere else (``_STATUS``): modules below the routes raise them, not
+``HTTPException``.
+
 Web pages (routes that depend on ``html_errors``), and any request from a
 browser (``Accept`` prefers ``text/html``: an unknown path, an API link opened
 in a tab), get the same status with a small HTML page instead, in plain words
@@ -17,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from replay_api import messages
-from spaces.exceptions import InvalidInput, NotFound, SpacesError, StorageError, TokenError
+from spaces.exceptions import Busy, InvalidInput, NotFound, SpacesError, StorageError, TokenError
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +29,7 @@ _STATUS: list[tuple[type[SpacesError], int]] = [
     (NotFound, 404),
     (InvalidInput, 400),
     (TokenError, 401),
+    (Busy, 429),
     (StorageError, 503),
 ]
 
@@ -103,7 +108,11 @@ def install(app: FastAPI) -> None:
         status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
         if status >= 500:
             log.error("%s %s failed: %s", request.method, request.url.path, exc)
-        headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else None
+        headers: dict[str, str] | None = None
+        if isinstance(exc, TokenError):
+            headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        elif isinstance(exc, Busy):
+            headers = {"Retry-After": str(exc.retry_after)}
         return _respond(request, status, str(exc), headers)
 
     @app.exception_handler(HTTPException)

@@ -34,11 +34,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from spaces.exceptions import ConfigError
+from spaces.exceptions import Busy, ConfigError
 from spaces.names import holder_address
 from spaces.settings import Settings
 
@@ -189,11 +189,7 @@ class Limiter:
         wait = await self.store.take(f"{name}:{client}", rule)
         if wait > 0:
             retry = max(1, math.ceil(wait))
-            raise HTTPException(
-                429,
-                f"too many {name} requests from your address; retry in {retry} s",
-                headers={"Retry-After": str(retry)},
-            )
+            raise Busy(f"too many {name} requests from your address; retry in {retry} s", retry_after=retry)
 
 
 def client_address(request: Request) -> str:

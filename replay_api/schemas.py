@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from spaces.languages import language_note
-from spaces.models import SearchHit, Space, SpeakerLanguage, Transcript, Turn, Word
+from spaces import names
+from spaces.exceptions import InvalidInput
+from spaces.languages import AUTO, check_language, language_note
+from spaces.models import SearchHit, Space, SpeakerLanguage, Transcript, Turn, Visibility, Word
+from spaces.nodes import Node
+from spaces.settings import RETENTION_KINDS
 
 
 def space_links(space_id: str) -> dict[str, str]:
@@ -247,3 +251,99 @@ class ClipOut(BaseModel):
     text: str
     turns: list[TurnOut]
     links: dict[str, str]
+
+
+# --- live spaces (routes/live.py) ---
+
+
+class NewSpace(BaseModel):
+    title: str = Field(pattern=names.TITLE_PATTERN, description="Shown on the live page and the replay; one line")
+    visibility: Visibility = Visibility.PUBLIC
+    host: str = Field(default="host", pattern=names.NAME_PATTERN, description="The host's name in the space")
+    language: str = Field(
+        default=AUTO,
+        description="A Whisper language code (`fr`, `de`, ...) or `auto`: each speaker's detected from their speech",
+    )
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        try:
+            return check_language(value)
+        except InvalidInput as e:
+            raise ValueError(str(e)) from e
+
+
+class TokenRequest(BaseModel):
+    role: Literal["speaker", "listener"]
+    identity: str | None = Field(
+        default=None, pattern=names.NAME_PATTERN, description="Name in the space; default: random"
+    )
+
+
+class JoinInfo(BaseModel):
+    space_id: str
+    role: str
+    identity: str
+    token: str
+    expires_in: int = Field(description="Seconds the token stays valid")
+    live_url: str = Field(description="The live page, joining with this token")
+    sfu_url: str = Field(description="Base URL of the SFU")
+    rtc_url: str = Field(description="The SFU's signaling WebSocket for this space")
+
+
+class CreatedSpace(JoinInfo):
+    title: str
+    visibility: str
+    language: str
+
+
+class NodeOut(BaseModel):
+    """An SFU node and the load it last reported."""
+
+    node_id: str
+    url: str
+    alive: bool = Field(description="False once it missed its heartbeats: nothing is placed on it")
+    rooms: int
+    pending: int = Field(description="Spaces placed on it that nobody joined yet")
+    participants: int
+    packets_per_s: float = Field(description="RTP packets forwarded per second")
+    cpu: float = Field(description="Fraction of one core its process uses")
+    heartbeat_at: float
+
+    @classmethod
+    def of(cls, node: Node) -> NodeOut:
+        return cls(
+            node_id=node.node_id,
+            url=node.url,
+            alive=node.alive,
+            rooms=node.load.rooms,
+            pending=node.pending,
+            participants=node.load.participants,
+            packets_per_s=node.load.packets_per_s,
+            cpu=node.load.cpu,
+            heartbeat_at=node.heartbeat_at,
+        )
+
+
+# --- privacy (routes/privacy.py) ---
+
+
+class Accepted(BaseModel):
+    space_id: str
+    state: str = Field(description="deleting, or erasing")
+    speaker: str | None = None
+    job_id: str
+
+
+class ErasureLink(BaseModel):
+    space_id: str
+    speaker: str
+    token: str = Field(description="The erasure token: send as Authorization: Bearer, or ?token=")
+    url: str = Field(description="DELETE this URL (token included) to erase the speaker")
+    expires_in: int
+
+
+class RetentionIn(BaseModel):
+    days: float | None = Field(gt=0, description="Delete what is older than this many days; null = the default")
+    keep: list[str] = Field(default_factory=list, description=f"Kept past it: any of {sorted(RETENTION_KINDS)}")

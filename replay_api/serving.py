@@ -25,10 +25,16 @@ from replay_api.errors import error_response
 from replay_api.ranges import RangeNotSatisfiable, etag_matches, parse_range
 from spaces.blobstore import BlobStore
 from spaces.exceptions import NotFound, StorageError
+from spaces.models import Space, Visibility
 
 #: A multi-range response (download managers) may ask for this many bytes in
 #: all; a player seeking asks for one range, which has no such cap.
 MAX_MULTIPART_BYTES = 8 << 20
+
+
+def cache_control(space: Space) -> str:
+    # Private replays must not sit in shared caches; public ones may, briefly.
+    return "private, no-cache" if space.visibility is Visibility.PRIVATE else "public, max-age=300"
 
 
 def content_etag(data: bytes) -> str:

@@ -5,6 +5,7 @@ SpacesError
  │    └── NodeIdTaken          another live SFU node has this node id
  ├── NotFound             an unknown space, track or blob
  ├── InvalidInput         user input we refuse (bad audio file, bad query...)
+ ├── Busy                 too much at once: try again after ``retry_after`` seconds
  ├── StorageError         blob store or catalog failure (``retryable``)
  │    ├── RouterUnavailable    the SFU registry (Redis) cannot be reached
  │    └── NoNode               no live SFU node for a space (none running, or its node is down)
@@ -30,6 +31,14 @@ class NotFound(SpacesError):
 
 class InvalidInput(SpacesError):
     pass
+
+
+class Busy(SpacesError):
+    """Refused for now (a rate limit, no free slot); the same request may succeed later."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class StorageError(SpacesError):

@@ -11,8 +11,8 @@ from fastapi.responses import Response
 
 from replay_api import clips, transcripts
 from replay_api.deps import BlobsDep, ReadySpace, seconds
-from replay_api.routes.replay import cache_control
 from replay_api.schemas import ClipOut, TurnOut, replay_link
+from replay_api.serving import cache_control
 from spaces.models import Space, join_words
 
 router = APIRouter(prefix="/spaces", tags=["clips"])

@@ -19,16 +19,11 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from replay_api.security import DOCS_CSP, with_policy
+
 log = logging.getLogger(__name__)
 
 ASSETS = "/docs/assets"
-
-CSP = (
-    "default-src 'none'; script-src 'self'; "
-    # Swagger UI sets style attributes from its scripts.
-    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; "
-    "base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
-)
 
 
 def swagger_ui_dir() -> Path | None:
@@ -69,11 +64,7 @@ def install(app: FastAPI) -> None:
 """
         return HTMLResponse(
             page,
-            headers={
-                "Content-Security-Policy": CSP,
-                "X-Content-Type-Options": "nosniff",
-                "Referrer-Policy": "no-referrer",
-            },
+            headers=with_policy(DOCS_CSP),
         )
 
     app.include_router(router)

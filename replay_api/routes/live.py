@@ -14,12 +14,10 @@ import contextlib
 import secrets
 import time
 from dataclasses import replace
-from typing import Any, Literal
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel, Field, field_validator
 
 from replay_api.deps import (
     CallerDep,
@@ -28,21 +26,21 @@ from replay_api.deps import (
     RouterDep,
     SelectNodeDep,
     SettingsDep,
-    SpaceId,
     TokenDep,
-    opens,
+    is_host,
     remember_token,
     visible_private,
 )
 from replay_api.errors import html_errors
 from replay_api.limits import RESPONSES, RateLimited, client_address
+from replay_api.schemas import CreatedSpace, JoinInfo, NewSpace, NodeOut, TokenRequest
+from replay_api.security import LIVE_MEDIA, node_origins, page_headers
 from replay_api.sweep import sweep_unjoined, unjoined
 from replay_api.templating import templates
-from spaces import names, tokens
+from spaces import tokens
 from spaces.catalog import Catalog, SpaceFilter
-from spaces.exceptions import InvalidInput, NotFound, RouterUnavailable
-from spaces.languages import AUTO, check_language
-from spaces.models import Space, SpaceState, Visibility
+from spaces.exceptions import RouterUnavailable
+from spaces.models import Space, SpaceState
 from spaces.names import name_key
 from spaces.nodes import Node
 from spaces.placement import SelectNode
@@ -52,77 +50,7 @@ from spaces.settings import Settings
 router = APIRouter(tags=["live"])
 pages = APIRouter(tags=["live"], dependencies=[Depends(html_errors)], include_in_schema=False)
 
-#: Identities become speaker names in transcripts: short, one line (``spaces.names``).
-IDENTITY = names.NAME_PATTERN
 LIVE_STATES = (SpaceState.CREATED, SpaceState.LIVE)
-
-
-class NewSpace(BaseModel):
-    title: str = Field(pattern=names.TITLE_PATTERN, description="Shown on the live page and the replay; one line")
-    visibility: Visibility = Visibility.PUBLIC
-    host: str = Field(default="host", pattern=IDENTITY, description="The host's name in the space")
-    language: str = Field(
-        default=AUTO,
-        description="A Whisper language code (`fr`, `de`, ...) or `auto`: each speaker's detected from their speech",
-    )
-
-    @field_validator("language")
-    @classmethod
-    def _known_language(cls, value: str) -> str:
-        try:
-            return check_language(value)
-        except InvalidInput as e:
-            raise ValueError(str(e)) from e
-
-
-class TokenRequest(BaseModel):
-    role: Literal["speaker", "listener"]
-    identity: str | None = Field(default=None, pattern=IDENTITY, description="Name in the space; default: random")
-
-
-class JoinInfo(BaseModel):
-    space_id: str
-    role: str
-    identity: str
-    token: str
-    expires_in: int = Field(description="Seconds the token stays valid")
-    live_url: str = Field(description="The live page, joining with this token")
-    sfu_url: str = Field(description="Base URL of the SFU")
-    rtc_url: str = Field(description="The SFU's signaling WebSocket for this space")
-
-
-class CreatedSpace(JoinInfo):
-    title: str
-    visibility: str
-    language: str
-
-
-class NodeOut(BaseModel):
-    """An SFU node and the load it last reported."""
-
-    node_id: str
-    url: str
-    alive: bool = Field(description="False once it missed its heartbeats: nothing is placed on it")
-    rooms: int
-    pending: int = Field(description="Spaces placed on it that nobody joined yet")
-    participants: int
-    packets_per_s: float = Field(description="RTP packets forwarded per second")
-    cpu: float = Field(description="Fraction of one core its process uses")
-    heartbeat_at: float
-
-    @classmethod
-    def of(cls, node: Node) -> NodeOut:
-        return cls(
-            node_id=node.node_id,
-            url=node.url,
-            alive=node.alive,
-            rooms=node.load.rooms,
-            pending=node.pending,
-            participants=node.load.participants,
-            packets_per_s=node.load.packets_per_s,
-            cpu=node.load.cpu,
-            heartbeat_at=node.heartbeat_at,
-        )
 
 
 def _urls(settings: Settings, space_id: str, token: str | None, node: Node) -> dict[str, str]:
@@ -144,17 +72,15 @@ def _claimed_token(catalog: Catalog, settings: Settings, space_id: str, role: to
     )
 
 
-def _join_info(
-    settings: Settings, space_id: str, role: tokens.Role, identity: str, token: str, node: Node
-) -> dict[str, Any]:
-    return {
-        "space_id": space_id,
-        "role": str(role),
-        "identity": identity,
-        "token": token,
-        "expires_in": settings.token_ttl,
+def _join_info(settings: Settings, space_id: str, role: tokens.Role, identity: str, token: str, node: Node) -> JoinInfo:
+    return JoinInfo(
+        space_id=space_id,
+        role=str(role),
+        identity=identity,
+        token=token,
+        expires_in=settings.token_ttl,
         **_urls(settings, space_id, token, node),
-    }
+    )
 
 
 def _node_of(space: Space, catalog: Catalog, router: NodeRouter, select: SelectNode) -> Node:
@@ -177,7 +103,7 @@ def _node_of(space: Space, catalog: Catalog, router: NodeRouter, select: SelectN
 )
 def create_space(
     body: NewSpace, catalog: CatalogDep, settings: SettingsDep, router: RouterDep, select: SelectNodeDep
-) -> dict[str, Any]:
+) -> CreatedSpace:
     """Open a live space on the least loaded SFU node; the answer carries the host's token and where to go live."""
     space_id = secrets.token_urlsafe(12)
     title = body.title.strip() or "Untitled space"
@@ -203,7 +129,7 @@ def create_space(
     token = _claimed_token(catalog, settings, space_id, tokens.Role.HOST, host)
     assert token is not None, "a new space has no names yet"
     info = _join_info(settings, space_id, tokens.Role.HOST, host, token, node)
-    return {**info, "title": title, "visibility": str(body.visibility), "language": body.language}
+    return CreatedSpace(**info.model_dump(), title=title, visibility=str(body.visibility), language=body.language)
 
 
 @router.post(
@@ -214,14 +140,14 @@ def create_space(
 )
 def issue_token(
     request: Request,
-    space_id: SpaceId,
+    space: ReadableSpace,
     body: TokenRequest,
     catalog: CatalogDep,
     settings: SettingsDep,
     caller: CallerDep,
     router: RouterDep,
     select: SelectNodeDep,
-) -> dict[str, Any]:
+) -> JoinInfo:
     """A join token: the host invites speakers; anyone may listen to a public space.
 
     Speaker tokens need the host's token (``Authorization: Bearer``). A
@@ -230,19 +156,16 @@ def issue_token(
     issued for it (or taken in the room): asking for it again is a 409.
     Someone the host removed gets no new token for the space (403).
     """
-    space = catalog.get_space(space_id)
-    own = caller is not None and caller.space_id == space_id
-    if not opens(space, caller):
-        raise NotFound(f"no space {space_id!r}")
+    space_id = space.space_id
+    host = is_host(space, caller)
     if body.role == "speaker":
         if caller is None:
             raise HTTPException(401, "inviting a speaker needs the host's token")
-        if not own or caller.role is not tokens.Role.HOST:
+        if not host:
             raise HTTPException(403, "only the host may invite speakers")
     if space.state not in LIVE_STATES or unjoined(space, settings):
         raise HTTPException(409, f"space {space_id!r} is {space.state}; it is no longer live")
-    is_host = own and caller is not None and caller.role is tokens.Role.HOST
-    if not is_host and catalog.is_banned(space_id, address=client_address(request)):
+    if not host and catalog.is_banned(space_id, address=client_address(request)):
         # Removal holds for the holder, not only the name they had.
         raise HTTPException(403, "you were removed from this space by the host")
     role = tokens.Role.SPEAKER if body.role == "speaker" else tokens.Role.LISTENER
@@ -292,7 +215,7 @@ def live_page(
     }
     response = templates.TemplateResponse(request, "live.html", context)
     # Every live node: a ``moved`` may send the page to any of them.
-    response.headers.update(_security_headers(_live_nodes(router, also=node)))
+    response.headers.update(page_headers(media=LIVE_MEDIA, connect=node_origins(_live_nodes(router, also=node))))
     # A reload works once the page has taken ?token= out of the address bar.
     remember_token(request, response, page_token, space_id)
     return response
@@ -312,7 +235,7 @@ def live_spaces(request: Request, catalog: CatalogDep, caller: CallerDep, router
     except RouterUnavailable:
         nodes = None  # the list still shows; the node table says the registry is away
     response = templates.TemplateResponse(request, "live_list.html", {"spaces": rows, "nodes": nodes})
-    response.headers.update(_security_headers([]))
+    response.headers.update(page_headers(media=LIVE_MEDIA))
     return response
 
 
@@ -325,25 +248,6 @@ def list_nodes(router: RouterDep) -> list[NodeOut]:
 def _live_nodes(router: NodeRouter, *, also: Node | None) -> list[Node]:
     nodes = router.live_nodes()
     return nodes + [also] if also is not None and also not in nodes else nodes
-
-
-def _security_headers(nodes: list[Node]) -> dict[str, str]:
-    origins = []
-    for node in nodes:
-        base = urlsplit(node.url)
-        ws = "wss" if base.scheme == "https" else "ws"
-        origins += [f"{ws}://{base.netloc}", f"{base.scheme}://{base.netloc}"]
-    connect = " ".join(["'self'", *dict.fromkeys(origins)])
-    return {
-        "Content-Security-Policy": (
-            f"default-src 'self'; connect-src {connect}; "
-            "media-src 'self' blob: mediastream:; img-src 'self' data:; object-src 'none'; "
-            "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-        ),
-        # Join tokens travel in live-page URLs: never pass them on in a Referer.
-        "Referrer-Policy": "no-referrer",
-        "X-Content-Type-Options": "nosniff",
-    }
 
 
 # One router for app.py to include: the JSON API and the pages (HTML errors).

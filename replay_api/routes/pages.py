@@ -7,7 +7,7 @@ adds the synced transcript, seeking and keyboard control on top.
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -27,9 +27,9 @@ from replay_api.deps import (
 )
 from replay_api.errors import html_errors
 from replay_api.limits import RateLimited
-from replay_api.routes.search import MAX_OFFSET
-from replay_api.routes.spaces import decode_cursor, encode_cursor
+from replay_api.paging import MAX_OFFSET, decode_cursor, encode_cursor
 from replay_api.schemas import replay_link, space_links
+from replay_api.security import page_headers, store_media
 from replay_api.sweep import sweep_unjoined
 from replay_api.templating import templates
 from spaces.catalog import SpaceFilter
@@ -144,22 +144,5 @@ def _with(path: str, params: dict[str, Any]) -> str:
 
 def _page(request: Request, settings: Settings, name: str, context: dict[str, Any]) -> Response:
     response = templates.TemplateResponse(request, name, context)
-    response.headers.update(_security_headers(settings))
+    response.headers.update(page_headers(media=store_media(settings)))
     return response
-
-
-def _security_headers(settings: Settings) -> dict[str, str]:
-    """Tight CSP for our pages; audio may come from the S3 store the API redirects to."""
-    media = "'self'"
-    if settings.s3_bucket:
-        endpoint = urlsplit(settings.s3_endpoint_url)
-        media += f" {endpoint.scheme}://{endpoint.netloc}" if endpoint.netloc else " https://*.amazonaws.com"
-    return {
-        "Content-Security-Policy": (
-            f"default-src 'self'; media-src {media}; img-src 'self' data:; object-src 'none'; "
-            "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-        ),
-        # Tokens may be in page URLs (?token=): never send them on in a Referer.
-        "Referrer-Policy": "no-referrer",
-        "X-Content-Type-Options": "nosniff",
-    }

@@ -28,9 +28,9 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
 
 from replay_api.deps import BlobsDep, CatalogDep, SettingsDep, SpaceId, TokenDep
+from replay_api.schemas import Accepted, ErasureLink, RetentionIn
 from replay_api.transcripts import load as load_transcript
 from spaces import keys, queue, tokens
 from spaces.blobstore import BlobStore
@@ -43,26 +43,6 @@ from spaces.settings import RETENTION_KINDS, Settings
 router = APIRouter(prefix="/spaces", tags=["privacy"])
 
 SpeakerName = Annotated[str, Path(min_length=1, max_length=64, description="The speaker's name in the space")]
-
-
-class Accepted(BaseModel):
-    space_id: str
-    state: str = Field(description="deleting, or erasing")
-    speaker: str | None = None
-    job_id: str
-
-
-class ErasureLink(BaseModel):
-    space_id: str
-    speaker: str
-    token: str = Field(description="The erasure token: send as Authorization: Bearer, or ?token=")
-    url: str = Field(description="DELETE this URL (token included) to erase the speaker")
-    expires_in: int
-
-
-class RetentionIn(BaseModel):
-    days: float | None = Field(gt=0, description="Delete what is older than this many days; null = the default")
-    keep: list[str] = Field(default_factory=list, description=f"Kept past it: any of {sorted(RETENTION_KINDS)}")
 
 
 class Caller:

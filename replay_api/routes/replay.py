@@ -14,7 +14,7 @@ from replay_api.schemas import TranscriptOut
 from spaces import keys
 from spaces.blobstore import BlobStore
 from spaces.exceptions import InvalidInput
-from spaces.models import Space, Visibility
+from spaces.models import Space
 
 router = APIRouter(prefix="/spaces", tags=["replay"])
 
@@ -39,11 +39,6 @@ _AUDIO_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-def cache_control(space: Space) -> str:
-    # Private replays must not sit in shared caches; public ones may, briefly.
-    return "private, no-cache" if space.visibility is Visibility.PRIVATE else "public, max-age=300"
-
-
 @router.head("/{space_id}/audio", response_class=Response, include_in_schema=False)
 @router.get(
     "/{space_id}/audio",
@@ -62,7 +57,7 @@ def get_audio(
         blobs,
         keys.replay(space.space_id, format.value),
         media_type=_AUDIO_TYPES[format],
-        cache_control=cache_control(space),
+        cache_control=serving.cache_control(space),
         filename=f"{space.space_id}.{format.value}",
         presign_seconds=PRESIGNED_SECONDS,
     )
@@ -106,7 +101,7 @@ def _text_blob(request: Request, space: Space, blobs: BlobStore, key: str, media
     data = blobs.get(key)
     headers = {
         "ETag": serving.content_etag(data),
-        "Cache-Control": cache_control(space),
+        "Cache-Control": serving.cache_control(space),
         "Vary": "Authorization",
     }
     cached = serving.not_modified(request, headers["ETag"], headers)

@@ -8,13 +8,11 @@ from fastapi import APIRouter, Depends, Query
 
 from replay_api.deps import CallerDep, CatalogDep, visible_private
 from replay_api.limits import RESPONSES, RateLimited
+from replay_api.paging import MAX_OFFSET
 from replay_api.schemas import SearchHitOut, SearchResults
 from spaces.keys import ID_PATTERN
 
 router = APIRouter(tags=["search"])
-
-#: Deeper pages than this are refused: ranking them costs the whole result set.
-MAX_OFFSET = 10_000
 
 
 @router.get("/search", response_model=SearchResults, responses=RESPONSES, dependencies=[Depends(RateLimited("search"))])

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import json
-import math
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
 from replay_api.deps import CallerDep, CatalogDep, ReadableSpace, visible_private
 from replay_api.limits import RESPONSES, RateLimited
+from replay_api.paging import decode_cursor, encode_cursor
 from replay_api.schemas import SpaceDetail, SpaceList, SpaceOut
 from replay_api.sweep import sweep_unjoined
 from spaces.catalog import SpaceFilter
-from spaces.exceptions import InvalidInput
 from spaces.models import SpaceState
 
 router = APIRouter(prefix="/spaces", tags=["spaces"])
@@ -64,21 +61,3 @@ def _timestamp(value: dt.datetime | None) -> float | None:
         return None
     # A date without a zone is read as UTC, the zone every stored time is in.
     return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()
-
-
-def encode_cursor(created_at: float, space_id: str) -> str:
-    """An opaque keyset cursor: the (created_at, id) of the last row shown."""
-    return base64.urlsafe_b64encode(json.dumps([created_at, space_id]).encode()).decode()
-
-
-def decode_cursor(cursor: str | None) -> tuple[float, str] | None:
-    if cursor is None:
-        return None
-    try:
-        created_at, space_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        value = float(created_at)
-        if not math.isfinite(value) or not isinstance(space_id, str):
-            raise ValueError(cursor)
-        return value, space_id
-    except (ValueError, TypeError) as e:
-        raise InvalidInput("invalid cursor: pass next_cursor from the previous page unchanged") from e
