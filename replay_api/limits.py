@@ -31,6 +31,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -81,13 +82,14 @@ class BucketStore(Protocol):
 class MemoryBuckets:
     """Token buckets in this process's memory (thread-safe: sync routes run in a pool)."""
 
-    def __init__(self, *, max_buckets: int = MAX_BUCKETS) -> None:
+    def __init__(self, *, max_buckets: int = MAX_BUCKETS, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._max = max_buckets
+        self._clock = clock
 
     async def take(self, key: str, rule: Rule) -> float:
-        return self.take_now(key, rule, time.monotonic())
+        return self.take_now(key, rule, self._clock())
 
     def take_now(self, key: str, rule: Rule, now: float) -> float:
         with self._lock:

@@ -21,18 +21,7 @@ from replay_api.app import create_app
 from spaces.settings import Settings
 from spaces.tokens import Role
 from tests.ingest.conftest import VOICE_A, VOICE_B, make_space, rtc_url, running_sfu, speech48k, token
-
-
-async def packets_from(listener: SpaceClient, identity: str, seconds: float = 1.0) -> int:
-    """Packets ``listener`` gets from ``identity`` over ``seconds``."""
-
-    def count() -> int:
-        slot = listener.slot_of(identity)
-        return listener.received[slot].packets if slot is not None and slot in listener.received else 0
-
-    before = count()
-    await asyncio.sleep(seconds)
-    return count() - before
+from tests.ingest.hearing import hears
 
 
 async def refused(client: SpaceClient) -> str:
@@ -67,8 +56,7 @@ async def host_scenario(settings: Settings) -> None:
         lena = client("lena", Role.LISTENER)
         await alice.connect()
         await lena.connect()
-        await asyncio.sleep(1.0)
-        assert await packets_from(lena, "alice") >= 40
+        await hears(lena, "alice")
 
         assert await refused(client("alice", Role.LISTENER)) == "identity_taken"
         # Another token, even of the same role, is not the holder either.
@@ -76,15 +64,14 @@ async def host_scenario(settings: Settings) -> None:
         assert await refused(client("LENA", Role.LISTENER)) == "identity_taken"
         # alice is still the one in the room, still heard.
         assert not alice.closed.is_set() and not lena.closed.is_set()
-        assert await packets_from(lena, "alice") >= 40
+        await hears(lena, "alice")
 
         # A reconnect with the holder's own token takes the name over (the old connection is told why).
         lena_again = SpaceClient(url, lena.token)
         await lena_again.connect()
         await asyncio.wait_for(lena.closed.wait(), 5)
         assert lena.errors and lena.errors[-1]["code"] == "replaced", lena.errors
-        await asyncio.sleep(1.0)
-        assert await packets_from(lena_again, "alice") >= 40
+        await hears(lena_again, "alice")
 
         for c in (alice, lena, lena_again):
             await c.close()
@@ -131,7 +118,7 @@ def test_nobody_takes_a_promoted_speakers_place(sfu_settings: Settings, api: Tes
             # Promoted: the promotion lands on carol, and her voice is heard as carol's.
             await alice.send({"type": "promote", "identity": "carol"})
             await carol.wait_for(lambda c: any(m["type"] == "role" and m["role"] == "speaker" for m in c.messages))
-            assert await packets_from(lena, "carol", 2.0) >= 60
+            await hears(lena, "carol", 60)
 
             # Now a speaker: no listener token takes the name, nor another speaker token
             # (her current role is what counts, not the listener token she joined with).
@@ -143,7 +130,7 @@ def test_nobody_takes_a_promoted_speakers_place(sfu_settings: Settings, api: Tes
                 "identity_taken"
             )
             assert not carol.closed.is_set() and not carol.errors, carol.errors
-            assert await packets_from(lena, "carol") >= 40
+            await hears(lena, "carol")
 
             # carol reconnects with her own token: still carol, still a speaker.
             carol_again = SpaceClient(url, carol.token, track=PcmTrack(speech48k("I am back.", VOICE_B), loop=True))
@@ -152,7 +139,7 @@ def test_nobody_takes_a_promoted_speakers_place(sfu_settings: Settings, api: Tes
             assert carol_again.welcome is not None
             assert (carol_again.welcome["identity"], carol_again.welcome["role"]) == ("carol", "speaker")
             await lena.wait_for(lambda c: c.slot_of("carol") is not None)
-            assert await packets_from(lena, "carol", 2.0) >= 60
+            await hears(lena, "carol", 60)
 
             for c in (alice, carol, carol_again, lena):
                 await c.close()
