@@ -32,6 +32,7 @@ from spaces.catalog.sqlite import SqliteCatalog
 from spaces.nodes import Node
 from spaces.router import NodeRouter
 from spaces.settings import Settings
+from tests.exclusive import REALTIME_MODULES, holding, lock_dir
 
 # The suite's bounds were measured with tiny.en, the fastest model: workers
 # and in-process models use it unless a test asks for another (the language
@@ -41,6 +42,18 @@ TEST_MODEL = os.environ["WHISPER_MODEL"]
 
 PG_BASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(autouse=True)
+def realtime_alone(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Under pytest-xdist, a real-time test runs while no other test does (``tests/exclusive.py``)."""
+    directory = lock_dir()
+    if directory is None:
+        yield
+        return
+    module = Path(request.node.path).relative_to(request.config.rootpath).as_posix()
+    with holding(directory, exclusive=module in REALTIME_MODULES):
+        yield
 
 
 def free_port() -> int:

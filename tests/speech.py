@@ -539,8 +539,14 @@ def _render_space(plan: _SpacePlan, into: Path) -> None:
             raise ValueError(f"{speaker} speaks at {words[0].start}s, before joining at {start}s")
         truth[speaker] = {"start": start, "words": [w.to_dict() for w in words], "ends": list(ends)}
     (tmp / "truth.json").write_text(json.dumps(truth))
-    shutil.rmtree(into, ignore_errors=True)
-    tmp.rename(into)
+    # Another test process may render the same space at the same time: the
+    # first complete rendering stays, a half-written one is replaced.
+    if not (into / "truth.json").exists():
+        shutil.rmtree(into, ignore_errors=True)
+    try:
+        tmp.rename(into)
+    except OSError:
+        shutil.rmtree(tmp)
 
 
 def _load_space(cached: Path, out_dir: Path, plan: _SpacePlan) -> Space:

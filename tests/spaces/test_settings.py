@@ -50,9 +50,11 @@ def test_production_refuses_the_placeholder_secret() -> None:
         "x" * 64,
         "correct horse battery staple",
         "abcdefghij" * 7,
-        secrets.token_urlsafe(24),  # 24 random bytes, not 32
-        secrets.token_hex(31),
-        " " + secrets.token_urlsafe(32),
+        # Made once by the secrets module (fixed, so that parallel test
+        # workers collect the same test ids):
+        "yVB6BKaFuOjIdUi93gO2ve_dcp0kCmRT",  # token_urlsafe(24): 24 random bytes, not 32
+        "452606e2aad325b771a11599599eb610cc30149a9d7f9445ea102e88148e76",  # token_hex(31)
+        " tFw4dwPbzKCga-tXeXpLwYRHM2LakmTbcteDGp7QFRs",  # " " + token_urlsafe(32)
     ],
 )
 def test_production_refuses_weak_secrets_and_says_how_to_make_one(secret: str) -> None:
