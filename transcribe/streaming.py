@@ -19,7 +19,9 @@ agent owns the clock and decides when to call it.
   committed sentence end (whisper_streaming's buffer trimming).
 - When the utterance ends, one last pass over all of it, decoded as the
   offline pipeline decodes, gives the final words; they replace the
-  interim text. Word times are on the room clock.
+  interim text. Word times are on the room clock. That pass starts at the
+  first ``closing_pad`` of silence, while the VAD still waits to be sure
+  the speech ended: when it is, the final goes out at once.
 
 faster-whisper pads what the encoder hears to 30 s, so a pass over one
 second of speech would cost what one over twenty does; passes here encode
@@ -66,6 +68,13 @@ class StreamingOptions:
     """Shorter bursts (a click, a cough) make no caption."""
     pad: float = 0.4
     """Audio kept before an utterance's first speech frame and after its last."""
+    closing_pad: float = 0.2
+    """Silence after speech at which the final pass starts, ahead of the utterance's end.
+
+    If the speaker goes on it was a pause and the pass is dropped; if the
+    silence lasts ``end_silence`` its words are the final, with no pass to
+    wait for then. At or above ``end_silence``: no early pass.
+    """
     threshold: float = 0.5
     """Silero probability at or above which a frame is speech."""
     agreement_slack: float = 0.1
@@ -151,6 +160,8 @@ class _Utterance:
     transcribed_to: int = 0
     """Stream sample index the last pass ended at."""
     shown: str = ""
+    closing: tuple[int, list[Word]] | None = None
+    """(``last_speech`` it heard to, words) of the final pass run in the silence after speech."""
 
 
 PromptSource = Callable[[], "str | None"]
@@ -229,7 +240,9 @@ class StreamingTranscriber:
         for index, p in self._score_new_frames():
             events.extend(self._step(index, p))
         utt = self._utterance
-        if utt is not None and self._pass_due(utt):
+        if utt is not None and self._closing_due(utt):
+            self._closing(utt)
+        elif utt is not None and self._pass_due(utt):
             event = self._interim(utt)
             if event is not None:
                 events.append(event)
@@ -295,6 +308,22 @@ class StreamingTranscriber:
         wait = max(o.interval, self._pass_cost / o.max_load)
         return (self._stream_len - utt.transcribed_to) / SAMPLE_RATE >= wait
 
+    def _closing_due(self, utt: _Utterance) -> bool:
+        o = self.options
+        if utt.speech_frames * _FRAME_SECONDS < o.min_speech or o.closing_pad >= o.end_silence:
+            return False
+        if utt.closing is not None and utt.closing[0] == utt.last_speech:
+            return False
+        # Not held back by ``max_load``: when the speech did end this pass is the final's, due anyway;
+        # a pause costs one pass (and the interim passes after it wait their turn as after any).
+        return self._stream_len - utt.last_speech >= int(o.closing_pad * SAMPLE_RATE)
+
+    def _closing(self, utt: _Utterance) -> None:
+        """The final pass, run as soon as the speech may have ended: the final needs no pass of its own then."""
+        end = utt.last_speech + int(self.options.closing_pad * SAMPLE_RATE)
+        utt.closing = (utt.last_speech, self._transcribe(utt.start, end, self.options.final_whisper))
+        utt.transcribed_to = max(utt.transcribed_to, end)
+
     def _interim(self, utt: _Utterance) -> Caption | None:
         start, context = self._interim_start(utt)
         words = self._transcribe(start, self._stream_len, self.options.whisper, context=context)
@@ -339,7 +368,10 @@ class StreamingTranscriber:
             return None
         # The final pass hears the whole utterance at once and decodes as well
         # as the pipeline does; it replaces the interim text, committed or not.
-        words = self._transcribe(utt.start, end, self.options.final_whisper)
+        if utt.closing is not None and utt.closing[0] == utt.last_speech:
+            words = utt.closing[1]  # run in the silence, and nothing was said since
+        else:
+            words = self._transcribe(utt.start, end, self.options.final_whisper)
         event = self._event(words, final=True) if words else None
         self._utterances += 1
         return event

@@ -75,6 +75,8 @@ class Fed:
     truth: list[tuple[float, float, str]]
     """(room start, room end, text) of each utterance"""
     transcriber: StreamingTranscriber
+    passes: list[float]
+    """Seconds spent in Whisper passes by the ``process_iter`` call that gave each event."""
     offline: list[Word]
     """The same audio through the offline pipeline's transcription."""
 
@@ -95,12 +97,18 @@ def fed(model: WhisperModel) -> Fed:
     audio = np.concatenate(parts)
     live = StreamingTranscriber(model, speaker="alice", options=StreamingOptions(max_load=1.0))
     events: list[tuple[float, Caption]] = []
+    passes: list[float] = []
     for i in range(0, len(audio), CHUNK):
         live.insert_audio_chunk(audio[i : i + CHUNK], ORIGIN + i / SAMPLE_RATE)
+        busy = live.busy_seconds
         for e in live.process_iter():
             events.append((live.end_time or 0.0, e))
-    events.extend((live.end_time or 0.0, e) for e in live.finish())
-    return Fed(events, truth, live, transcribe(model, audio, speaker="alice", offset=ORIGIN))
+            passes.append(live.busy_seconds - busy)
+    busy = live.busy_seconds
+    for e in live.finish():
+        events.append((live.end_time or 0.0, e))
+        passes.append(live.busy_seconds - busy)
+    return Fed(events, truth, live, passes, transcribe(model, audio, speaker="alice", offset=ORIGIN))
 
 
 def test_each_utterance_ends_in_one_final_caption_as_good_as_the_offline_words(fed: Fed) -> None:
@@ -123,6 +131,12 @@ def test_the_final_comes_soon_after_the_speech_ends(fed: Fed) -> None:
     finals = [(at, e) for at, e in fed.events if e.final]
     for (at, _), (_, end, _) in zip(finals, fed.truth, strict=True):
         assert at - end <= StreamingOptions().end_silence + StreamingOptions().pad + 0.1
+
+
+def test_the_final_pass_runs_in_the_silence_before_the_utterance_is_over(fed: Fed) -> None:
+    """When the VAD is sure the speech ended, the final's words are there: it goes out with no pass to wait for."""
+    finals = [i for i, (_, e) in enumerate(fed.events) if e.final]
+    assert [fed.passes[i] for i in finals] == [0.0, 0.0]
 
 
 def test_interim_text_shows_while_the_long_sentence_is_still_spoken(fed: Fed) -> None:
@@ -196,7 +210,8 @@ def test_a_long_utterance_s_interim_passes_hear_only_its_uncommitted_tail(
         parts += [synthesize(text, voice).samples.astype(np.float32), pause]
     parts.append(np.zeros(2 * SAMPLE_RATE, dtype=np.float32))
     audio = np.concatenate(parts)
-    options = StreamingOptions(max_load=1.0)
+    # No final pass started early in the pauses: every pass but the last is an interim one.
+    options = StreamingOptions(max_load=1.0, closing_pad=StreamingOptions().end_silence)
     live = StreamingTranscriber(model, speaker="alice", options=options)
     events: list[Caption] = []
     caplog.set_level(logging.INFO, logger="faster_whisper")
