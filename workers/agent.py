@@ -214,6 +214,8 @@ class RoomAgent:
         """Wall-clock time of room-clock zero, from the welcome."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._outbox: asyncio.Queue[Caption | None] = asyncio.Queue()
+        self._to_index: asyncio.Queue[Caption | None] = asyncio.Queue()
+        """Final captions for the catalog, written apart: a slow write never holds the next caption back."""
         self.sent = 0
 
     def room_now(self) -> float:
@@ -229,12 +231,15 @@ class RoomAgent:
         log.info("agent joined %s", self.space_id, extra={"space_id": self.space_id})
         self.captions.start()
         sender = asyncio.create_task(self._send_all())
+        indexer = asyncio.create_task(self._index_all())
         try:
             await self.client.closed.wait()
         finally:
             await asyncio.to_thread(self.captions.stop)
             self._outbox.put_nowait(None)
             await sender
+            self._to_index.put_nowait(None)
+            await indexer
             await self.client.close()
             if self._own_catalog:
                 self.catalog.close()
@@ -272,11 +277,15 @@ class RoomAgent:
                     await self.client.send({"type": "caption", **caption.to_dict()})
                 await self._store(redis, key, caption)
                 if caption.final and caption.words:
-                    await asyncio.to_thread(self._index, caption)
+                    self._to_index.put_nowait(caption)
                 self.sent += 1
             await self._store(redis, key, None)
         finally:
             await redis.aclose()
+
+    async def _index_all(self) -> None:
+        while (caption := await self._to_index.get()) is not None:
+            await asyncio.to_thread(self._index, caption)
 
     def _index(self, caption: Caption) -> None:
         try:
