@@ -46,6 +46,12 @@ from transcribe.model import encoder_window
 from transcribe.transcribe import TranscribeOptions, transcribe_clip
 from transcribe.vad import FRAME, speech_probabilities
 
+#: Tokens a pass may decode: a few, and more than anyone says per second (a
+#: fast talker's 4 words, with punctuation and timestamps). Whisper lost on a
+#: clip much shorter than its window, prompt and all, otherwise decodes up to
+#: 448 tokens of loops at each temperature: seconds of CPU for one second of speech.
+_TOKENS = 16
+_TOKENS_PER_SECOND = 10
 _WARMUP_FRAMES = 16  # audio scored again before new frames, so silero's state settles (0.5 s)
 _FRAME_SECONDS = FRAME / SAMPLE_RATE
 
@@ -381,13 +387,16 @@ class StreamingTranscriber:
         lo, hi = start - self._audio_start, end - self._audio_start
         room = self.prompt() if self.prompt is not None else None
         prompt = " ".join(p for p in (room, context) if p) or None
+        seconds = (hi - lo) / SAMPLE_RATE
+        # At most 200: with the longest prompt faster-whisper keeps (223 tokens) within Whisper's 448.
+        options = replace(options, max_new_tokens=min(200, _TOKENS + int(_TOKENS_PER_SECOND * seconds)))
         began, cpu = self._clock(), self._cpu_clock()
-        with encoder_window(self.model, (hi - lo) / SAMPLE_RATE):
+        with encoder_window(self.model, seconds):
             words = transcribe_clip(
                 self.model,
                 self._audio[lo:hi],
                 start=0.0,
-                end=(hi - lo) / SAMPLE_RATE,
+                end=seconds,
                 speaker=self.speaker,
                 offset=self._origin + start / SAMPLE_RATE,
                 options=options,
