@@ -62,8 +62,12 @@ class StreamingOptions:
 
     interval: float = 0.4
     """Seconds of new speech between two passes over the growing utterance."""
-    max_load: float = 0.5
-    """Share of one core the passes may take: a pass that took 0.4 s of CPU waits for 0.8 s of audio at 0.5."""
+    max_load: float = 0.4
+    """Share of one core the interim passes may take: a pass that took 0.2 s of CPU waits for 0.5 s of audio.
+
+    Below the issue's half core per speaker: the final pass started in a
+    pause, and the agent's share of receiving the room, come on top.
+    """
     window: float = 8.0
     """Seconds an interim pass hears at most: past that it starts after the last committed sentence end."""
     end_silence: float = 0.5
