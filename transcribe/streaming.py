@@ -10,19 +10,23 @@ agent owns the clock and decides when to call it.
   (frames below the loudness gate cost nothing, so a silent speaker costs
   nothing), an utterance ends after ``end_silence`` of silence or at
   ``max_utterance``.
-- While an utterance grows it is transcribed again from its start every
-  ``interval`` seconds of new audio (never more often than keeps the
-  transcriber under ``max_load`` of a core). :class:`HypothesisBuffer`
-  commits the words two successive passes agree on (local agreement), so
-  interim text only ever grows at its committed front and wobbles only in
-  its tentative tail.
+- While an utterance grows it is transcribed again every ``interval``
+  seconds of new audio (never more often than keeps the transcriber under
+  ``max_load`` of a core, in CPU time). :class:`HypothesisBuffer` commits
+  the words two successive passes agree on (local agreement), so interim
+  text only ever grows at its committed front and wobbles only in its
+  tentative tail. Past ``window`` seconds a pass starts after the last
+  committed sentence end (whisper_streaming's buffer trimming).
 - When the utterance ends, one last pass over all of it, decoded as the
   offline pipeline decodes, gives the final words; they replace the
-  interim text. Word times are on the room clock.
+  interim text. Word times are on the room clock. That pass starts at the
+  first ``closing_pad`` of silence, while the VAD still waits to be sure
+  the speech ended: when it is, the final goes out at once.
 
-Whisper's encoder always sees 30 s, so one pass costs the same for one
-second of speech as for twenty: what bounds the cost is the pass rate, not
-the utterance's length.
+faster-whisper pads what the encoder hears to 30 s, so a pass over one
+second of speech would cost what one over twenty does; passes here encode
+a 10 s (or 20 s) window instead (:func:`transcribe.model.encoder_window`),
+a third of the cost at the same accuracy.
 """
 
 from __future__ import annotations
@@ -38,9 +42,16 @@ from faster_whisper import WhisperModel
 from spaces.captions import on_screen
 from spaces.models import Caption, Word, join_words
 from transcribe.audio import SAMPLE_RATE
+from transcribe.model import encoder_window
 from transcribe.transcribe import TranscribeOptions, transcribe_clip
 from transcribe.vad import FRAME, speech_probabilities
 
+#: Tokens a pass may decode: a few, and more than anyone says per second (a
+#: fast talker's 4 words, with punctuation and timestamps). Whisper lost on a
+#: clip much shorter than its window, prompt and all, otherwise decodes up to
+#: 448 tokens of loops at each temperature: seconds of CPU for one second of speech.
+_TOKENS = 16
+_TOKENS_PER_SECOND = 10
 _WARMUP_FRAMES = 16  # audio scored again before new frames, so silero's state settles (0.5 s)
 _FRAME_SECONDS = FRAME / SAMPLE_RATE
 
@@ -49,10 +60,16 @@ _FRAME_SECONDS = FRAME / SAMPLE_RATE
 class StreamingOptions:
     """When to transcribe, and when an utterance is over."""
 
-    interval: float = 0.6
+    interval: float = 0.4
     """Seconds of new speech between two passes over the growing utterance."""
-    max_load: float = 0.5
-    """Share of one core the passes may take: a pass that took 0.4 s waits for 0.8 s of audio at 0.5."""
+    max_load: float = 0.4
+    """Share of one core the interim passes may take: a pass that took 0.2 s of CPU waits for 0.5 s of audio.
+
+    Below the issue's half core per speaker: the final pass started in a
+    pause, and the agent's share of receiving the room, come on top.
+    """
+    window: float = 8.0
+    """Seconds an interim pass hears at most: past that it starts after the last committed sentence end."""
     end_silence: float = 0.5
     """Silence after speech that ends an utterance (and makes its text final)."""
     max_utterance: float = 20.0
@@ -61,6 +78,13 @@ class StreamingOptions:
     """Shorter bursts (a click, a cough) make no caption."""
     pad: float = 0.4
     """Audio kept before an utterance's first speech frame and after its last."""
+    closing_pad: float = 0.2
+    """Silence after speech at which the final pass starts, ahead of the utterance's end.
+
+    If the speaker goes on it was a pause and the pass is dropped; if the
+    silence lasts ``end_silence`` its words are the final, with no pass to
+    wait for then. At or above ``end_silence``: no early pass.
+    """
     threshold: float = 0.5
     """Silero probability at or above which a frame is speech."""
     agreement_slack: float = 0.1
@@ -146,6 +170,8 @@ class _Utterance:
     transcribed_to: int = 0
     """Stream sample index the last pass ended at."""
     shown: str = ""
+    closing: tuple[int, list[Word]] | None = None
+    """(``last_speech`` it heard to, words) of the final pass run in the silence after speech."""
 
 
 PromptSource = Callable[[], "str | None"]
@@ -163,12 +189,15 @@ class StreamingTranscriber:
         options: StreamingOptions | None = None,
         prompt: PromptSource | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        cpu_clock: Callable[[], float] = time.process_time,
     ) -> None:
         self.model = model
         self.speaker = speaker
         self.options = options or StreamingOptions()
         self.prompt = prompt
         self._clock = clock
+        self._cpu_clock = cpu_clock
+        """A pass's cost for ``max_load`` is CPU time: on a loaded machine its wall time says more about the others."""
         self._origin: float | None = None
         """Room time of stream sample 0."""
         self._audio = np.zeros(0, dtype=np.float32)
@@ -180,6 +209,7 @@ class StreamingTranscriber:
         self._closed_at = 0
         """Stream sample index where the last utterance was cut: the next one's padding starts no earlier."""
         self._pass_cost = 0.0
+        """CPU seconds of the last pass (of the whole process: the model computes on threads of its own)."""
         self._utterances = 0
         self._seq = 0
         self.busy_seconds = 0.0
@@ -220,7 +250,9 @@ class StreamingTranscriber:
         for index, p in self._score_new_frames():
             events.extend(self._step(index, p))
         utt = self._utterance
-        if utt is not None and self._pass_due(utt):
+        if utt is not None and self._closing_due(utt):
+            self._closing(utt)
+        elif utt is not None and self._pass_due(utt):
             event = self._interim(utt)
             if event is not None:
                 events.append(event)
@@ -286,8 +318,25 @@ class StreamingTranscriber:
         wait = max(o.interval, self._pass_cost / o.max_load)
         return (self._stream_len - utt.transcribed_to) / SAMPLE_RATE >= wait
 
+    def _closing_due(self, utt: _Utterance) -> bool:
+        o = self.options
+        if utt.speech_frames * _FRAME_SECONDS < o.min_speech or o.closing_pad >= o.end_silence:
+            return False
+        if utt.closing is not None and utt.closing[0] == utt.last_speech:
+            return False
+        # Not held back by ``max_load``: when the speech did end this pass is the final's, due anyway;
+        # a pause costs one pass (and the interim passes after it wait their turn as after any).
+        return self._stream_len - utt.last_speech >= int(o.closing_pad * SAMPLE_RATE)
+
+    def _closing(self, utt: _Utterance) -> None:
+        """The final pass, run as soon as the speech may have ended: the final needs no pass of its own then."""
+        end = utt.last_speech + int(self.options.closing_pad * SAMPLE_RATE)
+        utt.closing = (utt.last_speech, self._transcribe(utt.start, end, self.options.final_whisper))
+        utt.transcribed_to = max(utt.transcribed_to, end)
+
     def _interim(self, utt: _Utterance) -> Caption | None:
-        words = self._transcribe(utt.start, self._stream_len, self.options.whisper)
+        start, context = self._interim_start(utt)
+        words = self._transcribe(start, self._stream_len, self.options.whisper, context=context)
         utt.transcribed_to = self._stream_len
         utt.passes.insert(words)
         shown = [*utt.passes.committed, *utt.passes.tentative]
@@ -297,32 +346,68 @@ class StreamingTranscriber:
         utt.shown = text
         return self._event(shown, final=False)
 
+    def _interim_start(self, utt: _Utterance) -> tuple[int, str]:
+        """Where an interim pass starts, and the utterance's committed text before it (as a prompt).
+
+        whisper_streaming's buffer trimming: once the utterance is longer
+        than ``window``, a pass starts after the last committed word that
+        ends a sentence, or failing one, the last committed word at least
+        half a window back; the committed words stay. A pass's cost grows
+        with what it hears, so a long utterance's passes cost no more than
+        a short one's.
+        """
+        limit = self._stream_len - int(self.options.window * SAMPLE_RATE)
+        committed = utt.passes.committed
+        if utt.start >= limit or not committed:
+            return utt.start, ""
+        half = self._stream_len - int(self.options.window * SAMPLE_RATE / 2)
+        ends = [(i, self._sample_at(w.end)) for i, w in enumerate(committed)]
+        cut = next((c for c in reversed(ends) if committed[c[0]].text.endswith((".", "?", "!")) and c[1] <= half), None)
+        if cut is None:
+            cut = next((c for c in reversed(ends) if c[1] <= half), None)
+        if cut is None:
+            return utt.start, ""
+        return max(utt.start, cut[1]), join_words(w.text for w in committed[: cut[0] + 1])
+
+    def _sample_at(self, t: float) -> int:
+        assert self._origin is not None
+        return int(round((t - self._origin) * SAMPLE_RATE))
+
     def _final(self, utt: _Utterance, end: int) -> Caption | None:
         if utt.speech_frames * _FRAME_SECONDS < self.options.min_speech:
             return None
         # The final pass hears the whole utterance at once and decodes as well
         # as the pipeline does; it replaces the interim text, committed or not.
-        words = self._transcribe(utt.start, end, self.options.final_whisper)
+        if utt.closing is not None and utt.closing[0] == utt.last_speech:
+            words = utt.closing[1]  # run in the silence, and nothing was said since
+        else:
+            words = self._transcribe(utt.start, end, self.options.final_whisper)
         event = self._event(words, final=True) if words else None
         self._utterances += 1
         return event
 
-    def _transcribe(self, start: int, end: int, options: TranscribeOptions) -> list[Word]:
+    def _transcribe(self, start: int, end: int, options: TranscribeOptions, *, context: str = "") -> list[Word]:
         assert self._origin is not None
         lo, hi = start - self._audio_start, end - self._audio_start
-        began = self._clock()
-        words = transcribe_clip(
-            self.model,
-            self._audio[lo:hi],
-            start=0.0,
-            end=(hi - lo) / SAMPLE_RATE,
-            speaker=self.speaker,
-            offset=self._origin + start / SAMPLE_RATE,
-            options=options,
-            prompt=self.prompt() if self.prompt is not None else None,
-        )
-        self._pass_cost = self._clock() - began
-        self.busy_seconds += self._pass_cost
+        room = self.prompt() if self.prompt is not None else None
+        prompt = " ".join(p for p in (room, context) if p) or None
+        seconds = (hi - lo) / SAMPLE_RATE
+        # At most 200: with the longest prompt faster-whisper keeps (223 tokens) within Whisper's 448.
+        options = replace(options, max_new_tokens=min(200, _TOKENS + int(_TOKENS_PER_SECOND * seconds)))
+        began, cpu = self._clock(), self._cpu_clock()
+        with encoder_window(self.model, seconds):
+            words = transcribe_clip(
+                self.model,
+                self._audio[lo:hi],
+                start=0.0,
+                end=seconds,
+                speaker=self.speaker,
+                offset=self._origin + start / SAMPLE_RATE,
+                options=options,
+                prompt=prompt,
+            )
+        self._pass_cost = self._cpu_clock() - cpu
+        self.busy_seconds += self._clock() - began
         return words
 
     def _event(self, words: Sequence[Word], *, final: bool) -> Caption:

@@ -86,6 +86,8 @@ class TranscribeOptions:
     min_probability: float = 0.15
     """A word less probable than this is dropped unless speech fills most of it."""
     loops: LoopRules = LoopRules()
+    max_new_tokens: int | None = None
+    """Tokens one window may decode at most (None: Whisper's own limit, 448 with the prompt)."""
     bleed_margin_db: float = 12.0
     """With other tracks' levels: how much louder another track must be for speech to be its bleed."""
     bleed_share: float = 0.9
@@ -248,6 +250,7 @@ def _whisper(model: WhisperModel, packed: np.ndarray, options: TranscribeOptions
         log_prob_threshold=options.log_prob_threshold,
         no_speech_threshold=options.no_speech_threshold,
         initial_prompt=prompt or None,
+        max_new_tokens=options.max_new_tokens,
         word_timestamps=True,
         vad_filter=False,
     )[0]

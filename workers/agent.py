@@ -11,9 +11,9 @@ Server-Sent Events); final ones are written to the catalog as live turns
 (search while live, until the pipeline's transcript replaces them). The job returns when the room ends; an agent that
 dies is replaced by the SFU, which enqueues the job again.
 
-Packets arrive on the event loop; Whisper runs on one thread of its own, so
+Packets arrive on the event loop; Whisper runs on a thread per speaker, so
 a pass of half a second never delays the connection's own traffic (ICE
-consent, DTLS, RTCP).
+consent, DTLS, RTCP), nor another speaker's captions.
 """
 
 from __future__ import annotations
@@ -54,102 +54,123 @@ JITTER_MARGIN = 0.3
 TICK = 0.05
 #: Characters of the room's recent final text given to Whisper as context.
 PROMPT_CHARS = 200
+#: Whisper passes the agent's model runs at once: two speakers' passes
+#: overlap when one starts talking as the other's final pass runs.
+LIVE_PASSES = 2
 
 
 @dataclass
 class _Speaker:
+    """One speaker's lane: audio waits in ``inbox`` for the speaker's own transcription thread."""
+
     transcriber: StreamingTranscriber
     fed_until: float
+    inbox: queue.SimpleQueue[tuple[float, np.ndarray] | None] = field(default_factory=queue.SimpleQueue)
+    thread: threading.Thread | None = None
 
 
 @dataclass
 class CaptionMaker:
-    """One transcriber per speaker, on a thread of its own; silence filled in where packets stop.
+    """One transcriber per speaker, each on a thread of its own; silence filled in where packets stop.
 
-    ``audio`` and ``stop`` may be called from any thread; ``on_caption`` is
-    called on the transcription thread.
+    A thread per speaker, not one for the room: a speaker's words never
+    wait behind another speaker's Whisper pass (the model runs passes side
+    by side, see :data:`LIVE_PASSES`; CTranslate2 releases the GIL).
+    ``audio`` and ``stop`` are called from the agent's event loop;
+    ``on_caption`` is called on the speakers' threads.
     """
 
     model: WhisperModel
     on_caption: Callable[[Caption], None]
     room_now: Callable[[], float]
     options: StreamingOptions = field(default_factory=StreamingOptions)
-    _inbox: queue.SimpleQueue[tuple[str, float, np.ndarray] | None] = field(default_factory=queue.SimpleQueue)
     _speakers: dict[str, _Speaker] = field(default_factory=dict)
     _recent: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=60))
-    _thread: threading.Thread | None = None
+    _recent_lock: threading.Lock = field(default_factory=threading.Lock)
+    _started: bool = False
+    _stopped: bool = False
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="captions", daemon=True)
-        self._thread.start()
+        self._started = True
+        for s in self._speakers.values():
+            self._launch(s)
 
     def audio(self, speaker: str, at: float, samples: np.ndarray) -> None:
-        self._inbox.put((speaker, at, samples))
+        if self._stopped:
+            return
+        s = self._speakers.get(speaker)
+        if s is None:
+            live = StreamingTranscriber(self.model, speaker=speaker, options=self.options, prompt=self._prompt)
+            s = self._speakers[speaker] = _Speaker(live, at)
+            if self._started:
+                self._launch(s)
+        s.inbox.put((at, samples))
 
     def stop(self) -> None:
-        """Finish every open utterance (their final captions) and end the thread."""
-        self._inbox.put(None)
-        if self._thread is not None:
-            self._thread.join()
+        """Finish every open utterance (their final captions) and end the threads."""
+        self._stopped = True
+        speakers = list(self._speakers.values())
+        for s in speakers:
+            s.inbox.put(None)
+        for s in speakers:
+            if s.thread is not None:
+                s.thread.join()
 
     @property
     def busy_seconds(self) -> float:
-        return sum(s.transcriber.busy_seconds for s in self._speakers.values())
+        return sum(s.transcriber.busy_seconds for s in list(self._speakers.values()))
 
-    def _run(self) -> None:
+    def _launch(self, s: _Speaker) -> None:
+        s.thread = threading.Thread(target=self._run, args=(s,), name=f"captions-{s.transcriber.speaker}", daemon=True)
+        s.thread.start()
+
+    def _run(self, s: _Speaker) -> None:
         while True:
             try:
-                item = self._inbox.get(timeout=TICK)
+                item = s.inbox.get(timeout=TICK)
             except queue.Empty:
                 item = ()  # type: ignore[assignment]
             if item is None:
                 break
             if item:
-                self._take(*item)
+                self._take(s, *item)
                 while True:  # everything waiting, before a pass
                     try:
-                        more = self._inbox.get_nowait()
+                        more = s.inbox.get_nowait()
                     except queue.Empty:
                         break
                     if more is None:
-                        self._finish()
+                        self._emit(s.transcriber.finish())
                         return
-                    self._take(*more)
-            self._fill_silence()
-            for s in self._speakers.values():
-                self._emit(s.transcriber.process_iter())
-        self._finish()
+                    self._take(s, *more)
+            self._fill_silence(s)
+            self._emit(s.transcriber.process_iter())
+        self._emit(s.transcriber.finish())
 
-    def _take(self, speaker: str, at: float, samples: np.ndarray) -> None:
-        s = self._speakers.get(speaker)
-        if s is None:
-            live = StreamingTranscriber(self.model, speaker=speaker, options=self.options, prompt=self._prompt)
-            s = self._speakers[speaker] = _Speaker(live, at)
+    @staticmethod
+    def _take(s: _Speaker, at: float, samples: np.ndarray) -> None:
         s.transcriber.insert_audio_chunk(samples, at)
         s.fed_until = s.transcriber.end_time or at
 
-    def _fill_silence(self) -> None:
+    def _fill_silence(self, s: _Speaker) -> None:
         # A speaker who stops sending (muted, DTX, gone) is silent: without it
         # no utterance would ever end.
         horizon = self.room_now() - JITTER_MARGIN
-        for s in self._speakers.values():
-            if horizon - s.fed_until > JITTER_MARGIN:
-                n = int((horizon - s.fed_until) * 16000)
-                s.transcriber.insert_audio_chunk(np.zeros(n, dtype=np.float32), s.fed_until)
-                s.fed_until = s.transcriber.end_time or horizon
-
-    def _finish(self) -> None:
-        for s in self._speakers.values():
-            self._emit(s.transcriber.finish())
+        if horizon - s.fed_until > JITTER_MARGIN:
+            n = int((horizon - s.fed_until) * 16000)
+            s.transcriber.insert_audio_chunk(np.zeros(n, dtype=np.float32), s.fed_until)
+            s.fed_until = s.transcriber.end_time or horizon
 
     def _emit(self, events: list[Caption]) -> None:
         for event in events:
             if event.final:
-                self._recent.extend(w.text for w in event.words)
+                with self._recent_lock:
+                    self._recent.extend(w.text for w in event.words)
             self.on_caption(event)
 
     def _prompt(self) -> str | None:
-        text = join_words(self._recent)
+        with self._recent_lock:
+            text = join_words(self._recent)
         if len(text) > PROMPT_CHARS:
             text = text[-PROMPT_CHARS:].partition(" ")[2]  # whole words only
         return text or None
@@ -193,6 +214,8 @@ class RoomAgent:
         """Wall-clock time of room-clock zero, from the welcome."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._outbox: asyncio.Queue[Caption | None] = asyncio.Queue()
+        self._to_index: asyncio.Queue[Caption | None] = asyncio.Queue()
+        """Final captions for the catalog, written apart: a slow write never holds the next caption back."""
         self.sent = 0
 
     def room_now(self) -> float:
@@ -208,12 +231,15 @@ class RoomAgent:
         log.info("agent joined %s", self.space_id, extra={"space_id": self.space_id})
         self.captions.start()
         sender = asyncio.create_task(self._send_all())
+        indexer = asyncio.create_task(self._index_all())
         try:
             await self.client.closed.wait()
         finally:
             await asyncio.to_thread(self.captions.stop)
             self._outbox.put_nowait(None)
             await sender
+            self._to_index.put_nowait(None)
+            await indexer
             await self.client.close()
             if self._own_catalog:
                 self.catalog.close()
@@ -251,11 +277,15 @@ class RoomAgent:
                     await self.client.send({"type": "caption", **caption.to_dict()})
                 await self._store(redis, key, caption)
                 if caption.final and caption.words:
-                    await asyncio.to_thread(self._index, caption)
+                    self._to_index.put_nowait(caption)
                 self.sent += 1
             await self._store(redis, key, None)
         finally:
             await redis.aclose()
+
+    async def _index_all(self) -> None:
+        while (caption := await self._to_index.get()) is not None:
+            await asyncio.to_thread(self._index, caption)
 
     def _index(self, caption: Caption) -> None:
         try:
@@ -282,7 +312,7 @@ def live_room(space_id: str, rtc_url: str) -> int:
     client follows a ``moved`` if the room went elsewhere).
     """
     ctx = context()
-    model = ctx.model()
+    model = ctx.model(passes=LIVE_PASSES)
     # Live captions follow the language the host set. With ``auto`` they stay
     # English: one utterance is too little to detect a language from (the
     # pipeline detects each speaker's from all their speech afterwards).

@@ -54,11 +54,19 @@ class Context:
                 pass
         return language
 
-    def model(self) -> WhisperModel:
-        """The Whisper model the settings name (loaded once per process)."""
+    def model(self, *, passes: int = 1) -> WhisperModel:
+        """The Whisper model the settings name (loaded once per process).
+
+        With ``passes``, that many run side by side, sharing the process's
+        CPU share (:attr:`Settings.model_threads`) between them.
+        """
         s = self.settings
         return load_model(
-            s.whisper_model, device=s.whisper_device, compute_type=s.whisper_compute_type, cpu_threads=s.model_threads
+            s.whisper_model,
+            device=s.whisper_device,
+            compute_type=s.whisper_compute_type,
+            cpu_threads=max(1, s.model_threads // passes),
+            passes=passes,
         )
 
     def read_json(self, key: str) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,8 +13,9 @@ from faster_whisper import WhisperModel
 from spaces.models import Caption, Word
 from tests.speech import VOICES, synthesize, word_error_rate
 from transcribe.audio import SAMPLE_RATE
+from transcribe.model import encoder_window
 from transcribe.streaming import HypothesisBuffer, StreamingOptions, StreamingTranscriber
-from transcribe.transcribe import transcribe
+from transcribe.transcribe import transcribe, transcribe_clip
 
 CHUNK = 320  # 20 ms, one WebRTC packet
 ORIGIN = 50.0  # room time of the first sample fed
@@ -57,6 +60,12 @@ def test_committed_words_are_never_taken_back_or_repeated() -> None:
 
 LONG = "I read a wonderful book about the history of the ocean and the ships that crossed it."
 SHORT = "Thanks, that sounds great."
+LONG_TALK = (
+    "The weather was lovely this morning, so we walked down to the river.",
+    "Our team finished the project two weeks ahead of schedule.",
+    "Please remember to bring your notebook to the meeting tomorrow.",
+    "We should probably order more coffee for the office kitchen.",
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,8 @@ class Fed:
     truth: list[tuple[float, float, str]]
     """(room start, room end, text) of each utterance"""
     transcriber: StreamingTranscriber
+    passes: list[float]
+    """Seconds spent in Whisper passes by the ``process_iter`` call that gave each event."""
     offline: list[Word]
     """The same audio through the offline pipeline's transcription."""
 
@@ -86,12 +97,18 @@ def fed(model: WhisperModel) -> Fed:
     audio = np.concatenate(parts)
     live = StreamingTranscriber(model, speaker="alice", options=StreamingOptions(max_load=1.0))
     events: list[tuple[float, Caption]] = []
+    passes: list[float] = []
     for i in range(0, len(audio), CHUNK):
         live.insert_audio_chunk(audio[i : i + CHUNK], ORIGIN + i / SAMPLE_RATE)
+        busy = live.busy_seconds
         for e in live.process_iter():
             events.append((live.end_time or 0.0, e))
-    events.extend((live.end_time or 0.0, e) for e in live.finish())
-    return Fed(events, truth, live, transcribe(model, audio, speaker="alice", offset=ORIGIN))
+            passes.append(live.busy_seconds - busy)
+    busy = live.busy_seconds
+    for e in live.finish():
+        events.append((live.end_time or 0.0, e))
+        passes.append(live.busy_seconds - busy)
+    return Fed(events, truth, live, passes, transcribe(model, audio, speaker="alice", offset=ORIGIN))
 
 
 def test_each_utterance_ends_in_one_final_caption_as_good_as_the_offline_words(fed: Fed) -> None:
@@ -114,6 +131,12 @@ def test_the_final_comes_soon_after_the_speech_ends(fed: Fed) -> None:
     finals = [(at, e) for at, e in fed.events if e.final]
     for (at, _), (_, end, _) in zip(finals, fed.truth, strict=True):
         assert at - end <= StreamingOptions().end_silence + StreamingOptions().pad + 0.1
+
+
+def test_the_final_pass_runs_in_the_silence_before_the_utterance_is_over(fed: Fed) -> None:
+    """When the VAD is sure the speech ended, the final's words are there: it goes out with no pass to wait for."""
+    finals = [i for i, (_, e) in enumerate(fed.events) if e.final]
+    assert [fed.passes[i] for i in finals] == [0.0, 0.0]
 
 
 def test_interim_text_shows_while_the_long_sentence_is_still_spoken(fed: Fed) -> None:
@@ -151,3 +174,66 @@ def test_a_gap_in_the_stream_keeps_words_on_the_room_clock(model: WhisperModel) 
     finals = [e for e in events if e.final]
     assert len(finals) == 1
     assert abs(finals[0].start - 23.0) < 0.4
+
+
+# --- what a pass hears ----------------------------------------------------------------
+
+
+def test_a_short_clip_s_pass_encodes_a_shorter_window_for_the_same_words(model: WhisperModel) -> None:
+    speech = synthesize(LONG, VOICES[1])
+    audio = np.concatenate([np.zeros(SAMPLE_RATE // 4, dtype=np.float32), speech.samples.astype(np.float32)])
+    audio = np.concatenate([audio, np.zeros(SAMPLE_RATE // 2, dtype=np.float32)])
+    seconds = len(audio) / SAMPLE_RATE
+
+    def words_and_cpu() -> tuple[str, float]:
+        began = time.process_time()
+        words = transcribe_clip(model, audio, start=0.0, end=seconds, speaker="bob", offset=0.0)
+        return " ".join(x.text for x in words), time.process_time() - began
+
+    words_and_cpu()  # warm
+    full, full_cpu = words_and_cpu()
+    with encoder_window(model, seconds):
+        short, short_cpu = words_and_cpu()
+    assert word_error_rate(LONG, short) <= word_error_rate(LONG, full) + 0.1, (short, full)
+    # The encoder is most of a pass: a 10 s window costs about a third of Whisper's 30 s.
+    assert short_cpu < 0.75 * full_cpu, (short_cpu, full_cpu)
+
+
+def test_a_long_utterance_s_interim_passes_hear_only_its_uncommitted_tail(
+    model: WhisperModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Four sentences with short pauses: one 15 s utterance; its interim passes hear about a window, its final all."""
+    voice = VOICES[0]
+    pause = np.zeros(int(0.25 * SAMPLE_RATE), dtype=np.float32)
+    parts = [np.zeros(SAMPLE_RATE, dtype=np.float32)]
+    for text in LONG_TALK:
+        parts += [synthesize(text, voice).samples.astype(np.float32), pause]
+    parts.append(np.zeros(2 * SAMPLE_RATE, dtype=np.float32))
+    audio = np.concatenate(parts)
+    # No final pass started early in the pauses: every pass but the last is an interim one.
+    options = StreamingOptions(max_load=1.0, closing_pad=StreamingOptions().end_silence)
+    live = StreamingTranscriber(model, speaker="alice", options=options)
+    events: list[Caption] = []
+    caplog.set_level(logging.INFO, logger="faster_whisper")
+    for i in range(0, len(audio), CHUNK):
+        live.insert_audio_chunk(audio[i : i + CHUNK], ORIGIN + i / SAMPLE_RATE)
+        events.extend(live.process_iter())
+    events.extend(live.finish())
+    heard = [_duration(r.getMessage()) for r in caplog.records if "Processing audio with duration" in r.getMessage()]
+    finals = [e for e in events if e.final]
+    assert len(finals) == 1
+    utterance = finals[0].end - finals[0].start
+    assert utterance > 12.0
+    # The last pass is the final's, over all of it; the interims before it never heard much more than the window.
+    assert heard[-1] >= utterance
+    assert max(heard[:-1]) <= options.window + 2 * options.interval + 1.0, heard
+    truth = " ".join(LONG_TALK)
+    assert word_error_rate(truth, finals[0].text) <= 0.25, finals[0].text
+    # The interim text still covers the whole utterance: words committed before a pass's start stay shown.
+    last_interim = [e for e in events if not e.final][-1]
+    assert word_error_rate(truth, last_interim.text) <= 0.4, last_interim.text
+
+
+def _duration(message: str) -> float:
+    minutes, seconds = message.rsplit(" ", 1)[1].split(":")
+    return int(minutes) * 60 + float(seconds)
