@@ -217,6 +217,15 @@ class Settings:
     live_captions: int = 1
     """1: a room agent captions every live space (needs ``live`` workers); 0: no live captions."""
 
+    live_hls: int = 1
+    """1: the room agent also writes the live space as HLS (``spaces/{id}/live/``) for listeners
+    past the WebRTC tier and the instant replay; 0: no HLS. Needs ``live_captions`` (the agent)."""
+
+    hls_base_url: str = ""
+    """Where players fetch the live HLS of public spaces, e.g. a CDN in front of the bucket
+    (``{base}/spaces/{id}/live/master.m3u8``); empty: the API serves it (local store) or
+    hands out presigned S3 URLs."""
+
     live_workers: int = 1
     """Workers of the ``live`` queue that ``spaces up`` starts; each runs one room agent
     (live captions) at a time, so this is how many spaces get live captions at once."""

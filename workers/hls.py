@@ -196,6 +196,7 @@ class LiveHls:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _start: float = 0.0
+    _end_at: float | None = None
     published: int = 0
     upload_failures: int = 0
     mix_seconds: float = 0.0
@@ -214,8 +215,9 @@ class LiveHls:
         if caption.final and caption.words:
             self._inbox.put(caption)
 
-    def stop(self) -> None:
-        """Encode what is left, publish every segment and close the playlists."""
+    def stop(self, at: float | None = None) -> None:
+        """Encode what is left (up to room time ``at``, default now), publish every segment, close the playlists."""
+        self._end_at = at
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
@@ -249,7 +251,7 @@ class LiveHls:
                 state.queue(encoder.finished())
                 self._publish(state)
             self._drain(mix, state)
-            encoder.write(mix.take(self.room_now()))
+            encoder.write(mix.take(self.room_now() if self._end_at is None else self._end_at))
             state.queue(encoder.close())
         except BaseException:
             encoder.kill()
