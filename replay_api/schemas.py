@@ -125,6 +125,12 @@ class SpaceDetail(_SpaceFields):
 
     erased: list[str] = Field(default_factory=list, description="Speakers erased from this space")
 
+    hls_url: str | None = Field(
+        None,
+        description="The live HLS master playlist (while live and after the end: the instant replay); "
+        "null while there is none",
+    )
+
     @classmethod
     def of(cls, space: Space, talk_times: dict[str, float], erasures: dict[str, str] | None = None) -> SpaceDetail:
         erasures = erasures or {}

@@ -110,7 +110,10 @@ def replay_page(
         "token": token or "",
     }
     if not servable(space, blobs):
-        return _page(request, settings, "processing.html", context)
+        # The instant replay (the live HLS) plays here: its player sends the cookie, not the token.
+        waiting = _page(request, settings, "processing.html", context)
+        remember_token(request, waiting, token, space.space_id)
+        return waiting
     transcript = transcripts.load(blobs, space.space_id)
     talk = catalog.talk_times(space.space_id)
     names = list(dict.fromkeys([*space.speakers, *transcript.speakers, *talk]))

@@ -10,8 +10,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from replay_api.deps import CallerDep, CatalogDep, ReadableSpace, visible_private
+from replay_api.deps import BlobsDep, CallerDep, CatalogDep, ReadableSpace, SettingsDep, visible_private
 from replay_api.limits import RESPONSES, RateLimited
+from replay_api.routes.hls import hls_url
 from replay_api.schemas import SpaceDetail, SpaceList, SpaceOut
 from replay_api.sweep import sweep_unjoined
 from spaces.catalog import SpaceFilter
@@ -55,8 +56,10 @@ def list_spaces(
 
 
 @router.get("/{space_id}", response_model=SpaceDetail)
-def get_space(space: ReadableSpace, catalog: CatalogDep) -> SpaceDetail:
-    return SpaceDetail.of(space, catalog.talk_times(space.space_id), catalog.erasures(space.space_id))
+def get_space(space: ReadableSpace, catalog: CatalogDep, blobs: BlobsDep, settings: SettingsDep) -> SpaceDetail:
+    detail = SpaceDetail.of(space, catalog.talk_times(space.space_id), catalog.erasures(space.space_id))
+    detail.hls_url = hls_url(settings, blobs, space)
+    return detail
 
 
 def _timestamp(value: dt.datetime | None) -> float | None:
