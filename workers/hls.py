@@ -11,8 +11,9 @@ stored. An upload that fails is tried again on the next tick while the
 mix goes on; segments are published strictly in order.
 
 MPEG-TS rather than fMP4: each segment stands alone (no init segment to
-fetch first), every HLS player reads it, and at 2 s of 48 kb/s AAC the
-container's overhead (about 4 %, measured by ``bench/hls.py``) is small.
+fetch first) and every HLS player reads it. Its cost here is the padding
+to a constant 64 kb/s (see ``MUXRATE``): 16 KB per 2 s segment, speech or
+silence, against about 12 KB of AAC at 48 kb/s.
 
 Captions go into a WebVTT rendition whose segments cover the same room
 time as the audio ones. Final captions arrive a second or more after their
@@ -55,11 +56,15 @@ log = logging.getLogger(__name__)
 SUBS_LAG = 2
 #: AAC bitrate: speech at 16 kHz.
 BITRATE = 48_000
+#: The MPEG-TS rate every segment is padded to (AAC plus its PES and TS headers fit under it).
+MUXRATE = 64_000
 CODECS = "mp4a.40.2"
 #: First wait before an upload is tried again; doubles up to ``MAX_BACKOFF``.
 BACKOFF = 0.2
 MAX_BACKOFF = 5.0
 _TS_CLOCK = 90_000
+#: Amplitude (in 16-bit steps) of the noise under the mix.
+DITHER = 2
 
 
 @dataclass(frozen=True)
@@ -74,11 +79,12 @@ class HlsOptions:
 class SegmentEncoder:
     """One ffmpeg: s16le PCM in, MPEG-TS segments of AAC in a local directory out."""
 
-    def __init__(self, workdir: Path, *, first_seq: int, room_start: float, segment_seconds: float) -> None:
+    def __init__(self, workdir: Path, *, first_seq: int, segment_seconds: float) -> None:
         self.workdir = workdir
         self.first_seq = first_seq
         self._local = workdir / "local.m3u8"
         self._seen = 0
+        self._rng = np.random.default_rng()
         self._log = (workdir / "ffmpeg.log").open("wb")
         self.process = subprocess.Popen(
             [
@@ -98,10 +104,14 @@ class SegmentEncoder:
                 "aac",
                 "-b:a",
                 str(BITRATE),
-                # Timestamps on the room clock (plus the muxer's own fixed offset),
-                # so a segment's first PTS says where it sits.
-                "-output_ts_offset",
-                f"{room_start:.6f}",
+                # Timestamps from 0, as the playlist's timeline counts: players drop
+                # what lies outside where the playlist says a segment is (Chromium's
+                # live HLS shows nothing), so no room-clock offset and none of the
+                # muxer's default 1.4 s either. The room time is in each segment's tag.
+                "-muxdelay",
+                "0",
+                "-muxpreload",
+                "0",
                 "-f",
                 "hls",
                 "-hls_time",
@@ -110,6 +120,10 @@ class SegmentEncoder:
                 "0",
                 "-hls_segment_type",
                 "mpegts",
+                # Constant-rate TS, padded: a segment of silence would otherwise be a few
+                # hundred bytes, too few for a demuxer to recognise (Chromium's refuses it).
+                "-hls_ts_options",
+                f"muxrate={MUXRATE}",
                 "-start_number",
                 str(first_seq),
                 "-hls_flags",
@@ -124,7 +138,11 @@ class SegmentEncoder:
 
     def write(self, samples: np.ndarray) -> None:
         assert self.process.stdin is not None
-        pcm = (samples * 32767).astype("<i2")
+        # Dither of a couple of LSB (about -84 dBFS, inaudible): digital silence
+        # encodes to AAC frames of a few bytes, and a segment of nothing but
+        # those is one Chromium's HLS demuxer cannot recognise.
+        noise = self._rng.integers(-DITHER, DITHER + 1, len(samples))
+        pcm = np.clip(samples * 32767 + noise, -32768, 32767).astype("<i2")
         self.process.stdin.write(pcm.tobytes())
         self.process.stdin.flush()
 
@@ -237,9 +255,7 @@ class LiveHls:
         audio, subs, next_seq = self._resume()
         start = self._start
         mix = LiveMix(start=start)
-        encoder = SegmentEncoder(
-            work, first_seq=next_seq, room_start=start, segment_seconds=self.options.segment_seconds
-        )
+        encoder = SegmentEncoder(work, first_seq=next_seq, segment_seconds=self.options.segment_seconds)
         state = _State(audio=audio, subs=subs, run_start=start, discontinuity=bool(audio.entries))
         self._write_master()
         try:
@@ -343,7 +359,7 @@ class LiveHls:
             )
 
     def _write_master(self) -> None:
-        text = hls.master(bandwidth=round(BITRATE * 1.1), codecs=CODECS, language=self.options.language)
+        text = hls.master(bandwidth=MUXRATE, codecs=CODECS, language=self.options.language)
         for attempt in range(5):
             try:
                 self.blobs.put(

@@ -27,6 +27,7 @@ from replay_api.deps import (
 )
 from replay_api.errors import html_errors
 from replay_api.limits import RateLimited
+from replay_api.routes.hls import hls_url
 from replay_api.routes.search import MAX_OFFSET
 from replay_api.routes.spaces import decode_cursor, encode_cursor
 from replay_api.schemas import replay_link, space_links
@@ -110,7 +111,10 @@ def replay_page(
         "token": token or "",
     }
     if not servable(space, blobs):
-        # The instant replay (the live HLS) plays here: its player sends the cookie, not the token.
+        # An ended space plays its live HLS (the instant replay) until its replay is ready;
+        # the player sends the cookie, not the token.
+        if space.state is not SpaceState.LIVE:
+            context["hls_url"] = hls_url(settings, blobs, space)
         waiting = _page(request, settings, "processing.html", context)
         remember_token(request, waiting, token, space.space_id)
         return waiting
