@@ -7,8 +7,11 @@ of a stored playlist, so they live here. Under ``spaces/{id}/live/``:
 ``master.m3u8``
     the entry point: the audio rendition and a WebVTT subtitle rendition;
 ``audio.m3u8`` / ``subs.m3u8``
-    media playlists, rewritten after each segment is stored; closed with
-    ``EXT-X-ENDLIST`` when the space ends;
+    media playlists, rewritten after each segment is stored: while live the
+    last few segments (where a listener joins), every segment and
+    ``EXT-X-ENDLIST`` once the space ends (the instant replay);
+``audio.full.m3u8`` / ``subs.full.m3u8``
+    every segment so far, for a restarted agent to continue from (not served);
 ``{seq:06d}.ts`` / ``{seq:06d}.vtt``
     AAC in MPEG-TS, and the captions of the same stretch of room time.
 
@@ -28,6 +31,8 @@ from spaces.exceptions import InvalidInput
 MASTER = "master.m3u8"
 AUDIO = "audio.m3u8"
 SUBS = "subs.m3u8"
+#: The whole history of a live playlist (its own name: never served).
+FULL = "full.m3u8"
 PLAYLISTS = (MASTER, AUDIO, SUBS)
 
 #: What a name under ``live/`` may look like: nothing else is served.
@@ -52,6 +57,11 @@ def prefix(space_id: str) -> str:
 def key(space_id: str, name: str) -> str:
     """The blob key of one live object, its name checked first (bad names are a 4xx)."""
     return prefix(space_id) + check_name(name)
+
+
+def full_key(space_id: str, playlist: str) -> str:
+    """Where a media playlist's whole history is kept (``audio.m3u8`` -> ``audio.full.m3u8``)."""
+    return prefix(space_id) + playlist.replace(".m3u8", "." + FULL)
 
 
 def check_name(name: str) -> str:
@@ -100,20 +110,24 @@ class MediaPlaylist:
     def add(self, entry: Entry) -> MediaPlaylist:
         return replace(self, entries=(*self.entries, entry))
 
-    def render(self) -> str:
-        first = self.entries[0].seq if self.entries else 0
+    def render(self, *, window: int | None = None) -> str:
+        """The playlist; while not ended, only its last ``window`` segments if given.
+
+        Players join a live playlist at its first listed segment (Chromium's
+        does), so what the window holds is how far behind the room a new
+        listener starts; the closed playlist lists every segment.
+        """
+        shown = self.entries if self.ended or window is None else self.entries[-window:]
+        dropped = self.entries[: len(self.entries) - len(shown)]
+        first = shown[0].seq if shown else 0
         lines = [
             "#EXTM3U",
             "#EXT-X-VERSION:3",
             f"#EXT-X-TARGETDURATION:{self.target}",
             f"#EXT-X-MEDIA-SEQUENCE:{first}",
-            # Each discontinuity before the first listed segment would count here;
-            # we never drop segments from the playlist, so there are none.
-            "#EXT-X-DISCONTINUITY-SEQUENCE:0",
-            # Segments are only ever appended: a player may seek back to the start.
-            "#EXT-X-PLAYLIST-TYPE:EVENT",
+            f"#EXT-X-DISCONTINUITY-SEQUENCE:{sum(e.discontinuity for e in dropped)}",
         ]
-        for e in self.entries:
+        for e in shown:
             if e.discontinuity:
                 lines.append("#EXT-X-DISCONTINUITY")
             if self.clock0 is not None:

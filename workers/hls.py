@@ -63,8 +63,6 @@ CODECS = "mp4a.40.2"
 BACKOFF = 0.2
 MAX_BACKOFF = 5.0
 _TS_CLOCK = 90_000
-#: Amplitude (in 16-bit steps) of the noise under the mix.
-DITHER = 2
 
 
 @dataclass(frozen=True)
@@ -74,6 +72,8 @@ class HlsOptions:
     """The mix trails now by this much, so late packets still land in place."""
     tick: float = 0.1
     language: str = ""
+    window: int = 3
+    """Segments a live playlist lists: a joining listener starts this far behind its end."""
 
 
 class SegmentEncoder:
@@ -84,7 +84,6 @@ class SegmentEncoder:
         self.first_seq = first_seq
         self._local = workdir / "local.m3u8"
         self._seen = 0
-        self._rng = np.random.default_rng()
         self._log = (workdir / "ffmpeg.log").open("wb")
         self.process = subprocess.Popen(
             [
@@ -138,11 +137,7 @@ class SegmentEncoder:
 
     def write(self, samples: np.ndarray) -> None:
         assert self.process.stdin is not None
-        # Dither of a couple of LSB (about -84 dBFS, inaudible): digital silence
-        # encodes to AAC frames of a few bytes, and a segment of nothing but
-        # those is one Chromium's HLS demuxer cannot recognise.
-        noise = self._rng.integers(-DITHER, DITHER + 1, len(samples))
-        pcm = np.clip(samples * 32767 + noise, -32768, 32767).astype("<i2")
+        pcm = (samples * 32767).astype("<i2")
         self.process.stdin.write(pcm.tobytes())
         self.process.stdin.flush()
 
@@ -282,8 +277,8 @@ class LiveHls:
         """The stored playlists (a restarted agent's) and the first free segment number."""
         target = max(1, round(self.options.segment_seconds))
         try:
-            audio = hls.MediaPlaylist.parse(self.blobs.get(hls.key(self.space_id, hls.AUDIO)).decode(), ext="ts")
-            subs = hls.MediaPlaylist.parse(self.blobs.get(hls.key(self.space_id, hls.SUBS)).decode(), ext="vtt")
+            audio = hls.MediaPlaylist.parse(self.blobs.get(hls.full_key(self.space_id, hls.AUDIO)).decode(), ext="ts")
+            subs = hls.MediaPlaylist.parse(self.blobs.get(hls.full_key(self.space_id, hls.SUBS)).decode(), ext="vtt")
         except NotFound:
             audio = hls.MediaPlaylist(ext="ts", target=target)
             subs = hls.MediaPlaylist(ext="vtt", target=target)
@@ -347,13 +342,15 @@ class LiveHls:
         # Subtitles first: the audio playlist is what players poll, and each
         # subtitle segment it implies should already be listed.
         for name, playlist in ((hls.SUBS, state.subs), (hls.AUDIO, state.audio)):
-            text = hls.MediaPlaylist(
+            whole = hls.MediaPlaylist(
                 ext=playlist.ext,
                 target=playlist.target,
                 entries=playlist.entries,
                 ended=state.ended,
                 clock0=self.clock0,
-            ).render()
+            )
+            self.blobs.put(hls.full_key(self.space_id, name), whole.render().encode(), content_type=hls.PLAYLIST_TYPE)
+            text = whole.render(window=self.options.window)
             self.blobs.put(
                 hls.key(self.space_id, name), text.encode(), content_type=hls.PLAYLIST_TYPE, cache_control=cache
             )

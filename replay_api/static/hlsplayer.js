@@ -16,19 +16,21 @@
 
   function resolve(uri, base) { return new URL(uri, base).href; }
 
-  // Segments with their room time and their start in the player's timeline.
+  // Segments with their sequence number, room time and program date-time.
   function parseMedia(text, base) {
     const entries = [];
-    let room = null, wall = null, media = 0;
+    let room = null, wall = null, seq = 0;
     for (const raw of text.split("\n")) {
       const line = raw.trim();
-      if (line.startsWith("#EXT-X-ROOM-TIME:")) room = parseFloat(line.slice(17));
+      if (line.startsWith("#EXT-X-MEDIA-SEQUENCE:")) seq = parseInt(line.slice(22), 10);
+      else if (line.startsWith("#EXT-X-ROOM-TIME:")) room = parseFloat(line.slice(17));
       else if (line.startsWith("#EXT-X-PROGRAM-DATE-TIME:")) wall = Date.parse(line.slice(25));
-      else if (line.startsWith("#EXTINF:")) entries.push({ duration: parseFloat(line.slice(8)), room, wall, media });
+      else if (line.startsWith("#EXTINF:")) entries.push({ duration: parseFloat(line.slice(8)), room, wall });
       else if (line && !line.startsWith("#") && entries.length && !entries[entries.length - 1].uri) {
         const e = entries[entries.length - 1];
         e.uri = resolve(line, base);
-        media += e.duration;
+        e.seq = seq;
+        seq += 1;
       }
     }
     return { entries, ended: text.includes("#EXT-X-ENDLIST") };
@@ -67,7 +69,7 @@
     const audio = options.audio;
     const master = withToken(options.url, options.token);
     const state = { audio: null, subs: null, playlist: { entries: [], ended: false }, cues: new Map(),
-      seen: new Set(), timer: null, stopped: false };
+      seen: new Set(), timer: null, stopped: false, timeline: new Map() };
     const player = {
       get supported() { return Boolean(audio.canPlayType("application/vnd.apple.mpegurl")); },
       get ended() { return state.playlist.ended; },
@@ -77,18 +79,33 @@
       stop() { state.stopped = true; clearTimeout(state.timer); audio.pause(); audio.removeAttribute("src"); audio.load(); },
     };
 
-    function roomTime(t) {
-      const entries = state.playlist.entries;
+    // The player's time 0 is the first segment of the first playlist it read
+    // (a live playlist lists only its last few): segments are placed on that
+    // timeline by sequence number as later playlists bring them.
+    function place(playlist) {
+      for (const e of playlist.entries) {
+        if (state.timeline.has(e.seq)) continue;
+        const before = state.timeline.get(e.seq - 1);
+        e.media = before ? before.media + before.duration : (state.timeline.size ? null : 0);
+        if (e.media !== null) state.timeline.set(e.seq, e);
+      }
+    }
+
+    function at(t) {
       let e = null;
-      for (const x of entries) { if (x.media <= t) e = x; else break; }
+      for (const x of state.timeline.values()) { if (x.media <= t) e = x; else break; }
+      return e;
+    }
+
+    function roomTime(t) {
+      const e = at(t);
       return e && e.room !== null ? e.room + (t - e.media) : null;
     }
 
     function delay() {
       if (state.playlist.ended) return null;
       const t = audio.currentTime;
-      let e = null;
-      for (const x of state.playlist.entries) { if (x.media <= t) e = x; else break; }
+      const e = at(t);
       if (!e || e.wall === null || Number.isNaN(e.wall)) return null;
       return Math.max(0, (Date.now() - (e.wall + (t - e.media) * 1000)) / 1000);
     }
@@ -110,6 +127,7 @@
           state.subs = subs ? resolve(subs[1], master) : null;
         }
         state.playlist = parseMedia(await fetchText(state.audio), state.audio);
+        place(state.playlist);
         if (state.subs) {
           const subs = parseMedia(await fetchText(state.subs), state.subs);
           for (const e of subs.entries) {
@@ -148,17 +166,26 @@
         if (options.onBlocked) options.onBlocked(e);
       });
     }
-    player.play = () => { retries = 0; return load(); };
+    function restart() {
+      state.timeline.clear();
+      clearTimeout(state.timer);
+      return poll().then(load);
+    }
+    player.play = () => { retries = 0; return restart(); };
     audio.addEventListener("error", () => {
       if (state.stopped || state.playlist.ended || retries >= 5) return;
       retries += 1;
-      setTimeout(load, 1000);
+      // A new start is a new timeline, from the window the next poll reads.
+      setTimeout(restart, 1000);
     });
-    if (options.autoplay) load();
-    else audio.src = master;
     audio.addEventListener("ended", () => { if (options.onEnded) options.onEnded(); });
-    poll();
-    tick();
+    // The playlists first, then the source: the player starts at the window just read.
+    poll().then(() => {
+      if (state.stopped) return;
+      if (options.autoplay) load();
+      else audio.src = master;
+      tick();
+    });
     return player;
   }
 
