@@ -14,12 +14,12 @@
    word is heard that long after it is said. Also the publish lag: from a
    segment's last sample to the playlist naming it.
 3. **Concurrent HLS listeners.** The API (uvicorn, one process, local store)
-   serves a live space's HLS; N simulated players on loopback each re-read
-   ``audio.m3u8`` every target duration and fetch each new segment (httpx,
-   one asyncio process). Latency p50/p99, errors, and the API's CPU per
+   serves a live space's HLS; N simulated players on loopback, each on its
+   own keep-alive connection, re-read ``audio.m3u8`` every target duration
+   and fetch each new segment (one asyncio process, a minimal HTTP client). Latency p50/p99, errors, and the API's CPU per
    listener. The load generator shares the machine's 2 cores with the API
-   (and with other engineers' work): past a few hundred listeners it is the
-   generator that cannot keep up, which the "polls done" column shows.
+   (and with other engineers' work); "polls done" says how many of the
+   polls the players should have made were made.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import asyncio
 import functools
 import http.server
 import os
+import re
 import shutil
 import socketserver
 import subprocess
@@ -225,47 +226,71 @@ def listener_delay(seconds: float, segment: float) -> dict[str, float]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-async def listeners(base: str, n: int, seconds: float, target: float) -> dict[str, float]:
+class _Connection:
+    """One player's keep-alive HTTP/1.1 connection: a few lines of asyncio, far cheaper than a client
+    library, so the load generator (sharing the machine with the API) is not what gets measured."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode())
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def listeners(host: str, port: int, prefix: str, n: int, seconds: float, target: float) -> dict[str, float]:
     latencies: list[float] = []
     errors = 0
     polls = 0
-    limits = httpx.Limits(max_connections=min(n, 500), max_keepalive_connections=min(n, 500))
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=10) as client:
 
-        async def get(path: str) -> httpx.Response | None:
-            nonlocal errors
-            t = time.perf_counter()
-            try:
-                r = await client.get(path)
-            except httpx.HTTPError:
-                errors += 1
-                return None
-            latencies.append(time.perf_counter() - t)
-            if r.status_code != 200:
-                errors += 1
-            return r
-
-        async def player(i: int, end: float) -> None:
-            nonlocal polls
-            await asyncio.sleep(target * i / n)  # joins spread over one target duration
-            seen: set[str] = set()
-            first = True
+    async def player(i: int, end: float) -> None:
+        nonlocal polls, errors
+        await asyncio.sleep(target * i / n)  # joins spread over one target duration
+        conn = _Connection(host, port)
+        seen: set[str] = set()
+        first = True
+        try:
             while time.time() < end:
                 started = time.time()
-                r = await get("hls/audio.m3u8")
-                polls += 1
-                if r is not None and r.status_code == 200:
-                    names = [x for x in r.text.splitlines() if x and not x.startswith("#")]
-                    # A player joining live starts three segments from the end.
-                    new = names[-3:] if first else [x for x in names if x not in seen]
+                try:
+                    t = time.perf_counter()
+                    status, body = await asyncio.wait_for(conn.get(prefix + "audio.m3u8"), 10)
+                    latencies.append(time.perf_counter() - t)
+                    polls += 1
+                    if status != 200:
+                        errors += 1
+                        continue
+                    names = [x for x in body.decode().splitlines() if x and not x.startswith("#")]
+                    # A player starts at the first segment listed, then takes each new one.
+                    for name in names if first else [x for x in names if x not in seen]:
+                        t = time.perf_counter()
+                        status, _ = await asyncio.wait_for(conn.get(prefix + name), 10)
+                        latencies.append(time.perf_counter() - t)
+                        errors += status != 200
                     first = False
-                    for name in new:
-                        await get(f"hls/{name}")
                     seen.update(names)
+                except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
+                    errors += 1
+                    conn.close()
+                    conn = _Connection(host, port)
                 await asyncio.sleep(max(0.0, target - (time.time() - started)))
+        finally:
+            conn.close()
 
-        end = time.time() + seconds
-        await asyncio.gather(*(player(i, end) for i in range(n)))
+    end = time.time() + seconds
+    await asyncio.gather(*(player(i, end) for i in range(n)))
     lat = np.array(latencies) * 1000
     return {
         "requests": len(latencies),
@@ -308,7 +333,7 @@ def api_listeners(counts: list[int], seconds: float, segment: float) -> list[dic
             time.sleep(0.3)
         for n in counts:
             u0, s0 = cpu_times(api.pid)
-            result = asyncio.run(listeners(base, n, seconds, segment))
+            result = asyncio.run(listeners("127.0.0.1", port, f"/spaces/{space_id}/hls/", n, seconds, segment))
             u1, s1 = cpu_times(api.pid)
             api_cpu = (u1 - u0) + (s1 - s0)
             result.update(
