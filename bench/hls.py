@@ -16,8 +16,8 @@
 3. **Concurrent HLS listeners.** The API (uvicorn, one process, local store)
    serves a live space's HLS; N simulated players on loopback, each on its
    own keep-alive connection, re-read ``audio.m3u8`` every target duration
-   and fetch each new segment (one asyncio process, a minimal HTTP client). Latency p50/p99, errors, and the API's CPU per
-   listener. The load generator shares the machine's 2 cores with the API
+   and fetch each new segment (one asyncio process, a minimal HTTP client).
+   Latency p50/p99, errors, and the API's CPU per listener. The load generator shares the machine's 2 cores with the API
    (and with other engineers' work); "polls done" says how many of the
    polls the players should have made were made.
 """
