@@ -189,5 +189,20 @@
     return player;
   }
 
+  // One caption line, in the live page's markup (live.js), so one reader serves every page.
+  HlsPlayer.captionLine = function (cue) {
+    const line = document.createElement("p");
+    line.className = "caption";
+    line.dataset.speaker = cue.speaker;
+    const who = document.createElement("span");
+    who.className = "caption__speaker";
+    who.textContent = cue.speaker;
+    const text = document.createElement("span");
+    text.className = "caption__text";
+    cue.text.split("\n").forEach((part, i) => { if (i) text.append(document.createElement("br")); text.append(part); });
+    line.append(who, text);
+    return line;
+  };
+
   window.HlsPlayer = HlsPlayer;
 })();

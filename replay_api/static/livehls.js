@@ -52,20 +52,7 @@
 
   // The same markup as the WebRTC tier's captions (live.js), so one reader serves both.
   function renderCues(cues, talking) {
-    const box = $("captions");
-    box.replaceChildren(...cues.map((c) => {
-      const line = document.createElement("p");
-      line.className = "caption";
-      line.dataset.speaker = c.speaker;
-      const who = document.createElement("span");
-      who.className = "caption__speaker";
-      who.textContent = c.speaker;
-      const text = document.createElement("span");
-      text.className = "caption__text";
-      c.text.split("\n").forEach((part, i) => { if (i) text.append(document.createElement("br")); text.append(part); });
-      line.append(who, text);
-      return line;
-    }));
+    $("captions").replaceChildren(...cues.map(window.HlsPlayer.captionLine));
     const changed = talking.size !== tier.talking.size || [...talking].some((s) => !tier.talking.has(s));
     tier.talking = talking;
     if (changed) renderSpeakers();

@@ -24,19 +24,7 @@
     const box = document.getElementById("instant-captions");
     const player = window.HlsPlayer({
       url: section.dataset.hlsUrl, token, audio,
-      onCues: (cues) => box.replaceChildren(...cues.map((c) => {
-        const line = document.createElement("p");
-        line.className = "caption";
-        line.dataset.speaker = c.speaker;
-        const who = document.createElement("span");
-        who.className = "caption__speaker";
-        who.textContent = c.speaker;
-        const text = document.createElement("span");
-        text.className = "caption__text";
-        text.textContent = c.text;
-        line.append(who, text);
-        return line;
-      })),
+      onCues: (cues) => box.replaceChildren(...cues.map(window.HlsPlayer.captionLine)),
     });
     window.instantReplay = player;
     return { player, audio };
