@@ -217,7 +217,11 @@ class RoomAgent:
         self.captions.start()
         if self.settings.live_hls:
             self.hls = LiveHls(
-                self.blobs, self.space_id, self.room_now, self._clock0, HlsOptions(language=self.language)
+                self.blobs,
+                self.space_id,
+                self.room_now,
+                self._clock0,
+                HlsOptions(segment_seconds=self.settings.hls_segment_seconds, language=self.language),
             )
             self.hls.start()
         sender = asyncio.create_task(self._send_all())
