@@ -13,6 +13,7 @@ IngestError                      {"type": "error", "code": ..., "message": ...}
  ├── NameTaken       identity_taken  a name asked for in the room (hand, name) is another's (not closed)
  ├── SetupTimeout    setup_timeout   joined but media not connected in time (closed 4408)
  ├── TooMany         too_many        room full or join rate exceeded (closed 4429)
+ ├── ListenOnHls     (none)          a listener past the WebRTC cap: sent as {"type": "hls", ...} (closed 4303)
  ├── Unavailable     unavailable     the space's node is down, or the node registry unreachable (closed 1013)
  └── Moved           (none)          another node holds the space: sent as {"type": "moved", ...} (closed 4307)
 
@@ -93,8 +94,31 @@ class Unavailable(IngestError):
     close_code = 1013
 
 
-class Moved(IngestError):
-    """Not an error to the client: a ``moved`` message naming the node that holds the space."""
+class Redirect(IngestError):
+    """Not an error to the client: a message saying where to go instead, then the socket closes."""
+
+    close_code = 4300
+
+    def message_dict(self) -> dict[str, str]:
+        raise NotImplementedError
+
+
+class ListenOnHls(Redirect):
+    """The room's WebRTC listener seats are taken: listen to its HLS instead.
+
+    The SFU knows no URLs but its own: the page (or any client) takes the
+    space's ``hls_url`` from the API, where the HLS is served.
+    """
+
+    code = "hls"
+    close_code = 4303
+
+    def message_dict(self) -> dict[str, str]:
+        return {"type": "hls", "reason": "full", "message": self.message}
+
+
+class Moved(Redirect):
+    """A ``moved`` message naming the node that holds the space."""
 
     code = "moved"
     close_code = 4307

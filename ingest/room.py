@@ -29,7 +29,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ingest.archive import SpaceArchive, mark_live, reopen
-from ingest.exceptions import Forbidden, NameTaken, NotAgent, OutOfOrder, SetupTimeout, SpaceEnded, TooMany
+from ingest.exceptions import (
+    Forbidden,
+    ListenOnHls,
+    NameTaken,
+    NotAgent,
+    OutOfOrder,
+    SetupTimeout,
+    SpaceEnded,
+    TooMany,
+)
 from ingest.forward import Slot
 from ingest.ice import CandidatePolicy
 from ingest.membership import Names
@@ -77,6 +86,8 @@ STATE_DEBOUNCE = 0.25
 class RoomOptions:
     max_participants: int = 500
     """Listeners are refused once this many are in the room; hosts and speakers never are."""
+    hls_past_cap: bool = False
+    """Listeners past the cap are sent to the room's HLS (a room agent writes it) rather than refused."""
     empty_timeout: float = 60.0
     """A room without a host or speaker in it ends after this many seconds."""
     setup_timeout: float = 10.0
@@ -268,6 +279,10 @@ class Room:
         holder = admission.holder
         old = self.participants.get(admission.replaces) if admission.replaces is not None else None
         if old is None and holder.role is Role.LISTENER and len(self.participants) >= self.options.max_participants:
+            if self.options.hls_past_cap:
+                raise ListenOnHls(
+                    f"the space's {self.options.max_participants} WebRTC seats are taken: listen over HLS"
+                )
             raise TooMany(f"the space is full ({self.options.max_participants} participants)")
         self.names.bind(admission)
         if old is not None:

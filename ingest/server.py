@@ -34,8 +34,8 @@ from ingest import recovery, udp
 from ingest.exceptions import (
     BadMessage,
     IngestError,
-    Moved,
     OutOfOrder,
+    Redirect,
     SpaceEnded,
     TooMany,
     Unauthorized,
@@ -83,6 +83,7 @@ class SfuOptions:
         return cls(
             room=RoomOptions(
                 max_participants=settings.sfu_max_participants,
+                hls_past_cap=bool(settings.live_hls and settings.live_captions),
                 empty_timeout=settings.sfu_empty_timeout,
                 setup_timeout=settings.sfu_setup_timeout,
                 candidates=CandidatePolicy.build(
@@ -340,9 +341,9 @@ class Sfu:
         channel = WsChannel(ws)
         try:
             room, participant = await self._join(ws, channel, space_id, address)
-        except Moved as e:
+        except Redirect as e:
             channel.send(e.message_dict())
-            channel.close(Moved.close_code, "moved")
+            channel.close(e.close_code, e.code)
             await channel.drain()
             return
         except IngestError as e:

@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from replay_api import accesslog, errors
 from replay_api.limits import Limiter
 from replay_api.middleware import BodySizeLimit, RememberLanguage
-from replay_api.routes import clips, docs, live, live_captions, pages, privacy, replay, search, spaces
+from replay_api.routes import clips, docs, hls, live, live_captions, pages, privacy, replay, search, spaces
 from replay_api.templating import STATIC_DIR
 from spaces.blobstore import open_blob_store
 from spaces.catalog import open_catalog
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(search.router)
     app.include_router(live.router)
     app.include_router(live_captions.router)
+    app.include_router(hls.router)
     app.include_router(privacy.router)
     docs.install(app)
     return app

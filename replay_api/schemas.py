@@ -6,12 +6,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from spaces import names
+from spaces import hls, names
+from spaces.blobstore import BlobStore
 from spaces.exceptions import InvalidInput
 from spaces.languages import AUTO, check_language, language_note
-from spaces.models import SearchHit, Space, SpeakerLanguage, Transcript, Turn, Visibility, Word
+from spaces.models import SearchHit, Space, SpaceState, SpeakerLanguage, Transcript, Turn, Visibility, Word
 from spaces.nodes import Node
-from spaces.settings import RETENTION_KINDS
+from spaces.settings import RETENTION_KINDS, Settings
+
+#: States in which a space may have a live HLS (from going live on).
+HAS_HLS = (SpaceState.LIVE, SpaceState.RECORDED, SpaceState.PROCESSING, SpaceState.READY, SpaceState.FAILED)
 
 
 def space_links(space_id: str) -> dict[str, str]:
@@ -30,6 +34,15 @@ def space_links(space_id: str) -> dict[str, str]:
 def replay_link(space_id: str, seconds: float) -> str:
     """The deep link into the replay page; times on the room clock, centisecond precision."""
     return f"/spaces/{space_id}/replay?t={seconds:.2f}"
+
+
+def hls_url(settings: Settings, blobs: BlobStore, space: Space) -> str | None:
+    """Where a player finds the space's master playlist, or None while it has none."""
+    if space.state not in HAS_HLS or not blobs.exists(hls.key(space.space_id, hls.MASTER)):
+        return None
+    if settings.hls_base_url and space.visibility is Visibility.PUBLIC:
+        return f"{settings.hls_base_url.rstrip('/')}/{hls.key(space.space_id, hls.MASTER)}"
+    return f"/spaces/{space.space_id}/hls/{hls.MASTER}"
 
 
 def live_link(space_id: str) -> str:
@@ -128,6 +141,12 @@ class SpaceDetail(_SpaceFields):
     speakers: list[SpeakerOut] = Field(description="Speakers in the order they joined")
 
     erased: list[str] = Field(default_factory=list, description="Speakers erased from this space")
+
+    hls_url: str | None = Field(
+        None,
+        description="The live HLS master playlist (while live and after the end: the instant replay); "
+        "null while there is none",
+    )
 
     @classmethod
     def of(cls, space: Space, talk_times: dict[str, float], erasures: dict[str, str] | None = None) -> SpaceDetail:

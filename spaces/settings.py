@@ -237,6 +237,19 @@ class Settings:
     live_captions: bool = True
     """A room agent captions every live space (needs ``live`` workers); ``0``: no live captions."""
 
+    live_hls: int = 1
+    """1: the room agent also writes the live space as HLS (``spaces/{id}/live/``) for listeners
+    past the WebRTC tier and the instant replay; 0: no HLS. Needs ``live_captions`` (the agent)."""
+
+    hls_segment_seconds: float = 2.0
+    """Length of the live HLS segments. A joining listener starts three segments behind the
+    room: about 7.7 s behind with 2 s segments, 4.7 s with 1 s (``bench/hls.py``), for twice the requests."""
+
+    hls_base_url: str = ""
+    """Where players fetch the live HLS of public spaces, e.g. a CDN in front of the bucket
+    (``{base}/spaces/{id}/live/master.m3u8``); empty: the API serves it (local store) or
+    hands out presigned S3 URLs."""
+
     live_workers: int = 1
     """Workers of the ``live`` queue that ``spaces up`` starts; each runs one room agent
     (live captions) at a time, so this is how many spaces get live captions at once."""

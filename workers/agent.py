@@ -8,7 +8,9 @@ audio), decodes each forwarding slot's Opus once, and runs one
 events go back to the SFU over the signaling socket (which relays them to
 every participant) and into the space's Redis caption stream (the API's
 Server-Sent Events); final ones are written to the catalog as live turns
-(search while live, until the pipeline's transcript replaces them). The job returns when the room ends; an agent that
+(search while live, until the pipeline's transcript replaces them). The
+decoded audio and the captions also feed the room's live HLS
+(``workers.hls``). The job returns when the room ends; an agent that
 dies is replaced by the SFU, which enqueues the job again.
 
 Packets arrive on the event loop; Whisper runs on a thread per speaker, so
@@ -34,6 +36,7 @@ from redis.exceptions import RedisError
 
 from ingest.client import SpaceClient
 from spaces import live_captions, tokens
+from spaces.blobstore import BlobStore, open_blob_store
 from spaces.catalog import Catalog, open_catalog
 from spaces.exceptions import NotFound
 from spaces.languages import AUTO
@@ -43,6 +46,7 @@ from transcribe.language import speaks_language
 from transcribe.live_audio import OpusStream
 from transcribe.streaming import StreamingOptions, StreamingTranscriber
 from workers.context import context
+from workers.hls import HlsOptions, LiveHls
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +191,7 @@ class RoomAgent:
         rtc_url: str,
         model: WhisperModel,
         catalog: Catalog | None = None,
+        blobs: BlobStore | None = None,
         language: str = "en",
     ) -> None:
         self.settings = settings
@@ -209,6 +214,9 @@ class RoomAgent:
             room_now=self.room_now,
             options=StreamingOptions().in_language(language),
         )
+        self.blobs = blobs if blobs is not None else open_blob_store(settings)
+        self.hls: LiveHls | None = None
+        """The room as HLS (once joined, when ``live_hls`` is on): fed the decoded audio and the captions."""
         self._streams: dict[int, OpusStream] = {}
         self._clock0 = 0.0
         """Wall-clock time of room-clock zero, from the welcome."""
@@ -230,12 +238,25 @@ class RoomAgent:
         self._clock0 = time.time() - float(self.client.welcome["room_time"])
         log.info("agent joined %s", self.space_id, extra={"space_id": self.space_id})
         self.captions.start()
+        if self.settings.live_hls:
+            self.hls = LiveHls(
+                self.blobs,
+                self.space_id,
+                self.room_now,
+                self._clock0,
+                HlsOptions(segment_seconds=self.settings.hls_segment_seconds, language=self.language),
+            )
+            self.hls.start()
         sender = asyncio.create_task(self._send_all())
         indexer = asyncio.create_task(self._index_all())
         try:
             await self.client.closed.wait()
         finally:
+            ended_at = self.room_now()
             await asyncio.to_thread(self.captions.stop)
+            if self.hls is not None:
+                # After the captions: their last finals go into the subtitles too.
+                await asyncio.to_thread(self.hls.stop, ended_at)
             self._outbox.put_nowait(None)
             await sender
             self._to_index.put_nowait(None)
@@ -255,6 +276,8 @@ class RoomAgent:
         decoded = stream.push(packet.payload, packet.timestamp, wall - self._clock0)  # type: ignore[attr-defined]
         if decoded is not None:
             self.captions.audio(speaker, *decoded)
+            if self.hls is not None:
+                self.hls.audio(speaker, *decoded)
 
     def _publisher(self, slot: int) -> str | None:
         for s in self.client.state.get("speakers", ()):
@@ -265,6 +288,8 @@ class RoomAgent:
     # --- captions out ----------------------------------------------------------------
 
     def _on_caption(self, caption: Caption) -> None:
+        if self.hls is not None:
+            self.hls.caption(caption)
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._outbox.put_nowait, caption)
 
@@ -326,6 +351,7 @@ def live_room(space_id: str, rtc_url: str) -> int:
         rtc_url=rtc_url,
         model=model,
         catalog=ctx.catalog,
+        blobs=ctx.blobs,
         language=language if language != AUTO and speaks_language(model) else "en",
     )
     asyncio.run(agent.run())

@@ -13,7 +13,8 @@ the space, the speaker and the run, so asking twice is one erasure):
    re-recognized: the other speakers' words and times stay as they were,
    to the millisecond.
 2. ``mix``: the replay remixed from the tracks left (the pipeline's mix).
-3. ``erase_audio``: the speaker's track objects deleted (every version, on S3).
+3. ``erase_audio``: the speaker's track objects deleted (every version, on S3),
+   and the live HLS (a mix of every voice) with them.
 4. ``erase_done``: the catalog shows the speaker as erased.
 
 A worker killed mid-way leaves its job abandoned; rq retries it and the
@@ -29,7 +30,7 @@ from typing import Any
 
 from redis import Redis
 
-from spaces import keys
+from spaces import hls, keys
 from spaces.captions import build_cues, to_srt, to_webvtt
 from spaces.languages import main_language
 from spaces.live_captions import stream_key
@@ -113,6 +114,10 @@ def erase_audio(space_id: str, speaker: str) -> int:
             prefix = keys.track_prefix(space_id, track_id)
             removed += len(list(ctx.blobs.list(prefix)))
             ctx.blobs.delete_prefix(prefix)
+    # The live HLS (the instant replay) is a mix of every voice and carries every
+    # live caption: it goes whole; the remixed replay is what plays from now on.
+    removed += len(list(ctx.blobs.list(hls.prefix(space_id))))
+    ctx.blobs.delete_prefix(hls.prefix(space_id))
     ctx.catalog.set_progress(space_id, f"erase:{speaker}", 0.9)
     return removed
 

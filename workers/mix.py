@@ -93,7 +93,15 @@ def _speech_gain(paths: list[Path]) -> float:
     Speech is every 20 ms frame within 30 dB of the track's loudest one.
     """
     frames = [_frame_power(audio) for audio in map(_load, paths) if audio is not None]
-    power = np.concatenate(frames) if frames else np.zeros(0)
+    return speech_gain(np.concatenate(frames) if frames else np.zeros(0))
+
+
+def speech_gain(power: np.ndarray) -> float:
+    """Gain in dB bringing the speech among these 20 ms frames' powers to TARGET_DBFS.
+
+    The replay mix measures a whole track; the live mix (``workers.hls``) the
+    frames heard so far: one rule, so live and replay sound alike.
+    """
     if not power.size or power.max() <= 0:
         return 0.0
     speech = power[power >= power.max() * 10 ** (-30 / 10)]

@@ -28,7 +28,7 @@ from replay_api.deps import (
 from replay_api.errors import html_errors
 from replay_api.limits import RateLimited
 from replay_api.paging import MAX_OFFSET, decode_cursor, encode_cursor
-from replay_api.schemas import replay_link, space_links
+from replay_api.schemas import hls_url, replay_link, space_links
 from replay_api.security import page_headers, store_media
 from replay_api.sweep import sweep_unjoined
 from replay_api.templating import templates
@@ -110,7 +110,13 @@ def replay_page(
         "token": token or "",
     }
     if not servable(space, blobs):
-        return _page(request, settings, "processing.html", context)
+        # An ended space plays its live HLS (the instant replay) until its replay is ready;
+        # the player sends the cookie, not the token.
+        if space.state is not SpaceState.LIVE:
+            context["hls_url"] = hls_url(settings, blobs, space)
+        waiting = _page(request, settings, "processing.html", context)
+        remember_token(request, waiting, token, space.space_id)
+        return waiting
     transcript = transcripts.load(blobs, space.space_id)
     talk = catalog.talk_times(space.space_id)
     names = list(dict.fromkeys([*space.speakers, *transcript.speakers, *talk]))

@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from replay_api.deps import CallerDep, CatalogDep, ReadableSpace, visible_private
+from replay_api.deps import BlobsDep, CallerDep, CatalogDep, ReadableSpace, SettingsDep, visible_private
 from replay_api.limits import RESPONSES, RateLimited
 from replay_api.paging import decode_cursor, encode_cursor
-from replay_api.schemas import SpaceDetail, SpaceList, SpaceOut
+from replay_api.schemas import SpaceDetail, SpaceList, SpaceOut, hls_url
 from replay_api.sweep import sweep_unjoined
 from spaces.catalog import SpaceFilter
 from spaces.models import SpaceState
@@ -52,8 +52,10 @@ def list_spaces(
 
 
 @router.get("/{space_id}", response_model=SpaceDetail)
-def get_space(space: ReadableSpace, catalog: CatalogDep) -> SpaceDetail:
-    return SpaceDetail.of(space, catalog.talk_times(space.space_id), catalog.erasures(space.space_id))
+def get_space(space: ReadableSpace, catalog: CatalogDep, blobs: BlobsDep, settings: SettingsDep) -> SpaceDetail:
+    detail = SpaceDetail.of(space, catalog.talk_times(space.space_id), catalog.erasures(space.space_id))
+    detail.hls_url = hls_url(settings, blobs, space)
+    return detail
 
 
 def _timestamp(value: dt.datetime | None) -> float | None:

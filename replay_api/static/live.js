@@ -35,6 +35,7 @@
     retries: 0,
     left: false,
     refused: null,
+    hls: null,           // sent to the HLS tier (why), instead of WebRTC
   };
   // The token is this tab's alone: kept in sessionStorage (for reloads and
   // reconnects) and out of the address bar at once, so that sharing the
@@ -213,6 +214,11 @@
         connect();
         return;
       }
+      if (state.hls) {
+        teardown({ keepMic: false });
+        window.liveHls.start({ reason: state.hls, token: state.token });
+        return;
+      }
       if (state.ended || state.left || state.refused) {
         if (!state.ended && !state.left) status(state.refused);
         teardown({ keepMic: false });
@@ -310,6 +316,10 @@
         break;
       case "moved":
         if (state.moves < MAX_MOVES) { state.moves += 1; state.movedTo = msg.rtc_url; }
+        break;
+      case "hls":
+        // The room's WebRTC seats are taken: its HLS instead (livehls.js), once the socket closes.
+        state.hls = msg.reason || "full";
         break;
       case "caption":
         showCaption(msg);

@@ -33,8 +33,12 @@ class BlobStat:
 
 
 class BlobStore(Protocol):
-    def put(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
-        """Store ``data`` under ``key``, replacing any previous object."""
+    def put(self, key: str, data: bytes, *, content_type: str | None = None, cache_control: str | None = None) -> None:
+        """Store ``data`` under ``key``, replacing any previous object.
+
+        ``cache_control`` is kept with the object where the store serves it
+        itself (S3, and a CDN in front of it); the local store ignores it.
+        """
 
     def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> None:
         """Store a local file (streamed; multipart when large)."""

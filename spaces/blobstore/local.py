@@ -23,7 +23,7 @@ class LocalBlobStore:
     def _path(self, key: str) -> Path:
         return self.root / validate_key(key)
 
-    def put(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
+    def put(self, key: str, data: bytes, *, content_type: str | None = None, cache_control: str | None = None) -> None:
         with self._atomic(key) as out:
             out.write(data)
 

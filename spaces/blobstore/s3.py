@@ -59,8 +59,10 @@ class S3BlobStore:
     def _key(self, key: str) -> str:
         return self.prefix + validate_key(key)
 
-    def put(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
+    def put(self, key: str, data: bytes, *, content_type: str | None = None, cache_control: str | None = None) -> None:
         extra: dict[str, Any] = {"ContentType": content_type} if content_type else {}
+        if cache_control:
+            extra["CacheControl"] = cache_control
         digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
         with _converted(key):
             self.client.put_object(

@@ -51,6 +51,8 @@ def sfu_settings(settings: Settings) -> Settings:
         sfu_empty_timeout=2,
         sfu_ice_addresses="127.0.0.1",
         operator_token=secrets.token_urlsafe(32),
+        # No room agent writes HLS here, so the cap refuses (test_hls_tier sends listeners to HLS).
+        live_hls=0,
     )
 
 
@@ -166,6 +168,7 @@ def sfu_env(settings: Settings) -> dict[str, str]:
             "SPACES_SFU_HEARTBEAT": str(settings.sfu_heartbeat),
             "SPACES_SFU_NODE_TIMEOUT": str(settings.sfu_node_timeout),
             "SPACES_SFU_NODE_GRACE": str(settings.sfu_node_grace),
+            "SPACES_LIVE_HLS": str(settings.live_hls),
         }
     )
     if settings.database_url:

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 
 from replay_api.app import create_app
 from replay_api.transcripts import webvtt
-from spaces import keys, tokens
+from spaces import hls, keys, tokens
 from spaces.blobstore import BlobStore
 from spaces.catalog import Catalog
 from spaces.models import Space, SpaceState, Transcript, Turn, Visibility, Word
@@ -129,6 +129,9 @@ def publish(
     blobs.put(keys.transcript(space_id), json.dumps(transcript.to_dict()).encode(), content_type="application/json")
     blobs.put(keys.captions(space_id, "vtt"), webvtt(transcript).encode(), content_type="text/vtt")
     blobs.put(keys.captions(space_id, "srt"), srt(transcript).encode(), content_type="application/x-subrip")
+    # What the room agent leaves: the live HLS's entry point (the instant replay).
+    master = hls.master(bandwidth=52800, codecs="mp4a.40.2", language="en").encode()
+    blobs.put(hls.key(space_id, hls.MASTER), master, content_type=hls.PLAYLIST_TYPE)
     space = Space(
         space_id=space_id,
         title=title,

@@ -44,6 +44,8 @@ class Call:
     """``ready`` (a processed replay) or ``live`` (a space not yet ended)."""
     query: dict[str, str] = field(default_factory=dict)
     json: dict[str, Any] | None = None
+    path: dict[str, str] = field(default_factory=dict)
+    """Path parameters other than the space id (an HLS object's name)."""
 
 
 #: Every (method, path) that takes a space id. A new one must be added here.
@@ -60,6 +62,8 @@ CALLS: dict[tuple[str, str], Call] = {
     ("GET", "/spaces/{space_id}/replay"): Call(query={"t": "3"}),
     ("GET", "/spaces/{space_id}/live"): Call(space="live"),
     ("GET", "/spaces/{space_id}/live/captions"): Call(),
+    ("GET", "/spaces/{space_id}/hls/{name}"): Call(path={"name": "master.m3u8"}),
+    ("HEAD", "/spaces/{space_id}/hls/{name}"): Call(path={"name": "master.m3u8"}),
     ("POST", "/spaces/{space_id}/tokens"): Call(space="live", json={"role": "listener"}),
 }
 
@@ -99,7 +103,8 @@ def test_every_route_with_a_space_id_is_swept(local_app: FastAPI) -> None:
     assert ("GET", "/spaces/{space_id}") in table, "route discovery found nothing: FastAPI changed?"
     # Any other name for a path parameter would slip past the sweep below.
     params = {p for _, path in table for p in re.findall(r"{([^}:]+)", path)}
-    assert params <= {"space_id", "speaker"}, f"path parameters other than space_id: {params - {'space_id'}}"
+    # ``name`` (an HLS object's) is filled in from each route's Call.
+    assert params <= {"space_id", "speaker", "name"}, f"path parameters other than space_id: {params - {'space_id'}}"
     with_space = {(m, p) for m, p in table if "{space_id}" in p}
     missing = with_space - CALLS.keys() - SWEPT_ELSEWHERE
     assert not missing, f"routes taking a space id not covered by the access sweep, add them to CALLS: {missing}"
@@ -132,6 +137,8 @@ def _request(
     elif token is not None:
         headers["Authorization"] = f"Bearer {token}"
     url = path.replace("{space_id}", space_id)
+    for name, value in call.path.items():
+        url = url.replace(f"{{{name}}}", value)
     return client.request(method, url, params=params, headers=headers, json=call.json)
 
 

@@ -1,0 +1,393 @@
+"""The live HLS (issue 11's targets): the mix's CPU per room, a listener's delay, many listeners on the API.
+
+    PYTHONPATH=. .venv/bin/python bench/hls.py [--seconds 30] [--listeners 200,1000,2000] [--segment 2]
+
+1. **Live mix CPU per room.** Two speakers' known speech, Opus-encoded in
+   20 ms packets as WebRTC sends them, decoded with the agent's
+   ``OpusStream``, mixed and encoded by ``workers.hls.LiveHls`` in real
+   time into a local store: CPU of this process and its ffmpeg (decode +
+   mix + encode), per second of room time.
+2. **Word to HLS listener.** Headless Chromium plays the live master
+   playlist natively (as the live page does, with ``hlsplayer.js``) while
+   the room goes on; every second the page's delay (room time now minus the
+   room time playing, from the segments' program date-times) is sampled: a
+   word is heard that long after it is said. Also the publish lag: from a
+   segment's last sample to the playlist naming it.
+3. **Concurrent HLS listeners.** The API (uvicorn, one process, local store)
+   serves a live space's HLS; N simulated players on loopback, each on its
+   own keep-alive connection, re-read ``audio.m3u8`` every target duration
+   and fetch each new segment (one asyncio process, a minimal HTTP client).
+   Latency p50/p99, errors, and the API's CPU per listener. The load generator shares the machine's 2 cores with the API
+   (and with other engineers' work); "polls done" says how many of the
+   polls the players should have made were made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import http.server
+import os
+import re
+import shutil
+import socketserver
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import av
+import httpx
+import numpy as np
+
+from bench.common import cpu_times, tree_cpu
+from spaces import hls
+from spaces.blobstore.local import LocalBlobStore
+from spaces.catalog import open_catalog
+from spaces.models import Space, SpaceState
+from spaces.settings import Settings
+from tests.speech import VOICES, synthesize
+from transcribe.live_audio import OpusStream
+from workers.hls import HlsOptions, LiveHls
+
+STATIC = Path(__file__).resolve().parents[1] / "replay_api" / "static"
+CHROMIUM = "/usr/bin/chromium"
+SENTENCES = (
+    ("alice", "The weather was lovely this morning, so we walked down to the river.", VOICES[0]),
+    ("bob", "Our team finished the project two weeks ahead of schedule.", VOICES[1]),
+)
+
+
+def opus_packets(text: str, voice: str) -> list[tuple[bytes, int]]:
+    """(payload, RTP timestamp) of 20 ms Opus packets of the sentence and a second of silence."""
+    speech = synthesize(text, voice)
+    pcm16 = np.concatenate([speech.samples, np.zeros(16000, np.float32)])
+    frame = av.AudioFrame.from_ndarray((pcm16 * 20000).astype(np.int16).reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate = 16000
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
+    pcm48 = np.concatenate(
+        [f.to_ndarray().reshape(-1) for f in (*resampler.resample(frame), *resampler.resample(None))]
+    )
+    encoder = av.CodecContext.create("libopus", "w")
+    encoder.sample_rate, encoder.layout, encoder.format = 48000, "mono", "s16"
+    encoder.bit_rate = 32000
+    packets: list[tuple[bytes, int]] = []
+    for i in range(0, len(pcm48) - 960, 960):
+        f = av.AudioFrame.from_ndarray(pcm48[i : i + 960].reshape(1, -1), format="s16", layout="mono")
+        f.sample_rate, f.pts = 48000, i
+        packets += [(bytes(p), i) for p in encoder.encode(f)]
+    return packets
+
+
+class Room:
+    """A room in real time: speakers' packets decoded (as the agent does) into a live HLS writer."""
+
+    def __init__(self, root: Path, space_id: str, segment: float) -> None:
+        self.clock0 = time.time()
+        self.writer = LiveHls(
+            LocalBlobStore(root),
+            space_id,
+            lambda: time.time() - self.clock0,
+            clock0=self.clock0,
+            options=HlsOptions(segment_seconds=segment),
+        )
+        self.packets = {name: opus_packets(text, voice) for name, text, voice in SENTENCES}
+        self.streams = {name: OpusStream() for name in self.packets}
+        self.listed: dict[int, float] = {}
+        """Wall time each segment was first seen in the playlist."""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._speak, daemon=True)
+
+    def start(self) -> None:
+        self.writer.start()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.writer.stop()
+
+    def _speak(self) -> None:
+        # Turns: alice, then bob, each sentence followed by its second of silence, looped.
+        turns = [(name, p) for name, packets in self.packets.items() for p in packets]
+        i, start = 0, time.time()
+        while not self._stop.is_set():
+            name, (payload, ts) = turns[i % len(turns)]
+            lap = i // len(turns)
+            rtp = (ts + lap * 48000 * 60) & 0xFFFFFFFF
+            now = time.time() - self.clock0
+            decoded = self.streams[name].push(payload, rtp, now)
+            if decoded is not None:
+                self.writer.audio(name, *decoded)
+            i += 1
+            # One packet per 20 ms of wall time: the pace a sender keeps.
+            delay = start + i * 0.02 - time.time()
+            if delay > 0:
+                time.sleep(delay)
+
+
+def mix_cpu(seconds: float, segment: float) -> dict[str, float]:
+    root = Path(tempfile.mkdtemp(prefix="bench-hls-"))
+    try:
+        room = Room(root, "bench", segment)
+        before, t0 = tree_cpu(os.getpid()), time.time()
+        room.start()
+        time.sleep(seconds)
+        room.stop()
+        cpu, wall = tree_cpu(os.getpid()) - before, time.time() - t0
+        sizes = [p.stat().st_size for p in (root / hls.prefix("bench")).glob("*.ts")]
+        return {
+            "cpu_s": cpu,
+            "wall_s": wall,
+            "core_pct": 100 * cpu / wall,
+            "segments": len(sizes),
+            "segment_kb": float(np.mean(sizes)) / 1024 if sizes else 0.0,
+        }
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+_PAGE = """<!doctype html><meta charset=utf-8><audio id=a controls></audio>
+<script src="hlsplayer.js"></script>
+<script>window.p = HlsPlayer({url: "master.m3u8", audio: document.getElementById("a"), autoplay: true});</script>
+"""
+
+
+def listener_delay(seconds: float, segment: float) -> dict[str, float]:
+    from playwright.sync_api import sync_playwright
+
+    root = Path(tempfile.mkdtemp(prefix="bench-hls-"))
+    room = Room(root, "bench", segment)
+    live = root / hls.prefix("bench")
+    try:
+        room.start()
+        audio_key = hls.key("bench", hls.AUDIO)
+        blobs = LocalBlobStore(root)
+        while not blobs.exists(audio_key):
+            time.sleep(0.05)
+        stop = threading.Event()
+
+        def watch() -> None:
+            # When each segment is first named by the playlist, against its last sample's wall time.
+            while not stop.is_set():
+                playlist = hls.MediaPlaylist.parse(blobs.get(audio_key).decode(), ext="ts")
+                for e in playlist.entries:
+                    room.listed.setdefault(e.seq, time.time() - (room.clock0 + e.start + e.duration))
+                time.sleep(0.05)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        shutil.copy(STATIC / "hlsplayer.js", live / "hlsplayer.js")
+        (live / "index.html").write_text(_PAGE)
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def guess_type(self, path: str | os.PathLike[str]) -> str:
+                return hls.PLAYLIST_TYPE if str(path).endswith(".m3u8") else super().guess_type(path)
+
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(live)))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        time.sleep(3 * segment)  # a player joins a room already going
+        samples: list[float] = []
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM,
+                args=["--no-sandbox", "--headless=new", "--autoplay-policy=no-user-gesture-required"],
+            )
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
+            deadline = time.time() + seconds
+            while time.time() < deadline:
+                time.sleep(1)
+                playing, delay = page.evaluate(
+                    "(a => [!a.paused && a.currentTime > 0, window.p.delay])(document.getElementById('a'))"
+                )
+                if playing and delay is not None:
+                    samples.append(float(delay))
+            browser.close()
+        server.shutdown()
+        stop.set()
+        watcher.join()
+        lags = list(room.listed.values())[1:]  # the first was there before the watcher
+        return {
+            "samples": len(samples),
+            "delay_p50": float(np.percentile(samples, 50)) if samples else float("nan"),
+            "delay_p95": float(np.percentile(samples, 95)) if samples else float("nan"),
+            "publish_lag_p50": float(np.percentile(lags, 50)) if lags else float("nan"),
+        }
+    finally:
+        room.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+class _Connection:
+    """One player's keep-alive HTTP/1.1 connection: a few lines of asyncio, far cheaper than a client
+    library, so the load generator (sharing the machine with the API) is not what gets measured."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode())
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def listeners(host: str, port: int, prefix: str, n: int, seconds: float, target: float) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    polls = 0
+
+    async def player(i: int, end: float) -> None:
+        nonlocal polls, errors
+        await asyncio.sleep(target * i / n)  # joins spread over one target duration
+        conn = _Connection(host, port)
+        seen: set[str] = set()
+        first = True
+        try:
+            while time.time() < end:
+                started = time.time()
+                try:
+                    t = time.perf_counter()
+                    status, body = await asyncio.wait_for(conn.get(prefix + "audio.m3u8"), 10)
+                    latencies.append(time.perf_counter() - t)
+                    polls += 1
+                    if status != 200:
+                        errors += 1
+                        continue
+                    names = [x for x in body.decode().splitlines() if x and not x.startswith("#")]
+                    # A player starts at the first segment listed, then takes each new one.
+                    for name in names if first else [x for x in names if x not in seen]:
+                        t = time.perf_counter()
+                        status, _ = await asyncio.wait_for(conn.get(prefix + name), 10)
+                        latencies.append(time.perf_counter() - t)
+                        errors += status != 200
+                    first = False
+                    seen.update(names)
+                except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
+                    errors += 1
+                    conn.close()
+                    conn = _Connection(host, port)
+                await asyncio.sleep(max(0.0, target - (time.time() - started)))
+        finally:
+            conn.close()
+
+    end = time.time() + seconds
+    await asyncio.gather(*(player(i, end) for i in range(n)))
+    lat = np.array(latencies) * 1000
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "p50_ms": float(np.percentile(lat, 50)) if lat.size else float("nan"),
+        "p99_ms": float(np.percentile(lat, 99)) if lat.size else float("nan"),
+        "polls_done_pct": 100 * polls / max(1, n * seconds / target),
+    }
+
+
+def api_listeners(counts: list[int], seconds: float, segment: float) -> list[dict[str, float]]:
+    data = Path(tempfile.mkdtemp(prefix="bench-hls-api-"))
+    settings = Settings(data_dir=data, queue_name=f"bench-{uuid.uuid4().hex[:8]}")
+    catalog = open_catalog(settings)
+    catalog.create_schema()
+    space_id = "benchhls"
+    catalog.put_space(Space(space_id=space_id, title="Crowd", host="alice", created_at=time.time()))
+    catalog.set_state(space_id, SpaceState.LIVE)
+    catalog.close()
+    room = Room(settings.blob_dir, space_id, segment)
+    port = 18000 + os.getpid() % 1000
+    env = {**os.environ, "SPACES_DATA_DIR": str(data), "SPACES_QUEUE_NAME": settings.queue_name}
+    api = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "replay_api.app:create_app", "--port", str(port),
+         "--log-level", "warning", "--no-access-log"],
+        env=env,
+    )  # fmt: skip
+    rows = []
+    try:
+        room.start()
+        base = f"http://127.0.0.1:{port}/spaces/{space_id}/"
+        deadline = time.time() + 30
+        while True:
+            try:
+                if httpx.get(base + "hls/audio.m3u8").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.time() < deadline, "the API did not serve the playlist"
+            time.sleep(0.3)
+        for n in counts:
+            u0, s0 = cpu_times(api.pid)
+            result = asyncio.run(listeners("127.0.0.1", port, f"/spaces/{space_id}/hls/", n, seconds, segment))
+            u1, s1 = cpu_times(api.pid)
+            api_cpu = (u1 - u0) + (s1 - s0)
+            result.update(
+                listeners=n,
+                api_core_pct=100 * api_cpu / seconds,
+                api_cpu_us_per_listener_s=1e6 * api_cpu / (n * seconds),
+            )
+            rows.append(result)
+            print(f"  {n} listeners: {result}", flush=True)
+    finally:
+        room.stop()
+        api.terminate()
+        api.wait()
+        shutil.rmtree(data, ignore_errors=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--listeners", default="200,1000,2000")
+    parser.add_argument("--segment", type=float, default=2.0)
+    parser.add_argument("--skip", default="", help="comma list of parts to skip: mix,delay,api")
+    args = parser.parse_args()
+    skip = set(args.skip.split(","))
+    print(f"load average at start: {os.getloadavg()}")
+    if "mix" not in skip:
+        m = mix_cpu(args.seconds, args.segment)
+        print(
+            f"live mix per room (decode + mix + AAC encode + store), {m['wall_s']:.0f} s: "
+            f"{m['core_pct']:.1f} % of one core ({m['cpu_s']:.2f} CPU s); "
+            f"{m['segments']} segments of {m['segment_kb']:.1f} KB"
+        )
+    if "delay" not in skip and shutil.which(CHROMIUM):
+        d = listener_delay(args.seconds, args.segment)
+        print(
+            f"word to HLS listener ({args.segment:g} s segments, Chromium native HLS, {d['samples']} samples): "
+            f"p50 {d['delay_p50']:.2f} s, p95 {d['delay_p95']:.2f} s; "
+            f"segment named by the playlist {d['publish_lag_p50']:.2f} s after its last sample (p50)"
+        )
+    if "api" not in skip:
+        rows = api_listeners([int(n) for n in args.listeners.split(",")], args.seconds, args.segment)
+        print(
+            "| listeners | requests | errors | p50 ms | p99 ms | polls done | API % core | API CPU us per listener-s |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(
+                f"| {r['listeners']:.0f} | {r['requests']:.0f} | {r['errors']:.0f} | {r['p50_ms']:.1f} | "
+                f"{r['p99_ms']:.1f} | {r['polls_done_pct']:.0f} % | {r['api_core_pct']:.0f} | "
+                f"{r['api_cpu_us_per_listener_s']:.0f} |"
+            )
+    print(f"load average at end: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
