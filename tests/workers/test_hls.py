@@ -232,6 +232,7 @@ _AGENT = textwrap.dedent(
                      clock0=clock0, options=HlsOptions(tick=0.05))
     writer.start()
     tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(320) / 16000)).astype(np.float32)
+    print(time.time() - clock0, flush=True)  # when this writer's audio begins, on the room clock
     while True:
         writer.audio("alice", time.time() - clock0, tone)
         time.sleep(0.02)
@@ -244,7 +245,9 @@ _AGENT = textwrap.dedent(
 
 def run_agent(root: Path, clock0: float, *args: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
-    return subprocess.Popen([sys.executable, "-c", _AGENT, str(root), str(clock0), *args], env=env)
+    return subprocess.Popen(
+        [sys.executable, "-c", _AGENT, str(root), str(clock0), *args], env=env, stdout=subprocess.PIPE
+    )
 
 
 def wait_for(check: Callable[[], bool], timeout: float) -> None:
@@ -272,6 +275,8 @@ def test_a_killed_writer_is_continued_after_a_discontinuity(tmp_path: Path) -> N
     before = {k: blobs.get(k) for k in blobs.list(hls.prefix(SPACE)) if k.endswith(".ts")}
     cut = time.time() - clock0
     second = run_agent(root, clock0, "end", str(cut + 6))
+    assert second.stdout is not None
+    began = float(second.stdout.readline())
     assert second.wait(timeout=60) == 0
 
     audio = blobs.get(audio_key).decode()
@@ -284,7 +289,10 @@ def test_a_killed_writer_is_continued_after_a_discontinuity(tmp_path: Path) -> N
     playlist = hls.MediaPlaylist.parse(audio, ext="ts")
     resumed = next(e for e in playlist.entries if e.discontinuity)
     ended_before = max(e.start + e.duration for e in playlist.entries if e.seq < resumed.seq)
-    # The gap is the restart's (a new Python, ffmpeg) and no more.
-    assert 0 <= resumed.start - ended_before < 5, (ended_before, resumed.start)
-    assert sum(e.duration for e in playlist.entries if e.seq >= resumed.seq) == pytest.approx(6, abs=1.0)
+    # The gap is the restart's and no more: the new writer's playlist starts
+    # with its first audio (however long a loaded machine took to start it),
+    # and the kill lost at most the segment being made and its encoding.
+    assert abs(resumed.start - began) < 1.0, (began, resumed.start)
+    assert 0 <= cut - ended_before < 5, (ended_before, cut)
+    assert sum(e.duration for e in playlist.entries if e.seq >= resumed.seq) == pytest.approx(cut + 6 - began, abs=1.0)
     assert float(probe(root / hls.key(SPACE, hls.MASTER), "format=duration")["format"]["duration"]) > 8
