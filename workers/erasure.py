@@ -29,7 +29,7 @@ from typing import Any
 
 from redis import Redis
 
-from spaces import keys
+from spaces import keys, layout
 from spaces.captions import build_cues, to_srt, to_webvtt
 from spaces.languages import main_language
 from spaces.live_captions import stream_key
@@ -135,7 +135,7 @@ def _erase_from_manifest(ctx: Context, manifest: Manifest, speaker: str) -> Mani
         tracks=tuple((t, s) for t, s in manifest.tracks if s != speaker),
         erased=(*manifest.erased, *theirs),
     )
-    ctx.write_json(keys.manifest(manifest.space_id), changed.to_dict())
+    layout.put_manifest(ctx.blobs, changed)
     return changed
 
 
