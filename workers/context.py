@@ -94,7 +94,7 @@ def stage(func: Callable[Concatenate[str, P], R]) -> Callable[Concatenate[str, P
 def job_run() -> int:
     """The pipeline run the running job belongs to (0 outside a job)."""
     job = get_current_job()
-    return run_of(job.id) if job is not None else 0
+    return run_of(job) if job is not None else 0
 
 
 def superseded(space_id: str) -> bool:
@@ -105,7 +105,7 @@ def superseded(space_id: str) -> bool:
     write outputs over the new run's, nor mark the space ready.
     """
     job = get_current_job()
-    return job is not None and run_of(job.id) < current_run(job.connection, space_id)
+    return job is not None and run_of(job) < current_run(job.connection, space_id)
 
 
 class Progress:

@@ -65,6 +65,7 @@ def erase_speaker(space_id: str, speaker: str) -> list[str]:
             space_id,
             *args,
             job_id=job_id(space_id, f"erase-{slug}-{name}", run),
+            run=run,
             retries=ctx.settings.job_retries,
             depends_on=[previous] if previous is not None else None,
         )
