@@ -21,7 +21,7 @@ from spaces import queue
 from spaces.catalog import Catalog, open_catalog
 from spaces.models import Space, SpaceState
 from spaces.settings import Settings
-from tests.workers.conftest import env_of
+from tests.support.workers import env_of
 from workers import pipeline
 
 

@@ -15,7 +15,7 @@ from spaces.settings import Settings
 from tests.media import duration
 from tests.scoring import normalized_wer
 from tests.speech import Space as SpeechSpace
-from tests.workers.conftest import DURATION, UTTERANCES, Workers, finished, import_files, stores, wait_for
+from tests.support.workers import DURATION, UTTERANCES, Workers, finished, import_files, stores, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ from spaces.exceptions import ConfigError, NotFound
 from spaces.models import Space, SpaceState, Turn, Word
 from spaces.settings import Settings
 from tests.speech import Space as SpeechSpace
-from tests.workers.conftest import Workers, env_of, import_files, stores
+from tests.support.workers import Workers, env_of, import_files, stores
 
 DAY = 86400.0
 
