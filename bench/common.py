@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import selectors
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 
 def cpu_times(pid: int) -> tuple[float, float]:
@@ -98,6 +100,11 @@ def udp_backlog(pid: int) -> int:
             if len(fields) > 9 and fields[9] in inodes:
                 fullest = max(fullest, int(fields[4].split(":")[1], 16))
     return fullest
+
+
+def say(message: dict[str, Any]) -> None:
+    """Tell the parent (a child process's side of the JSON-lines channel ``readline`` reads)."""
+    print(json.dumps(message), flush=True)
 
 
 def readline(proc: subprocess.Popen[str], timeout: float) -> str:

@@ -1,6 +1,6 @@
 """Live captions on loopback: latency, accuracy and the agent's CPU (issue 10's targets).
 
-    PYTHONPATH=. .venv/bin/python bench/live_captions.py [--turns 6]
+    .venv/bin/python -m bench.live_captions [--turns 6]
 
 A live space with two speakers taking turns (espeak-ng sentences with known
 word times), the SFU as a subprocess, the room agent in a ``spaces worker
@@ -43,10 +43,10 @@ from ingest.client import PcmTrack, SpaceClient
 from spaces.catalog import open_catalog
 from spaces.settings import Settings
 from spaces.tokens import Role
-from tests.conftest import REDIS_URL, free_port
-from tests.ingest.conftest import make_space, rtc_url, sfu_process, speech48k, token
 from tests.speech import SENTENCES, VOICES, synthesize, word_error_rate
-from tests.workers.conftest import env_of
+from tests.support.services import REDIS_URL, free_port
+from tests.support.sfu import make_space, rtc_url, sfu_process, speech48k, token
+from tests.support.workers import env_of
 from transcribe.model import load_model, model_label
 from transcribe.transcribe import transcribe
 

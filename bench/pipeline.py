@@ -28,6 +28,7 @@ from spaces.importer import TrackFile, import_space
 from spaces.models import SpaceState
 from spaces.settings import Settings
 from tests.speech import SENTENCES, VOICES, Utterance, build_space
+from tests.support.services import settings_env
 
 
 def conversation(minutes: float, seed: int = 7) -> list[Utterance]:
@@ -51,12 +52,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         work = Path(tmp)
         settings = Settings(data_dir=work / "data", queue_name=f"bench-{uuid.uuid4().hex[:8]}")
-        env = {
-            **os.environ,
-            "SPACES_DATA_DIR": str(settings.data_dir),
-            "SPACES_QUEUE_NAME": settings.queue_name,
-            "REDIS_URL": settings.redis_url,
-        }
+        env = settings_env(settings)
         space = build_space(
             conversation(args.minutes), {"alice": VOICES[0], "bob": VOICES[1]}, duration=args.minutes * 60, out_dir=work
         )

@@ -10,9 +10,9 @@ loopback port per backend, and measures:
 
 Usage::
 
-    .venv/bin/python bench/replay.py                      # the full run (a few minutes)
-    .venv/bin/python bench/replay.py --turns 100000       # scaled down
-    .venv/bin/python bench/replay.py --backends sqlite
+    .venv/bin/python -m bench.replay                      # the full run (a few minutes)
+    .venv/bin/python -m bench.replay --turns 100000       # scaled down
+    .venv/bin/python -m bench.replay --backends sqlite
 
 PostgreSQL: ``--pg-url`` (default ``postgresql://postgres@127.0.0.1:5432/test``);
 the bench works in a schema of its own and drops it at the end.
@@ -40,18 +40,16 @@ import httpx
 import numpy as np
 import psycopg
 
+from bench.common import percentile, table
+from spaces import keys
+from spaces.blobstore.local import LocalBlobStore
+from spaces.catalog import Catalog, TurnRow
+from spaces.catalog.postgres import PostgresCatalog
+from spaces.catalog.query import STOP_WORDS
+from spaces.catalog.sqlite import SqliteCatalog
+from spaces.models import Space, SpaceState, Visibility
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.common import percentile, table  # noqa: E402
-from spaces import keys  # noqa: E402
-from spaces.blobstore.local import LocalBlobStore  # noqa: E402
-from spaces.catalog import Catalog, TurnRow  # noqa: E402
-from spaces.catalog.postgres import PostgresCatalog  # noqa: E402
-from spaces.catalog.query import STOP_WORDS  # noqa: E402
-from spaces.catalog.sqlite import SqliteCatalog  # noqa: E402
-from spaces.models import Space, SpaceState, Visibility  # noqa: E402
-
 AUDIO_SPACE = "bench-audio"
 RANGE_BYTES = 64 * 1024
 

@@ -1,8 +1,8 @@
 """SFU bench: one speaker to N listeners per node, our pass-through SFU against aiortc's MediaRelay.
 
-    .venv/bin/python bench/sfu.py                                   # full run
-    .venv/bin/python bench/sfu.py --quick                           # fewer steps, shorter windows
-    .venv/bin/python bench/sfu.py --nodes 2 --loop asyncio,uvloop   # also two nodes; both event loops
+    .venv/bin/python -m bench.sfu                                   # full run
+    .venv/bin/python -m bench.sfu --quick                           # fewer steps, shorter windows
+    .venv/bin/python -m bench.sfu --nodes 2 --loop asyncio,uvloop   # also two nodes; both event loops
 
 Everything runs on loopback. Each SFU node under test is a separate
 process pinned to a core of its own (CPU 0, 1, ...); the speakers and
@@ -53,14 +53,11 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import cpu_times, readline, run_queue_wait, udp_drops
+from ingest.ice import restrict_host_addresses
+from spaces import tokens
+from tests.support.services import free_port, wait_for_port
 
-from bench.common import cpu_times, readline, run_queue_wait, udp_drops  # noqa: E402
-from ingest.ice import restrict_host_addresses  # noqa: E402
-from spaces import tokens  # noqa: E402
-from tests.conftest import free_port, wait_for_port  # noqa: E402
-
-HERE = Path(__file__).resolve()
 PYTHON = sys.executable
 SFU_CPU = {0}
 CLIENT_CPU = {1} if (os.cpu_count() or 1) > 1 else {0}
@@ -443,7 +440,7 @@ class Step:
             cmd = [PYTHON, "-m", "cProfile", "-o", profile, "-m", "ingest"] if profile else [PYTHON, "-m", "ingest"]
             proc = self.spawn(cmd, cpus, env)
         else:
-            proc = self.spawn([PYTHON, str(HERE), "naive-server", "--port", str(port)], cpus, nice=-10)
+            proc = self.spawn([PYTHON, "-m", "bench.sfu", "naive-server", "--port", str(port)], cpus, nice=-10)
         wait_for_port(port)
         return Node(proc, port, space_id, f"ws://127.0.0.1:{port}/spaces/{space_id}/rtc")
 
@@ -467,7 +464,7 @@ class Step:
 
     def _listeners(self, node: Node, identities: list[str], *, probe: bool) -> subprocess.Popen[str]:
         toks = ",".join(self.token(node, i, tokens.Role.LISTENER) for i in identities)
-        args = [PYTHON, str(HERE), "listeners", "--url", node.url, "--tokens", toks]
+        args = [PYTHON, "-m", "bench.sfu", "listeners", "--url", node.url, "--tokens", toks]
         # The probe (one listener in its own process, at a higher priority,
         # joining the loaded room last) never waits behind a thousand other
         # listeners, so its delays and join time are the SFU's.
@@ -485,7 +482,8 @@ class Step:
         for node in self.servers:
             args = [
                 PYTHON,
-                str(HERE),
+                "-m",
+                "bench.sfu",
                 "speaker",
                 "--url",
                 node.url,

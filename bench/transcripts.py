@@ -31,7 +31,6 @@ import os
 import platform
 import resource
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -40,9 +39,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from spaces.captions import build_cues, to_srt, to_webvtt
 from spaces.models import Segment, Turn, Word

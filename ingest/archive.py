@@ -11,14 +11,13 @@ crash anywhere means the next start simply does it again.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import replace
 
 from ingest.retry import retry_forever
 from ingest.spool import RoomRecord, SegmentMeta, SpaceSpool
-from spaces import keys
+from spaces import keys, layout
 from spaces.blobstore import BlobStore
 from spaces.catalog import Catalog
 from spaces.exceptions import NotFound
@@ -90,11 +89,8 @@ class SpaceArchive:
                 if m.uploaded and m.duration > 0
             )
             track = Track(track_id=track_id, speaker=speaker, segments=segments)
-            data = json.dumps(track.to_dict(), sort_keys=True).encode()
             key = keys.track_manifest(self.space_id, track_id)
-            await retry_forever(
-                lambda: self.blobs.put(key, data, content_type="application/json"), what=f"upload {key}"
-            )
+            await retry_forever(lambda: layout.put_track(self.blobs, self.space_id, track), what=f"upload {key}")
 
     async def drain(self) -> None:
         """Wait for every segment upload started so far."""
@@ -130,9 +126,8 @@ class SpaceArchive:
             consents=record.consents,
             unrecorded=record.unrecorded,
         )
-        data = json.dumps(manifest.to_dict(), sort_keys=True).encode()
         key = keys.manifest(self.space_id)
-        await retry_forever(lambda: self.blobs.put(key, data, content_type="application/json"), what=f"upload {key}")
+        await retry_forever(lambda: layout.put_manifest(self.blobs, manifest), what=f"upload {key}")
 
     async def finish(self, record: RoomRecord, *, partial: bool) -> None:
         """Upload what is left, write the manifests, mark recorded, enqueue, clear the spool."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -64,6 +63,7 @@ from ingest.signaling import (
 )
 from ingest.spool import RoomRecord, SpaceSpool
 from ingest.writer import ThreadWriter
+from spaces import layout
 from spaces.catalog import Catalog
 from spaces.exceptions import NotFound
 from spaces.models import Space, SpaceState
@@ -402,7 +402,7 @@ class Room:
         recorder = self.recorders.get(identity)
         if recorder is not None:
             return recorder
-        track_id = f"{len(self.record.tracks):02d}-{_slug(identity)}"
+        track_id = layout.track_id(len(self.record.tracks), identity)
         self.record = self.record.with_track(track_id, identity)
         self.writer.submit(self.spool.write_room, self.record)
         recorder = TrackRecorder(
@@ -721,7 +721,3 @@ class Room:
                 {"track_id": r.track_id, "packets": r.packets, "dropped": r.dropped} for r in self.recorders.values()
             ],
         }
-
-
-def _slug(identity: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", identity)[:40] or "speaker"

@@ -7,7 +7,6 @@ module path, and jobs are enqueued by dotted name.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -16,13 +15,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from spaces import keys, progress, queue, retention, supervisor
+from spaces import layout, progress, queue, retention, supervisor
 from spaces.blobstore import open_blob_store
 from spaces.catalog import Catalog, SpaceFilter, open_catalog
 from spaces.exceptions import NotFound, SpacesError
 from spaces.importer import TrackFile, import_space
 from spaces.languages import AUTO, check_language, language_note
-from spaces.models import Manifest, Space, SpaceState, Visibility
+from spaces.models import Space, SpaceState, Visibility
 from spaces.progress import duration_text, plural, stage_label, state_label, watch
 from spaces.settings import Settings
 
@@ -313,7 +312,7 @@ def _erase(settings: Settings, args: argparse.Namespace) -> int:
     space = catalog.get_space(args.space_id)
     if space.state not in (SpaceState.READY, SpaceState.FAILED):
         raise SpacesError(f"space {args.space_id} is {space.state}: a speaker is erased once it is processed")
-    manifest = Manifest.from_dict(json.loads(open_blob_store(settings).get(keys.manifest(args.space_id))))
+    manifest = layout.read_manifest(open_blob_store(settings), args.space_id)
     if args.speaker not in {s for _, s in manifest.tracks + manifest.erased}:
         raise NotFound(f"no speaker {args.speaker!r} in space {args.space_id!r}")
     if catalog.request_erasure(args.space_id, args.speaker, now=time.time()):

@@ -11,8 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import re
-import secrets
 import subprocess
 import tempfile
 import time
@@ -20,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from spaces import keys, names
+from spaces import keys, layout, names
 from spaces.blobstore import BlobStore
 from spaces.catalog import Catalog
 from spaces.exceptions import InvalidInput
@@ -43,10 +41,6 @@ class TrackFile:
     speaker: str
     path: Path
     offset: float = 0.0
-
-
-def new_space_id() -> str:
-    return secrets.token_hex(8)
 
 
 def ffmpeg_input(path: Path) -> str:
@@ -132,12 +126,12 @@ def import_space(
     if host and not names.is_valid_name(host):
         raise InvalidInput(f"the host's name {host!r} must be 1 to {names.MAX_NAME_CHARS} characters on one line")
     durations = validate(tracks)
-    space_id = new_space_id()
+    space_id = layout.new_space_id()
     started_at = time.time()
     report: ImportProgress = on_progress or (lambda speaker, fraction: None)
     try:
         stored = [
-            _store_track(blobs, space_id, f"t{i}-{_slug(t.speaker)}", t, duration, _of(report, t.speaker))
+            _store_track(blobs, space_id, layout.track_id(i, t.speaker), t, duration, _of(report, t.speaker))
             for i, (t, duration) in enumerate(zip(tracks, durations, strict=True))
         ]
         end = max(track.end for track in stored)
@@ -151,7 +145,7 @@ def import_space(
             ended_at=started_at + end,
             language=language,
         )
-        blobs.put(keys.manifest(space_id), json.dumps(manifest.to_dict()).encode(), content_type="application/json")
+        layout.put_manifest(blobs, manifest)
         space = Space(
             space_id=space_id,
             title=title,
@@ -232,9 +226,7 @@ def _store_track(
     if not segments:
         raise InvalidInput(f"{source.path}: no audio could be encoded")
     track = Track(track_id=track_id, speaker=source.speaker, segments=tuple(segments))
-    blobs.put(
-        keys.track_manifest(space_id, track_id), json.dumps(track.to_dict()).encode(), content_type="application/json"
-    )
+    layout.put_track(blobs, space_id, track)
     return track
 
 
@@ -256,7 +248,3 @@ def _encode(command: list[str], path: Path, work: Path, encoded: Callable[[float
         if returncode != 0:
             errors.seek(0)
             raise InvalidInput(f"{path}: ffmpeg could not read it: {errors.read().strip()[-300:]}")
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()[:32] or "speaker"

@@ -6,6 +6,8 @@ The core never imports a stage: jobs are named by their dotted path
 Job ids are ``{space_id}--{stage}[--r{run}]`` (rq allows only letters,
 digits, ``-`` and ``_``), so enqueuing the same stage of
 the same space twice (a replayed "space ended" event) is one run, not two.
+The run a job belongs to travels in its ``meta`` (``run_of``); the id only
+keeps runs apart and is never read back.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import re
 import time
 from datetime import timedelta
 from typing import Any
@@ -36,6 +37,9 @@ LIVE_ROOM = "workers.agent.live_room"
 
 #: A job in one of these states is not enqueued again under the same id.
 _ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.FINISHED}
+
+#: The ``job.meta`` key of the pipeline run a job is of (``spaces reprocess`` starts a new run).
+RUN = "run"
 
 #: Seconds between retries of a failed stage: quick, then backing off.
 RETRY_INTERVALS = [5, 30, 120]
@@ -96,8 +100,13 @@ def retry_policy(retries: int) -> Retry | None:
     return Retry(max=retries, interval=RETRY_INTERVALS[:retries])
 
 
-def enqueue_once(queue: Queue, func: str, *args: Any, job_id: str, retries: int = 0, **options: Any) -> Job:
-    """Enqueue ``func`` under ``job_id`` unless a job by that id is alive or done."""
+def enqueue_once(
+    queue: Queue, func: str, *args: Any, job_id: str, retries: int = 0, run: int = 0, **options: Any
+) -> Job:
+    """Enqueue ``func`` under ``job_id`` unless a job by that id is alive or done.
+
+    ``run``: the pipeline run the job is of, kept in its ``meta`` (``run_of``).
+    """
     try:
         existing = Job.fetch(job_id, connection=queue.connection)
         status = existing.get_status(refresh=False)
@@ -111,6 +120,7 @@ def enqueue_once(queue: Queue, func: str, *args: Any, job_id: str, retries: int 
         *args,
         job_id=job_id,
         retry=retry_policy(retries),
+        meta={RUN: run},
         failure_ttl=7 * 24 * 3600,
         result_ttl=7 * 24 * 3600,
         **options,
@@ -121,7 +131,7 @@ def enqueue_finalize(settings: Settings, space_id: str, *, run: int = 0, queue: 
     """Start the pipeline for a recorded space (the SFU and ``spaces import`` call this)."""
     q = queue or pipeline_queue(settings)
     return enqueue_once(
-        q, FINALIZE, space_id, run, job_id=job_id(space_id, "finalize", run), retries=settings.job_retries
+        q, FINALIZE, space_id, run, job_id=job_id(space_id, "finalize", run), retries=settings.job_retries, run=run
     )
 
 
@@ -145,13 +155,9 @@ def current_run(connection: Redis, space_id: str) -> int:
     return int(value) if value else 0
 
 
-def run_of(job_id: str) -> int:
-    """The run a pipeline job belongs to, from its id (``...--r3`` is run 3)."""
-    match = _RUN_SUFFIX.search(job_id)
-    return int(match.group(1)) if match else 0
-
-
-_RUN_SUFFIX = re.compile(r"--r(\d+)$")
+def run_of(job: Job) -> int:
+    """The pipeline run ``job`` belongs to (0 for the first run and for jobs outside the pipeline)."""
+    return int(job.meta.get(RUN, 0))
 
 
 def _runs_key(space_id: str) -> str:

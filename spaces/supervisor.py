@@ -15,8 +15,6 @@ from urllib.parse import urlparse
 
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from rq.job import Job
-from rq.timeouts import UnixSignalDeathPenalty
 
 from spaces import queue
 from spaces.catalog import open_catalog
@@ -49,33 +47,6 @@ def run_api(settings: Settings) -> int:
 
     uvicorn.run(API_APP, factory=True, host=settings.api_host, port=settings.api_port, log_level="info")
     return 0
-
-
-class WorkHorseKilled(Exception):
-    """A job's work-horse died without reporting (a signal, or an abrupt exit)."""
-
-
-def _on_work_horse_killed(job: Job, retpid: int, ret_val: int, rusage: object) -> None:
-    """Give a job whose work-horse was killed its failure callback.
-
-    rq runs a job's ``on_failure`` when the job raises and when a sweep finds
-    it abandoned, but not when the work-horse is killed under a live worker:
-    the OOM killer, or rq's own SIGKILL a minute past the job's timeout when
-    SIGALRM cannot interrupt it. The job is retried all the same, but on its
-    last attempt nothing marked the space failed: it stayed "processing".
-    Runs in the worker process, before rq decrements the retries, as in the
-    other two paths.
-    """
-    if os.WIFSIGNALED(ret_val):
-        reason = f"killed by {signal.Signals(os.WTERMSIG(ret_val)).name}"
-    else:
-        reason = f"exited with status {os.waitstatus_to_exitcode(ret_val)}"
-    error = WorkHorseKilled(f"work-horse {reason}")
-    try:
-        job.execute_failure_callback(UnixSignalDeathPenalty, WorkHorseKilled, error, None)
-    except Exception:
-        # Already logged by rq; the worker must live on to run other jobs.
-        log.warning("failure callback of %s did not complete", job.id)
 
 
 #: Resolves ``WHISPER_MODEL`` to local files (joining a packaged model's parts
@@ -113,7 +84,6 @@ def run_worker(settings: Settings, *, burst: bool = False, live: bool = False) -
         # An idle worker only sweeps when its blocking dequeue times out,
         # which is worker_ttl - 15 s: make that the maintenance interval.
         worker_ttl=settings.worker_maintenance + 15,
-        work_horse_killed_handler=_on_work_horse_killed,
     )
     if not burst and not live:  # the retention sweep runs on the pipeline queue's scheduler
         queue.schedule_retention(settings)

@@ -27,7 +27,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from spaces import keys
+from spaces import keys, layout
 from spaces.blobstore import BlobStore, open_blob_store
 from spaces.catalog import Catalog, open_catalog
 from spaces.exceptions import NotFound
@@ -58,7 +58,7 @@ def finalize_from_blobs(settings: Settings, blobs: BlobStore, catalog: Catalog, 
     )
     duration = max((t.end for t in tracks), default=0.0)
     try:
-        manifest = Manifest.from_dict(json.loads(blobs.get(keys.manifest(space_id))))
+        manifest = layout.read_manifest(blobs, space_id)
     except NotFound:
         manifest = Manifest(
             space_id=space_id,
@@ -73,11 +73,7 @@ def finalize_from_blobs(settings: Settings, blobs: BlobStore, catalog: Catalog, 
         ended_at=manifest.started_at + duration,
         partial=True,
     )
-    blobs.put(
-        keys.manifest(space_id),
-        json.dumps(manifest.to_dict(), sort_keys=True).encode(),
-        content_type="application/json",
-    )
+    layout.put_manifest(blobs, manifest)
     speakers = tuple(dict.fromkeys((*space.speakers, *(t.speaker for t in tracks if t.segments))))
     catalog.put_space(
         replace(space, state=SpaceState.RECORDED, duration=round(duration, 3), speakers=speakers, partial=True)

@@ -1,4 +1,7 @@
-"""The rq worker that runs the pipeline: rq's ``Worker``, with a finished job kept finished.
+"""The rq worker that runs the pipeline: rq's ``Worker``, with two of its job failures handled.
+
+A killed work-horse's job gets its failure callback (``handle_work_horse_killed``),
+and a finished job is kept finished:
 
 rq 2.12 can leave a job that succeeded in its queue's ``StartedJobRegistry``:
 the work-horse reports success in one Redis transaction that WATCHes the
@@ -16,6 +19,8 @@ Upstream: rq/rq#2424, fixed by rq/rq#2466 (not in a release we pin).
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -23,6 +28,7 @@ from rq import Queue, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
+from rq.timeouts import UnixSignalDeathPenalty
 from rq.utils import current_timestamp
 
 log = logging.getLogger(__name__)
@@ -31,7 +37,34 @@ log = logging.getLogger(__name__)
 _ENDED = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 
 
+class WorkHorseKilled(Exception):
+    """A job's work-horse died without reporting (a signal, or an abrupt exit)."""
+
+
 class PipelineWorker(Worker):
+    def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
+        """Give a job whose work-horse was killed its failure callback.
+
+        rq runs a job's ``on_failure`` when the job raises and when a sweep finds
+        it abandoned, but not when the work-horse is killed under a live worker:
+        the OOM killer, or rq's own SIGKILL a minute past the job's timeout when
+        SIGALRM cannot interrupt it. The job is retried all the same, but on its
+        last attempt nothing marked the space failed: it stayed "processing".
+        Runs in the worker process, before rq decrements the retries, as in the
+        other two paths.
+        """
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)  # type: ignore[no-untyped-call]
+        if os.WIFSIGNALED(ret_val):
+            reason = f"killed by {signal.Signals(os.WTERMSIG(ret_val)).name}"
+        else:
+            reason = f"exited with status {os.waitstatus_to_exitcode(ret_val)}"
+        error = WorkHorseKilled(f"work-horse {reason}")
+        try:
+            job.execute_failure_callback(UnixSignalDeathPenalty, WorkHorseKilled, error, None)
+        except Exception:
+            # Already logged by rq; the worker must live on to run other jobs.
+            log.warning("failure callback of %s did not complete", job.id)
+
     def handle_job_success(self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry) -> None:
         execution = self.execution
         super().handle_job_success(job, queue, started_job_registry)

@@ -8,13 +8,8 @@ Redis is never flushed, since other runs may share it.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,19 +24,15 @@ from spaces.blobstore.s3 import S3BlobStore
 from spaces.catalog import Catalog
 from spaces.catalog.postgres import PostgresCatalog
 from spaces.catalog.sqlite import SqliteCatalog
-from spaces.nodes import Node
-from spaces.router import NodeRouter
 from spaces.settings import Settings
 from tests.exclusive import REALTIME_MODULES, holding, lock_dir
-
-# The suite's bounds were measured with tiny.en, the fastest model: workers
-# and in-process models use it unless a test asks for another (the language
-# tests ask for base, the multilingual default).
-os.environ.setdefault("WHISPER_MODEL", "tiny.en")
-TEST_MODEL = os.environ["WHISPER_MODEL"]
-
-PG_BASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from tests.speech import Space as SpeechSpace
+from tests.support.services import (
+    PG_BASE_URL,
+    REDIS_URL,
+    MotoServer,
+)
+from tests.support.workers import two_speakers_space
 
 
 @pytest.fixture(autouse=True)
@@ -54,73 +45,6 @@ def realtime_alone(request: pytest.FixtureRequest) -> Iterator[None]:
     module = Path(request.node.path).relative_to(request.config.rootpath).as_posix()
     with holding(directory, exclusive=module in REALTIME_MODULES):
         yield
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def free_ports(count: int) -> int:
-    """The first of ``count`` consecutive free ports (``spaces up`` gives its SFU nodes consecutive ports)."""
-    for _ in range(100):
-        first = free_port()
-        if first + count - 1 > 65535:
-            continue
-        try:
-            socks = []
-            for port in range(first, first + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError(f"no {count} consecutive free ports")
-
-
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
-
-
-# --- S3 -------------------------------------------------------------------
-
-
-class MotoServer:
-    """moto's standalone S3-compatible HTTP server in a child process."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
 
 
 @pytest.fixture(scope="session")
@@ -140,9 +64,6 @@ def s3_bucket(moto_server: MotoServer) -> str:
     return name
 
 
-# --- PostgreSQL -----------------------------------------------------------
-
-
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A URL whose connections use a fresh schema of their own, dropped afterwards."""
@@ -154,16 +75,10 @@ def pg_url() -> Iterator[str]:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-# --- Redis ----------------------------------------------------------------
-
-
 @pytest.fixture
 def redis_url() -> str:
     Redis.from_url(REDIS_URL).ping()
     return REDIS_URL
-
-
-# --- Settings and the two seams, over every backend -----------------------
 
 
 @pytest.fixture
@@ -213,22 +128,7 @@ def backend_settings(request: pytest.FixtureRequest, settings: Settings) -> Sett
     )
 
 
-# --- SFU nodes ------------------------------------------------------------
-
-
-@contextmanager
-def registered_node(settings: Settings, url: str, node_id: str = "test-node") -> Iterator[Node]:
-    """A node record in the registry, for API tests that run no SFU: placement hands out ``url``.
-
-    Registered with a long lease (no heartbeats needed while the test runs),
-    deregistered at the end.
-    """
-    router = NodeRouter(Redis.from_url(settings.redis_url), prefix=f"{settings.queue_name}:sfu", node_timeout=3600)
-    node = Node(node_id=node_id, url=url, host="test", spool="-")
-    instance = uuid.uuid4().hex
-    router.register(node, instance, holds_spool=False)
-    try:
-        yield node
-    finally:
-        router.deregister(node_id, instance)
-        router.close()
+@pytest.fixture(scope="session")
+def two_speakers(tmp_path_factory: pytest.TempPathFactory) -> SpeechSpace:
+    """The workers' and fault tests' 15 s two-speaker space."""
+    return two_speakers_space(tmp_path_factory.mktemp("speech"))

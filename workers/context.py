@@ -18,7 +18,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from faster_whisper import WhisperModel
 from rq import get_current_job
 
-from spaces import keys
+from spaces import layout
 from spaces.blobstore import BlobStore, open_blob_store
 from spaces.catalog import Catalog, open_catalog
 from spaces.exceptions import NotFound
@@ -39,10 +39,10 @@ class Context:
     catalog: Catalog
 
     def manifest(self, space_id: str) -> Manifest:
-        return Manifest.from_dict(self.read_json(keys.manifest(space_id)))
+        return layout.read_manifest(self.blobs, space_id)
 
     def track(self, space_id: str, track_id: str) -> Track:
-        return Track.from_dict(self.read_json(keys.track_manifest(space_id, track_id)))
+        return layout.read_track(self.blobs, space_id, track_id)
 
     def language(self, space_id: str) -> str:
         """The space's language as set: by ``spaces import`` in its manifest, else when opened (catalog)."""
@@ -102,7 +102,7 @@ def stage(func: Callable[Concatenate[str, P], R]) -> Callable[Concatenate[str, P
 def job_run() -> int:
     """The pipeline run the running job belongs to (0 outside a job)."""
     job = get_current_job()
-    return run_of(job.id) if job is not None else 0
+    return run_of(job) if job is not None else 0
 
 
 def superseded(space_id: str) -> bool:
@@ -113,7 +113,7 @@ def superseded(space_id: str) -> bool:
     write outputs over the new run's, nor mark the space ready.
     """
     job = get_current_job()
-    return job is not None and run_of(job.id) < current_run(job.connection, space_id)
+    return job is not None and run_of(job) < current_run(job.connection, space_id)
 
 
 class Progress:

@@ -30,7 +30,7 @@ from typing import Any
 
 from redis import Redis
 
-from spaces import hls, keys
+from spaces import hls, keys, layout
 from spaces.captions import build_cues, to_srt, to_webvtt
 from spaces.languages import main_language
 from spaces.live_captions import stream_key
@@ -66,6 +66,7 @@ def erase_speaker(space_id: str, speaker: str) -> list[str]:
             space_id,
             *args,
             job_id=job_id(space_id, f"erase-{slug}-{name}", run),
+            run=run,
             retries=ctx.settings.job_retries,
             depends_on=[previous] if previous is not None else None,
         )
@@ -140,7 +141,7 @@ def _erase_from_manifest(ctx: Context, manifest: Manifest, speaker: str) -> Mani
         tracks=tuple((t, s) for t, s in manifest.tracks if s != speaker),
         erased=(*manifest.erased, *theirs),
     )
-    ctx.write_json(keys.manifest(manifest.space_id), changed.to_dict())
+    layout.put_manifest(ctx.blobs, changed)
     return changed
 
 

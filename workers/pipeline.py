@@ -54,6 +54,7 @@ def finalize(space_id: str, run: int = 0) -> None:
             space_id,
             *args,
             job_id=job_id(space_id, name, run),
+            run=run,
             retries=retries,
             depends_on=depends_on,
             on_failure=ON_FAILURE,
@@ -90,7 +91,7 @@ def on_failure(job: Job, connection: Redis, exc_type: type, exc: BaseException, 
     if job.retries_left:
         return
     space_id = job.args[0]
-    if run_of(job.id) < current_run(connection, space_id):
+    if run_of(job) < current_run(connection, space_id):
         # A retry of a superseded run (the space was reprocessed meanwhile)
         # failing late must not mark the newer run's space failed.
         log.warning(
@@ -103,7 +104,7 @@ def on_failure(job: Job, connection: Redis, exc_type: type, exc: BaseException, 
     message = failure_message(job, exc)
     catalog = open_catalog(Settings.from_env())
     try:
-        catalog.set_state(space_id, SpaceState.FAILED, error=message, run=run_of(job.id))
+        catalog.set_state(space_id, SpaceState.FAILED, error=message, run=run_of(job))
     except NotFound:  # deleted meanwhile: nothing to mark
         return
     finally:

@@ -37,7 +37,7 @@ from replay_api.schemas import CreatedSpace, JoinInfo, NewSpace, NodeOut, TokenR
 from replay_api.security import LIVE_MEDIA, node_origins, page_headers
 from replay_api.sweep import sweep_unjoined, unjoined
 from replay_api.templating import templates
-from spaces import tokens
+from spaces import layout, tokens
 from spaces.catalog import Catalog, SpaceFilter
 from spaces.exceptions import RouterUnavailable
 from spaces.models import Space, SpaceState
@@ -105,7 +105,7 @@ def create_space(
     body: NewSpace, catalog: CatalogDep, settings: SettingsDep, router: RouterDep, select: SelectNodeDep
 ) -> CreatedSpace:
     """Open a live space on the least loaded SFU node; the answer carries the host's token and where to go live."""
-    space_id = secrets.token_urlsafe(12)
+    space_id = layout.new_space_id()
     title = body.title.strip() or "Untitled space"
     host = body.host.strip() or "host"
     # Placement first: with no registry or no node, nothing is created (503).

@@ -32,12 +32,12 @@ from fastapi.responses import Response
 from replay_api.deps import BlobsDep, CatalogDep, SettingsDep, SpaceId, TokenDep
 from replay_api.schemas import Accepted, ErasureLink, RetentionIn
 from replay_api.transcripts import load as load_transcript
-from spaces import keys, queue, tokens
+from spaces import keys, layout, queue, tokens
 from spaces.blobstore import BlobStore
 from spaces.catalog import Catalog
 from spaces.consent import is_erasure_token, issue_erasure, verify_erasure
 from spaces.exceptions import NotFound
-from spaces.models import Manifest, Space, SpaceState, Track, Visibility
+from spaces.models import Manifest, Space, SpaceState, Visibility
 from spaces.settings import RETENTION_KINDS, Settings
 
 router = APIRouter(prefix="/spaces", tags=["privacy"])
@@ -93,7 +93,7 @@ def _caller(settings: Settings, space: Space, token: str | None, *, erasure: boo
 
 def _manifest(blobs: BlobStore, space_id: str) -> Manifest | None:
     try:
-        return Manifest.from_dict(json.loads(blobs.get(keys.manifest(space_id))))
+        return layout.read_manifest(blobs, space_id)
     except NotFound:
         return None
 
@@ -196,7 +196,7 @@ def export_speaker(
         segments = []
         for track_id in tracks:
             try:
-                track = Track.from_dict(json.loads(blobs.get(keys.track_manifest(space_id, track_id))))
+                track = layout.read_track(blobs, space_id, track_id)
             except NotFound:
                 continue
             for seg in track.segments:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Stack
 from tests.media import duration
 from tests.scoring import normalized_wer
 from tests.speech import VOICES, Utterance, build_space
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.slow
 

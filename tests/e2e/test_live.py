@@ -9,9 +9,9 @@ import asyncio
 import pytest
 
 from ingest.client import PcmTrack, SpaceClient
-from tests.e2e.conftest import Stack
-from tests.ingest.conftest import VOICE_A, VOICE_B, speech48k
 from tests.scoring import normalized_wer
+from tests.support.sfu import VOICE_A, VOICE_B, speech48k
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.slow
 

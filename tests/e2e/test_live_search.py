@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from ingest.client import PcmTrack, SpaceClient
-from tests.e2e.conftest import Stack
-from tests.ingest.conftest import VOICE_A, speech48k
+from tests.support.sfu import VOICE_A, speech48k
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Stack, wait_for_port
 from tests.speech import VOICES, Utterance, build_space
+from tests.support.services import wait_for_port
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.slow
 

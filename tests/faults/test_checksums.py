@@ -23,7 +23,7 @@ from botocore.config import Config
 from spaces.blobstore.s3 import MULTIPART_THRESHOLD, S3BlobStore
 from spaces.exceptions import StorageError
 from spaces.settings import Settings
-from tests.conftest import MotoServer
+from tests.support.services import MotoServer
 
 KEY = "spaces/c0ffee/words/t0-alice.json"
 

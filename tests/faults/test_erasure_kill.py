@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from rq.job import JobStatus
 
-from spaces import keys, queue
+from spaces import keys, layout, queue
 from spaces.models import SpaceState, Transcript
 from spaces.settings import Settings
-from tests.faults.conftest import WorkerProcs, manifest_of, wait_until_running, work_horse
 from tests.speech import Space as SpeechSpace
-from tests.workers.conftest import import_files, stores
+from tests.support.faults import wait_until_running
+from tests.support.workers import Workers, import_files, stores, work_horse
 
 pytestmark = pytest.mark.slow
 
@@ -39,10 +39,10 @@ def padded(speech: SpeechSpace, out: Path) -> dict[str, Path]:
 
 
 def test_erasure_survives_a_killed_work_horse(
-    settings: Settings, worker_procs: WorkerProcs, speech: SpeechSpace, tmp_path: Path
+    settings: Settings, worker_procs: Workers, two_speakers: SpeechSpace, tmp_path: Path
 ) -> None:
     blobs, catalog = stores(settings)
-    space = import_files(settings, padded(speech, tmp_path))
+    space = import_files(settings, padded(two_speakers, tmp_path))
     sid = space.space_id
     worker = worker_procs.start(settings)
     queue.enqueue_finalize(settings, sid)
@@ -68,7 +68,7 @@ def test_erasure_survives_a_killed_work_horse(
     assert [w.to_dict() for w in after.words] == [w.to_dict() for w in before.words if w.speaker != "bob"]
     # One gap per erased turn: no stage applied twice.
     assert [(g.start, g.end) for g in after.gaps] == [(t.start, t.end) for t in bob_turns]
-    manifest = manifest_of(blobs, sid)
+    manifest = layout.read_manifest(blobs, sid)
     assert [s for _, s in manifest.erased] == ["bob"] and [s for _, s in manifest.tracks] == ["alice"]
     assert list(blobs.list(keys.track_prefix(sid, manifest.erased[0][0]))) == []
     assert catalog.search("project schedule", limit=10) == []

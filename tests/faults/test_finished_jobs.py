@@ -13,7 +13,8 @@ from rq.job import Job, JobStatus
 
 from spaces import queue
 from spaces.settings import Settings
-from tests.faults.conftest import WorkerProcs, drop_queue
+from tests.support.faults import drop_queue
+from tests.support.workers import Workers
 
 
 def _wait_status(job: Job, status: JobStatus, timeout: float = 60) -> None:
@@ -24,7 +25,7 @@ def _wait_status(job: Job, status: JobStatus, timeout: float = 60) -> None:
 
 
 def test_a_job_finishing_while_dependents_register_is_not_left_started(
-    settings: Settings, worker_procs: WorkerProcs
+    settings: Settings, worker_procs: Workers
 ) -> None:
     idle = replace(settings, queue_name=f"{settings.queue_name}-idle")
     try:
@@ -43,7 +44,7 @@ def test_a_job_finishing_while_dependents_register_is_not_left_started(
         drop_queue(idle)
 
 
-def test_the_clean_up_leaves_a_finished_job_finished(settings: Settings, worker_procs: WorkerProcs) -> None:
+def test_the_clean_up_leaves_a_finished_job_finished(settings: Settings, worker_procs: Workers) -> None:
     worker_procs.start(settings)
     q = queue.pipeline_queue(settings)
     job = q.enqueue("tests.faults.jobs.nothing", retry=queue.retry_policy(3))

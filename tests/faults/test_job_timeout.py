@@ -26,18 +26,16 @@ from spaces.blobstore import BlobStore
 from spaces.catalog import Catalog
 from spaces.models import Space, SpaceState
 from spaces.settings import Settings
-from tests.faults.conftest import (
-    WorkerProcs,
+from tests.media import duration
+from tests.speech import Space as SpeechSpace
+from tests.support.faults import (
     assert_indexed_once,
     output_keys,
     snapshot,
     stage_jobs,
     wait_until_running,
-    work_horse,
 )
-from tests.media import duration
-from tests.speech import Space as SpeechSpace
-from tests.workers.conftest import DURATION, import_files, stores
+from tests.support.workers import DURATION, Workers, import_files, stores, work_horse
 
 pytestmark = pytest.mark.slow
 
@@ -51,10 +49,10 @@ TIMED_OUT = re.compile(rf"^(measure_levels|transcribe_track|mix|assemble) timed 
 
 
 def test_job_over_its_timeout_leaves_no_half_written_output(
-    settings: Settings, worker_procs: WorkerProcs, speech: SpeechSpace, request: pytest.FixtureRequest
+    settings: Settings, worker_procs: Workers, two_speakers: SpeechSpace, request: pytest.FixtureRequest
 ) -> None:
     blobs, catalog = stores(settings)
-    space_id = import_files(settings, dict(speech)).space_id
+    space_id = import_files(settings, dict(two_speakers)).space_id
     request.addfinalizer(lambda: queue.connect(settings).delete(f"spaces:runs:{space_id}"))
     inputs = snapshot(blobs, keys.space_prefix(space_id))
 
@@ -119,14 +117,14 @@ def test_job_over_its_timeout_leaves_no_half_written_output(
 
 
 def test_work_horse_killed_on_its_last_attempt_fails_the_space(
-    settings: Settings, worker_procs: WorkerProcs, speech: SpeechSpace
+    settings: Settings, worker_procs: Workers, two_speakers: SpeechSpace
 ) -> None:
     """rq's own SIGKILL a minute past a job's timeout (when the job is stuck
     where SIGALRM cannot reach it), or the OOM killer: no retry left, so the
     space must end FAILED with the reason, not stay PROCESSING for ever."""
     settings = replace(settings, job_retries=0)
     blobs, catalog = stores(settings)
-    space_id = import_files(settings, dict(speech)).space_id
+    space_id = import_files(settings, dict(two_speakers)).space_id
     inputs = snapshot(blobs, keys.space_prefix(space_id))
     worker = worker_procs.start(settings)
     queue.enqueue_finalize(settings, space_id)
@@ -143,7 +141,7 @@ def test_work_horse_killed_on_its_last_attempt_fails_the_space(
     assert worker.poll() is None  # the worker itself carries on
 
 
-def wait_for_run(worker_procs: WorkerProcs, settings: Settings, catalog: Catalog, space_id: str, run: int) -> Space:
+def wait_for_run(worker_procs: Workers, settings: Settings, catalog: Catalog, space_id: str, run: int) -> Space:
     """The outcome of one run, not the state the previous run left.
 
     ``finalize`` sets the space PROCESSING before it enqueues the stages, so

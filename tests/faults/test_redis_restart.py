@@ -14,16 +14,15 @@ import pytest
 from spaces import keys, queue
 from spaces.models import SpaceState
 from spaces.settings import Settings
-from tests.faults.conftest import (
+from tests.speech import Space as SpeechSpace
+from tests.support.faults import (
     RedisServer,
-    WorkerProcs,
     assert_indexed_once,
     output_keys,
     snapshot,
     wait_until_running,
 )
-from tests.speech import Space as SpeechSpace
-from tests.workers.conftest import import_files, stores
+from tests.support.workers import Workers, import_files, stores
 
 pytestmark = pytest.mark.slow
 
@@ -35,11 +34,11 @@ REDIS_DOWN_SECONDS = 10.0
 
 
 def test_worker_reconnects_after_redis_restarts_mid_transcription(
-    settings: Settings, own_redis: RedisServer, worker_procs: WorkerProcs, speech: SpeechSpace
+    settings: Settings, own_redis: RedisServer, worker_procs: Workers, two_speakers: SpeechSpace
 ) -> None:
     settings = replace(settings, redis_url=own_redis.url)
     blobs, catalog = stores(settings)
-    space_id = import_files(settings, dict(speech)).space_id
+    space_id = import_files(settings, dict(two_speakers)).space_id
     inputs = snapshot(blobs, keys.space_prefix(space_id))
     worker = worker_procs.start(settings)
     queue.enqueue_finalize(settings, space_id)

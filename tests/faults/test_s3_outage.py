@@ -19,18 +19,17 @@ from spaces.blobstore.s3 import S3BlobStore
 from spaces.catalog import open_catalog
 from spaces.models import SpaceState
 from spaces.settings import Settings
-from tests.conftest import MotoServer
-from tests.faults.conftest import (
-    WorkerProcs,
+from tests.faults.proxy import TcpProxy
+from tests.speech import Space as SpeechSpace
+from tests.support.faults import (
     assert_indexed_once,
     output_keys,
     snapshot,
     stage_jobs,
     wait_until_running,
 )
-from tests.faults.proxy import TcpProxy
-from tests.speech import Space as SpeechSpace
-from tests.workers.conftest import import_files
+from tests.support.services import MotoServer
+from tests.support.workers import Workers, import_files
 
 pytestmark = pytest.mark.slow
 
@@ -56,8 +55,8 @@ def test_space_survives_s3_going_away_mid_processing(
     s3_bucket: str,
     moto_server: MotoServer,
     s3_proxy: TcpProxy,
-    worker_procs: WorkerProcs,
-    speech: SpeechSpace,
+    worker_procs: Workers,
+    two_speakers: SpeechSpace,
 ) -> None:
     # The default retry policy, not the test suite's single retry.
     direct = replace(
@@ -65,7 +64,7 @@ def test_space_survives_s3_going_away_mid_processing(
     )
     proxied = replace(direct, s3_endpoint_url=s3_proxy.endpoint)
     blobs, catalog = open_blob_store(direct), open_catalog(direct)
-    space_id = import_files(direct, dict(speech)).space_id
+    space_id = import_files(direct, dict(two_speakers)).space_id
     inputs = snapshot(blobs, keys.space_prefix(space_id))
     worker_procs.start(proxied)
     queue.enqueue_finalize(proxied, space_id)

@@ -21,7 +21,7 @@ from spaces import queue
 from spaces.catalog import Catalog, open_catalog
 from spaces.models import Space, SpaceState
 from spaces.settings import Settings
-from tests.workers.conftest import env_of
+from tests.support.workers import env_of
 from workers import pipeline
 
 
@@ -39,7 +39,7 @@ def worker_catalog(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Itera
 def failed_job(connection: Redis, settings: Settings, space_id: str, stage: str, run: int) -> Job:
     """A stage job of ``run`` with no retries left, as rq hands it to ``on_failure``."""
     job = Queue(settings.queue_name, connection=connection).create_job(
-        "workers.mix.mix", args=(space_id,), job_id=queue.job_id(space_id, stage, run)
+        "workers.mix.mix", args=(space_id,), job_id=queue.job_id(space_id, stage, run), meta={queue.RUN: run}
     )
     job.retries_left = 0
     return job
@@ -68,9 +68,14 @@ def test_late_failure_of_a_superseded_run_leaves_the_state(settings: Settings, w
         connection.delete(f"spaces:runs:{space_id}")
 
 
-@pytest.mark.parametrize(
-    ("job_id", "run"),
-    [("abc--finalize", 0), ("abc--transcribe-t0-rita", 0), ("abc--mix--r3", 3), ("abc--transcribe-t1-r2--r12", 12)],
-)
-def test_run_of_job_ids(job_id: str, run: int) -> None:
-    assert queue.run_of(job_id) == run
+def test_the_run_travels_with_the_job_not_in_its_id(settings: Settings) -> None:
+    connection = queue.connect(settings)
+    q = Queue(settings.queue_name, connection=connection)
+    space_id = uuid.uuid4().hex[:16]
+    enqueued = queue.enqueue_once(q, "workers.mix.mix", space_id, job_id=f"{space_id}--mix", run=3)
+    unmarked = q.create_job("workers.mix.mix", args=(space_id,), job_id=f"{space_id}--mix--r7")
+    try:
+        assert queue.run_of(Job.fetch(enqueued.id, connection=connection)) == 3
+        assert queue.run_of(unmarked) == 0  # an id that looks like a run says nothing
+    finally:
+        enqueued.delete()

@@ -1,44 +1,15 @@
-"""Helpers for SFU tests: a real SFU (in-process or a subprocess), spaces, tokens, speech.
-
-Peers are real aiortc peer connections over loopback; ICE is restricted to
-127.0.0.1 for the whole test process, so nothing leaves the machine.
-"""
+"""Fixtures for SFU tests; their helpers are in ``tests.support.sfu``."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
 import secrets
-import subprocess
-import sys
-import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
+from dataclasses import replace
 
-import av
-import httpx
-import numpy as np
-import numpy.typing as npt
 import pytest
-import uvicorn
 
-from ingest.ice import restrict_host_addresses
-from ingest.server import Sfu, create_app, uvicorn_config
-from spaces import tokens
-from spaces.catalog import open_catalog
-from spaces.models import Space, SpaceState, Visibility
 from spaces.settings import Settings
-from tests.conftest import free_port, wait_for_port
-from tests.speech import SAMPLE_RATE as SPEECH_RATE
-from tests.speech import VOICES, synthesize
-
-restrict_host_addresses(["127.0.0.1"])
-
-RATE = 48000
+from tests.support import sfu  # noqa: F401 - restricts ICE to loopback for the whole process
+from tests.support.services import free_port
 
 
 @pytest.fixture
@@ -54,149 +25,3 @@ def sfu_settings(settings: Settings) -> Settings:
         # No room agent writes HLS here, so the cap refuses (test_hls_tier sends listeners to HLS).
         live_hls=0,
     )
-
-
-def sfu_stats(settings: Settings) -> dict[str, Any]:
-    """The SFU's ``/stats`` with per-room detail (the operator's view)."""
-    response = httpx.get(
-        f"http://127.0.0.1:{settings.sfu_port}/stats",
-        headers={"Authorization": f"Bearer {settings.operator_token}"},
-        timeout=10,
-    )
-    response.raise_for_status()
-    data: dict[str, Any] = response.json()
-    return data
-
-
-async def wait_until(predicate: Callable[[], object], timeout: float) -> None:
-    """Wait, without blocking the loop, until ``predicate()`` is truthy."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.1)
-
-
-def make_space(settings: Settings, *, title: str = "Test space", visibility: Visibility = Visibility.PUBLIC) -> str:
-    space_id = uuid.uuid4().hex[:16]
-    catalog = open_catalog(settings)
-    catalog.create_schema()
-    catalog.put_space(Space(space_id=space_id, title=title, host="host", created_at=time.time(), visibility=visibility))
-    catalog.close()
-    return space_id
-
-
-def get_space(settings: Settings, space_id: str) -> Space:
-    catalog = open_catalog(settings)
-    try:
-        return catalog.get_space(space_id)
-    finally:
-        catalog.close()
-
-
-def token(settings: Settings, space_id: str, identity: str, role: tokens.Role, ttl: int = 600) -> str:
-    return tokens.issue(settings.secret_key, space_id=space_id, role=role, identity=identity, ttl=ttl)
-
-
-def rtc_url(settings: Settings, space_id: str) -> str:
-    return f"ws://127.0.0.1:{settings.sfu_port}/spaces/{space_id}/rtc"
-
-
-def speech48k(text: str, voice: str, *, lead: float = 0.0, tail: float = 0.0) -> npt.NDArray[np.int16]:
-    """espeak-ng speech as 48 kHz int16 mono, with ``lead``/``tail`` seconds of silence."""
-    speech = synthesize(text, voice)
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
-    frame = av.AudioFrame.from_ndarray(
-        (np.clip(speech.samples, -1, 1) * 20000).astype(np.int16).reshape(1, -1), format="s16", layout="mono"
-    )
-    frame.sample_rate = SPEECH_RATE
-    parts = [f.to_ndarray().reshape(-1) for f in (*resampler.resample(frame), *resampler.resample(None))]
-    body = np.concatenate(parts).astype(np.int16)
-    return np.concatenate([np.zeros(int(lead * RATE), np.int16), body, np.zeros(int(tail * RATE), np.int16)]).astype(
-        np.int16
-    )
-
-
-VOICE_A, VOICE_B = VOICES[0], VOICES[1]
-
-
-@dataclass
-class RunningSfu:
-    settings: Settings
-    sfu: Sfu
-    server: uvicorn.Server
-
-
-@contextlib.asynccontextmanager
-async def running_sfu(settings: Settings) -> AsyncIterator[RunningSfu]:
-    """The SFU app served by uvicorn inside the current event loop."""
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn_config(app, settings))
-    task = asyncio.get_running_loop().create_task(server.serve())
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if task.done():
-            task.result()
-        if time.monotonic() > deadline:
-            raise TimeoutError("SFU did not start")
-        await asyncio.sleep(0.02)
-    try:
-        yield RunningSfu(settings, app.state.sfu, server)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
-
-
-def sfu_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "SPACES_DATA_DIR": str(settings.data_dir),
-            "REDIS_URL": settings.redis_url,
-            "SPACES_QUEUE_NAME": settings.queue_name,
-            "SPACES_JOB_RETRIES": str(settings.job_retries),
-            "SPACES_SFU_HOST": "127.0.0.1",
-            "SPACES_SFU_PORT": str(settings.sfu_port),
-            "SPACES_SFU_SEGMENT_SECONDS": str(settings.sfu_segment_seconds),
-            "SPACES_SFU_EMPTY_TIMEOUT": str(settings.sfu_empty_timeout),
-            "SPACES_SFU_ICE_ADDRESSES": settings.sfu_ice_addresses,
-            "SPACES_SECRET_KEY": settings.secret_key,
-            "SPACES_OPERATOR_TOKEN": settings.operator_token,
-            "SPACES_SFU_NODE_ID": settings.sfu_node_id,
-            "SPACES_SFU_SPOOL_DIR": settings.sfu_spool_dir,
-            "SPACES_SFU_UDP_PORTS": settings.sfu_udp_ports,
-            "SPACES_SFU_HEARTBEAT": str(settings.sfu_heartbeat),
-            "SPACES_SFU_NODE_TIMEOUT": str(settings.sfu_node_timeout),
-            "SPACES_SFU_NODE_GRACE": str(settings.sfu_node_grace),
-            "SPACES_LIVE_HLS": str(settings.live_hls),
-        }
-    )
-    if settings.database_url:
-        env["DATABASE_URL"] = settings.database_url
-    if settings.s3_bucket:
-        env.update({"S3_BUCKET": settings.s3_bucket, "S3_ENDPOINT_URL": settings.s3_endpoint_url})
-    return env
-
-
-@contextlib.contextmanager
-def sfu_process(settings: Settings, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``python -m ingest`` as a child process (killed at the end if still alive)."""
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ingest"], env=sfu_env(settings), stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
-        wait_for_port(settings.sfu_port, timeout=20)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def is_recorded(settings: Settings, space_id: str) -> bool:
-    return get_space(settings, space_id).state is SpaceState.RECORDED

@@ -15,9 +15,9 @@ import numpy.typing as npt
 from av import AudioFrame
 
 from ingest.client import PcmTrack
-from spaces import keys
+from spaces import keys, layout
 from spaces.blobstore import BlobStore
-from spaces.models import Manifest, Track
+from spaces.models import Track
 from tests.ingest.audio import decode_ogg
 
 RATE = 48000
@@ -51,10 +51,6 @@ class StoredTrack:
         return sum(s.duration for s in self.track.segments)
 
 
-def manifest_of(blobs: BlobStore, space_id: str) -> Manifest:
-    return Manifest.from_dict(json.loads(blobs.get(keys.manifest(space_id))))
-
-
 def stored_tracks(blobs: BlobStore, space_id: str) -> dict[str, StoredTrack]:
     """Every track of a finished space by speaker, each segment checked to play its duration.
 
@@ -62,7 +58,7 @@ def stored_tracks(blobs: BlobStore, space_id: str) -> dict[str, StoredTrack]:
     of the room clock (a segment stored twice under two seqs would).
     """
     out = {}
-    for track_id, speaker in manifest_of(blobs, space_id).tracks:
+    for track_id, speaker in layout.read_manifest(blobs, space_id).tracks:
         track = Track.from_dict(json.loads(blobs.get(keys.track_manifest(space_id, track_id))))
         assert [s.seq for s in track.segments] == list(range(len(track.segments))), track.segments
         audio = {s.seq: blobs.get(s.key) for s in track.segments}

@@ -26,7 +26,7 @@ from spaces.blobstore import open_blob_store
 from spaces.models import Manifest, SpaceState
 from spaces.settings import Settings
 from spaces.tokens import Role
-from tests.ingest.conftest import VOICE_A, get_space, make_space, rtc_url, running_sfu, speech48k, token
+from tests.support.sfu import VOICE_A, get_space, make_space, rtc_url, running_sfu, speech48k, token
 
 
 @pytest.fixture

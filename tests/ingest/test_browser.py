@@ -31,9 +31,9 @@ from spaces import keys, tokens
 from spaces.blobstore import open_blob_store
 from spaces.models import Manifest, SpaceState, Track
 from spaces.settings import Settings
-from tests.conftest import free_port
 from tests.ingest.audio import LOW, locate, low, render_track
-from tests.ingest.conftest import VOICE_A, get_space, running_sfu, speech48k
+from tests.support.services import free_port
+from tests.support.sfu import VOICE_A, get_space, running_sfu, speech48k
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -25,11 +25,11 @@ from spaces.blobstore import open_blob_store
 from spaces.catalog import open_catalog
 from spaces.models import Manifest, SpaceState, Transcript
 from spaces.settings import Settings
-from tests.conftest import free_port
 from tests.ingest.audio import locate, low
-from tests.ingest.conftest import VOICE_A, VOICE_B, get_space, running_sfu, speech48k
 from tests.ingest.test_browser import CHROMIUM, launch_chromium, pytestmark, running_api, until, write_wav
-from tests.workers.conftest import Workers, finished, wait_for
+from tests.support.services import free_port
+from tests.support.sfu import VOICE_A, VOICE_B, get_space, running_sfu, speech48k
+from tests.support.workers import Workers, finished, wait_for
 
 __all__ = ["pytestmark"]
 assert CHROMIUM

@@ -18,10 +18,10 @@ from playwright.async_api import Page, async_playwright
 
 from ingest.client import PcmTrack, SpaceClient
 from spaces.settings import Settings
-from tests.conftest import free_port
-from tests.ingest.conftest import VOICE_A, running_sfu, speech48k
 from tests.ingest.test_browser import launch_chromium, pytestmark, running_api  # noqa: F401 - the skip mark applies here too
 from tests.ingest.test_participant_cap import until
+from tests.support.services import free_port
+from tests.support.sfu import VOICE_A, running_sfu, speech48k
 
 
 async def polled(page: Page, expression: str, want: Callable[[object], bool], timeout: float = 15.0) -> None:

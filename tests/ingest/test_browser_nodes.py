@@ -25,9 +25,10 @@ from spaces.models import Manifest, SpaceState
 from spaces.router import NodeRouter
 from spaces.settings import Settings
 from spaces.tokens import Role
-from tests.conftest import free_port
 from tests.faults.proxy import TcpProxy
-from tests.ingest.conftest import (
+from tests.ingest.test_browser import CHROMIUM, chromium_args, running_api, write_wav
+from tests.support.services import free_port
+from tests.support.sfu import (
     VOICE_A,
     VOICE_B,
     get_space,
@@ -38,7 +39,6 @@ from tests.ingest.conftest import (
     speech48k,
     token,
 )
-from tests.ingest.test_browser import CHROMIUM, chromium_args, running_api, write_wav
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
 

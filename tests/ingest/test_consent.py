@@ -11,7 +11,7 @@ from spaces.blobstore import open_blob_store
 from spaces.models import Manifest, SpaceState
 from spaces.settings import Settings
 from spaces.tokens import Role
-from tests.ingest.conftest import VOICE_A, VOICE_B, get_space, make_space, rtc_url, running_sfu, speech48k, token
+from tests.support.sfu import VOICE_A, VOICE_B, get_space, make_space, rtc_url, running_sfu, speech48k, token
 
 SENTENCE = "Our team finished the project two weeks ahead of schedule."
 

@@ -27,7 +27,8 @@ from spaces.models import Manifest, SpaceState, Track
 from spaces.settings import Settings
 from spaces.tokens import Role
 from tests.ingest.audio import locate, low
-from tests.ingest.conftest import (
+from tests.ingest.hearing import PACKETS_PER_SECOND, hears, packets
+from tests.support.sfu import (
     VOICE_A,
     VOICE_B,
     get_space,
@@ -37,7 +38,6 @@ from tests.ingest.conftest import (
     speech48k,
     token,
 )
-from tests.ingest.hearing import PACKETS_PER_SECOND, hears, packets
 
 
 @pytest.fixture

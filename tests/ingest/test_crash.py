@@ -28,7 +28,7 @@ from spaces.queue import connect, job_id
 from spaces.settings import Settings
 from spaces.tokens import Role
 from tests.ingest.audio import decode_ogg, locate, low, render_track
-from tests.ingest.conftest import (
+from tests.support.sfu import (
     VOICE_A,
     VOICE_B,
     get_space,
@@ -38,7 +38,7 @@ from tests.ingest.conftest import (
     speech48k,
     token,
 )
-from tests.workers.conftest import Workers, finished, wait_for
+from tests.support.workers import Workers, finished, wait_for
 
 MAX_LOSS = 2.0
 

@@ -20,9 +20,9 @@ from spaces.models import SpaceState
 from spaces.queue import connect, job_id
 from spaces.settings import Settings
 from spaces.tokens import Role
-from tests.conftest import free_port
-from tests.ingest.conftest import VOICE_A, get_space, make_space, rtc_url, running_sfu, speech48k, token, wait_until
-from tests.workers.conftest import Workers
+from tests.support.services import free_port
+from tests.support.sfu import VOICE_A, get_space, make_space, rtc_url, running_sfu, speech48k, token, wait_until
+from tests.support.workers import Workers
 
 
 @pytest.fixture

@@ -15,13 +15,13 @@ import asyncio
 from dataclasses import replace
 
 from ingest.client import PcmTrack, SpaceClient
+from spaces import layout
 from spaces.blobstore import open_blob_store
 from spaces.models import SpaceState
 from spaces.settings import Settings
 from spaces.tokens import Role
-from tests.ingest.conftest import VOICE_A, VOICE_B, get_space, make_space, rtc_url, running_sfu, speech48k, token
-from tests.ingest.recording import manifest_of
 from tests.ingest.test_participant_cap import packets, until
+from tests.support.sfu import VOICE_A, VOICE_B, get_space, make_space, rtc_url, running_sfu, speech48k, token
 
 
 def codes(client: SpaceClient) -> list[str]:
@@ -83,7 +83,7 @@ def test_a_promoted_listener_speaks_under_the_name_they_chose(sfu_settings: Sett
             await until(lambda: get_space(settings, space_id).state is SpaceState.RECORDED)
 
     asyncio.run(scenario())
-    tracks = sorted(s for _, s in manifest_of(open_blob_store(settings), space_id).tracks)
+    tracks = sorted(s for _, s in layout.read_manifest(open_blob_store(settings), space_id).tracks)
     assert tracks == ["Carol Smith", "alice", "listener-5e11a0"]
 
 

@@ -20,8 +20,8 @@ from ingest.client import PcmTrack, SpaceClient
 from replay_api.app import create_app
 from spaces.settings import Settings
 from spaces.tokens import Role
-from tests.ingest.conftest import VOICE_A, VOICE_B, make_space, rtc_url, running_sfu, speech48k, token
 from tests.ingest.hearing import hears
+from tests.support.sfu import VOICE_A, VOICE_B, make_space, rtc_url, running_sfu, speech48k, token
 
 
 async def refused(client: SpaceClient) -> str:

@@ -21,8 +21,8 @@ import websockets
 from ingest.client import PcmTrack, SpaceClient
 from spaces.settings import Settings
 from spaces.tokens import Role
-from tests.ingest.conftest import VOICE_A, VOICE_B, make_space, rtc_url, running_sfu, speech48k, token
 from tests.ingest.test_participant_cap import packets, until
+from tests.support.sfu import VOICE_A, VOICE_B, make_space, rtc_url, running_sfu, speech48k, token
 
 CAP = 3
 SETUP_TIMEOUT = 4

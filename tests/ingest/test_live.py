@@ -26,9 +26,9 @@ from spaces.models import Manifest, SpaceState, Track
 from spaces.queue import connect, job_id
 from spaces.settings import Settings
 from spaces.tokens import Role
-from tests.conftest import free_port
 from tests.ingest.audio import locate, low, render_track
-from tests.ingest.conftest import (
+from tests.support.services import free_port
+from tests.support.sfu import (
     VOICE_A,
     VOICE_B,
     get_space,

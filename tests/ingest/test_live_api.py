@@ -14,7 +14,7 @@ from spaces.catalog import open_catalog
 from spaces.keys import is_valid_id
 from spaces.models import SpaceState
 from spaces.settings import Settings
-from tests.conftest import free_port, registered_node
+from tests.support.services import free_port, registered_node
 
 
 @pytest.fixture

@@ -32,8 +32,8 @@ from spaces.router import NodeRouter
 from spaces.settings import Settings
 from spaces.sweeper import Sweeper
 from spaces.tokens import Role
-from tests.conftest import free_port
-from tests.ingest.conftest import (
+from tests.support.services import free_port
+from tests.support.sfu import (
     VOICE_A,
     VOICE_B,
     get_space,

@@ -25,22 +25,18 @@ import websockets
 from rq import Queue
 
 from ingest.client import PcmTrack, SpaceClient
+from spaces import layout
 from spaces.blobstore import open_blob_store
 from spaces.models import SpaceState
 from spaces.queue import connect
 from spaces.settings import Settings
 from spaces.tokens import Role
-from tests.ingest.conftest import VOICE_A, VOICE_B, get_space, make_space, rtc_url, sfu_process, speech48k, token
-from tests.ingest.recording import manifest_of
+from tests.ingest.hearing import packets
+from tests.support.sfu import VOICE_A, VOICE_B, get_space, make_space, rtc_url, sfu_process, speech48k, token
 
 CAP = 3
 #: Packets of one speaker a listener must get per second (50 are sent).
 PER_SECOND = 40
-
-
-def packets(client: SpaceClient, identity: str) -> int:
-    slot = client.slot_of(identity)
-    return client.received[slot].packets if slot is not None and slot in client.received else 0
 
 
 async def hearing(clients: dict[str, SpaceClient], speakers: tuple[str, ...], seconds: float = 1.0) -> dict[str, int]:
@@ -164,5 +160,5 @@ def test_the_one_too_many_is_refused_and_the_room_goes_on(
 
     # Only the speakers inside were recorded.
     blobs = open_blob_store(settings)
-    assert sorted(s for _, s in manifest_of(blobs, space_a).tracks) == ["alice", "bob"]
-    assert [s for _, s in manifest_of(blobs, space_b).tracks] == ["carl"]
+    assert sorted(s for _, s in layout.read_manifest(blobs, space_a).tracks) == ["alice", "bob"]
+    assert [s for _, s in layout.read_manifest(blobs, space_b).tracks] == ["carl"]

@@ -21,8 +21,8 @@ from spaces.models import SpaceState
 from spaces.queue import connect, job_id
 from spaces.settings import Settings
 from spaces.tokens import Role
-from tests.faults.conftest import RedisServer
-from tests.ingest.conftest import VOICE_A, get_space, make_space, rtc_url, sfu_process, speech48k, token
+from tests.support.faults import RedisServer
+from tests.support.sfu import VOICE_A, get_space, make_space, rtc_url, sfu_process, speech48k, token
 
 REDIS_DOWN_SECONDS = 10.0
 

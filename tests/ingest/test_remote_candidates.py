@@ -23,8 +23,8 @@ from ingest.client import PcmTrack, SpaceClient
 from ingest.ice import _DEFAULT_HOST_ADDRESSES, CandidatePolicy, guard_remote_candidates
 from spaces.settings import Settings
 from spaces.tokens import Role
-from tests.ingest.conftest import VOICE_A, make_space, rtc_url, running_sfu, speech48k, token
 from tests.ingest.test_participant_cap import until
+from tests.support.sfu import VOICE_A, make_space, rtc_url, running_sfu, speech48k, token
 
 
 class Counter(asyncio.DatagramProtocol):

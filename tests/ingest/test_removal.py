@@ -18,9 +18,9 @@ from fastapi.testclient import TestClient
 from ingest.client import PcmTrack, SpaceClient
 from replay_api.app import create_app
 from spaces.settings import Settings
-from tests.ingest.conftest import VOICE_A, running_sfu, speech48k
 from tests.ingest.test_identity import refused
 from tests.ingest.test_participant_cap import until
+from tests.support.sfu import VOICE_A, running_sfu, speech48k
 
 #: The tests' SFU clients come from loopback; so does the removed one's browser.
 SAME_ADDRESS = ("127.0.0.1", 50000)

@@ -30,17 +30,17 @@ import pytest
 from rq import Queue
 
 from ingest.client import SpaceClient
-from spaces import keys
+from spaces import keys, layout
 from spaces.blobstore import BlobStore, open_blob_store
 from spaces.models import SpaceState
 from spaces.queue import connect, job_id
 from spaces.settings import Settings
 from spaces.tokens import Role
-from tests.conftest import MotoServer
 from tests.faults.proxy import TcpProxy
 from tests.ingest.audio import locate, low, render_track
-from tests.ingest.conftest import VOICE_A, VOICE_B, get_space, make_space, rtc_url, sfu_process, speech48k, token
-from tests.ingest.recording import CountingTrack, manifest_of, stored_tracks
+from tests.ingest.recording import CountingTrack, stored_tracks
+from tests.support.services import MotoServer
+from tests.support.sfu import VOICE_A, VOICE_B, get_space, make_space, rtc_url, sfu_process, speech48k, token
 
 pytestmark = pytest.mark.slow
 
@@ -186,7 +186,7 @@ def test_live_space_rides_out_an_s3_outage(
     space = get_space(direct, space_id)
     assert space.state is SpaceState.RECORDED and not space.partial
     assert set(space.speakers) == {"alice", "bob"}
-    manifest = manifest_of(blobs, space_id)
+    manifest = layout.read_manifest(blobs, space_id)
     assert not manifest.partial and manifest.ended_at is not None
     stored = stored_tracks(blobs, space_id)
     assert set(stored) == {"alice", "bob"}

@@ -17,7 +17,7 @@ from ingest.client import PcmTrack, SpaceClient
 from spaces.models import Visibility
 from spaces.settings import Settings
 from spaces.tokens import Role
-from tests.ingest.conftest import VOICE_A, make_space, rtc_url, running_sfu, speech48k, token
+from tests.support.sfu import VOICE_A, make_space, rtc_url, running_sfu, speech48k, token
 
 
 def test_stats_show_rooms_only_to_the_operator(sfu_settings: Settings) -> None:

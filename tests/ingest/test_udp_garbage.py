@@ -52,8 +52,9 @@ from spaces.models import SpaceState
 from spaces.queue import connect
 from spaces.settings import Settings
 from spaces.tokens import Role
-from tests.ingest.conftest import VOICE_A, VOICE_B, get_space, make_space, rtc_url, sfu_process, speech48k, token
+from tests.ingest.hearing import packets
 from tests.ingest.recording import CountingTrack, stored_tracks
+from tests.support.sfu import VOICE_A, VOICE_B, get_space, make_space, rtc_url, sfu_process, speech48k, token
 
 ATTACK_SECONDS = 4.0
 #: Datagrams per 20 ms tick, spread over the target ports (~2000 a second).
@@ -130,11 +131,6 @@ def send_ssrc(client: SpaceClient) -> int:
         if "a=sendonly" in section:
             return int(re.search(r"a=ssrc:(\d+)", section).group(1))  # type: ignore[union-attr]
     raise AssertionError("the client publishes nothing")
-
-
-def packets(client: SpaceClient, identity: str) -> int:
-    slot = client.slot_of(identity)
-    return int(client.received[slot].packets) if slot is not None and slot in client.received else 0
 
 
 def closed_segments(spool: Path) -> int:

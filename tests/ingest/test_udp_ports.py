@@ -10,7 +10,7 @@ from dataclasses import replace
 from ingest.client import PcmTrack, SpaceClient
 from spaces.settings import Settings
 from spaces.tokens import Role
-from tests.ingest.conftest import VOICE_A, make_space, rtc_url, running_sfu, speech48k, token
+from tests.support.sfu import VOICE_A, make_space, rtc_url, running_sfu, speech48k, token
 
 
 def test_ice_candidates_use_the_nodes_port_range(sfu_settings: Settings) -> None:

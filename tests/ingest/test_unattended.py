@@ -18,9 +18,9 @@ from spaces.catalog import open_catalog
 from spaces.models import SpaceState
 from spaces.settings import Settings
 from spaces.tokens import Role
-from tests.ingest.conftest import VOICE_A, get_space, make_space, rtc_url, running_sfu, speech48k, token
 from tests.ingest.test_identity import refused
 from tests.ingest.test_participant_cap import packets, until
+from tests.support.sfu import VOICE_A, get_space, make_space, rtc_url, running_sfu, speech48k, token
 
 EMPTY_TIMEOUT = 2
 

@@ -7,7 +7,7 @@ import threading
 import uvicorn
 from fastapi import FastAPI
 
-from tests.conftest import free_port, wait_for_port
+from tests.support.services import free_port, wait_for_port
 
 
 class LiveServer:

@@ -32,9 +32,9 @@ from spaces.blobstore.s3 import S3BlobStore
 from spaces.exceptions import ConfigError
 from spaces.models import Space
 from spaces.settings import Settings
-from tests.conftest import REDIS_URL, MotoServer, registered_node
+from tests.support.replay import Recording, publish
+from tests.support.services import REDIS_URL, MotoServer, registered_node
 
-from .conftest import Recording, publish
 from .server import LiveServer
 
 # --- rate limits -------------------------------------------------------------------

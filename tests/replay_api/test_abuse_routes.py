@@ -30,8 +30,7 @@ from starlette.routing import Mount
 
 from spaces import tokens
 from spaces.models import Space, SpaceState, Visibility
-
-from .conftest import Recording, publish, token_for
+from tests.support.replay import Recording, publish, token_for
 
 WINDOW = {"start": "4", "end": "6"}
 

@@ -16,8 +16,7 @@ from fastapi.testclient import TestClient
 
 from replay_api.deps import TOKEN_COOKIE
 from spaces.models import Space, Turn, Visibility, Word
-
-from .conftest import Recording, publish, token_for
+from tests.support.replay import Recording, publish, token_for
 
 #: Every route that takes a space id (OWASP API1: each one checks access).
 ENDPOINTS = [

@@ -12,8 +12,8 @@ from fastapi import FastAPI
 
 from replay_api.accesslog import ACCESS_LOGGER, REDACTED, redact
 from spaces.models import Visibility
+from tests.support.replay import Recording, publish, token_for
 
-from .conftest import Recording, publish, token_for
 from .server import LiveServer
 
 

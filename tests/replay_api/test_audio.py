@@ -14,8 +14,7 @@ from fastapi.testclient import TestClient
 
 from replay_api.routes.replay import PRESIGNED_SECONDS
 from spaces.models import Space
-
-from .conftest import Recording, publish
+from tests.support.replay import Recording, publish
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from replay_api.deps import TOKEN_COOKIE
 from spaces import tokens
 from spaces.models import Space, SpaceState, Visibility, Word
+from tests.support.replay import Recording, publish, token_for
 
-from .conftest import Recording, publish, token_for
 from .server import LiveServer
 
 CHROMIUM = "/usr/bin/chromium"

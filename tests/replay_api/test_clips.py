@@ -16,8 +16,8 @@ from replay_api import clips
 from spaces.captions import build_cues, shifted, to_webvtt
 from spaces.exceptions import InvalidInput
 from spaces.models import Space
+from tests.support.replay import Recording, ffprobe_duration, publish
 
-from .conftest import Recording, ffprobe_duration, publish
 from .server import LiveServer
 
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from spaces import keys
 from spaces.models import Gap
-from tests.replay_api.conftest import Recording, publish
+from tests.support.replay import Recording, publish
 
 
 def test_erased_and_unrecorded_speech_show_as_gaps(

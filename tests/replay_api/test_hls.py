@@ -21,7 +21,7 @@ from replay_api.app import create_app
 from spaces import hls
 from spaces.models import Space, SpaceState, Visibility
 from spaces.settings import Settings
-from tests.conftest import MotoServer
+from tests.support.services import MotoServer
 from tests.workers.test_hls import Clock, feed, listed
 from workers.hls import HlsOptions, LiveHls
 

@@ -16,8 +16,8 @@ from redis.asyncio import Redis
 from spaces import live_captions
 from spaces.models import Caption, Space, SpaceState, Visibility, Word
 from spaces.settings import Settings
-from tests.replay_api.conftest import token_for
 from tests.replay_api.server import LiveServer
+from tests.support.replay import token_for
 
 
 def caption(seq: int, text: str, *, final: bool, speaker: str = "alice") -> Caption:

@@ -10,8 +10,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from spaces.models import Space, SpaceState, Visibility
-
-from .conftest import Recording, publish, token_for
+from tests.support.replay import Recording, publish, token_for
 
 
 def test_home_lists_spaces_newest_first(local_client: TestClient, local_app: FastAPI, recording: Recording) -> None:

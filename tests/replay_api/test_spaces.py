@@ -10,8 +10,7 @@ from fastapi.testclient import TestClient
 
 from spaces import keys
 from spaces.models import Space, SpaceState, Turn, Word
-
-from .conftest import Recording, publish
+from tests.support.replay import Recording, publish
 
 
 def _seed(app: FastAPI, recording: Recording) -> list[str]:

@@ -6,8 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from spaces.models import Space
-
-from .conftest import Recording
+from tests.support.replay import Recording
 
 
 def test_webvtt(client: TestClient, published: Space) -> None:

@@ -10,7 +10,7 @@ from spaces.blobstore import BlobStat, BlobStore
 from spaces.blobstore.s3 import S3BlobStore
 from spaces.exceptions import NotFound
 from spaces.settings import Settings
-from tests.conftest import MotoServer
+from tests.support.services import MotoServer
 
 
 def test_stat_gives_size_and_a_tag(blob_store: BlobStore) -> None:

@@ -10,7 +10,7 @@ from spaces import cli, queue
 from spaces.catalog import Catalog, open_catalog
 from spaces.models import Space, SpaceState, Visibility
 from spaces.settings import Settings
-from tests.workers.conftest import use_env
+from tests.support.workers import use_env
 
 
 @pytest.fixture

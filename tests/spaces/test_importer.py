@@ -43,11 +43,11 @@ def test_import_stores_segments_on_the_room_clock(blob_store: BlobStore, catalog
     assert catalog.get_space(space.space_id).state is SpaceState.RECORDED
     manifest = json.loads(blob_store.get(keys.manifest(space.space_id)))
     assert [t["speaker"] for t in manifest["tracks"]] == ["alice", "bob"]
-    alice = Track.from_dict(json.loads(blob_store.get(keys.track_manifest(space.space_id, "t0-alice"))))
+    alice = Track.from_dict(json.loads(blob_store.get(keys.track_manifest(space.space_id, "00-alice"))))
     assert [s.seq for s in alice.segments] == [0, 1, 2]
     assert [round(s.offset, 2) for s in alice.segments] == [0.0, 10.0, 20.0]
     assert alice.end == pytest.approx(23.0, abs=0.05)
-    bob = Track.from_dict(json.loads(blob_store.get(keys.track_manifest(space.space_id, "t1-bob"))))
+    bob = Track.from_dict(json.loads(blob_store.get(keys.track_manifest(space.space_id, "01-bob"))))
     assert bob.start == pytest.approx(2.5) and bob.end == pytest.approx(6.5, abs=0.05)
     assert blob_store.get(alice.segments[0].key)[:4] == b"OggS"
     assert space.duration == pytest.approx(23.0, abs=0.05)

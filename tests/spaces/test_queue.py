@@ -33,6 +33,7 @@ def test_reprocess_runs_get_their_own_ids(q: Queue, settings: Settings) -> None:
     again = queue.enqueue_finalize(settings, "space2", run=run, queue=q)
     assert again.id == f"space2--finalize--r{run}"
     assert again.args == ("space2", run)
+    assert queue.run_of(again) == run
     assert len(q.job_ids) == 2
     assert queue.next_run(settings, "space2") == run + 1
     queue.connect(settings).delete("spaces:runs:space2")

@@ -14,7 +14,7 @@ from spaces.nodes import Node, NodeLoad
 from spaces.placement.load import select_least_loaded
 from spaces.router import NodeRouter
 from spaces.settings import Settings
-from tests.conftest import free_port
+from tests.support.services import free_port
 
 TIMEOUT = 1.0
 

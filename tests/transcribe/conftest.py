@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 from faster_whisper import WhisperModel
 
-from spaces.models import Word
-from tests.conftest import TEST_MODEL
 from tests.speech import VOICES, Space, Utterance, build_space
+from tests.support.services import TEST_MODEL
+from tests.support.transcribe import DIALOGUE, OFFSET, Transcribed
 from transcribe.audio import decode
-from transcribe.levels import Levels, levels
+from transcribe.levels import levels
 from transcribe.model import load_model
 from transcribe.transcribe import transcribe
-
-#: Where the dialogue's tracks start on the room clock (not zero, on purpose).
-OFFSET = 100.0
-
-#: Room time (relative to OFFSET) where nobody speaks for a long time.
-SILENCE = (14.0, 21.5)
-
-DIALOGUE = (
-    Utterance("alice", 0.5, "Good evening everyone, and welcome to our weekly book club."),
-    Utterance("bob", 5.0, "Thanks, it is great to be here again."),
-    Utterance("alice", 8.2, "I read a wonderful book about the history of the ocean."),
-    # bob speaks over the end of alice's sentence
-    Utterance("bob", 11.0, "The train to the city leaves every hour."),
-    Utterance("bob", 22.0, "Our team finished the project two weeks ahead of schedule."),
-    Utterance("alice", 26.5, "My sister is learning to play the piano."),
-)
 
 
 @pytest.fixture(scope="session")
@@ -47,13 +29,6 @@ def dialogue(tmp_path_factory: pytest.TempPathFactory) -> Space:
         out_dir=tmp_path_factory.mktemp("dialogue"),
         suffix=".ogg",
     )
-
-
-@dataclass(frozen=True)
-class Transcribed:
-    words: dict[str, list[Word]]
-    levels: dict[str, Levels]
-    progress: dict[str, list[float]]
 
 
 @pytest.fixture(scope="session")

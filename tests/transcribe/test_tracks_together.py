@@ -7,7 +7,7 @@ from faster_whisper import WhisperModel
 
 from spaces.models import Word
 from tests.speech import Space, match_words, word_error_rate
-from tests.transcribe.conftest import OFFSET, Transcribed
+from tests.support.transcribe import OFFSET, Transcribed
 from transcribe.assemble import TrackWords, assemble
 from transcribe.audio import decode
 from transcribe.levels import levels

@@ -10,7 +10,7 @@ from faster_whisper import WhisperModel
 
 from spaces.models import Word
 from tests.speech import SAMPLE_RATE, Space, match_words, word_error_rate
-from tests.transcribe.conftest import OFFSET, SILENCE, Transcribed
+from tests.support.transcribe import OFFSET, SILENCE, Transcribed
 from transcribe.levels import levels
 from transcribe.transcribe import transcribe
 

@@ -18,9 +18,9 @@ from ingest.client import PcmTrack, SpaceClient
 from spaces import live_captions
 from spaces.settings import Settings
 from spaces.tokens import Role
-from tests.conftest import TEST_MODEL, free_port
-from tests.ingest.conftest import VOICE_A, get_space, make_space, rtc_url, running_sfu, speech48k, token
 from tests.speech import word_error_rate
+from tests.support.services import TEST_MODEL, free_port
+from tests.support.sfu import VOICE_A, get_space, make_space, rtc_url, running_sfu, speech48k, token
 from transcribe.model import load_model
 from workers.agent import AGENT_IDENTITY, RoomAgent
 

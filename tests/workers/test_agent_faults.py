@@ -22,9 +22,9 @@ import pytest
 from ingest.client import PcmTrack, SpaceClient
 from spaces.settings import Settings
 from spaces.tokens import Role
-from tests.conftest import free_port
-from tests.ingest.conftest import VOICE_A, make_space, rtc_url, running_sfu, speech48k, token
-from tests.workers.conftest import Workers
+from tests.support.services import free_port
+from tests.support.sfu import VOICE_A, make_space, rtc_url, running_sfu, speech48k, token
+from tests.support.workers import Workers, work_horses
 
 SENTENCES = (
     "The weather was lovely this morning, so we walked down to the river.",
@@ -37,21 +37,6 @@ def captions(client: SpaceClient) -> list[tuple[float, dict[str, Any]]]:
     return [(at, m) for at, m in client.timed_messages if m.get("type") == "caption"]
 
 
-def work_horses(worker: subprocess.Popen[bytes]) -> list[int]:
-    """A worker process's work-horse while a job runs (none while idle).
-
-    Not every child: the worker holding the queue's scheduler lock also has
-    rq's scheduler as a child, whichever worker runs the job. rq puts each
-    work-horse in a process group of its own (the scheduler stays in the
-    worker's), which tells them apart.
-    """
-    out = subprocess.run(
-        ["ps", "-o", "pid=,pgid=", "--ppid", str(worker.pid)], capture_output=True, text=True, check=False
-    ).stdout
-    rows = [tuple(int(n) for n in line.split()) for line in out.splitlines() if line.strip()]
-    return [pid for pid, pgid in rows if pid == pgid]
-
-
 @pytest.fixture
 def live_settings(settings: Settings) -> Settings:
     return replace(settings, sfu_port=free_port(), sfu_empty_timeout=30, sfu_ice_addresses="127.0.0.1")
@@ -61,8 +46,8 @@ def live_settings(settings: Settings) -> Settings:
 def test_a_killed_agent_is_replaced_and_captions_go_on(live_settings: Settings, workers: Workers) -> None:
     settings = replace(live_settings, workers=1)
     env = {"SPACES_SFU_PORT": str(settings.sfu_port), "SPACES_WORKERS": "1", "SPACES_WHISPER_THREADS": "1"}
-    first = workers.start(live=True, env=env)
-    second = workers.start(live=True, env=env)
+    first = workers.start(live=True, **env)
+    second = workers.start(live=True, **env)
     asyncio.run(_scenario(settings, first, second))
 
 
@@ -79,10 +64,10 @@ async def _scenario(settings: Settings, *worker_procs: subprocess.Popen[bytes]) 
         await carol.connect()
         # The room enqueued its agent; one of the workers runs it.
         await carol.wait_for(lambda c: any(m["final"] for _, m in captions(c)), timeout=90)
-        busy = [p for p in worker_procs if work_horses(p)]
+        busy = [p for p in worker_procs if work_horses(p.pid)]
         assert len(busy) == 1, "exactly one worker runs the room's agent"
         killed_at = time.time()
-        for pid in work_horses(busy[0]):
+        for pid in work_horses(busy[0].pid):
             os.kill(pid, signal.SIGKILL)
         # Another agent joins and captions resume. The issue's bound is 5 s on a quiet
         # machine (the bench measures it); with headroom for a loaded one here.

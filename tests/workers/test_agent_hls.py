@@ -22,8 +22,8 @@ from spaces import hls
 from spaces.blobstore import open_blob_store
 from spaces.settings import Settings
 from spaces.tokens import Role
-from tests.conftest import TEST_MODEL, free_port
-from tests.ingest.conftest import VOICE_A, make_space, rtc_url, running_sfu, speech48k, token
+from tests.support.services import TEST_MODEL, free_port
+from tests.support.sfu import VOICE_A, make_space, rtc_url, running_sfu, speech48k, token
 from tests.workers.test_hls import RATE, decode, listed, probe, rms_db
 from transcribe.model import load_model
 from workers.agent import RoomAgent

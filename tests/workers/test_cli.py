@@ -12,7 +12,7 @@ from spaces.catalog import open_catalog
 from spaces.models import SpaceState
 from spaces.settings import Settings
 from tests.speech import Space as SpeechSpace
-from tests.workers.conftest import Workers, use_env
+from tests.support.workers import Workers, use_env
 
 pytestmark = pytest.mark.slow
 

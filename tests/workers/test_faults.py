@@ -14,7 +14,7 @@ from spaces import keys, queue
 from spaces.models import SpaceState, Transcript
 from spaces.settings import Settings
 from tests.speech import Space as SpeechSpace
-from tests.workers.conftest import Workers, finished, import_files, stores, wait_for
+from tests.support.workers import Workers, finished, import_files, stores, wait_for
 
 pytestmark = pytest.mark.slow
 

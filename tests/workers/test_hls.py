@@ -28,7 +28,7 @@ from spaces.blobstore.local import LocalBlobStore
 from spaces.blobstore.s3 import S3BlobStore
 from spaces.models import Caption, Word
 from spaces.settings import Settings
-from tests.conftest import MotoServer
+from tests.support.services import MotoServer
 from tests.faults.proxy import TcpProxy
 from tests.speech import VOICES, synthesize
 from workers.hls import HlsOptions, LiveHls

@@ -20,7 +20,7 @@ from spaces.settings import Settings
 from tests.scoring import multilingual_wer, normalized_wer
 from tests.speech import Space as SpeechSpace
 from tests.speech import Utterance, build_space
-from tests.workers.conftest import Workers, env_of, finished, stores, wait_for
+from tests.support.workers import Workers, env_of, finished, stores, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -19,10 +19,10 @@ from playwright.async_api import async_playwright
 from ingest.client import PcmTrack, SpaceClient
 from spaces.settings import Settings
 from spaces.tokens import Role
-from tests.conftest import free_port
-from tests.ingest.conftest import VOICE_A, make_space, rtc_url, running_sfu, speech48k, token
 from tests.ingest.test_browser import CHROMIUM, launch_chromium, running_api, until
 from tests.speech import word_error_rate
+from tests.support.services import free_port
+from tests.support.sfu import VOICE_A, make_space, rtc_url, running_sfu, speech48k, token
 from tests.workers.test_agent import agent_settings  # noqa: F401  (fixture)
 from transcribe.model import load_model
 from workers.agent import RoomAgent

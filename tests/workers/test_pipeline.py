@@ -15,7 +15,7 @@ from spaces.settings import Settings
 from tests.media import duration
 from tests.scoring import normalized_wer
 from tests.speech import Space as SpeechSpace
-from tests.workers.conftest import DURATION, UTTERANCES, Workers, finished, import_files, stores, wait_for
+from tests.support.workers import DURATION, UTTERANCES, Workers, finished, import_files, stores, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -127,7 +127,7 @@ def test_damaged_and_silent_tracks_are_reported_not_fatal(
     blobs, catalog = stores(settings)
     space = import_files(settings, {**two_speakers, "carol": silent})
     # Damage the middle of alice's second segment, as a bad disk would.
-    segment = keys.segment(space.space_id, "t0-alice", 1)
+    segment = keys.segment(space.space_id, "00-alice", 1)
     data = bytearray(blobs.get(segment))
     data[len(data) // 3 : len(data) // 3 + 400] = b"\x00" * 400
     blobs.put(segment, bytes(data))

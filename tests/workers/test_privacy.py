@@ -26,9 +26,9 @@ from spaces.consent import issue_erasure
 from spaces.exceptions import NotFound, TokenError
 from spaces.models import Manifest, Space, SpaceState, Transcript, Turn, Word
 from spaces.settings import Settings
-from tests.conftest import MotoServer
 from tests.speech import Space as SpeechSpace
-from tests.workers.conftest import Workers, finished, import_files, stores, wait_for
+from tests.support.services import MotoServer
+from tests.support.workers import Workers, finished, import_files, stores, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -369,7 +369,7 @@ def test_cli_deletes_and_erases(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from spaces import cli
-    from tests.workers.conftest import env_of
+    from tests.support.workers import env_of
 
     for name, value in env_of(settings).items():
         monkeypatch.setenv(name, value)

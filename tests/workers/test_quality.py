@@ -32,7 +32,7 @@ from tests.evalspace import (
 )
 from tests.media import duration
 from tests.speech import Space, match_words, word_error_rate
-from tests.workers.conftest import Workers, finished, stores, wait_for
+from tests.support.workers import Workers, finished, stores, wait_for
 from transcribe.model import load_model
 
 pytestmark = pytest.mark.slow

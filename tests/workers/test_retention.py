@@ -15,7 +15,7 @@ from spaces.exceptions import ConfigError, NotFound
 from spaces.models import Space, SpaceState, Turn, Word
 from spaces.settings import Settings
 from tests.speech import Space as SpeechSpace
-from tests.workers.conftest import Workers, env_of, import_files, stores
+from tests.support.workers import Workers, env_of, import_files, stores
 
 DAY = 86400.0
 
@@ -37,8 +37,8 @@ def aged(
         keys.replay(sid, "m4a"),
         keys.transcript(sid),
         keys.captions(sid, "vtt"),
-        keys.words(sid, "t0-alice"),
-        keys.levels(sid, "t0-alice"),
+        keys.words(sid, "00-alice"),
+        keys.levels(sid, "00-alice"),
     ):
         blobs.put(key, b"x")
     catalog.replace_turns(sid, [Turn("alice", (Word(1.0, 1.5, "quokka", "alice"),))])
@@ -89,7 +89,7 @@ def test_retention_dry_run_then_real_run(
     listed = {line.split()[0] for line in out.splitlines() if not line.startswith(" ")}
     assert listed == {old.space_id, short.space_id}, out
     assert "would delete tracks, words" in out and "would delete the whole space" in out
-    assert f"    {keys.track_prefix(old.space_id, 't0-alice')}" in out
+    assert f"    {keys.track_prefix(old.space_id, '00-alice')}" in out
     assert {s: kinds_left(blobs, s) for s in everything} == everything  # a dry run deletes nothing
 
     assert cli.main(["retention"]) == 0
