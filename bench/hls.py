@@ -1,6 +1,6 @@
 """The live HLS (issue 11's targets): the mix's CPU per room, a listener's delay, many listeners on the API.
 
-    PYTHONPATH=. .venv/bin/python bench/hls.py [--seconds 30] [--listeners 200,1000,2000] [--segment 2]
+    .venv/bin/python -m bench.hls [--seconds 30] [--listeners 200,1000,2000] [--segment 2]
 
 1. **Live mix CPU per room.** Two speakers' known speech, Opus-encoded in
    20 ms packets as WebRTC sends them, decoded with the agent's

@@ -14,8 +14,8 @@ from dataclasses import replace
 from ingest.client import SpaceClient
 from spaces.settings import Settings
 from spaces.tokens import Role
-from tests.support.sfu import make_space, rtc_url, running_sfu, token
 from tests.ingest.test_participant_cap import refused_join
+from tests.support.sfu import make_space, rtc_url, running_sfu, token
 
 CAP = 2
 

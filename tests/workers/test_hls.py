@@ -28,9 +28,9 @@ from spaces.blobstore.local import LocalBlobStore
 from spaces.blobstore.s3 import S3BlobStore
 from spaces.models import Caption, Word
 from spaces.settings import Settings
-from tests.support.services import MotoServer
 from tests.faults.proxy import TcpProxy
 from tests.speech import VOICES, synthesize
+from tests.support.services import MotoServer
 from workers.hls import HlsOptions, LiveHls
 
 SPACE = "hlsspace"

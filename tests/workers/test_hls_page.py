@@ -22,9 +22,9 @@ from playwright.async_api import Page, async_playwright
 from ingest.client import PcmTrack, SpaceClient
 from spaces.settings import Settings
 from spaces.tokens import Role
+from tests.ingest.test_browser import CHROMIUM, chromium_args, running_api
 from tests.support.services import TEST_MODEL, free_port
 from tests.support.sfu import VOICE_A, make_space, rtc_url, running_sfu, speech48k, token
-from tests.ingest.test_browser import CHROMIUM, chromium_args, running_api
 from transcribe.model import load_model
 from workers.agent import RoomAgent
 
