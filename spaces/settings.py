@@ -246,7 +246,7 @@ class Settings:
     """The Whisper model of live captions (a ``WHISPER_MODEL`` value); empty: ``tiny.en``
     for spaces in English (and ``auto``), the workers' model for other languages.
 
-    Latency first: a pass of ``base`` costs 3-4 times one of ``tiny.en``, which on
+    Latency first: a pass of ``base`` costs about twice one of ``tiny.en``, which on
     a small CPU puts captions seconds behind the voice (README, live captions).
     The pipeline's transcript, made with ``WHISPER_MODEL``, replaces them after the space.
     """
