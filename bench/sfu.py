@@ -608,13 +608,15 @@ def tell(proc: subprocess.Popen[str], line: str) -> None:
     proc.stdin.flush()
 
 
-def fanout_cost(listeners: int = 500, packets: int = 200) -> dict[str, float]:
+def fanout_cost(listeners: int = 500, packets: int = 200, *, agent: bool = False, level: int = 40) -> dict[str, float]:
     """``Slot.forward`` alone: one packet to N real SRTP sessions and UDP sockets.
 
     The same code path as in the SFU, without the rest of the process, so
     it reads the same on a busy machine. Every sink sends to one loopback
     socket nobody reads: once its buffer is full the kernel drops what
-    arrives, the cheapest delivery loopback has.
+    arrives, the cheapest delivery loopback has. With ``agent`` a room
+    agent's speech-only sink listens too, and packets carry ``level``
+    (40: speech, the agent gets them; 127: silence, it does not).
     """
     import resource
     import socket
@@ -636,16 +638,21 @@ def fanout_cost(listeners: int = 500, packets: int = 200) -> dict[str, float]:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setblocking(False)
         socks.append(sock)
-        slot.add_sink(f"l{i}", Sink(lean_protect(session), sock.sendto, sock.sendto, target))
+        slot.add_sink(
+            "agent" if agent and i == 0 else f"l{i}",
+            Sink(lean_protect(session), sock.sendto, sock.sendto, target),
+            speech_only=agent and i == 0,
+        )
     payload = secrets.token_bytes(120)
     before = resource.getrusage(resource.RUSAGE_SELF)
     for i in range(packets):
-        slot.forward(ssrc=1, seq=i, ts=i * 960, marker=0, payload=payload, level=40)
+        slot.forward(ssrc=1, seq=i, ts=i * 960, marker=0, payload=payload, level=level)
     after = resource.getrusage(resource.RUSAGE_SELF)
     for sock in socks:
         sock.close()
-    user = (after.ru_utime - before.ru_utime) / (packets * listeners)
-    system = (after.ru_stime - before.ru_stime) / (packets * listeners)
+    # Per packet handed to a sink: in silence the agent's sink gets none.
+    user = (after.ru_utime - before.ru_utime) / slot.sent
+    system = (after.ru_stime - before.ru_stime) / slot.sent
     per = user + system
     return {
         "us_per_listener_packet": per * 1e6,
@@ -704,6 +711,7 @@ def main() -> None:
     p.add_argument("--tokens", required=True)
     p.add_argument("--onsets", action="store_true", help="also spot tone bursts (the delay probe)")
     parser.add_argument("--quick", action="store_true", help="fewer steps, shorter windows")
+    parser.add_argument("--agent-only", action="store_true", help="only the fan-out cost with and without a room agent")
     parser.add_argument("--fast", default="1,250,500,1000,1500", help="listener counts for the pass-through SFU")
     parser.add_argument("--naive", default="1,10,20,40", help="listener counts for the naive SFU")
     parser.add_argument("--window", type=float, default=10.0, help="seconds measured per step")
@@ -726,6 +734,9 @@ def main() -> None:
         asyncio.run(listeners(args.url, args.tokens.split(","), onsets=args.onsets))
         return
 
+    if args.agent_only:
+        agent_fanout()
+        return
     if args.quick:
         args.fast, args.naive, args.window = "1,200,500", "1,10", 4.0
     fast_steps = [int(x) for x in args.fast.split(",") if x]
@@ -756,6 +767,21 @@ def main() -> None:
         kept.write_text((workdir / "stderr.log").read_text() if (workdir / "stderr.log").exists() else "")
     print(f"load average at end: {os.getloadavg()[0]:.2f} (child processes' stderr in {kept})", flush=True)
     report(results, recording_overhead(), fanout_cost())
+    agent_fanout()
+
+
+def agent_fanout(rounds: int = 5) -> None:
+    """SFU CPU per forwarded packet with the room agent among the listeners (issue 10: unchanged).
+
+    Best of ``rounds`` each, alternating: the machine's other work only adds.
+    """
+    runs: dict[str, list[float]] = {"no agent": [], "agent, speaker talking": [], "agent, speaker silent": []}
+    for _ in range(rounds):
+        runs["no agent"].append(fanout_cost()["us_per_listener_packet"])
+        runs["agent, speaker talking"].append(fanout_cost(agent=True, level=40)["us_per_listener_packet"])
+        runs["agent, speaker silent"].append(fanout_cost(agent=True, level=127)["us_per_listener_packet"])
+    for label, values in runs.items():
+        print(f"fan-out to 500 sinks, {label}: {min(values):.2f} us per packet sent (median {median(values):.2f})")
 
 
 def _label(r: dict[str, Any]) -> str:

@@ -343,7 +343,8 @@ class Room:
         for index in p.negotiated_slots:
             slot = self.slots[index]
             if not slot.has_sink(p.identity):
-                slot.add_sink(p.identity, p.sink)
+                # The agent transcribes speech: silence would cost it CPU for nothing.
+                slot.add_sink(p.identity, p.sink, speech_only=p.role is Role.AGENT)
 
     def participant_gone(self, p: Participant, *, reason: str) -> None:
         if self.participants.get(p.identity) is not p:

@@ -26,6 +26,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from spaces.exceptions import ConfigError
+from spaces.languages import AUTO
 from spaces.nodes import NODE_ID, parse_port_range
 from spaces.secret_strength import DEV_SECRET, MAKE_SECRET, is_dev_secret, is_loopback, secret_weakness
 
@@ -254,6 +255,15 @@ class Settings:
     """Workers of the ``live`` queue that ``spaces up`` starts; each runs one room agent
     (live captions) at a time, so this is how many spaces get live captions at once."""
 
+    live_model: str = ""
+    """The Whisper model of live captions (a ``WHISPER_MODEL`` value); empty: ``tiny.en``
+    for spaces in English (and ``auto``), the workers' model for other languages.
+
+    Latency first: a pass of ``base`` costs about twice one of ``tiny.en``, which on
+    a small CPU puts captions seconds behind the voice (README, live captions).
+    The pipeline's transcript, made with ``WHISPER_MODEL``, replaces them after the space.
+    """
+
     live_job_timeout: int = 12 * 3600
     """Longest a room agent may stay in one space, seconds (and its token's lifetime)."""
 
@@ -358,6 +368,12 @@ class Settings:
         self.retention_period()
         self.retention_kept()
 
+    def live_model_for(self, language: str) -> str:
+        """The model the room agent captions a space in ``language`` (a Whisper code or ``auto``) with."""
+        if self.live_model:
+            return self.live_model
+        return LIVE_MODEL_ENGLISH if language in ("en", AUTO) else self.whisper_model
+
     def retention_period(self) -> float | None:
         """``retention_days`` in seconds, None if unset."""
         return None if self.retention_days is None else self.retention_days * 86400
@@ -373,6 +389,9 @@ class Settings:
             )
         return kept
 
+
+#: The live captions' default model for English: the fast one that installs with the project.
+LIVE_MODEL_ENGLISH = "tiny.en"
 
 #: Variables known by their conventional names as well as ``SPACES_*``.
 ALIASES = {

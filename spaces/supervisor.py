@@ -54,15 +54,19 @@ def run_api(settings: Settings) -> int:
 MODEL_CHECK = "transcribe.model.resolve_model"
 
 
-def check_model(settings: Settings) -> None:
-    """Stop at start, naming the model, if ``WHISPER_MODEL`` is not usable here.
+def check_model(settings: Settings, *, live: bool = False) -> None:
+    """Stop at start, naming the model, if ``WHISPER_MODEL`` is not usable here (with ``live``: nor the captions' one).
 
     Raises:
         ConfigError: The model does not exist, is not installed, or its parts are incomplete.
     """
     resolve = pkgutil.resolve_name(MODEL_CHECK)
+    names = [settings.whisper_model]
+    if live:
+        names.append(settings.live_model_for("en"))
     try:
-        resolve(settings.whisper_model)
+        for name in dict.fromkeys(names):
+            resolve(name)
     except Exception as e:  # the stage's ModelError, whatever its class
         raise ConfigError(f"cannot start workers: {e}") from e
 
@@ -71,7 +75,7 @@ def run_worker(settings: Settings, *, burst: bool = False, live: bool = False) -
     """A pipeline worker, or with ``live`` a worker of the room agents' queue (one live space at a time)."""
     from spaces.sweeper import SweepingWorker
 
-    check_model(settings)
+    check_model(settings, live=live)
     connection = queue.connect(settings, patience=REDIS_PATIENCE)
     worker = SweepingWorker(
         [queue.live_queue(settings, connection) if live else queue.pipeline_queue(settings, connection)],
@@ -180,7 +184,7 @@ def run_stack(settings: Settings, *, workers: int, sfu_nodes: int = 1) -> int:
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if workers:
-        check_model(settings)
+        check_model(settings, live=settings.live_captions and settings.live_workers > 0)
     open_catalog(settings).create_schema()
     redis = ensure_redis(settings)
     spaces_cli = [sys.executable, "-m", "spaces.cli"]

@@ -2,8 +2,10 @@
 
 The room agent receives each forwarding slot's packets as any listener
 does and decodes them once here. Times come from the RTP timestamps,
-anchored to the room clock by the first packet's arrival: arrival times
-jitter by tens of milliseconds, timestamps do not. A timestamp that has
+anchored to the room clock by the arrival of the least delayed packet so
+far: arrival times jitter by tens of milliseconds, timestamps do not. The
+SFU forwards the agent nothing while a speaker is silent, so a stream is
+bursts of speech with gaps; the timestamps count the gaps. A timestamp that has
 drifted from arrival by more than ``max_drift`` (a sender's clock jump, a
 long pause the sender did not count) anchors afresh.
 """
@@ -76,7 +78,10 @@ class OpusStream:
         if self._anchor is not None:
             ts0, room0 = self._anchor
             at = room0 + (ts - ts0) / RTP_CLOCK
-            if abs(at - arrival) <= self.max_drift:
+            if arrival - self.max_drift <= at <= arrival:
                 return at
+            # A packet earlier than its timestamp says: the anchoring one came late
+            # (the SFU sends what came just before speech in a burst, after a silence
+            # it did not forward). The least delayed packet anchors best.
         self._anchor = (ts, arrival)
         return arrival

@@ -337,7 +337,6 @@ def live_room(space_id: str, rtc_url: str) -> int:
     client follows a ``moved`` if the room went elsewhere).
     """
     ctx = context()
-    model = ctx.model(passes=LIVE_PASSES)
     # Live captions follow the language the host set. With ``auto`` they stay
     # English: one utterance is too little to detect a language from (the
     # pipeline detects each speaker's from all their speech afterwards).
@@ -345,6 +344,8 @@ def live_room(space_id: str, rtc_url: str) -> int:
         language = ctx.catalog.get_space(space_id).language
     except NotFound:
         language = AUTO
+    # Latency first (SPACES_LIVE_MODEL): tiny.en for English, unless the settings name another.
+    model = ctx.model(passes=LIVE_PASSES, name=ctx.settings.live_model_for(language))
     agent = RoomAgent(
         settings=ctx.settings,
         space_id=space_id,

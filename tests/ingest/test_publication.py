@@ -6,14 +6,16 @@ import asyncio
 import json
 import secrets
 import socket
+import struct
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from aiortc.rtp import RtpPacket
 from pylibsrtp import Policy, Session
 
 from ingest.fastpath import Sink, lean_protect
-from ingest.forward import Slot
+from ingest.forward import HANGOVER, PREROLL, Slot
 from ingest.oggwriter import scan
 from ingest.publication import Publication
 from ingest.recorder import RecorderOptions, TrackRecorder
@@ -120,3 +122,36 @@ def test_room_record_phase_is_a_space_state_and_old_records_read_back(tmp_path: 
     data = record.to_dict() | {"phase": "ended"}
     spool.room_file.write_text(json.dumps(data))
     assert spool.read_room().phase is SpaceState.ENDED
+
+
+def test_the_agent_gets_a_speakers_packets_only_around_sound() -> None:
+    """Speech-only sinks (the agent's): silence is held back, the onset comes with what preceded it."""
+    now = [0.0]
+    slot = Slot(0, ssrc=0x5A, clock=lambda: now[0])
+    slot.occupy("alice")
+    heard: dict[str, list[int]] = {"bob": [], "agent": []}
+
+    def hear(who: str) -> Callable[[bytes, object], None]:
+        return lambda data, addr: heard[who].append(struct.unpack_from("!H", data, 2)[0])
+
+    for who in heard:
+        # The sink's "protect" is the identity: the packet's sequence number is readable as sent.
+        slot.add_sink(who, Sink(bytes, None, hear(who), None), speech_only=who == "agent")
+    # Silence (level 127), speech (level 30), silence; packets every 1/64 s (exact in binary).
+    step = 1 / 64
+    levels = [127] * 100 + [30] * 25 + [127] * 100
+    seqs = []
+    for i, level in enumerate(levels):
+        now[0] = i * step
+        slot.forward(ssrc=9, seq=i, ts=i * 960, marker=0, payload=b"\x00", level=level)
+        seqs.append(heard["bob"][-1])
+    assert heard["bob"] == seqs  # listeners hear everything
+    onset, last_sound = 100, 124
+    gated = [seqs.index(s) for s in heard["agent"]]
+    # The agent: the preroll just before the onset, the speech, the hangover after it; nothing else.
+    hangover = int(HANGOVER / step)
+    assert gated == list(range(onset - PREROLL, last_sound + hangover))
+    assert slot.sent == len(heard["bob"]) + len(heard["agent"])
+    # Packets without a level are never held back (their loudness is unknown): an onset, preroll and all.
+    slot.forward(ssrc=9, seq=500, ts=500 * 960, marker=0, payload=b"\x00", level=None)
+    assert len(heard["agent"]) == len(gated) + PREROLL + 1

@@ -195,3 +195,13 @@ def test_values_are_typed_when_read_and_aliases_keep_working() -> None:
     assert s.whisper_compute_type == "float32"
     # The prefixed name wins over the conventional one.
     assert Settings.from_env({"REDIS_URL": "redis://a", "SPACES_REDIS_URL": "redis://b"}).redis_url == "redis://b"
+
+
+def test_live_captions_default_to_the_fast_model_in_english() -> None:
+    """SPACES_LIVE_MODEL: latency first (tiny.en) where English is enough; the workers' model where it is not."""
+    settings = Settings.from_env({"WHISPER_MODEL": "base"})
+    assert settings.live_model_for("en") == "tiny.en"
+    assert settings.live_model_for("auto") == "tiny.en"  # live captions of an ``auto`` space are English
+    assert settings.live_model_for("fr") == "base"
+    chosen = Settings.from_env({"WHISPER_MODEL": "base", "SPACES_LIVE_MODEL": "base"})
+    assert chosen.live_model_for("en") == chosen.live_model_for("fr") == "base"

@@ -66,3 +66,19 @@ def test_late_packets_are_dropped_and_clock_jumps_reanchor() -> None:
     # The sender's timestamps jump by an hour: the packet is placed at its arrival.
     out = stream.push(packets[3], 1960 + 48000 * 3600, 6.0)
     assert out is not None and out[0] == 6.0
+
+
+def test_a_burst_after_a_gap_keeps_the_room_clock() -> None:
+    """The SFU holds a silent speaker's packets back from the agent, then sends the preroll in a burst."""
+    stream = OpusStream()
+    packets = encode(tone(0.6))
+    # The first 12 packets (0.24 s of audio) arrive together, late, with the one at 5.0 s.
+    burst = [stream.push(p, 960 * i, 5.0 + 0.005 * i) for i, p in enumerate(packets[:12])]
+    assert all(b is not None for b in burst)
+    # From then on packets come on time; the least delayed one anchors the clock.
+    live = [stream.push(p, 960 * i, 4.76 + 0.02 * i) for i, p in enumerate(packets[12:], start=12)]
+    times = [out[0] for out in live if out is not None]
+    assert np.allclose(times, [4.76 + 0.02 * i for i in range(12, 12 + len(times))])
+    # A gap the sender's timestamps count (speech after 3 s the SFU did not forward) lands where it belongs.
+    out = stream.push(packets[-1], 960 * (len(packets) - 1) + 48000 * 3, 4.76 + 0.02 * (len(packets) - 1) + 3.01)
+    assert out is not None and abs(out[0] - (4.76 + 0.02 * (len(packets) - 1) + 3.0)) < 1e-9

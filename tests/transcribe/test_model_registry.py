@@ -80,16 +80,22 @@ def test_small_as_published_is_refused_by_name(tmp_path: Path) -> None:
         resolve_model("small", cache_dir=tmp_path)
 
 
-def test_a_worker_with_an_unknown_model_stops_at_start_naming_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("variable", "args"),
+    [("WHISPER_MODEL", ["--burst"]), ("SPACES_LIVE_MODEL", ["--live", "--burst"])],
+)
+def test_a_worker_with_an_unknown_model_stops_at_start_naming_it(
+    tmp_path: Path, variable: str, args: list[str]
+) -> None:
     env = {
         **os.environ,
-        "WHISPER_MODEL": "no-such-model-anywhere",
+        variable: "no-such-model-anywhere",
         "HF_HUB_OFFLINE": "1",
         "SPACES_DATA_DIR": str(tmp_path),
         "REDIS_URL": "redis://127.0.0.1:1/0",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "spaces.cli", "worker", "--burst"], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "spaces.cli", "worker", *args], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 2
     assert "no-such-model-anywhere" in done.stderr and "Traceback" not in done.stderr
