@@ -261,6 +261,15 @@ class SqliteCatalog(SqlCatalog):
         )
         cur.execute("DELETE FROM turns WHERE space_id = ?", (space_id,))
 
+    def _space_clause(self, space_id: str) -> tuple[str, list[Any]]:
+        # Its turns' ids, as a range FTS5 seeks to: otherwise a frequent word
+        # searched in one space walks every turn the word is in, everywhere.
+        return (
+            "t.space_id = ? AND turns_stems.rowid BETWEEN (SELECT MIN(id) FROM turns WHERE space_id = ?)"
+            " AND (SELECT MAX(id) FROM turns WHERE space_id = ?)",
+            [space_id] * 3,
+        )
+
     def _search_rows(
         self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int
     ) -> list[tuple[Any, ...]]:
