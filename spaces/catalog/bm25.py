@@ -16,8 +16,9 @@ its words' counts (capped at the number of turns).
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from operator import methodcaller
 
 K1 = 1.2
 B = 0.75
@@ -40,22 +41,31 @@ def idf(docs: int, total: int) -> float:
     return value if value > 0 else 1e-6
 
 
-def occurrences(term: Scored, tokens: Sequence[str]) -> int:
+def _counter(term: Scored) -> Callable[[Sequence[str]], int]:
+    """How many times ``term`` occurs in a turn's tokens."""
     if term.alternatives:
-        return sum(1 for t in tokens if t in term.alternatives)
+        contains = term.alternatives.__contains__
+        return lambda tokens: sum(map(contains, tokens))
     if len(term.words) == 1:
-        return tokens.count(term.words[0])
-    n = len(term.words)
-    first = term.words[0]
-    return sum(1 for i in range(len(tokens) - n + 1) if tokens[i] == first and tuple(tokens[i : i + n]) == term.words)
+        return methodcaller("count", term.words[0])
+    n, first, words = len(term.words), term.words[0], list(term.words)
+    return lambda tokens: sum(
+        1 for i in range(len(tokens) - n + 1) if tokens[i] == first and list(tokens[i : i + n]) == words
+    )
 
 
-def score(terms: Collection[Scored], tokens: Sequence[str], *, total: int, avg_length: float) -> float:
-    """The turn's BM25 for the query (higher is better)."""
-    norm = K1 * (1 - B + B * len(tokens) / (avg_length or 1.0))
-    result = 0.0
-    for term in terms:
-        tf = occurrences(term, tokens)
-        if tf:
-            result += idf(term.docs, total) * tf * (K1 + 1) / (tf + norm)
-    return result
+def scores(terms: Sequence[Scored], turns: Iterable[Sequence[str]], *, total: int, avg_length: float) -> list[float]:
+    """Each turn's BM25 for the query (higher is better), from its tokens."""
+    weights = [(idf(t.docs, total) * (K1 + 1), _counter(t)) for t in terms]
+    flat = K1 * (1 - B)
+    per_token = K1 * B / (avg_length or 1.0)
+    out: list[float] = []
+    for tokens in turns:
+        norm = flat + per_token * len(tokens)
+        result = 0.0
+        for weight, count in weights:
+            tf = count(tokens)
+            if tf:
+                result += weight * tf / (tf + norm)
+        out.append(result)
+    return out

@@ -291,9 +291,12 @@ class SqliteCatalog(SqlCatalog):
                 f" ORDER BY turns_stems.rowid DESC LIMIT {MAX_CANDIDATES}",
                 [group.match, *group.languages, *params],
             )
-            for turn_id, space_id, start, stemmed in cur.fetchall():
-                rank = bm25.score(group.terms, _tokens(stemmed), total=total, avg_length=average)
-                ranked.append((-rank, space_id, start, turn_id))
+            rows = cur.fetchall()
+            ranks = bm25.scores(group.terms, (_tokens(r[3]) for r in rows), total=total, avg_length=average)
+            ranked.extend(
+                (-rank, space_id, start, turn_id)
+                for rank, (turn_id, space_id, start, _) in zip(ranks, rows, strict=True)
+            )
         ranked.sort()
         page = ranked[offset : offset + limit]
         if not page:
