@@ -194,12 +194,13 @@ class PostgresCatalog(SqlCatalog):
         languages = self._turn_languages(cur)
         # A prefix makes GIN merge the posting lists of every word it starts
         # before it can intersect anything: tens of milliseconds for a word
-        # said everywhere. The word as typed is tried first; only if it is
-        # in fewer than MAX_CANDIDATES turns is it read as a prefix too (a
-        # word said that much, typed in full, is the word meant).
+        # said everywhere. The word as typed is tried first; only if it does
+        # not fill the page asked for is it read as a prefix too (the word
+        # still being typed), so a word typed in full and said that much is
+        # taken as the word meant.
         exact = [Term(t.words) for t in terms]
         ids = self._candidates(cur, exact, languages, where, params) if exact != terms else []
-        if len(ids) < MAX_CANDIDATES:
+        if len(ids) < offset + limit:
             ids = self._candidates(cur, terms, languages, where, params)
         if not ids:
             return []
