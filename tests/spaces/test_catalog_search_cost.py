@@ -26,6 +26,13 @@ def _turn(speaker: str, start: float, text: str) -> Turn:
     return Turn(speaker, tuple(Word(start + i * 0.5, start + i * 0.5 + 0.4, w, speaker) for i, w in enumerate(words)))
 
 
+def _saying(catalog: Catalog, space_id: str, lines: list[tuple[str, float, str]]) -> None:
+    """A ready space whose turns say ``lines`` (speaker, start, text)."""
+    speakers = tuple(dict.fromkeys(speaker for speaker, _, _ in lines))
+    catalog.put_space(Space(space_id, space_id.title(), speakers[0], 1.0, state=READY, speakers=speakers))
+    catalog.replace_turns(space_id, [_turn(*line) for line in lines])
+
+
 def _crowded(catalog: Catalog) -> None:
     """An old space saying "harbour" a few times, then more newer turns saying it than search ranks."""
     spaces = [
@@ -52,15 +59,10 @@ def test_a_word_said_everywhere_is_found_in_the_space_and_by_the_speaker_asked_f
 
 
 def test_a_prefix_matches_the_words_it_starts(catalog: Catalog) -> None:
-    catalog.put_space(Space("p", "Prefixes", "ann", 1.0, state=READY, speakers=("ann",)))
-    catalog.replace_turns(
+    _saying(
+        catalog,
         "p",
-        [
-            _turn("ann", 0.0, "seals"),
-            _turn("ann", 2.0, "sealing wax"),
-            _turn("ann", 4.0, "seashore"),
-            _turn("ann", 6.0, "sea"),
-        ],
+        [("ann", 0.0, "seals"), ("ann", 2.0, "sealing wax"), ("ann", 4.0, "seashore"), ("ann", 6.0, "sea")],
     )
     assert {h.start for h in catalog.search("seal", limit=10)} == {0.0, 2.0}
     assert {h.start for h in catalog.search("sea", limit=10)} == {0.0, 2.0, 4.0, 6.0}
@@ -109,14 +111,14 @@ def test_sqlite_ranks_words_as_fts5_bm25_does(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     catalog = SqliteCatalog(path)
     catalog.create_schema()
-    catalog.put_space(Space("r", "Rivers", "ann", 1.0, state=READY, speakers=("ann", "bob")))
-    catalog.replace_turns(
+    _saying(
+        catalog,
         "r",
         [
-            _turn("ann", 0.0, "river river river walks by the river"),
-            _turn("bob", 5.0, "a long walk along the river to the sea and back again"),
-            _turn("ann", 12.0, "walks"),
-            _turn("bob", 14.0, "the final river crossing"),
+            ("ann", 0.0, "river river river walks by the river"),
+            ("bob", 5.0, "a long walk along the river to the sea and back again"),
+            ("ann", 12.0, "walks"),
+            ("bob", 14.0, "the final river crossing"),
         ],
     )
     for query in ("river", "river walks", '"river crossing"'):
