@@ -101,6 +101,8 @@ def postgres_configs() -> list[str]:
 
 def fold(text: str) -> str:
     """Lower case without accents: ``Écouté`` is ``ecoute`` (what SQLite's unicode61 does)."""
+    if text.isascii():
+        return text.lower()  # nothing to decompose: the common case, made cheap
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
@@ -120,11 +122,17 @@ def stems(text: str, language: str) -> str:
     both backends agree and a query typed without accents is analysed
     exactly like one with them. A language with no stemmer is only folded.
     """
-    stemmer = _stemmer(language or "en")
-    words = _WORD.findall(fold(text))
-    if stemmer is not None:
-        words = stemmer.stemWords(words)
-    return " ".join(words)
+    lang = language or "en"
+    return " ".join(_stem(word, lang) for word in _WORD.findall(fold(text)))
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _stem(word: str, language: str) -> str:
+    """One folded word's stem. Cached: speech repeats its words (Zipf), and
+    Snowball in Python costs tens of microseconds a word, which every search
+    snippet and every indexed turn would pay again for the same words."""
+    stemmer = _stemmer(language)
+    return str(stemmer.stemWord(word)) if stemmer is not None else word
 
 
 def main_language(turns: Sequence[Turn]) -> str:

@@ -152,6 +152,10 @@ class SqlCatalog(ABC):
             # Every space ready so far had complete outputs.
             cur.execute(self._sql("UPDATE spaces SET published = 1 WHERE state = ?"), (str(SpaceState.READY),))
 
+    def _space_clause(self, space_id: str) -> tuple[str, list[Any]]:
+        """Search's condition for turns ``t`` of one space."""
+        return "t.space_id = ?", [space_id]
+
     def _execute(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one read-only statement and return its rows."""
         with self._reading() as cur:
@@ -490,8 +494,9 @@ class SqlCatalog(ABC):
             where += " AND LOWER(t.speaker) = LOWER(?)"
             params.append(speaker)
         if space_id:
-            where += " AND t.space_id = ?"
-            params.append(space_id)
+            clause, args = self._space_clause(space_id)
+            where += f" AND {clause}"
+            params.extend(args)
         with self._reading() as cur:
             rows = self._search_rows(cur, terms, where, params, limit, offset)
         return [

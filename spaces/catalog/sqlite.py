@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spaces.catalog import TurnRow
+from spaces.catalog import TurnRow, bm25
 from spaces.catalog.highlight import snippet
 from spaces.catalog.query import Term
 from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SHARED_TABLES, SqlCatalog, turn_rows
@@ -69,6 +71,12 @@ CREATE TABLE IF NOT EXISTS turns (
     UNIQUE (space_id, seq)
 );
 CREATE TABLE IF NOT EXISTS turn_languages (language TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS stem_docs (term TEXT PRIMARY KEY, docs INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stem_totals (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    turns INTEGER NOT NULL,
+    tokens INTEGER NOT NULL
+);
 CREATE VIRTUAL TABLE IF NOT EXISTS turns_stems USING fts5(
     stems, content='turns', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
 );
@@ -82,6 +90,18 @@ CREATE VIRTUAL TABLE IF NOT EXISTS turns_stems USING fts5(
 #: does: drop each language's stop words, and compute stems in the database
 #: (a catalog's stems are what the Python that wrote them made: reindex with
 #: ``spaces reprocess`` after a stemmer upgrade).
+#:
+#: ``stem_docs`` counts the turns each stem is in (``stem_totals``: turns and
+#: tokens in all), kept as turns come and go. FTS5 would count them again at
+#: every query, walking each word's whole doclist (``bm25()``, and a prefix
+#: ``"word"*``, which merges the doclists of every word it starts); with the
+#: counts, ranking is :mod:`spaces.catalog.bm25` over the candidates only,
+#: and a prefix is the words it starts that are said most.
+
+#: A prefix matches at most this many indexed words (with the typed word's
+#: own stem), those in the most turns: Elasticsearch's ``max_expansions``
+#: default, for the same reason (a three-letter start can begin hundreds).
+MAX_EXPANSIONS = 50
 
 
 class SqliteCatalog(SqlCatalog):
@@ -151,12 +171,20 @@ class SqliteCatalog(SqlCatalog):
 
     def create_schema(self) -> None:
         with _storage_errors():
-            self._connection().executescript(SCHEMA)
+            conn = self._connection()
+            had_counts = bool(conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'stem_totals'").fetchone())
+            conn.executescript(SCHEMA)
         with self._transaction() as cur:
             had_stems = "stems" in self._column_names(cur, "turns")
             self._add_columns(cur)
             if not had_stems:
                 self._stem_older_turns(cur)
+            if not had_counts:
+                cur.execute("INSERT OR IGNORE INTO stem_totals (id, turns, tokens) VALUES (0, 0, 0)")
+                tally = _Tally()
+                for (stemmed,) in cur.execute("SELECT stems FROM turns").fetchall():
+                    tally.add(stemmed)
+                tally.save(cur)
 
     def _stem_older_turns(self, cur: Any) -> None:
         """A catalog from before per-language stems: stem and index its turns once, so search still finds them."""
@@ -173,48 +201,58 @@ class SqliteCatalog(SqlCatalog):
     def _insert_turns(
         self, cur: Any, space_id: str, turns: Sequence[Turn], *, live: bool = False, first_seq: int = 0
     ) -> None:
+        tally = _Tally()
         for row in turn_rows(space_id, turns, first_seq):
-            stemmed = stems(row.text, row.language)
+            stemmed = tally.add(stems(row.text, row.language))
             cur.execute(
                 "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text, language, stems, live) "
                 "VALUES (?,?,?,?,?,?,?,?,?)",
                 (*row, stemmed, int(live)),
             )
             cur.execute("INSERT INTO turns_stems (rowid, stems) VALUES (?, ?)", (cur.lastrowid, stemmed))
+        tally.save(cur)
 
     def _bulk_turns(self, cur: Any, turns: Iterable[TurnRow]) -> None:
         cur.execute("SELECT COALESCE(MAX(id), 0) FROM turns")
         (last,) = cur.fetchone()
+        tally = _Tally()
         cur.executemany(
             "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text, language, stems) "
             "VALUES (?,?,?,?,?,?,?,?)",
-            ((*row, stems(row.text, row.language)) for row in turns),
+            ((*row, tally.add(stems(row.text, row.language))) for row in turns),
         )
+        tally.save(cur)
         # New rowids are above the old maximum; indexing them in one statement
         # is several times faster than one FTS insert per row.
         cur.execute("INSERT INTO turns_stems (rowid, stems) SELECT id, stems FROM turns WHERE id > ?", (last,))
 
-    def _groups(self, terms: list[Term], languages: Sequence[str]) -> list[tuple[str, list[str]]]:
-        """(MATCH expression, languages it is for): the query stemmed in each language turns are in."""
-        groups: dict[str, list[str]] = {}
+    def _groups(self, cur: Any, terms: list[Term], languages: Sequence[str]) -> list[_Analysed]:
+        """The query analysed in each language turns are in (languages it reads the same in share one)."""
+        groups: dict[str, _Analysed] = {}
         for lang in languages or [""]:
-            match = _match(terms, lang)
-            if match:
-                groups.setdefault(match, []).append(lang)
-        return list(groups.items())
+            analysed = _analyse(cur, terms, lang)
+            if analysed is not None:
+                groups.setdefault(analysed.match, _Analysed(analysed.match, analysed.terms, [])).languages.append(lang)
+        return list(groups.values())
 
     def _match_clause(self, terms: list[Term], languages: Sequence[str]) -> tuple[str, list[Any]]:
         parts: list[str] = []
         params: list[Any] = []
-        for match, langs in self._groups(terms, languages):
+        with self._reading() as cur:
+            groups = self._groups(cur, terms, languages)
+        for group in groups:
             parts.append(
-                f"(t.language IN ({','.join('?' * len(langs))})"
+                f"(t.language IN ({','.join('?' * len(group.languages))})"
                 " AND t.id IN (SELECT rowid FROM turns_stems WHERE turns_stems MATCH ?))"
             )
-            params.extend([*langs, match])
+            params.extend([*group.languages, group.match])
         return "(" + (" OR ".join(parts) or "0") + ")", params
 
     def _delete_turns(self, cur: Any, space_id: str) -> None:
+        tally = _Tally()
+        for (stemmed,) in cur.execute("SELECT stems FROM turns WHERE space_id = ?", (space_id,)).fetchall():
+            tally.add(stemmed)
+        tally.save(cur, -1)
         # External-content FTS5 needs the old text to delete its index entries.
         cur.execute(
             "INSERT INTO turns_stems (turns_stems, rowid, stems) "
@@ -223,37 +261,58 @@ class SqliteCatalog(SqlCatalog):
         )
         cur.execute("DELETE FROM turns WHERE space_id = ?", (space_id,))
 
+    def _space_clause(self, space_id: str) -> tuple[str, list[Any]]:
+        # Its turns' ids, as a range FTS5 seeks to: otherwise a frequent word
+        # searched in one space walks every turn the word is in, everywhere.
+        return (
+            "t.space_id = ? AND turns_stems.rowid BETWEEN (SELECT MIN(id) FROM turns WHERE space_id = ?)"
+            " AND (SELECT MAX(id) FROM turns WHERE space_id = ?)",
+            [space_id] * 3,
+        )
+
     def _search_rows(
         self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int
     ) -> list[tuple[Any, ...]]:
-        groups = self._groups(terms, self._turn_languages(cur))
+        groups = self._groups(cur, terms, self._turn_languages(cur))
         if not groups:
             return []
-        # Per language the query is stemmed for: the newest matching turns
-        # (FTS5 walks its index backwards and stops), then the BM25 ranking
-        # of them all, then snippets for the page only.
-        selects: list[str] = []
-        args: list[Any] = []
-        for match, langs in groups:
-            selects.append(
-                "SELECT * FROM (SELECT turns_stems.rowid AS id, bm25(turns_stems) AS score"
-                " FROM turns_stems JOIN turns t ON t.id = turns_stems.rowid"
+        cur.execute("SELECT turns, tokens FROM stem_totals")
+        total, tokens = cur.fetchone() or (0, 0)
+        average = tokens / total if total else 1.0
+        # Per language the query is analysed in: the newest matching turns
+        # (FTS5 walks its index backwards and stops), ranked here, then
+        # snippets for the page only.
+        ranked: list[tuple[float, str, float, int]] = []
+        for group in groups:
+            cur.execute(
+                "SELECT t.id, t.space_id, t.start_s, t.stems FROM turns_stems JOIN turns t ON t.id = turns_stems.rowid"
                 " JOIN spaces s ON s.space_id = t.space_id"
-                f" WHERE turns_stems MATCH ? AND t.language IN ({','.join('?' * len(langs))}) AND {where}"
-                f" ORDER BY turns_stems.rowid DESC LIMIT {MAX_CANDIDATES})"
+                f" WHERE turns_stems MATCH ? AND t.language IN ({','.join('?' * len(group.languages))}) AND {where}"
+                f" ORDER BY turns_stems.rowid DESC LIMIT {MAX_CANDIDATES}",
+                [group.match, *group.languages, *params],
             )
-            args.extend([match, *langs, *params])
+            rows = cur.fetchall()
+            ranks = bm25.scores(group.terms, (_tokens(r[3]) for r in rows), total=total, avg_length=average)
+            ranked.extend(
+                (-rank, space_id, start, turn_id)
+                for rank, (turn_id, space_id, start, _) in zip(ranks, rows, strict=True)
+            )
+        ranked.sort()
+        page = ranked[offset : offset + limit]
+        if not page:
+            return []
         cur.execute(
-            f"WITH candidates AS ({' UNION ALL '.join(selects)}), "
-            "top AS ("
-            " SELECT c.id, c.score, t.space_id, t.start_s FROM candidates c JOIN turns t ON t.id = c.id"
-            " ORDER BY c.score, t.space_id, t.start_s LIMIT ? OFFSET ?) "
-            "SELECT t.space_id, s.title, t.speaker, t.start_s, t.end_s, t.text, -top.score, s.state, t.language "
-            "FROM top JOIN turns t ON t.id = top.id JOIN spaces s ON s.space_id = t.space_id "
-            "ORDER BY top.score, top.space_id, top.start_s",
-            [*args, limit, offset],
+            "SELECT t.id, t.space_id, s.title, t.speaker, t.start_s, t.end_s, t.text, s.state, t.language "
+            f"FROM turns t JOIN spaces s ON s.space_id = t.space_id WHERE t.id IN ({','.join('?' * len(page))})",
+            [turn_id for *_, turn_id in page],
         )
-        return [(*r[:5], snippet(r[5], r[8], terms, start=MARK_START, end=MARK_END), *r[6:]) for r in cur.fetchall()]
+        rows = {r[0]: r[1:] for r in cur.fetchall()}
+        out: list[tuple[Any, ...]] = []
+        for negative, *_, turn_id in page:
+            space_id, title, speaker, start, end, text, state, language = rows[turn_id]
+            marked = snippet(text, language, terms, start=MARK_START, end=MARK_END)
+            out.append((space_id, title, speaker, start, end, marked, -negative, state, language))
+        return out
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -280,23 +339,85 @@ def _storage_errors() -> Iterator[None]:
         raise StorageError(f"catalog unreadable: {e}", retryable=False) from e
 
 
-def _match(terms: list[Term], language: str) -> str:
-    """An FTS5 expression over ``stems``: every term, analysed in ``language``; "" if one is empty.
+@dataclass
+class _Analysed:
+    match: str
+    """An FTS5 expression over ``stems``: every term."""
+    terms: list[bm25.Scored]
+    languages: list[str]
+
+
+def _analyse(cur: Any, terms: list[Term], language: str) -> _Analysed | None:
+    """The query analysed in ``language``; None if a term has no words left in it.
 
     A prefix term (the word still being typed) matches its stem as a word,
-    or its folded letters as the start of one: ``ecout`` and ``clu*``.
+    or the indexed words its folded letters start (the ``MAX_EXPANSIONS``
+    said most): ``ecout`` and ``clu…``.
     """
+    analysed = [stems(" ".join(t.words), language).split() for t in terms]
+    if not all(analysed):
+        return None
+    cur.execute(
+        f"SELECT term, docs FROM stem_docs WHERE term IN ({','.join('?' * sum(map(len, analysed)))})",
+        [w for words in analysed for w in words],
+    )
+    docs: dict[str, int] = dict(cur.fetchall())
+    cur.execute("SELECT turns FROM stem_totals")
+    total = int((cur.fetchone() or (0,))[0])
     parts: list[str] = []
-    for t in terms:
-        stemmed = stems(" ".join(t.words), language).replace('"', "")
-        if not stemmed:
-            return ""
-        if t.prefix:
-            start = fold(t.words[0]).replace('"', "")
-            parts.append(f'("{stemmed}" OR "{start}"*)')
+    scored: list[bm25.Scored] = []
+    for term, words in zip(terms, analysed, strict=True):
+        if term.prefix and len(words) == 1:
+            start = fold(term.words[0])
+            cur.execute(
+                "SELECT term, docs FROM stem_docs WHERE term >= ? AND term < ? ORDER BY docs DESC, term LIMIT ?",
+                (start, start + "\U0010ffff", MAX_EXPANSIONS),
+            )
+            started = dict(cur.fetchall())
+            alternatives = frozenset({words[0], *started})
+            parts.append("(" + " OR ".join(f'"{w}"' for w in sorted(alternatives)) + ")")
+            count = docs.get(words[0], 0) + sum(n for w, n in started.items() if w != words[0])
+            scored.append(bm25.Scored(tuple(words), alternatives, min(count, total)))
         else:
-            parts.append(f'"{stemmed}"')
-    return " AND ".join(parts)
+            # A word with an apostrophe typed last ("l'amo") stays FTS5's phrase prefix.
+            prefix = f' OR "{fold(term.words[0])}"*' if term.prefix else ""
+            parts.append(f'("{" ".join(words)}"{prefix})' if prefix else f'"{" ".join(words)}"')
+            scored.append(bm25.Scored(tuple(words), docs=min(docs.get(w, 0) for w in words)))
+    return _Analysed(" AND ".join(parts), scored, [])
+
+
+class _Tally:
+    """Turns each stem is in, and tokens, for ``stem_docs`` and ``stem_totals``."""
+
+    def __init__(self) -> None:
+        self.docs: Counter[str] = Counter()
+        self.turns = 0
+        self.tokens = 0
+
+    def add(self, stemmed: str) -> str:
+        words = _tokens(stemmed)
+        self.docs.update(set(words))
+        self.turns += 1
+        self.tokens += len(words)
+        return stemmed
+
+    def save(self, cur: Any, sign: int = 1) -> None:
+        cur.executemany(
+            "INSERT INTO stem_docs (term, docs) VALUES (?, ?) "
+            "ON CONFLICT (term) DO UPDATE SET docs = docs + excluded.docs",
+            [(w, sign * n) for w, n in self.docs.items()],
+        )
+        if sign < 0:
+            # Words no longer said anywhere: a prefix should not expand to them.
+            cur.executemany("DELETE FROM stem_docs WHERE term = ? AND docs <= 0", [(w,) for w in self.docs])
+        cur.execute(
+            "UPDATE stem_totals SET turns = turns + ?, tokens = tokens + ?", (sign * self.turns, sign * self.tokens)
+        )
+
+
+def _tokens(stemmed: str) -> list[str]:
+    # FTS5's unicode61 splits at "_" too (Python's \w keeps it).
+    return stemmed.replace("_", " ").split()
 
 
 def _lower(text: str | None) -> str | None:
