@@ -47,14 +47,6 @@ def eval_space(tmp_path_factory: pytest.TempPathFactory) -> Space:
     return build(plan_space(SECONDS, SEED), tmp_path_factory.mktemp("eval"))
 
 
-@pytest.mark.xfail(
-    reason=(
-        "issue 16: with the espeak-ng build these machines now install (1.51), this test fails on the"
-        " unchanged pipeline too: pooled WER 0.231 against the mix baseline's 0.197 (carol 0.41),"
-        " 79 % of words matched, 2 of 27 bleed words kept; the synthetic voices no longer favour us"
-    ),
-    strict=False,
-)
 def test_one_minute_space_is_right_about_what_who_and_when(
     settings: Settings, workers: Workers, eval_space: Space, tmp_path: Path
 ) -> None:
