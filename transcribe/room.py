@@ -57,8 +57,8 @@ class RoomRules:
     """Two speakers at once for at least this long is an overlap transcribed per track."""
     utterance_gap: float = 0.8
     """An overlap's per-track clip covers the speaker's speech up to a pause this long..."""
-    max_reach: float = 12.0
-    """...but no further than this from the overlap."""
+    max_reach: float = 6.0
+    """...but no further than this from the overlap (a clip is at most one Whisper window)."""
     pad: float = 0.3
     """Audio kept around a per-track clip."""
     keep_probability: float = 0.6
@@ -186,6 +186,23 @@ def track_clips(audio: np.ndarray, *, offset: float, speaker: str, regions: Sequ
     return clips
 
 
+def join_clips(clips: Sequence[Clip]) -> list[Clip]:
+    """Clips of one track that follow each other without a gap, as one.
+
+    A track stored in segments gives one clip per segment a region spans: cut
+    there, a word on the seam would be lost and each half heard without the
+    other as context.
+    """
+    out: list[Clip] = []
+    for clip in sorted(clips, key=lambda c: c.start):
+        last = out[-1] if out else None
+        if last is not None and last.speaker == clip.speaker and abs(clip.start - last.end) < 0.01:
+            out[-1] = Clip(last.speaker, last.start, np.concatenate([last.samples, clip.samples]))
+        else:
+            out.append(clip)
+    return out
+
+
 def attribute(words: Sequence[Word], tracks: Sequence[RoomTrack]) -> list[Word]:
     """Each word on the speaker whose track is loudest while it is said."""
     out: list[Word] = []
@@ -235,6 +252,10 @@ def transcribe_room(
     if not regions:
         return heard
     prompt = RoomPrompt(heard)
+    # No temperature fallback: two voices at once fail Whisper's thresholds
+    # often, and sampling at five more temperatures would cost more than the
+    # clip is worth (where the clip stays unsure, the mix's sure words stay).
+    once = replace(options, temperatures=(0.0,))
     words = list(heard)
     levels = [t.levels for t in tracks]
     for n, region in enumerate(regions):
@@ -248,7 +269,7 @@ def transcribe_room(
                         clip.samples,
                         speaker=t.speaker,
                         offset=clip.start,
-                        options=options,
+                        options=once,
                         prompt=prompt,
                         others=[lv for j, lv in enumerate(levels) if j != i],
                     )

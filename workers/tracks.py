@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from spaces.models import Track
-from transcribe.audio import decode, timeline
+from transcribe.audio import SAMPLE_RATE, decode, timeline
 from transcribe.exceptions import AudioError
 from workers.context import Context
 
@@ -34,8 +34,23 @@ def load_track_audio(ctx: Context, space_id: str, track: Track) -> tuple[float, 
 def track_pieces(ctx: Context, space_id: str, track: Track, errors: list[str]) -> Iterator[tuple[float, np.ndarray]]:
     """The track's segments, decoded one at a time: ``(room time of the first sample, samples)``.
 
-    A segment that does not decode is skipped and its error appended to ``errors``.
+    As :func:`transcribe.audio.timeline` places them: where two segments
+    overlap (clock jitter, codec priming), the later one wins, so that summing
+    the pieces adds no sample twice. A segment that does not decode is
+    skipped and its error appended to ``errors``.
     """
+    held: tuple[float, np.ndarray] | None = None
+    # Segments come in recording order: one held back is enough to trim it.
+    for offset, samples in _decoded(ctx, space_id, track, errors):
+        if held is not None:
+            keep = round((offset - held[0]) * SAMPLE_RATE) if offset > held[0] else len(held[1])
+            yield held[0], held[1][:keep]
+        held = (offset, samples)
+    if held is not None:
+        yield held
+
+
+def _decoded(ctx: Context, space_id: str, track: Track, errors: list[str]) -> Iterator[tuple[float, np.ndarray]]:
     with tempfile.TemporaryDirectory(prefix="spaces-track-") as tmp:
         for segment in track.segments:
             path = Path(tmp) / f"{segment.seq:06d}.ogg"

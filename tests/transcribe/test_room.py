@@ -9,8 +9,9 @@ from faster_whisper import WhisperModel
 from spaces.models import Word
 from tests.speech import SENTENCES, VOICES, Space, Utterance, build_space, match_words, word_error_rate
 from transcribe.audio import decode
+from transcribe.context import Clip
 from transcribe.levels import levels
-from transcribe.room import RoomTrack, mix_tracks, overlap_regions, track_clips, transcribe_room
+from transcribe.room import RoomTrack, join_clips, mix_tracks, overlap_regions, track_clips, transcribe_room
 
 pytestmark = pytest.mark.slow
 
@@ -105,3 +106,11 @@ def test_mix_tracks_places_late_tracks() -> None:
     one = np.ones(16000, dtype=np.float32)
     mix = mix_tracks([(0.0, one), (0.5, one)], start=0.0, end=2.0)
     assert mix[:8000].max() == 1.0 and mix[8000:16000].min() == 2.0 and mix[24000:].max() == 0.0
+
+
+def test_clips_cut_at_segment_seams_are_joined() -> None:
+    a = Clip("t0", 10.0, np.ones(16000, dtype=np.float32))
+    b = Clip("t0", 11.0, np.zeros(8000, dtype=np.float32))
+    later = Clip("t0", 20.0, np.ones(10, dtype=np.float32))
+    joined = join_clips([b, later, a])
+    assert [(c.start, len(c.samples)) for c in joined] == [(10.0, 24000), (20.0, 10)]
