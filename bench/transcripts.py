@@ -55,8 +55,10 @@ from tests.evalspace import (
     build,
     in_silence,
     in_utterance_order,
+    lone_utterances,
     plan_space,
     silent_stretches,
+    wer_alone,
 )
 from tests.speech import (
     Space,
@@ -233,30 +235,6 @@ def run_baseline(space: Space, threads: int) -> tuple[list[Word], float, float, 
 
 
 # --- scoring -----------------------------------------------------------------
-
-
-def lone_utterances(space: Space, speaker: str) -> list[tuple[float, float]]:
-    """(start, end) of the speaker's utterances that nobody else talks over."""
-    mine = [(u.start, end) for u, end in zip(space.tracks[speaker].utterances, space.tracks[speaker].ends, strict=True)]
-    others = [
-        (u.start, end)
-        for t in space.tracks.values()
-        if t.speaker != speaker
-        for u, end in zip(t.utterances, t.ends, strict=True)
-    ]
-    return [(s, e) for s, e in mine if not any(os < e + 0.5 and oe > s - 0.5 for os, oe in others)]
-
-
-def wer_alone(space: Space, speaker: str, words: Sequence[Word]) -> float:
-    """WER of ``words`` on the speaker's lone utterances, taken by time.
-
-    The mix has no speakers, so the baseline can only be scored this way:
-    the words within an utterance of ``speaker`` during which no one else speaks.
-    """
-    alone = lone_utterances(space, speaker)
-    ref = [w for s, e in alone for w in space.truth[speaker] if s - 0.01 <= w.start <= e]
-    hyp = [w for s, e in alone for w in words if s - 0.3 <= (w.start + w.end) / 2 <= e + 0.3]
-    return word_error_rate(ref, hyp)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

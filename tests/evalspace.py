@@ -346,6 +346,34 @@ def build_many(out: Path, duration: float = 90.0, seed: int = 11, *, noise_db: f
     )
 
 
+def lone_utterances(space: Space, speaker: str) -> list[tuple[float, float]]:
+    """(start, end) of the speaker's utterances that nobody else talks over."""
+    mine = [(u.start, end) for u, end in zip(space.tracks[speaker].utterances, space.tracks[speaker].ends, strict=True)]
+    others = [
+        (u.start, end)
+        for t in space.tracks.values()
+        if t.speaker != speaker
+        for u, end in zip(t.utterances, t.ends, strict=True)
+    ]
+    return [(s, e) for s, e in mine if not any(os < e + 0.5 and oe > s - 0.5 for os, oe in others)]
+
+
+def wer_alone(space: Space, speaker: str, words: Sequence[Word]) -> float:
+    """WER of ``words`` on the speaker's lone utterances, taken by time.
+
+    The mix has no speakers, so the baseline can only be scored this way:
+    the words within an utterance of ``speaker`` during which no one else speaks.
+    """
+    alone = lone_utterances(space, speaker)
+    hyp = [w for s, e in alone for w in words if s - 0.3 <= (w.start + w.end) / 2 <= e + 0.3]
+    return word_error_rate(lone_words(space, speaker), hyp)
+
+
+def lone_words(space: Space, speaker: str) -> list[Word]:
+    """The speaker's true words in their :func:`lone_utterances`."""
+    return [w for s, e in lone_utterances(space, speaker) for w in space.truth[speaker] if s - 0.01 <= w.start <= e]
+
+
 def pooled_wer(space: Space, words: Sequence[Word]) -> tuple[float, dict[str, float]]:
     """WER of every speaker's words against their truth, pooled by reference length; and per speaker."""
     speakers = [s for s in space.truth if space.truth[s]]

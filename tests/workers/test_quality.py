@@ -36,9 +36,11 @@ from tests.evalspace import (
     build_many,
     in_silence,
     in_utterance_order,
+    lone_words,
     plan_space,
     pooled_wer,
     silent_stretches,
+    wer_alone,
 )
 from tests.media import duration
 from tests.speech import Space, match_words, word_error_rate
@@ -66,13 +68,18 @@ class Baseline:
     cpu_seconds: float
 
 
-def mix_baseline(space: Space, threads: int) -> Baseline:
-    """Measured with as many threads as the pipeline's transcription job has (``Settings.model_threads``).
+def mix_baseline(space: Space, mix: Path, threads: int) -> Baseline:
+    """faster-whisper on ``mix``: the space's replay, the room as recorded (Opus, like the tracks).
+
+    Not the synthesizer's clean mix: the pipeline hears the tracks after two
+    Opus encodings (the test's files, then the import), and the model's
+    errors on a voice change with the encoding more than with the design.
+    Measured with as many threads as the pipeline's transcription job has (``Settings.model_threads``).
 
     Its CPU time includes the model's load the first time (as the job's does).
     """
     t0 = time.process_time()
-    words = baseline_words(load_model(TEST_MODEL, cpu_threads=threads), space.mix)
+    words = baseline_words(load_model(TEST_MODEL, cpu_threads=threads), mix)
     cpu = time.process_time() - t0
     return Baseline(words, word_error_rate(in_utterance_order(space), words), cpu)
 
@@ -82,11 +89,13 @@ class Processed:
     space_id: str
     manifest: Manifest
     transcript: Transcript
+    replay: Path
+    """The space's replay (Ogg/Opus), downloaded."""
     transcribe_cpu: float
     """CPU time of the transcription job (the room's): wall time on this shared machine is the neighbours'."""
 
 
-def process(settings: Settings, workers: Workers, space: Space) -> Processed:
+def process(settings: Settings, workers: Workers, space: Space, out: Path) -> Processed:
     """Import the space's tracks and run the pipeline on two workers, as `spaces up` does."""
     blobs, catalog = stores(settings)
     imported = import_space(
@@ -98,10 +107,13 @@ def process(settings: Settings, workers: Workers, space: Space) -> Processed:
     done = wait_for(catalog, imported.space_id, finished)
     assert done.state is SpaceState.READY, done.error
     job = Job.fetch(queue.job_id(imported.space_id, "transcribe-room", 0), connection=queue.connect(settings))
+    replay = out / "replay.ogg"
+    blobs.download(keys.replay(imported.space_id, "ogg"), replay)
     return Processed(
         imported.space_id,
         Manifest.from_dict(json.loads(blobs.get(keys.manifest(imported.space_id)))),
         Transcript.from_dict(json.loads(blobs.get(keys.transcript(imported.space_id)))),
+        replay,
         float(job.get_meta()["cpu_seconds"]),
     )
 
@@ -110,7 +122,7 @@ def test_one_minute_space_is_right_about_what_who_and_when(
     settings: Settings, workers: Workers, eval_space: Space, tmp_path: Path
 ) -> None:
     blobs, catalog = stores(settings)
-    run = process(settings, workers, eval_space)
+    run = process(settings, workers, eval_space, tmp_path)
     manifest, transcript = run.manifest, run.transcript
     track_of = {speaker: track_id for track_id, speaker in manifest.tracks}
     ours = transcript.words
@@ -120,12 +132,15 @@ def test_one_minute_space_is_right_about_what_who_and_when(
     # What: each speaker's words against that speaker's reference, no worse
     # than the naive baseline (the same model on the mixed audio) overall.
     pooled, wers = pooled_wer(eval_space, ours)
-    baseline = mix_baseline(eval_space, settings.model_threads)
+    baseline = mix_baseline(eval_space, run.replay, settings.model_threads)
     print(f"WER per speaker {wers}, pooled {pooled:.3f}, baseline on the mix {baseline.wer:.3f}")
     assert pooled <= baseline.wer, wers
-    # A voice tiny.en mishears in the mix (carol's, under alice's bleed) may be
-    # as bad as the mix is on average, no worse.
-    assert max(wers.values()) <= max(0.5, baseline.wer), wers
+    # No speaker worse off than in the mix: on the utterances nobody talks
+    # over (the mix has no speakers to score otherwise), at most two words more.
+    for s in SPEAKERS:
+        alone = wer_alone(eval_space, s, [w for w in ours if w.speaker == s])
+        mix = wer_alone(eval_space, s, baseline.words)
+        assert alone <= mix + 2 / len(lone_words(eval_space, s)), (s, alone, mix)
 
     # Who: words matched by text and time carry the right speaker.
     pairs = match_words(truth, ours)
@@ -157,9 +172,7 @@ def test_one_minute_space_is_right_about_what_who_and_when(
     assert in_silence(ours, stretches) == 0
 
     # The replay is as long as the space.
-    replay = tmp_path / "replay.ogg"
-    blobs.download(keys.replay(run.space_id, "ogg"), replay)
-    assert duration(replay) == pytest.approx(transcript.duration, abs=0.05)
+    assert duration(run.replay) == pytest.approx(transcript.duration, abs=0.05)
 
 
 @pytest.fixture(scope="module")
@@ -180,12 +193,12 @@ def attributed(space: Space, words: list[Word]) -> float:
 
 
 def test_short_answers_after_long_turns_are_heard_as_in_the_mix(
-    settings: Settings, workers: Workers, answers_space: Space
+    settings: Settings, workers: Workers, answers_space: Space, tmp_path: Path
 ) -> None:
     """A question at the end of a long turn, a one-to-four-word answer by someone else (one of them on the phone)."""
-    run = process(settings, workers, answers_space)
+    run = process(settings, workers, answers_space, tmp_path)
     ours = run.transcript.words
-    baseline = mix_baseline(answers_space, settings.model_threads)
+    baseline = mix_baseline(answers_space, run.replay, settings.model_threads)
     pooled, wers = pooled_wer(answers_space, ours)
     answers = {a for _, a in QUESTIONS}
     spans = [
@@ -215,11 +228,13 @@ def test_short_answers_after_long_turns_are_heard_as_in_the_mix(
     assert attributed(answers_space, ours) >= 0.99
 
 
-def test_seven_speakers_cost_what_their_speech_costs(settings: Settings, workers: Workers, many_space: Space) -> None:
+def test_seven_speakers_cost_what_their_speech_costs(
+    settings: Settings, workers: Workers, many_space: Space, tmp_path: Path
+) -> None:
     """Seven speakers, short turns, room noise on every microphone, one overlap: the mix's WER at its price."""
-    run = process(settings, workers, many_space)
+    run = process(settings, workers, many_space, tmp_path)
     ours = run.transcript.words
-    baseline = mix_baseline(many_space, settings.model_threads)
+    baseline = mix_baseline(many_space, run.replay, settings.model_threads)
     pooled, wers = pooled_wer(many_space, ours)
     print(
         f"WER {wers}, pooled {pooled:.3f} (mix {baseline.wer:.3f}); transcription job "
