@@ -25,7 +25,7 @@ whatever the number of speakers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -302,12 +302,44 @@ def _same(a: Word, b: Word, slack: float) -> bool:
     return spelling(a.text) == spelling(b.text) and b.start <= a.end + slack and b.end >= a.start - slack
 
 
-def mix_tracks(pieces: Sequence[tuple[float, np.ndarray]], *, start: float, end: float) -> np.ndarray:
-    """Tracks ``(room time of the first sample, samples)`` summed on ``[start, end)``."""
+@dataclass(frozen=True)
+class TrackAudio:
+    """A track as the room pass reads it: a label for its words, its levels, its audio piece by piece."""
+
+    label: str
+    levels: Levels
+    pieces: Iterable[tuple[float, np.ndarray]]
+    """``(room time of the first sample, samples)``, read once, in order: a
+    track's segments need not all be in memory at once."""
+
+
+def transcribe_tracks(
+    model: WhisperModel,
+    tracks: Sequence[TrackAudio],
+    *,
+    start: float,
+    end: float,
+    options: TranscribeOptions | None = None,
+    rules: RoomRules = RoomRules(),
+    on_progress: Callable[[float], None] | None = None,
+) -> list[Word]:
+    """:func:`transcribe_room` from the tracks: their mix summed piece by piece, their overlaps cut out.
+
+    Memory is the mix plus one piece and the overlaps' clips. Each word's
+    ``speaker`` is its track's ``label``.
+    """
+    regions = overlap_regions([t.levels for t in tracks], rules)
     mix = np.zeros(max(0, round((end - start) * SAMPLE_RATE)), dtype=np.float32)
-    for at, samples in pieces:
-        add_to_mix(mix, samples, offset=at - start)
-    return mix
+    room: list[RoomTrack] = []
+    for i, track in enumerate(tracks):
+        clips: list[Clip] = []
+        for offset, samples in track.pieces:
+            add_to_mix(mix, samples, offset=offset - start)
+            clips += track_clips(samples, offset=offset, speaker=track.label, regions=regions, index=i)
+        room.append(RoomTrack(track.label, track.levels, join_clips(clips)))
+    return transcribe_room(
+        model, mix, offset=start, tracks=room, regions=regions, options=options, rules=rules, on_progress=on_progress
+    )
 
 
 def add_to_mix(mix: np.ndarray, samples: np.ndarray, *, offset: float) -> None:

@@ -6,7 +6,6 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-import numpy as np
 from faster_whisper import WhisperModel
 from rq import get_current_job
 
@@ -15,8 +14,7 @@ from spaces.exceptions import NotFound
 from spaces.languages import AUTO
 from spaces.models import SpeakerLanguage, Word
 from transcribe import room
-from transcribe.audio import SAMPLE_RATE
-from transcribe.context import Clip, clips_to_bytes, context_clips
+from transcribe.context import clips_to_bytes, context_clips
 from transcribe.language import decide, speaks_language
 from transcribe.levels import Levels
 from transcribe.transcribe import TranscribeOptions, transcribe
@@ -106,34 +104,23 @@ def _room_words(
     The mix is summed segment by segment and only the overlaps' audio of each
     track is kept, so memory is the mix's plus one segment's.
     """
-    known = [lv for lv in (levels[t] for t in track_ids) if lv is not None]
-    regions = room.overlap_regions(known)
     tracks = {t: ctx.track(space_id, t) for t in track_ids}
-    start = min(tr.start for tr in tracks.values())
-    mix = np.zeros(max(0, round((max(tr.end for tr in tracks.values()) - start) * SAMPLE_RATE)), dtype=np.float32)
-    tracks_in_room: list[room.RoomTrack] = []
-    errors: dict[str, list[str]] = {}
-    for i, t in enumerate(track_ids):
-        errors[t] = []
-        clips: list[Clip] = []
-        for offset, samples in track_pieces(ctx, space_id, tracks[t], errors[t]):
-            room.add_to_mix(mix, samples, offset=offset - start)
-            # The track's id as its label: a speaker who rejoined has two tracks.
-            clips += room.track_clips(samples, offset=offset, speaker=t, regions=regions, index=i)
-        lv = levels[t]
-        assert lv is not None  # checked by the caller
-        tracks_in_room.append(room.RoomTrack(t, lv, room.join_clips(clips)))
-    heard = room.transcribe_room(
+    errors: dict[str, list[str]] = {t: [] for t in track_ids}
+    # The track's id as its label: a speaker who rejoined has two tracks.
+    heard = room.transcribe_tracks(
         ctx.model(),
-        mix,
-        offset=start,
-        tracks=tracks_in_room,
-        regions=regions,
+        [room.TrackAudio(t, lv, track_pieces(ctx, space_id, tracks[t], errors[t])) for t, lv in _known(levels)],
+        start=min(tr.start for tr in tracks.values()),
+        end=max(tr.end for tr in tracks.values()),
         options=TranscribeOptions(language=language),
         on_progress=progress,
     )
     speaker = {t: tr.speaker for t, tr in tracks.items()}
     return {t: [replace(w, speaker=speaker[t]) for w in heard if w.speaker == t] for t in track_ids}, errors
+
+
+def _known(levels: dict[str, Levels | None]) -> list[tuple[str, Levels]]:
+    return [(t, lv) for t, lv in levels.items() if lv is not None]
 
 
 def _track_words(

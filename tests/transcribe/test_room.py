@@ -11,7 +11,7 @@ from tests.speech import SENTENCES, VOICES, Space, Utterance, build_space, match
 from transcribe.audio import decode
 from transcribe.context import Clip
 from transcribe.levels import levels
-from transcribe.room import RoomTrack, join_clips, mix_tracks, overlap_regions, track_clips, transcribe_room
+from transcribe.room import TrackAudio, add_to_mix, join_clips, overlap_regions, transcribe_tracks
 
 pytestmark = pytest.mark.slow
 
@@ -44,15 +44,8 @@ def together(space: Space) -> list[tuple[float, float]]:
 
 def room(model: WhisperModel, space: Space, offset: float = 0.0) -> list[Word]:
     """What the room job does, on a space's files (every track starting at ``offset``)."""
-    audio = {s: decode(p) for s, p in space.items()}
-    lv = [levels(a, offset=offset) for a in audio.values()]
-    regions = overlap_regions(lv)
-    tracks = [
-        RoomTrack(s, lv[i], track_clips(a, offset=offset, speaker=s, regions=regions, index=i))
-        for i, (s, a) in enumerate(audio.items())
-    ]
-    mix = mix_tracks([(offset, a) for a in audio.values()], start=offset, end=offset + space.duration)
-    return transcribe_room(model, mix, offset=offset, tracks=tracks, regions=regions)
+    tracks = [TrackAudio(s, levels(decode(p), offset=offset), [(offset, decode(p))]) for s, p in space.items()]
+    return transcribe_tracks(model, tracks, start=offset, end=offset + space.duration)
 
 
 def test_overlap_is_found_from_levels_alone(crosstalk: Space) -> None:
@@ -102,10 +95,13 @@ def test_bleed_does_not_make_a_speaker(model: WhisperModel, bleeding: Space) -> 
     assert overlap_regions([levels(decode(p), offset=0.0) for p in bleeding.values()]) == []
 
 
-def test_mix_tracks_places_late_tracks() -> None:
+def test_tracks_are_added_at_their_offsets() -> None:
     one = np.ones(16000, dtype=np.float32)
-    mix = mix_tracks([(0.0, one), (0.5, one)], start=0.0, end=2.0)
-    assert mix[:8000].max() == 1.0 and mix[8000:16000].min() == 2.0 and mix[24000:].max() == 0.0
+    mix = np.zeros(32000, dtype=np.float32)
+    for at in (0.0, 0.5, 1.75):  # the last one runs past the end
+        add_to_mix(mix, one, offset=at)
+    assert mix[:8000].max() == 1.0 and mix[8000:16000].min() == 2.0
+    assert mix[24000:28000].max() == 0.0 and mix[28000:].min() == 1.0
 
 
 def test_clips_cut_at_segment_seams_are_joined() -> None:
