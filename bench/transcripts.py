@@ -49,12 +49,13 @@ from spaces.models import Segment, Turn, Word
 from tests.evalspace import (
     BLEED,
     LATE,
-    QUESTIONS,
+    answer_spans,
     baseline_words,
     build,
     build_answers,
     build_many,
     in_silence,
+    in_spans,
     in_utterance_order,
     lone_utterances,
     plan_space,
@@ -409,21 +410,10 @@ def _answer_rows(
 ) -> list[tuple[str, str, str, str]]:
     """Short answers after a silence of their speaker: where context across speakers matters."""
     rows: list[tuple[str, str, str, str]] = []
-    answers = {a for _, a in QUESTIONS}
-    spans = [
-        (u.speaker, u.start - 0.5, end + 0.5)
-        for t in space.tracks.values()
-        for u, end in zip(t.utterances, t.ends, strict=True)
-        if u.text in answers
-    ]
+    spans = answer_spans(space)
 
     def said(words: Sequence[Word], *, by_speaker: bool = True) -> list[Word]:
-        return [
-            w
-            for speaker, lo, hi in spans
-            for w in words
-            if lo <= w.start <= hi and (not by_speaker or w.speaker == speaker)
-        ]
+        return in_spans(spans, words, by_speaker=by_speaker)
 
     if spans:
         ref = said(truth)

@@ -374,10 +374,31 @@ def lone_words(space: Space, speaker: str) -> list[Word]:
     return [w for s, e in lone_utterances(space, speaker) for w in space.truth[speaker] if s - 0.01 <= w.start <= e]
 
 
+Span = tuple[str, float, float]
+"""(speaker, start, end) on the room clock."""
+
+
+def answer_spans(space: Space, *, margin: float = 0.5) -> list[Span]:
+    """(speaker, start, end) of every short answer to a question (:data:`QUESTIONS`), widened by ``margin``."""
+    answers = {a for _, a in QUESTIONS}
+    return [
+        (u.speaker, u.start - margin, end + margin)
+        for t in space.tracks.values()
+        for u, end in zip(t.utterances, t.ends, strict=True)
+        if u.text in answers
+    ]
+
+
+def in_spans(
+    spans: Sequence[tuple[str, float, float]], words: Sequence[Word], *, by_speaker: bool = True
+) -> list[Word]:
+    """The words starting in the spans (on the span's speaker, unless the words have none)."""
+    return [w for who, lo, hi in spans for w in words if lo <= w.start <= hi and (not by_speaker or w.speaker == who)]
+
+
 def pooled_wer(space: Space, words: Sequence[Word]) -> tuple[float, dict[str, float]]:
     """WER of every speaker's words against their truth, pooled by reference length; and per speaker."""
     speakers = [s for s in space.truth if space.truth[s]]
     wers = {s: word_error_rate(space.truth[s], [w for w in words if w.speaker == s]) for s in speakers}
     total = sum(len(space.truth[s]) for s in speakers)
     return sum(wers[s] * len(space.truth[s]) for s in speakers) / total, wers
-

@@ -28,13 +28,14 @@ from tests.conftest import TEST_MODEL
 from tests.evalspace import (
     BLEED,
     LATE,
-    QUESTIONS,
     SPEAKERS,
+    answer_spans,
     baseline_words,
     build,
     build_answers,
     build_many,
     in_silence,
+    in_spans,
     in_utterance_order,
     lone_words,
     plan_space,
@@ -185,6 +186,15 @@ def many_space(tmp_path_factory: pytest.TempPathFactory) -> Space:
     return build_many(tmp_path_factory.mktemp("many"))
 
 
+def measured(
+    settings: Settings, workers: Workers, space: Space, out: Path
+) -> tuple[Processed, Baseline, float, dict[str, float]]:
+    """The pipeline's run, the baseline on its replay, our pooled and per-speaker WER."""
+    run = process(settings, workers, space, out)
+    pooled, wers = pooled_wer(space, run.transcript.words)
+    return run, mix_baseline(space, run.replay, settings.model_threads), pooled, wers
+
+
 def attributed(space: Space, words: list[Word]) -> float:
     """Share of the words matched to the truth (text and time) that carry the right speaker."""
     pairs = match_words(space.words(), words)
@@ -196,26 +206,12 @@ def test_short_answers_after_long_turns_are_heard_as_in_the_mix(
     settings: Settings, workers: Workers, answers_space: Space, tmp_path: Path
 ) -> None:
     """A question at the end of a long turn, a one-to-four-word answer by someone else (one of them on the phone)."""
-    run = process(settings, workers, answers_space, tmp_path)
+    run, baseline, pooled, wers = measured(settings, workers, answers_space, tmp_path)
     ours = run.transcript.words
-    baseline = mix_baseline(answers_space, run.replay, settings.model_threads)
-    pooled, wers = pooled_wer(answers_space, ours)
-    answers = {a for _, a in QUESTIONS}
-    spans = [
-        (u.speaker, u.start - 0.3, end + 0.3)
-        for t in answers_space.tracks.values()
-        for u, end in zip(t.utterances, t.ends, strict=True)
-        if u.text in answers
-    ]
-
-    def said(words: list[Word], *, by_speaker: bool = True) -> list[Word]:
-        return [
-            w for who, lo, hi in spans for w in words if lo <= w.start <= hi and (not by_speaker or w.speaker == who)
-        ]
-
-    truth = said(answers_space.words())
-    ours_answers = word_error_rate(truth, said(ours))
-    base_answers = word_error_rate(truth, said(baseline.words, by_speaker=False))
+    spans = answer_spans(answers_space, margin=0.3)
+    truth = in_spans(spans, answers_space.words())
+    ours_answers = word_error_rate(truth, in_spans(spans, ours))
+    base_answers = word_error_rate(truth, in_spans(spans, baseline.words, by_speaker=False))
     print(
         f"WER {wers}, pooled {pooled:.3f} (mix {baseline.wer:.3f}); "
         f"the {len(spans)} answers {ours_answers:.3f} (mix {base_answers:.3f})"
@@ -232,10 +228,8 @@ def test_seven_speakers_cost_what_their_speech_costs(
     settings: Settings, workers: Workers, many_space: Space, tmp_path: Path
 ) -> None:
     """Seven speakers, short turns, room noise on every microphone, one overlap: the mix's WER at its price."""
-    run = process(settings, workers, many_space, tmp_path)
+    run, baseline, pooled, wers = measured(settings, workers, many_space, tmp_path)
     ours = run.transcript.words
-    baseline = mix_baseline(many_space, run.replay, settings.model_threads)
-    pooled, wers = pooled_wer(many_space, ours)
     print(
         f"WER {wers}, pooled {pooled:.3f} (mix {baseline.wer:.3f}); transcription job "
         f"CPU {run.transcribe_cpu:.1f} s (mix {baseline.cpu_seconds:.1f} s)"
