@@ -132,6 +132,14 @@ def activity(levels: Sequence[Levels], rules: RoomRules = RoomRules()) -> tuple[
     return start, _close(loud, round(rules.hold / rules.hop))
 
 
+def speech_stretches(levels: Sequence[Levels], rules: RoomRules = RoomRules()) -> list[Span]:
+    """Where anyone speaks on their own microphone, from the levels alone (room time)."""
+    if not levels:
+        return []
+    start, active = activity(levels, rules)
+    return [(start + lo * rules.hop, start + hi * rules.hop) for lo, hi in _runs(np.asarray(active.any(axis=0)))]
+
+
 def overlap_regions(levels: Sequence[Levels], rules: RoomRules = RoomRules()) -> list[Region]:
     """Where two or more speakers talk at once, from the tracks' levels alone."""
     if len(levels) < 2:
@@ -245,6 +253,7 @@ def transcribe_room(
             speaker="",
             offset=offset,
             options=options,
+            speech=speech_stretches([t.levels for t in tracks], rules),
             on_progress=(lambda f: on_progress(0.8 * f)) if on_progress else None,
         ),
         tracks,

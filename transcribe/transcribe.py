@@ -107,6 +107,7 @@ def transcribe(
     on_progress: ProgressCallback | None = None,
     prompt: PromptSource | None = None,
     others: Sequence[Levels] = (),
+    speech: Sequence[tuple[float, float]] = (),
 ) -> list[Word]:
     """Transcribe one speaker's track into words on the room clock.
 
@@ -124,11 +125,17 @@ def transcribe(
             track only hears because another speaker is much louder on their
             own microphone (bleed) is then not transcribed at all, which saves
             its time; assembly removes whatever bleed gets through.
+        speech: Room-time stretches known to hold speech (from the tracks'
+            levels): transcribed, and their words kept, even where the VAD
+            hears none. Silero misses some voices (one on a telephone line).
 
     Returns:
         The words, sorted by start, stripped of Whisper's leading space.
     """
     probs = speech_probabilities(audio)
+    for start, end in speech:
+        lo, hi = max(0, int((start - offset) * SAMPLE_RATE) // FRAME), int((end - offset) * SAMPLE_RATE) // FRAME + 1
+        probs[lo:hi] = np.maximum(probs[lo:hi], 1.0)
     spans = speech_spans(probs, len(audio), options.vad)
     if others:
         spans = [s for s in spans if not _is_bleed(audio, probs, s, offset, others, options)]
