@@ -1,24 +1,33 @@
-"""Transcript quality, speed and memory against a synthetic space with known truth.
+"""Transcript quality, speed and memory against synthetic spaces with known truth.
 
-    .venv/bin/python -m bench.transcripts [--duration 600] [--workers 1] [--repeat-hours 3]
+    .venv/bin/python -m bench.transcripts [--duration 600] [--spaces espeak,answers,many]
+        [--design room|tracks] [--workers 2] [--repeat-hours 3]
 
-Builds issue 3's evaluation space with espeak-ng (cached): 4 speakers with
-distinct voices, turns of 1 to 20 s, two stretches of overlapping speech,
-one track where another speaker bleeds in at -18 dB, one late joiner, one
-long silence, short answers between long silences. Tracks are Ogg/Opus
-files like the SFU's.
+Spaces (espeak-ng voices, cached; tracks are Ogg/Opus files like the SFU's):
+
+- ``espeak``: issue 3's evaluation space, ``--duration`` long: 4 speakers,
+  turns of 1 to 20 s, two stretches of overlapping speech, one track where
+  another speaker bleeds in at -18 dB, one late joiner, one long silence;
+- ``answers``: long turns ending in a question, answered in one to four
+  words by the next speaker, one speaker on a phone line (300-3400 Hz);
+- ``many``: seven speakers in 90 s, short turns, one overlap, room noise on
+  every microphone.
 
 Then it runs, each in fresh processes (like rq's work horses):
 
 - the naive baseline: faster-whisper, same model, on the mixed audio, no
   speakers (defaults plus word timestamps);
-- our path, as the pipeline runs it: ``transcribe`` per track (in
-  ``--workers`` parallel processes), ``refine`` per track with the room's
-  first-pass text as context, ``assemble``, captions.
+- our path, as the pipeline runs it: levels and the mix, then
+  ``transcribe_room`` (``--design room``: the room's mix for the words, the
+  levels for the speakers) or one ``transcribe`` per track (``--design
+  tracks``, the design before issue 16), then ``assemble`` with its context
+  pass, captions.
 
-and prints every figure of issue 3's target table. ``--repeat-hours 3``
-then repeats the space to three hours and runs one track job over it, to
-show that a worker's memory stays flat.
+and prints every figure of issue 3's target table per space, then one line
+per space: our per-speaker WER, the baseline's, attribution, wall time.
+``--repeat-hours 3`` then repeats the espeak space's busiest track to three
+hours and runs one per-track job over it, to show that a worker's memory
+stays flat.
 """
 
 from __future__ import annotations
