@@ -161,7 +161,7 @@ def job_room(tracks: list[tuple[str, str, float, dict[str, Any]]], threads: int,
     """What ``transcribe_room`` does: the room's mix for the words, each track's levels for the speaker."""
     model = load_model(MODEL, cpu_threads=threads)
     labels = [str(i) for i in range(len(tracks))]
-    heard, clips = transcribe_tracks(
+    heard = transcribe_tracks(
         model,
         [
             TrackAudio(label, Levels.from_dict(lv), _pieces(path, offset))
@@ -177,9 +177,9 @@ def job_room(tracks: list[tuple[str, str, float, dict[str, Any]]], threads: int,
                 "speaker": speaker,
                 "words": [dataclasses.replace(w, speaker=speaker).to_dict() for w in heard if w.speaker == label],
                 "levels": lv,
-                "clips": clips_to_bytes([dataclasses.replace(c, speaker=speaker) for c in mine]),
+                "clips": clips_to_bytes([]),
             }
-            for label, (speaker, _, _, lv), mine in zip(labels, tracks, clips, strict=True)
+            for label, (speaker, _, _, lv) in zip(labels, tracks, strict=True)
         ],
         "cpu": time.process_time(),
         "rss_mb": _peak_rss_mb(),

@@ -33,7 +33,7 @@ from faster_whisper import WhisperModel
 
 from spaces.models import Word
 from transcribe.audio import SAMPLE_RATE
-from transcribe.context import Clip, RoomPrompt, context_clips, spelling
+from transcribe.context import Clip, RoomPrompt, spelling
 from transcribe.levels import FLOOR_DB, Levels
 from transcribe.transcribe import TranscribeOptions, transcribe
 
@@ -331,15 +331,11 @@ def transcribe_tracks(
     options: TranscribeOptions | None = None,
     rules: RoomRules = RoomRules(),
     on_progress: Callable[[float], None] | None = None,
-) -> tuple[list[Word], list[list[Clip]]]:
+) -> list[Word]:
     """:func:`transcribe_room` from the tracks: their mix summed piece by piece, their overlaps cut out.
 
     Memory is the mix plus one piece and the overlaps' clips. Each word's
     ``speaker`` is its track's ``label``.
-
-    Returns:
-        The words, and each track's :func:`transcribe.context.context_clips`
-        cut from the mix: its short unsure answers, for the context pass.
     """
     regions = overlap_regions([t.levels for t in tracks], rules)
     mix = np.zeros(max(0, round((end - start) * SAMPLE_RATE)), dtype=np.float32)
@@ -350,10 +346,9 @@ def transcribe_tracks(
             add_to_mix(mix, samples, offset=offset - start)
             clips += track_clips(samples, offset=offset, speaker=track.label, regions=regions, index=i)
         room.append(RoomTrack(track.label, track.levels, join_clips(clips)))
-    words = transcribe_room(
+    return transcribe_room(
         model, mix, offset=start, tracks=room, regions=regions, options=options, rules=rules, on_progress=on_progress
     )
-    return words, [context_clips(mix, [w for w in words if w.speaker == t.label], offset=start) for t in tracks]
 
 
 def add_to_mix(mix: np.ndarray, samples: np.ndarray, *, offset: float) -> None:

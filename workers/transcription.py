@@ -53,9 +53,11 @@ def transcribe_room(space_id: str) -> int:
     # An English-only model is told English whatever the speech: it knows no other.
     told = {t: lang.language if lang.model_speaks else "en" for t, lang in languages.items()}
     levels = {t: read_levels(ctx, space_id, t) for t in track_ids}
-    clips: dict[str, bytes]
     if set(told.values()) == {"en"} and all(lv is not None for lv in levels.values()):
-        words, errors, clips = _room_words(ctx, space_id, track_ids, levels, told[track_ids[0]], progress)
+        words, errors = _room_words(ctx, space_id, track_ids, levels, told[track_ids[0]], progress)
+        # No context pass after the room's: its words were heard in context already
+        # (clips of the mix redone with a prompt lost more words than they fixed).
+        clips: dict[str, bytes] = dict.fromkeys(track_ids, clips_to_bytes([]))
     else:
         words, errors, clips = {}, {}, {}
         for n, t in enumerate(track_ids):
@@ -101,8 +103,8 @@ def _room_words(
     levels: dict[str, Levels | None],
     language: str,
     progress: Callable[[float], None],
-) -> tuple[dict[str, list[Word]], dict[str, list[str]], dict[str, bytes]]:
-    """Each track's words, decoding errors and context clips, from one pass over the room's mix.
+) -> tuple[dict[str, list[Word]], dict[str, list[str]]]:
+    """Each track's words and decoding errors, from one pass over the room's mix.
 
     The mix is summed segment by segment and only the overlaps' audio of each
     track is kept, so memory is the mix's plus one segment's.
@@ -110,7 +112,7 @@ def _room_words(
     tracks = {t: ctx.track(space_id, t) for t in track_ids}
     errors: dict[str, list[str]] = {t: [] for t in track_ids}
     # The track's id as its label: a speaker who rejoined has two tracks.
-    heard, clips = room.transcribe_tracks(
+    heard = room.transcribe_tracks(
         ctx.model(),
         [room.TrackAudio(t, lv, track_pieces(ctx, space_id, tracks[t], errors[t])) for t, lv in _known(levels)],
         start=min(tr.start for tr in tracks.values()),
@@ -119,12 +121,7 @@ def _room_words(
         on_progress=progress,
     )
     speaker = {t: tr.speaker for t, tr in tracks.items()}
-    known = [t for t, _ in _known(levels)]
-    return (
-        {t: [replace(w, speaker=speaker[t]) for w in heard if w.speaker == t] for t in track_ids},
-        errors,
-        {t: clips_to_bytes([replace(c, speaker=speaker[t]) for c in clips[known.index(t)]]) for t in track_ids},
-    )
+    return {t: [replace(w, speaker=speaker[t]) for w in heard if w.speaker == t] for t in track_ids}, errors
 
 
 def _known(levels: dict[str, Levels | None]) -> list[tuple[str, Levels]]:

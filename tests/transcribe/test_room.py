@@ -45,7 +45,7 @@ def together(space: Space) -> list[tuple[float, float]]:
 def room(model: WhisperModel, space: Space, offset: float = 0.0) -> list[Word]:
     """What the room job does, on a space's files (every track starting at ``offset``)."""
     tracks = [TrackAudio(s, levels(decode(p), offset=offset), [(offset, decode(p))]) for s, p in space.items()]
-    return transcribe_tracks(model, tracks, start=offset, end=offset + space.duration)[0]
+    return transcribe_tracks(model, tracks, start=offset, end=offset + space.duration)
 
 
 def test_overlap_is_found_from_levels_alone(crosstalk: Space) -> None:
