@@ -1,24 +1,33 @@
-"""Transcript quality, speed and memory against a synthetic space with known truth.
+"""Transcript quality, speed and memory against synthetic spaces with known truth.
 
-    .venv/bin/python -m bench.transcripts [--duration 600] [--workers 1] [--repeat-hours 3]
+    .venv/bin/python -m bench.transcripts [--duration 600] [--spaces espeak,answers,many]
+        [--design room|tracks] [--workers 2] [--repeat-hours 3]
 
-Builds issue 3's evaluation space with espeak-ng (cached): 4 speakers with
-distinct voices, turns of 1 to 20 s, two stretches of overlapping speech,
-one track where another speaker bleeds in at -18 dB, one late joiner, one
-long silence, short answers between long silences. Tracks are Ogg/Opus
-files like the SFU's.
+Spaces (espeak-ng voices, cached; tracks are Ogg/Opus files like the SFU's):
+
+- ``espeak``: issue 3's evaluation space, ``--duration`` long: 4 speakers,
+  turns of 1 to 20 s, two stretches of overlapping speech, one track where
+  another speaker bleeds in at -18 dB, one late joiner, one long silence;
+- ``answers``: long turns ending in a question, answered in one to four
+  words by the next speaker, one speaker on a phone line (300-3400 Hz);
+- ``many``: seven speakers in 90 s, short turns, one overlap, room noise on
+  every microphone.
 
 Then it runs, each in fresh processes (like rq's work horses):
 
 - the naive baseline: faster-whisper, same model, on the mixed audio, no
   speakers (defaults plus word timestamps);
-- our path, as the pipeline runs it: ``transcribe`` per track (in
-  ``--workers`` parallel processes), ``refine`` per track with the room's
-  first-pass text as context, ``assemble``, captions.
+- our path, as the pipeline runs it: levels and the mix, then
+  ``transcribe_room`` (``--design room``: the room's mix for the words, the
+  levels for the speakers) or one ``transcribe`` per track (``--design
+  tracks``, the design before issue 16), then ``assemble`` with its context
+  pass, captions.
 
-and prints every figure of issue 3's target table. ``--repeat-hours 3``
-then repeats the space to three hours and runs one track job over it, to
-show that a worker's memory stays flat.
+and prints every figure of issue 3's target table per space, then one line
+per space: our per-speaker WER, the baseline's, attribution, wall time.
+``--repeat-hours 3`` then repeats the espeak space's busiest track to three
+hours and runs one per-track job over it, to show that a worker's memory
+stays flat.
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ import resource
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,14 +54,19 @@ from spaces.models import Segment, Turn, Word
 from tests.evalspace import (
     BLEED,
     LATE,
-    QUESTIONS,
-    SPEAKERS,
+    answer_spans,
     baseline_words,
     build,
+    build_answers,
+    build_many,
     in_silence,
+    in_spans,
     in_utterance_order,
+    lone_utterances,
     plan_space,
+    pooled_wer,
     silent_stretches,
+    wer_alone,
 )
 from tests.speech import (
     Space,
@@ -65,6 +79,7 @@ from transcribe.audio import decode
 from transcribe.context import clips_from_bytes, clips_to_bytes, context_clips, refine_room
 from transcribe.levels import Levels, levels
 from transcribe.model import load_model, model_label
+from transcribe.room import TrackAudio, transcribe_tracks
 from transcribe.transcribe import TranscribeOptions, transcribe
 from workers.mix import render_mix
 
@@ -133,6 +148,40 @@ def job_transcribe(
     }
 
 
+def _pieces(path: str, offset: float) -> Iterator[tuple[float, np.ndarray]]:
+    """A track file as one piece, decoded only when the room pass reaches it."""
+    yield offset, decode(path)
+
+
+def job_room(tracks: list[tuple[str, str, float, dict[str, Any]]], threads: int, duration: float) -> dict[str, Any]:
+    """What ``transcribe_room`` does: the room's mix for the words, each track's levels for the speaker."""
+    model = load_model(MODEL, cpu_threads=threads)
+    labels = [str(i) for i in range(len(tracks))]
+    heard = transcribe_tracks(
+        model,
+        [
+            TrackAudio(label, Levels.from_dict(lv), _pieces(path, offset))
+            for label, (_, path, offset, lv) in zip(labels, tracks, strict=True)
+        ],
+        start=0.0,
+        end=duration,
+        options=OPTIONS,
+    )
+    return {
+        "tracks": [
+            {
+                "speaker": speaker,
+                "words": [dataclasses.replace(w, speaker=speaker).to_dict() for w in heard if w.speaker == label],
+                "levels": lv,
+                "clips": clips_to_bytes([]),
+            }
+            for label, (speaker, _, _, lv) in zip(labels, tracks, strict=True)
+        ],
+        "cpu": time.process_time(),
+        "rss_mb": _peak_rss_mb(),
+    }
+
+
 def job_assemble(tracks: list[dict[str, Any]], threads: int, context: bool) -> dict[str, Any]:
     """What ``assemble`` does: the context pass (if any clip), turns, captions."""
     first = [
@@ -181,7 +230,7 @@ class Run:
     clips: int = 0
 
 
-def run_ours(space: Space, workers: int, threads: int, out: Path, *, context: bool = True) -> Run:
+def run_ours(space: Space, workers: int, threads: int, out: Path, *, context: bool = True, design: str = "room") -> Run:
     """The pipeline's stages in the order its workers take them, timed stage by stage.
 
     As ``finalize`` enqueues them: every track's levels and the mix, then the
@@ -199,9 +248,18 @@ def run_ours(space: Space, workers: int, threads: int, out: Path, *, context: bo
         run.seconds["levels"] = time.perf_counter() - t0
         run.cpu["levels"] = sum(r.get()["cpu"] for r in measured)
         t1 = time.perf_counter()
-        others = {s: [d for o, d in lv.items() if o != s] for s in space}
-        pending = [pool.apply_async(job_transcribe, (s, p, o, threads, others[s])) for s, p, o in tracks]
-        results = [r.get(timeout=JOB_TIMEOUT) for r in pending]
+        if design == "room":
+            room = [(s, p, o, lv[s]) for s, p, o in tracks]
+            done_room = pool.apply_async(job_room, (room, threads, space.duration)).get(timeout=JOB_TIMEOUT)
+            results = done_room["tracks"]
+            transcribe_cpu = done_room["cpu"]
+            transcribe_rss = done_room["rss_mb"]
+        else:
+            others = {s: [d for o, d in lv.items() if o != s] for s in space}
+            pending = [pool.apply_async(job_transcribe, (s, p, o, threads, others[s])) for s, p, o in tracks]
+            results = [r.get(timeout=JOB_TIMEOUT) for r in pending]
+            transcribe_cpu = sum(r["cpu"] for r in results)
+            transcribe_rss = max(r["rss_mb"] for r in results)
         run.seconds["transcribe"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         # Beside the mix if it is still running, alone otherwise: as a worker would.
@@ -210,11 +268,11 @@ def run_ours(space: Space, workers: int, threads: int, out: Path, *, context: bo
         mix = mixed.get(timeout=JOB_TIMEOUT)
         run.seconds["mix (beside the others)"] = mix["seconds"]
     run.seconds["total"] = time.perf_counter() - t0
-    run.cpu["transcribe"] = sum(r["cpu"] for r in results)
+    run.cpu["transcribe"] = transcribe_cpu
     run.cpu["assemble (context pass, turns, captions)"] = done["cpu"]
     run.cpu["mix (beside the others)"] = mix["cpu"]
     run.cpu["total"] = sum(run.cpu.values())
-    run.rss_mb = max([r["rss_mb"] for r in results] + [done["rss_mb"], mix["rss_mb"]])
+    run.rss_mb = max(transcribe_rss, done["rss_mb"], mix["rss_mb"])
     run.first = {r["speaker"]: [Word.from_dict(w) for w in r["words"]] for r in results}
     run.turns = [Turn.from_dict(t) for t in done["turns"]]
     run.clips = done["clips"]
@@ -231,46 +289,23 @@ def run_baseline(space: Space, threads: int) -> tuple[list[Word], float, float, 
 # --- scoring -----------------------------------------------------------------
 
 
-def lone_utterances(space: Space, speaker: str) -> list[tuple[float, float]]:
-    """(start, end) of the speaker's utterances that nobody else talks over."""
-    mine = [(u.start, end) for u, end in zip(space.tracks[speaker].utterances, space.tracks[speaker].ends, strict=True)]
-    others = [
-        (u.start, end)
-        for t in space.tracks.values()
-        if t.speaker != speaker
-        for u, end in zip(t.utterances, t.ends, strict=True)
-    ]
-    return [(s, e) for s, e in mine if not any(os < e + 0.5 and oe > s - 0.5 for os, oe in others)]
-
-
-def wer_alone(space: Space, speaker: str, words: Sequence[Word]) -> float:
-    """WER of ``words`` on the speaker's lone utterances, taken by time.
-
-    The mix has no speakers, so the baseline can only be scored this way:
-    the words within an utterance of ``speaker`` during which no one else speaks.
-    """
-    alone = lone_utterances(space, speaker)
-    ref = [w for s, e in alone for w in space.truth[speaker] if s - 0.01 <= w.start <= e]
-    hyp = [w for s, e in alone for w in words if s - 0.3 <= (w.start + w.end) / 2 <= e + 0.3]
-    return word_error_rate(ref, hyp)
-
-
 def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def score(space: Space, run: Run, baseline: list[Word] | None) -> list[tuple[str, str, str, str]]:
-    """Rows of (figure, ours, baseline, target)."""
+def score(
+    space: Space, run: Run, baseline: list[Word] | None, bleed: tuple[str, str, float] | None
+) -> tuple[list[tuple[str, str, str, str]], dict[str, float]]:
+    """Rows of (figure, ours, baseline, target), and the space's summary figures."""
     ours = [w for t in run.turns for w in t.words]
     truth = space.words()
     rows: list[tuple[str, str, str, str]] = []
 
     base_wer = word_error_rate(in_utterance_order(space), baseline) if baseline is not None else float("nan")
-    wers = {s: word_error_rate(space.truth[s], [w for w in ours if w.speaker == s]) for s in SPEAKERS}
-    refs = {s: len(space.truth[s]) for s in SPEAKERS}
-    pooled = sum(wers[s] * refs[s] for s in SPEAKERS) / sum(refs.values())
+    pooled, wers = pooled_wer(space, ours)
+    speakers = list(wers)
     ratios = {}
-    for s in SPEAKERS:
+    for s in speakers:
         mine = [w for w in ours if w.speaker == s]
         lone = len(lone_utterances(space, s))
         ours_alone = wer_alone(space, s, mine)
@@ -325,20 +360,40 @@ def score(space: Space, run: Run, baseline: list[Word] | None) -> list[tuple[str
         )
     )
 
-    victim, source, _ = BLEED
+    summary = {"ours": pooled, "mix": base_wer, "attribution": right / max(1, len(pairs))}
+    if bleed is not None:
+        rows += _bleed_rows(run, truth, ours, bleed)
+    rows += _answer_rows(space, run, truth, ours, baseline)
+    stretches = silent_stretches(space)
+    rows.append(
+        (
+            "words output during silence-only stretches",
+            str(in_silence(ours, stretches)),
+            str(in_silence(baseline, stretches)) if baseline is not None else "",
+            "0",
+        )
+    )
+    return rows, summary
+
+
+def _bleed_rows(
+    run: Run, truth: list[Word], ours: list[Word], bleed: tuple[str, str, float]
+) -> list[tuple[str, str, str, str]]:
+    rows: list[tuple[str, str, str, str]] = []
+    victim, source, _ = bleed
     raw = run.first[victim]
     final = [w for w in ours if w.speaker == victim]
     both = [w for w in truth if w.speaker in (victim, source)]
     raw_pairs = match_words(both, raw)
     final_truth = {id(t) for t, _ in match_words(both, final)}
-    bleed = [t for t, _ in raw_pairs if t.speaker == source]
+    picked = [t for t, _ in raw_pairs if t.speaker == source]
     own = [t for t, _ in raw_pairs if t.speaker == victim]
-    removed = sum(1 for t in bleed if id(t) not in final_truth)
+    removed = sum(1 for t in picked if id(t) not in final_truth)
     lost = sum(1 for t in own if id(t) not in final_truth)
     rows.append(
         (
             f"bleed words removed ({source} on {victim}'s track)",
-            f"{100 * removed / max(1, len(bleed)):.1f} % of {len(bleed)}",
+            f"{100 * removed / max(1, len(picked)):.1f} % of {len(picked)}",
             "",
             ">= 95 %",
         )
@@ -352,22 +407,18 @@ def score(space: Space, run: Run, baseline: list[Word] | None) -> list[tuple[str
         )
     )
 
-    # Short answers after a silence of their speaker: where context across speakers matters.
-    answers = {a for _, a in QUESTIONS}
-    spans = [
-        (u.speaker, u.start - 0.5, end + 0.5)
-        for t in space.tracks.values()
-        for u, end in zip(t.utterances, t.ends, strict=True)
-        if u.text in answers
-    ]
+    return rows
+
+
+def _answer_rows(
+    space: Space, run: Run, truth: list[Word], ours: list[Word], baseline: list[Word] | None
+) -> list[tuple[str, str, str, str]]:
+    """Short answers after a silence of their speaker: where context across speakers matters."""
+    rows: list[tuple[str, str, str, str]] = []
+    spans = answer_spans(space)
 
     def said(words: Sequence[Word], *, by_speaker: bool = True) -> list[Word]:
-        return [
-            w
-            for speaker, lo, hi in spans
-            for w in words
-            if lo <= w.start <= hi and (not by_speaker or w.speaker == speaker)
-        ]
+        return in_spans(spans, words, by_speaker=by_speaker)
 
     if spans:
         ref = said(truth)
@@ -381,15 +432,6 @@ def score(space: Space, run: Run, baseline: list[Word] | None) -> list[tuple[str
             )
         )
 
-    stretches = silent_stretches(space)
-    rows.append(
-        (
-            "words output during silence-only stretches",
-            str(in_silence(ours, stretches)),
-            str(in_silence(baseline, stretches)) if baseline is not None else "",
-            "0",
-        )
-    )
     return rows
 
 
@@ -435,6 +477,10 @@ def main() -> None:
     parser.add_argument("--model", default="", help="WHISPER_MODEL to measure (default: the embedded default)")
     parser.add_argument("--languages", default="", help="instead: per-language spaces, e.g. en,fr,de,es")
     parser.add_argument("--models", default="tiny.en,base", help="with --languages: the models to compare")
+    parser.add_argument("--spaces", default="espeak,answers,many", help="which spaces (espeak, answers, many)")
+    parser.add_argument(
+        "--design", default="room", choices=("room", "tracks"), help="room: the mix, attributed; tracks: per track"
+    )
     args = parser.parse_args()
     if args.languages:
         from bench.languages import main as per_language
@@ -451,28 +497,66 @@ def main() -> None:
         OPTIONS = dataclasses.replace(OPTIONS, temperatures=(0.0,))
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-transcripts-"))
     out.mkdir(parents=True, exist_ok=True)
-    plan = plan_space(args.duration, args.seed)
-    space = build(plan, out)
-    speech = sum(w.end - w.start for w in space.words())
-    print(
-        f"space: {args.duration:.0f} s, {len(plan.utterances)} utterances, {len(space.words())} words, "
-        f"silence {plan.silence[0]:.0f}-{plan.silence[1]:.0f} s, overlaps "
-        + ", ".join(f"{s:.0f}-{e:.0f} s" for s, e in plan.overlaps)
-        + f", {LATE} joins at {plan.join:.0f} s, {BLEED[1]} bleeds into {BLEED[0]} at {BLEED[2]:.0f} dB",
-        flush=True,
-    )
-
     threads = args.threads or max(1, CPUS // args.workers)
     if args.memory_only:
+        space = build(plan_space(args.duration, args.seed), out / "espeak")
         rss, seconds, n_words, length = memory_check(space, args.repeat_hours or 3.0, threads, out)
         print(f"one {length / 3600:g} h track job: peak RSS {rss:.0f} MB, {seconds:.0f} s, {n_words} words")
         return
+    summary: list[tuple[str, str, str, str, str]] = []
+    for name in args.spaces.split(","):
+        space, about, bleed = build_bench_space(name, args.duration, args.seed, out / name)
+        print(f"\n== space {name}: {about}", flush=True)
+        summary.append(bench_space(name, space, bleed, args, threads, out / name))
+    print(f"\nwhole run: design {args.design}, model {model_label(MODEL)}, workers {args.workers}\n")
+    print_table(
+        ("space", "ours (per-speaker WER)", "mix baseline (WER)", "attribution", "wall time ours / mix"), summary
+    )
+
+
+def build_bench_space(
+    name: str, duration: float, seed: int, out: Path
+) -> tuple[Space, str, tuple[str, str, float] | None]:
+    """One of the bench's spaces, a line saying what is in it, and its bleed (victim, source, dB) if any."""
+    if name == "espeak":
+        plan = plan_space(duration, seed)
+        space = build(plan, out)
+        about = (
+            f"{duration:.0f} s, {len(plan.utterances)} utterances, {len(space.words())} words, "
+            f"silence {plan.silence[0]:.0f}-{plan.silence[1]:.0f} s, overlaps "
+            + ", ".join(f"{s:.0f}-{e:.0f} s" for s, e in plan.overlaps)
+            + f", {LATE} joins at {plan.join:.0f} s, {BLEED[1]} bleeds into {BLEED[0]} at {BLEED[2]:.0f} dB"
+        )
+        return space, about, BLEED
+    if name == "answers":
+        space = build_answers(out, rounds=8, seed=seed)
+        return (
+            space,
+            f"{space.duration:.0f} s, 3 speakers, long turns ending in questions, answers of 1-4 words,"
+            " bob on the phone (300-3400 Hz)",
+            None,
+        )
+    if name == "many":
+        space = build_many(out, seed=seed + 8)
+        return (
+            space,
+            f"{space.duration:.0f} s, 7 speakers, short turns, one overlap, room noise at -55 dBFS on every microphone",
+            None,
+        )
+    raise SystemExit(f"unknown space {name!r} (espeak, answers, many)")
+
+
+def bench_space(
+    name: str, space: Space, bleed: tuple[str, str, float] | None, args: argparse.Namespace, threads: int, out: Path
+) -> tuple[str, str, str, str, str]:
+    """Baseline and ours on one space, its table printed; returns its summary row."""
+    speech = sum(w.end - w.start for w in space.words())
     baseline: list[Word] | None = None
     base_seconds = base_rss = base_cpu = float("nan")
     if not args.no_baseline:
         baseline, base_seconds, base_cpu, base_rss = run_baseline(space, args.threads)
         print(f"baseline done in {base_seconds:.1f} s", flush=True)
-    run = run_ours(space, args.workers, threads, out, context=not args.no_context)
+    run = run_ours(space, args.workers, threads, out, context=not args.no_context, design=args.design)
     print(
         "ours done: "
         + ", ".join(f"{k} {v:.1f} s (CPU {run.cpu[k]:.1f} s)" for k, v in run.seconds.items())
@@ -483,31 +567,44 @@ def main() -> None:
     (out / "ours.json").write_text(json.dumps([t.to_dict() for t in run.turns]))
     if baseline is not None:
         (out / "baseline.json").write_text(json.dumps([w.to_dict() for w in baseline]))
-    rows = score(space, run, baseline)
+    rows, figures = score(space, run, baseline, bleed)
     total = run.seconds["total"]
     rows.append(
         (
             "wall time, all stages (levels, transcribe, assemble, mix)",
-            f"{total:.1f} s = {total / args.duration:.3f} x duration",
-            f"{base_seconds:.1f} s = {base_seconds / args.duration:.3f} x",
+            f"{total:.1f} s = {total / space.duration:.3f} x duration",
+            f"{base_seconds:.1f} s = {base_seconds / space.duration:.3f} x",
             "<= 0.15 x duration",
         )
     )
     rows.append(("CPU time, all jobs", f"{run.cpu['total']:.1f} s", f"{base_cpu:.1f} s", ""))
+    rows.append(("CPU time, transcription", f"{run.cpu['transcribe']:.1f} s", f"{base_cpu:.1f} s", ""))
     rows.append(("wall time vs baseline", f"{total / base_seconds:.2f} x", "", "<= 1.5 x"))
     rows.append(("peak memory of a worker (RSS)", f"{run.rss_mb:.0f} MB", f"{base_rss:.0f} MB", "< 1.5 GB"))
-    if args.repeat_hours:
+    if args.repeat_hours and bleed is not None:
         rss, seconds, n_words, length = memory_check(space, args.repeat_hours, threads, out)
         rows.append((f"peak memory, one {args.repeat_hours:g} h track job", f"{rss:.0f} MB", "", "< 1.5 GB, flat"))
         rows.append((f"time of that job ({n_words} words)", f"{seconds:.0f} s = {seconds / length:.3f} x", "", ""))
 
     cpu = platform.processor() or platform.machine()
     print(
-        f"\nmachine: {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, "
-        f"model: {model_label(MODEL)} int8, workers {args.workers}, speech in the space {speech:.0f} s\n"
+        f"\nmachine: {os.cpu_count()} CPUs ({cpu}), load average {os.getloadavg()[0]:.1f}, Python "
+        f"{platform.python_version()}, model: {model_label(MODEL)} int8, workers {args.workers}, "
+        f"design {args.design}, speech in the space {speech:.0f} s\n"
     )
-    widths = [max(len(r[i]) for r in [("figure", "ours", "baseline", "target"), *rows]) for i in range(4)]
-    for i, row in enumerate([("figure", "ours", "baseline (mix)", "target"), *rows]):
+    print_table(("figure", "ours", "baseline (mix)", "target"), rows)
+    return (
+        name,
+        f"{figures['ours']:.3f}",
+        f"{figures['mix']:.3f}",
+        f"{100 * figures['attribution']:.1f} %",
+        f"{total / base_seconds:.2f} x ({total:.0f} s / {base_seconds:.0f} s)",
+    )
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for i, row in enumerate([header, *rows]):
         print(" | ".join(cell.ljust(widths[j]) for j, cell in enumerate(row)))
         if i == 0:
             print("-+-".join("-" * w for w in widths))

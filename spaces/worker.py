@@ -7,7 +7,7 @@ rq 2.12 can leave a job that succeeded in its queue's ``StartedJobRegistry``:
 the work-horse reports success in one Redis transaction that WATCHes the
 job's dependents key, and ``cleanup_execution`` forgets the execution when it
 queues its removal. If another client registers a dependent meanwhile (our
-``finalize`` enqueues every ``transcribe_track`` with ``depends_on`` all the
+``finalize`` enqueues ``transcribe_room`` with ``depends_on`` all the
 ``measure_levels`` jobs, which other workers are already running and finish
 in half a second), the transaction fails with ``WatchError`` and is redone
 without the removal. About a minute later (the heartbeat TTL: the monitoring

@@ -17,7 +17,7 @@ from pathlib import Path
 from faster_whisper import WhisperModel
 
 from spaces.models import Word
-from tests.speech import VOICES, Space, Utterance, build_space, synthesize
+from tests.speech import VOICES, Space, Utterance, build_space, synthesize, word_error_rate
 from transcribe.audio import decode
 
 SPEAKERS = ("alice", "bob", "carol", "dave")
@@ -261,3 +261,144 @@ def baseline_words(model: WhisperModel, path: Path) -> list[Word]:
     segments, _ = model.transcribe(decode(path), language="en", word_timestamps=True)
     said = [w for s in segments for w in s.words or () if w.word.strip()]
     return [Word(w.start, w.end, w.word.strip(), "", w.probability) for w in said]
+
+
+# --- spaces closer to real rooms (issue 16) ----------------------------------
+
+#: Seven distinct espeak-ng voices for the many-speaker space.
+MANY_VOICES = ("en-us+m3", "en-gb+f2", "en+m5", "en-us+f4", "en-gb+m2", "en-us+f3", "en-us+m6")
+MANY = ("alice", "bob", "carol", "dave", "erin", "frank", "grace")
+
+
+def plan_answers(rounds: int, seed: int = 5) -> list[Utterance]:
+    """Long turns, each ending in a question that the next speaker answers in one to four words.
+
+    Three speakers in turn, natural pauses (0.5 to 1.2 s) between them: the
+    case where a short answer transcribed alone has no context.
+    """
+    rng = random.Random(seed)
+    talk = sentences(rng)
+    who = SPEAKERS[:3]
+    utterances: list[Utterance] = []
+    t = 0.8
+    for i in range(rounds):
+        speaker, other = who[i % 3], who[(i + 1) % 3]
+        question, answer = QUESTIONS[i % len(QUESTIONS)]
+        for text in [*(talk.pop() for _ in range(rng.choice((2, 3)))), question]:
+            utterances.append(Utterance(speaker, round(t, 2), text))
+            t += synthesize(text, VOICES[SPEAKERS.index(speaker)]).duration + rng.uniform(0.25, 0.5)
+        t += rng.uniform(0.3, 0.8)
+        utterances.append(Utterance(other, round(t, 2), answer))
+        t += synthesize(answer, VOICES[SPEAKERS.index(other)]).duration + rng.uniform(0.6, 1.2)
+    return utterances
+
+
+def build_answers(out: Path, rounds: int = 4, seed: int = 5, *, phone: Sequence[str] = ("bob",)) -> Space:
+    """:func:`plan_answers` with ``phone`` speakers band-limited like a telephone."""
+    utterances = plan_answers(rounds, seed)
+    end = max(u.start + synthesize(u.text, VOICES[SPEAKERS.index(u.speaker)]).duration for u in utterances)
+    return build_space(
+        utterances,
+        dict(zip(SPEAKERS[:3], VOICES, strict=False)),
+        duration=round(end + 1.5, 1),
+        out_dir=out,
+        suffix=".ogg",
+        phone=phone,
+    )
+
+
+def plan_many(duration: float, seed: int = 11) -> list[Utterance]:
+    """Seven speakers taking short turns (a remark to three sentences), one overlap."""
+    rng = random.Random(seed)
+    talk = sentences(rng)
+    voice = dict(zip(MANY, MANY_VOICES, strict=True))
+    utterances: list[Utterance] = []
+    t, last, overlapped = 0.8, "", False
+    while True:
+        # Everyone speaks early on, then anyone.
+        spoken = {u.speaker for u in utterances}
+        speaker = rng.choice([s for s in MANY if s != last and s not in spoken] or [s for s in MANY if s != last])
+        turn = [rng.choice(SHORT)] if rng.random() < 0.3 else [talk.pop() for _ in range(rng.choice((1, 1, 2)))]
+        length = sum(synthesize(text, voice[speaker]).duration + 0.35 for text in turn)
+        if t + length > duration - 1.5:
+            break
+        for text in turn:
+            utterances.append(Utterance(speaker, round(t, 2), text))
+            t += synthesize(text, voice[speaker]).duration + 0.35
+        last = speaker
+        if not overlapped and t > duration / 2:
+            overlapped = True  # the next speaker starts 1.5 s before this one ends
+            t -= 1.85
+        else:
+            t += rng.uniform(0.3, 1.0)
+    return utterances
+
+
+def build_many(out: Path, duration: float = 90.0, seed: int = 11, *, noise_db: float | None = -55.0) -> Space:
+    """:func:`plan_many` with room noise on every microphone."""
+    return build_space(
+        plan_many(duration, seed),
+        dict(zip(MANY, MANY_VOICES, strict=True)),
+        duration=duration,
+        out_dir=out,
+        suffix=".ogg",
+        noise_db=noise_db,
+    )
+
+
+def lone_utterances(space: Space, speaker: str) -> list[tuple[float, float]]:
+    """(start, end) of the speaker's utterances that nobody else talks over."""
+    mine = [(u.start, end) for u, end in zip(space.tracks[speaker].utterances, space.tracks[speaker].ends, strict=True)]
+    others = [
+        (u.start, end)
+        for t in space.tracks.values()
+        if t.speaker != speaker
+        for u, end in zip(t.utterances, t.ends, strict=True)
+    ]
+    return [(s, e) for s, e in mine if not any(os < e + 0.5 and oe > s - 0.5 for os, oe in others)]
+
+
+def wer_alone(space: Space, speaker: str, words: Sequence[Word]) -> float:
+    """WER of ``words`` on the speaker's lone utterances, taken by time.
+
+    The mix has no speakers, so the baseline can only be scored this way:
+    the words within an utterance of ``speaker`` during which no one else speaks.
+    """
+    alone = lone_utterances(space, speaker)
+    hyp = [w for s, e in alone for w in words if s - 0.3 <= (w.start + w.end) / 2 <= e + 0.3]
+    return word_error_rate(lone_words(space, speaker), hyp)
+
+
+def lone_words(space: Space, speaker: str) -> list[Word]:
+    """The speaker's true words in their :func:`lone_utterances`."""
+    return [w for s, e in lone_utterances(space, speaker) for w in space.truth[speaker] if s - 0.01 <= w.start <= e]
+
+
+Span = tuple[str, float, float]
+"""(speaker, start, end) on the room clock."""
+
+
+def answer_spans(space: Space, *, margin: float = 0.5) -> list[Span]:
+    """(speaker, start, end) of every short answer to a question (:data:`QUESTIONS`), widened by ``margin``."""
+    answers = {a for _, a in QUESTIONS}
+    return [
+        (u.speaker, u.start - margin, end + margin)
+        for t in space.tracks.values()
+        for u, end in zip(t.utterances, t.ends, strict=True)
+        if u.text in answers
+    ]
+
+
+def in_spans(
+    spans: Sequence[tuple[str, float, float]], words: Sequence[Word], *, by_speaker: bool = True
+) -> list[Word]:
+    """The words starting in the spans (on the span's speaker, unless the words have none)."""
+    return [w for who, lo, hi in spans for w in words if lo <= w.start <= hi and (not by_speaker or w.speaker == who)]
+
+
+def pooled_wer(space: Space, words: Sequence[Word]) -> tuple[float, dict[str, float]]:
+    """WER of every speaker's words against their truth, pooled by reference length; and per speaker."""
+    speakers = [s for s in space.truth if space.truth[s]]
+    wers = {s: word_error_rate(space.truth[s], [w for w in words if w.speaker == s]) for s in speakers}
+    total = sum(len(space.truth[s]) for s in speakers)
+    return sum(wers[s] * len(space.truth[s]) for s in speakers) / total, wers

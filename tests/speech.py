@@ -457,6 +457,8 @@ class _SpacePlan:
     starts: tuple[tuple[str, float], ...] = ()
     suffix: str = ".wav"
     levels: tuple[tuple[str, float], ...] = field(default=())
+    noise_db: float | None = None
+    phone: tuple[str, ...] = ()
 
 
 def build_space(
@@ -469,6 +471,8 @@ def build_space(
     starts: Mapping[str, float] | None = None,
     levels_db: Mapping[str, float] | None = None,
     suffix: str = ".wav",
+    noise_db: float | None = None,
+    phone: Sequence[str] = (),
 ) -> Space:
     """Write one track per speaker (plus the room mix) into ``out_dir``.
 
@@ -483,6 +487,9 @@ def build_space(
             must not speak before it.
         levels_db: Gain of a speaker's own voice on their track.
         suffix: Track file format (``.wav`` or ``.ogg`` for Opus like the SFU's).
+        noise_db: Room noise on every microphone at this level (dBFS RMS), each
+            its own; the mix carries all of it, as a recording of the room would.
+        phone: Speakers who call in by phone: their voice band-limited to 300-3400 Hz.
 
     Returns:
         A :class:`Space`: ``dict`` of speaker -> track path, with the truth.
@@ -498,6 +505,8 @@ def build_space(
         starts=tuple(sorted(starts.items())),
         suffix=suffix,
         levels=tuple(sorted(levels_db.items())),
+        noise_db=noise_db,
+        phone=tuple(sorted(phone)),
     )
     cached = cache_dir() / f"space-{_key(repr(plan))}"
     if not (cached / "truth.json").exists():
@@ -521,13 +530,21 @@ def _render_space(plan: _SpacePlan, into: Path) -> None:
         mine = [u for u in plan.utterances if u.speaker == speaker]
         # Rendered from room zero so that bleed and the mix line up sample for sample.
         own[speaker] = render_track(mine, voice=voice, duration=plan.duration, level_db=levels.get(speaker, 0.0))
+        if speaker in plan.phone:
+            own[speaker] = (phone_band(own[speaker][0]), *own[speaker][1:])
+    rng = np.random.default_rng(int(_key(repr(plan))[:8], 16))
+    noise = {
+        speaker: (room_noise(rng, n, plan.noise_db) if plan.noise_db is not None else np.zeros(n, dtype=np.float32))
+        for speaker in voices
+    }
     mix = np.zeros(n, dtype=np.float32)
-    for samples, _, _ in own.values():
+    for speaker, (samples, _, _) in own.items():
         mix[: len(samples)] += samples
+        mix += noise[speaker]
     write_audio(tmp / "mix.wav", mix)
     truth: dict[str, dict[str, object]] = {}
     for speaker in voices:
-        samples = own[speaker][0].copy()
+        samples = own[speaker][0] + noise[speaker][: len(own[speaker][0])]
         for victim, source, db in plan.bleed:
             if victim == speaker:
                 samples += own[source][0] * 10 ** (db / 20)
@@ -547,6 +564,25 @@ def _render_space(plan: _SpacePlan, into: Path) -> None:
         tmp.rename(into)
     except OSError:
         shutil.rmtree(tmp)
+
+
+def phone_band(samples: np.ndarray) -> np.ndarray:
+    """A voice as a telephone carries it: nothing below 300 Hz or above 3400 Hz."""
+    spectrum = np.fft.rfft(samples)
+    hz = np.fft.rfftfreq(len(samples), 1 / SAMPLE_RATE)
+    spectrum[(hz < 300) | (hz > 3400)] = 0
+    return np.fft.irfft(spectrum, len(samples)).astype(np.float32)
+
+
+def room_noise(rng: np.random.Generator, n: int, db: float) -> np.ndarray:
+    """Brown-ish room hum and hiss at ``db`` dBFS RMS (more energy low, like fans and traffic)."""
+    white = rng.standard_normal(n)
+    spectrum = np.fft.rfft(white)
+    hz = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
+    spectrum /= np.sqrt(np.maximum(hz, 50.0) / 50.0)
+    noise = np.fft.irfft(spectrum, n)
+    noise *= 10 ** (db / 20) / max(float(np.sqrt(np.mean(noise**2))), 1e-12)
+    return noise.astype(np.float32)
 
 
 def _load_space(cached: Path, out_dir: Path, plan: _SpacePlan) -> Space:

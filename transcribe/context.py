@@ -302,11 +302,11 @@ def accept_redo(old: Sequence[Word], new: Sequence[Word], rules: ContextRules | 
 
 
 def _kept(word: Word, new: Sequence[Word], slack: float) -> bool:
-    text = _spelling(word.text)
-    return any(_spelling(n.text) == text and n.start <= word.end + slack and n.end >= word.start - slack for n in new)
+    text = spelling(word.text)
+    return any(spelling(n.text) == text and n.start <= word.end + slack and n.end >= word.start - slack for n in new)
 
 
-def _spelling(text: str) -> str:
+def spelling(text: str) -> str:
     """A word as said: case and punctuation around it do not make it another word."""
     return "".join(c for c in text.lower() if c.isalnum() or c == "'").strip("'")
 

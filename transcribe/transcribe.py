@@ -109,6 +109,7 @@ def transcribe(
     on_progress: ProgressCallback | None = None,
     prompt: PromptSource | None = None,
     others: Sequence[Levels] = (),
+    speech: Sequence[tuple[float, float]] = (),
 ) -> list[Word]:
     """Transcribe one speaker's track into words on the room clock.
 
@@ -126,11 +127,21 @@ def transcribe(
             track only hears because another speaker is much louder on their
             own microphone (bleed) is then not transcribed at all, which saves
             its time; assembly removes whatever bleed gets through.
+        speech: Room-time stretches known to hold speech (from the tracks'
+            levels): a stretch the VAD hears nothing in is transcribed, and its
+            words kept, all the same. Silero misses some voices (one on a
+            telephone line).
 
     Returns:
         The words, sorted by start, stripped of Whisper's leading space.
     """
     probs = speech_probabilities(audio)
+    for start, end in speech:
+        lo, hi = max(0, int((start - offset) * SAMPLE_RATE) // FRAME), int((end - offset) * SAMPLE_RATE) // FRAME + 1
+        # Only where the VAD heard nothing at all: elsewhere its spans (and so
+        # Whisper's windows) stay as they were, which the words depend on.
+        if hi > lo and probs[lo:hi].max(initial=0.0) < options.vad.threshold:
+            probs[lo:hi] = 1.0
     spans = speech_spans(probs, len(audio), options.vad)
     if others:
         spans = [s for s in spans if not _is_bleed(audio, probs, s, offset, others, options)]

@@ -1,9 +1,9 @@
 """Job: a track's loudness over time, measured before any track is transcribed.
 
-With every other track's levels at hand, ``transcribe_track`` skips the
-speech its microphone only picked up from another speaker (bleed): that
-costs no Whisper time and cannot garble the speaker's own words, and
-``assemble`` uses the same levels to remove whatever bleed got through.
+The levels tell who speaks when: the room's transcription gives each word
+to the speaker whose track is loudest while it is said (another speaker's
+bleed on a microphone is always quieter), finds where two speak at once,
+and ``assemble`` uses the same levels to remove whatever bleed got through.
 """
 
 from __future__ import annotations

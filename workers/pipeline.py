@@ -2,10 +2,10 @@
 
 ``finalize(space_id)`` is what the SFU and ``spaces import`` enqueue. It fans
 out one ``measure_levels`` job per track and the ``mix`` job, then one
-``transcribe_track`` job per track once every track's levels are known
-(parallel across workers), then ``assemble`` after every track is
-transcribed, then ``complete`` after assemble and mix. Every job id is derived from the space,
-the stage and the run number, so a replayed enqueue is not a second run.
+``transcribe_room`` job once every track's levels are known (the room's
+words from its mix, the speakers from the levels), then ``assemble``,
+then ``complete`` after assemble and mix. Every job id is derived from the
+space, the stage and the run number, so a replayed enqueue is not a second run.
 """
 
 from __future__ import annotations
@@ -60,17 +60,20 @@ def finalize(space_id: str, run: int = 0) -> None:
             on_failure=ON_FAILURE,
         )
 
-    # Every track's levels first: each transcription skips the bleed of the others.
+    # Every track's levels first: they tell who speaks when, and what is bleed.
     measured = [enqueue("workers.levels.measure_levels", f"levels-{t}", t) for t, _ in manifest.tracks]
-    transcribed = [
-        enqueue("workers.transcription.transcribe_track", f"transcribe-{t}", t, depends_on=measured)
-        for t, _ in manifest.tracks
-    ]
+    # One transcription for the whole room (its mix gives Whisper the context):
+    # its cost follows the room's speech, not its number of speakers.
+    transcribed = enqueue("workers.transcription.transcribe_room", "transcribe-room", depends_on=measured)
     mixed = enqueue("workers.mix.mix", "mix")
-    assembled = enqueue("workers.transcript.assemble", "assemble", depends_on=transcribed)
+    assembled = enqueue("workers.transcript.assemble", "assemble", depends_on=[transcribed])
     enqueue("workers.pipeline.complete", "complete", depends_on=[assembled, mixed])
     log.info(
-        "space %s: pipeline enqueued (run %d, %d tracks)", space_id, run, len(transcribed), extra={"space_id": space_id}
+        "space %s: pipeline enqueued (run %d, %d tracks)",
+        space_id,
+        run,
+        len(manifest.tracks),
+        extra={"space_id": space_id},
     )
 
 

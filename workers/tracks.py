@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from spaces.models import Track
-from transcribe.audio import decode, timeline
+from transcribe.audio import SAMPLE_RATE, decode, timeline
 from transcribe.exceptions import AudioError
 from workers.context import Context
 
@@ -22,14 +23,40 @@ def load_track_audio(ctx: Context, space_id: str, track: Track) -> tuple[float, 
     A segment that does not decode is skipped and reported, so one damaged
     file costs its own seconds, not the track.
     """
-    pieces: list[tuple[float, np.ndarray]] = []
     errors: list[str] = []
+    pieces = list(track_pieces(ctx, space_id, track, errors))
+    if not pieces:
+        return track.start, np.zeros(0, dtype=np.float32), errors
+    start, audio = timeline(pieces)
+    return start, audio, errors
+
+
+def track_pieces(ctx: Context, space_id: str, track: Track, errors: list[str]) -> Iterator[tuple[float, np.ndarray]]:
+    """The track's segments, decoded one at a time: ``(room time of the first sample, samples)``.
+
+    As :func:`transcribe.audio.timeline` places them: where two segments
+    overlap (clock jitter, codec priming), the later one wins, so that summing
+    the pieces adds no sample twice. A segment that does not decode is
+    skipped and its error appended to ``errors``.
+    """
+    held: tuple[float, np.ndarray] | None = None
+    # Segments come in recording order: one held back is enough to trim it.
+    for offset, samples in _decoded(ctx, space_id, track, errors):
+        if held is not None:
+            keep = round((offset - held[0]) * SAMPLE_RATE) if offset > held[0] else len(held[1])
+            yield held[0], held[1][:keep]
+        held = (offset, samples)
+    if held is not None:
+        yield held
+
+
+def _decoded(ctx: Context, space_id: str, track: Track, errors: list[str]) -> Iterator[tuple[float, np.ndarray]]:
     with tempfile.TemporaryDirectory(prefix="spaces-track-") as tmp:
         for segment in track.segments:
             path = Path(tmp) / f"{segment.seq:06d}.ogg"
             ctx.blobs.download(segment.key, path)
             try:
-                pieces.append((segment.offset, decode(path)))
+                samples = decode(path)
             except AudioError as e:
                 log.warning(
                     "space %s track %s segment %d skipped: %s",
@@ -40,8 +67,7 @@ def load_track_audio(ctx: Context, space_id: str, track: Track) -> tuple[float, 
                     extra={"space_id": space_id},
                 )
                 errors.append(f"segment {segment.seq}: {e}")
-            path.unlink()
-    if not pieces:
-        return track.start, np.zeros(0, dtype=np.float32), errors
-    start, audio = timeline(pieces)
-    return start, audio, errors
+                continue
+            finally:
+                path.unlink(missing_ok=True)
+            yield segment.offset, samples

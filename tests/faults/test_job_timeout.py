@@ -45,7 +45,7 @@ pytestmark = pytest.mark.slow
 TINY_TIMEOUT = "1"
 
 #: The first stage to use up its retries names itself in the space's error.
-TIMED_OUT = re.compile(rf"^(measure_levels|transcribe_track|mix|assemble) timed out after {TINY_TIMEOUT} s$")
+TIMED_OUT = re.compile(rf"^(measure_levels|transcribe_room|mix|assemble) timed out after {TINY_TIMEOUT} s$")
 
 
 def test_job_over_its_timeout_leaves_no_half_written_output(
@@ -133,7 +133,7 @@ def test_work_horse_killed_on_its_last_attempt_fails_the_space(
 
     failed = worker_procs.wait_for(catalog, space_id, timeout=60)
     assert failed.state is SpaceState.FAILED
-    assert failed.error == "transcribe_track failed: work-horse killed by SIGKILL", failed.error
+    assert failed.error == "transcribe_room failed: work-horse killed by SIGKILL", failed.error
     # No transcript or captions: the space failed. The other track's own job
     # may still run after the failure and leave its (whole) per-track words.
     written = set(snapshot(blobs, keys.space_prefix(space_id))) - set(inputs)

@@ -32,7 +32,7 @@ def newest_child(pid: int) -> int:
 
 
 def wait_until_transcribing(settings: Settings, space_id: str, timeout: float = 60) -> Job:
-    """The first transcribe_track job, once a work-horse is running it."""
+    """The transcribe_room job, once a work-horse is running it."""
     connection = queue.connect(settings)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -70,8 +70,8 @@ def test_finalize_enqueued_twice_runs_once(settings: Settings, workers: Workers,
     queue.enqueue_finalize(settings, space.space_id)
     q = queue.pipeline_queue(settings)
     assert q.count == 0
-    # finalize, mix, assemble, complete, and levels + transcribe for each of the 2 tracks
-    assert len(q.finished_job_registry.get_job_ids()) == 4 + 2 * 2
+    # finalize, transcribe (the room), mix, assemble, complete, and levels for each of the 2 tracks
+    assert len(q.finished_job_registry.get_job_ids()) == 5 + 2
     assert len(catalog.search("wonderful book", limit=10)) == 1
 
 

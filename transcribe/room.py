@@ -1,0 +1,359 @@
+"""Words of a whole room: the mix for *what* was said, the tracks for *who* said it.
+
+Transcribed alone, a speaker's three-word answer has no context and is
+misheard; in the room's mix Whisper hears the question first. And every
+track transcribed on its own repeats fixed costs (a job, a VAD pass, short
+windows that cost a whole 30 s encoder pass each). So the room is
+transcribed once, from its mix, in long windows, and each word goes to the
+speaker whose track is loudest while it is said: a speaker's own voice is
+always louder on their microphone than anyone's bleed on it.
+
+The mix cannot say who said what where two people talk at once (Whisper
+hears one voice, or a blend of both). There, and only there, each of them
+has their utterance transcribed from their own track, with the room's text
+before it as the prompt, and these words replace the mix's::
+
+    regions = overlap_regions(levels_by_track)             # from levels alone
+    clips = [track_clips(audio, offset, regions, i) ...]   # per track, then drop the track
+    words = transcribe_room(model, mix, offset=0.0, tracks=[RoomTrack(s, lv, c), ...])
+
+A confidently heard word of the mix outside the overlap itself is kept even
+if the track passes did not hear it, so that no word is lost to the second
+look. Cost is one Whisper pass over the room's speech plus the overlaps,
+whatever the number of speakers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from faster_whisper import WhisperModel
+
+from spaces.models import Word
+from transcribe.audio import SAMPLE_RATE
+from transcribe.context import Clip, RoomPrompt, spelling
+from transcribe.levels import FLOOR_DB, Levels
+from transcribe.transcribe import TranscribeOptions, transcribe
+
+Span = tuple[float, float]
+"""Room-time seconds ``(start, end)``."""
+
+
+@dataclass(frozen=True)
+class RoomRules:
+    hop: float = 0.02
+    """Seconds per frame of the activity grid (the levels' hop)."""
+    above_floor_db: float = 20.0
+    """A track speaks where it is this much above its own noise floor..."""
+    min_speech_db: float = -55.0
+    """...and at least this loud (dBFS)..."""
+    bleed_margin_db: float = 12.0
+    """...and no other track is louder by this much (else it is that speaker's bleed)."""
+    hold: float = 0.3
+    """Pauses shorter than this inside a track's speech are speech (between syllables)."""
+    min_overlap: float = 0.25
+    """Two speakers at once for at least this long is an overlap transcribed per track."""
+    utterance_gap: float = 0.8
+    """An overlap's per-track clip covers the speaker's speech up to a pause this long..."""
+    max_reach: float = 6.0
+    """...but no further than this from the overlap (a clip is at most one Whisper window)."""
+    pad: float = 0.3
+    """Audio kept around a per-track clip."""
+    keep_probability: float = 0.6
+    """A mix word this sure, outside the overlap and unheard by the track passes, stays."""
+    slack: float = 0.3
+    """Seconds a word may move between the mix and a track and still be the same word."""
+
+
+@dataclass(frozen=True)
+class RoomTrack:
+    """One track as the room pass needs it: its speaker, levels and overlap audio."""
+
+    speaker: str
+    levels: Levels
+    clips: Sequence[Clip] = ()
+    """The track's audio over each overlap region it speaks in (:func:`track_clips`)."""
+
+
+@dataclass(frozen=True)
+class Region:
+    """Where several speakers talk at once: the overlap itself and each one's utterance around it."""
+
+    core: Span
+    spans: dict[int, Span]
+    """Track index -> the room time to transcribe from that track."""
+
+
+def _grid(levels: Sequence[Levels], hop: float) -> tuple[float, np.ndarray]:
+    """Start time and a (tracks x frames) dB matrix on one common clock."""
+    start = min(lv.start for lv in levels)
+    end = max(lv.end for lv in levels)
+    times = start + hop * (np.arange(max(1, int(np.ceil((end - start) / hop)))) + 0.5)
+    return start, np.stack([lv.at(times) for lv in levels])
+
+
+def _floor(db: np.ndarray) -> float:
+    """A track's noise floor: its quiet frames' level (digital silence excluded)."""
+    heard = db[db > FLOOR_DB]
+    return float(np.quantile(heard, 0.2)) if heard.size else FLOOR_DB
+
+
+def _close(active: np.ndarray, frames: int) -> np.ndarray:
+    """Fill gaps of at most ``frames`` between active frames (per row)."""
+    out = active.copy()
+    for row in out:
+        idx = np.flatnonzero(row)
+        if idx.size < 2:
+            continue
+        gaps = np.flatnonzero((np.diff(idx) > 1) & (np.diff(idx) <= frames + 1))
+        for g in gaps:
+            row[idx[g] : idx[g + 1]] = True
+    return out
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, end)`` of the True runs."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
+
+
+def activity(levels: Sequence[Levels], rules: RoomRules = RoomRules()) -> tuple[float, np.ndarray]:
+    """Start time and (tracks x frames) mask of where each track's own speaker speaks."""
+    start, db = _grid(levels, rules.hop)
+    floors = np.array([_floor(row) for row in db])[:, None]
+    loud = (db >= floors + rules.above_floor_db) & (db >= rules.min_speech_db)
+    if len(levels) > 1:
+        # The loudest of the *other* tracks at each frame.
+        order = np.sort(db, axis=0)
+        others = np.where(db == order[-1], order[-2], order[-1])
+        loud &= db >= others - rules.bleed_margin_db
+    return start, _close(loud, round(rules.hold / rules.hop))
+
+
+def speech_stretches(levels: Sequence[Levels], rules: RoomRules = RoomRules()) -> list[Span]:
+    """Where anyone speaks on their own microphone, from the levels alone (room time)."""
+    if not levels:
+        return []
+    start, active = activity(levels, rules)
+    return [(start + lo * rules.hop, start + hi * rules.hop) for lo, hi in _runs(np.asarray(active.any(axis=0)))]
+
+
+def overlap_regions(levels: Sequence[Levels], rules: RoomRules = RoomRules()) -> list[Region]:
+    """Where two or more speakers talk at once, from the tracks' levels alone."""
+    if len(levels) < 2:
+        return []
+    start, active = activity(levels, rules)
+    hop = rules.hop
+    together = active.sum(axis=0) >= 2
+    speech = _close(active, round(rules.utterance_gap / hop))
+    reach = round(rules.max_reach / hop)
+    regions: list[Region] = []
+    for lo, hi in _runs(together):
+        if (hi - lo) * hop < rules.min_overlap:
+            continue
+        spans: dict[int, Span] = {}
+        for i in np.flatnonzero(active[:, lo:hi].any(axis=1)).tolist():
+            a, b = lo, hi
+            while a > max(0, lo - reach) and speech[i, a - 1]:
+                a -= 1
+            while b < min(speech.shape[1], hi + reach) and speech[i, b]:
+                b += 1
+            spans[i] = (start + a * hop - rules.pad, start + b * hop + rules.pad)
+        if len(spans) >= 2:
+            regions.append(Region((start + lo * hop, start + hi * hop), spans))
+    return _merged(regions)
+
+
+def _merged(regions: list[Region]) -> list[Region]:
+    """Regions whose clips touch become one (a track is transcribed once per stretch)."""
+    out: list[Region] = []
+    for r in regions:
+        if out and any(i in out[-1].spans and s[0] <= out[-1].spans[i][1] for i, s in r.spans.items()):
+            last = out[-1]
+            spans = dict(last.spans)
+            for i, s in r.spans.items():
+                spans[i] = (min(s[0], spans[i][0]), max(s[1], spans[i][1])) if i in spans else s
+            out[-1] = Region((last.core[0], r.core[1]), spans)
+        else:
+            out.append(r)
+    return out
+
+
+def track_clips(audio: np.ndarray, *, offset: float, speaker: str, regions: Sequence[Region], index: int) -> list[Clip]:
+    """The track's audio over each region it speaks in (so the track itself need not be kept)."""
+    clips: list[Clip] = []
+    for r in regions:
+        if index not in r.spans:
+            continue
+        s, e = r.spans[index]
+        lo, hi = max(0, round((s - offset) * SAMPLE_RATE)), min(len(audio), round((e - offset) * SAMPLE_RATE))
+        if hi > lo:
+            clips.append(Clip(speaker, offset + lo / SAMPLE_RATE, audio[lo:hi].copy()))
+    return clips
+
+
+def join_clips(clips: Sequence[Clip]) -> list[Clip]:
+    """Clips of one track that follow each other without a gap, as one.
+
+    A track stored in segments gives one clip per segment a region spans: cut
+    there, a word on the seam would be lost and each half heard without the
+    other as context.
+    """
+    out: list[Clip] = []
+    for clip in sorted(clips, key=lambda c: c.start):
+        last = out[-1] if out else None
+        if last is not None and last.speaker == clip.speaker and abs(clip.start - last.end) < 0.01:
+            out[-1] = Clip(last.speaker, last.start, np.concatenate([last.samples, clip.samples]))
+        else:
+            out.append(clip)
+    return out
+
+
+def attribute(words: Sequence[Word], tracks: Sequence[RoomTrack]) -> list[Word]:
+    """Each word on the speaker whose track is loudest while it is said."""
+    out: list[Word] = []
+    for w in words:
+        # The middle of the word: Whisper's word edges spill into the neighbours' speech.
+        quarter = (w.end - w.start) / 4
+        loudness = [t.levels.loudness(w.start + quarter, w.end - quarter + 0.02) for t in tracks]
+        out.append(replace(w, speaker=tracks[int(np.argmax(loudness))].speaker))
+    return out
+
+
+def transcribe_room(
+    model: WhisperModel,
+    mix: np.ndarray,
+    *,
+    offset: float,
+    tracks: Sequence[RoomTrack],
+    regions: Sequence[Region] = (),
+    options: TranscribeOptions | None = None,
+    rules: RoomRules = RoomRules(),
+    on_progress: Callable[[float], None] | None = None,
+) -> list[Word]:
+    """The room's words, each on its speaker, sorted by start.
+
+    Args:
+        model: The Whisper model.
+        mix: Every track summed, mono float32 at 16 kHz.
+        offset: Room time of ``mix[0]``.
+        tracks: Every track's speaker, levels and overlap clips.
+        regions: :func:`overlap_regions` of the tracks' levels (the clips' regions).
+        options: Whisper and guard parameters, for the mix and the clips.
+        rules: Must be those the regions were found with.
+        on_progress: Called with the share done, 0 to 1.
+    """
+    options = options or TranscribeOptions()
+    heard = attribute(
+        transcribe(
+            model,
+            mix,
+            speaker="",
+            offset=offset,
+            options=options,
+            speech=speech_stretches([t.levels for t in tracks], rules),
+            on_progress=(lambda f: on_progress(0.8 * f)) if on_progress else None,
+        ),
+        tracks,
+    )
+    if not regions:
+        return heard
+    prompt = RoomPrompt(heard)
+    # No temperature fallback: two voices at once fail Whisper's thresholds
+    # often, and sampling at five more temperatures would cost more than the
+    # clip is worth (where the clip stays unsure, the mix's sure words stay).
+    once = replace(options, temperatures=(0.0,))
+    words = list(heard)
+    levels = [t.levels for t in tracks]
+    for n, region in enumerate(regions):
+        redone: list[Word] = []
+        for i in region.spans:
+            t = tracks[i]
+            for clip in t.clips:
+                if clip.start < region.spans[i][1] and clip.end > region.spans[i][0]:
+                    redone += transcribe(
+                        model,
+                        clip.samples,
+                        speaker=t.speaker,
+                        offset=clip.start,
+                        options=once,
+                        prompt=prompt,
+                        others=[lv for j, lv in enumerate(levels) if j != i],
+                    )
+        words = _replace_region(words, redone, region, rules)
+        if on_progress is not None:
+            on_progress(0.8 + 0.2 * (n + 1) / len(regions))
+    return sorted(words, key=lambda w: (w.start, w.end))
+
+
+def _replace_region(words: list[Word], redone: list[Word], region: Region, rules: RoomRules) -> list[Word]:
+    """The mix's words in the region give way to the tracks', but for sure ones the tracks missed."""
+    lo = min(s for s, _ in region.spans.values())
+    hi = max(e for _, e in region.spans.values())
+    core = (region.core[0] - rules.slack, region.core[1] + rules.slack)
+    out = list(redone)
+    for w in words:
+        middle = (w.start + w.end) / 2
+        if not lo <= middle <= hi:
+            out.append(w)
+        elif (
+            w.probability >= rules.keep_probability
+            and not core[0] <= middle <= core[1]
+            and not any(_same(w, r, rules.slack) for r in redone)
+        ):
+            out.append(w)
+    return out
+
+
+def _same(a: Word, b: Word, slack: float) -> bool:
+    return spelling(a.text) == spelling(b.text) and b.start <= a.end + slack and b.end >= a.start - slack
+
+
+@dataclass(frozen=True)
+class TrackAudio:
+    """A track as the room pass reads it: a label for its words, its levels, its audio piece by piece."""
+
+    label: str
+    levels: Levels
+    pieces: Iterable[tuple[float, np.ndarray]]
+    """``(room time of the first sample, samples)``, read once, in order: a
+    track's segments need not all be in memory at once."""
+
+
+def transcribe_tracks(
+    model: WhisperModel,
+    tracks: Sequence[TrackAudio],
+    *,
+    start: float,
+    end: float,
+    options: TranscribeOptions | None = None,
+    rules: RoomRules = RoomRules(),
+    on_progress: Callable[[float], None] | None = None,
+) -> list[Word]:
+    """:func:`transcribe_room` from the tracks: their mix summed piece by piece, their overlaps cut out.
+
+    Memory is the mix plus one piece and the overlaps' clips. Each word's
+    ``speaker`` is its track's ``label``.
+    """
+    regions = overlap_regions([t.levels for t in tracks], rules)
+    mix = np.zeros(max(0, round((end - start) * SAMPLE_RATE)), dtype=np.float32)
+    room: list[RoomTrack] = []
+    for i, track in enumerate(tracks):
+        clips: list[Clip] = []
+        for offset, samples in track.pieces:
+            add_to_mix(mix, samples, offset=offset - start)
+            clips += track_clips(samples, offset=offset, speaker=track.label, regions=regions, index=i)
+        room.append(RoomTrack(track.label, track.levels, join_clips(clips)))
+    return transcribe_room(
+        model, mix, offset=start, tracks=room, regions=regions, options=options, rules=rules, on_progress=on_progress
+    )
+
+
+def add_to_mix(mix: np.ndarray, samples: np.ndarray, *, offset: float) -> None:
+    """Add a track into ``mix`` in place (``offset``: seconds of ``samples[0]`` in ``mix``)."""
+    lo = round(offset * SAMPLE_RATE)
+    a, b = max(0, lo), min(len(mix), lo + len(samples))
+    if b > a:
+        mix[a:b] += samples[a - lo : b - lo]
