@@ -21,11 +21,10 @@ from replay_api.app import create_app
 from spaces import hls
 from spaces.models import Space, SpaceState, Visibility
 from spaces.settings import Settings
+from tests.support.replay import token_for
 from tests.support.services import MotoServer
 from tests.workers.test_hls import Clock, feed, listed
 from workers.hls import HlsOptions, LiveHls
-
-from .conftest import token_for
 
 
 def live_space(

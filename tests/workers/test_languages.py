@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -108,7 +109,9 @@ def test_a_french_space_is_transcribed_and_found_in_french(base_settings: Settin
             query,
             [t.text for t in transcript.turns],
         )
-    assert "<mark>écouté</mark>" in catalog.search("ecouter", limit=1)[0].snippet
+    # The snippet keeps the accents the model wrote ("écouté", or "écouter" as base
+    # hears espeak-ng 1.51's voice), whatever the query's.
+    assert re.search(r"<mark>écout\w*</mark>", catalog.search("ecouter", limit=1)[0].snippet)
 
 
 def test_a_mixed_space_has_each_speaker_in_their_own_language(settings: Settings, mixed_space: SpeechSpace) -> None:

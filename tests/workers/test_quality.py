@@ -24,7 +24,6 @@ from spaces import keys, queue
 from spaces.importer import TrackFile, import_space
 from spaces.models import Manifest, SpaceState, Transcript, Word
 from spaces.settings import Settings
-from tests.conftest import TEST_MODEL
 from tests.evalspace import (
     BLEED,
     LATE,
@@ -45,6 +44,7 @@ from tests.evalspace import (
 )
 from tests.media import duration
 from tests.speech import Space, match_words, word_error_rate
+from tests.support.services import TEST_MODEL
 from tests.support.workers import Workers, finished, stores, wait_for
 from transcribe.model import load_model
 
