@@ -65,6 +65,8 @@ class RoomRules:
     """A mix word this sure, outside the overlap and unheard by the track passes, stays."""
     slack: float = 0.3
     """Seconds a word may move between the mix and a track and still be the same word."""
+    max_overlap_share: float = 0.3
+    """A room whose speech is more overlap than this has no mix to hear it from: its tracks are transcribed."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,21 @@ def speech_stretches(levels: Sequence[Levels], rules: RoomRules = RoomRules()) -
         return []
     start, active = activity(levels, rules)
     return [(start + lo * rules.hop, start + hi * rules.hop) for lo, hi in _runs(np.asarray(active.any(axis=0)))]
+
+
+def overlap_share(levels: Sequence[Levels], rules: RoomRules = RoomRules()) -> float:
+    """The share of the room's speech time in which two or more speakers talk at once."""
+    if len(levels) < 2:
+        return 0.0
+    # Loud enough and not another's bleed, without the noise floor that
+    # ``activity`` measures: a track that is speech throughout has no quiet
+    # frames to measure it from.
+    _, db = _grid(levels, rules.hop)
+    order = np.sort(db, axis=0)
+    others = np.where(db == order[-1], order[-2], order[-1])
+    active = (db >= rules.min_speech_db) & (db >= others - rules.bleed_margin_db)
+    speech = int(active.any(axis=0).sum())
+    return float((active.sum(axis=0) >= 2).sum()) / speech if speech else 0.0
 
 
 def overlap_regions(levels: Sequence[Levels], rules: RoomRules = RoomRules()) -> list[Region]:

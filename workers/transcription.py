@@ -53,7 +53,7 @@ def transcribe_room(space_id: str) -> int:
     # An English-only model is told English whatever the speech: it knows no other.
     told = {t: lang.language if lang.model_speaks else "en" for t, lang in languages.items()}
     levels = {t: read_levels(ctx, space_id, t) for t in track_ids}
-    if set(told.values()) == {"en"} and all(lv is not None for lv in levels.values()):
+    if set(told.values()) == {"en"} and _mostly_in_turn(levels):
         words, errors = _room_words(ctx, space_id, track_ids, levels, told[track_ids[0]], progress)
         # No context pass after the room's: its words were heard in context already
         # (clips of the mix redone with a prompt lost more words than they fixed).
@@ -122,6 +122,16 @@ def _room_words(
     )
     speaker = {t: tr.speaker for t, tr in tracks.items()}
     return {t: [replace(w, speaker=speaker[t]) for w in heard if w.speaker == t] for t in track_ids}, errors
+
+
+def _mostly_in_turn(levels: dict[str, Levels | None]) -> bool:
+    """Whether the room pass fits: every track's levels known, and speakers mostly taking turns.
+
+    Where most of the speech is people talking over each other, the mix is
+    no context for anyone's words; each track alone is.
+    """
+    known = [lv for lv in levels.values() if lv is not None]
+    return len(known) == len(levels) and room.overlap_share(known) <= room.RoomRules().max_overlap_share
 
 
 def _known(levels: dict[str, Levels | None]) -> list[tuple[str, Levels]]:

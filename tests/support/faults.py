@@ -137,10 +137,9 @@ def assert_indexed_once(blobs: BlobStore, catalog: Catalog, space_id: str) -> No
 
 
 def stage_jobs(settings: Settings, blobs: BlobStore, space_id: str, run: int = 0) -> dict[str, Job]:
-    """The pipeline's jobs of one run, by stage (``finalize``, ``transcribe-t0-alice``, ``mix``...)."""
+    """The pipeline's jobs of one run, by stage (``finalize``, ``levels-00-alice``, ``transcribe-room``...)."""
     tracks = [track_id for track_id, _ in layout.read_manifest(blobs, space_id).tracks]
-    per_track = [f"{stage}-{t}" for stage in ("levels", "transcribe") for t in tracks]
-    stages = ["finalize", *per_track, "mix", "assemble", "complete"]
+    stages = ["finalize", *(f"levels-{t}" for t in tracks), "transcribe-room", "mix", "assemble", "complete"]
     connection = queue.connect(settings)
     return {stage: Job.fetch(queue.job_id(space_id, stage, run), connection=connection) for stage in stages}
 

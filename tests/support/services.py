@@ -8,7 +8,9 @@ Importing this module makes in-process models and started workers use
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -35,31 +37,56 @@ PG_BASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def free_port() -> int:
+#: Ports for the tests' servers: below the kernel's ephemeral range (32768 on),
+#: so that no outgoing connection takes one between our check and the
+#: server's bind, which parallel test workers made likely.
+_OWN_PORTS = range(10000, 32000)
+
+
+def _port_slice() -> range:
+    """This test process's share of ``_OWN_PORTS`` (one slice per pytest-xdist worker)."""
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
+    span = len(_OWN_PORTS) // max(count, 1)
+    first = _OWN_PORTS.start + index * span
+    return range(first, first + span)
+
+
+def _cycle() -> Iterator[int]:
+    # From a random place in the slice, so that two test runs side by side
+    # do not try the same ports in the same order.
+    ports = _port_slice()
+    start = random.randrange(len(ports))
+    return itertools.cycle([*ports[start:], *ports[:start]])
+
+
+_next_ports = _cycle()
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def free_ports(count: int) -> int:
     """The first of ``count`` consecutive free ports (``spaces up`` gives its SFU nodes consecutive ports)."""
-    for _ in range(100):
-        first = free_port()
-        if first + count - 1 > 65535:
-            continue
-        try:
-            socks = []
-            for port in range(first, first + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
+    for _ in range(len(_port_slice())):
+        first = next(_next_ports)
+        ports = range(first, first + count)
+        if ports[-1] in _port_slice() and all(_bindable(p) for p in ports):
+            for _ in range(count - 1):
+                next(_next_ports)
             return first
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError(f"no {count} consecutive free ports")
+    raise RuntimeError(f"no {count} consecutive free ports in {_port_slice()}")
+
+
+def free_port() -> int:
+    return free_ports(1)
 
 
 def wait_for_port(port: int, timeout: float = 20.0) -> None:

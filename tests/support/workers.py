@@ -144,9 +144,18 @@ def work_horses(worker_pid: int) -> list[int]:
     return horses
 
 
-def work_horse(worker_pid: int) -> int:
-    """The worker's one work-horse (the worker must be running a job)."""
-    (horse,) = work_horses(worker_pid)
+def work_horse(worker_pid: int, timeout: float = 30) -> int:
+    """The worker's one work-horse, once it has one.
+
+    rq lists a job as started before it forks the horse that runs it, so a
+    horse may be a moment behind its job.
+    """
+    deadline = time.monotonic() + timeout
+    while not (horses := work_horses(worker_pid)):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"worker {worker_pid} has no work-horse after {timeout}s")
+        time.sleep(0.01)
+    (horse,) = horses
     return horse
 
 

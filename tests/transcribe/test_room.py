@@ -11,7 +11,15 @@ from tests.speech import SENTENCES, VOICES, Space, Utterance, build_space, match
 from transcribe.audio import decode
 from transcribe.context import Clip
 from transcribe.levels import levels
-from transcribe.room import TrackAudio, add_to_mix, join_clips, overlap_regions, transcribe_tracks
+from transcribe.room import (
+    RoomRules,
+    TrackAudio,
+    add_to_mix,
+    join_clips,
+    overlap_regions,
+    overlap_share,
+    transcribe_tracks,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -46,6 +54,25 @@ def room(model: WhisperModel, space: Space, offset: float = 0.0) -> list[Word]:
     """What the room job does, on a space's files (every track starting at ``offset``)."""
     tracks = [TrackAudio(s, levels(decode(p), offset=offset), [(offset, decode(p))]) for s, p in space.items()]
     return transcribe_tracks(model, tracks, start=offset, end=offset + space.duration)
+
+
+def test_a_room_talking_over_itself_is_told_from_one_taking_turns(
+    tmp_path_factory: pytest.TempPathFactory, crosstalk: Space
+) -> None:
+    # Both speak from start to end (as in the crash test's looping clients):
+    # the mix is no context for anyone, so the room pass must not be chosen.
+    sentences = {"alice": f"{SENTENCES[0]} {SENTENCES[1]}", "bob": f"{SENTENCES[2]} {SENTENCES[3]}"}
+    talking_over = build_space(
+        tuple(Utterance(s, 0.3, text) for s, text in sentences.items()),
+        {"alice": VOICES[0], "bob": VOICES[1]},
+        duration=8.0,
+        out_dir=tmp_path_factory.mktemp("talking-over"),
+    )
+    rules = RoomRules()
+    over = overlap_share([levels(decode(p), offset=0.0) for p in talking_over.values()])
+    assert over > rules.max_overlap_share, over
+    in_turn = overlap_share([levels(decode(p), offset=OFFSET) for p in crosstalk.values()])
+    assert 0 < in_turn <= rules.max_overlap_share, in_turn
 
 
 def test_overlap_is_found_from_levels_alone(crosstalk: Space) -> None:
