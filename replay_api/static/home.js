@@ -37,7 +37,7 @@
       const page = `/spaces/${encodeURIComponent(body.space_id)}/live`;
       location.assign(visibility === "private" ? `${page}?token=${encodeURIComponent(body.token)}` : page);
     } catch (e) {
-      error.textContent = `Could not start the space: ${e.message}`;
+      error.textContent = tr("Could not start the space: {reason}", { reason: e.message });
       button.disabled = false;
     }
   });

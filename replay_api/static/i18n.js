@@ -3,7 +3,7 @@
  * The server puts the catalogue entries those scripts use in
  * <script id="strings" type="application/json"> (a key is its English text,
  * as in the templates), so a language is one catalogue file, not a script.
- * tr("Muted by {who}.", { who }) fills in names as the server's gettext does.
+ * tr("Muted by {name}.", { name }) fills in names as the server's gettext does.
  */
 (() => {
   "use strict";

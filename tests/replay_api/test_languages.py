@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 
 from fastapi import FastAPI
@@ -122,3 +123,28 @@ def test_error_pages_speak_french(local_client: TestClient, local_published: Spa
     # The JSON API keeps its developer's English whatever the reader's language.
     api = local_client.get("/spaces/nosuchspace/transcript", headers={"Accept-Language": "fr"})
     assert api.json()["error"]["message"] == "no space 'nosuchspace'"
+
+
+def test_the_live_pages_speak_french(local_client: TestClient, local_app: FastAPI) -> None:
+    local_app.state.catalog.put_space(Space("onair", "En direct", "hote", 1_700_000_000.0, state=SpaceState.LIVE))
+    page = local_client.get("/spaces/onair/live", headers=FRENCH_BROWSER).text
+    assert '<html lang="fr">' in page and "Animé par hote" in page and "enregistré automatiquement" in page
+    assert ">Écouter</button>" in page and "Lever la main" in page and "Commandes de l&#39;animateur" in page
+    assert "Hosted by" not in page and "Raise hand" not in page.split('id="strings"')[0]
+    assert 'href="http://testserver/spaces/onair/live?lang=en" hreflang="en"' in page
+    # The scripts' strings, in French, in the block i18n.js reads (escaped so it cannot close its tag).
+    block = re.search(r'<script type="application/json" id="strings">(.*?)</script>', page, re.S)
+    assert block is not None
+    strings = json.loads(block.group(1))
+    assert strings["Raise hand"] == "Lever la main" and strings["{count} listeners"] == "{count} auditeurs"
+    assert strings["Listening over HLS"] == "Écoute en HLS" and "<" not in block.group(1)
+    listing = local_client.get("/live", headers=FRENCH_BROWSER).text
+    assert "1 en direct" in listing and "Animé par hote · depuis le 14 nov. 2023, 22 h 13 UTC" in listing
+    english = local_client.get("/spaces/onair/live", headers={"Accept-Language": "en"}).text
+    assert (
+        ">Listen</button>" in english
+        and json.loads(
+            re.search(r'id="strings">(.*?)</script>', english, re.S).group(1)  # type: ignore[union-attr]
+        )["Raise hand"]
+        == "Raise hand"
+    )
