@@ -96,7 +96,7 @@
       body: JSON.stringify({ role: "listener" }),
     });
     const body = await response.json();
-    if (!response.ok) throw new Error(body.error ? body.error.message : "could not get a listener token");
+    if (!response.ok) throw new Error(body.error ? body.error.message : tr("could not get a listener token"));
     return body.token;
   }
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
+import shutil
 import string
+from pathlib import Path
 
+import pytest
+from fastapi.testclient import TestClient
 from jinja2 import nodes
 
-from replay_api import messages, templating
+from replay_api import i18n, messages, templating
 from replay_api.i18n import DEFAULT, locales
 from replay_api.templating import STATIC_DIR, TEMPLATE_DIR, script_keys, templates
 from spaces.languages import NAMES
@@ -77,3 +82,19 @@ def test_scripts_show_no_text_outside_the_catalogue() -> None:
                 continue
             loose = [s for s in sentence.findall(line) if s not in script_keys(path.name)]
             assert not loose, f"{path.name}: {loose} is not translated"
+
+
+def test_a_third_language_is_one_file(
+    local_client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copy(i18n.LOCALE_DIR / "fr.json", tmp_path / "fr.json")
+    german = {"_meta": {"name": "Deutsch", "date_format": "{day}. {month} {year}, {hour:02d}:{minute:02d} UTC"}}
+    (tmp_path / "de.json").write_text(json.dumps({**german, "Live now": "Jetzt live", "Raise hand": "Hand heben"}))
+    monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path)
+    i18n.locales.cache_clear()
+    try:
+        page = local_client.get("/live", headers={"Accept-Language": "de-AT,de;q=0.9"}).text
+        assert '<html lang="de">' in page and "<h1>Jetzt live</h1>" in page
+        assert 'hreflang="de" lang="de" aria-current="true">Deutsch</a>' in page and 'hreflang="fr"' in page
+    finally:
+        i18n.locales.cache_clear()
