@@ -183,6 +183,21 @@
   const BACKOFF_MS = [250, 500, 1000, 2000];
   // Errors after which joining again cannot help.
   const FINAL_ERRORS = new Set(["replaced", "removed", "unauthorized", "unknown_space", "ended", "identity_taken"]);
+  // The SFU words its errors precisely, in English; a reader of another language gets its code in plain words.
+  const SFU_ERRORS = {
+    unauthorized: tr("Your invitation is not valid any more; ask the host for a new one."),
+    unknown_space: tr("There is no such space."),
+    ended: tr("You cannot join this space any more: it has ended, or the host removed you."),
+    identity_taken: tr("Somebody of that name is already in this space."),
+    too_many: tr("This space is full."),
+    unavailable: tr("The live service is unavailable for a moment; try again shortly."),
+    replaced: tr("You joined this space from another window or device."),
+    removed: tr("The host removed you from this space."),
+    forbidden: tr("That is not allowed in this space."),
+    setup_timeout: tr("Connecting took too long; try again."),
+  };
+  const english = document.documentElement.lang === "en";
+  function sfuSays(msg) { return (!english && SFU_ERRORS[msg.code]) || msg.message; }
 
   function connect() {
     status(state.retries ? tr("Reconnecting…") : tr("Connecting…"));
@@ -326,8 +341,8 @@
         showCaption(msg);
         break;
       case "error":
-        if (FINAL_ERRORS.has(msg.code)) state.refused = msg.message;
-        status(msg.message);
+        if (FINAL_ERRORS.has(msg.code)) state.refused = sfuSays(msg);
+        status(sfuSays(msg));
         if (msg.code === "identity_taken" && state.hand) { state.hand = false; renderControls(); }
         break;
     }
