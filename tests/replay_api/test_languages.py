@@ -66,6 +66,9 @@ def test_the_switch_overrides_accept_language_and_sticks(local_client: TestClien
     # The host picks the space's language when starting it (home.js posts it).
     assert '<select name="language"' in home.text and '<option value="fr" lang="fr">français</option>' in home.text
     assert "lang=fr" in home.headers["set-cookie"]
+    # A cache must not hand this page to a reader of another language.
+    assert home.headers["vary"] == "Accept-Language, Cookie"
+    assert "vary" not in local_client.get("/spaces").headers
     again = local_client.get("/", headers={"Accept-Language": "en"})  # the cookie, kept by the client
     assert '<html lang="fr">' in again.text
     local_client.cookies.clear()
