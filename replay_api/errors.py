@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from replay_api import messages
+from replay_api.i18n import negotiate
 from spaces.exceptions import Busy, InvalidInput, NotFound, SpacesError, StorageError, TokenError
 
 log = logging.getLogger(__name__)
@@ -92,11 +93,12 @@ def _respond(
         return error_response(status, message, headers)
     from replay_api.templating import templates
 
+    tr = negotiate(request).gettext
     text = plain or messages.plain(status)
     context = {
         "status": status,
-        "title": title or messages.title(status),
-        "message": text,
+        "title": tr(title or messages.title(status)),
+        "message": tr(text),
         "details": message if details and message != text else "",
     }
     return templates.TemplateResponse(request, "error.html", context, status_code=status, headers=dict(headers or {}))
@@ -126,7 +128,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        return _respond(request, 422, problems or "invalid request", plain=messages.invalid(exc.errors()))
+        return _respond(
+            request,
+            422,
+            problems or "invalid request",
+            plain=messages.invalid(exc.errors(), negotiate(request).gettext),
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

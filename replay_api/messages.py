@@ -7,8 +7,11 @@ these instead, with the precise one folded away under "Details".
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+#: A catalogue lookup: ``Locale.gettext``'s shape.
+Gettext = Callable[..., str]
 
 TITLES = {
     400: "Bad request",
@@ -44,7 +47,12 @@ PLAIN = {
     503: "This is unavailable right now. Try again in a moment.",
 }
 
-_WHERE = {"query": "This link has", "path": "This address has", "body": "The form has", "header": "The request has"}
+_WHERE = {"query": "This link", "path": "This address", "body": "The form", "header": "The request"}
+
+
+def english(text: str, **values: Any) -> str:
+    """The catalogue lookup for English: a key is its own English text."""
+    return text.format(**values) if values else text
 
 
 def title(status: int) -> str:
@@ -55,42 +63,53 @@ def plain(status: int) -> str:
     return PLAIN.get(status, PLAIN[500] if status >= 500 else PLAIN[400])
 
 
-def invalid(errors: Sequence[Mapping[str, Any]]) -> str:
-    """One plain sentence per problem of a request pydantic refused."""
+def invalid(errors: Sequence[Mapping[str, Any]], tr: Gettext = english) -> str:
+    """One plain sentence per problem of a request pydantic refused, in ``tr``'s language."""
     sentences = []
     for error in errors:
         loc = [str(part) for part in error.get("loc", ())]
-        where = _WHERE.get(loc[0], "The request has") if loc else "The request has"
+        where = tr(_WHERE.get(loc[0], "The request") if loc else "The request")
         name = loc[-1] if len(loc) > 1 else ""
-        what = f"a bad value for “{name}”" if name else "a bad value"
-        sentences.append(f"{where} {what}: {_reason(error)}.")
-    return " ".join(dict.fromkeys(sentences)) or PLAIN[400]
+        reason = _reason(error, tr)
+        if name:
+            sentences.append(
+                tr("{where} has a bad value for “{name}”: {reason}.", where=where, name=name, reason=reason)
+            )
+        else:
+            sentences.append(tr("{where} has a bad value: {reason}.", where=where, reason=reason))
+    return " ".join(dict.fromkeys(sentences)) or tr(PLAIN[400])
 
 
-def _reason(error: Mapping[str, Any]) -> str:
+def _reason(error: Mapping[str, Any], tr: Gettext) -> str:
     kind = str(error.get("type", ""))
     ctx = error.get("ctx") or {}
     if kind in ("float_parsing", "float_type", "finite_number"):
-        return "it should be a number"
+        return tr("it should be a number")
     if kind in ("int_parsing", "int_type", "int_from_float"):
-        return "it should be a whole number"
+        return tr("it should be a whole number")
     if kind in ("greater_than_equal", "greater_than"):
         bound = _number(ctx.get("ge", ctx.get("gt")))
-        return f"it should be {bound} or more" if kind == "greater_than_equal" else f"it should be more than {bound}"
+        if kind == "greater_than_equal":
+            return tr("it should be {bound} or more", bound=bound)
+        return tr("it should be more than {bound}", bound=bound)
     if kind in ("less_than_equal", "less_than"):
         bound = _number(ctx.get("le", ctx.get("lt")))
-        return f"it should be at most {bound}" if kind == "less_than_equal" else f"it should be less than {bound}"
+        if kind == "less_than_equal":
+            return tr("it should be at most {bound}", bound=bound)
+        return tr("it should be less than {bound}", bound=bound)
     if kind == "missing":
-        return "it is missing"
+        return tr("it is missing")
     if kind == "string_too_long":
-        return f"it is too long (at most {ctx.get('max_length')} characters)"
+        return tr("it is too long (at most {count} characters)", count=ctx.get("max_length"))
     if kind == "string_too_short":
-        return "it is empty"
+        return tr("it is empty")
     if kind in ("enum", "literal_error"):
-        return f"it should be {ctx.get('expected', 'one of the allowed values')}"
+        if "expected" in ctx:
+            return tr("it should be {expected}", expected=ctx["expected"])
+        return tr("it should be one of the allowed values")
     if kind == "json_invalid":
-        return "it is not valid JSON"
-    return "it is not in a form we can use"
+        return tr("it is not valid JSON")
+    return tr("it is not in a form we can use")
 
 
 def _number(value: object) -> str:

@@ -111,7 +111,9 @@ class RememberLanguage:
     """The page language switch (``?lang=fr``) sticks: a ``lang`` cookie on the answer.
 
     Pure ASGI, like :class:`BodySizeLimit`: it only looks at the query
-    string and adds one header to the answer of a request that carries it.
+    string and adds headers to the answer. Every HTML answer also says it
+    varies with ``Accept-Language`` and ``Cookie``, so no cache hands a
+    French page to an English reader.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -126,14 +128,16 @@ class RememberLanguage:
         from replay_api.i18n import COOKIE, locales
 
         wanted = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("lang", [""])[0].lower()
-        if wanted not in locales():
-            await self.app(scope, receive, send)
-            return
-        cookie = f"{COOKIE}={wanted}; Path=/; Max-Age=31536000; SameSite=Lax".encode()
+        extra: list[tuple[bytes, bytes]] = []
+        if wanted in locales():
+            extra.append((b"set-cookie", f"{COOKIE}={wanted}; Path=/; Max-Age=31536000; SameSite=Lax".encode()))
 
-        async def send_with_cookie(message: Message) -> None:
+        async def send_with_language(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), (b"set-cookie", cookie)]}
+                headers = list(message.get("headers", []))
+                html = any(k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers)
+                vary = [(b"vary", b"Accept-Language, Cookie")] if html else []
+                message = {**message, "headers": [*headers, *extra, *vary]}
             await send(message)
 
-        await self.app(scope, receive, send_with_cookie)
+        await self.app(scope, receive, send_with_language)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
+from markupsafe import Markup
 from starlette.requests import Request
 
 from replay_api.i18n import DEFAULT, Locale, locales, negotiate
@@ -156,6 +159,32 @@ def static_url(name: str) -> str:
     return f"/static/{name}?v={static_version(name)}"
 
 
+#: A script's strings: the literal argument of each ``tr("...")`` call.
+_SCRIPT_STRING = re.compile(r'\btr\(\s*"((?:[^"\\]|\\.)*)"')
+
+
+@cache
+def script_keys(name: str) -> tuple[str, ...]:
+    """The catalogue keys a static script looks up (read once: files change only on deploy)."""
+    source = (STATIC_DIR / name).read_text(encoding="utf-8")
+    return tuple(dict.fromkeys(json.loads(f'"{raw}"') for raw in _SCRIPT_STRING.findall(source)))
+
+
+@pass_context
+def script_strings(ctx: Any, *names: str) -> Markup:
+    """The strings ``names`` use, in the page's language, and ``i18n.js`` that serves them as ``tr``."""
+    locale = _locale_of(ctx)
+    strings = {key: locale.gettext(key) for name in names for key in script_keys(name)}
+    # ``ensure_ascii`` and escaping ``<``, ``>`` and ``&`` keep the block from closing its script tag.
+    payload = (
+        json.dumps(strings, ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    )
+    return Markup(
+        f'<script type="application/json" id="strings">{payload}</script>\n'
+        f'<script src="{static_url("i18n.js")}" defer></script>'
+    )
+
+
 templates = Jinja2Templates(directory=TEMPLATE_DIR, context_processors=[page_language])
 templates.env.filters["clock"] = clock
 templates.env.filters["length"] = _length
@@ -164,3 +193,4 @@ templates.env.filters["stage"] = _stage
 templates.env.filters["stages"] = stages
 templates.env.filters["state"] = _state
 templates.env.globals["static_url"] = static_url
+templates.env.globals["script_strings"] = script_strings

@@ -32,12 +32,12 @@
         }),
       });
       const body = await response.json();
-      if (!response.ok) throw new Error(body.error ? body.error.message : `error ${response.status}`);
+      if (!response.ok) throw new Error(body.error ? body.error.message : tr("error {status}", { status: response.status }));
       try { sessionStorage.setItem(`space-token:${body.space_id}`, body.token); } catch (_) { /* private mode */ }
       const page = `/spaces/${encodeURIComponent(body.space_id)}/live`;
       location.assign(visibility === "private" ? `${page}?token=${encodeURIComponent(body.token)}` : page);
     } catch (e) {
-      error.textContent = `Could not start the space: ${e.message}`;
+      error.textContent = tr("Could not start the space: {reason}", { reason: e.message });
       button.disabled = false;
     }
   });

@@ -59,10 +59,10 @@
   }
   const invited = claims(state.token);
   if (invited && invited.role !== "listener") {
-    $("join").textContent = invited.role === "host" ? "Join as host" : "Join as speaker";
+    $("join").textContent = invited.role === "host" ? tr("Join as host") : tr("Join as speaker");
     $("join-hint").textContent = invited.role === "host"
-      ? `You are the host of this space (as ${invited.sub}).`
-      : `You are invited to speak in this space (as ${invited.sub}).`;
+      ? tr("You are the host of this space (as {name}).", { name: invited.sub })
+      : tr("You are invited to speak in this space (as {name}).", { name: invited.sub });
   }
 
   // Exposed for tests and debugging (never holds the token).
@@ -96,7 +96,7 @@
       body: JSON.stringify({ role: "listener" }),
     });
     const body = await response.json();
-    if (!response.ok) throw new Error(body.error ? body.error.message : "could not get a listener token");
+    if (!response.ok) throw new Error(body.error ? body.error.message : tr("could not get a listener token"));
     return body.token;
   }
 
@@ -105,7 +105,7 @@
   function askConsent() {
     const allOrNone = (state.room || {}).recording === "all_or_none";
     $("consent-policy").hidden = !allOrNone;
-    $("consent-decline").textContent = allOrNone ? "Stay a listener" : "Speak without being recorded";
+    $("consent-decline").textContent = allOrNone ? tr("Stay a listener") : tr("Speak without being recorded");
     $("consent").hidden = false;
     event("consent-asked", { allOrNone });
     return new Promise((resolve) => {
@@ -132,9 +132,9 @@
       $("erasure-link").href = body.url;
       $("erasure-link").onclick = async (e) => {
         e.preventDefault();
-        if (!confirm("Erase your voice and words from this space's replay? This cannot be undone.")) return;
+        if (!confirm(tr("Erase your voice and words from this space's replay? This cannot be undone."))) return;
         const r = await fetch(body.url, { method: "DELETE" });
-        status(r.ok ? "Your erasure is under way; it runs once the space is processed." : "Erasure is possible once the space is processed: keep the link.");
+        status(r.ok ? tr("Your erasure is under way; it runs once the space is processed.") : tr("Erasure is possible once the space is processed: keep the link."));
       };
       $("erasure").hidden = false;
     } catch (e) { /* no link: the host can still erase */ }
@@ -164,11 +164,11 @@
       if (c && (c.role === "host" || c.role === "speaker")) {
         state.role = c.role;
         await askConsent();
-        status(state.record ? "Asking for your microphone…" : "Asking for your microphone (heard live, not recorded)…");
+        status(state.record ? tr("Asking for your microphone…") : tr("Asking for your microphone (heard live, not recorded)…"));
         await ensureMic();
       }
     } catch (e) {
-      status(`Cannot join: ${e.message}`);
+      status(tr("Cannot join: {reason}", { reason: e.message }));
       $("join").disabled = false;
       return;
     }
@@ -183,25 +183,40 @@
   const BACKOFF_MS = [250, 500, 1000, 2000];
   // Errors after which joining again cannot help.
   const FINAL_ERRORS = new Set(["replaced", "removed", "unauthorized", "unknown_space", "ended", "identity_taken"]);
+  // The SFU words its errors precisely, in English; a reader of another language gets its code in plain words.
+  const SFU_ERRORS = {
+    unauthorized: tr("Your invitation is not valid any more; ask the host for a new one."),
+    unknown_space: tr("There is no such space."),
+    ended: tr("You cannot join this space any more: it has ended, or the host removed you."),
+    identity_taken: tr("Somebody of that name is already in this space."),
+    too_many: tr("This space is full."),
+    unavailable: tr("The live service is unavailable for a moment; try again shortly."),
+    replaced: tr("You joined this space from another window or device."),
+    removed: tr("The host removed you from this space."),
+    forbidden: tr("That is not allowed in this space."),
+    setup_timeout: tr("Connecting took too long; try again."),
+  };
+  const english = document.documentElement.lang === "en";
+  function sfuSays(msg) { return (!english && SFU_ERRORS[msg.code]) || msg.message; }
 
   function connect() {
-    status(state.retries ? "Reconnecting…" : "Connecting…");
+    status(state.retries ? tr("Reconnecting…") : tr("Connecting…"));
     const pc = new RTCPeerConnection({ iceServers: [] });
     state.pc = pc;
     pc.ontrack = onTrack;
     pc.onconnectionstatechange = () => {
       if (state.pc !== pc) return;
       event("connection", pc.connectionState);
-      if (pc.connectionState === "connected") { state.retries = 0; status("Connected."); }
+      if (pc.connectionState === "connected") { state.retries = 0; status(tr("Connected.")); }
       if (pc.connectionState === "failed" && state.ws) {
-        status("The media connection failed; reconnecting…");
+        status(tr("The media connection failed; reconnecting…"));
         state.ws.close(4000, "media failed");
       }
     };
     const ws = new WebSocket(rtcUrl);
     state.ws = ws;
     ws.onopen = () => send({ type: "join", token: state.token, record: state.record });
-    ws.onmessage = (e) => onMessage(JSON.parse(e.data)).catch((err) => status(`Error: ${err.message}`));
+    ws.onmessage = (e) => onMessage(JSON.parse(e.data)).catch((err) => status(tr("Error: {reason}", { reason: err.message })));
     ws.onclose = (e) => {
       if (state.ws !== ws) return;
       event("closed", e.code);
@@ -227,7 +242,7 @@
       const delay = BACKOFF_MS[Math.min(state.retries, BACKOFF_MS.length - 1)] * (0.8 + 0.4 * Math.random());
       state.retries += 1;
       event("reconnect", { attempt: state.retries, delay: Math.round(delay) });
-      status(`Disconnected (${e.reason || e.code}); reconnecting…`);
+      status(tr("Disconnected ({reason}); reconnecting…", { reason: e.reason || e.code }));
       setTimeout(() => { if (!state.left && !state.ended) connect(); }, delay);
     };
   }
@@ -284,11 +299,11 @@
           await state.consentGate;
           state.consentGate = null;
           if (state.role === "listener") break;
-          status(state.record ? "You can speak now." : "You can speak now; you are heard live, not recorded.");
+          status(state.record ? tr("You can speak now.") : tr("You can speak now; you are heard live, not recorded."));
           await ensureMic();
           showErasureLink();
         } else {
-          status("You are listening.");
+          status(tr("You are listening."));
           if (state.mic) { state.mic.stop(); state.mic = null; }
         }
         renderControls();
@@ -296,17 +311,18 @@
       case "muted":
         state.muted = msg.muted;
         if (state.mic) state.mic.enabled = !msg.muted;
-        if (msg.by !== state.identity) status(msg.muted ? `Muted by ${msg.by}.` : `Unmuted by ${msg.by}.`);
+        if (msg.by !== state.identity) status(msg.muted ? tr("Muted by {name}.", { name: msg.by }) : tr("Unmuted by {name}.", { name: msg.by }));
         renderControls();
         break;
       case "ended":
         state.ended = true;
         {
           const replay = new URL(root.dataset.replayUrl, location.href).href;
-          $("status").replaceChildren("The space has ended. Its replay will be at ",
-            el("a", { href: replay, id: "replay-link" }, replay), " once it is processed.");
+          // The sentence is translated whole; the link takes the place of {link} in it.
+          const [before, after] = tr("The space has ended. Its replay will be at {link} once it is processed.").split("{link}");
+          $("status").replaceChildren(before, el("a", { href: replay, id: "replay-link" }, replay), after || "");
         }
-        $("badge").textContent = "Ended";
+        $("badge").textContent = tr("Ended");
         $("room").hidden = true;
         break;
       case "renamed":
@@ -325,8 +341,8 @@
         showCaption(msg);
         break;
       case "error":
-        if (FINAL_ERRORS.has(msg.code)) state.refused = msg.message;
-        status(msg.message);
+        if (FINAL_ERRORS.has(msg.code)) state.refused = sfuSays(msg);
+        status(sfuSays(msg));
         if (msg.code === "identity_taken" && state.hand) { state.hand = false; renderControls(); }
         break;
     }
@@ -370,7 +386,7 @@
     audio.dataset.mid = e.transceiver.mid;
     audio.srcObject = new MediaStream([e.track]);
     $("audio").appendChild(audio);
-    audio.play().catch(() => status("Click anywhere to hear the space."));
+    audio.play().catch(() => status(tr("Click anywhere to hear the space.")));
   }
 
   // --- rendering -----------------------------------------------------------
@@ -392,42 +408,42 @@
       const level = state.levels[s.identity] || 0;
       const item = el("li", { class: "speaker" + (level ? " speaker--talking" : "") + (s.muted ? " speaker--muted" : ""), "data-identity": s.identity },
         el("span", { class: "speaker__level" }),
-        el("span", { class: "speaker__name" }, s.identity + (s.identity === state.identity ? " (you)" : "")),
-        el("span", { class: "speaker__role" }, s.role === "host" ? "host" : s.muted ? "muted" : ""),
-        s.recorded === false ? el("span", { class: "speaker__role speaker__unrecorded" }, "not recorded") : "");
+        el("span", { class: "speaker__name" }, s.identity === state.identity ? tr("{name} (you)", { name: s.identity }) : s.identity),
+        el("span", { class: "speaker__role" }, s.role === "host" ? tr("host") : s.muted ? tr("muted") : ""),
+        s.recorded === false ? el("span", { class: "speaker__role speaker__unrecorded" }, tr("not recorded")) : "");
       // CSSOM, not a style attribute: the page's CSP allows no inline styles.
       item.style.setProperty("--level", String(level));
       if (isHost && s.identity !== state.identity) {
         item.append(
-          el("button", { class: "button button--small", type: "button", onclick: () => send({ type: "mute", identity: s.identity, muted: !s.muted }) }, s.muted ? "Unmute" : "Mute"),
-          el("button", { class: "button button--small", type: "button", onclick: () => send({ type: "demote", identity: s.identity }) }, "Move to audience"),
-          el("button", { class: "button button--small button--danger", type: "button", onclick: () => send({ type: "remove", identity: s.identity }) }, "Remove"));
+          el("button", { class: "button button--small", type: "button", onclick: () => send({ type: "mute", identity: s.identity, muted: !s.muted }) }, s.muted ? tr("Unmute") : tr("Mute")),
+          el("button", { class: "button button--small", type: "button", onclick: () => send({ type: "demote", identity: s.identity }) }, tr("Move to audience")),
+          el("button", { class: "button button--small button--danger", type: "button", onclick: () => send({ type: "remove", identity: s.identity }) }, tr("Remove")));
       }
       list.append(item);
     }
     const unrecorded = state.room.not_recorded || [];
     $("recording-note").hidden = unrecorded.length === 0;
     $("recording-note").textContent = unrecorded.length
-      ? `Not being recorded: ${unrecorded.join(", ")} (heard live only; not in the replay or transcript).` : "";
+      ? tr("Not being recorded: {names} (heard live only; not in the replay or transcript).", { names: unrecorded.join(", ") }) : "";
     if ($("all-or-none")) $("all-or-none").checked = state.room.recording === "all_or_none";
     const n = state.room.listeners || 0;
-    $("listeners").textContent = `${n} listener${n === 1 ? "" : "s"}`;
+    $("listeners").textContent = n === 1 ? tr("1 listener") : tr("{count} listeners", { count: n });
     const hands = $("hands");
     hands.replaceChildren();
     for (const who of state.room.hands || []) {
       const offered = (state.room.hand_names || {})[who];
       hands.append(el("li", {}, offered ? `${offered} (${who}) ` : who + " ",
-        el("button", { class: "button button--small", type: "button", onclick: () => send({ type: "promote", identity: who }) }, "Invite to speak")));
+        el("button", { class: "button button--small", type: "button", onclick: () => send({ type: "promote", identity: who }) }, tr("Invite to speak"))));
     }
   }
 
   function renderControls() {
     const speaking = state.role === "host" || state.role === "speaker";
     $("mute").hidden = !speaking;
-    $("mute").textContent = state.muted ? "Unmute" : "Mute";
+    $("mute").textContent = state.muted ? tr("Unmute") : tr("Mute");
     $("hand").hidden = speaking;
     $("hand-name-field").hidden = speaking;
-    $("hand").textContent = state.hand ? "Lower hand" : "Raise hand";
+    $("hand").textContent = state.hand ? tr("Lower hand") : tr("Raise hand");
     $("host-panel").hidden = state.role !== "host";
     renderRoom();
   }
@@ -525,10 +541,10 @@
   $("leave").addEventListener("click", () => {
     state.left = true;
     if (state.ws) state.ws.close(1000, "left");
-    status("You left the space.");
+    status(tr("You left the space."));
     $("room").hidden = true;
   });
-  $("end").addEventListener("click", () => { if (confirm("End the space for everyone?")) send({ type: "end" }); });
+  $("end").addEventListener("click", () => { if (confirm(tr("End the space for everyone?"))) send({ type: "end" }); });
   // --- sharing (host): a listener link and speaker links, never the host's own --
 
   const pageUrl = `${location.origin}/spaces/${encodeURIComponent(spaceId)}/live`;
@@ -550,7 +566,7 @@
       field.select();
       if (document.execCommand) document.execCommand("copy");
     }
-    button.textContent = "Copied";
+    button.textContent = tr("Copied");
     setTimeout(() => { button.textContent = label; }, 1500);
   }
 
@@ -560,7 +576,7 @@
     // which each person who opens the link trades for their own.
     try {
       showLink($("listener-link"), `${pageUrl}?token=${encodeURIComponent(await listenerToken(state.token))}`);
-    } catch (e) { $("invite-link").textContent = `No listener link: ${e.message}`; }
+    } catch (e) { $("invite-link").textContent = tr("No listener link: {reason}", { reason: e.message }); }
   }
 
   window.addEventListener("resize", () => ["listener-link", "speaker-link"].forEach((id) => { if ($(id).value) fit($(id)); }));
@@ -575,8 +591,8 @@
       body: JSON.stringify({ role: "speaker", identity }),
     });
     const body = await response.json();
-    if (!response.ok) { $("invite-link").textContent = body.error ? body.error.message : "Could not invite."; return; }
-    $("invite-link").textContent = `Send this link to ${identity} only: it lets them speak as ${identity}.`;
+    if (!response.ok) { $("invite-link").textContent = body.error ? body.error.message : tr("Could not invite."); return; }
+    $("invite-link").textContent = tr("Send this link to {name} only: it lets them speak as {name}.", { name: identity });
     showLink($("speaker-link"), `${pageUrl}?token=${encodeURIComponent(body.token)}`);
   });
 })();

@@ -16,8 +16,8 @@
   const RETRY_MS = 2000;
   const SPEAKERS_MS = 5000;
   const REASONS = {
-    full: "Listening over HLS: the room's live seats are taken",
-    chosen: "Listening over HLS",
+    full: tr("Listening over HLS: the room's live seats are taken"),
+    chosen: tr("Listening over HLS"),
   };
   const tier = { player: null, reason: null, speakers: [], talking: new Set(), stopped: false };
 
@@ -60,7 +60,7 @@
 
   function showDelay(seconds) {
     const text = REASONS[tier.reason] || REASONS.chosen;
-    $("tier").textContent = seconds === null ? text : `${text} · about ${Math.round(seconds)} s behind the room`;
+    $("tier").textContent = seconds === null ? text : tr("{tier} · about {seconds} s behind the room", { tier: text, seconds: Math.round(seconds) });
   }
 
   async function refreshSpeakers(token) {
@@ -86,7 +86,7 @@
     while (!url && !tier.stopped) {
       try { url = (await space(token)).hls_url; } catch (e) { /* retried below */ }
       if (!url) {
-        status("Waiting for the room's HLS to start…");
+        status(tr("Waiting for the room's HLS to start…"));
         await new Promise((done) => setTimeout(done, RETRY_MS));
       }
     }
@@ -95,7 +95,7 @@
     audio.id = "hls-audio";
     audio.controls = true;
     if (!audio.canPlayType("application/vnd.apple.mpegurl")) {
-      status("This browser cannot play HLS by itself (Safari and Chromium can): come back when a live seat is free.");
+      status(tr("This browser cannot play HLS by itself (Safari and Chromium can): come back when a live seat is free."));
       return;
     }
     $("tier").after(audio);
@@ -104,7 +104,7 @@
     resume.className = "button button--primary";
     resume.id = "hls-play";
     resume.type = "button";
-    resume.textContent = "Start listening";
+    resume.textContent = tr("Start listening");
     resume.hidden = true;
     resume.addEventListener("click", () => tier.player.play());
     audio.after(resume);
@@ -112,9 +112,9 @@
       url, token, audio, autoplay: true,
       onCues: renderCues,
       onDelay: showDelay,
-      onEnded: () => { status("The space has ended."); $("badge").textContent = "Ended"; },
+      onEnded: () => { status(tr("The space has ended.")); $("badge").textContent = tr("Ended"); },
       // Too long since the click for the browser to let it play by itself.
-      onBlocked: () => { status("Press Start listening."); resume.hidden = false; },
+      onBlocked: () => { status(tr("Press Start listening.")); resume.hidden = false; },
     });
     refreshSpeakers(token);
   }

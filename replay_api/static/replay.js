@@ -181,7 +181,7 @@
   audio.addEventListener("volumechange", () => {
     root.classList.toggle("is-muted", audio.muted);
     muteButton.setAttribute("aria-pressed", String(audio.muted));
-    muteButton.setAttribute("aria-label", audio.muted ? "Unmute" : "Mute");
+    muteButton.setAttribute("aria-label", audio.muted ? tr("Unmute") : tr("Mute"));
   });
 
   /* timeupdate fires only about four times a second; while playing, a frame
@@ -196,7 +196,7 @@
     const playing = !audio.paused;
     root.classList.toggle("is-playing", playing);
     root.classList.toggle("is-paused", !playing);
-    $("toggle").setAttribute("aria-label", playing ? "Pause" : "Play");
+    $("toggle").setAttribute("aria-label", playing ? tr("Pause") : tr("Play"));
     if (playing && !frame) frame = requestAnimationFrame(tick);
   }
 
@@ -354,7 +354,7 @@
     hits = query.trim() ? findAll(query) : [];
     hitIndex = -1;
     if (!query.trim()) { findStatus.textContent = ""; return; }
-    findStatus.textContent = hits.length ? `${hits.length} match${hits.length === 1 ? "" : "es"}` : "No matches";
+    findStatus.textContent = hits.length === 1 ? tr("1 match") : hits.length ? tr("{count} matches", { count: hits.length }) : tr("No matches");
     hits.forEach((hit, n) => {
       for (let i = hit.first; i <= hit.last; i++) { words[i].el.classList.add("is-hit"); marked.push(words[i].el); }
       if (n >= 50) return;
@@ -431,10 +431,10 @@
       field.select();
       document.execCommand && document.execCommand("copy");
     }
-    button.textContent = "Copied";
+    button.textContent = tr("Copied");
     setTimeout(() => { button.textContent = label; }, 1500);
   }
-  $("share-copy").addEventListener("click", () => { updateShareLink(); copy(shareLink, $("share-copy"), "Copy"); });
+  $("share-copy").addEventListener("click", () => { updateShareLink(); copy(shareLink, $("share-copy"), tr("Copy")); });
 
   /* Clips: select words with the mouse or the keyboard; the clip appears
      beside the selection, with a preview player and a link to share. */
@@ -535,7 +535,7 @@
     hideClip();
     window.getSelection().removeAllRanges();
   });
-  $("clip-copy").addEventListener("click", () => copy($("clip-link"), $("clip-copy"), "Copy link"));
+  $("clip-copy").addEventListener("click", () => copy($("clip-link"), $("clip-copy"), tr("Copy link")));
   clipPop.addEventListener("keydown", (event) => {
     if (event.key === "Escape") { hideClip(); if (focused >= 0) words[focused].el.focus(); }
   });

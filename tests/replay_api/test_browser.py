@@ -539,3 +539,32 @@ def test_api_docs_load_nothing_from_outside(live: LiveServer, page: Page) -> Non
         timeout=20_000
     )
     assert outside == []
+
+
+def test_scripts_speak_the_pages_language(browser: Browser, live: LiveServer, space: Space) -> None:
+    """A French browser: what replay.js and live.js write comes from the French catalogue."""
+    context = browser.new_context(locale="fr-FR")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{live.url}/spaces/cards/replay")
+    expect(page.locator("html")).to_have_attribute("lang", "fr")
+    page.fill("#find", "ten of cl")
+    expect(page.locator("#find-status")).to_have_text("1 résultat")
+    page.fill("#find", "zebra")
+    expect(page.locator("#find-status")).to_have_text("Aucun résultat")
+    expect(page.locator("#toggle")).to_have_attribute("aria-label", "Lecture")
+    # The host's own live page: live.js names the invitation in French.
+    page.goto(f"{live.url}/live")
+    page.click("#start-link")
+    page.fill("#start-title-input", "Café du matin")
+    page.fill("#start-host", "dana")
+    page.click("#start-go")
+    page.wait_for_url(re.compile(r"/spaces/[^/?#]+/live$"))
+    expect(page.locator("#join")).to_have_text("Rejoindre en tant qu'animateur")
+    expect(page.locator("#join-hint")).to_have_text("Vous êtes l'animateur de cet espace (en tant que dana).")
+    # The switch: the same page in English, and scripts follow.
+    page.click('.language-switch a[hreflang="en"]')
+    expect(page.locator("#join")).to_have_text("Join as host")
+    context.close()
+    assert errors == [], errors
