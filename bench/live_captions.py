@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.live_captions [--turns 6]
     SPACES_LIVE_MODEL=base .venv/bin/python -m bench.live_captions   # the agent on base
+    SPACES_LIVE_FINAL_MODEL=tiny.en .venv/bin/python -m bench.live_captions   # finals on tiny.en too
 
 A live space with two speakers taking turns (espeak-ng sentences with known
 word times), the SFU as a subprocess, the room agent in a ``spaces worker
@@ -301,11 +302,15 @@ def analyse(
 
 
 def models() -> tuple[str, str]:
-    """The agent's model and the pipeline's, as the worker reads them (SPACES_LIVE_MODEL, WHISPER_MODEL)."""
-    settings = Settings(
-        whisper_model=os.environ.get("WHISPER_MODEL", ""), live_model=os.environ.get("SPACES_LIVE_MODEL", "")
-    )
+    """The agent's interim model and the pipeline's, as the worker reads them (SPACES_LIVE_MODEL, WHISPER_MODEL)."""
+    settings = live_settings()
     return settings.live_model_for("en"), settings.whisper_model
+
+
+def live_settings() -> Settings:
+    """The models' settings the worker (a subprocess inheriting this environment) reads."""
+    names = ("WHISPER_MODEL", "SPACES_LIVE_MODEL", "SPACES_LIVE_FINAL_MODEL")
+    return Settings.from_env({k: v for k, v in os.environ.items() if k in names})
 
 
 def report(r: dict[str, Any]) -> None:
@@ -316,6 +321,7 @@ def report(r: dict[str, Any]) -> None:
         return f"{r['live_wer'] / offline:.2f}x" if offline else "offline 0"
 
     live_model, pipeline_model = (model_label(m) for m in models())
+    final_model = model_label(live_settings().live_final_model_for("en"))
     rows = [
         ["interim latency p50 (word end -> first event showing it)", p(r["interim"], 50), "<= 1.0 s"],
         ["interim latency p95", p(r["interim"], 95), "<= 3 s"],
@@ -324,9 +330,9 @@ def report(r: dict[str, Any]) -> None:
         ["finals / utterances", f"{r['finals']} / {r['utterances']}", "all"],
         ["live WER", f"{r['live_wer']:.3f}", ""],
         [f"offline WER, same speech, {live_model} (the agent's model)", f"{r['offline_wer']:.3f}", ""],
-        [f"live / offline WER, {live_model}", ratio(r["offline_wer"]), "<= 1.3x"],
+        [f"live / offline WER, {live_model}", ratio(r["offline_wer"]), ""],
         [f"offline WER, {pipeline_model} (the pipeline's model)", f"{r['pipeline_wer']:.3f}", ""],
-        [f"live / offline WER, {pipeline_model}", ratio(r["pipeline_wer"]), ""],
+        [f"live / offline WER, {pipeline_model} (the issue's target)", ratio(r["pipeline_wer"]), "<= 1.3x"],
         *[
             [f"agent CPU while {sp} talks", f"{cpu:.2f} core", "<= 0.5 core"]
             for sp, cpu in sorted(r["talking"].items())
@@ -337,8 +343,8 @@ def report(r: dict[str, Any]) -> None:
     ]
     print(
         table(
-            f"Live captions on loopback (2 speakers taking turns, agent in a live worker, model"
-            f" {live_model}, pipeline {pipeline_model}; load average {r['load']})",
+            f"Live captions on loopback (2 speakers taking turns, agent in a live worker, interim model"
+            f" {live_model}, final model {final_model}, pipeline {pipeline_model}; load average {r['load']})",
             ["figure", "measured", "target"],
             rows,
         )

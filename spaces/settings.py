@@ -264,6 +264,14 @@ class Settings:
     The pipeline's transcript, made with ``WHISPER_MODEL``, replaces them after the space.
     """
 
+    live_final_model: str = ""
+    """The Whisper model of the live captions' final passes (a ``WHISPER_MODEL`` value), the text
+    that stays on screen and in search; empty: the workers' model (``WHISPER_MODEL``).
+
+    One pass per utterance, started in the pause that ends it, so a slower
+    model than the interim passes' costs little latency (README, live captions).
+    """
+
     live_job_timeout: int = 12 * 3600
     """Longest a room agent may stay in one space, seconds (and its token's lifetime)."""
 
@@ -373,6 +381,11 @@ class Settings:
         if self.live_model:
             return self.live_model
         return LIVE_MODEL_ENGLISH if language in ("en", AUTO) else self.whisper_model
+
+    def live_final_model_for(self, language: str) -> str:
+        """The model of the final passes of live captions in ``language`` (the interim ones: :meth:`live_model_for`)."""
+        del language  # the workers' model speaks every language the space may be in, as the pipeline needs
+        return self.live_final_model or self.whisper_model
 
     def retention_period(self) -> float | None:
         """``retention_days`` in seconds, None if unset."""
