@@ -264,15 +264,19 @@ def analyse(
     def wer(texts: dict[str, str]) -> float:
         return sum(word_error_rate(reference[sp], texts[sp]) for sp in reference) / len(reference)
 
+    said_by: dict[str, dict[str, str]] = {"said": reference}
+
     def offline_wer(name: str) -> float:
         model = load_model(name)
         texts = {}
         for speaker, samples in plan.tracks.items():
             words = transcribe(model, to16k(samples), speaker=speaker, offset=0.0)
             texts[speaker] = " ".join(w.text for w in words)
+        said_by[f"offline {model_label(name)}"] = texts
         return wer(texts)
 
-    live_wer = wer({sp: " ".join(texts) for sp, texts in live_text.items()})
+    said_by["live"] = {sp: " ".join(texts) for sp, texts in live_text.items()}
+    live_wer = wer(said_by["live"])
     # Against the agent's own model (what streaming costs), and the pipeline's (what replaces the live text).
     live_model, pipeline_model = models()
     own = offline_wer(live_model)
@@ -297,6 +301,7 @@ def analyse(
         "talking": {sp: float(np.nanmean(v)) for sp, v in talking.items()},
         "search": search_delays,
         "utterances": len(plan.said),
+        "texts": said_by,
         "finals": len(final),
     }
 
@@ -354,6 +359,7 @@ def report(r: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--turns", type=int, default=6, help="utterances, alternating between the 2 speakers")
+    parser.add_argument("--texts", action="store_true", help="print what was said, the live finals, the offline text")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="live-captions-bench-") as tmp:
         settings = Settings(
@@ -370,6 +376,10 @@ def main() -> None:
         # Other work on the machine slows the agent's passes: say how busy it was.
         result["load"] = f"{load0:.1f} -> {os.getloadavg()[0]:.1f}"
         report(result)
+        if args.texts:
+            for source, texts in result["texts"].items():
+                for speaker, text in sorted(texts.items()):
+                    print(f"{source:>16} {speaker}: {text}")
 
 
 if __name__ == "__main__":

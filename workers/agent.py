@@ -44,6 +44,7 @@ from spaces.models import Caption, Turn, join_words
 from spaces.settings import Settings
 from transcribe.language import speaks_language
 from transcribe.live_audio import OpusStream
+from transcribe.model import model_label
 from transcribe.streaming import StreamingOptions, StreamingTranscriber
 from workers.context import context
 from workers.hls import HlsOptions, LiveHls
@@ -351,8 +352,11 @@ def live_room(space_id: str, rtc_url: str) -> int:
     except NotFound:
         language = AUTO
     # Interim text on a fast model, final text on an accurate one (SPACES_LIVE_MODEL, SPACES_LIVE_FINAL_MODEL).
-    model = ctx.model(passes=LIVE_PASSES, name=ctx.settings.live_model_for(language))
-    final_model = ctx.model(passes=LIVE_PASSES, name=ctx.settings.live_final_model_for(language))
+    name, final_name = ctx.settings.live_model_for(language), ctx.settings.live_final_model_for(language)
+    model = ctx.model(passes=LIVE_PASSES, name=name)
+    # Final passes on all the agent's threads: speakers rarely end utterances at the same
+    # moment, and the sooner the one pass ends, the sooner its caption goes out.
+    final_model = model if model_label(final_name) == model_label(name) else ctx.model(name=final_name)
     agent = RoomAgent(
         settings=ctx.settings,
         space_id=space_id,
