@@ -268,7 +268,7 @@ class Settings:
     """The Whisper model of the live captions' final passes (a ``WHISPER_MODEL`` value): the
     text that stays on screen and in search; empty: the interim passes' (``live_model``).
 
-    ``base`` here halves the live WER of English spaces (``tiny.en`` interim) but
+    ``base`` here cuts the live WER of English spaces by a quarter to a half but
     puts finals 1.05-1.6 s behind an utterance's end (p50, p95 2.7-3.5 s) on a
     loaded 2-core machine, against 0.8-0.95 s (README, live captions).
     """
