@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.live_captions [--turns 6]
     SPACES_LIVE_MODEL=base .venv/bin/python -m bench.live_captions   # the agent on base
+    SPACES_LIVE_FINAL_MODEL=tiny.en .venv/bin/python -m bench.live_captions   # finals on tiny.en too
 
 A live space with two speakers taking turns (espeak-ng sentences with known
 word times), the SFU as a subprocess, the room agent in a ``spaces worker
@@ -263,15 +264,19 @@ def analyse(
     def wer(texts: dict[str, str]) -> float:
         return sum(word_error_rate(reference[sp], texts[sp]) for sp in reference) / len(reference)
 
+    said_by: dict[str, dict[str, str]] = {"said": reference}
+
     def offline_wer(name: str) -> float:
         model = load_model(name)
         texts = {}
         for speaker, samples in plan.tracks.items():
             words = transcribe(model, to16k(samples), speaker=speaker, offset=0.0)
             texts[speaker] = " ".join(w.text for w in words)
+        said_by[f"offline {model_label(name)}"] = texts
         return wer(texts)
 
-    live_wer = wer({sp: " ".join(texts) for sp, texts in live_text.items()})
+    said_by["live"] = {sp: " ".join(texts) for sp, texts in live_text.items()}
+    live_wer = wer(said_by["live"])
     # Against the agent's own model (what streaming costs), and the pipeline's (what replaces the live text).
     live_model, pipeline_model = models()
     own = offline_wer(live_model)
@@ -296,16 +301,21 @@ def analyse(
         "talking": {sp: float(np.nanmean(v)) for sp, v in talking.items()},
         "search": search_delays,
         "utterances": len(plan.said),
+        "texts": said_by,
         "finals": len(final),
     }
 
 
 def models() -> tuple[str, str]:
-    """The agent's model and the pipeline's, as the worker reads them (SPACES_LIVE_MODEL, WHISPER_MODEL)."""
-    settings = Settings(
-        whisper_model=os.environ.get("WHISPER_MODEL", ""), live_model=os.environ.get("SPACES_LIVE_MODEL", "")
-    )
+    """The agent's interim model and the pipeline's, as the worker reads them (SPACES_LIVE_MODEL, WHISPER_MODEL)."""
+    settings = live_settings()
     return settings.live_model_for("en"), settings.whisper_model
+
+
+def live_settings() -> Settings:
+    """The models' settings the worker (a subprocess inheriting this environment) reads."""
+    names = ("WHISPER_MODEL", "SPACES_LIVE_MODEL", "SPACES_LIVE_FINAL_MODEL")
+    return Settings.from_env({k: v for k, v in os.environ.items() if k in names})
 
 
 def report(r: dict[str, Any]) -> None:
@@ -316,6 +326,7 @@ def report(r: dict[str, Any]) -> None:
         return f"{r['live_wer'] / offline:.2f}x" if offline else "offline 0"
 
     live_model, pipeline_model = (model_label(m) for m in models())
+    final_model = model_label(live_settings().live_final_model_for("en"))
     rows = [
         ["interim latency p50 (word end -> first event showing it)", p(r["interim"], 50), "<= 1.0 s"],
         ["interim latency p95", p(r["interim"], 95), "<= 3 s"],
@@ -324,9 +335,9 @@ def report(r: dict[str, Any]) -> None:
         ["finals / utterances", f"{r['finals']} / {r['utterances']}", "all"],
         ["live WER", f"{r['live_wer']:.3f}", ""],
         [f"offline WER, same speech, {live_model} (the agent's model)", f"{r['offline_wer']:.3f}", ""],
-        [f"live / offline WER, {live_model}", ratio(r["offline_wer"]), "<= 1.3x"],
+        [f"live / offline WER, {live_model}", ratio(r["offline_wer"]), ""],
         [f"offline WER, {pipeline_model} (the pipeline's model)", f"{r['pipeline_wer']:.3f}", ""],
-        [f"live / offline WER, {pipeline_model}", ratio(r["pipeline_wer"]), ""],
+        [f"live / offline WER, {pipeline_model} (the issue's target)", ratio(r["pipeline_wer"]), "<= 1.3x"],
         *[
             [f"agent CPU while {sp} talks", f"{cpu:.2f} core", "<= 0.5 core"]
             for sp, cpu in sorted(r["talking"].items())
@@ -337,8 +348,8 @@ def report(r: dict[str, Any]) -> None:
     ]
     print(
         table(
-            f"Live captions on loopback (2 speakers taking turns, agent in a live worker, model"
-            f" {live_model}, pipeline {pipeline_model}; load average {r['load']})",
+            f"Live captions on loopback (2 speakers taking turns, agent in a live worker, interim model"
+            f" {live_model}, final model {final_model}, pipeline {pipeline_model}; load average {r['load']})",
             ["figure", "measured", "target"],
             rows,
         )
@@ -348,6 +359,7 @@ def report(r: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--turns", type=int, default=6, help="utterances, alternating between the 2 speakers")
+    parser.add_argument("--texts", action="store_true", help="print what was said, the live finals, the offline text")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="live-captions-bench-") as tmp:
         settings = Settings(
@@ -364,6 +376,10 @@ def main() -> None:
         # Other work on the machine slows the agent's passes: say how busy it was.
         result["load"] = f"{load0:.1f} -> {os.getloadavg()[0]:.1f}"
         report(result)
+        if args.texts:
+            for source, texts in result["texts"].items():
+                for speaker, text in sorted(texts.items()):
+                    print(f"{source:>16} {speaker}: {text}")
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def check_model(settings: Settings, *, live: bool = False) -> None:
     resolve = pkgutil.resolve_name(MODEL_CHECK)
     names = [settings.whisper_model]
     if live:
-        names.append(settings.live_model_for("en"))
+        names += [settings.live_model_for("en"), settings.live_final_model_for("en")]
     try:
         for name in dict.fromkeys(names):
             resolve(name)

@@ -18,7 +18,8 @@ agent owns the clock and decides when to call it.
   tentative tail. Past ``window`` seconds a pass starts after the last
   committed sentence end (whisper_streaming's buffer trimming).
 - When the utterance ends, one last pass over all of it, decoded as the
-  offline pipeline decodes, gives the final words; they replace the
+  offline pipeline decodes (with ``final_model`` if given: a slower, more
+  accurate model than the interim passes'), gives the final words; they replace the
   interim text. Word times are on the room clock. That pass starts at the
   first ``closing_pad`` of silence, while the VAD still waits to be sure
   the speech ended: when it is, the final goes out at once.
@@ -186,12 +187,15 @@ class StreamingTranscriber:
         model: WhisperModel,
         *,
         speaker: str,
+        final_model: WhisperModel | None = None,
         options: StreamingOptions | None = None,
         prompt: PromptSource | None = None,
         clock: Callable[[], float] = time.perf_counter,
         cpu_clock: Callable[[], float] = time.process_time,
     ) -> None:
         self.model = model
+        self.final_model = model if final_model is None else final_model
+        """The final pass's model: its text stays, so it may be worth a slower pass than the interim ones'."""
         self.speaker = speaker
         self.options = options or StreamingOptions()
         self.prompt = prompt
@@ -331,7 +335,7 @@ class StreamingTranscriber:
     def _closing(self, utt: _Utterance) -> None:
         """The final pass, run as soon as the speech may have ended: the final needs no pass of its own then."""
         end = utt.last_speech + int(self.options.closing_pad * SAMPLE_RATE)
-        utt.closing = (utt.last_speech, self._transcribe(utt.start, end, self.options.final_whisper))
+        utt.closing = (utt.last_speech, self._transcribe(utt.start, end, self.options.final_whisper, final=True))
         utt.transcribed_to = max(utt.transcribed_to, end)
 
     def _interim(self, utt: _Utterance) -> Caption | None:
@@ -381,12 +385,14 @@ class StreamingTranscriber:
         if utt.closing is not None and utt.closing[0] == utt.last_speech:
             words = utt.closing[1]  # run in the silence, and nothing was said since
         else:
-            words = self._transcribe(utt.start, end, self.options.final_whisper)
+            words = self._transcribe(utt.start, end, self.options.final_whisper, final=True)
         event = self._event(words, final=True) if words else None
         self._utterances += 1
         return event
 
-    def _transcribe(self, start: int, end: int, options: TranscribeOptions, *, context: str = "") -> list[Word]:
+    def _transcribe(
+        self, start: int, end: int, options: TranscribeOptions, *, context: str = "", final: bool = False
+    ) -> list[Word]:
         assert self._origin is not None
         lo, hi = start - self._audio_start, end - self._audio_start
         room = self.prompt() if self.prompt is not None else None
@@ -394,10 +400,11 @@ class StreamingTranscriber:
         seconds = (hi - lo) / SAMPLE_RATE
         # At most 200: with the longest prompt faster-whisper keeps (223 tokens) within Whisper's 448.
         options = replace(options, max_new_tokens=min(200, _TOKENS + int(_TOKENS_PER_SECOND * seconds)))
+        model = self.final_model if final else self.model
         began, cpu = self._clock(), self._cpu_clock()
-        with encoder_window(self.model, seconds):
+        with encoder_window(model, seconds):
             words = transcribe_clip(
-                self.model,
+                model,
                 self._audio[lo:hi],
                 start=0.0,
                 end=seconds,

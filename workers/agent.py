@@ -44,6 +44,7 @@ from spaces.models import Caption, Turn, join_words
 from spaces.settings import Settings
 from transcribe.language import speaks_language
 from transcribe.live_audio import OpusStream
+from transcribe.model import model_label
 from transcribe.streaming import StreamingOptions, StreamingTranscriber
 from workers.context import context
 from workers.hls import HlsOptions, LiveHls
@@ -88,6 +89,8 @@ class CaptionMaker:
     on_caption: Callable[[Caption], None]
     room_now: Callable[[], float]
     options: StreamingOptions = field(default_factory=StreamingOptions)
+    final_model: WhisperModel | None = None
+    """The final passes' model; None: ``model``."""
     _speakers: dict[str, _Speaker] = field(default_factory=dict)
     _recent: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=60))
     _recent_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -104,7 +107,9 @@ class CaptionMaker:
             return
         s = self._speakers.get(speaker)
         if s is None:
-            live = StreamingTranscriber(self.model, speaker=speaker, options=self.options, prompt=self._prompt)
+            live = StreamingTranscriber(
+                self.model, speaker=speaker, final_model=self.final_model, options=self.options, prompt=self._prompt
+            )
             s = self._speakers[speaker] = _Speaker(live, at)
             if self._started:
                 self._launch(s)
@@ -190,6 +195,7 @@ class RoomAgent:
         space_id: str,
         rtc_url: str,
         model: WhisperModel,
+        final_model: WhisperModel | None = None,
         catalog: Catalog | None = None,
         blobs: BlobStore | None = None,
         language: str = "en",
@@ -210,6 +216,7 @@ class RoomAgent:
         """What the live captions are transcribed in (their search rows are analysed in it)."""
         self.captions = CaptionMaker(
             model=model,
+            final_model=final_model,
             on_caption=self._on_caption,
             room_now=self.room_now,
             options=StreamingOptions().in_language(language),
@@ -344,16 +351,21 @@ def live_room(space_id: str, rtc_url: str) -> int:
         language = ctx.catalog.get_space(space_id).language
     except NotFound:
         language = AUTO
-    # Latency first (SPACES_LIVE_MODEL): tiny.en for English, unless the settings name another.
-    model = ctx.model(passes=LIVE_PASSES, name=ctx.settings.live_model_for(language))
+    # Interim text on a fast model, final text on an accurate one (SPACES_LIVE_MODEL, SPACES_LIVE_FINAL_MODEL).
+    name, final_name = ctx.settings.live_model_for(language), ctx.settings.live_final_model_for(language)
+    model = ctx.model(passes=LIVE_PASSES, name=name)
+    # Final passes on all the agent's threads: speakers rarely end utterances at the same
+    # moment, and the sooner the one pass ends, the sooner its caption goes out.
+    final_model = model if model_label(final_name) == model_label(name) else ctx.model(name=final_name)
     agent = RoomAgent(
         settings=ctx.settings,
         space_id=space_id,
         rtc_url=rtc_url,
         model=model,
+        final_model=final_model,
         catalog=ctx.catalog,
         blobs=ctx.blobs,
-        language=language if language != AUTO and speaks_language(model) else "en",
+        language=language if language != AUTO and speaks_language(model) and speaks_language(final_model) else "en",
     )
     asyncio.run(agent.run())
     return agent.sent

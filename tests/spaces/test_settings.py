@@ -205,3 +205,12 @@ def test_live_captions_default_to_the_fast_model_in_english() -> None:
     assert settings.live_model_for("fr") == "base"
     chosen = Settings.from_env({"WHISPER_MODEL": "base", "SPACES_LIVE_MODEL": "base"})
     assert chosen.live_model_for("en") == chosen.live_model_for("fr") == "base"
+
+
+def test_live_final_passes_use_the_interim_model_unless_told() -> None:
+    """SPACES_LIVE_FINAL_MODEL: empty, finals come from the interim passes' model; set, from the one named."""
+    settings = Settings.from_env({"WHISPER_MODEL": "base"})
+    assert settings.live_final_model_for("en") == "tiny.en"
+    assert settings.live_final_model_for("fr") == "base"
+    hybrid = Settings.from_env({"WHISPER_MODEL": "base", "SPACES_LIVE_FINAL_MODEL": "base"})
+    assert (hybrid.live_model_for("en"), hybrid.live_final_model_for("en")) == ("tiny.en", "base")

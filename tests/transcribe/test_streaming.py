@@ -13,7 +13,7 @@ from faster_whisper import WhisperModel
 from spaces.models import Caption, Word
 from tests.speech import VOICES, synthesize, word_error_rate
 from transcribe.audio import SAMPLE_RATE
-from transcribe.model import encoder_window
+from transcribe.model import encoder_window, load_model
 from transcribe.streaming import HypothesisBuffer, StreamingOptions, StreamingTranscriber
 from transcribe.transcribe import transcribe, transcribe_clip
 
@@ -174,6 +174,27 @@ def test_a_gap_in_the_stream_keeps_words_on_the_room_clock(model: WhisperModel) 
     finals = [e for e in events if e.final]
     assert len(finals) == 1
     assert abs(finals[0].start - 23.0) < 0.4
+
+
+def _finals(live: StreamingTranscriber, audio: np.ndarray) -> list[Caption]:
+    events: list[Caption] = []
+    for i in range(0, len(audio), CHUNK):
+        live.insert_audio_chunk(audio[i : i + CHUNK], ORIGIN + i / SAMPLE_RATE)
+        events += live.process_iter()
+    return [e for e in [*events, *live.finish()] if e.final]
+
+
+def test_the_final_pass_runs_on_the_final_model(model: WhisperModel) -> None:
+    """SPACES_LIVE_FINAL_MODEL: interim passes on the fast model, the text that stays from the accurate one."""
+    base = load_model("base")
+    speech = synthesize(LONG, VOICES[0])
+    silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    audio = np.concatenate([silence, speech.samples.astype(np.float32), silence])
+    hybrid = _finals(StreamingTranscriber(model, speaker="alice", final_model=base), audio)
+    accurate = _finals(StreamingTranscriber(base, speaker="alice"), audio)
+    # Utterances are cut by the VAD and the final pass decodes deterministically: the same words.
+    assert [(e.text, e.start, e.end) for e in hybrid] == [(e.text, e.start, e.end) for e in accurate]
+    assert word_error_rate(LONG, " ".join(e.text for e in hybrid)) <= 0.25  # the sentence, give or take 4 words
 
 
 # --- what a pass hears ----------------------------------------------------------------
