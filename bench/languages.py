@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.scoring import multilingual_wer
+from tests.speech import SENTENCES as ENGLISH
 from tests.speech import Space, Utterance, build_space
 from transcribe.assemble import TrackWords, assemble
 from transcribe.audio import decode
@@ -29,14 +30,7 @@ from transcribe.model import load_model
 from transcribe.transcribe import TranscribeOptions, transcribe
 
 SENTENCES: dict[str, tuple[str, ...]] = {
-    "en": (
-        "The weather was lovely this morning, so we walked down to the river.",
-        "Our team finished the project two weeks ahead of schedule.",
-        "Please remember to bring your notebook to the meeting tomorrow.",
-        "We should probably order more coffee for the office kitchen.",
-        "My sister is learning to play the piano this year.",
-        "The train to the city leaves every hour from platform four.",
-    ),
+    "en": ENGLISH[:6],
     "fr": (
         "Bonjour à tous, nous allons écouter la musique ensemble ce soir.",
         "Je voudrais un café et un croissant, s'il vous plaît.",

@@ -50,7 +50,12 @@ class Locale:
         )
 
     def length(self, seconds: float) -> str:
-        """A duration as :func:`replay_api.templating.length` cuts it, in this language's units."""
+        """A human duration in this language's units: ``42 s``, ``12 min``, ``1 h 05 min``.
+
+        Whole seconds are cut like :func:`replay_api.templating.clock` cuts
+        them (as players do), so a space's length and its player's total
+        never disagree by a second.
+        """
         total = max(0, int(seconds))
         u = self.units
         if total < 60:

@@ -30,21 +30,6 @@ def clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def length(seconds: float) -> str:
-    """A human duration: ``42 s``, ``12 min``, ``1 h 05 min``.
-
-    Whole seconds are cut like :func:`clock` cuts them (as players do), so a
-    space's length and its player's total never disagree by a second.
-    """
-    total = max(0, int(seconds))
-    if total < 60:
-        return f"{total} s"
-    minutes = total // 60
-    if minutes < 60:
-        return f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60:02d} min"
-
-
 #: What each pipeline stage does, in words a listener knows ("transcribe:alice").
 _STAGES = {
     "transcribe": "Transcribing {name}",

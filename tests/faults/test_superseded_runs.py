@@ -21,15 +21,14 @@ from spaces import queue
 from spaces.catalog import Catalog, open_catalog
 from spaces.models import Space, SpaceState
 from spaces.settings import Settings
-from tests.support.workers import env_of
+from tests.support.workers import use_env
 from workers import pipeline
 
 
 @pytest.fixture
 def worker_catalog(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Catalog]:
     """The catalog the failure callback opens from the environment (as in a worker)."""
-    for name, value in env_of(settings).items():
-        monkeypatch.setenv(name, value)
+    use_env(settings, monkeypatch)
     cat = open_catalog(settings)
     cat.create_schema()
     yield cat

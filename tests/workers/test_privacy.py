@@ -369,10 +369,9 @@ def test_cli_deletes_and_erases(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from spaces import cli
-    from tests.support.workers import env_of
+    from tests.support.workers import use_env
 
-    for name, value in env_of(settings).items():
-        monkeypatch.setenv(name, value)
+    use_env(settings, monkeypatch)
     blobs, catalog = stores(settings)
     space = processed(settings, workers, dict(two_speakers))
     before = transcript_of(blobs, space.space_id)

@@ -15,7 +15,7 @@ from spaces.exceptions import ConfigError, NotFound
 from spaces.models import Space, SpaceState, Turn, Word
 from spaces.settings import Settings
 from tests.speech import Space as SpeechSpace
-from tests.support.workers import Workers, env_of, import_files, stores
+from tests.support.workers import Workers, import_files, stores, use_env
 
 DAY = 86400.0
 
@@ -69,8 +69,7 @@ def test_retention_dry_run_then_real_run(
     short = aged(settings, files, catalog, blobs, days=5)
     catalog.set_retention(short.space_id, 1)  # keeps nothing: the whole space goes
     live = aged(settings, files, catalog, blobs, days=40, state=SpaceState.LIVE)
-    for name, value in env_of(settings).items():
-        monkeypatch.setenv(name, value)
+    use_env(settings, monkeypatch)
     monkeypatch.setenv("SPACES_RETENTION_DAYS", "30")
     monkeypatch.setenv("SPACES_RETENTION_KEEP", "mix,transcript")
     everything = {s.space_id: kinds_left(blobs, s.space_id) for s in (old, young, kept_longer, short, live)}
