@@ -121,16 +121,22 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
 
 
+def _own(db: np.ndarray, rules: RoomRules) -> np.ndarray:
+    """(tracks x frames): loud enough for speech, and not another track's bleed."""
+    own = db >= rules.min_speech_db
+    if db.shape[0] > 1:
+        # The loudest of the *other* tracks at each frame.
+        order = np.sort(db, axis=0)
+        others = np.where(db == order[-1], order[-2], order[-1])
+        own &= db >= others - rules.bleed_margin_db
+    return own
+
+
 def activity(levels: Sequence[Levels], rules: RoomRules = RoomRules()) -> tuple[float, np.ndarray]:
     """Start time and (tracks x frames) mask of where each track's own speaker speaks."""
     start, db = _grid(levels, rules.hop)
     floors = np.array([_floor(row) for row in db])[:, None]
-    loud = (db >= floors + rules.above_floor_db) & (db >= rules.min_speech_db)
-    if len(levels) > 1:
-        # The loudest of the *other* tracks at each frame.
-        order = np.sort(db, axis=0)
-        others = np.where(db == order[-1], order[-2], order[-1])
-        loud &= db >= others - rules.bleed_margin_db
+    loud = (db >= floors + rules.above_floor_db) & _own(db, rules)
     return start, _close(loud, round(rules.hold / rules.hop))
 
 
@@ -150,9 +156,7 @@ def overlap_share(levels: Sequence[Levels], rules: RoomRules = RoomRules()) -> f
     # ``activity`` measures: a track that is speech throughout has no quiet
     # frames to measure it from.
     _, db = _grid(levels, rules.hop)
-    order = np.sort(db, axis=0)
-    others = np.where(db == order[-1], order[-2], order[-1])
-    active = (db >= rules.min_speech_db) & (db >= others - rules.bleed_margin_db)
+    active = _own(db, rules)
     speech = int(active.any(axis=0).sum())
     return float((active.sum(axis=0) >= 2).sum()) / speech if speech else 0.0
 
