@@ -13,7 +13,7 @@ import contextlib
 import json
 import time
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -78,9 +78,11 @@ def chromium_args(wav: Path | None = None, *, loop: bool = False) -> list[str]:
     ]
 
 
-async def launch_chromium(pw: Playwright, wav: Path | None = None, *, loop: bool = False) -> Browser:
-    """Chromium with a fake microphone granted to every page (see ``chromium_args``)."""
-    return await pw.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(wav, loop=loop))
+async def launch_chromium(
+    pw: Playwright, wav: Path | None = None, *, loop: bool = False, extra: Sequence[str] = ()
+) -> Browser:
+    """Chromium with a fake microphone granted to every page (see ``chromium_args``), and ``extra`` flags."""
+    return await pw.chromium.launch(executable_path=str(CHROMIUM), args=[*chromium_args(wav, loop=loop), *extra])
 
 
 async def until(page: Page, expression: str, timeout: float = 15.0) -> Any:

@@ -26,7 +26,7 @@ from spaces.router import NodeRouter
 from spaces.settings import Settings
 from spaces.tokens import Role
 from tests.faults.proxy import TcpProxy
-from tests.ingest.test_browser import CHROMIUM, chromium_args, running_api, write_wav
+from tests.ingest.test_browser import CHROMIUM, launch_chromium, running_api, write_wav
 from tests.support.services import free_port
 from tests.support.sfu import (
     VOICE_A,
@@ -88,7 +88,7 @@ def test_live_page_sent_to_the_wrong_node_follows_moved(sfu_settings: Settings, 
             space_id = created["space_id"]
             first, other_node = (a, b) if f":{a.sfu_port}/" in created["rtc_url"] else (b, a)
             async with async_playwright() as pw:
-                browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(wav))
+                browser = await launch_chromium(pw, wav)
                 try:
                     page = await browser.new_page()
                     await page.goto(f"{api}/spaces/{space_id}/live")
@@ -154,9 +154,7 @@ def test_live_page_comes_back_after_its_socket_drops(sfu_settings: Settings, tmp
                 )
                 await dan.connect()
                 async with async_playwright() as pw:
-                    browser = await pw.chromium.launch(
-                        executable_path=str(CHROMIUM), args=chromium_args(wav, loop=True)
-                    )
+                    browser = await launch_chromium(pw, wav, loop=True)
                     try:
                         page = await browser.new_page()
                         await page.goto(invite.json()["live_url"])
@@ -214,9 +212,7 @@ def test_live_pages_come_back_after_their_node_restarts(sfu_settings: Settings, 
                     )
                 space_id = created["space_id"]
                 async with async_playwright() as pw:
-                    browser = await pw.chromium.launch(
-                        executable_path=str(CHROMIUM), args=chromium_args(wav, loop=True)
-                    )
+                    browser = await launch_chromium(pw, wav, loop=True)
                     try:
                         speaker, listener = await browser.new_page(), await browser.new_page()
                         await speaker.goto(invite.json()["live_url"])

@@ -22,7 +22,7 @@ from playwright.async_api import Page, async_playwright
 from ingest.client import PcmTrack, SpaceClient
 from spaces.settings import Settings
 from spaces.tokens import Role
-from tests.ingest.test_browser import CHROMIUM, chromium_args, running_api
+from tests.ingest.test_browser import CHROMIUM, launch_chromium, running_api
 from tests.support.services import TEST_MODEL, free_port
 from tests.support.sfu import VOICE_A, make_space, rtc_url, running_sfu, speech48k, token
 from transcribe.model import load_model
@@ -78,8 +78,7 @@ async def _tier_and_instant_replay(settings: Settings) -> None:
     url = rtc_url(settings, space_id)
     async with running_sfu(settings), running_api(settings) as api, async_playwright() as pw:
         # Autoplay allowed: the page's own fallback (a Start listening button) needs a person.
-        args = [*chromium_args(), "--autoplay-policy=no-user-gesture-required"]
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        browser = await launch_chromium(pw, extra=["--autoplay-policy=no-user-gesture-required"])
         try:
             alice = SpaceClient(url, token(settings, space_id, "alice", Role.HOST), track=track)
             lena = SpaceClient(url, token(settings, space_id, "lena", Role.LISTENER), decode=False)
