@@ -5,7 +5,8 @@ The room agent writes (``workers.hls``), the API and any CDN serve
 of a stored playlist, so they live here. Under ``spaces/{id}/live/``:
 
 ``master.m3u8``
-    the entry point: the audio rendition and a WebVTT subtitle rendition;
+    the entry point: the audio rendition and a WebVTT subtitle rendition,
+    stored once the audio playlist can be played (``LIVE_START_SEGMENTS``);
 ``audio.m3u8`` / ``subs.m3u8``
     media playlists, rewritten after each segment is stored: while live the
     last few segments (where a listener joins), every segment and
@@ -34,6 +35,13 @@ SUBS = "subs.m3u8"
 #: The whole history of a live playlist (its own name: never served).
 FULL = "full.m3u8"
 PLAYLISTS = (MASTER, AUDIO, SUBS)
+
+#: The fewest segments a live playlist may list when a player first gets it.
+#: Chromium's native HLS starts three segments from a live playlist's end and
+#: fails one that lists fewer ("Segment queue never had any data", reported as
+#: DEMUXER_ERROR_COULD_NOT_PARSE), so the master playlist, which is what
+#: ``hls_url`` waits for, is stored only once the audio playlist lists this many.
+LIVE_START_SEGMENTS = 3
 
 #: What a name under ``live/`` may look like: nothing else is served.
 _SEGMENT = re.compile(r"^(\d{6})\.(ts|vtt)$")

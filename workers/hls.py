@@ -7,8 +7,11 @@ mix into one ffmpeg that encodes AAC and cuts MPEG-TS segments of about
 ``segment_seconds`` (one encoder for the whole run, so no priming gap at
 each segment's start), and publishes each finished segment: segment first,
 then the playlists naming it, so a playlist never names what is not
-stored. An upload that fails is tried again on the next tick while the
-mix goes on; segments are published strictly in order.
+stored; the master playlist (what makes the space's ``hls_url``) once the
+audio playlist lists enough segments for a player to start on
+(``hls.LIVE_START_SEGMENTS``), or when the space ends. An upload that fails
+is tried again on the next tick while the mix goes on; segments are
+published strictly in order.
 
 MPEG-TS rather than fMP4: each segment stands alone (no init segment to
 fetch first) and every HLS player reads it. Its cost here is the padding
@@ -70,10 +73,14 @@ class HlsOptions:
     segment_seconds: float = 2.0
     jitter: float = 0.3
     """The mix trails now by this much, so late packets still land in place."""
-    tick: float = 0.1
+    tick: float = 0.05
+    """How often the mix is fed to the encoder and finished segments published: a segment is named by
+    the playlist about ``jitter`` + 0.25 s after its last sample at 0.05 s (0.37 s at 0.1 s), which every
+    HLS listener hears as delay."""
     language: str = ""
-    window: int = 3
-    """Segments a live playlist lists: a joining listener starts this far behind its end."""
+    window: int = hls.LIVE_START_SEGMENTS
+    """Segments a live playlist lists (at least ``hls.LIVE_START_SEGMENTS``): a joining listener starts
+    this far behind its end."""
 
 
 class SegmentEncoder:
@@ -252,7 +259,6 @@ class LiveHls:
         mix = LiveMix(start=start)
         encoder = SegmentEncoder(work, first_seq=next_seq, segment_seconds=self.options.segment_seconds)
         state = _State(audio=audio, subs=subs, run_start=start, discontinuity=bool(audio.entries))
-        self._write_master()
         try:
             while not self._stop.wait(self.options.tick):
                 cpu = time.thread_time()
@@ -331,6 +337,15 @@ class LiveHls:
             if state.dirty or state.ended:
                 self._write_playlists(state)
                 state.dirty = False
+            # The master last, once there is something a player can start on.
+            if not state.master_stored and (state.ended or len(state.audio.entries) >= hls.LIVE_START_SEGMENTS):
+                self.blobs.put(
+                    hls.key(self.space_id, hls.MASTER),
+                    hls.master(bandwidth=MUXRATE, codecs=CODECS, language=self.options.language).encode(),
+                    content_type=hls.PLAYLIST_TYPE,
+                    cache_control=hls.CLOSED_PLAYLIST_CACHE,
+                )
+                state.master_stored = True
         except StorageError as e:
             self.upload_failures += 1
             log.warning("live HLS of %s: upload failed, tried again: %s", self.space_id, e)
@@ -355,21 +370,6 @@ class LiveHls:
                 hls.key(self.space_id, name), text.encode(), content_type=hls.PLAYLIST_TYPE, cache_control=cache
             )
 
-    def _write_master(self) -> None:
-        text = hls.master(bandwidth=MUXRATE, codecs=CODECS, language=self.options.language)
-        for attempt in range(5):
-            try:
-                self.blobs.put(
-                    hls.key(self.space_id, hls.MASTER),
-                    text.encode(),
-                    content_type=hls.PLAYLIST_TYPE,
-                    cache_control=hls.CLOSED_PLAYLIST_CACHE,
-                )
-                return
-            except StorageError:
-                time.sleep(BACKOFF * 2**attempt)
-        log.warning("live HLS of %s: master playlist not stored", self.space_id)
-
 
 @dataclass
 class _State:
@@ -385,6 +385,7 @@ class _State:
     pts: dict[int, int] = field(default_factory=dict)
     dirty: bool = False
     ended: bool = False
+    master_stored: bool = False
     _next_start: float | None = None
 
     @property

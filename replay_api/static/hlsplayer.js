@@ -13,6 +13,16 @@
 
 (function () {
   const POLL_MS = 2000;
+  // Chromium's native player fails a live playlist that lists fewer than three
+  // segments, for good ("Segment queue never had any data", reported as
+  // DEMUXER_ERROR_COULD_NOT_PARSE), and starts three segments from its end
+  // (it ignores EXT-X-START, and a live source can be neither sought nor
+  // played faster): a listener is as far behind the room as those three
+  // segments are long, plus the age of the newest. So a live source is set
+  // once the playlist lists three segments, just after it gained one: while
+  // waiting to start, the playlist is read every START_POLL_MS.
+  const LIVE_START_SEGMENTS = 3;
+  const START_POLL_MS = 250;
 
   function resolve(uri, base) { return new URL(uri, base).href; }
 
@@ -79,9 +89,9 @@
       stop() { state.stopped = true; clearTimeout(state.timer); audio.pause(); audio.removeAttribute("src"); audio.load(); },
     };
 
-    // The player's time 0 is the first segment of the first playlist it read
-    // (a live playlist lists only its last few): segments are placed on that
-    // timeline by sequence number as later playlists bring them.
+    // The player's time 0 is the segment it started at (the first of a closed
+    // playlist, the third from the end of a live one, see load): segments are
+    // placed on that timeline by sequence number as later playlists bring them.
     function place(playlist) {
       for (const e of playlist.entries) {
         if (state.timeline.has(e.seq)) continue;
@@ -153,11 +163,33 @@
       setTimeout(tick, 250);
     }
 
+    // Resolves when a source may be set: at once for a closed playlist; for a
+    // live one, when a read finds a new segment and three or more listed.
+    async function untilStart() {
+      const newest = () => {
+        const { entries } = state.playlist;
+        return entries.length ? entries[entries.length - 1].seq : -1;
+      };
+      const before = newest();
+      while (!state.stopped && !state.playlist.ended) {
+        if (newest() > before && state.playlist.entries.length >= LIVE_START_SEGMENTS) return;
+        await new Promise((done) => setTimeout(done, START_POLL_MS));
+        try {
+          if (state.audio) state.playlist = parseMedia(await fetchText(state.audio), state.audio);
+        } catch (e) { /* read again */ }
+      }
+    }
+
     // Chromium's live HLS fails for good when the element sits paused with a
     // live source for longer than its few queued segments: so a live source
     // is set only at the moment it plays, and set again after an error.
     let retries = 0;
     function load() {
+      // Anchor the timeline where the player starts: the first segment of a
+      // closed playlist, the third from the end of a live one.
+      const { entries, ended } = state.playlist;
+      state.timeline.clear();
+      place({ entries: ended ? entries : entries.slice(-LIVE_START_SEGMENTS) });
       audio.src = master;
       return audio.play().catch((e) => {
         if (!options.autoplay) return;
@@ -167,9 +199,8 @@
       });
     }
     function restart() {
-      state.timeline.clear();
       clearTimeout(state.timer);
-      return poll().then(load);
+      return poll().then(untilStart).then(load);
     }
     player.play = () => { retries = 0; return restart(); };
     audio.addEventListener("error", () => {
@@ -178,9 +209,11 @@
       // A new start is a new timeline, from the window the next poll reads.
       setTimeout(restart, 1000);
     });
+    // Errors in a row give up; playing again starts a new count.
+    audio.addEventListener("playing", () => { retries = 0; });
     audio.addEventListener("ended", () => { if (options.onEnded) options.onEnded(); });
     // The playlists first, then the source: the player starts at the window just read.
-    poll().then(() => {
+    poll().then(untilStart).then(() => {
       if (state.stopped) return;
       if (options.autoplay) load();
       else audio.src = master;

@@ -174,6 +174,48 @@ def test_known_speech_becomes_a_playlist_ffprobe_reads(tmp_path: Path) -> None:
     assert "TYPE=SUBTITLES" in master_text and 'LANGUAGE="en"' in master_text
 
 
+class MasterWatch(LocalBlobStore):
+    """A local store that notes how many segments the audio playlist listed each time the master was stored."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.listed_at_master: list[int] = []
+
+    def put(self, key: str, data: bytes, *, content_type: str | None = None, cache_control: str | None = None) -> None:
+        if key == hls.key(SPACE, hls.MASTER):
+            audio = hls.key(SPACE, hls.AUDIO)
+            self.listed_at_master.append(len(listed(self.get(audio).decode())) if self.exists(audio) else 0)
+        super().put(key, data, content_type=content_type, cache_control=cache_control)
+
+
+def test_the_master_waits_for_a_playlist_a_player_can_start_on(tmp_path: Path) -> None:
+    # The master is what makes hls_url: a page given it plays at once, and
+    # Chromium fails a live playlist of fewer than three segments for good.
+    blobs = MasterWatch(tmp_path / "blobs")
+    clock = Clock()
+    writer = LiveHls(blobs, SPACE, clock, clock0=0.0, options=HlsOptions(tick=0.01))
+    writer.start()
+    feed(writer, clock, until=5.0)  # two segments' worth
+    wait_for(lambda: writer.published >= 2, 30)
+    assert blobs.listed_at_master == []
+    feed(writer, clock, until=9.0)
+    wait_for(lambda: bool(blobs.listed_at_master), 30)
+    writer.stop()
+    assert len(blobs.listed_at_master) == 1 and blobs.listed_at_master[0] >= hls.LIVE_START_SEGMENTS
+
+
+def test_a_space_too_short_to_go_live_still_has_its_instant_replay(tmp_path: Path) -> None:
+    blobs = MasterWatch(tmp_path / "blobs")
+    clock = Clock()
+    writer = LiveHls(blobs, SPACE, clock, clock0=0.0, options=HlsOptions(tick=0.01))
+    writer.start()
+    feed(writer, clock, until=3.0)
+    writer.stop()
+    audio = blobs.get(hls.key(SPACE, hls.AUDIO)).decode()
+    assert audio.rstrip().endswith("#EXT-X-ENDLIST") and len(listed(audio)) < hls.LIVE_START_SEGMENTS
+    assert blobs.listed_at_master == [len(listed(audio))]
+
+
 def test_s3_objects_carry_cache_headers(moto_server: MotoServer, s3_bucket: str) -> None:
     blob_store = S3BlobStore.from_settings(Settings(s3_bucket=s3_bucket, s3_endpoint_url=moto_server.endpoint))
     clock = Clock()

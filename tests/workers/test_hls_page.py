@@ -67,14 +67,6 @@ async def until(page: Page, expression: str, timeout: float = 30.0) -> Any:
     return value
 
 
-@pytest.mark.xfail(
-    reason=(
-        "issue 11: passed in every run until 02:00 on 2026-12-02 (a clean-clone .ci/run included), then failed"
-        " every time on the same tree and machine: Chromium's <audio> reports DEMUXER_ERROR_COULD_NOT_PARSE"
-        " on the live master playlist while ffprobe reads every segment. Cause not found yet"
-    ),
-    strict=False,
-)
 def test_past_the_cap_the_page_plays_hls_then_the_instant_replay(tier_settings: Settings) -> None:
     asyncio.run(_tier_and_instant_replay(tier_settings))
 
