@@ -11,8 +11,10 @@
    playlist natively (as the live page does, with ``hlsplayer.js``) while
    the room goes on; every second the page's delay (room time now minus the
    room time playing, from the segments' program date-times) is sampled: a
-   word is heard that long after it is said. Also the publish lag: from a
-   segment's last sample to the playlist naming it.
+   word is heard that long after it is said. The same from outside the page
+   (the player's position past the start of the segment it began with, which
+   Resource Timing names), the stalls once playing, and the publish lag: from
+   a segment's last sample to the playlist naming it.
 3. **Concurrent HLS listeners.** The API (uvicorn, one process, local store)
    serves a live space's HLS; N simulated players on loopback, each on its
    own keep-alive connection, re-read ``audio.m3u8`` every target duration
@@ -195,6 +197,7 @@ def listener_delay(seconds: float, segment: float) -> dict[str, float]:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         time.sleep(3 * segment)  # a player joins a room already going
         samples: list[float] = []
+        checked: list[float] = []
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
                 executable_path=CHROMIUM,
@@ -202,14 +205,33 @@ def listener_delay(seconds: float, segment: float) -> dict[str, float]:
             )
             page = browser.new_page()
             page.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
+            # A stall once playing (the next segment late) adds to the delay for good.
+            page.evaluate(
+                "(a => { window.stalls = 0; a.addEventListener('waiting', () => { if (a.currentTime > 0) "
+                "window.stalls += 1; }); })(document.getElementById('a'))"
+            )
             deadline = time.time() + seconds
             while time.time() < deadline:
                 time.sleep(1)
-                playing, delay = page.evaluate(
-                    "(a => [!a.paused && a.currentTime > 0, window.p.delay])(document.getElementById('a'))"
+                playing, delay, position, fetched = page.evaluate(
+                    "(a => [!a.paused && a.currentTime > 0, window.p.delay, a.currentTime, performance"
+                    ".getEntriesByType('resource').filter(e => e.name.endsWith('.ts')).map(e => e.name)])"
+                    "(document.getElementById('a'))"
                 )
+                now = time.time() - room.clock0
                 if playing and delay is not None:
                     samples.append(float(delay))
+                # Checked without the page's own reckoning: the player's time 0 is the
+                # start of the second segment it fetched (the first, fetched alone, tells
+                # it the codec), whose room time the playlist gives.
+                first = hls.segment_seq(fetched[1].rsplit("/", 1)[1]) if playing and len(fetched) > 1 else None
+                if first is not None:
+                    full = hls.MediaPlaylist.parse(blobs.get(hls.full_key("bench", hls.AUDIO)).decode(), ext="ts")
+                    start = next(e.start for e in full.entries if e.seq == first)
+                    checked.append(now - (start + float(position)))
+            stalls, error = page.evaluate(
+                "(a => [window.stalls, a.error && a.error.message])(document.getElementById('a'))"
+            )
             browser.close()
         server.shutdown()
         stop.set()
@@ -219,7 +241,10 @@ def listener_delay(seconds: float, segment: float) -> dict[str, float]:
             "samples": len(samples),
             "delay_p50": float(np.percentile(samples, 50)) if samples else float("nan"),
             "delay_p95": float(np.percentile(samples, 95)) if samples else float("nan"),
+            "checked_p50": float(np.percentile(checked, 50)) if checked else float("nan"),
             "publish_lag_p50": float(np.percentile(lags, 50)) if lags else float("nan"),
+            "stalls": stalls,
+            "error": error,
         }
     finally:
         room.stop()
@@ -371,8 +396,10 @@ def main() -> None:
         d = listener_delay(args.seconds, args.segment)
         print(
             f"word to HLS listener ({args.segment:g} s segments, Chromium native HLS, {d['samples']} samples): "
-            f"p50 {d['delay_p50']:.2f} s, p95 {d['delay_p95']:.2f} s; "
-            f"segment named by the playlist {d['publish_lag_p50']:.2f} s after its last sample (p50)"
+            f"p50 {d['delay_p50']:.2f} s, p95 {d['delay_p95']:.2f} s (from the player's position and the "
+            f"segment it began with: p50 {d['checked_p50']:.2f} s); "
+            f"segment named by the playlist {d['publish_lag_p50']:.2f} s after its last sample (p50); "
+            f"stalls once playing: {d['stalls']}; player error: {d['error']}"
         )
     if "api" not in skip:
         rows = api_listeners([int(n) for n in args.listeners.split(",")], args.seconds, args.segment)
