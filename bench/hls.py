@@ -1,6 +1,6 @@
 """The live HLS (issue 11's targets): the mix's CPU per room, a listener's delay, many listeners on the API.
 
-    .venv/bin/python -m bench.hls [--seconds 30] [--listeners 200,1000,2000] [--segment 2]
+    .venv/bin/python -m bench.hls [--seconds 30] [--listeners 200,1000,2000] [--segment 2] [--joins 4]
 
 1. **Live mix CPU per room.** Two speakers' known speech, Opus-encoded in
    20 ms packets as WebRTC sends them, decoded with the agent's
@@ -8,8 +8,9 @@
    time into a local store: CPU of this process and its ffmpeg (decode +
    mix + encode), per second of room time.
 2. **Word to HLS listener.** Headless Chromium plays the live master
-   playlist natively (as the live page does, with ``hlsplayer.js``) while
-   the room goes on; every second the page's delay (room time now minus the
+   playlist natively (as the live page does, with ``hlsplayer.js``) in
+   ``--joins`` pages that join over one segment's time, while the room goes
+   on; every second the page's delay (room time now minus the
    room time playing, from the segments' program date-times) is sampled: a
    word is heard that long after it is said. The same from outside the page
    (the player's position past the start of the segment it began with, which
@@ -41,6 +42,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import av
 import httpx
@@ -159,7 +161,7 @@ _PAGE = """<!doctype html><meta charset=utf-8><audio id=a controls></audio>
 """
 
 
-def listener_delay(seconds: float, segment: float) -> dict[str, float]:
+def listener_delay(seconds: float, segment: float, joins: int) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     root = Path(tempfile.mkdtemp(prefix="bench-hls-"))
@@ -203,35 +205,43 @@ def listener_delay(seconds: float, segment: float) -> dict[str, float]:
                 executable_path=CHROMIUM,
                 args=["--no-sandbox", "--headless=new", "--autoplay-policy=no-user-gesture-required"],
             )
-            page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
-            # A stall once playing (the next segment late) adds to the delay for good.
-            page.evaluate(
-                "(a => { window.stalls = 0; a.addEventListener('waiting', () => { if (a.currentTime > 0) "
-                "window.stalls += 1; }); })(document.getElementById('a'))"
-            )
+            pages = []
+            for i in range(joins):
+                # Joins spread over one segment: a listener's delay depends on when in
+                # the segment clock it joins.
+                time.sleep(segment / joins if i else 0)
+                page = browser.new_page()
+                page.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
+                # A stall once playing (the next segment late) adds to the delay for good.
+                page.evaluate(
+                    "(a => { window.stalls = 0; a.addEventListener('waiting', () => { if (a.currentTime > 0) "
+                    "window.stalls += 1; }); })(document.getElementById('a'))"
+                )
+                pages.append(page)
             deadline = time.time() + seconds
             while time.time() < deadline:
                 time.sleep(1)
-                playing, delay, position, fetched = page.evaluate(
-                    "(a => [!a.paused && a.currentTime > 0, window.p.delay, a.currentTime, performance"
-                    ".getEntriesByType('resource').filter(e => e.name.endsWith('.ts')).map(e => e.name)])"
-                    "(document.getElementById('a'))"
-                )
-                now = time.time() - room.clock0
-                if playing and delay is not None:
-                    samples.append(float(delay))
-                # Checked without the page's own reckoning: the player's time 0 is the
-                # start of the second segment it fetched (the first, fetched alone, tells
-                # it the codec), whose room time the playlist gives.
-                first = hls.segment_seq(fetched[1].rsplit("/", 1)[1]) if playing and len(fetched) > 1 else None
-                if first is not None:
-                    full = hls.MediaPlaylist.parse(blobs.get(hls.full_key("bench", hls.AUDIO)).decode(), ext="ts")
-                    start = next(e.start for e in full.entries if e.seq == first)
-                    checked.append(now - (start + float(position)))
-            stalls, error = page.evaluate(
-                "(a => [window.stalls, a.error && a.error.message])(document.getElementById('a'))"
-            )
+                for page in pages:
+                    playing, delay, position, fetched = page.evaluate(
+                        "(a => [!a.paused && a.currentTime > 0, window.p.delay, a.currentTime, performance"
+                        ".getEntriesByType('resource').filter(e => e.name.endsWith('.ts')).map(e => e.name)])"
+                        "(document.getElementById('a'))"
+                    )
+                    now = time.time() - room.clock0
+                    if playing and delay is not None:
+                        samples.append(float(delay))
+                    # Checked without the page's own reckoning: the player's time 0 is the
+                    # start of the second segment it fetched (the first, fetched alone, tells
+                    # it the codec), whose room time the playlist gives.
+                    first = hls.segment_seq(fetched[1].rsplit("/", 1)[1]) if playing and len(fetched) > 1 else None
+                    if first is not None:
+                        text = blobs.get(hls.full_key("bench", hls.AUDIO)).decode()
+                        start = next(e.start for e in hls.MediaPlaylist.parse(text, ext="ts").entries if e.seq == first)
+                        checked.append(now - (start + float(position)))
+            ends = [
+                page.evaluate("(a => [window.stalls, a.error && a.error.message])(document.getElementById('a'))")
+                for page in pages
+            ]
             browser.close()
         server.shutdown()
         stop.set()
@@ -243,8 +253,8 @@ def listener_delay(seconds: float, segment: float) -> dict[str, float]:
             "delay_p95": float(np.percentile(samples, 95)) if samples else float("nan"),
             "checked_p50": float(np.percentile(checked, 50)) if checked else float("nan"),
             "publish_lag_p50": float(np.percentile(lags, 50)) if lags else float("nan"),
-            "stalls": stalls,
-            "error": error,
+            "stalls": sum(stall for stall, _ in ends),
+            "errors": [error for _, error in ends if error],
         }
     finally:
         room.stop()
@@ -381,6 +391,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--listeners", default="200,1000,2000")
     parser.add_argument("--segment", type=float, default=2.0)
+    parser.add_argument("--joins", type=int, default=4, help="HLS listeners whose delay is measured")
     parser.add_argument("--skip", default="", help="comma list of parts to skip: mix,delay,api")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
@@ -393,13 +404,14 @@ def main() -> None:
             f"{m['segments']} segments of {m['segment_kb']:.1f} KB"
         )
     if "delay" not in skip and shutil.which(CHROMIUM):
-        d = listener_delay(args.seconds, args.segment)
+        d = listener_delay(args.seconds, args.segment, args.joins)
         print(
-            f"word to HLS listener ({args.segment:g} s segments, Chromium native HLS, {d['samples']} samples): "
+            f"word to HLS listener ({args.segment:g} s segments, Chromium native HLS, {args.joins} listeners, "
+            f"{d['samples']} samples): "
             f"p50 {d['delay_p50']:.2f} s, p95 {d['delay_p95']:.2f} s (from the player's position and the "
             f"segment it began with: p50 {d['checked_p50']:.2f} s); "
             f"segment named by the playlist {d['publish_lag_p50']:.2f} s after its last sample (p50); "
-            f"stalls once playing: {d['stalls']}; player error: {d['error']}"
+            f"stalls once playing: {d['stalls']}; player errors: {d['errors']}"
         )
     if "api" not in skip:
         rows = api_listeners([int(n) for n in args.listeners.split(",")], args.seconds, args.segment)
