@@ -35,8 +35,9 @@ import os
 import re
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import formatdate
+from pathlib import Path
 from urllib.parse import parse_qsl
 
 import anyio.to_thread
@@ -51,7 +52,7 @@ from spaces.blobstore import BlobStore
 from spaces.blobstore.local import file_etag
 from spaces.catalog import Catalog
 from spaces.exceptions import InvalidInput, NotFound, SpacesError, TokenError
-from spaces.models import Space, SpaceState
+from spaces.models import Space, SpaceState, Visibility
 
 _PATH = re.compile(rf"^/spaces/({keys.ID_PATTERN.pattern.strip('^$')})/hls/([^/]+)$")
 
@@ -59,12 +60,22 @@ _PATH = re.compile(rf"^/spaces/({keys.ID_PATTERN.pattern.strip('^$')})/hls/([^/]
 SPACE_SECONDS = 1.0
 #: Bytes of objects kept: about 2,000 segments of 2 s (64 kbit/s AAC in MPEG-TS).
 CACHE_BYTES = 64 << 20
-#: Spaces and tokens kept at most; past this the table starts again (a bound, not a policy).
+#: Spaces, tokens and paths kept at most; past this the table starts again (a bound, not a policy).
 MAX_ENTRIES = 10_000
 #: ``?token=`` longer than this is the route's 422.
 MAX_QUERY_TOKEN = 4096
 #: Request headers that send a request to the route.
 _ROUTE_HEADERS = {b"range", b"if-range", b"content-length", b"transfer-encoding"}
+
+
+@dataclass(frozen=True)
+class _Served:
+    """An answer ready to send: its ETag, the 304's headers, the 200's headers and body."""
+
+    etag: str
+    not_modified: list[tuple[bytes, bytes]]
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,8 @@ class _Object:
     data: bytes
     etag: str
     last_modified: str
+    served: dict[Visibility, _Served] = field(default_factory=dict)
+    """Its answers without ``?token=``, by the space's visibility (which sets Cache-Control)."""
 
 
 _Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
@@ -90,6 +103,7 @@ class HlsFastPath:
         self._spaces: dict[str, tuple[float, Space | None]] = {}
         self._lookups: dict[str, asyncio.Future[Space | None]] = {}
         self._claims: dict[str, tokens.Claims] = {}
+        self._paths: dict[str, Path | None] = {}
         self._objects: OrderedDict[str, _Object] = OrderedDict()
         self._bytes = 0
 
@@ -121,15 +135,19 @@ class HlsFastPath:
             request.setdefault(header.lower(), value)
         if _ROUTE_HEADERS.intersection(request):
             return None
-        path = self.blobs.local_path(key)
+        path = self._path(key)
         space = await self._space(space_id)
         if path is None or space is None or space.state is SpaceState.DELETING:
             return None
-        cookies = cookie_parser(request.get(b"cookie", b"").decode("latin-1"))
         token = deps.pick_token(
             request.get(b"authorization", b"").decode("latin-1"),
             query,
-            lambda: deps.readable_cookie(cookies.get(deps.TOKEN_COOKIE), space_id, "GET", self._verify),
+            lambda: deps.readable_cookie(
+                cookie_parser(request.get(b"cookie", b"").decode("latin-1")).get(deps.TOKEN_COOKIE),
+                space_id,
+                "GET",
+                self._verify,
+            ),
         )
         try:
             caller = None if token is None else self._verify(token, None)
@@ -140,6 +158,18 @@ class HlsFastPath:
         obj = self._object(key, path, playlist=name.endswith(".m3u8"))
         if obj is None:
             return None
+        # Only a ?token= changes the body (carried into the playlist's URIs): other answers are kept.
+        served = obj.served.get(space.visibility) if query is None else None
+        if served is None:
+            served = self._serve(space, obj, name, query)
+            if query is None:
+                obj.served[space.visibility] = served
+        if etag_matches(request.get(b"if-none-match", b"").decode("latin-1") or None, served.etag, weak=True):
+            return 304, served.not_modified, b""
+        return 200, served.headers, served.body
+
+    def _serve(self, space: Space, obj: _Object, name: str, query: str | None) -> _Served:
+        """The route's headers and body for this object."""
         if name.endswith(".m3u8"):
             data, cache = route.render_playlist(space, self.blobs, obj.data, name, query)
             headers = route.playlist_headers(data, cache)
@@ -153,10 +183,16 @@ class HlsFastPath:
                 "Accept-Ranges": "bytes",
             }
             extra = {"Last-Modified": obj.last_modified}
-        if etag_matches(request.get(b"if-none-match", b"").decode("latin-1") or None, headers["ETag"], weak=True):
-            return 304, _encode(headers), b""
         full = {**headers, **extra, "Content-Length": str(len(data)), "Content-Type": hls.media_type(name)}
-        return 200, _encode(full), data
+        return _Served(headers["ETag"], _encode(headers), _encode(full), data)
+
+    def _path(self, key: str) -> Path | None:
+        """The object's file (None with S3): ``local_path`` builds a ``Path`` each time, the costliest step here."""
+        if key not in self._paths:
+            if len(self._paths) >= MAX_ENTRIES:
+                self._paths.clear()
+            self._paths[key] = self.blobs.local_path(key)
+        return self._paths[key]
 
     async def _space(self, space_id: str) -> Space | None:
         """The space's row as of at most a second ago; None if there is none (or it could not be read)."""
@@ -196,7 +232,7 @@ class HlsFastPath:
             raise TokenError("token is for another space")
         return claims
 
-    def _object(self, key: str, path: os.PathLike[str], *, playlist: bool) -> _Object | None:
+    def _object(self, key: str, path: Path, *, playlist: bool) -> _Object | None:
         """The stored object, from memory while its file is the same; None if there is none."""
         kept = self._objects.get(key)
         if kept is not None and not playlist:
