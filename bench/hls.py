@@ -228,7 +228,7 @@ def listener_delay(seconds: float, segment: float) -> dict[str, float]:
 
 
 def api_listeners(
-    counts: list[int], seconds: float, segment: float, *, processes: int, api_code: Path | None
+    counts: list[int], seconds: float, segment: float, *, processes: int, api_code: Path | None, access_log: bool
 ) -> list[dict[str, float]]:
     data = Path(tempfile.mkdtemp(prefix="bench-hls-api-"))
     settings = Settings(data_dir=data, queue_name=f"bench-{uuid.uuid4().hex[:8]}")
@@ -248,11 +248,12 @@ def api_listeners(
     env = {**os.environ, "SPACES_DATA_DIR": str(data), "SPACES_QUEUE_NAME": settings.queue_name}
     if api_code is not None:  # an export of another commit (a before/after), run as it is
         env["PYTHONPATH"] = str(api_code)
+    # ``spaces up`` logs every request (uvicorn's access log at info); --api-access-log measures that too.
+    log_args = ["--log-level", "info"] if access_log else ["--log-level", "warning", "--no-access-log"]
     api = subprocess.Popen(
         ["taskset", "-c", ",".join(map(str, sorted(api_cpus))),
-         sys.executable, "-m", "uvicorn", "--factory", "replay_api.app:create_app", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"],
-        env=env, cwd=api_code,
+         sys.executable, "-m", "uvicorn", "--factory", "replay_api.app:create_app", "--port", str(port), *log_args],
+        env=env, cwd=api_code, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL if access_log else None,
     )  # fmt: skip
     rows = []
     try:
@@ -304,6 +305,7 @@ def main() -> None:
     parser.add_argument(
         "--api-code", type=Path, help="run the API from this directory (an export of another commit: before/after)"
     )
+    parser.add_argument("--api-access-log", action="store_true", help="the API logs each request, as `spaces up` does")
     parser.add_argument("--skip", default="", help="comma list of parts to skip: mix,delay,api")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
@@ -325,7 +327,12 @@ def main() -> None:
     if "api" not in skip:
         counts = [int(n) for n in args.listeners.split(",")]
         rows = api_listeners(
-            counts, args.seconds, args.segment, processes=args.client_processes, api_code=args.api_code
+            counts,
+            args.seconds,
+            args.segment,
+            processes=args.client_processes,
+            api_code=args.api_code,
+            access_log=args.api_access_log,
         )
         print(
             "| listeners | requests | errors | p50 ms | p99 ms | max ms | polls done | API % core "
