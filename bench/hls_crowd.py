@@ -63,7 +63,9 @@ class Tally:
     """What one process's players saw."""
 
     latencies: list[float]
-    """Seconds from sending a request to having its whole body."""
+    """Seconds from sending a request to having its whole body, once every player has joined."""
+    joining: list[float]
+    """The same while players join (each takes the whole window of segments at once)."""
     errors: int = 0
     polls: int = 0
     """Playlist reads made."""
@@ -71,7 +73,9 @@ class Tally:
     """CPU seconds of the process while its players ran."""
 
 
-async def _player(host: str, port: int, prefix: str, start: float, end: float, target: float, tally: Tally) -> None:
+async def _player(
+    host: str, port: int, prefix: str, start: float, end: float, target: float, steady: float, tally: Tally
+) -> None:
     conn = Connection(host, port)
     seen: set[str] = set()
     fresh = True
@@ -79,7 +83,7 @@ async def _player(host: str, port: int, prefix: str, start: float, end: float, t
     async def get(path: str) -> bytes | None:
         t = time.perf_counter()
         status, body = await asyncio.wait_for(conn.get(prefix + path), TIMEOUT)
-        tally.latencies.append(time.perf_counter() - t)
+        (tally.latencies if time.time() >= steady else tally.joining).append(time.perf_counter() - t)
         if status != 200:
             tally.errors += 1
             return None
@@ -111,19 +115,33 @@ async def _player(host: str, port: int, prefix: str, start: float, end: float, t
 
 
 def _run(
-    pipe: Pipe, cpus: set[int], host: str, port: int, prefix: str, n: int, first: int, total: int, target: float
+    pipe: Pipe,
+    cpus: set[int],
+    nice: int,
+    host: str,
+    port: int,
+    prefix: str,
+    n: int,
+    first: int,
+    total: int,
+    target: float,
 ) -> None:
     """A process's players (``n`` of ``total``, numbered from ``first``): ready, then (start, end), then the tally."""
     if cpus:
         os.sched_setaffinity(0, cpus)
+    os.setpriority(os.PRIO_PROCESS, 0, nice)
     pipe.send("ready")
     start, end = pipe.recv()
-    tally = Tally([])
+    tally = Tally([], [])
+    # Joins spread evenly over one target duration across all processes; a target later all are steady.
+    steady = start + 2 * target
 
     async def crowd() -> None:
-        # Joins spread evenly over one target duration across all processes.
         await asyncio.gather(
-            *(_player(host, port, prefix, start + target * (first + i) / total, end, target, tally) for i in range(n))
+            *(
+                _player(host, port, prefix, start + target * (first + i) / total, end, target, steady, tally)
+                for i in range(n)
+            )
         )
 
     cpu0 = _cpu()
@@ -144,6 +162,9 @@ class CrowdResult:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    """Of the requests made once every player had joined."""
+    join_p99_ms: float
+    """While all joined within one target duration (a crowd arriving at once)."""
     polls_done_pct: float
     """Of the playlist reads the players should have made in the time, how many they made."""
     clients_core_pct: float
@@ -160,6 +181,7 @@ def listen(
     target: float,
     processes: int,
     cpus: set[int],
+    nice: int = 0,
 ) -> CrowdResult:
     """``n`` players for ``seconds`` against ``http://host:port{prefix}``; blocks until done."""
     ctx = multiprocessing.get_context("spawn")
@@ -167,7 +189,7 @@ def listen(
     shares = [n // processes + (i < n % processes) for i in range(processes)]
     for i, share in enumerate(shares):
         ours, theirs = ctx.Pipe()
-        args = (theirs, cpus, host, port, prefix, share, sum(shares[:i]), n, target)
+        args = (theirs, cpus, nice, host, port, prefix, share, sum(shares[:i]), n, target)
         proc = ctx.Process(target=_run, args=args, daemon=True)
         proc.start()
         pipes.append(ours)
@@ -181,12 +203,14 @@ def listen(
     for proc in procs:
         proc.join()
     lat = np.array([t for tally in tallies for t in tally.latencies]) * 1000
+    joining = np.array([t for tally in tallies for t in tally.joining]) * 1000
     return CrowdResult(
-        requests=int(lat.size),
+        requests=int(lat.size + joining.size),
         errors=sum(t.errors for t in tallies),
         p50_ms=float(np.percentile(lat, 50)) if lat.size else float("nan"),
         p99_ms=float(np.percentile(lat, 99)) if lat.size else float("nan"),
         max_ms=float(lat.max()) if lat.size else float("nan"),
+        join_p99_ms=float(np.percentile(joining, 99)) if joining.size else float("nan"),
         polls_done_pct=100 * sum(t.polls for t in tallies) / max(1, n * seconds / target),
         clients_core_pct=100 * sum(t.cpu for t in tallies) / seconds,
     )
