@@ -278,17 +278,17 @@ def api_listeners(
             time.sleep(0.3)
         for n in counts:
             load0 = os.getloadavg()[0]
-            u0, s0 = cpu_times(api.pid)
-            waited0 = run_queue_wait(api.pid)
+
+            def probe() -> tuple[float, float]:
+                return sum(cpu_times(api.pid)), run_queue_wait(api.pid)
+
             crowd = hls_crowd.listen(
                 "127.0.0.1", port, f"/spaces/{space_id}/hls/", n,
-                seconds=seconds, target=segment, processes=processes, cpus=player_cpus, nice=nice,
+                seconds=seconds, target=segment, processes=processes, cpus=player_cpus, nice=nice, probe=probe,
             )  # fmt: skip
-            u1, s1 = cpu_times(api.pid)
-            waited = run_queue_wait(api.pid) - waited0
-            api_cpu = (u1 - u0) + (s1 - s0)
+            api_cpu, waited = crowd.server
             result = {
-                **dataclasses.asdict(crowd),
+                **{k: v for k, v in dataclasses.asdict(crowd).items() if k != "server"},
                 "listeners": n,
                 "api_core_pct": 100 * api_cpu / seconds,
                 "api_cpu_us_per_listener_s": 1e6 * api_cpu / (n * seconds),

@@ -22,6 +22,7 @@ import os
 import re
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection as Pipe
 
@@ -169,6 +170,8 @@ class CrowdResult:
     """Of the playlist reads the players should have made in the time, how many they made."""
     clients_core_pct: float
     """CPU of the player processes, in % of one core."""
+    server: tuple[float, ...]
+    """What ``probe`` read of the server over the players' run: its value at the end minus at the start."""
 
 
 def listen(
@@ -182,8 +185,13 @@ def listen(
     processes: int,
     cpus: set[int],
     nice: int = 0,
+    probe: Callable[[], tuple[float, ...]] = tuple,
 ) -> CrowdResult:
-    """``n`` players for ``seconds`` against ``http://host:port{prefix}``; blocks until done."""
+    """``n`` players for ``seconds`` against ``http://host:port{prefix}``; blocks until done.
+
+    ``probe`` (the server's CPU seconds, say) is read when the players start and when they stop
+    polling: not while the processes start, nor while late answers drain.
+    """
     ctx = multiprocessing.get_context("spawn")
     pipes, procs = [], []
     shares = [n // processes + (i < n % processes) for i in range(processes)]
@@ -199,6 +207,10 @@ def listen(
     start = time.time() + 0.5
     for pipe in pipes:
         pipe.send((start, start + seconds))
+    time.sleep(max(0.0, start - time.time()))
+    first = probe()
+    time.sleep(max(0.0, start + seconds - time.time()))
+    server = tuple(b - a for a, b in zip(first, probe(), strict=True))
     tallies: list[Tally] = [pipe.recv() for pipe in pipes]
     for proc in procs:
         proc.join()
@@ -213,4 +225,5 @@ def listen(
         join_p99_ms=float(np.percentile(joining, 99)) if joining.size else float("nan"),
         polls_done_pct=100 * sum(t.polls for t in tallies) / max(1, n * seconds / target),
         clients_core_pct=100 * sum(t.cpu for t in tallies) / seconds,
+        server=server,
     )
