@@ -276,12 +276,12 @@ def api_listeners(
                 pass
             assert time.time() < deadline, "the API did not serve the playlist"
             time.sleep(0.3)
+
+        def probe() -> tuple[float, float]:
+            return sum(cpu_times(api.pid)), run_queue_wait(api.pid)
+
         for n in counts:
             load0 = os.getloadavg()[0]
-
-            def probe() -> tuple[float, float]:
-                return sum(cpu_times(api.pid)), run_queue_wait(api.pid)
-
             crowd = hls_crowd.listen(
                 "127.0.0.1", port, f"/spaces/{space_id}/hls/", n,
                 seconds=seconds, target=segment, processes=processes, cpus=player_cpus, nice=nice, probe=probe,

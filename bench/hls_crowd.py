@@ -200,6 +200,7 @@ def listen(
         args = (theirs, cpus, nice, host, port, prefix, share, sum(shares[:i]), n, target)
         proc = ctx.Process(target=_run, args=args, daemon=True)
         proc.start()
+        theirs.close()  # so a player process that dies is an EOFError here, not a wait for ever
         pipes.append(ours)
         procs.append(proc)
     for pipe in pipes:
