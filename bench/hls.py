@@ -1,6 +1,6 @@
 """The live HLS (issue 11's targets): the mix's CPU per room, a listener's delay, many listeners on the API.
 
-    .venv/bin/python -m bench.hls [--seconds 30] [--listeners 200,1000,2000] [--segment 2] [--joins 4]
+    .venv/bin/python -m bench.hls [--seconds 30] [--listeners 500,1000,2000] [--joins 4] [--skip mix,delay]
 
 1. **Live mix CPU per room.** Two speakers' known speech, Opus-encoded in
    20 ms packets as WebRTC sends them, decoded with the agent's
@@ -17,22 +17,22 @@
    Resource Timing names), the stalls once playing, and the publish lag: from
    a segment's last sample to the playlist naming it.
 3. **Concurrent HLS listeners.** The API (uvicorn, one process, local store)
-   serves a live space's HLS; N simulated players on loopback, each on its
-   own keep-alive connection, re-read ``audio.m3u8`` every target duration
-   and fetch each new segment (one asyncio process, a minimal HTTP client).
-   Latency p50/p99, errors, and the API's CPU per listener. The load generator shares the machine's 2 cores with the API
-   (and with other engineers' work); "polls done" says how many of the
-   polls the players should have made were made.
+   serves a live space's HLS; N players on loopback (``bench.hls_crowd``:
+   each on its own keep-alive connection reads ``audio.m3u8`` every target
+   duration and each new segment once, in ``--client-processes``
+   processes). The API is pinned to the first CPU, the players and the
+   room to the others. Latency p50/p99, errors, the API's CPU per listener
+   and the players' CPU (they must not be the limit); "polls done" says how
+   many of the polls the players should have made were made.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import dataclasses
 import functools
 import http.server
 import os
-import re
 import shutil
 import socketserver
 import subprocess
@@ -48,7 +48,8 @@ import av
 import httpx
 import numpy as np
 
-from bench.common import cpu_times, tree_cpu
+from bench import hls_crowd
+from bench.common import cpu_times, run_queue_wait, tree_cpu
 from spaces import hls
 from spaces.blobstore.local import LocalBlobStore
 from spaces.catalog import open_catalog
@@ -261,82 +262,16 @@ def listener_delay(seconds: float, segment: float, joins: int) -> dict[str, Any]
         shutil.rmtree(root, ignore_errors=True)
 
 
-class _Connection:
-    """One player's keep-alive HTTP/1.1 connection: a few lines of asyncio, far cheaper than a client
-    library, so the load generator (sharing the machine with the API) is not what gets measured."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def get(self, path: str) -> tuple[int, bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        assert self.reader is not None
-        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode())
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status = int(head.split(b" ", 2)[1])
-        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
-        return status, await self.reader.readexactly(length)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-async def listeners(host: str, port: int, prefix: str, n: int, seconds: float, target: float) -> dict[str, float]:
-    latencies: list[float] = []
-    errors = 0
-    polls = 0
-
-    async def player(i: int, end: float) -> None:
-        nonlocal polls, errors
-        await asyncio.sleep(target * i / n)  # joins spread over one target duration
-        conn = _Connection(host, port)
-        seen: set[str] = set()
-        first = True
-        try:
-            while time.time() < end:
-                started = time.time()
-                try:
-                    t = time.perf_counter()
-                    status, body = await asyncio.wait_for(conn.get(prefix + "audio.m3u8"), 10)
-                    latencies.append(time.perf_counter() - t)
-                    polls += 1
-                    if status != 200:
-                        errors += 1
-                        continue
-                    names = [x for x in body.decode().splitlines() if x and not x.startswith("#")]
-                    # A player starts at the first segment listed, then takes each new one.
-                    for name in names if first else [x for x in names if x not in seen]:
-                        t = time.perf_counter()
-                        status, _ = await asyncio.wait_for(conn.get(prefix + name), 10)
-                        latencies.append(time.perf_counter() - t)
-                        errors += status != 200
-                    first = False
-                    seen.update(names)
-                except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
-                    errors += 1
-                    conn.close()
-                    conn = _Connection(host, port)
-                await asyncio.sleep(max(0.0, target - (time.time() - started)))
-        finally:
-            conn.close()
-
-    end = time.time() + seconds
-    await asyncio.gather(*(player(i, end) for i in range(n)))
-    lat = np.array(latencies) * 1000
-    return {
-        "requests": len(latencies),
-        "errors": errors,
-        "p50_ms": float(np.percentile(lat, 50)) if lat.size else float("nan"),
-        "p99_ms": float(np.percentile(lat, 99)) if lat.size else float("nan"),
-        "polls_done_pct": 100 * polls / max(1, n * seconds / target),
-    }
-
-
-def api_listeners(counts: list[int], seconds: float, segment: float) -> list[dict[str, float]]:
+def api_listeners(
+    counts: list[int],
+    seconds: float,
+    segment: float,
+    *,
+    processes: int,
+    api_code: Path | None,
+    access_log: bool,
+    nice: int,
+) -> list[dict[str, float]]:
     data = Path(tempfile.mkdtemp(prefix="bench-hls-api-"))
     settings = Settings(data_dir=data, queue_name=f"bench-{uuid.uuid4().hex[:8]}")
     catalog = open_catalog(settings)
@@ -345,13 +280,23 @@ def api_listeners(counts: list[int], seconds: float, segment: float) -> list[dic
     catalog.put_space(Space(space_id=space_id, title="Crowd", host="alice", created_at=time.time()))
     catalog.set_state(space_id, SpaceState.LIVE)
     catalog.close()
+    # The API on the first CPU; the players, this process (the room) and its ffmpeg on the others.
+    cpus = sorted(os.sched_getaffinity(0))
+    api_cpus, player_cpus = ({cpus[0]}, set(cpus[1:])) if len(cpus) > 1 else (set(cpus), set(cpus))
+    mine = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, player_cpus)
+    _autogroup_nice(nice)
     room = Room(settings.blob_dir, space_id, segment)
     port = 18000 + os.getpid() % 1000
     env = {**os.environ, "SPACES_DATA_DIR": str(data), "SPACES_QUEUE_NAME": settings.queue_name}
+    if api_code is not None:  # an export of another commit (a before/after), run as it is
+        env["PYTHONPATH"] = str(api_code)
+    # ``spaces up`` logs every request (uvicorn's access log at info); --api-access-log measures that too.
+    log_args = ["--log-level", "info"] if access_log else ["--log-level", "warning", "--no-access-log"]
     api = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "replay_api.app:create_app", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"],
-        env=env,
+        ["nice", "-n", str(nice), "taskset", "-c", ",".join(map(str, sorted(api_cpus))),
+         sys.executable, "-m", "uvicorn", "--factory", "replay_api.app:create_app", "--port", str(port), *log_args],
+        env=env, cwd=api_code, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL if access_log else None,
     )  # fmt: skip
     rows = []
     try:
@@ -366,32 +311,70 @@ def api_listeners(counts: list[int], seconds: float, segment: float) -> list[dic
                 pass
             assert time.time() < deadline, "the API did not serve the playlist"
             time.sleep(0.3)
+
+        def probe() -> tuple[float, float]:
+            return sum(cpu_times(api.pid)), run_queue_wait(api.pid)
+
         for n in counts:
-            u0, s0 = cpu_times(api.pid)
-            result = asyncio.run(listeners("127.0.0.1", port, f"/spaces/{space_id}/hls/", n, seconds, segment))
-            u1, s1 = cpu_times(api.pid)
-            api_cpu = (u1 - u0) + (s1 - s0)
-            result.update(
-                listeners=n,
-                api_core_pct=100 * api_cpu / seconds,
-                api_cpu_us_per_listener_s=1e6 * api_cpu / (n * seconds),
-            )
+            load0 = os.getloadavg()[0]
+            crowd = hls_crowd.listen(
+                "127.0.0.1", port, f"/spaces/{space_id}/hls/", n,
+                seconds=seconds, target=segment, processes=processes, cpus=player_cpus, nice=nice, probe=probe,
+            )  # fmt: skip
+            api_cpu, waited = crowd.server
+            result = {
+                **{k: v for k, v in dataclasses.asdict(crowd).items() if k != "server"},
+                "listeners": n,
+                "api_core_pct": 100 * api_cpu / seconds,
+                "api_cpu_us_per_listener_s": 1e6 * api_cpu / (n * seconds),
+                # Runnable but not running: the machine, not the API, was the limit for that long.
+                "api_waited_pct": 100 * waited / seconds,
+                "load_start": load0,
+                "load_end": os.getloadavg()[0],
+            }
             rows.append(result)
             print(f"  {n} listeners: {result}", flush=True)
     finally:
         room.stop()
         api.terminate()
         api.wait()
+        os.sched_setaffinity(0, mine)
+        _autogroup_nice(0)
         shutil.rmtree(data, ignore_errors=True)
     return rows
+
+
+def _autogroup_nice(nice: int) -> None:
+    """Give this session's processes (this one, the API, the players) that niceness as a group.
+
+    With the kernel's autogroups a process's niceness only counts against
+    its own session's other processes; against everything else on the
+    machine (other sessions) the session as a whole competes.
+    """
+    try:
+        Path("/proc/self/autogroup").write_text(str(nice))
+    except OSError as e:
+        print(f"  (niceness {nice} for the session not set: {e})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--listeners", default="200,1000,2000")
+    parser.add_argument("--listeners", default="500,1000,2000")
     parser.add_argument("--segment", type=float, default=2.0)
     parser.add_argument("--joins", type=int, default=4, help="HLS listeners whose delay is measured")
+    parser.add_argument("--client-processes", type=int, default=2, help="processes the HLS players run in")
+    parser.add_argument(
+        "--api-code", type=Path, help="run the API from this directory (an export of another commit: before/after)"
+    )
+    parser.add_argument("--api-access-log", action="store_true", help="the API logs each request, as `spaces up` does")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="niceness of the API and the players (e.g. -10 on a machine busy with other work: they then get "
+        "the CPU they need, which the table shows, instead of waiting behind it)",
+    )
     parser.add_argument("--skip", default="", help="comma list of parts to skip: mix,delay,api")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
@@ -414,16 +397,28 @@ def main() -> None:
             f"stalls once playing: {d['stalls']}; player errors: {d['errors']}"
         )
     if "api" not in skip:
-        rows = api_listeners([int(n) for n in args.listeners.split(",")], args.seconds, args.segment)
-        print(
-            "| listeners | requests | errors | p50 ms | p99 ms | polls done | API % core | API CPU us per listener-s |"
+        counts = [int(n) for n in args.listeners.split(",")]
+        rows = api_listeners(
+            counts,
+            args.seconds,
+            args.segment,
+            processes=args.client_processes,
+            api_code=args.api_code,
+            access_log=args.api_access_log,
+            nice=args.nice,
         )
-        print("|---|---|---|---|---|---|---|---|")
+        print(
+            "| listeners | requests | errors | p50 ms | p99 ms | max ms | p99 ms joining | polls done | API % core "
+            "| API CPU us per listener-s | API waited for a CPU | players % core | load avg (1 min) |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             print(
                 f"| {r['listeners']:.0f} | {r['requests']:.0f} | {r['errors']:.0f} | {r['p50_ms']:.1f} | "
-                f"{r['p99_ms']:.1f} | {r['polls_done_pct']:.0f} % | {r['api_core_pct']:.0f} | "
-                f"{r['api_cpu_us_per_listener_s']:.0f} |"
+                f"{r['p99_ms']:.1f} | {r['max_ms']:.0f} | {r['join_p99_ms']:.0f} | {r['polls_done_pct']:.0f} % | "
+                f"{r['api_core_pct']:.0f} | "
+                f"{r['api_cpu_us_per_listener_s']:.0f} | {r['api_waited_pct']:.0f} % | {r['clients_core_pct']:.0f} | "
+                f"{r['load_start']:.1f} -> {r['load_end']:.1f} |"
             )
     print(f"load average at end: {os.getloadavg()}")
 

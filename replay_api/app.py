@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from replay_api import accesslog, errors
+from replay_api.hls_fast import HlsFastPath
 from replay_api.limits import Limiter
 from replay_api.middleware import BodySizeLimit, RememberLanguage
 from replay_api.routes import clips, docs, hls, live, live_captions, pages, privacy, replay, search, spaces
@@ -57,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # before any route (or its dependencies) runs.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RememberLanguage)
+    # Outermost: a crowd of HLS listeners' plain GETs skip the rest (hls_fast.py).
+    app.add_middleware(HlsFastPath, catalog=catalog, blobs=app.state.blobs, secret=settings.secret_key)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(pages.router)
     app.include_router(spaces.router)

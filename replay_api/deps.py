@@ -17,6 +17,7 @@ space id:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Query, Request, Response
@@ -79,11 +80,21 @@ async def _token(
     request: Request,
     token: Annotated[str | None, Query(max_length=4096, description="Access token of a private space")] = None,
 ) -> str | None:
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip() or None
-    return token or _cookie_token(request)
+    return pick_token(request.headers.get("authorization", ""), token, lambda: _cookie_token(request))
 
+
+def pick_token(authorization: str, query: str | None, cookie: Callable[[], str | None]) -> str | None:
+    """The caller's token: ``Authorization: Bearer``, else ``?token=``, else the space's cookie.
+
+    Shared with the HLS fast path (``replay_api.hls_fast``), which must pick the same one.
+    """
+    if authorization.lower().startswith("bearer "):
+        return authorization[7:].strip() or None
+    return query or cookie()
+
+
+#: Checks a token for a space (``tokens.verify`` with the secret bound); raises ``TokenError``.
+Verify = Callable[[str, str | None], tokens.Claims]
 
 #: The cookie a page sets so its own requests (``<audio src>``, captions,
 #: fetches) need no ``?token=``: scoped to the one space's paths.
@@ -97,13 +108,22 @@ def _cookie_token(request: Request) -> str | None:
     reads (GET/HEAD) of the space it was set for and nothing else, and a
     stale one counts as no token (a 404 for a private space, never a 401).
     """
-    value = request.cookies.get(TOKEN_COOKIE)
-    space_id = request.path_params.get("space_id")
-    if not value or not isinstance(space_id, str) or request.method not in ("GET", "HEAD"):
-        return None
     settings: Settings = request.app.state.settings
+    space_id = request.path_params.get("space_id")
+    return readable_cookie(
+        request.cookies.get(TOKEN_COOKIE),
+        space_id if isinstance(space_id, str) else None,
+        request.method,
+        lambda token, space: tokens.verify(settings.secret_key, token, space_id=space),
+    )
+
+
+def readable_cookie(value: str | None, space_id: str | None, method: str, verify: Verify) -> str | None:
+    """The cookie's token if it counts (:func:`_cookie_token`), checked by ``verify(token, space_id)``."""
+    if not value or space_id is None or method not in ("GET", "HEAD"):
+        return None
     try:
-        tokens.verify(settings.secret_key, value, space_id=space_id)
+        verify(value, space_id)
     except TokenError:
         return None
     return value

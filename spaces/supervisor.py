@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 import os
 import pkgutil
 import shutil
@@ -45,7 +46,17 @@ REDIS_PATIENCE = 60.0
 def run_api(settings: Settings) -> int:
     import uvicorn
 
-    uvicorn.run(API_APP, factory=True, host=settings.api_host, port=settings.api_port, log_level="info")
+    # An HLS player re-reads its playlist every segment: its keep-alive connection must outlast
+    # that wait (uvicorn's default is 5 s), or each poll opens a new one.
+    keep_alive = max(5, math.ceil(2 * settings.hls_segment_seconds) + 1)
+    uvicorn.run(
+        API_APP,
+        factory=True,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="info",
+        timeout_keep_alive=keep_alive,
+    )
     return 0
 
 

@@ -43,8 +43,8 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-def _cache(space: Space, public: str) -> str:
-    # A private space's objects must not sit in shared caches.
+def cache_for(space: Space, public: str) -> str:
+    """The object's Cache-Control for this space: a private space's must not sit in shared caches."""
     return public.replace("public", "private") if space.visibility is Visibility.PRIVATE else public
 
 
@@ -56,38 +56,43 @@ def _cache(space: Space, public: str) -> str:
     summary="The live HLS: master.m3u8, audio.m3u8, subs.m3u8 and their segments",
 )
 def get_hls(request: Request, name: str, space: ReadableSpace, blobs: BlobsDep) -> Response:
+    # Plain GETs are answered before this by replay_api.hls_fast, the same way.
     key = hls.key(space.space_id, name)  # a bad name is a 400 before any lookup
     if name.endswith(".m3u8"):
-        return _playlist(request, space, blobs, key, name, request.query_params.get("token"))
+        data, cache = render_playlist(space, blobs, blobs.get(key), name, request.query_params.get("token"))
+        headers = playlist_headers(data, cache)
+        cached = serving.not_modified(request, headers["ETag"], headers)
+        return cached or Response(data, media_type=hls.PLAYLIST_TYPE, headers=headers)
     return serving.blob_response(
         request,
         blobs,
         key,
         media_type=hls.media_type(name),
-        cache_control=_cache(space, hls.SEGMENT_CACHE),
+        cache_control=cache_for(space, hls.SEGMENT_CACHE),
         presign_seconds=PRESIGNED_SECONDS,
     )
 
 
-def _playlist(request: Request, space: Space, blobs: BlobStore, key: str, name: str, token: str | None) -> Response:
-    text = blobs.get(key).decode()
+def render_playlist(space: Space, blobs: BlobStore, stored: bytes, name: str, token: str | None) -> tuple[bytes, str]:
+    """A stored playlist as served (segments presigned with S3, ``?token=`` carried on) and its Cache-Control."""
+    text = stored.decode()
     closed = name == hls.MASTER or "#EXT-X-ENDLIST" in text
-    cache = _cache(space, hls.CLOSED_PLAYLIST_CACHE if closed else hls.PLAYLIST_CACHE)
-    signs = blobs.presigned_url(key, expires=PRESIGNED_SECONDS) is not None
-    if signs or token:
-        lines = []
-        for line in text.splitlines():
-            if line and not line.startswith("#") and hls.segment_seq(line) is not None and signs:
-                line = blobs.presigned_url(hls.key(space.space_id, line), expires=PRESIGNED_SECONDS) or line
-            elif line and not line.startswith("#") and token:
-                line = f"{line}?token={quote(token)}"
-            elif token and 'URI="' in line:
-                line = line.replace('.m3u8"', f'.m3u8?token={quote(token)}"')
-            lines.append(line)
-        text = "\n".join(lines) + "\n"
-        # Signed URLs expire: no cache may keep them past a player's next poll.
-        cache = "private, max-age=1" if signs else cache
-    data = text.encode()
-    headers = {"ETag": serving.content_etag(data), "Cache-Control": cache, "Vary": "Authorization, Cookie"}
-    cached = serving.not_modified(request, headers["ETag"], headers)
-    return cached or Response(data, media_type=hls.PLAYLIST_TYPE, headers=headers)
+    cache = cache_for(space, hls.CLOSED_PLAYLIST_CACHE if closed else hls.PLAYLIST_CACHE)
+    signs = blobs.presigned_url(hls.key(space.space_id, name), expires=PRESIGNED_SECONDS) is not None
+    if not (signs or token):
+        return stored, cache
+    lines = []
+    for line in text.splitlines():
+        if line and not line.startswith("#") and hls.segment_seq(line) is not None and signs:
+            line = blobs.presigned_url(hls.key(space.space_id, line), expires=PRESIGNED_SECONDS) or line
+        elif line and not line.startswith("#") and token:
+            line = f"{line}?token={quote(token)}"
+        elif token and 'URI="' in line:
+            line = line.replace('.m3u8"', f'.m3u8?token={quote(token)}"')
+        lines.append(line)
+    # Signed URLs expire: no cache may keep them past a player's next poll.
+    return ("\n".join(lines) + "\n").encode(), "private, max-age=1" if signs else cache
+
+
+def playlist_headers(data: bytes, cache: str) -> dict[str, str]:
+    return {"ETag": serving.content_etag(data), "Cache-Control": cache, "Vary": "Authorization, Cookie"}

@@ -79,11 +79,7 @@ class LocalBlobStore:
             st = self._path(key).stat()
         except FileNotFoundError as e:
             raise NotFound(f"no blob {key!r}") from e
-        # Every write is a new file renamed into place, so a new inode and
-        # mtime even when the size is unchanged; hashing them beats reading
-        # the file on every range request of a replay being seeked through.
-        identity = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_dev}"
-        return BlobStat(size=st.st_size, etag=hashlib.sha256(identity.encode()).hexdigest()[:32])
+        return BlobStat(size=st.st_size, etag=file_etag(st))
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -112,3 +108,14 @@ class LocalBlobStore:
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
+
+
+def file_etag(st: os.stat_result) -> str:
+    """A stored file's tag, from its stat alone.
+
+    Every write is a new file renamed into place, so a new inode and mtime
+    even when the size is unchanged; hashing them beats reading the file on
+    every range request of a replay being seeked through.
+    """
+    identity = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_dev}"
+    return hashlib.sha256(identity.encode()).hexdigest()[:32]
