@@ -42,7 +42,7 @@ from tests.ingest.recording import CountingTrack, stored_tracks
 from tests.support.services import MotoServer
 from tests.support.sfu import VOICE_A, VOICE_B, get_space, make_space, rtc_url, sfu_process, speech48k, token
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.realtime]
 
 #: How long S3 stays away: the issue's 60 s. It far outlasts botocore's own
 #: retries (5 attempts, under a second for a refused connection), so our

@@ -66,9 +66,9 @@ def _import(settings: Settings, files: dict[str, Path], language: str = "auto") 
     return import_space(open_blob_store(settings), catalog, tracks, title="langues", language=language)
 
 
-def _process(settings: Settings, space: Space) -> tuple[Space, Transcript, str]:
+def _process(workers: Workers, settings: Settings, space: Space) -> tuple[Space, Transcript, str]:
     blobs, catalog = stores(settings)
-    Workers(settings).start()
+    workers.start(settings)
     queue.enqueue_finalize(settings, space.space_id)
     done = wait_for(catalog, space.space_id, finished, timeout=600)
     assert done.state is SpaceState.READY, done.error
@@ -89,9 +89,11 @@ def base_settings(backend_settings: Settings) -> Settings:
     return replace(backend_settings, whisper_model="base")
 
 
-def test_a_french_space_is_transcribed_and_found_in_french(base_settings: Settings, french_space: SpeechSpace) -> None:
+def test_a_french_space_is_transcribed_and_found_in_french(
+    base_settings: Settings, backend_workers: Workers, french_space: SpeechSpace
+) -> None:
     space = _import(base_settings, dict(french_space))
-    done, transcript, vtt = _process(base_settings, space)
+    done, transcript, vtt = _process(backend_workers, base_settings, space)
     assert {name: (lang.language, lang.source) for name, lang in done.languages.items()} == {
         "amelie": ("fr", "detected"),
         "benoit": ("fr", "detected"),
@@ -114,10 +116,12 @@ def test_a_french_space_is_transcribed_and_found_in_french(base_settings: Settin
     assert re.search(r"<mark>écout\w*</mark>", catalog.search("ecouter", limit=1)[0].snippet)
 
 
-def test_a_mixed_space_has_each_speaker_in_their_own_language(settings: Settings, mixed_space: SpeechSpace) -> None:
+def test_a_mixed_space_has_each_speaker_in_their_own_language(
+    settings: Settings, workers: Workers, mixed_space: SpeechSpace
+) -> None:
     settings = replace(settings, whisper_model="base")
     space = _import(settings, dict(mixed_space))
-    done, transcript, vtt = _process(settings, space)
+    done, transcript, vtt = _process(workers, settings, space)
     assert {name: lang.language for name, lang in done.languages.items()} == {"amelie": "fr", "bob": "en"}
     assert normalized_wer(_truth(mixed_space, "bob"), _said(transcript, "bob")) < 0.2
     assert multilingual_wer(_truth(mixed_space, "amelie"), _said(transcript, "amelie")) <= MAX_FRENCH_WER
@@ -127,7 +131,9 @@ def test_a_mixed_space_has_each_speaker_in_their_own_language(settings: Settings
     assert "<lang fr>" in vtt or "<lang en>" in vtt
 
 
-def test_an_explicit_language_overrides_detection(settings: Settings, two_speakers: SpeechSpace) -> None:
+def test_an_explicit_language_overrides_detection(
+    settings: Settings, workers: Workers, two_speakers: SpeechSpace
+) -> None:
     settings = replace(settings, whisper_model="base")
     files = [f"{speaker}={path}" for speaker, path in dict(two_speakers).items()]
     env = env_of(settings)
@@ -153,7 +159,7 @@ def test_an_explicit_language_overrides_detection(settings: Settings, two_speake
     space_id = done_import.stdout.split()[-1]
     blobs, catalog = stores(settings)
     assert catalog.get_space(space_id).language == "de"
-    Workers(settings).start()
+    workers.start(settings)
     done = wait_for(catalog, space_id, finished, timeout=600)
     assert done.state is SpaceState.READY, done.error
     assert {name: (lang.language, lang.source) for name, lang in done.languages.items()} == {
@@ -168,11 +174,11 @@ def test_an_explicit_language_overrides_detection(settings: Settings, two_speake
 
 
 def test_an_english_only_model_says_it_does_not_speak_the_language(
-    settings: Settings, french_space: SpeechSpace
+    settings: Settings, workers: Workers, french_space: SpeechSpace
 ) -> None:
     settings = replace(settings, whisper_model="tiny.en")
     space = _import(settings, dict(french_space), language="fr")
-    done, transcript, _ = _process(settings, space)
+    done, transcript, _ = _process(workers, settings, space)
     assert {name: (lang.language, lang.model_speaks) for name, lang in done.languages.items()} == {
         "amelie": ("fr", False),
         "benoit": ("fr", False),
