@@ -26,6 +26,7 @@ from spaces.catalog.postgres import PostgresCatalog
 from spaces.catalog.sqlite import SqliteCatalog
 from spaces.settings import Settings
 from tests.exclusive import MARKER, Hold, holding, lock_dir
+from tests.schedule import slowest_first
 from tests.speech import Space as SpeechSpace
 from tests.support.services import (
     PG_BASE_URL,
@@ -33,6 +34,10 @@ from tests.support.services import (
     MotoServer,
 )
 from tests.support.workers import two_speakers_space
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    slowest_first(items)
 
 
 @pytest.fixture(autouse=True)
