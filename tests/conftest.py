@@ -26,7 +26,7 @@ from spaces.catalog.postgres import PostgresCatalog
 from spaces.catalog.sqlite import SqliteCatalog
 from spaces.settings import Settings
 from tests.exclusive import MARKER, Hold, holding, lock_dir
-from tests.schedule import slowest_first
+from tests.schedule import first_listed
 from tests.speech import Space as SpeechSpace
 from tests.support.services import (
     PG_BASE_URL,
@@ -37,7 +37,7 @@ from tests.support.workers import two_speakers_space
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    slowest_first(items)
+    first_listed(items)
 
 
 @pytest.fixture(autouse=True)

@@ -53,6 +53,14 @@ def french_space(tmp_path_factory: pytest.TempPathFactory) -> SpeechSpace:
 
 
 @pytest.fixture(scope="session")
+def french_pair(tmp_path_factory: pytest.TempPathFactory) -> SpeechSpace:
+    """One sentence each: for the English-only model, which struggles through French at length."""
+    return build_space(
+        FRENCH[:2], {"amelie": "fr", "benoit": "fr-be"}, duration=10.0, out_dir=tmp_path_factory.mktemp("pair")
+    )
+
+
+@pytest.fixture(scope="session")
 def mixed_space(tmp_path_factory: pytest.TempPathFactory) -> SpeechSpace:
     return build_space(
         MIXED, {"amelie": "fr", "bob": "en-us+m3"}, duration=DURATION, out_dir=tmp_path_factory.mktemp("mixed")
@@ -84,16 +92,14 @@ def _truth(space: SpeechSpace, speaker: str) -> str:
     return " ".join(w.text for w in space.truth[speaker])
 
 
-@pytest.fixture
-def base_settings(backend_settings: Settings) -> Settings:
-    return replace(backend_settings, whisper_model="base")
-
-
 def test_a_french_space_is_transcribed_and_found_in_french(
-    base_settings: Settings, backend_workers: Workers, french_space: SpeechSpace
+    settings: Settings, workers: Workers, french_space: SpeechSpace
 ) -> None:
-    space = _import(base_settings, dict(french_space))
-    done, transcript, vtt = _process(backend_workers, base_settings, space)
+    # On the embedded backends only: French search on PostgreSQL is the catalog suite's
+    # (test_catalog_languages, both backends), the pipeline on S3 + PostgreSQL test_pipeline's.
+    settings = replace(settings, whisper_model="base")
+    space = _import(settings, dict(french_space))
+    done, transcript, vtt = _process(workers, settings, space)
     assert {name: (lang.language, lang.source) for name, lang in done.languages.items()} == {
         "amelie": ("fr", "detected"),
         "benoit": ("fr", "detected"),
@@ -103,7 +109,7 @@ def test_a_french_space_is_transcribed_and_found_in_french(
         assert multilingual_wer(_truth(french_space, speaker), said) <= MAX_FRENCH_WER, said
     assert {t.language for t in transcript.turns} == {"fr"}
     assert vtt.startswith("WEBVTT\nLanguage: fr\n") and "<lang" not in vtt
-    catalog = open_catalog(base_settings)
+    catalog = open_catalog(settings)
     # With and without accents, and another form of the word (stemmed in French).
     for query in ("écouter", "ecoute", "réunion", "reunion", "dejeuner", "musiques", "enfant"):
         hits = catalog.search(query, limit=5)
@@ -174,10 +180,10 @@ def test_an_explicit_language_overrides_detection(
 
 
 def test_an_english_only_model_says_it_does_not_speak_the_language(
-    settings: Settings, workers: Workers, french_space: SpeechSpace
+    settings: Settings, workers: Workers, french_pair: SpeechSpace
 ) -> None:
     settings = replace(settings, whisper_model="tiny.en")
-    space = _import(settings, dict(french_space), language="fr")
+    space = _import(settings, dict(french_pair), language="fr")
     done, transcript, _ = _process(workers, settings, space)
     assert {name: (lang.language, lang.model_speaks) for name, lang in done.languages.items()} == {
         "amelie": ("fr", False),
