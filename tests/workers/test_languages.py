@@ -92,14 +92,19 @@ def _truth(space: SpeechSpace, speaker: str) -> str:
     return " ".join(w.text for w in space.truth[speaker])
 
 
+@pytest.fixture
+def base_settings(settings: Settings) -> Settings:
+    """The embedded defaults with the multilingual default model (the suite's own, tiny.en, is English-only)."""
+    return replace(settings, whisper_model="base")
+
+
 def test_a_french_space_is_transcribed_and_found_in_french(
-    settings: Settings, workers: Workers, french_space: SpeechSpace
+    base_settings: Settings, workers: Workers, french_space: SpeechSpace
 ) -> None:
     # On the embedded backends only: French search on PostgreSQL is the catalog suite's
     # (test_catalog_languages, both backends), the pipeline on S3 + PostgreSQL test_pipeline's.
-    settings = replace(settings, whisper_model="base")
-    space = _import(settings, dict(french_space))
-    done, transcript, vtt = _process(workers, settings, space)
+    space = _import(base_settings, dict(french_space))
+    done, transcript, vtt = _process(workers, base_settings, space)
     assert {name: (lang.language, lang.source) for name, lang in done.languages.items()} == {
         "amelie": ("fr", "detected"),
         "benoit": ("fr", "detected"),
@@ -109,7 +114,7 @@ def test_a_french_space_is_transcribed_and_found_in_french(
         assert multilingual_wer(_truth(french_space, speaker), said) <= MAX_FRENCH_WER, said
     assert {t.language for t in transcript.turns} == {"fr"}
     assert vtt.startswith("WEBVTT\nLanguage: fr\n") and "<lang" not in vtt
-    catalog = open_catalog(settings)
+    catalog = open_catalog(base_settings)
     # With and without accents, and another form of the word (stemmed in French).
     for query in ("écouter", "ecoute", "réunion", "reunion", "dejeuner", "musiques", "enfant"):
         hits = catalog.search(query, limit=5)
@@ -123,11 +128,9 @@ def test_a_french_space_is_transcribed_and_found_in_french(
 
 
 def test_a_mixed_space_has_each_speaker_in_their_own_language(
-    settings: Settings, workers: Workers, mixed_space: SpeechSpace
+    base_settings: Settings, workers: Workers, mixed_space: SpeechSpace
 ) -> None:
-    settings = replace(settings, whisper_model="base")
-    space = _import(settings, dict(mixed_space))
-    done, transcript, vtt = _process(workers, settings, space)
+    done, transcript, vtt = _process(workers, base_settings, _import(base_settings, dict(mixed_space)))
     assert {name: lang.language for name, lang in done.languages.items()} == {"amelie": "fr", "bob": "en"}
     assert normalized_wer(_truth(mixed_space, "bob"), _said(transcript, "bob")) < 0.2
     assert multilingual_wer(_truth(mixed_space, "amelie"), _said(transcript, "amelie")) <= MAX_FRENCH_WER
@@ -138,9 +141,9 @@ def test_a_mixed_space_has_each_speaker_in_their_own_language(
 
 
 def test_an_explicit_language_overrides_detection(
-    settings: Settings, workers: Workers, two_speakers: SpeechSpace
+    base_settings: Settings, workers: Workers, two_speakers: SpeechSpace
 ) -> None:
-    settings = replace(settings, whisper_model="base")
+    settings = base_settings
     files = [f"{speaker}={path}" for speaker, path in dict(two_speakers).items()]
     env = env_of(settings)
     done_import = subprocess.run(
