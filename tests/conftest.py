@@ -25,7 +25,8 @@ from spaces.catalog import Catalog
 from spaces.catalog.postgres import PostgresCatalog
 from spaces.catalog.sqlite import SqliteCatalog
 from spaces.settings import Settings
-from tests.exclusive import REALTIME_MODULES, holding, lock_dir
+from tests.exclusive import MARKER, Hold, holding, lock_dir
+from tests.schedule import first_listed
 from tests.speech import Space as SpeechSpace
 from tests.support.services import (
     PG_BASE_URL,
@@ -35,16 +36,23 @@ from tests.support.services import (
 from tests.support.workers import two_speakers_space
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    first_listed(items)
+
+
 @pytest.fixture(autouse=True)
-def realtime_alone(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Under pytest-xdist, a real-time test runs while no other test does (``tests/exclusive.py``)."""
+def cpu_lock(request: pytest.FixtureRequest) -> Iterator[Hold]:
+    """Under pytest-xdist, a ``realtime`` test runs while no other test does (``tests/exclusive.py``).
+
+    A test asserting on real time in one stretch only takes this fixture and
+    runs that stretch in ``cpu_lock.alone()``.
+    """
     directory = lock_dir()
     if directory is None:
-        yield
+        yield Hold(None, None)
         return
-    module = Path(request.node.path).relative_to(request.config.rootpath).as_posix()
-    with holding(directory, exclusive=module in REALTIME_MODULES):
-        yield
+    with holding(directory, exclusive=request.node.get_closest_marker(MARKER) is not None) as hold:
+        yield hold
 
 
 @pytest.fixture(scope="session")

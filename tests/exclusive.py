@@ -5,7 +5,7 @@ tests only wait on conditions, and share the CPUs well; a few assert on
 what happens in real time (packets forwarded within 200 ms, a recording
 that matches what was sent, captions within a latency bound), and those
 would measure the other worker's load instead of our code. Such a test
-takes an exclusive lock that every other test takes shared: a
+(marked ``realtime``) takes an exclusive lock that every other test takes shared: a
 readers-writer lock across the worker processes, on ``flock``.
 
 The turnstile keeps a waiting writer from starving: a reader passes
@@ -23,24 +23,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-#: Test modules whose assertions depend on real-time delivery or timing.
-REALTIME_MODULES = frozenset(
-    {
-        "tests/e2e/test_live.py",
-        "tests/e2e/test_live_search.py",
-        "tests/ingest/test_browser.py",
-        "tests/ingest/test_browser_consent.py",
-        "tests/ingest/test_browser_nodes.py",
-        "tests/ingest/test_crash.py",
-        "tests/ingest/test_live.py",
-        "tests/ingest/test_nodes.py",
-        "tests/ingest/test_redis_restart_live.py",
-        "tests/ingest/test_s3_outage_live.py",
-        "tests/ingest/test_udp_garbage.py",
-        "tests/workers/test_agent_faults.py",
-        "tests/workers/test_live_page.py",
-    }
-)
+#: The marker of a test whose assertions depend on real-time delivery or timing
+#: (a bound in milliseconds, packets counted across a kill, a recording that
+#: must hold every second sent). A module whose every test is such marks
+#: itself (``pytestmark``); otherwise only those tests carry it, and the
+#: module's others share the CPUs like any test.
+MARKER = "realtime"
 
 
 def lock_dir() -> Path | None:
@@ -62,17 +50,47 @@ def _flock(file: IO[bytes], mode: int) -> Iterator[None]:
         fcntl.flock(file, fcntl.LOCK_UN)
 
 
+class Hold:
+    """A test's place under the lock: shared, or exclusive for the whole test.
+
+    ``alone()`` makes a part of a shared test exclusive: the stretch that
+    asserts on real time (a live scenario), while its set-up and the work
+    after it (starting a stack, transcribing the recording) share the CPUs.
+    """
+
+    def __init__(self, turnstile: IO[bytes] | None, room: IO[bytes] | None) -> None:
+        # None: nothing to take (no pytest-xdist, or the whole test is exclusive already).
+        self._turnstile = turnstile
+        self._room = room
+
+    @contextmanager
+    def alone(self) -> Iterator[None]:
+        """Run the body while no other test runs; shared again afterwards."""
+        if self._turnstile is None or self._room is None:
+            yield
+            return
+        # Give up the shared lock first: another test waiting to go alone may hold the turnstile.
+        fcntl.flock(self._room, fcntl.LOCK_UN)
+        with _flock(self._turnstile, fcntl.LOCK_EX):
+            fcntl.flock(self._room, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                # Back to shared before the turnstile opens: no writer gets in between.
+                fcntl.flock(self._room, fcntl.LOCK_SH)
+
+
 @contextmanager
-def holding(directory: Path, *, exclusive: bool) -> Iterator[None]:
+def holding(directory: Path, *, exclusive: bool) -> Iterator[Hold]:
     """Run the body alone (``exclusive``) or beside other non-exclusive bodies."""
     with (directory / "turnstile").open("ab") as turnstile, (directory / "room").open("ab") as room:
         if exclusive:
             with _flock(turnstile, fcntl.LOCK_EX), _flock(room, fcntl.LOCK_EX):
-                yield
+                yield Hold(None, None)
             return
         with _flock(turnstile, fcntl.LOCK_EX):
             fcntl.flock(room, fcntl.LOCK_SH)
         try:
-            yield
+            yield Hold(turnstile, room)
         finally:
             fcntl.flock(room, fcntl.LOCK_UN)

@@ -54,3 +54,53 @@ def test_a_writer_waits_for_readers_and_no_new_reader_overtakes_it(tmp_path: Pat
     for thread in threads:
         thread.join(30)
     assert order == ["r1 in", "r1 out", "w in", "w out", "r2 in", "r2 out"]
+
+
+def test_a_shared_test_goes_alone_for_a_stretch_then_shares_again(tmp_path: Path) -> None:
+    order: list[str] = []
+    go_alone, leave_alone, r1_done, r2_done, done = (threading.Event() for _ in range(5))
+
+    def stretch() -> None:
+        with holding(tmp_path, exclusive=False) as hold:
+            order.append("t in")
+            go_alone.wait(30)
+            with hold.alone():
+                order.append("t alone")
+                leave_alone.wait(30)
+            order.append("t shared")
+            done.wait(30)
+            order.append("t out")
+
+    def wait_until(seen: str) -> None:
+        while seen not in order:
+            threading.Event().wait(0.01)
+
+    r1 = threading.Thread(
+        target=_hold, args=(tmp_path, "r1"), kwargs={"exclusive": False, "release": r1_done, "order": order}
+    )
+    r1.start()
+    wait_until("r1 in")
+    t = threading.Thread(target=stretch)
+    t.start()
+    wait_until("t in")  # beside r1: shared
+    go_alone.set()
+    while not _turnstile_taken(tmp_path):
+        threading.Event().wait(0.01)
+    r2 = threading.Thread(
+        target=_hold, args=(tmp_path, "r2"), kwargs={"exclusive": False, "release": r2_done, "order": order}
+    )
+    r2.start()
+    threading.Event().wait(0.3)
+    assert order == ["r1 in", "t in"]  # t waits for r1 to finish; r2 waits behind t
+    r1_done.set()
+    wait_until("t alone")
+    threading.Event().wait(0.3)
+    assert "r2 in" not in order
+    leave_alone.set()
+    wait_until("r2 in")  # t is shared again: r2 runs beside it
+    wait_until("t shared")
+    assert order[:4] == ["r1 in", "t in", "r1 out", "t alone"] and "t out" not in order
+    for event in (r2_done, done):
+        event.set()
+    for thread in (r1, t, r2):
+        thread.join(30)

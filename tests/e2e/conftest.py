@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -32,10 +33,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         sfu_ice_addresses="127.0.0.1",
     )
     env = settings_env(settings)
-    proc = subprocess.Popen([sys.executable, "-m", "spaces.cli", "up"], env=env)
+    # In a session of its own: its process group holds whatever it started, even what outlives
+    # the process that started it (the rq scheduler of a worker a test SIGKILLed), for the end.
+    proc = subprocess.Popen([sys.executable, "-m", "spaces.cli", "up"], env=env, start_new_session=True)
     try:
         wait_for_port(api_port, timeout=60)
         yield Stack(env=env, url=f"http://127.0.0.1:{api_port}", proc=proc, data_dir=data_dir)
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        try:
+            proc.wait(timeout=60)
+        finally:
+            # What is left once ``spaces up`` stopped its stages was orphaned on the way.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)

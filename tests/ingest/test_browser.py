@@ -102,6 +102,7 @@ def write_wav(path: Path, samples: np.ndarray) -> None:
         w.writeframes(samples.astype("<i2").tobytes())
 
 
+@pytest.mark.realtime
 def test_browser_speaker_is_recorded(sfu_settings: Settings, tmp_path: Path) -> None:
     api_port = free_port()
     settings = replace(

@@ -121,6 +121,7 @@ def test_live_page_sent_to_the_wrong_node_follows_moved(sfu_settings: Settings, 
     asyncio.run(scenario())
 
 
+@pytest.mark.realtime
 def test_live_page_comes_back_after_its_socket_drops(sfu_settings: Settings, tmp_path: Path) -> None:
     """A network blip between the page and its node: the page rejoins and speaks and hears again."""
     api_settings = replace(sfu_settings, api_port=free_port())
@@ -189,6 +190,7 @@ def test_live_page_comes_back_after_its_socket_drops(sfu_settings: Settings, tmp
     asyncio.run(scenario())
 
 
+@pytest.mark.realtime
 def test_live_pages_come_back_after_their_node_restarts(sfu_settings: Settings, tmp_path: Path) -> None:
     """SIGKILL of the node mid-space, then a restart: the pages rejoin the same room by themselves."""
     api_settings = replace(sfu_settings, api_port=free_port(), sfu_empty_timeout=30)

@@ -45,6 +45,8 @@ LEAD = 1.0
 SENTENCE_A = "The weather was lovely this morning, so we walked down to the river."
 SENTENCE_B = "Our team finished the project two weeks ahead of schedule."
 
+pytestmark = pytest.mark.realtime
+
 
 @pytest.fixture
 def live_settings(backend_settings: Settings) -> Settings:

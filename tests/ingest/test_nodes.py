@@ -32,6 +32,7 @@ from spaces.router import NodeRouter
 from spaces.settings import Settings
 from spaces.sweeper import Sweeper
 from spaces.tokens import Role
+from tests.exclusive import Hold
 from tests.support.services import free_port
 from tests.support.sfu import (
     VOICE_A,
@@ -185,8 +186,12 @@ class Killed:
     received: int
 
 
-def kill_one_node(nodes: Nodes) -> Killed:
-    """Two rooms on node-a, one on node-b; SIGKILL node-a while all three have a speaker."""
+def kill_one_node(nodes: Nodes, hold: Hold) -> Killed:
+    """Two rooms on node-a, one on node-b; SIGKILL node-a while all three have a speaker.
+
+    The rooms run alone (``hold``): packets are counted across the kill, and
+    what node-a wrote before it is measured against real time.
+    """
     on_a = [make_space(nodes.api, title="On A 1"), make_space(nodes.api, title="On A 2")]
     on_b = make_space(nodes.api, title="On B")
     seqs: list[int] = []
@@ -230,7 +235,8 @@ def kill_one_node(nodes: Nodes) -> Killed:
             for client in (*speakers, listener):
                 await client.close()
 
-        asyncio.run(scenario())
+        with hold.alone():
+            asyncio.run(scenario())
         assert proc_a.wait(timeout=10) == -signal.SIGKILL
         wait_until(lambda: get_space(nodes.api, on_b).state is SpaceState.RECORDED, "node-b's room recorded")
     assert not get_space(nodes.api, on_b).partial
@@ -261,11 +267,11 @@ def assert_partial_and_bounded(settings: Settings, space_id: str, killed_at: flo
 
 @pytest.mark.parametrize("comes_back", [True, False], ids=["restarted", "gone"])
 def test_a_killed_node_costs_the_other_nothing_and_its_spaces_are_finalized_once(
-    sfu_settings: Settings, tmp_path: Path, comes_back: bool
+    sfu_settings: Settings, tmp_path: Path, comes_back: bool, cpu_lock: Hold
 ) -> None:
     grace = 600.0 if comes_back else 3.0
     nodes = two_nodes(sfu_settings, tmp_path, grace=grace)
-    killed = kill_one_node(nodes)
+    killed = kill_one_node(nodes, cpu_lock)
     print(f"node-b's listener: {killed.received} packets, {killed.gaps} lost across the kill of node-a")
     assert killed.gaps == 0
     log_a = nodes.log(nodes.a)

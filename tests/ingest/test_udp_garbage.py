@@ -34,6 +34,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpReceiveParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from hypothesis import given, settings
@@ -154,6 +155,7 @@ async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
 # --- the live test ---------------------------------------------------------------------
 
 
+@pytest.mark.realtime
 def test_garbage_on_media_ports_is_dropped(sfu_settings: Settings, tmp_path: Path) -> None:
     settings = replace(sfu_settings, sfu_empty_timeout=30, operator_token=secrets.token_urlsafe(32))
     space_a, space_b = make_space(settings, title="Attacked"), make_space(settings, title="Bystander")

@@ -43,6 +43,7 @@ def live_settings(settings: Settings) -> Settings:
 
 
 @pytest.mark.slow
+@pytest.mark.realtime
 def test_a_killed_agent_is_replaced_and_captions_go_on(live_settings: Settings, workers: Workers) -> None:
     settings = replace(live_settings, workers=1)
     env = {"SPACES_SFU_PORT": str(settings.sfu_port), "SPACES_WORKERS": "1", "SPACES_WHISPER_THREADS": "1"}
