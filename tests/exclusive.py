@@ -31,6 +31,7 @@ REALTIME_MODULES = frozenset(
         "tests/ingest/test_browser.py",
         "tests/ingest/test_browser_consent.py",
         "tests/ingest/test_browser_nodes.py",
+        "tests/ingest/test_consent_late_loop.py",
         "tests/ingest/test_crash.py",
         "tests/ingest/test_live.py",
         "tests/ingest/test_nodes.py",
