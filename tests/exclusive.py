@@ -35,6 +35,7 @@ REALTIME_MODULES = frozenset(
         "tests/ingest/test_crash.py",
         "tests/ingest/test_live.py",
         "tests/ingest/test_nodes.py",
+        "tests/ingest/test_paced_joins.py",
         "tests/ingest/test_redis_restart_live.py",
         "tests/ingest/test_s3_outage_live.py",
         "tests/ingest/test_udp_garbage.py",
