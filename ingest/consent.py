@@ -82,6 +82,7 @@ class ConsentChecks:
                 await asyncio.sleep(interval() * (0.8 + 0.4 * random.random()))
                 if self._expired() and not await self._caught_up():
                     log.info("%s: no consent response for %.0f s; closing", self.connection, window())
+                    self._stop_checks()  # before their sockets close
                     # close() cancels this task unless it is forgotten first (as aioice does).
                     self.connection._query_consent_task = None
                     await self.connection.close()
@@ -91,8 +92,11 @@ class ConsentChecks:
                     self._checks.add(task)
                     task.add_done_callback(self._checks.discard)
         finally:
-            for task in list(self._checks):
-                task.cancel()
+            self._stop_checks()
+
+    def _stop_checks(self) -> None:
+        for task in list(self._checks):
+            task.cancel()
 
     def _expired(self) -> bool:
         return asyncio.get_running_loop().time() - self.renewed_at > window()

@@ -16,6 +16,7 @@ stay connected throughout and everything it said be recorded.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import replace
 from typing import Any
@@ -37,12 +38,15 @@ SPELL = 9.0
 
 @pytest.fixture
 def late_sfu(monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
-    """A switch: while ``late["seconds"]`` > 0 the SFU's ICE connections handle each datagram that late."""
+    """A switch: while ``late["seconds"]`` > 0 the SFU's ICE connections handle each datagram that late
+    (never, with ``math.inf``: the peer is gone)."""
     late = {"seconds": 0.0}
     received = aioice.ice.StunProtocol.datagram_received
 
     def datagram_received(self: Any, data: bytes, addr: tuple[Any, ...]) -> None:
         # The SFU makes every offer, so its connections are the controlling ones.
+        if math.isinf(late["seconds"]) and self.receiver.ice_controlling:
+            return
         if late["seconds"] > 0 and self.receiver.ice_controlling:
             asyncio.get_running_loop().call_later(late["seconds"], received, self, data, addr)
         else:
@@ -85,6 +89,30 @@ def test_speaker_keeps_consent_while_the_sfu_runs_late(sfu_settings: Settings, l
             recorded = room.recorders["ada"].packets
             # Nothing said during the late spell is lost: it is handled late, not dropped.
             assert recorded >= 0.9 * sent, (recorded, sent)
+            await host.close()
+
+    asyncio.run(scenario())
+
+
+def test_consent_is_still_lost_when_answers_stop(sfu_settings: Settings, late_sfu: dict[str, float]) -> None:
+    """The window is a window: a peer whose answers stop coming is closed by the SFU within it (plus a check)."""
+    settings = replace(sfu_settings, sfu_empty_timeout=30)
+    space_id = make_space(settings)
+    track = PcmTrack(speech48k("Is anyone there?", VOICE_A), loop=True)
+    host = SpaceClient(rtc_url(settings, space_id), token(settings, space_id, "ada", Role.HOST), track=track)
+
+    async def scenario() -> None:
+        async with running_sfu(settings) as running:
+            await host.connect()
+            room = running.sfu.rooms.rooms[space_id]
+            participant = room.participants["ada"]
+            await wait_until(lambda: participant.pc.connectionState == "connected", 10)
+            late_sfu["seconds"] = math.inf
+            silent_since = time.monotonic()
+            await wait_until(lambda: participant.pc.connectionState == "closed", consent.window() + 5)
+            lasted = time.monotonic() - silent_since
+            assert consent.window() - 1.5 * INTERVAL < lasted < consent.window() + 1.5 * INTERVAL + 1.0, lasted
+            await wait_until(lambda: "ada" not in room.participants, 5)
             await host.close()
 
     asyncio.run(scenario())
