@@ -398,12 +398,11 @@ class Sfu:
         if claims.role is not tokens.Role.AGENT and not names.is_valid_name(claims.identity):
             # The API never signs such a name; a token made elsewhere might.
             raise Unauthorized("the token's name is not a valid name (1 to 64 characters on one line)")
-        if space_id not in self.rooms.rooms:
-            # Not open here: only the node that holds the space may open it.
-            await self.node.claim_room(space_id)
+        await self._claim_unless_open(space_id)  # a join for another node is moved before waiting in line
         # In line for media setup (ingest.admission): the setup timeout starts with the turn, at admit().
         turn = await self.admission.turn(lambda place: channel.send({"type": "queued", "position": place}))
         try:
+            await self._claim_unless_open(space_id)  # the room may have closed while this join waited
             room = await self.rooms.open(space_id)
             participant = room.admit(claims, channel, address=holder_address(address), record=msg.record)
         except BaseException:
@@ -411,6 +410,11 @@ class Sfu:
             raise
         end_turn_when_set_up(participant, turn)
         return room, participant, turn
+
+    async def _claim_unless_open(self, space_id: str) -> None:
+        if space_id not in self.rooms.rooms:
+            # Not open here: only the node that holds the space may open it.
+            await self.node.claim_room(space_id)
 
     async def _serve(self, ws: WebSocket, channel: WsChannel, room: Room, participant: Participant) -> None:
         strikes = 0
