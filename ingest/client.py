@@ -27,6 +27,7 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 from av import AudioFrame
 
+from ingest.consent import keep_consent
 from ingest.fastpath import take_over_receiver
 from ingest.ice import rtc_configuration
 
@@ -129,6 +130,12 @@ class SpaceClient:
         self.connect_started = 0.0
         self.moved_to: str | None = None
         """Where the last ``moved`` message sent this client (``connect`` follows it)."""
+        self.queued: int | None = None
+        """Place in the node's line for media setup, while waiting in it (``queued``)."""
+        self.turn_at: float | None = None
+        """When the join's turn in setup started (``welcome``, monotonic)."""
+        self._progress = asyncio.Event()
+        """Set after each message is handled (and when the socket closes)."""
         self._tasks: list[asyncio.Task[Any]] = []
         self._wrapped: set[int] = set()
         self.pc.on("track", self._on_track)
@@ -136,21 +143,39 @@ class SpaceClient:
     # --- connection ----------------------------------------------------------------
 
     async def connect(self, *, timeout: float = 10.0, max_moves: int = 3) -> None:
-        """Join; a ``moved`` answer (the space is on another node) is followed, up to ``max_moves`` times."""
+        """Join; a ``moved`` answer (the space is on another node) is followed, up to ``max_moves`` times.
+
+        ``timeout`` counts from the join's turn: time waiting in the node's line (``queued``) is not counted.
+        """
         self.connect_started = time.monotonic()
         for _ in range(max_moves + 1):
             self.moved_to = None
+            self.queued = self.turn_at = None
             self.ws = await websockets.connect(self.rtc_url, max_size=1 << 20, open_timeout=timeout)
             await self.send({"type": "join", "token": self.token, **({} if self.record else {"record": False})})
             reader = asyncio.get_running_loop().create_task(self._read())
             self._tasks.append(reader)
-            await asyncio.wait_for(self.joined.wait(), timeout)
+            await self._wait_joined(timeout)
             if self.moved_to is None:
                 return
             await reader  # the node closes the socket after "moved"
             self.rtc_url = self.moved_to
             self.joined.clear()
             self.closed.clear()
+
+    async def _wait_joined(self, timeout: float) -> None:
+        """Until joined, ``timeout`` from the turn's start (or from now); no limit while in line."""
+        start = time.monotonic()
+        while not self.joined.is_set():
+            self._progress.clear()
+            if self.queued is not None:
+                await self._progress.wait()
+                continue
+            left = (self.turn_at or start) + timeout - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"not joined within {timeout:g} s of the turn")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), left)
 
     async def send(self, message: dict[str, Any]) -> None:
         await self.ws.send(json.dumps(message))
@@ -177,8 +202,12 @@ class SpaceClient:
                 self.messages.append(msg)
                 self.timed_messages.append((time.time(), msg))
                 kind = msg.get("type")
-                if kind == "welcome":
+                if kind == "queued":
+                    self.queued = int(msg["position"])
+                elif kind == "welcome":
                     self.welcome = msg
+                    self.queued = None
+                    self.turn_at = time.monotonic()
                 elif kind == "offer":
                     await self._answer(msg)
                 elif kind == "state":
@@ -193,6 +222,7 @@ class SpaceClient:
                 elif kind == "error":
                     self.errors.append(msg)
                     self.joined.set()
+                self._progress.set()
         except websockets.ConnectionClosed:
             pass
         except Exception:
@@ -200,11 +230,14 @@ class SpaceClient:
         finally:
             self.closed.set()
             self.joined.set()
+            self._progress.set()
 
     async def _answer(self, msg: dict[str, Any]) -> None:
         # Slots first: the "track" events fire inside setRemoteDescription.
         self.slots_by_mid.update({str(k): int(v) for k, v in msg.get("slots", {}).items()})
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="offer"))
+        for t in self.pc.getTransceivers():
+            keep_consent(t.receiver.transport.transport)
         publish_mid = msg.get("publish_mid")
         for t in self.pc.getTransceivers():
             if t.mid == publish_mid and self.track is not None:

@@ -2,7 +2,9 @@
 
 aioice answers a STUN consent check from inside the loop, and gives its own
 checks one try of 500 ms; a loop that runs late by more than that, six
-checks in a row, ends the connection. ``LoopWatch`` wakes every ``PERIOD``
+checks in a row, ends the connection (``ingest.consent`` replaces those
+checks with RFC 7675's 30 s window; a peer's own checks may still time our
+answers by 500 ms). ``LoopWatch`` wakes every ``PERIOD``
 seconds and records how late it woke: the worst lag since start, the lags
 over the consent deadline, and a recent maximum, for ``/stats``.
 """

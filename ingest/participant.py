@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.rtp import RtpPacket
 
+from ingest.consent import keep_consent
 from ingest.exceptions import BadSdp, OutOfOrder
 from ingest.fastpath import (
     OPUS_PAYLOAD_TYPE,
@@ -141,22 +142,25 @@ class Participant:
         if self.can_publish and self.publish is None:
             # The publish m-line comes first, so for a joining speaker it is mid 0.
             self.publish = self.pc.addTransceiver("audio", direction="recvonly")
-            harden_transport(self.publish.receiver.transport)
-            guard_remote_candidates(self.publish.receiver.transport.transport, self.candidates)
-            opus_only(self.publish)
+            self._prepare(self.publish)
             take_over_receiver(self.publish.receiver, self._rtp)
         elif self.publish is not None:
             self.publish.direction = "recvonly" if self.can_publish else "inactive"
         for slot in self.room.slots:
             if slot.index not in self.slot_transceivers:
                 t = self.pc.addTransceiver("audio", direction="sendonly")
-                harden_transport(t.receiver.transport)
-                guard_remote_candidates(t.receiver.transport.transport, self.candidates)
-                opus_only(t)
+                self._prepare(t)
                 park_sender(t.sender, slot.ssrc)
                 # Nothing may come in on a forwarding m-line; drop it if it does.
                 take_over_receiver(t.receiver, None)
                 self.slot_transceivers[slot.index] = t
+
+    def _prepare(self, t: RTCRtpTransceiver) -> None:
+        """What every m-line of ours gets: hardened DTLS, bounded candidates, consent by RFC 7675, Opus only."""
+        harden_transport(t.receiver.transport)
+        guard_remote_candidates(t.receiver.transport.transport, self.candidates)
+        keep_consent(t.receiver.transport.transport)
+        opus_only(t)
 
     async def on_answer(self, rev: int, sdp: str) -> None:
         if self._awaiting is None:

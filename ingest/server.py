@@ -31,6 +31,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from ingest import recovery, udp
+from ingest.admission import Admission, Turn
 from ingest.exceptions import (
     BadMessage,
     IngestError,
@@ -77,6 +78,8 @@ class SfuOptions:
     """Join attempts per second allowed from one address, after the burst."""
     join_burst: int = 50
     ice_addresses: list[str] = field(default_factory=list)
+    joins_in_setup: int = 8
+    """Joins in media setup at once (``ingest.admission``); the rest wait in line."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SfuOptions:
@@ -96,6 +99,7 @@ class SfuOptions:
             ),
             join_burst=settings.sfu_join_burst,
             ice_addresses=split_list(settings.sfu_ice_addresses),
+            joins_in_setup=settings.sfu_joins_in_setup,
         )
 
 
@@ -162,6 +166,7 @@ class Sfu:
             on_finished=self.node.release,
         )
         self.limiter = RateLimiter(rate=self.options.join_rate, burst=self.options.join_burst)
+        self.admission = Admission(self.options.joins_in_setup)
         self.started = time.monotonic()
         self._lock_fd: int | None = None
         self._running = False
@@ -326,6 +331,7 @@ class Sfu:
             "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 4),
             "node": self.node.node_id,
             "loop": self.loop_watch.snapshot(),
+            "joins": self.admission.stats(),
             "totals": totals(detail),
         }
         if operator:
@@ -340,7 +346,7 @@ class Sfu:
         await ws.accept()
         channel = WsChannel(ws)
         try:
-            room, participant = await self._join(ws, channel, space_id, address)
+            room, participant, turn = await self._join(ws, channel, space_id, address)
         except Redirect as e:
             channel.send(e.message_dict())
             channel.close(e.close_code, e.code)
@@ -362,10 +368,13 @@ class Sfu:
         try:
             await self._serve(ws, channel, room, participant)
         finally:
+            turn.release()
             room.participant_gone(participant, reason="disconnected")
             await channel.drain()
 
-    async def _join(self, ws: WebSocket, channel: WsChannel, space_id: str, address: str) -> tuple[Room, Participant]:
+    async def _join(
+        self, ws: WebSocket, channel: WsChannel, space_id: str, address: str
+    ) -> tuple[Room, Participant, Turn]:
         if not keys.is_valid_id(space_id):
             raise UnknownSpace("invalid space id")
         if not self.limiter.allow(address):
@@ -389,11 +398,23 @@ class Sfu:
         if claims.role is not tokens.Role.AGENT and not names.is_valid_name(claims.identity):
             # The API never signs such a name; a token made elsewhere might.
             raise Unauthorized("the token's name is not a valid name (1 to 64 characters on one line)")
+        await self._claim_unless_open(space_id)  # a join for another node is moved before waiting in line
+        # In line for media setup (ingest.admission): the setup timeout starts with the turn, at admit().
+        turn = await self.admission.turn(lambda place: channel.send({"type": "queued", "position": place}))
+        try:
+            await self._claim_unless_open(space_id)  # the room may have closed while this join waited
+            room = await self.rooms.open(space_id)
+            participant = room.admit(claims, channel, address=holder_address(address), record=msg.record)
+        except BaseException:
+            turn.release()
+            raise
+        end_turn_when_set_up(participant, turn)
+        return room, participant, turn
+
+    async def _claim_unless_open(self, space_id: str) -> None:
         if space_id not in self.rooms.rooms:
             # Not open here: only the node that holds the space may open it.
             await self.node.claim_room(space_id)
-        room = await self.rooms.open(space_id)
-        return room, room.admit(claims, channel, address=holder_address(address), record=msg.record)
 
     async def _serve(self, ws: WebSocket, channel: WsChannel, room: Room, participant: Participant) -> None:
         strikes = 0
@@ -414,6 +435,15 @@ class Sfu:
                     return
             if room.participants.get(participant.identity) is not participant:
                 return  # removed or replaced
+
+
+def end_turn_when_set_up(participant: Participant, turn: Turn) -> None:
+    """The join's turn in setup ends when its media connects or fails (or, at the latest, when it leaves)."""
+
+    @participant.pc.on("connectionstatechange")
+    def _ended() -> None:
+        if participant.pc.connectionState in ("connected", "failed", "closed"):
+            turn.release()
 
 
 def operator_credential(request: Request, operator_token: str) -> bool | None:

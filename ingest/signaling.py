@@ -26,6 +26,7 @@ Client -> SFU::
 
 SFU -> client::
 
+    {"type": "queued", "position": 3}                   joins are paced: in line for media setup (3rd); welcome follows
     {"type": "welcome", "identity", "role", "space_id", "title", "room_time"}
     {"type": "offer", "rev", "sdp", "publish_mid": "0" | null, "slots": {"<mid>": <slot>}}
     {"type": "state", "speakers": [{"identity", "role", "slot", "muted"}], "hands": [...],

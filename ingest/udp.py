@@ -7,7 +7,8 @@ RTCP report queued behind them, and a turn is as long as everything else
 the loop does (hundreds of peer connections, the fan-out, signaling). aioice
 gives a consent check one try of 500 ms (``retransmissions=0``) and ends the
 connection after six failures in a row, so a loop that falls behind for
-~30 s cuts a speaker off even though no packet was ever dropped.
+~30 s cuts a speaker off even though no packet was ever dropped (our own
+connections now judge consent by RFC 7675's window: ``ingest.consent``).
 
 ``install()`` makes every aioice socket of this process:
 

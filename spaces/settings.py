@@ -166,6 +166,11 @@ class Settings:
     """Seconds a participant has, after joining, to connect its media (answer the
     offer, ICE and DTLS); then it is dropped with ``setup_timeout``."""
 
+    sfu_joins_in_setup: int = 8
+    """Joins one SFU node takes through media setup (offer, ICE, DTLS) at once; the
+    next wait in line (told ``queued``) and their ``sfu_setup_timeout`` starts with
+    their turn. Bounds how late a burst of joins makes the node's event loop."""
+
     sfu_max_remote_candidates: int = 20
     """ICE candidates one client's answer may name (per m-line); more is refused,
     and at most this many addresses are ever checked per connection."""
@@ -368,6 +373,8 @@ class Settings:
             raise ConfigError(
                 f"SPACES_SFU_NODE_ID must be 1-64 letters, digits, '.', '_' or '-', got {self.sfu_node_id!r}"
             )
+        if self.sfu_joins_in_setup < 1:
+            raise ConfigError(f"SPACES_SFU_JOINS_IN_SETUP must be at least 1, got {self.sfu_joins_in_setup}")
         try:
             parse_port_range(self.sfu_udp_ports)
         except ValueError as e:

@@ -276,6 +276,10 @@
         // Declined in a record-everyone-or-no-one space: listening, the microphone closed.
         else if (state.mic) { state.mic.stop(); state.mic = null; }
         break;
+      case "queued":
+        // Joins are paced: the SFU sets up a few connections at a time; the welcome follows.
+        status(tr("Many people are joining; you are number {position} in line…", { position: msg.position }));
+        break;
       case "offer":
         await answer(msg);
         break;

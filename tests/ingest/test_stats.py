@@ -53,7 +53,7 @@ def test_stats_show_rooms_only_to_the_operator(sfu_settings: Settings) -> None:
             anyone = await stats()
             assert anyone.status_code == 200
             body = anyone.json()
-            assert set(body) == {"uptime", "cpu_seconds", "node", "loop", "totals"}  # nothing per room
+            assert set(body) == {"uptime", "cpu_seconds", "node", "loop", "joins", "totals"}  # nothing per room
             assert body["totals"]["rooms"] == 1 and body["totals"]["participants"] == 1
             assert body["totals"]["publishers"] == 1 and body["totals"]["recorded_packets"] > 0
             assert space_id not in anyone.text and "margaret" not in anyone.text
