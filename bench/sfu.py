@@ -264,7 +264,10 @@ class Probe:
         """Once the connection is up (DTLS done, a pair nominated), take its socket's RTP."""
         from ingest.udp import take_over_socket
 
-        dtls = client.pc.getTransceivers()[0].receiver.transport
+        transceivers = client.pc.getTransceivers()
+        if not transceivers:  # closed by the SFU before it offered anything
+            raise ConnectionError("the connection did not come up")
+        dtls = transceivers[0].receiver.transport
         connection = dtls.transport._connection
         while dtls.state != "connected" or 1 not in connection._nominated:
             if client.closed.is_set() or dtls.state in ("failed", "closed"):
