@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 class Channel(Protocol):
     """The participant's signaling socket, as the room sees it."""
 
-    def send(self, message: dict[str, Any]) -> None:
-        """Queue a message; never blocks the room."""
+    def send(self, message: dict[str, Any] | str) -> None:
+        """Queue a message (a dict, or one already JSON-encoded); never blocks the room."""
 
     def close(self, code: int, reason: str) -> None:
         """Close the socket after what is queued."""

@@ -20,6 +20,7 @@ connected ``setup_timeout`` seconds after joining is dropped.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
@@ -648,8 +649,9 @@ class Room:
         self._spawn(_send())
 
     def broadcast(self, message: dict[str, Any]) -> None:
+        text = json.dumps(message)  # once, not once per participant
         for p in list(self.participants.values()):
-            p.channel.send(message)
+            p.channel.send(text)
 
     def speaking_levels(self) -> dict[str, float]:
         now = time.monotonic()

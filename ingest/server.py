@@ -108,11 +108,11 @@ class WsChannel:
 
     def __init__(self, ws: WebSocket) -> None:
         self.ws = ws
-        self._queue: asyncio.Queue[dict[str, Any] | tuple[int, str]] = asyncio.Queue(OUTBOX_LIMIT)
+        self._queue: asyncio.Queue[dict[str, Any] | str | tuple[int, str]] = asyncio.Queue(OUTBOX_LIMIT)
         self._closing = False
         self._writer = asyncio.get_running_loop().create_task(self._write())
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: dict[str, Any] | str) -> None:
         if self._closing:
             return
         try:
@@ -141,7 +141,7 @@ class WsChannel:
                 await self._close_now(*item)
                 return
             try:
-                await self.ws.send_text(json.dumps(item))
+                await self.ws.send_text(item if isinstance(item, str) else json.dumps(item))
             except Exception:  # noqa: BLE001 - the client went away; the reader notices
                 return
 
@@ -508,6 +508,10 @@ def uvicorn_config(app: Starlette, settings: Settings, *, port: int | None = Non
         host=settings.sfu_host,
         port=settings.sfu_port if port is None else port,
         ws_max_size=MAX_MESSAGE_BYTES,
+        # Signaling messages are a few hundred bytes, and a room broadcasts each
+        # to every participant: compressing them per socket cost more CPU than
+        # the bytes it saves.
+        ws_per_message_deflate=False,
         lifespan="on",
         log_level="warning",
         access_log=False,

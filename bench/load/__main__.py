@@ -26,6 +26,9 @@ def main() -> None:
     p.add_argument("--url", required=True)
     p.add_argument("--spec", required=True)
     parser.add_argument("--rooms", type=int, default=2, help="live rooms (default 2)")
+    parser.add_argument(
+        "--nodes", type=int, default=1, help="SFU nodes, rooms placed by the API (default 1; `spaces up`: one per CPU)"
+    )
     parser.add_argument("--listeners", type=int, default=10, help="listeners per room (default 10)")
     parser.add_argument("--minutes", type=float, default=2.0, help="live window, minutes (default 2)")
     parser.add_argument("--api-rate", type=float, default=20.0, help="API requests per second (default 20)")

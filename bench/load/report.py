@@ -59,11 +59,14 @@ def report(r: dict[str, Any]) -> str:
         ["packets the recorders dropped (late, duplicate)", str(sum(s["recorder_dropped"] for s in r["speakers"]))],
         ["space end -> every room recorded", f"{r['handover']:.1f} s"],
         ["space end -> queue drained (all ready)", f"{r['drain']:.1f} s"],
-        ["SFU CPU, live window mean / peak 5 s", f"{r['cpu_live']['sfu'] * 100:.0f}% / {r['sfu_peak'] * 100:.0f}%"],
+        [
+            "SFU CPU (busiest node), live window mean / peak 5 s",
+            f"{max(r['cpu_live'][n] for n in r['sfu_nodes']) * 100:.0f}% / {r['sfu_peak'] * 100:.0f}%",
+        ],
         ["load average at the end of the window", load],
     ]
     out = [table(f"Load: {r['rooms']} rooms x (2 speakers + {r['listeners']} listeners), {r['minutes']:g} min live, "
-                 f"{r['cpus']} CPUs", ["measure", "value"], rows)]  # fmt: skip
+                 f"{len(r['sfu_nodes'])} SFU node(s), {r['cpus']} CPUs", ["measure", "value"], rows)]  # fmt: skip
     api_rows = []
     for phase, kinds in r["api"].items():
         for kind, t in sorted(kinds.items()):
@@ -76,7 +79,7 @@ def report(r: dict[str, Any]) -> str:
                      "half two-word searches)",
                      ["phase", "kind", "n", "p50 ms", "p99 ms", "max ms", "5xx", "errors", "skipped", "hits/q"],
                      api_rows))  # fmt: skip
-    names = sorted(r["cpu_live"], key=lambda n: (n not in ("sfu", "api", "worker"), n))
+    names = sorted(r["cpu_live"], key=lambda n: (n not in (*r["sfu_nodes"], "api", "worker"), n))
     cpu_rows = [[n, f"{r['cpu_live'][n] * 100:.0f}%", f"{r['cpu_drain'][n] * 100:.0f}%"] for n in names]
     client_names = [n for n in names if n.startswith(("speakers", "listeners", "api-clients"))]
     cpu_rows.append(["all clients", f"{sum(r['cpu_live'][n] for n in client_names) * 100:.0f}%",

@@ -83,5 +83,7 @@ def sfu_stats(stack: Stack) -> dict[str, Any]:
     import httpx
 
     operator = {"Authorization": f"Bearer {stack.env['SPACES_OPERATOR_TOKEN']}"}
-    stats: dict[str, Any] = httpx.get(f"{stack.sfu_url}/stats", headers=operator, timeout=10).json()
-    return stats
+    rooms: list[dict[str, Any]] = []
+    for url in stack.sfu_urls.values():  # every node's rooms, as one /stats would list them
+        rooms += httpx.get(f"{url}/stats", headers=operator, timeout=10).json()["rooms"]
+    return {"rooms": rooms}

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"bench-load: {args.rooms} rooms x (2 speakers + {args.listeners} listeners), {args.minutes:g} min; "
           f"load average {load_start[0]:.2f} on {os.cpu_count()} CPUs; work dir {work}", flush=True)  # fmt: skip
     began = time.monotonic()
-    stack = start_stack(work, redis_url=args.redis_url)
+    stack = start_stack(work, redis_url=args.redis_url, nodes=args.nodes)
     ok = False
     try:
         result = _run(stack, args, load_start)
@@ -133,7 +133,7 @@ def _run(stack: Stack, args: argparse.Namespace, load_start: tuple[float, float,
     seeded = seed(stack, args, blobs)
     rooms = create_rooms(stack, args.rooms, args.listeners, speaker_audio(stack.work))
     clients = join(stack, rooms, args, seeded)
-    pids = {name: stack.procs[name].pid for name in ("sfu", "api", "worker")}
+    pids = {name: stack.procs[name].pid for name in (*stack.sfu_urls, "api", "worker")}
     pids.update({name: p.pid for name, p in stack.procs.items() if name.startswith(("speakers", "listeners"))})
     pids["api-clients"] = clients.api.pid
     cpu = Cpu(pids)
@@ -143,6 +143,7 @@ def _run(stack: Stack, args: argparse.Namespace, load_start: tuple[float, float,
         "rooms": args.rooms,
         "listeners": args.listeners,
         "minutes": args.minutes,
+        "sfu_nodes": list(stack.sfu_urls),
         "cpus": os.cpu_count(),
         "load_start": load_start,
         "load_live": window.load,
@@ -219,20 +220,21 @@ def join(stack: Stack, rooms: list[Room], args: argparse.Namespace, seeded: Seed
 
 def live_window(stack: Stack, clients: Clients, backlog: list[str], window: float, cpu: Cpu) -> Window:
     """``window`` seconds of live rooms, the backlog enqueued evenly across it; then the speakers stop."""
-    sfu = cpu.pids["sfu"]
+    nodes = [cpu.pids[name] for name in stack.sfu_urls]
     drops0 = udp_drops()
     cpu.mark()
     t0 = time.monotonic()
     due = [(t0 + (i + 0.5) * window / len(backlog), space_id) for i, space_id in enumerate(backlog)]
     sfu_samples: list[float] = []
     backlog_bytes = 0
-    last = (t0, sum(cpu_times(sfu)))
+    last = (t0, [sum(cpu_times(pid)) for pid in nodes])
     while time.monotonic() < t0 + window:
         time.sleep(min(5.0, max(0.05, t0 + window - time.monotonic())))
         stack.check()
-        now, used = time.monotonic(), sum(cpu_times(sfu))
-        sfu_samples.append((used - last[1]) / (now - last[0]))
-        backlog_bytes = max(backlog_bytes, udp_backlog(sfu))
+        now, used = time.monotonic(), [sum(cpu_times(pid)) for pid in nodes]
+        # The busiest node: the first to run out of its core.
+        sfu_samples.append(max(b - a for a, b in zip(last[1], used, strict=True)) / (now - last[0]))
+        backlog_bytes = max(backlog_bytes, *(udp_backlog(pid) for pid in nodes))
         last = (now, used)
         while due and due[0][0] <= now:
             enqueue(stack, due.pop(0)[1])

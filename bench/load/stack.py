@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.services import free_port
+from tests.support.services import free_port, free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -24,16 +24,19 @@ class Stack:
     work: Path
     env: dict[str, str]
     api_url: str
-    sfu_url: str
+    sfu_urls: dict[str, str]
+    """Each SFU node's process name and base URL: ``sfu``, or ``sfu-1``, ``sfu-2``... as ``spaces up`` names them."""
     procs: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
 
-    def spawn(self, name: str, args: list[str], *, stdin: bool = False) -> subprocess.Popen[str]:
-        """A child process; stdout is the JSON-lines channel when ``stdin``, else its log."""
+    def spawn(
+        self, name: str, args: list[str], *, stdin: bool = False, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[str]:
+        """A child process; stdout is the JSON-lines channel when ``stdin``, else its log; ``env`` adds to ours."""
         log = (self.work / f"{name}.log").open("a")
         proc = subprocess.Popen(
             args,
             cwd=ROOT,
-            env=self.env,
+            env={**self.env, **(env or {})},
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE if stdin else log,
             stderr=log,
@@ -55,14 +58,15 @@ class Stack:
                 proc.wait()
 
     def check(self) -> None:
-        for name in ("sfu", "api", "worker"):
+        for name in (*self.sfu_urls, "api", "worker"):
             proc = self.procs.get(name)
             if proc is not None and proc.poll() is not None:
                 raise RuntimeError(f"{name} exited ({proc.returncode}); see {self.work / (name + '.log')}")
 
 
-def start_stack(work: Path, *, redis_url: str) -> Stack:
-    api_port, sfu_port = free_port(), free_port()
+def start_stack(work: Path, *, redis_url: str, nodes: int = 1) -> Stack:
+    """The stack, with ``nodes`` SFU nodes on consecutive ports (each a node of its own, as ``spaces up`` runs them)."""
+    api_port, sfu_port = free_port(), free_ports(nodes)
     env = dict(os.environ)
     for name in ("S3_BUCKET", "SPACES_S3_BUCKET", "DATABASE_URL", "SPACES_DATABASE_URL"):
         env.pop(name, None)
@@ -87,8 +91,11 @@ def start_stack(work: Path, *, redis_url: str) -> Stack:
         SPACES_TOKEN_RATE_LIMIT="0",
         SPACES_LOG_LEVEL="INFO",
     )
-    stack = Stack(work, env, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sfu_port}")
+    names = ["sfu"] if nodes == 1 else [f"sfu-{i}" for i in range(1, nodes + 1)]
+    sfu_urls = {name: f"http://127.0.0.1:{sfu_port + i}" for i, name in enumerate(names)}
+    stack = Stack(work, env, f"http://127.0.0.1:{api_port}", sfu_urls)
     from spaces.catalog import open_catalog
+    from spaces.supervisor import sfu_node_envs
 
     catalog = open_catalog(settings_of(stack))
     catalog.create_schema()
@@ -96,11 +103,12 @@ def start_stack(work: Path, *, redis_url: str) -> Stack:
     import httpx
 
     try:
-        stack.spawn("sfu", [PYTHON, "-m", "ingest"])
+        for name, node_env in zip(names, sfu_node_envs(settings_of(stack), nodes), strict=True):
+            stack.spawn(name, [PYTHON, "-m", "ingest"], env=node_env)
         stack.spawn("api", [PYTHON, "-m", "spaces.cli", "api"])
         stack.spawn("worker", [PYTHON, "-m", "spaces.cli", "worker"])
         deadline = time.monotonic() + 60
-        for url in (f"{stack.api_url}/spaces?limit=1", f"{stack.sfu_url}/healthz"):
+        for url in (f"{stack.api_url}/spaces?limit=1", *(f"{u}/healthz" for u in sfu_urls.values())):
             while True:
                 stack.check()
                 try:
