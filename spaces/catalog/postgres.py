@@ -11,7 +11,7 @@ from psycopg_pool import ConnectionPool
 
 from spaces.catalog import TurnRow
 from spaces.catalog.query import Term, to_tsquery
-from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SHARED_TABLES, SqlCatalog, turn_rows
+from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SHARED_TABLES, Scope, SqlCatalog, turn_rows
 from spaces.exceptions import StorageError
 from spaces.languages import postgres_config, postgres_configs
 from spaces.models import Space, Turn
@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS turns (
     UNIQUE (space_id, seq)
 );
 CREATE INDEX IF NOT EXISTS turns_tsv ON turns USING GIN (tsv);
+CREATE INDEX IF NOT EXISTS turns_speaker ON turns (LOWER(speaker));
 CREATE TABLE IF NOT EXISTS turn_languages (language TEXT PRIMARY KEY);
 """
 )
@@ -189,7 +190,7 @@ class PostgresCatalog(SqlCatalog):
         cur.execute("DELETE FROM turns WHERE space_id = %s", (space_id,))
 
     def _search_rows(
-        self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int
+        self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int, scope: Scope
     ) -> list[tuple[Any, ...]]:
         languages = self._turn_languages(cur)
         # A prefix makes GIN merge the posting lists of every word it starts
@@ -199,53 +200,57 @@ class PostgresCatalog(SqlCatalog):
         # still being typed), so a word typed in full and said that much is
         # taken as the word meant.
         exact = [Term(t.words) for t in terms]
-        ids = self._candidates(cur, exact, languages, where, params) if exact != terms else []
-        if len(ids) < offset + limit:
-            ids = self._candidates(cur, terms, languages, where, params)
-        if not ids:
-            return []
+        if exact != terms:
+            rows = self._ranked(cur, exact, terms, languages, where, params, limit, offset)
+            if len(rows) == limit:
+                return rows
+        return self._ranked(cur, terms, terms, languages, where, params, limit, offset)
+
+    def _ranked(
+        self,
+        cur: Any,
+        matching: list[Term],
+        terms: list[Term],
+        languages: Sequence[str],
+        where: str,
+        params: list[Any],
+        limit: int,
+        offset: int,
+    ) -> list[tuple[Any, ...]]:
+        """The page of the newest MAX_CANDIDATES turns ``matching`` and ``where``, ranked by ``terms``.
+
+        One statement: the candidates' tsvectors are ranked as they are read
+        (ts_rank), and only the page gets a headline (ts_headline).
+        The query is written out so the planner sees a constant and its
+        selectivity: for frequent words it walks the primary key backwards
+        and stops, for rare ones it asks the GIN index, for one speaker's
+        turns their index. Never prepared, for the same reason: a generic
+        plan knows no selectivity.
+        """
+        conditions, match = _conditions(matching, languages, placeholder="%s")
         # The query in each row's own configuration, for its rank and headline.
         configs = sorted({_config(lang) for lang in languages} or {_config("")})
         per_row = (
-            "CASE t.ts_config "
+            "CASE c.ts_config "
             + " ".join(f"WHEN '{c}'::regconfig THEN {to_tsquery(terms, '%s', c)[0]}" for c in configs)
             + " END"
         )
         per_row_args = [a for c in configs for a in to_tsquery(terms, "%s", c)[1]]
-        # ts_rank of the candidates, and ts_headline for the page only.
         cur.execute(
-            "WITH top AS ("
-            f" SELECT t.id, ts_rank(t.tsv, {per_row}) AS rank, t.space_id, t.start_s"
-            " FROM turns t WHERE t.id = ANY(%s)"
-            " ORDER BY rank DESC, t.space_id, t.start_s LIMIT %s OFFSET %s) "
-            "SELECT t.space_id, s.title, t.speaker, t.start_s, t.end_s, "
-            f"ts_headline(t.ts_config, t.text, {per_row}, %s), top.rank, s.state, t.language "
-            "FROM top JOIN turns t ON t.id = top.id JOIN spaces s ON s.space_id = t.space_id "
-            "ORDER BY top.rank DESC, top.space_id, top.start_s",
-            [*per_row_args, ids, limit, offset, *per_row_args, _HEADLINE],
+            "WITH c AS ("
+            " SELECT t.id, t.tsv, t.ts_config, t.space_id, t.start_s, t.speaker, t.end_s, t.text, t.language,"
+            " s.title, s.state FROM turns t JOIN spaces s ON s.space_id = t.space_id"
+            f" WHERE ({' OR '.join(conditions)}) AND {self._sql(where)}"
+            f" ORDER BY t.id DESC LIMIT {MAX_CANDIDATES}), "
+            f"top AS (SELECT c.*, ts_rank(c.tsv, {per_row}) AS rank FROM c"
+            " ORDER BY rank DESC, c.space_id, c.start_s LIMIT %s OFFSET %s) "
+            "SELECT c.space_id, c.title, c.speaker, c.start_s, c.end_s, "
+            f"ts_headline(c.ts_config, c.text, {per_row}, %s), c.rank,"
+            " c.state, c.language FROM top c ORDER BY c.rank DESC, c.space_id, c.start_s",
+            [*match, *params, *per_row_args, limit, offset, *per_row_args, _HEADLINE],
             prepare=False,
         )
         return list(cur.fetchall())
-
-    def _candidates(
-        self, cur: Any, terms: list[Term], languages: Sequence[str], where: str, params: list[Any]
-    ) -> list[int]:
-        """The newest MAX_CANDIDATES turns matching ``terms`` and ``where``.
-
-        The query is written out so the planner sees a constant and its
-        selectivity: for frequent words it walks the primary key backwards
-        and stops, for rare ones it asks the GIN index. Never prepared, for
-        the same reason: a generic plan knows no selectivity.
-        """
-        conditions, match = _conditions(terms, languages, placeholder="%s")
-        cur.execute(
-            "SELECT t.id FROM turns t JOIN spaces s ON s.space_id = t.space_id"
-            f" WHERE ({' OR '.join(conditions)}) AND {self._sql(where)}"
-            f" ORDER BY t.id DESC LIMIT {MAX_CANDIDATES}",
-            [*match, *params],
-            prepare=False,
-        )
-        return [int(r[0]) for r in cur.fetchall()]
 
     def close(self) -> None:
         self.pool.close()

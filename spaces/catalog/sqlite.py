@@ -17,7 +17,7 @@ from typing import Any
 from spaces.catalog import TurnRow, bm25
 from spaces.catalog.highlight import snippet
 from spaces.catalog.query import Term
-from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SHARED_TABLES, SqlCatalog, turn_rows
+from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SHARED_TABLES, Scope, SqlCatalog, turn_rows
 from spaces.exceptions import ConfigError, StorageError
 from spaces.languages import fold, stems
 from spaces.models import Turn
@@ -68,6 +68,7 @@ CREATE TABLE IF NOT EXISTS turns (
     live INTEGER NOT NULL DEFAULT 0,
     language TEXT NOT NULL DEFAULT '',
     stems TEXT NOT NULL DEFAULT '',
+    speaker_key TEXT NOT NULL DEFAULT '',
     UNIQUE (space_id, seq)
 );
 CREATE TABLE IF NOT EXISTS turn_languages (language TEXT PRIMARY KEY);
@@ -102,6 +103,11 @@ CREATE VIRTUAL TABLE IF NOT EXISTS turns_stems USING fts5(
 #: own stem), those in the most turns: Elasticsearch's ``max_expansions``
 #: default, for the same reason (a three-letter start can begin hundreds).
 MAX_EXPANSIONS = 50
+
+#: Search by speaker starts from the speaker's turns when the query's rarest
+#: word is in this many times more turns than they have: a lookup in the word
+#: index per turn of theirs costs about that many steps of a walk along it.
+SPEAKER_FIRST_RATIO = 10
 
 
 class SqliteCatalog(SqlCatalog):
@@ -166,8 +172,10 @@ class SqliteCatalog(SqlCatalog):
     def _sql(self, statement: str) -> str:
         return statement
 
-    #: The stemmed words FTS5 indexes (see above).
-    _turn_columns = {"stems": "TEXT NOT NULL DEFAULT ''"}
+    #: The stemmed words FTS5 indexes (see above); the speaker's name lower-cased
+    #: by Python, indexed for search by speaker (an index on ``lower(speaker)``
+    #: would call our ``lower``, which a connection without it cannot evaluate).
+    _turn_columns = {"stems": "TEXT NOT NULL DEFAULT ''", "speaker_key": "TEXT NOT NULL DEFAULT ''"}
 
     def create_schema(self) -> None:
         with _storage_errors():
@@ -175,10 +183,13 @@ class SqliteCatalog(SqlCatalog):
             had_counts = bool(conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'stem_totals'").fetchone())
             conn.executescript(SCHEMA)
         with self._transaction() as cur:
-            had_stems = "stems" in self._column_names(cur, "turns")
+            had = self._column_names(cur, "turns")
             self._add_columns(cur)
-            if not had_stems:
+            if "stems" not in had:
                 self._stem_older_turns(cur)
+            if "speaker_key" not in had:
+                cur.execute("UPDATE turns SET speaker_key = lower(speaker)")
+            cur.execute("CREATE INDEX IF NOT EXISTS turns_speaker ON turns (speaker_key)")
             if not had_counts:
                 cur.execute("INSERT OR IGNORE INTO stem_totals (id, turns, tokens) VALUES (0, 0, 0)")
                 tally = _Tally()
@@ -205,9 +216,9 @@ class SqliteCatalog(SqlCatalog):
         for row in turn_rows(space_id, turns, first_seq):
             stemmed = tally.add(stems(row.text, row.language))
             cur.execute(
-                "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text, language, stems, live) "
-                "VALUES (?,?,?,?,?,?,?,?,?)",
-                (*row, stemmed, int(live)),
+                "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text, language, stems, speaker_key, live) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (*row, stemmed, row.speaker.lower(), int(live)),
             )
             cur.execute("INSERT INTO turns_stems (rowid, stems) VALUES (?, ?)", (cur.lastrowid, stemmed))
         tally.save(cur)
@@ -217,9 +228,9 @@ class SqliteCatalog(SqlCatalog):
         (last,) = cur.fetchone()
         tally = _Tally()
         cur.executemany(
-            "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text, language, stems) "
-            "VALUES (?,?,?,?,?,?,?,?)",
-            ((*row, tally.add(stems(row.text, row.language))) for row in turns),
+            "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text, language, stems, speaker_key) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            ((*row, tally.add(stems(row.text, row.language)), row.speaker.lower()) for row in turns),
         )
         tally.save(cur)
         # New rowids are above the old maximum; indexing them in one statement
@@ -270,8 +281,25 @@ class SqliteCatalog(SqlCatalog):
             [space_id] * 3,
         )
 
+    def _speaker_clause(self, speaker: str) -> tuple[str, list[Any]]:
+        return "t.speaker_key = ?", [speaker.lower()]
+
+    def _few_turns(self, cur: Any, scope: Scope, group: _Analysed) -> bool:
+        """Whether the speaker searched has fewer turns than the query's words are in, by far.
+
+        Then their turns are the cheaper side to start from. Their count is
+        read from the index, up to that bound only.
+        """
+        if not scope.speaker or scope.space_id:
+            return False  # one space's turns are a range of the word index already
+        bound = min(t.docs for t in group.terms) // SPEAKER_FIRST_RATIO
+        cur.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM turns WHERE speaker_key = ? LIMIT ?)", (scope.speaker.lower(), bound)
+        )
+        return bool(cur.fetchone()[0] < bound)
+
     def _search_rows(
-        self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int
+        self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int, scope: Scope
     ) -> list[tuple[Any, ...]]:
         groups = self._groups(cur, terms, self._turn_languages(cur))
         if not groups:
@@ -284,13 +312,26 @@ class SqliteCatalog(SqlCatalog):
         # snippets for the page only.
         ranked: list[tuple[float, str, float, int]] = []
         for group in groups:
-            cur.execute(
-                "SELECT t.id, t.space_id, t.start_s, t.stems FROM turns_stems JOIN turns t ON t.id = turns_stems.rowid"
-                " JOIN spaces s ON s.space_id = t.space_id"
-                f" WHERE turns_stems MATCH ? AND t.language IN ({','.join('?' * len(group.languages))}) AND {where}"
-                f" ORDER BY turns_stems.rowid DESC LIMIT {MAX_CANDIDATES}",
-                [group.match, *group.languages, *params],
-            )
+            in_languages = f"t.language IN ({','.join('?' * len(group.languages))})"
+            if self._few_turns(cur, scope, group):
+                # The speaker's turns, newest first, each looked up in the index:
+                # the same candidates as below, without walking every turn the
+                # words are in to find the few that are theirs.
+                cur.execute(
+                    "SELECT t.id, t.space_id, t.start_s, t.stems FROM turns t JOIN spaces s ON s.space_id = t.space_id"
+                    f" WHERE {in_languages} AND {where} AND EXISTS (SELECT 1 FROM turns_stems"
+                    " WHERE turns_stems MATCH ? AND turns_stems.rowid = t.id)"
+                    f" ORDER BY t.id DESC LIMIT {MAX_CANDIDATES}",
+                    [*group.languages, *params, group.match],
+                )
+            else:
+                cur.execute(
+                    "SELECT t.id, t.space_id, t.start_s, t.stems FROM turns_stems"
+                    " JOIN turns t ON t.id = turns_stems.rowid JOIN spaces s ON s.space_id = t.space_id"
+                    f" WHERE turns_stems MATCH ? AND {in_languages} AND {where}"
+                    f" ORDER BY turns_stems.rowid DESC LIMIT {MAX_CANDIDATES}",
+                    [group.match, *group.languages, *params],
+                )
             rows = cur.fetchall()
             ranks = bm25.scores(group.terms, (_tokens(r[3]) for r in rows), total=total, avg_length=average)
             ranked.extend(
