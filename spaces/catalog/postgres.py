@@ -77,6 +77,10 @@ CREATE TABLE IF NOT EXISTS turn_languages (language TEXT PRIMARY KEY);
 #: has no stemmer for the language (Japanese, Polish, ...): words are only
 #: lower-cased and unaccented.
 
+#: A speaker with fewer turns than this is searched from their turns
+#: (``_source``): checking this many tsvectors costs milliseconds.
+SCOPE_FIRST = 5000
+
 _HEADLINE = f"StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=20, MinWords=8, MaxFragments=1"
 
 
@@ -200,15 +204,38 @@ class PostgresCatalog(SqlCatalog):
         # still being typed), so a word typed in full and said that much is
         # taken as the word meant.
         exact = [Term(t.words) for t in terms]
+        source = self._source(cur, scope)
         if exact != terms:
-            rows = self._ranked(cur, exact, terms, languages, where, params, limit, offset)
+            rows = self._ranked(cur, source, exact, terms, languages, where, params, limit, offset)
             if len(rows) == limit:
                 return rows
-        return self._ranked(cur, terms, terms, languages, where, params, limit, offset)
+        return self._ranked(cur, source, terms, terms, languages, where, params, limit, offset)
+
+    def _source(self, cur: Any, scope: Scope) -> tuple[str, list[Any]]:
+        """Where candidates are read from: all turns, or only the space's or the speaker's (when few).
+
+        The planner would intersect the scope's index with GIN's posting
+        lists, which for frequent words (a prefix above all) costs more
+        than checking the scope's few turns one by one: a fence (OFFSET 0)
+        makes it read them first.
+        """
+        if scope.space_id:
+            clause, args = self._space_clause(scope.space_id)
+        elif scope.speaker:
+            clause, args = self._speaker_clause(scope.speaker)
+            cur.execute(
+                self._sql(f"SELECT COUNT(*) FROM (SELECT 1 FROM turns t WHERE {clause} LIMIT {SCOPE_FIRST}) c"), args
+            )
+            if cur.fetchone()[0] >= SCOPE_FIRST:
+                return "turns t", []
+        else:
+            return "turns t", []
+        return f"(SELECT * FROM turns t WHERE {self._sql(clause)} OFFSET 0) t", args
 
     def _ranked(
         self,
         cur: Any,
+        source: tuple[str, list[Any]],
         matching: list[Term],
         terms: list[Term],
         languages: Sequence[str],
@@ -239,7 +266,7 @@ class PostgresCatalog(SqlCatalog):
         cur.execute(
             "WITH c AS ("
             " SELECT t.id, t.tsv, t.ts_config, t.space_id, t.start_s, t.speaker, t.end_s, t.text, t.language,"
-            " s.title, s.state FROM turns t JOIN spaces s ON s.space_id = t.space_id"
+            f" s.title, s.state FROM {source[0]} JOIN spaces s ON s.space_id = t.space_id"
             f" WHERE ({' OR '.join(conditions)}) AND {self._sql(where)}"
             f" ORDER BY t.id DESC LIMIT {MAX_CANDIDATES}), "
             f"top AS (SELECT c.*, ts_rank(c.tsv, {per_row}) AS rank FROM c"
@@ -247,7 +274,7 @@ class PostgresCatalog(SqlCatalog):
             "SELECT c.space_id, c.title, c.speaker, c.start_s, c.end_s, "
             f"ts_headline(c.ts_config, c.text, {per_row}, %s), c.rank,"
             " c.state, c.language FROM top c ORDER BY c.rank DESC, c.space_id, c.start_s",
-            [*match, *params, *per_row_args, limit, offset, *per_row_args, _HEADLINE],
+            [*source[1], *match, *params, *per_row_args, limit, offset, *per_row_args, _HEADLINE],
             prepare=False,
         )
         return list(cur.fetchall())

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -243,7 +244,8 @@ class SqliteCatalog(SqlCatalog):
         for lang in languages or [""]:
             analysed = _analyse(cur, terms, lang)
             if analysed is not None:
-                groups.setdefault(analysed.match, _Analysed(analysed.match, analysed.terms, [])).languages.append(lang)
+                same = _Analysed(analysed.match, analysed.terms, [], analysed.tokens_decide)
+                groups.setdefault(analysed.match, same).languages.append(lang)
         return list(groups.values())
 
     def _match_clause(self, terms: list[Term], languages: Sequence[str]) -> tuple[str, list[Any]]:
@@ -287,10 +289,11 @@ class SqliteCatalog(SqlCatalog):
     def _few_turns(self, cur: Any, scope: Scope, group: _Analysed) -> bool:
         """Whether the speaker searched has fewer turns than the query's words are in, by far.
 
-        Then their turns are the cheaper side to start from. Their count is
-        read from the index, up to that bound only.
+        Then their turns are the cheaper side to start from, matched on their
+        tokens (unless a term is one FTS5 alone matches). Their count is read
+        from the index, up to that bound only.
         """
-        if not scope.speaker or scope.space_id:
+        if not scope.speaker or scope.space_id or not group.tokens_decide:
             return False  # one space's turns are a range of the word index already
         bound = min(t.docs for t in group.terms) // SPEAKER_FIRST_RATIO
         cur.execute(
@@ -314,16 +317,17 @@ class SqliteCatalog(SqlCatalog):
         for group in groups:
             in_languages = f"t.language IN ({','.join('?' * len(group.languages))})"
             if self._few_turns(cur, scope, group):
-                # The speaker's turns, newest first, each looked up in the index:
-                # the same candidates as below, without walking every turn the
-                # words are in to find the few that are theirs.
+                # The speaker's turns, newest first, matched here on the tokens
+                # FTS5 indexes: the same candidates as below, without walking
+                # every turn the words are in to find the few that are theirs.
                 cur.execute(
                     "SELECT t.id, t.space_id, t.start_s, t.stems FROM turns t JOIN spaces s ON s.space_id = t.space_id"
-                    f" WHERE {in_languages} AND {where} AND EXISTS (SELECT 1 FROM turns_stems"
-                    " WHERE turns_stems MATCH ? AND turns_stems.rowid = t.id)"
-                    f" ORDER BY t.id DESC LIMIT {MAX_CANDIDATES}",
-                    [*group.languages, *params, group.match],
+                    f" WHERE {in_languages} AND {where} ORDER BY t.id DESC",
+                    [*group.languages, *params],
                 )
+                matches = bm25.matcher(group.terms)
+                every = ((turn_id, space_id, start, _tokens(stemmed)) for turn_id, space_id, start, stemmed in cur)
+                found = list(islice((r for r in every if matches(r[3])), MAX_CANDIDATES))
             else:
                 cur.execute(
                     "SELECT t.id, t.space_id, t.start_s, t.stems FROM turns_stems"
@@ -332,11 +336,11 @@ class SqliteCatalog(SqlCatalog):
                     f" ORDER BY turns_stems.rowid DESC LIMIT {MAX_CANDIDATES}",
                     [group.match, *group.languages, *params],
                 )
-            rows = cur.fetchall()
-            ranks = bm25.scores(group.terms, (_tokens(r[3]) for r in rows), total=total, avg_length=average)
+                found = [(turn_id, space_id, start, _tokens(stemmed)) for turn_id, space_id, start, stemmed in cur]
+            ranks = bm25.scores(group.terms, (r[3] for r in found), total=total, avg_length=average)
             ranked.extend(
                 (-rank, space_id, start, turn_id)
-                for rank, (turn_id, space_id, start, _) in zip(ranks, rows, strict=True)
+                for rank, (turn_id, space_id, start, _) in zip(ranks, found, strict=True)
             )
         ranked.sort()
         page = ranked[offset : offset + limit]
@@ -386,6 +390,9 @@ class _Analysed:
     """An FTS5 expression over ``stems``: every term."""
     terms: list[bm25.Scored]
     languages: list[str]
+    tokens_decide: bool = True
+    """A turn's tokens tell whether it matches (``bm25.matcher``), as FTS5 would;
+    not so for a phrase still being typed (``"l'amo"*``: FTS5's phrase prefix)."""
 
 
 def _analyse(cur: Any, terms: list[Term], language: str) -> _Analysed | None:
@@ -424,7 +431,8 @@ def _analyse(cur: Any, terms: list[Term], language: str) -> _Analysed | None:
             prefix = f' OR "{fold(term.words[0])}"*' if term.prefix else ""
             parts.append(f'("{" ".join(words)}"{prefix})' if prefix else f'"{" ".join(words)}"')
             scored.append(bm25.Scored(tuple(words), docs=min(docs.get(w, 0) for w in words)))
-    return _Analysed(" AND ".join(parts), scored, [])
+    phrase_prefix = any(t.prefix and len(w) > 1 for t, w in zip(terms, analysed, strict=True))
+    return _Analysed(" AND ".join(parts), scored, [], not phrase_prefix)
 
 
 class _Tally:
