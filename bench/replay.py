@@ -437,7 +437,7 @@ def main() -> None:
                 seconds = load(backend, corpus, args.keep or work)
                 took = "kept" if seconds is None else f"{seconds:.1f}"
                 loads.append([backend.name, f"{len(corpus.spaces):,}", f"{len(corpus.turns):,}", took])
-                print(f"{backend.name}: loaded in {took}s", flush=True)
+                print(f"{backend.name}: load {took}" + ("" if seconds is None else " s"), flush=True)
                 like = bench_like(backend, queries["typical"][: args.like_queries])
                 likes.append([backend.name, *like.row()])
                 print(f"{backend.name}: LIKE baseline p50 {percentile(like.samples_ms, 50):.0f} ms", flush=True)
