@@ -54,6 +54,12 @@ def _counter(term: Scored) -> Callable[[Sequence[str]], int]:
     )
 
 
+def matcher(terms: Sequence[Scored]) -> Callable[[Sequence[str]], bool]:
+    """Whether a turn's tokens hold every term (as FTS5 matches them: words, phrases, a prefix's words)."""
+    counters = [_counter(t) for t in terms]
+    return lambda tokens: all(count(tokens) for count in counters)
+
+
 def scores(terms: Sequence[Scored], turns: Iterable[Sequence[str]], *, total: int, avg_length: float) -> list[float]:
     """Each turn's BM25 for the query (higher is better), from its tokens."""
     weights = [(idf(t.docs, total) * (K1 + 1), _counter(t)) for t in terms]

@@ -11,7 +11,7 @@ from psycopg_pool import ConnectionPool
 
 from spaces.catalog import TurnRow
 from spaces.catalog.query import Term, to_tsquery
-from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SHARED_TABLES, SqlCatalog, turn_rows
+from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SHARED_TABLES, Scope, SqlCatalog, turn_rows
 from spaces.exceptions import StorageError
 from spaces.languages import postgres_config, postgres_configs
 from spaces.models import Space, Turn
@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS turns (
     UNIQUE (space_id, seq)
 );
 CREATE INDEX IF NOT EXISTS turns_tsv ON turns USING GIN (tsv);
+CREATE INDEX IF NOT EXISTS turns_speaker ON turns (LOWER(speaker));
 CREATE TABLE IF NOT EXISTS turn_languages (language TEXT PRIMARY KEY);
 """
 )
@@ -75,6 +76,10 @@ CREATE TABLE IF NOT EXISTS turn_languages (language TEXT PRIMARY KEY);
 #: (``unaccent``), so "ecoute" finds "écoute". ``simple`` where PostgreSQL
 #: has no stemmer for the language (Japanese, Polish, ...): words are only
 #: lower-cased and unaccented.
+
+#: A speaker with fewer turns than this is searched from their turns
+#: (``_source``): checking this many tsvectors costs milliseconds.
+SCOPE_FIRST = 5000
 
 _HEADLINE = f"StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=20, MinWords=8, MaxFragments=1"
 
@@ -189,7 +194,7 @@ class PostgresCatalog(SqlCatalog):
         cur.execute("DELETE FROM turns WHERE space_id = %s", (space_id,))
 
     def _search_rows(
-        self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int
+        self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int, scope: Scope
     ) -> list[tuple[Any, ...]]:
         languages = self._turn_languages(cur)
         # A prefix makes GIN merge the posting lists of every word it starts
@@ -199,53 +204,80 @@ class PostgresCatalog(SqlCatalog):
         # still being typed), so a word typed in full and said that much is
         # taken as the word meant.
         exact = [Term(t.words) for t in terms]
-        ids = self._candidates(cur, exact, languages, where, params) if exact != terms else []
-        if len(ids) < offset + limit:
-            ids = self._candidates(cur, terms, languages, where, params)
-        if not ids:
-            return []
+        source = self._source(cur, scope)
+        if exact != terms:
+            rows = self._ranked(cur, source, exact, terms, languages, where, params, limit, offset)
+            if len(rows) == limit:
+                return rows
+        return self._ranked(cur, source, terms, terms, languages, where, params, limit, offset)
+
+    def _source(self, cur: Any, scope: Scope) -> tuple[str, list[Any]]:
+        """Where candidates are read from: all turns, or only the space's or the speaker's (when few).
+
+        The planner would intersect the scope's index with GIN's posting
+        lists, which for frequent words (a prefix above all) costs more
+        than checking the scope's few turns one by one: a fence (OFFSET 0)
+        makes it read them first.
+        """
+        if scope.space_id:
+            clause, args = self._space_clause(scope.space_id)
+        elif scope.speaker:
+            clause, args = self._speaker_clause(scope.speaker)
+            cur.execute(
+                self._sql(f"SELECT COUNT(*) FROM (SELECT 1 FROM turns t WHERE {clause} LIMIT {SCOPE_FIRST}) c"), args
+            )
+            if cur.fetchone()[0] >= SCOPE_FIRST:
+                return "turns t", []
+        else:
+            return "turns t", []
+        return f"(SELECT * FROM turns t WHERE {self._sql(clause)} OFFSET 0) t", args
+
+    def _ranked(
+        self,
+        cur: Any,
+        source: tuple[str, list[Any]],
+        matching: list[Term],
+        terms: list[Term],
+        languages: Sequence[str],
+        where: str,
+        params: list[Any],
+        limit: int,
+        offset: int,
+    ) -> list[tuple[Any, ...]]:
+        """The page of the newest MAX_CANDIDATES turns ``matching`` and ``where``, ranked by ``terms``.
+
+        One statement: the candidates' tsvectors are ranked as they are read
+        (ts_rank), and only the page gets a headline (ts_headline).
+        The query is written out so the planner sees a constant and its
+        selectivity: for frequent words it walks the primary key backwards
+        and stops, for rare ones it asks the GIN index, for one speaker's
+        turns their index. Never prepared, for the same reason: a generic
+        plan knows no selectivity.
+        """
+        conditions, match = _conditions(matching, languages, placeholder="%s")
         # The query in each row's own configuration, for its rank and headline.
         configs = sorted({_config(lang) for lang in languages} or {_config("")})
         per_row = (
-            "CASE t.ts_config "
+            "CASE c.ts_config "
             + " ".join(f"WHEN '{c}'::regconfig THEN {to_tsquery(terms, '%s', c)[0]}" for c in configs)
             + " END"
         )
         per_row_args = [a for c in configs for a in to_tsquery(terms, "%s", c)[1]]
-        # ts_rank of the candidates, and ts_headline for the page only.
         cur.execute(
-            "WITH top AS ("
-            f" SELECT t.id, ts_rank(t.tsv, {per_row}) AS rank, t.space_id, t.start_s"
-            " FROM turns t WHERE t.id = ANY(%s)"
-            " ORDER BY rank DESC, t.space_id, t.start_s LIMIT %s OFFSET %s) "
-            "SELECT t.space_id, s.title, t.speaker, t.start_s, t.end_s, "
-            f"ts_headline(t.ts_config, t.text, {per_row}, %s), top.rank, s.state, t.language "
-            "FROM top JOIN turns t ON t.id = top.id JOIN spaces s ON s.space_id = t.space_id "
-            "ORDER BY top.rank DESC, top.space_id, top.start_s",
-            [*per_row_args, ids, limit, offset, *per_row_args, _HEADLINE],
+            "WITH c AS ("
+            " SELECT t.id, t.tsv, t.ts_config, t.space_id, t.start_s, t.speaker, t.end_s, t.text, t.language,"
+            f" s.title, s.state FROM {source[0]} JOIN spaces s ON s.space_id = t.space_id"
+            f" WHERE ({' OR '.join(conditions)}) AND {self._sql(where)}"
+            f" ORDER BY t.id DESC LIMIT {MAX_CANDIDATES}), "
+            f"top AS (SELECT c.*, ts_rank(c.tsv, {per_row}) AS rank FROM c"
+            " ORDER BY rank DESC, c.space_id, c.start_s LIMIT %s OFFSET %s) "
+            "SELECT c.space_id, c.title, c.speaker, c.start_s, c.end_s, "
+            f"ts_headline(c.ts_config, c.text, {per_row}, %s), c.rank,"
+            " c.state, c.language FROM top c ORDER BY c.rank DESC, c.space_id, c.start_s",
+            [*source[1], *match, *params, *per_row_args, limit, offset, *per_row_args, _HEADLINE],
             prepare=False,
         )
         return list(cur.fetchall())
-
-    def _candidates(
-        self, cur: Any, terms: list[Term], languages: Sequence[str], where: str, params: list[Any]
-    ) -> list[int]:
-        """The newest MAX_CANDIDATES turns matching ``terms`` and ``where``.
-
-        The query is written out so the planner sees a constant and its
-        selectivity: for frequent words it walks the primary key backwards
-        and stops, for rare ones it asks the GIN index. Never prepared, for
-        the same reason: a generic plan knows no selectivity.
-        """
-        conditions, match = _conditions(terms, languages, placeholder="%s")
-        cur.execute(
-            "SELECT t.id FROM turns t JOIN spaces s ON s.space_id = t.space_id"
-            f" WHERE ({' OR '.join(conditions)}) AND {self._sql(where)}"
-            f" ORDER BY t.id DESC LIMIT {MAX_CANDIDATES}",
-            [*match, *params],
-            prepare=False,
-        )
-        return [int(r[0]) for r in cur.fetchall()]
 
     def close(self) -> None:
         self.pool.close()

@@ -11,6 +11,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any
 
 from spaces.catalog import SpaceFilter, TurnRow
@@ -85,6 +86,14 @@ ERASING, ERASED = "erasing", "erased"
 MARK_START, MARK_END = "\x02", "\x03"
 
 
+@dataclass(frozen=True)
+class Scope:
+    """What a search is narrowed to besides visibility."""
+
+    speaker: str | None = None
+    space_id: str | None = None
+
+
 class SqlCatalog(ABC):
     """Everything but connections and full-text search."""
 
@@ -117,9 +126,12 @@ class SqlCatalog(ABC):
 
     @abstractmethod
     def _search_rows(
-        self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int
+        self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int, scope: Scope
     ) -> list[tuple[Any, ...]]:
-        """Rows of (space_id, title, speaker, start, end, snippet, rank, space state, language)."""
+        """Rows of (space_id, title, speaker, start, end, snippet, rank, space state, language).
+
+        ``where`` already holds ``scope``; a backend may use it to choose its plan.
+        """
 
     @abstractmethod
     def _match_clause(self, terms: list[Term], languages: Sequence[str]) -> tuple[str, list[Any]]:
@@ -155,6 +167,10 @@ class SqlCatalog(ABC):
     def _space_clause(self, space_id: str) -> tuple[str, list[Any]]:
         """Search's condition for turns ``t`` of one space."""
         return "t.space_id = ?", [space_id]
+
+    def _speaker_clause(self, speaker: str) -> tuple[str, list[Any]]:
+        """Search's condition for turns ``t`` of one speaker, named as people type it ("Bob" finds bob's)."""
+        return "LOWER(t.speaker) = LOWER(?)", [speaker]
 
     def _execute(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one read-only statement and return its rows."""
@@ -490,15 +506,15 @@ class SqlCatalog(ABC):
         where += f" AND {_SEARCHABLE}"
         params.extend(_SEARCHABLE_STATES)
         if speaker:
-            # Names as people type them: "Bob" finds bob's turns.
-            where += " AND LOWER(t.speaker) = LOWER(?)"
-            params.append(speaker)
+            clause, args = self._speaker_clause(speaker)
+            where += f" AND {clause}"
+            params.extend(args)
         if space_id:
             clause, args = self._space_clause(space_id)
             where += f" AND {clause}"
             params.extend(args)
         with self._reading() as cur:
-            rows = self._search_rows(cur, terms, where, params, limit, offset)
+            rows = self._search_rows(cur, terms, where, params, limit, offset, Scope(speaker, space_id))
         return [
             SearchHit(
                 space_id=r[0],

@@ -11,13 +11,14 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from spaces.catalog import TurnRow, bm25
 from spaces.catalog.highlight import snippet
 from spaces.catalog.query import Term
-from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SHARED_TABLES, SqlCatalog, turn_rows
+from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SHARED_TABLES, Scope, SqlCatalog, turn_rows
 from spaces.exceptions import ConfigError, StorageError
 from spaces.languages import fold, stems
 from spaces.models import Turn
@@ -68,6 +69,7 @@ CREATE TABLE IF NOT EXISTS turns (
     live INTEGER NOT NULL DEFAULT 0,
     language TEXT NOT NULL DEFAULT '',
     stems TEXT NOT NULL DEFAULT '',
+    speaker_key TEXT NOT NULL DEFAULT '',
     UNIQUE (space_id, seq)
 );
 CREATE TABLE IF NOT EXISTS turn_languages (language TEXT PRIMARY KEY);
@@ -102,6 +104,11 @@ CREATE VIRTUAL TABLE IF NOT EXISTS turns_stems USING fts5(
 #: own stem), those in the most turns: Elasticsearch's ``max_expansions``
 #: default, for the same reason (a three-letter start can begin hundreds).
 MAX_EXPANSIONS = 50
+
+#: Search by speaker starts from the speaker's turns when the query's rarest
+#: word is in this many times more turns than they have: a lookup in the word
+#: index per turn of theirs costs about that many steps of a walk along it.
+SPEAKER_FIRST_RATIO = 10
 
 
 class SqliteCatalog(SqlCatalog):
@@ -166,8 +173,10 @@ class SqliteCatalog(SqlCatalog):
     def _sql(self, statement: str) -> str:
         return statement
 
-    #: The stemmed words FTS5 indexes (see above).
-    _turn_columns = {"stems": "TEXT NOT NULL DEFAULT ''"}
+    #: The stemmed words FTS5 indexes (see above); the speaker's name lower-cased
+    #: by Python, indexed for search by speaker (an index on ``lower(speaker)``
+    #: would call our ``lower``, which a connection without it cannot evaluate).
+    _turn_columns = {"stems": "TEXT NOT NULL DEFAULT ''", "speaker_key": "TEXT NOT NULL DEFAULT ''"}
 
     def create_schema(self) -> None:
         with _storage_errors():
@@ -175,10 +184,13 @@ class SqliteCatalog(SqlCatalog):
             had_counts = bool(conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'stem_totals'").fetchone())
             conn.executescript(SCHEMA)
         with self._transaction() as cur:
-            had_stems = "stems" in self._column_names(cur, "turns")
+            had = self._column_names(cur, "turns")
             self._add_columns(cur)
-            if not had_stems:
+            if "stems" not in had:
                 self._stem_older_turns(cur)
+            if "speaker_key" not in had:
+                cur.execute("UPDATE turns SET speaker_key = lower(speaker)")
+            cur.execute("CREATE INDEX IF NOT EXISTS turns_speaker ON turns (speaker_key)")
             if not had_counts:
                 cur.execute("INSERT OR IGNORE INTO stem_totals (id, turns, tokens) VALUES (0, 0, 0)")
                 tally = _Tally()
@@ -205,9 +217,9 @@ class SqliteCatalog(SqlCatalog):
         for row in turn_rows(space_id, turns, first_seq):
             stemmed = tally.add(stems(row.text, row.language))
             cur.execute(
-                "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text, language, stems, live) "
-                "VALUES (?,?,?,?,?,?,?,?,?)",
-                (*row, stemmed, int(live)),
+                "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text, language, stems, speaker_key, live) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (*row, stemmed, row.speaker.lower(), int(live)),
             )
             cur.execute("INSERT INTO turns_stems (rowid, stems) VALUES (?, ?)", (cur.lastrowid, stemmed))
         tally.save(cur)
@@ -217,9 +229,9 @@ class SqliteCatalog(SqlCatalog):
         (last,) = cur.fetchone()
         tally = _Tally()
         cur.executemany(
-            "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text, language, stems) "
-            "VALUES (?,?,?,?,?,?,?,?)",
-            ((*row, tally.add(stems(row.text, row.language))) for row in turns),
+            "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text, language, stems, speaker_key) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            ((*row, tally.add(stems(row.text, row.language)), row.speaker.lower()) for row in turns),
         )
         tally.save(cur)
         # New rowids are above the old maximum; indexing them in one statement
@@ -232,7 +244,8 @@ class SqliteCatalog(SqlCatalog):
         for lang in languages or [""]:
             analysed = _analyse(cur, terms, lang)
             if analysed is not None:
-                groups.setdefault(analysed.match, _Analysed(analysed.match, analysed.terms, [])).languages.append(lang)
+                same = _Analysed(analysed.match, analysed.terms, [], analysed.tokens_decide)
+                groups.setdefault(analysed.match, same).languages.append(lang)
         return list(groups.values())
 
     def _match_clause(self, terms: list[Term], languages: Sequence[str]) -> tuple[str, list[Any]]:
@@ -270,8 +283,26 @@ class SqliteCatalog(SqlCatalog):
             [space_id] * 3,
         )
 
+    def _speaker_clause(self, speaker: str) -> tuple[str, list[Any]]:
+        return "t.speaker_key = ?", [speaker.lower()]
+
+    def _few_turns(self, cur: Any, scope: Scope, group: _Analysed) -> bool:
+        """Whether the speaker searched has fewer turns than the query's words are in, by far.
+
+        Then their turns are the cheaper side to start from, matched on their
+        tokens (unless a term is one FTS5 alone matches). Their count is read
+        from the index, up to that bound only.
+        """
+        if not scope.speaker or scope.space_id or not group.tokens_decide:
+            return False  # one space's turns are a range of the word index already
+        bound = min(t.docs for t in group.terms) // SPEAKER_FIRST_RATIO
+        cur.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM turns WHERE speaker_key = ? LIMIT ?)", (scope.speaker.lower(), bound)
+        )
+        return bool(cur.fetchone()[0] < bound)
+
     def _search_rows(
-        self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int
+        self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int, scope: Scope
     ) -> list[tuple[Any, ...]]:
         groups = self._groups(cur, terms, self._turn_languages(cur))
         if not groups:
@@ -284,18 +315,32 @@ class SqliteCatalog(SqlCatalog):
         # snippets for the page only.
         ranked: list[tuple[float, str, float, int]] = []
         for group in groups:
-            cur.execute(
-                "SELECT t.id, t.space_id, t.start_s, t.stems FROM turns_stems JOIN turns t ON t.id = turns_stems.rowid"
-                " JOIN spaces s ON s.space_id = t.space_id"
-                f" WHERE turns_stems MATCH ? AND t.language IN ({','.join('?' * len(group.languages))}) AND {where}"
-                f" ORDER BY turns_stems.rowid DESC LIMIT {MAX_CANDIDATES}",
-                [group.match, *group.languages, *params],
-            )
-            rows = cur.fetchall()
-            ranks = bm25.scores(group.terms, (_tokens(r[3]) for r in rows), total=total, avg_length=average)
+            in_languages = f"t.language IN ({','.join('?' * len(group.languages))})"
+            if self._few_turns(cur, scope, group):
+                # The speaker's turns, newest first, matched here on the tokens
+                # FTS5 indexes: the same candidates as below, without walking
+                # every turn the words are in to find the few that are theirs.
+                cur.execute(
+                    "SELECT t.id, t.space_id, t.start_s, t.stems FROM turns t JOIN spaces s ON s.space_id = t.space_id"
+                    f" WHERE {in_languages} AND {where} ORDER BY t.id DESC",
+                    [*group.languages, *params],
+                )
+                matches = bm25.matcher(group.terms)
+                every = ((turn_id, space_id, start, _tokens(stemmed)) for turn_id, space_id, start, stemmed in cur)
+                found = list(islice((r for r in every if matches(r[3])), MAX_CANDIDATES))
+            else:
+                cur.execute(
+                    "SELECT t.id, t.space_id, t.start_s, t.stems FROM turns_stems"
+                    " JOIN turns t ON t.id = turns_stems.rowid JOIN spaces s ON s.space_id = t.space_id"
+                    f" WHERE turns_stems MATCH ? AND {in_languages} AND {where}"
+                    f" ORDER BY turns_stems.rowid DESC LIMIT {MAX_CANDIDATES}",
+                    [group.match, *group.languages, *params],
+                )
+                found = [(turn_id, space_id, start, _tokens(stemmed)) for turn_id, space_id, start, stemmed in cur]
+            ranks = bm25.scores(group.terms, (r[3] for r in found), total=total, avg_length=average)
             ranked.extend(
                 (-rank, space_id, start, turn_id)
-                for rank, (turn_id, space_id, start, _) in zip(ranks, rows, strict=True)
+                for rank, (turn_id, space_id, start, _) in zip(ranks, found, strict=True)
             )
         ranked.sort()
         page = ranked[offset : offset + limit]
@@ -345,6 +390,9 @@ class _Analysed:
     """An FTS5 expression over ``stems``: every term."""
     terms: list[bm25.Scored]
     languages: list[str]
+    tokens_decide: bool = True
+    """A turn's tokens tell whether it matches (``bm25.matcher``), as FTS5 would;
+    not so for a phrase still being typed (``"l'amo"*``: FTS5's phrase prefix)."""
 
 
 def _analyse(cur: Any, terms: list[Term], language: str) -> _Analysed | None:
@@ -383,7 +431,8 @@ def _analyse(cur: Any, terms: list[Term], language: str) -> _Analysed | None:
             prefix = f' OR "{fold(term.words[0])}"*' if term.prefix else ""
             parts.append(f'("{" ".join(words)}"{prefix})' if prefix else f'"{" ".join(words)}"')
             scored.append(bm25.Scored(tuple(words), docs=min(docs.get(w, 0) for w in words)))
-    return _Analysed(" AND ".join(parts), scored, [])
+    phrase_prefix = any(t.prefix and len(w) > 1 for t, w in zip(terms, analysed, strict=True))
+    return _Analysed(" AND ".join(parts), scored, [], not phrase_prefix)
 
 
 class _Tally:

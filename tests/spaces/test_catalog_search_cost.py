@@ -12,7 +12,10 @@ import sqlite3
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from spaces.catalog import Catalog, TurnRow
+from spaces.catalog import sqlite as sqlite_catalog
 from spaces.catalog.sql import MAX_CANDIDATES
 from spaces.catalog.sqlite import SqliteCatalog
 from spaces.languages import stems
@@ -135,4 +138,34 @@ def test_sqlite_ranks_words_as_fts5_bm25_does(tmp_path: Path) -> None:
             assert ours.keys() == fts5.keys()  # a phrase weighs as its rarest word: the order of hits may differ
         else:
             assert ours.keys() == fts5.keys() and all(abs(ours[k] - fts5[k]) < 1e-9 for k in ours), query
+    catalog.close()
+
+
+def test_sqlite_search_by_speaker_starts_from_either_side_with_the_same_hits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From the speaker's turns (few) or from the word's (many): one answer, and an older catalog gets the key."""
+    path = tmp_path / "c.db"
+    catalog = SqliteCatalog(path)
+    catalog.create_schema()
+    _crowded(catalog)
+    _saying(catalog, "elise", [("Élise", 0.0, "harbour lights at night"), ("ann", 4.0, "harbour lights")])
+
+    def answers() -> list[list[tuple[str, float, float]]]:
+        return [
+            [(h.space_id, h.start, h.rank) for h in catalog.search(q, limit=10, speaker=who)]
+            for q, who in (("harbour", "ANN"), ("harbour lights", "élise"), ("harbour", "Cy"), ("harbour", "ben"))
+        ]
+
+    monkeypatch.setattr(sqlite_catalog, "SPEAKER_FIRST_RATIO", 10**9)  # never from the speaker's turns
+    from_words = answers()
+    monkeypatch.setattr(sqlite_catalog, "SPEAKER_FIRST_RATIO", 1)  # from theirs whenever they have fewer
+    assert answers() == from_words
+    assert [len(a) for a in from_words] == [6, 1, 1, 10]
+    catalog.close()
+    with sqlite3.connect(path) as conn:
+        conn.executescript("DROP INDEX turns_speaker; ALTER TABLE turns DROP COLUMN speaker_key;")
+    catalog = SqliteCatalog(path)
+    catalog.create_schema()
+    assert answers() == from_words
     catalog.close()
