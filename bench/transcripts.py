@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from spaces.captions import build_cues, to_srt, to_webvtt
+from spaces.formats import AudioFormat
 from spaces.models import Segment, Turn, Word
 from tests.evalspace import (
     BLEED,
@@ -76,7 +77,7 @@ from tests.speech import (
 )
 from transcribe.assemble import TrackWords, assemble
 from transcribe.audio import decode
-from transcribe.context import clips_from_bytes, clips_to_bytes, context_clips, refine_room
+from transcribe.context_pass import clips_from_bytes, clips_to_bytes, context_clips, refine_room
 from transcribe.levels import Levels, levels
 from transcribe.model import load_model, model_label
 from transcribe.room import TrackAudio, transcribe_tracks
@@ -108,7 +109,7 @@ def job_levels(speaker: str, path: str, offset: float) -> dict[str, Any]:
 def job_mix(tracks: list[tuple[str, float]], duration: float, out: str) -> dict[str, Any]:
     """What ``mix`` does, on the whole-track files (one segment per track)."""
     files = [[(Segment(0, "", offset, duration - offset), Path(path))] for path, offset in tracks]
-    outputs = {fmt: Path(out) / f"replay.{fmt}" for fmt in ("ogg", "m4a")}
+    outputs = {fmt: Path(out) / f"replay.{fmt}" for fmt in AudioFormat}
     t0 = time.perf_counter()
     render_mix(files, round(duration * 1000), outputs, lambda fraction: None)
     seconds = time.perf_counter() - t0

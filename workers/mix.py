@@ -21,9 +21,10 @@ import numpy as np
 from pydub import AudioSegment
 
 from spaces import keys
+from spaces.formats import AudioFormat
 from spaces.models import Segment, Track
-from workers.context import Context, Progress, context, stage
-from workers.transcript import space_duration
+from workers.environment import Environment, environment
+from workers.stage import Progress, stage
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +49,17 @@ class _Placed:
 @stage
 def mix(space_id: str) -> float:
     """Write replay.ogg and replay.m4a; returns the mix's duration in seconds."""
-    ctx = context()
-    manifest = ctx.manifest(space_id)
-    duration_ms = round(space_duration(ctx, manifest) * 1000)
-    progress = Progress(ctx.catalog, space_id, "mix")
+    env = environment()
+    manifest = env.manifest(space_id)
+    duration_ms = round(env.duration(manifest) * 1000)
+    progress = Progress(env.catalog, space_id, "mix")
     with tempfile.TemporaryDirectory(prefix="spaces-mix-") as tmp:
         work = Path(tmp)
-        tracks = [_download(ctx, ctx.track(space_id, track_id), work) for track_id, _ in manifest.tracks]
-        outputs = {fmt: work / f"replay.{fmt}" for fmt in ("ogg", "m4a")}
+        tracks = [_download(env, env.track(space_id, track_id), work) for track_id, _ in manifest.tracks]
+        outputs = {fmt: work / f"replay.{fmt}" for fmt in AudioFormat}
         render_mix(tracks, duration_ms, outputs, progress)
-        ctx.blobs.put_file(keys.replay(space_id, "ogg"), outputs["ogg"], content_type="audio/ogg")
-        ctx.blobs.put_file(keys.replay(space_id, "m4a"), outputs["m4a"], content_type="audio/mp4")
+        for fmt, path in outputs.items():
+            env.blobs.put_file(keys.replay(space_id, fmt), path, content_type=fmt.media_type)
     progress(1.0)
     return duration_ms / 1000
 
@@ -66,10 +67,10 @@ def mix(space_id: str) -> float:
 def render_mix(
     tracks: Sequence[Sequence[tuple[Segment, Path]]],
     duration_ms: int,
-    outputs: dict[str, Path],
+    outputs: dict[AudioFormat, Path],
     progress: Callable[[float], None],
 ) -> None:
-    """Mix the tracks (each its segments' files) into ``outputs["ogg"]`` and ``outputs["m4a"]``."""
+    """Mix the tracks (each its segments' files) into ``outputs[AudioFormat.OGG]`` and ``outputs[AudioFormat.M4A]``."""
     placed: list[_Placed] = []
     for track in tracks:
         gain = _speech_gain([path for _, path in track])
@@ -78,11 +79,11 @@ def render_mix(
     _render(placed, duration_ms, outputs, progress)
 
 
-def _download(ctx: Context, track: Track, work: Path) -> list[tuple[Segment, Path]]:
+def _download(env: Environment, track: Track, work: Path) -> list[tuple[Segment, Path]]:
     files = []
     for segment in track.segments:
         path = work / f"{track.track_id}-{segment.seq:06d}.ogg"
-        ctx.blobs.download(segment.key, path)
+        env.blobs.download(segment.key, path)
         files.append((segment, path))
     return files
 
@@ -119,9 +120,9 @@ def _frame_power(audio: AudioSegment, frame_ms: int = 20) -> np.ndarray:
 
 
 def _render(
-    placed: list[_Placed], duration_ms: int, outputs: dict[str, Path], progress: Callable[[float], None]
+    placed: list[_Placed], duration_ms: int, outputs: dict[AudioFormat, Path], progress: Callable[[float], None]
 ) -> None:
-    errors = outputs["ogg"].with_suffix(".log")
+    errors = outputs[AudioFormat.OGG].with_suffix(".log")
     with errors.open("wb") as log_file:
         encoder = subprocess.Popen(
             [
@@ -142,14 +143,14 @@ def _render(
                 "libopus",
                 "-b:a",
                 "48k",
-                str(outputs["ogg"]),
+                str(outputs[AudioFormat.OGG]),
                 "-c:a",
                 "aac",
                 "-b:a",
                 "64k",
                 "-movflags",
                 "+faststart",
-                str(outputs["m4a"]),
+                str(outputs[AudioFormat.M4A]),
             ],
             stdin=subprocess.PIPE,
             stderr=log_file,

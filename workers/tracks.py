@@ -12,26 +12,28 @@ import numpy as np
 from spaces.models import Track
 from transcribe.audio import SAMPLE_RATE, decode, timeline
 from transcribe.exceptions import AudioError
-from workers.context import Context
+from workers.environment import Environment
 
 log = logging.getLogger(__name__)
 
 
-def load_track_audio(ctx: Context, space_id: str, track: Track) -> tuple[float, np.ndarray, list[str]]:
+def load_track_audio(env: Environment, space_id: str, track: Track) -> tuple[float, np.ndarray, list[str]]:
     """Room time of the first sample, the track (16 kHz mono float32), and per-segment errors.
 
     A segment that does not decode is skipped and reported, so one damaged
     file costs its own seconds, not the track.
     """
     errors: list[str] = []
-    pieces = list(track_pieces(ctx, space_id, track, errors))
+    pieces = list(track_pieces(env, space_id, track, errors))
     if not pieces:
         return track.start, np.zeros(0, dtype=np.float32), errors
     start, audio = timeline(pieces)
     return start, audio, errors
 
 
-def track_pieces(ctx: Context, space_id: str, track: Track, errors: list[str]) -> Iterator[tuple[float, np.ndarray]]:
+def track_pieces(
+    env: Environment, space_id: str, track: Track, errors: list[str]
+) -> Iterator[tuple[float, np.ndarray]]:
     """The track's segments, decoded one at a time: ``(room time of the first sample, samples)``.
 
     As :func:`transcribe.audio.timeline` places them: where two segments
@@ -41,7 +43,7 @@ def track_pieces(ctx: Context, space_id: str, track: Track, errors: list[str]) -
     """
     held: tuple[float, np.ndarray] | None = None
     # Segments come in recording order: one held back is enough to trim it.
-    for offset, samples in _decoded(ctx, space_id, track, errors):
+    for offset, samples in _decoded(env, space_id, track, errors):
         if held is not None:
             keep = round((offset - held[0]) * SAMPLE_RATE) if offset > held[0] else len(held[1])
             yield held[0], held[1][:keep]
@@ -50,11 +52,11 @@ def track_pieces(ctx: Context, space_id: str, track: Track, errors: list[str]) -
         yield held
 
 
-def _decoded(ctx: Context, space_id: str, track: Track, errors: list[str]) -> Iterator[tuple[float, np.ndarray]]:
+def _decoded(env: Environment, space_id: str, track: Track, errors: list[str]) -> Iterator[tuple[float, np.ndarray]]:
     with tempfile.TemporaryDirectory(prefix="spaces-track-") as tmp:
         for segment in track.segments:
             path = Path(tmp) / f"{segment.seq:06d}.ogg"
-            ctx.blobs.download(segment.key, path)
+            env.blobs.download(segment.key, path)
             try:
                 samples = decode(path)
             except AudioError as e:
