@@ -1,10 +1,10 @@
 """The pipeline's shape: which stage runs after which, and the space's state.
 
 ``finalize(space_id)`` is what the SFU and ``spaces import`` enqueue. It fans
-out one ``measure_levels`` job per track and the ``mix`` job, then one
-``transcribe_room`` job once every track's levels are known (the room's
-words from its mix, the speakers from the levels), then ``assemble``,
-then ``complete`` after assemble and mix. Every job id is derived from the
+out one ``measure_levels`` job per track; once every track's levels are
+known, one ``transcribe_room`` job (the room's words from its mix, the
+speakers from the levels) and the ``mix`` (each speaker's gain from the
+levels); then ``assemble``, then ``complete`` after assemble and mix. Every job id is derived from the
 space, the stage and the run number, so a replayed enqueue is not a second run.
 """
 
@@ -66,7 +66,8 @@ def finalize(space_id: str, run: int = 0) -> None:
     # One transcription for the whole room (its mix gives Whisper the context):
     # its cost follows the room's speech, not its number of speakers.
     transcribed = enqueue("workers.transcribe_room.transcribe_room", "transcribe-room", depends_on=measured)
-    mixed = enqueue("workers.mix.mix", "mix")
+    # The mix after the levels too: its gains come from them.
+    mixed = enqueue("workers.mix.mix", "mix", depends_on=measured)
     assembled = enqueue("workers.assemble.assemble", "assemble", depends_on=[transcribed])
     enqueue("workers.pipeline.complete", "complete", depends_on=[assembled, mixed])
     log.info(
