@@ -15,52 +15,9 @@ from typing import Any
 
 from spaces.catalog import SpaceFilter, TurnRow
 from spaces.catalog.query import Term, parse
+from spaces.catalog.schema import ADDED_COLUMNS, ADDED_TURN_COLUMNS, SPACE_COLUMNS
 from spaces.exceptions import NotFound
 from spaces.models import SearchHit, Space, SpaceState, Turn, Visibility, languages_from_dict, languages_to_dict
-
-SPACE_COLUMNS = (
-    "space_id, title, host, created_at, state, visibility, duration, speakers, error, progress, partial, "
-    "run, published, node, language, languages"
-)
-
-#: Columns added to ``spaces`` since its first version: ``create_schema``
-#: adds them to an older catalog (name -> SQL type and default).
-#: Tables both backends define the same way (only TEXT columns, standard SQL).
-SHARED_TABLES = """
-CREATE TABLE IF NOT EXISTS space_speakers (
-    space_id TEXT NOT NULL,
-    speaker TEXT NOT NULL,
-    PRIMARY KEY (space_id, speaker)
-);
-CREATE TABLE IF NOT EXISTS space_names (
-    space_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    token_id TEXT NOT NULL,
-    PRIMARY KEY (space_id, name)
-);
-CREATE TABLE IF NOT EXISTS space_bans (
-    space_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (space_id, kind, value)
-);
-"""
-
-ADDED_COLUMNS = {
-    "run": "INTEGER NOT NULL DEFAULT 0",
-    "published": "INTEGER NOT NULL DEFAULT 0",
-    "node": "TEXT NOT NULL DEFAULT ''",
-    "language": "TEXT NOT NULL DEFAULT 'auto'",
-    "languages": "TEXT NOT NULL DEFAULT '{}'",
-}
-
-#: The same for ``turns`` (backends may add their own index columns).
-#: ``live`` marks a turn made of a live final caption (the room agent's),
-#: replaced whole when the pipeline's transcript lands.
-ADDED_TURN_COLUMNS = {
-    "language": "TEXT NOT NULL DEFAULT ''",
-    "live": "INTEGER NOT NULL DEFAULT 0",
-}
 
 #: Spaces whose transcript search shows: the ones whose replay is served
 #: (``replay_api.deps.servable``): ready, or being reprocessed (or failed to
