@@ -11,8 +11,8 @@ from psycopg_pool import ConnectionPool
 
 from spaces.catalog import TurnRow
 from spaces.catalog.query import Term, to_tsquery
-from spaces.catalog.schema import shared_schema
-from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SqlCatalog, turn_rows
+from spaces.catalog.schema import shared_schema, turn_rows
+from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SqlCatalog
 from spaces.exceptions import StorageError
 from spaces.languages import postgres_config, postgres_configs
 from spaces.models import Space, Turn

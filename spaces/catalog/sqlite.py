@@ -17,8 +17,8 @@ from typing import Any
 from spaces.catalog import TurnRow, bm25
 from spaces.catalog.highlight import snippet
 from spaces.catalog.query import Term
-from spaces.catalog.schema import shared_schema
-from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SqlCatalog, turn_rows
+from spaces.catalog.schema import shared_schema, turn_rows
+from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SqlCatalog
 from spaces.exceptions import ConfigError, StorageError
 from spaces.languages import fold, stems
 from spaces.models import Turn
