@@ -23,7 +23,7 @@ from tests.speech import SENTENCES as ENGLISH
 from tests.speech import Space, Utterance, build_space
 from transcribe.assemble import TrackWords, assemble
 from transcribe.audio import decode
-from transcribe.context import context_clips, refine_room
+from transcribe.context_pass import context_clips, refine_room
 from transcribe.language import decide, detect, speaks_language
 from transcribe.levels import levels
 from transcribe.model import load_model

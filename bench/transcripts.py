@@ -50,7 +50,8 @@ from typing import Any
 import numpy as np
 
 from spaces.captions import build_cues, to_srt, to_webvtt
-from spaces.models import Segment, Turn, Word
+from spaces.formats import AudioFormat
+from spaces.models import Turn, Word
 from tests.evalspace import (
     BLEED,
     LATE,
@@ -76,12 +77,13 @@ from tests.speech import (
 )
 from transcribe.assemble import TrackWords, assemble
 from transcribe.audio import decode
-from transcribe.context import clips_from_bytes, clips_to_bytes, context_clips, refine_room
+from transcribe.context_pass import clips_from_bytes, clips_to_bytes, context_clips, refine_room
 from transcribe.levels import Levels, levels
 from transcribe.model import load_model, model_label
 from transcribe.room import TrackAudio, transcribe_tracks
 from transcribe.transcribe import TranscribeOptions, transcribe
-from workers.mix import render_mix
+from workers.mix import RATE as MIX_RATE
+from workers.mix import MixTrack, level_gain, render_mix
 
 OPTIONS = TranscribeOptions()  # set by main(), inherited by the forked jobs
 MODEL = ""  # WHISPER_MODEL of the run (--model), inherited by the forked jobs
@@ -99,26 +101,23 @@ def job_levels(speaker: str, path: str, offset: float) -> dict[str, Any]:
     """What ``measure_levels`` does: one track's levels, so track jobs can skip bleed."""
     return {
         "speaker": speaker,
-        "levels": levels(decode(path), offset=offset).to_dict(),
+        "levels": levels(decode(path, dtype=np.int16), offset=offset).to_dict(),
         "cpu": time.process_time(),
         "rss_mb": _peak_rss_mb(),
     }
 
 
-def job_mix(tracks: list[tuple[str, float]], duration: float, out: str) -> dict[str, Any]:
-    """What ``mix`` does, on the whole-track files (one segment per track)."""
-    files = [[(Segment(0, "", offset, duration - offset), Path(path))] for path, offset in tracks]
-    outputs = {fmt: Path(out) / f"replay.{fmt}" for fmt in ("ogg", "m4a")}
+def job_mix(tracks: list[tuple[str, float, dict[str, Any]]], duration: float, out: str) -> dict[str, Any]:
+    """What ``mix`` does, on the whole-track files (one segment per track) and their levels."""
+    mixed = [
+        MixTrack([(offset, decode(path, rate=MIX_RATE, dtype=np.int16))], level_gain(Levels.from_dict(lv)))
+        for path, offset, lv in tracks
+    ]
+    outputs = {fmt: Path(out) / f"replay.{fmt}" for fmt in AudioFormat}
     t0 = time.perf_counter()
-    render_mix(files, round(duration * 1000), outputs, lambda fraction: None)
+    render_mix(mixed, duration, outputs, lambda fraction: None)
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "cpu": time.process_time() + _children_cpu(), "rss_mb": _peak_rss_mb()}
-
-
-def _children_cpu() -> float:
-    """CPU of the job's finished children (the mix's ffmpeg encoder)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+    return {"seconds": seconds, "cpu": time.process_time(), "rss_mb": _peak_rss_mb()}
 
 
 def job_transcribe(
@@ -233,9 +232,9 @@ class Run:
 def run_ours(space: Space, workers: int, threads: int, out: Path, *, context: bool = True, design: str = "room") -> Run:
     """The pipeline's stages in the order its workers take them, timed stage by stage.
 
-    As ``finalize`` enqueues them: every track's levels and the mix, then the
-    track transcriptions once the levels are known, then assemble; the mix
-    runs beside the transcriptions when there is a free worker.
+    As ``finalize`` enqueues them: every track's levels, then the track
+    transcriptions and the mix once the levels are known, then assemble; the
+    mix runs beside the transcriptions when there is a free worker.
     """
     run = Run()
     starts = space.starts
@@ -243,10 +242,10 @@ def run_ours(space: Space, workers: int, threads: int, out: Path, *, context: bo
     t0 = time.perf_counter()
     with _pool(workers) as pool:
         measured = [pool.apply_async(job_levels, t) for t in tracks]
-        mixed = pool.apply_async(job_mix, ([(p, o) for _, p, o in tracks], space.duration, str(out)))
         lv = {r["speaker"]: r["levels"] for r in (m.get(timeout=JOB_TIMEOUT) for m in measured)}
         run.seconds["levels"] = time.perf_counter() - t0
         run.cpu["levels"] = sum(r.get()["cpu"] for r in measured)
+        mixed = pool.apply_async(job_mix, ([(p, o, lv[s]) for s, p, o in tracks], space.duration, str(out)))
         t1 = time.perf_counter()
         if design == "room":
             room = [(s, p, o, lv[s]) for s, p, o in tracks]

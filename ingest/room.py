@@ -1,6 +1,8 @@
 """A live room: who is in it, the forwarding slots, control, the end.
 
-Room state and control live here; the packet path does not. Each speaker's
+Room state lives here; the packet path does not, nor what participants ask
+of the room (``control``), what everyone is told (``roster``) and what the
+room has recorded (``room_recording``). Each speaker's
 published track has one owner, a ``publication.Publication`` (its slot and
 its recorder), which the receiver feeds directly; the room creates it when
 someone may publish, switches it on and off, and reads its figures. File
@@ -20,51 +22,26 @@ connected ``setup_timeout`` seconds after joining is dropped.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ingest.archive import SpaceArchive, mark_live, reopen
-from ingest.exceptions import (
-    Forbidden,
-    ListenOnHls,
-    NameTaken,
-    NotAgent,
-    OutOfOrder,
-    SetupTimeout,
-    SpaceEnded,
-    TooMany,
-)
+from ingest.control import Control
+from ingest.exceptions import Forbidden, ListenOnHls, SetupTimeout, SpaceEnded, TooMany
 from ingest.forward import Slot
 from ingest.ice import CandidatePolicy
 from ingest.membership import Names
 from ingest.participant import Channel, Participant
 from ingest.publication import Publication
-from ingest.recorder import RecorderOptions, TrackRecorder
-from ingest.signaling import (
-    Answer,
-    CaptionEvent,
-    ClientMessage,
-    Consent,
-    Demote,
-    End,
-    Hand,
-    Join,
-    Mute,
-    Name,
-    Ping,
-    Promote,
-    RecordingPolicy,
-    Remove,
-    error,
-)
+from ingest.recorder import RecorderOptions
+from ingest.room_recording import RoomRecording
+from ingest.roster import Announcer
+from ingest.signaling import ClientMessage, error
 from ingest.spool import RoomRecord, SpaceSpool
 from ingest.writer import ThreadWriter
-from spaces import layout
 from spaces.catalog import Catalog
 from spaces.exceptions import NotFound
 from spaces.models import Space, SpaceState
@@ -72,15 +49,7 @@ from spaces.tokens import Claims, Role
 
 log = logging.getLogger(__name__)
 
-#: Speech of an unrecorded speaker closer than this to their previous stretch joins it.
-UNRECORDED_JOIN = 1.5
-
-#: Who-is-speaking: louder than this (dBov, RFC 6464) counts as talking.
-SPEAKING_DBOV = 50
-#: A level older than this no longer counts (the speaker stopped sending).
-LEVEL_TTL = 0.5
 LEVELS_INTERVAL = 0.25
-STATE_DEBOUNCE = 0.25
 
 
 @dataclass(frozen=True)
@@ -126,7 +95,7 @@ class Room:
         self.state = SpaceState.LIVE
         self.started_at = time.time()
         self._mono0 = time.monotonic()
-        self.record = RoomRecord(
+        record = RoomRecord(
             space_id=space.space_id,
             title=space.title,
             host=space.host,
@@ -137,30 +106,37 @@ class Room:
             # Opened again by a node restarted mid-space: the same room clock, the tracks so far.
             self.started_at = resume.started_at
             self._mono0 = time.monotonic() - (time.time() - resume.started_at)
-            self.record = replace(resume, phase=SpaceState.LIVE)
+            record = replace(resume, phase=SpaceState.LIVE)
         self.participants: dict[str, Participant] = {}
         self.slots: list[Slot] = []
-        self.recorders: dict[str, TrackRecorder] = {}
         self.writer = ThreadWriter(f"spool-{space.space_id}")
+        self.recording = RoomRecording(
+            record,
+            spool=spool,
+            writer=self.writer,
+            options=options.recorder,
+            on_segment_closed=archive.segment_closed,
+            on_speakers=lambda speakers: self.spawn(
+                asyncio.to_thread(mark_live, self.catalog, self.space_id, speakers=speakers)
+            ),
+        )
+        self.control = Control(self)
         self.names = Names()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._empty_timer: asyncio.TimerHandle | None = None
-        self._state_pending = False
-        self._last_levels: dict[str, float] = {}
+        self.announce = Announcer(self)
         self._levels_task: asyncio.Task[None] | None = None
         self._deletion_task: asyncio.Task[None] | None = None
         self.all_or_none = False
         """The host's policy: everyone who speaks is recorded, or listens (declining = listening)."""
-        #: Per unrecorded speaker, [start, end] stretches of speech on the room clock.
-        self._unrecorded: dict[str, list[list[float]]] = {}
 
     # --- life cycle --------------------------------------------------------------
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.spool.write_room, self.record)
+        await asyncio.to_thread(self.spool.write_room, self.recording.record)
         await asyncio.to_thread(mark_live, self.catalog, self.space_id)
-        self._spawn(self.archive.put_manifest(self.record, ended_at=None, partial=False))
-        self._levels_task = asyncio.get_running_loop().create_task(self._levels_loop())
+        self.spawn(self.archive.put_manifest(self.recording.record, ended_at=None, partial=False))
+        self._levels_task = asyncio.get_running_loop().create_task(self.announce.levels_loop(LEVELS_INTERVAL))
         self._deletion_task = asyncio.get_running_loop().create_task(self._deletion_watch())
         self._arm_empty_timer()
         self._call_agent()
@@ -178,20 +154,12 @@ class Room:
         """
         if self.state is not SpaceState.LIVE:
             return
-        self.state = SpaceState.ENDED
         log.info("room %s ending: %s", self.space_id, reason, extra={"space_id": self.space_id})
-        if self._empty_timer is not None:
-            self._empty_timer.cancel()
-        if self._levels_task is not None:
-            self._levels_task.cancel()
-        if self._deletion_task is not None and self._deletion_task is not asyncio.current_task():
-            self._deletion_task.cancel()
-        people = await self._dismiss_everyone(reason)
+        people = await self._close(SpaceState.ENDED, reason)
         for p in people:
             if p.publication is not None:
                 p.publication.stop()
-        for recorder in self.recorders.values():
-            recorder.close()
+        self.recording.close_tracks()
         if deleted:
             await self.writer.close()
             await self.archive.abandon()
@@ -199,12 +167,11 @@ class Room:
             self.state = SpaceState.DELETING
             self._on_closed(self)
             return
-        self.record = replace(self.record, phase=SpaceState.ENDED, unrecorded=self._unrecorded_events())
-        self.writer.submit(self.spool.write_room, self.record)
+        self.recording.mark_ended()
         # Every segment closed and synced, room.json saying so, before the hand-over reads the spool.
         await self.writer.close()
         try:
-            await self.archive.finish(self.record, partial=False)
+            await self.archive.finish(self.recording.record, partial=False)
         finally:
             self.state = SpaceState.RECORDED
             self._on_closed(self)
@@ -217,10 +184,10 @@ class Room:
         if self._empty_timer is not None or self.state is not SpaceState.LIVE:
             return
         self._empty_timer = asyncio.get_running_loop().call_later(
-            self.options.empty_timeout, lambda: self._spawn(self._end_if_unattended())
+            self.options.empty_timeout, lambda: self.spawn(self._end_if_unattended())
         )
 
-    def _check_attended(self) -> None:
+    def check_attended(self) -> None:
         if self._attended():
             if self._empty_timer is not None:
                 self._empty_timer.cancel()
@@ -233,7 +200,7 @@ class Room:
         if self._attended():
             return
         reason = "the host and speakers left" if self.participants else "everyone left"
-        if not self.record.tracks:
+        if not self.recording.record.tracks:
             await self.abandon(reason)
         else:
             await self.end(reason)
@@ -242,20 +209,22 @@ class Room:
         """Nobody ever spoke and the speakers left: forget the room, the space is not over."""
         if self.state is not SpaceState.LIVE:
             return
-        self.state = SpaceState.CREATED
-        if self._levels_task is not None:
-            self._levels_task.cancel()
-        if self._deletion_task is not None and self._deletion_task is not asyncio.current_task():
-            self._deletion_task.cancel()
-        await self._dismiss_everyone(reason)
+        await self._close(SpaceState.CREATED, reason)
         await self.writer.close()
         await asyncio.to_thread(self.spool.remove)
         await asyncio.to_thread(reopen, self.catalog, self.space_id)
         log.info("room %s closed with nothing recorded", self.space_id, extra={"space_id": self.space_id})
         self._on_closed(self)
 
-    async def _dismiss_everyone(self, reason: str) -> list[Participant]:
-        """Tell everyone the space ended, close their sockets and connections; who they were."""
+    async def _close(self, state: SpaceState, reason: str) -> list[Participant]:
+        """Stop the room's timer and watchers, send everyone away (the space ended); who they were."""
+        self.state = state
+        if self._empty_timer is not None:
+            self._empty_timer.cancel()
+        if self._levels_task is not None:
+            self._levels_task.cancel()
+        if self._deletion_task is not None and self._deletion_task is not asyncio.current_task():
+            self._deletion_task.cancel()
         people = list(self.participants.values())
         self.participants.clear()
         for p in people:
@@ -309,8 +278,8 @@ class Room:
             p.role = holder.role = Role.LISTENER
         self.participants[p.identity] = p
         if p.can_publish:
-            self._note_consent(p)
-        self._check_attended()
+            self.recording.note_consent(p.identity, self.room_time(), p.recorded)
+        self.check_attended()
         asyncio.get_running_loop().call_later(self.options.setup_timeout, self._setup_expired, p)
         channel.send(
             {
@@ -323,9 +292,9 @@ class Room:
             }
         )
         if p.can_publish:
-            self._assign_slot(p)
-        self._spawn(p.negotiate())
-        self._schedule_state()
+            self.assign_slot(p)
+        self.spawn(p.negotiate())
+        self.announce.schedule_state()
         return p
 
     def _setup_expired(self, p: Participant) -> None:
@@ -349,17 +318,17 @@ class Room:
 
     def participant_gone(self, p: Participant, *, reason: str) -> None:
         if self.participants.get(p.identity) is not p:
-            self._spawn(p.close())
+            self.spawn(p.close())
             return
         del self.participants[p.identity]
         log.info("%s left %s: %s", p.identity, self.space_id, reason, extra={"space_id": self.space_id})
         for slot in self.slots:
             slot.remove_sink(p.identity)
-        self._release_slot(p)
+        self.release_slot(p)
         p.channel.close(1000, reason)
-        self._spawn(p.close())
-        self._schedule_state()
-        self._check_attended()
+        self.spawn(p.close())
+        self.announce.schedule_state()
+        self.check_attended()
         if p.role is Role.AGENT and reason != "replaced":
             self._call_agent()  # the agent died or lost its connection: another one takes over
 
@@ -367,9 +336,9 @@ class Room:
         if self._summon_agent is None or self.state is not SpaceState.LIVE:
             return
         self._agent_attempts += 1
-        self._spawn(self._summon_agent(self.space_id, self._agent_attempts))
+        self.spawn(self._summon_agent(self.space_id, self._agent_attempts))
 
-    def _assign_slot(self, p: Participant) -> None:
+    def assign_slot(self, p: Participant) -> None:
         if p.slot is not None:
             return
         slot = next((s for s in self.slots if s.publisher is None), None)
@@ -379,16 +348,19 @@ class Room:
             # A new slot is a new m-line for everyone: server-driven renegotiation.
             for other in self.participants.values():
                 if other is not p:
-                    self._spawn(other.negotiate())
+                    self.spawn(other.negotiate())
         slot.occupy(p.identity)
         p.slot = slot
         publication = Publication(
-            p.identity, slot, open_recorder=self._opener(p) if p.recorded else None, clock=self.room_time
+            p.identity,
+            slot,
+            open_recorder=self.recording.opener(p.identity) if p.recorded else None,
+            clock=self.room_time,
         )
         publication.muted = p.muted
         p.publication = publication
 
-    def _release_slot(self, p: Participant) -> None:
+    def release_slot(self, p: Participant) -> None:
         if p.slot is None:
             return
         if p.publication is not None:
@@ -397,283 +369,8 @@ class Room:
         p.slot.vacate()
         p.slot = None
 
-    # --- recording -----------------------------------------------------------------
-
-    def _recorder_for(self, identity: str) -> TrackRecorder:
-        """A speaker's one track, opened at their first packet and kept across leave and rejoin."""
-        recorder = self.recorders.get(identity)
-        if recorder is not None:
-            return recorder
-        track_id = layout.track_id(len(self.record.tracks), identity)
-        self.record = self.record.with_track(track_id, identity)
-        self.writer.submit(self.spool.write_room, self.record)
-        recorder = TrackRecorder(
-            self.spool,
-            track_id=track_id,
-            speaker=identity,
-            options=self.options.recorder,
-            on_closed=self.archive.segment_closed,
-            writer=self.writer,
-        )
-        self.recorders[identity] = recorder
-        speakers = tuple(s for _, s in self.record.tracks)
-        self._spawn(asyncio.to_thread(mark_live, self.catalog, self.space_id, speakers=speakers))
-        log.info("recording %s as track %s", identity, track_id, extra={"space_id": self.space_id})
-        return recorder
-
-    # --- control -----------------------------------------------------------------
-
     async def handle(self, p: Participant, msg: ClientMessage) -> None:
-        if isinstance(msg, Answer):
-            await p.on_answer(msg.rev, msg.sdp)
-        elif isinstance(msg, Ping):
-            p.channel.send({"type": "pong"})
-        elif isinstance(msg, Hand):
-            if msg.raised and msg.name is not None and not p.can_publish:
-                # The name the listener would speak under; taken on promotion.
-                p.hand_name = await self._reserve_name(p, msg.name)
-            p.hand_raised = msg.raised
-            self._schedule_state()
-        elif isinstance(msg, Name):
-            name = await self._reserve_name(p, msg.name)
-            if self._has_track(p.identity):
-                raise Forbidden("your voice is already recorded under your name; it cannot change now")
-            self._rename(p, name)
-        elif isinstance(msg, Mute):
-            if msg.identity is None or msg.identity == p.identity:
-                self._set_muted(p, msg.muted, by=p.identity)
-            else:
-                self._require_host(p, "mute others")
-                self._set_muted(self._target(msg.identity), msg.muted, by=p.identity)
-        elif isinstance(msg, Promote):
-            self._require_host(p, "promote")
-            target = self._target(msg.identity)
-            if target.hand_name and not target.can_publish and not self._has_track(target.identity):
-                self._rename(target, target.hand_name)
-            self._set_role(target, Role.SPEAKER)
-        elif isinstance(msg, Demote):
-            self._require_host(p, "demote")
-            target = self._target(msg.identity)
-            if target.role is Role.HOST:
-                raise Forbidden("the host cannot be demoted")
-            self._set_role(target, Role.LISTENER)
-        elif isinstance(msg, Remove):
-            self._require_host(p, "remove participants")
-            target = self._target(msg.identity)
-            if target is p:
-                raise Forbidden("the host cannot remove themselves; end the space instead")
-            # The token and every name it used stay out; the API refuses the
-            # holder's address new tokens for this space (catalog bans).
-            self.names.ban(target.holder)
-            self._spawn(
-                asyncio.to_thread(
-                    self.catalog.ban, self.space_id, token_id=target.holder.token_id, address=target.address or None
-                )
-            )
-            target.channel.send({"type": "error", "code": "removed", "message": "removed by the host"})
-            target.channel.close(4409, "removed")
-            self.participant_gone(target, reason="removed by the host")
-        elif isinstance(msg, CaptionEvent):
-            if p.role is not Role.AGENT:
-                raise NotAgent("only the room agent may send captions")
-            self.broadcast({"type": "caption", **msg.caption.to_dict()})
-        elif isinstance(msg, End):
-            self._require_host(p, "end the space")
-            self._spawn(self.end(f"ended by {p.identity}"))
-        elif isinstance(msg, Consent):
-            self._set_recorded(p, msg.record)
-        elif isinstance(msg, RecordingPolicy):
-            self._require_host(p, "set the recording policy")
-            self.all_or_none = msg.all_or_none
-            if self.all_or_none:
-                for other in list(self.participants.values()):
-                    if other.can_publish and not other.recorded and other.role is not Role.HOST:
-                        self._set_role(other, Role.LISTENER)
-            self._schedule_state()
-        elif isinstance(msg, Join):
-            raise OutOfOrder("already joined")
-
-    def _opener(self, p: Participant) -> Callable[[], TrackRecorder]:
-        return lambda: self._recorder_for(p.identity)
-
-    def _set_recorded(self, p: Participant, record: bool) -> None:
-        """A publisher's choice (asked before their microphone goes live), noted in the room's events."""
-        if not record and self.all_or_none and p.can_publish:
-            if p.role is Role.HOST:
-                raise Forbidden("this space records everyone or no one; the host is recorded too")
-            p.recorded = False
-            self._set_role(p, Role.LISTENER)
-            return
-        p.recorded = record
-        if p.publication is not None:
-            p.publication.set_recording(record, self._opener(p))
-        if p.can_publish:
-            self._note_consent(p)
-        self._schedule_state()
-
-    def _note_consent(self, p: Participant) -> None:
-        self.record = replace(
-            self.record, consents=(*self.record.consents, (p.identity, round(self.room_time(), 3), p.recorded))
-        )
-        self.writer.submit(self.spool.write_room, self.record)
-
-    def _track_unrecorded(self) -> None:
-        """Extend the speech stretches of speakers who are not recorded (the transcript's marked gaps)."""
-        now = self.room_time()
-        fresh = time.monotonic() - LEVEL_TTL
-        for p in self.participants.values():
-            pub = p.publication
-            if pub is None or pub.recording or pub.muted or pub.level_at < fresh or pub.level >= SPEAKING_DBOV:
-                continue
-            stretches = self._unrecorded.setdefault(p.identity, [])
-            if stretches and now - stretches[-1][1] <= UNRECORDED_JOIN:
-                stretches[-1][1] = now
-            else:
-                stretches.append([max(0.0, now - LEVELS_INTERVAL), now])
-
-    def _unrecorded_events(self) -> tuple[tuple[str, float, float], ...]:
-        return tuple(
-            sorted(
-                ((who, round(a, 3), round(b, 3)) for who, spans in self._unrecorded.items() for a, b in spans),
-                key=lambda u: (u[1], u[0]),
-            )
-        )
-
-    def _require_host(self, p: Participant, what: str) -> None:
-        if p.role is not Role.HOST:
-            raise Forbidden(f"only the host may {what}")
-
-    def _target(self, identity: str) -> Participant:
-        target = self.participants.get(identity)
-        if target is None:
-            raise Forbidden(f"{identity!r} is not in the space")
-        return target
-
-    def _set_muted(self, p: Participant, muted: bool, *, by: str) -> None:
-        if p.muted == muted:
-            return
-        p.muted = muted
-        if p.publication is not None:
-            p.publication.set_muted(muted)
-        p.channel.send({"type": "muted", "muted": muted, "by": by})
-        self._schedule_state()
-
-    def _set_role(self, p: Participant, role: Role) -> None:
-        if p.role is role:
-            return
-        p.role = role
-        p.holder.role = role
-        p.hand_raised = False
-        if role.can_publish:
-            self._assign_slot(p)
-        else:
-            self._release_slot(p)
-        p.channel.send({"type": "role", "role": str(role), "identity": p.identity})
-        self._spawn(p.negotiate())
-        self._schedule_state()
-        self._check_attended()
-
-    # --- names -------------------------------------------------------------------
-
-    async def _reserve_name(self, p: Participant, raw: str) -> str:
-        """Check a name ``p`` asks for and bind it to ``p``'s token, here and in the catalog."""
-        return await self.names.reserve(
-            p.holder, raw, claim=lambda key, token_id: self.catalog.claim_name(self.space_id, key, token_id)
-        )
-
-    def _has_track(self, identity: str) -> bool:
-        return any(speaker == identity for _, speaker in self.record.tracks)
-
-    def _rename(self, p: Participant, name: str) -> None:
-        """``p`` goes by ``name`` from now on (nothing is recorded under its old one)."""
-        old = p.identity
-        if old == name or self.participants.get(old) is not p:
-            return
-        if name in self.participants:
-            raise NameTaken(f"{name!r} is already in the space")
-        del self.participants[old]
-        for slot in self.slots:
-            slot.remove_sink(old)
-        if p.slot is not None:
-            p.slot.occupy(name)
-        if p.publication is not None:
-            p.publication.identity = name
-        p.identity = name
-        self.names.rename(p.holder, name)
-        self.participants[name] = p
-        self.participant_ready(p)
-        p.channel.send({"type": "renamed", "identity": name})
-        self._schedule_state()
-
-    # --- room events ---------------------------------------------------------------
-
-    def state_message(self) -> dict[str, Any]:
-        people = [p for p in self.participants.values() if p.role is not Role.AGENT]  # the agent is never listed
-        host = next((p.identity for p in people if p.role is Role.HOST), None)
-        return {
-            "type": "state",
-            "host": host,
-            "speakers": [
-                {
-                    "identity": p.identity,
-                    "role": str(p.role),
-                    "slot": p.slot.index if p.slot is not None else None,
-                    "muted": p.muted,
-                    "recorded": p.recorded,
-                }
-                for p in people
-                if p.can_publish
-            ],
-            # Who speaks without being recorded, for everyone to see; and the host's policy.
-            "not_recorded": [p.identity for p in people if p.can_publish and not p.recorded],
-            "recording": "all_or_none" if self.all_or_none else "each_speaker",
-            "hands": [p.identity for p in people if p.hand_raised and not p.can_publish],
-            # The names raised hands would speak under (the host sees who asks).
-            "hand_names": {
-                p.identity: p.hand_name for p in people if p.hand_raised and not p.can_publish and p.hand_name
-            },
-            "listeners": sum(1 for p in people if not p.can_publish),
-        }
-
-    def _schedule_state(self) -> None:
-        # Joins come in bursts; one state message per burst, not one per join.
-        if self._state_pending or self.state is not SpaceState.LIVE:
-            return
-        self._state_pending = True
-
-        async def _send() -> None:
-            await asyncio.sleep(STATE_DEBOUNCE)
-            self._state_pending = False
-            self.broadcast(self.state_message())
-
-        self._spawn(_send())
-
-    def broadcast(self, message: dict[str, Any]) -> None:
-        text = json.dumps(message)  # once, not once per participant
-        for p in list(self.participants.values()):
-            p.channel.send(text)
-
-    def speaking_levels(self) -> dict[str, float]:
-        now = time.monotonic()
-        out = {}
-        for p in self.participants.values():
-            pub = p.publication
-            if pub is None or pub.muted or now - pub.level_at >= LEVEL_TTL or pub.level >= SPEAKING_DBOV:
-                continue
-            # Three steps only: listeners need "who is talking", and a finer
-            # level would mean a message to everyone several times a second.
-            loudness = math.pow(10, -pub.level / 20)
-            out[p.identity] = 1.0 if loudness > 0.1 else 0.6 if loudness > 0.03 else 0.3
-        return out
-
-    async def _levels_loop(self) -> None:
-        while True:
-            await asyncio.sleep(LEVELS_INTERVAL)
-            self._track_unrecorded()
-            levels = self.speaking_levels()
-            if levels != self._last_levels:
-                self._last_levels = levels
-                self.broadcast({"type": "speaking", "levels": levels})
+        await self.control.handle(p, msg)
 
     async def _deletion_watch(self) -> None:
         """End the room, keeping nothing, once the host deleted the space through the API."""
@@ -694,7 +391,7 @@ class Room:
 
     # --- housekeeping ----------------------------------------------------------------
 
-    def _spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -721,6 +418,7 @@ class Room:
                 for s in self.slots
             ],
             "tracks": [
-                {"track_id": r.track_id, "packets": r.packets, "dropped": r.dropped} for r in self.recorders.values()
+                {"track_id": r.track_id, "packets": r.packets, "dropped": r.dropped}
+                for r in self.recording.recorders.values()
             ],
         }

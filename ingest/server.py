@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import hmac
-import json
 import logging
 import os
 import resource
@@ -28,7 +26,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket
 
 from ingest import recovery, udp
 from ingest.admission import Admission, Turn
@@ -52,6 +50,8 @@ from ingest.room import Room, RoomOptions
 from ingest.rooms import Rooms
 from ingest.signaling import JOIN_TIMEOUT, MAX_MESSAGE_BYTES, Join, error, parse
 from ingest.spool import RoomRecord, SpaceSpool, unfinished_spaces
+from ingest.stats import operator_credential, totals
+from ingest.websocket import WsChannel, receive
 from spaces import keys, names, tokens
 from spaces.blobstore import open_blob_store
 from spaces.catalog import open_catalog
@@ -63,8 +63,6 @@ from spaces.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: Messages that may queue for one slow client before it is dropped.
-OUTBOX_LIMIT = 256
 #: Protocol errors tolerated from one client before it is disconnected.
 MAX_STRIKES = 20
 #: Seconds a graceful stop waits for rooms to be handed over.
@@ -101,54 +99,6 @@ class SfuOptions:
             ice_addresses=split_list(settings.sfu_ice_addresses),
             joins_in_setup=settings.sfu_joins_in_setup,
         )
-
-
-class WsChannel:
-    """A participant's socket: queued sends, so the room never waits on a client."""
-
-    def __init__(self, ws: WebSocket) -> None:
-        self.ws = ws
-        self._queue: asyncio.Queue[dict[str, Any] | str | tuple[int, str]] = asyncio.Queue(OUTBOX_LIMIT)
-        self._closing = False
-        self._writer = asyncio.get_running_loop().create_task(self._write())
-
-    def send(self, message: dict[str, Any] | str) -> None:
-        if self._closing:
-            return
-        try:
-            self._queue.put_nowait(message)
-        except asyncio.QueueFull:
-            log.warning("client too slow to read; disconnecting")
-            self._closing = True
-            self._writer.cancel()
-            asyncio.get_running_loop().create_task(self._close_now(1008, "too slow"))
-
-    def close(self, code: int, reason: str) -> None:
-        if self._closing:
-            return
-        self._closing = True
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait((code, reason))
-
-    async def drain(self) -> None:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(asyncio.shield(self._writer), 5.0)
-
-    async def _write(self) -> None:
-        while True:
-            item = await self._queue.get()
-            if isinstance(item, tuple):
-                await self._close_now(*item)
-                return
-            try:
-                await self.ws.send_text(item if isinstance(item, str) else json.dumps(item))
-            except Exception:  # noqa: BLE001 - the client went away; the reader notices
-                return
-
-    async def _close_now(self, code: int, reason: str) -> None:
-        if self.ws.application_state != WebSocketState.DISCONNECTED:
-            with contextlib.suppress(Exception):
-                await self.ws.close(code, reason[:120])
 
 
 class Sfu:
@@ -380,7 +330,7 @@ class Sfu:
         if not self.limiter.allow(address):
             raise TooMany("too many join attempts from this address; try again shortly")
         try:
-            raw = await asyncio.wait_for(_receive(ws), JOIN_TIMEOUT)
+            raw = await asyncio.wait_for(receive(ws), JOIN_TIMEOUT)
         except TimeoutError as e:
             raise BadMessage(f"send a join message within {JOIN_TIMEOUT:.0f} s") from e
         if raw is None:
@@ -419,7 +369,7 @@ class Sfu:
     async def _serve(self, ws: WebSocket, channel: WsChannel, room: Room, participant: Participant) -> None:
         strikes = 0
         while True:
-            raw = await _receive(ws)
+            raw = await receive(ws)
             if raw is None:
                 return
             try:
@@ -444,46 +394,6 @@ def end_turn_when_set_up(participant: Participant, turn: Turn) -> None:
     def _ended() -> None:
         if participant.pc.connectionState in ("connected", "failed", "closed"):
             turn.release()
-
-
-def operator_credential(request: Request, operator_token: str) -> bool | None:
-    """True for the operator's bearer token, False for any other credential, None for none."""
-    header = request.headers.get("authorization", "")
-    if not header:
-        return None
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not operator_token:
-        return False
-    return hmac.compare_digest(given.strip().encode(), operator_token.encode())
-
-
-def totals(detail: dict[str, Any]) -> dict[str, int]:
-    """Sums over every room: the load, with nothing that names a space or a person."""
-    rooms = detail["rooms"]
-    return {
-        "rooms": len(rooms),
-        "participants": sum(r["participants"] for r in rooms),
-        "publishers": sum(1 for r in rooms for s in r["slots"] if s["publisher"]),
-        "forwarded": sum(s["forwarded"] for r in rooms for s in r["slots"]),
-        "sent": sum(s["sent"] for r in rooms for s in r["slots"]),
-        "recorded_packets": sum(t["packets"] for r in rooms for t in r["tracks"]),
-        "dropped": sum(t["dropped"] for r in rooms for t in r["tracks"]),
-        "recovering": len(detail["recovering"]),
-    }
-
-
-async def _receive(ws: WebSocket) -> str | bytes | None:
-    try:
-        message = await ws.receive()
-    except (WebSocketDisconnect, RuntimeError):
-        return None
-    if message["type"] == "websocket.disconnect":
-        return None
-    text = message.get("text")
-    if text is not None:
-        return str(text)
-    data = message.get("bytes")
-    return bytes(data) if data is not None else b""
 
 
 def create_app(settings: Settings | None = None, options: SfuOptions | None = None) -> Starlette:

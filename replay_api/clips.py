@@ -11,12 +11,12 @@ import logging
 import subprocess
 import tempfile
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 from spaces import keys
 from spaces.blobstore import BlobStore
 from spaces.exceptions import Busy, InvalidInput, StorageError
+from spaces.formats import AudioFormat
 
 log = logging.getLogger(__name__)
 
@@ -29,19 +29,6 @@ RETRY_AFTER_SECONDS = 2
 _FFMPEG_TIMEOUT = 60.0
 
 _cuts = threading.BoundedSemaphore(MAX_CONCURRENT_CUTS)
-
-
-@dataclass(frozen=True)
-class ClipFormat:
-    extension: str
-    media_type: str
-    codec_args: tuple[str, ...]
-
-
-FORMATS = {
-    "ogg": ClipFormat("ogg", "audio/ogg", ("-c:a", "libopus", "-b:a", "48k", "-f", "ogg")),
-    "m4a": ClipFormat("m4a", "audio/mp4", ("-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart", "-f", "mp4")),
-}
 
 
 def check_window(start: float, end: float, duration: float) -> tuple[float, float]:
@@ -57,9 +44,8 @@ def check_window(start: float, end: float, duration: float) -> tuple[float, floa
     return start, end
 
 
-def cut(blobs: BlobStore, space_id: str, fmt: str, start: float, end: float) -> bytes:
-    """The encoded audio of ``[start, end)`` of the space's replay."""
-    clip_format = FORMATS[fmt]
+def cut(blobs: BlobStore, space_id: str, fmt: AudioFormat, start: float, end: float) -> bytes:
+    """The encoded audio of ``[start, end)`` of the space's replay, in the replay's encoding."""
     # Never wait for a slot: a waiting request holds one of the server's
     # worker threads, and 120 of them waiting starved every other route
     # (a plain GET took 9.6 s). Refused at once instead; the client retries.
@@ -71,7 +57,7 @@ def cut(blobs: BlobStore, space_id: str, fmt: str, start: float, end: float) -> 
     try:
         with tempfile.TemporaryDirectory(prefix="spaces-clip-") as tmp:
             source = _source(blobs, keys.replay(space_id, fmt), Path(tmp))
-            return _ffmpeg(source, Path(tmp) / f"clip.{clip_format.extension}", clip_format, start, end)
+            return _ffmpeg(source, Path(tmp) / f"clip.{fmt}", fmt, start, end)
     finally:
         _cuts.release()
 
@@ -87,12 +73,14 @@ def _source(blobs: BlobStore, key: str, work: Path) -> str:
     return str(path)
 
 
-def _ffmpeg(source: str, out: Path, clip_format: ClipFormat, start: float, end: float) -> bytes:
+def _ffmpeg(source: str, out: Path, fmt: AudioFormat, start: float, end: float) -> bytes:
     # -ss before -i seeks the input, then decodes from there: fast and exact.
     command = [
         "ffmpeg", "-nostdin", "-loglevel", "error", "-y",
         "-ss", f"{start:.3f}", "-t", f"{end - start:.3f}", "-i", source,
-        "-vn", "-map_metadata", "-1", *clip_format.codec_args, str(out),
+        "-vn", "-map_metadata", "-1", "-c:a", fmt.codec, "-b:a", str(fmt.bit_rate),
+        *(arg for name, value in fmt.container_options.items() for arg in (f"-{name}", value)),
+        "-f", fmt.container, str(out),
     ]  # fmt: skip
     try:
         result = subprocess.run(command, capture_output=True, timeout=_FFMPEG_TIMEOUT, check=False)

@@ -26,6 +26,7 @@ from spaces import keys, tokens
 from spaces.blobstore import BlobStore
 from spaces.catalog import Catalog
 from spaces.exceptions import NotFound, TokenError
+from spaces.formats import AudioFormat
 from spaces.models import Space, SpaceState, Visibility
 from spaces.placement import SelectNode
 from spaces.router import NodeRouter
@@ -201,7 +202,7 @@ def servable(space: Space, blobs: BlobStore) -> bool:
     if space.state is SpaceState.READY:
         return True
     return space.state in (SpaceState.PROCESSING, SpaceState.FAILED) and all(
-        blobs.exists(key) for key in (keys.transcript(space.space_id), keys.replay(space.space_id, "ogg"))
+        blobs.exists(key) for key in (keys.transcript(space.space_id), keys.replay(space.space_id, AudioFormat.OGG))
     )
 
 

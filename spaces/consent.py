@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from spaces.exceptions import TokenError
-from spaces.tokens import ALGORITHM, ISSUER, new_token_id
+from spaces.tokens import ALGORITHM, ISSUER, decode, new_token_id
 
 AUDIENCE = "erasure"
 
@@ -52,19 +51,12 @@ def is_erasure_token(token: str) -> bool:
 
 def verify_erasure(secret: str, token: str) -> ErasureClaims:
     """Decode and check an erasure token; ``TokenError`` if forged, expired or not one."""
-    try:
-        payload = jwt.decode(
-            token,
-            secret,
-            algorithms=[ALGORITHM],
-            issuer=ISSUER,
-            audience=AUDIENCE,
-            options={"require": ["exp", "sub", "iss", "aud", "jti"]},
-        )
-        return ErasureClaims(
+    return decode(
+        secret,
+        token,
+        lambda payload: ErasureClaims(
             space_id=str(payload["space"]), speaker=str(payload["sub"]), expires_at=int(payload["exp"])
-        )
-    except jwt.ExpiredSignatureError as e:
-        raise TokenError("erasure link expired") from e
-    except (jwt.InvalidTokenError, KeyError, ValueError) as e:
-        raise TokenError("invalid erasure link") from e
+        ),
+        audience=AUDIENCE,
+        what="erasure link",
+    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from spaces.formats import AudioFormat
+
 #: Ids we mint are url-safe; anything else in a path is refused at the edge.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -51,7 +53,7 @@ def transcript(space_id: str) -> str:
     return f"spaces/{space_id}/transcript.json"
 
 
-def replay(space_id: str, fmt: str) -> str:
+def replay(space_id: str, fmt: AudioFormat) -> str:
     return f"spaces/{space_id}/replay.{fmt}"
 
 

@@ -17,18 +17,18 @@ import os
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, create_model
+from pydantic import BeforeValidator, ValidationError
 from pydantic.dataclasses import dataclass
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
-from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from spaces.exceptions import ConfigError
 from spaces.languages import AUTO
 from spaces.nodes import NODE_ID, parse_port_range
 from spaces.secret_strength import DEV_SECRET, MAKE_SECRET, is_dev_secret, is_loopback, secret_weakness
+from spaces.variables import describe, read
 
 #: What retention may keep of an old space (``retention_keep``).
 RETENTION_KINDS = frozenset({"mix", "transcript", "words", "tracks"})
@@ -333,10 +333,9 @@ class Settings:
         """Read ``SPACES_*`` (and the conventional un-prefixed) variables; ``ConfigError`` names a bad one."""
         env = dict(os.environ if environ is None else environ)
         try:
-            values = _environment_model(env)().model_dump(exclude_unset=True)
-            settings = cls(**values)
+            settings = cls(**read(_FIELDS, env))
         except ValidationError as e:
-            raise ConfigError("; ".join(_describe(error, env) for error in e.errors())) from e
+            raise ConfigError(describe(e, _FIELDS, env)) from e
         settings.validate()
         return settings
 
@@ -413,24 +412,6 @@ class Settings:
 #: The live captions' default model for English: the fast one that installs with the project.
 LIVE_MODEL_ENGLISH = "tiny.en"
 
-#: Variables known by their conventional names as well as ``SPACES_*``.
-ALIASES = {
-    "database_url": "DATABASE_URL",
-    "redis_url": "REDIS_URL",
-    "s3_bucket": "S3_BUCKET",
-    "s3_endpoint_url": "S3_ENDPOINT_URL",
-    "s3_region": "S3_REGION",
-    "whisper_model": "WHISPER_MODEL",
-    "whisper_device": "WHISPER_DEVICE",
-    "whisper_compute_type": "WHISPER_COMPUTE_TYPE",
-}
-
-
-def variables(name: str) -> tuple[str, ...]:
-    """The environment variables of field ``name``, the one that wins first."""
-    alias = ALIASES.get(name)
-    return (f"SPACES_{name.upper()}", alias) if alias else (f"SPACES_{name.upper()}",)
-
 
 def _cpus() -> int:
     """CPUs this process may run on (a container's limit, not the host's count)."""
@@ -439,49 +420,3 @@ def _cpus() -> int:
 
 #: ``Settings``' fields as pydantic knows them (type and default).
 _FIELDS: dict[str, FieldInfo] = Settings.__pydantic_fields__  # type: ignore[attr-defined]
-
-
-class _Environment(BaseSettings):
-    """The environment as pydantic-settings reads it: one field per ``Settings`` field."""
-
-    model_config = SettingsConfigDict(case_sensitive=True, env_ignore_empty=False)
-
-
-def _environment_model(env: Mapping[str, str]) -> type[_Environment]:
-    """A reader of ``Settings``' fields from ``env`` (not ``os.environ``: tests and ``spaces up`` pass their own)."""
-
-    class Source(EnvSettingsSource):
-        def _load_env_vars(self) -> Mapping[str, str | None]:
-            return env
-
-    class Environment(_Environment):
-        @classmethod
-        def settings_customise_sources(
-            cls,
-            settings_cls: type[BaseSettings],
-            init_settings: PydanticBaseSettingsSource,
-            env_settings: PydanticBaseSettingsSource,
-            dotenv_settings: PydanticBaseSettingsSource,
-            file_secret_settings: PydanticBaseSettingsSource,
-        ) -> tuple[PydanticBaseSettingsSource, ...]:
-            return (Source(settings_cls),)
-
-    fields: dict[str, Any] = {
-        name: (
-            Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation,
-            Field(default=info.default, validation_alias=AliasChoices(*variables(name))),
-        )
-        for name, info in _FIELDS.items()
-    }
-    model: type[_Environment] = create_model("SettingsEnvironment", __base__=Environment, **fields)
-    return model
-
-
-def _describe(error: Any, env: Mapping[str, str]) -> str:
-    """One validation error, named by the variable it came from."""
-    where = str(error["loc"][0]) if error["loc"] else "settings"
-    if where in _FIELDS:  # a rule of Settings itself: say which variable was set
-        where = next((v for v in variables(where) if v in env), variables(where)[0])
-    if error["type"] == "positive_days":
-        return f"{where} {error['msg']}"
-    return f"{where}: {error['msg']}, got {error['input']!r}"

@@ -11,13 +11,16 @@ from __future__ import annotations
 import enum
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import jwt
 
 from spaces.exceptions import TokenError
 
 ALGORITHM = "HS256"
+T = TypeVar("T")
 ISSUER = "audio-spaces"
 
 
@@ -69,25 +72,37 @@ def verify(secret: str, token: str, *, space_id: str | None = None) -> Claims:
     Raises ``TokenError`` for anything wrong: forged, expired, malformed,
     or issued for another space.
     """
-    try:
-        payload = jwt.decode(
-            token,
-            secret,
-            algorithms=[ALGORITHM],
-            issuer=ISSUER,
-            options={"require": ["exp", "sub", "iss", "jti"]},
-        )
-        claims = Claims(
+    claims = decode(
+        secret,
+        token,
+        lambda payload: Claims(
             space_id=str(payload["space"]),
             role=Role(payload["role"]),
             identity=str(payload["sub"]),
             expires_at=int(payload["exp"]),
             token_id=str(payload["jti"]),
-        )
-    except jwt.ExpiredSignatureError as e:
-        raise TokenError("token expired") from e
-    except (jwt.InvalidTokenError, KeyError, ValueError) as e:
-        raise TokenError("invalid token") from e
+        ),
+    )
     if space_id is not None and claims.space_id != space_id:
         raise TokenError("token is for another space")
     return claims
+
+
+def decode(
+    secret: str, token: str, claims: Callable[[dict[str, Any]], T], *, audience: str | None = None, what: str = "token"
+) -> T:
+    """A token of ours checked (signature, expiry, issuer, ``audience``) and its payload made ``claims``.
+
+    ``TokenError`` naming ``what`` for anything wrong, a payload ``claims``
+    cannot read included.
+    """
+    required = ["exp", "sub", "iss", "jti", *(["aud"] if audience else [])]
+    try:
+        payload = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], issuer=ISSUER, audience=audience, options={"require": required}
+        )
+        return claims(payload)
+    except jwt.ExpiredSignatureError as e:
+        raise TokenError(f"{what} expired") from e
+    except (jwt.InvalidTokenError, KeyError, ValueError) as e:
+        raise TokenError(f"invalid {what}") from e

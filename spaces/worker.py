@@ -29,7 +29,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from rq.timeouts import UnixSignalDeathPenalty
-from rq.utils import current_timestamp
+from rq.utils import current_timestamp, import_attribute
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,26 @@ class WorkHorseKilled(Exception):
     """A job's work-horse died without reporting (a signal, or an abrupt exit)."""
 
 
+#: Job functions that moved (old import path -> new): a job queued before
+#: the move still runs. An entry may go once no queue can hold such a job.
+MOVED = {
+    "workers.transcription.transcribe_room": "workers.transcribe_room.transcribe_room",
+    "workers.transcript.assemble": "workers.assemble.assemble",
+}
+
+
+class PipelineJob(Job):
+    """An rq job whose function is found where it is now (``MOVED``), not only where it was."""
+
+    @property
+    def func(self) -> Any:
+        moved = MOVED.get(self.func_name or "")
+        return import_attribute(moved) if moved is not None else super().func
+
+
 class PipelineWorker(Worker):
+    job_class = PipelineJob
+
     def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
         """Give a job whose work-horse was killed its failure callback.
 

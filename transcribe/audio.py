@@ -1,5 +1,8 @@
 """Audio in: any file ffmpeg reads, as mono float32 at 16 kHz on the room clock.
 
+(Or as int16, or at another rate, where Whisper is not the reader: a track's
+levels need no float, the replay mix is at 48 kHz.)
+
 Decoding goes through PyAV (FFmpeg's libraries), like faster-whisper's own
 ``decode_audio``, but is written for long tracks and damaged files:
 
@@ -37,6 +40,9 @@ _MAX_JITTER = 0.03  # seconds; a larger jump in timestamps is lost audio
 _TRIM_EVERY = 64 << 20  # bytes of pieces released between two heap trims
 _LIBC: ctypes.CDLL | bool | None = None
 
+#: What samples are decoded as.
+SampleType = type[np.float32] | type[np.int16]
+
 
 class _Buffer:
     """A growable sample buffer that is, in the end, the result itself.
@@ -48,15 +54,16 @@ class _Buffer:
     glibc keeps freed blocks of this size in its heap.)
     """
 
-    def __init__(self, expected_seconds: float | None) -> None:
+    def __init__(self, expected_seconds: float | None, rate: int = SAMPLE_RATE, dtype: SampleType = np.float32) -> None:
         seconds = expected_seconds * 1.02 + 5 if expected_seconds else 600.0
-        self.data = np.empty(int(seconds * SAMPLE_RATE), dtype=np.float32)
+        self.rate = rate
+        self.data = np.empty(int(seconds * rate), dtype=dtype)
         self.size = 0
 
     def append(self, samples: np.ndarray) -> None:
         end = self.size + len(samples)
         if end > len(self.data):
-            grown = np.empty(max(end, int(len(self.data) * 1.5)), dtype=np.float32)
+            grown = np.empty(max(end, int(len(self.data) * 1.5)), dtype=self.data.dtype)
             grown[: self.size] = self.data[: self.size]
             self.data = grown
         self.data[self.size : end] = samples
@@ -66,8 +73,8 @@ class _Buffer:
         return self.data[: self.size]
 
 
-def decode(path: str | Path) -> np.ndarray:
-    """Decode an audio file to mono float32 samples at 16 kHz.
+def decode(path: str | Path, *, rate: int = SAMPLE_RATE, dtype: SampleType = np.float32) -> np.ndarray:
+    """Decode an audio file to mono float32 samples at 16 kHz (or ``rate``, ``dtype``).
 
     Best effort on damaged files: packets that fail to decode are skipped,
     and if the container breaks off midway, what decoded before is returned.
@@ -75,9 +82,11 @@ def decode(path: str | Path) -> np.ndarray:
     Args:
         path: Any file FFmpeg reads (Ogg/Opus, WAV, MP3, M4A, WebM...), any
             sample rate and channel count.
+        rate: The samples' rate, Hz.
+        dtype: ``np.float32`` (full scale 1.0) or ``np.int16``, half the memory.
 
     Returns:
-        The samples, mono (channels averaged), at :data:`SAMPLE_RATE`.
+        The samples, mono (channels averaged), at ``rate``.
 
     Raises:
         AudioError: The file is missing, empty, not audio, or nothing in it decodes.
@@ -97,7 +106,7 @@ def decode(path: str | Path) -> np.ndarray:
             if not container.streams.audio:
                 raise AudioError(f"{path} has no audio stream")
             stream = container.streams.audio[0]
-            blocks = _Buffer(_duration(container, stream))
+            blocks = _Buffer(_duration(container, stream), rate, dtype)
             skipped = _decode_stream(container, stream, blocks, path)
     finally:
         # PyAV's resampler graphs are only freed by the cycle collector
@@ -132,6 +141,7 @@ def _decode_stream(container: av.container.InputContainer, stream: av.AudioStrea
     skipped = 0
 
     resampler: av.AudioResampler | None = None
+    sample_format = "s16" if blocks.data.dtype == np.int16 else "flt"
 
     def resample(*, end: bool) -> None:
         # Frames go through the resampler in large batches: a filter-graph
@@ -140,7 +150,7 @@ def _decode_stream(container: av.container.InputContainer, stream: av.AudioStrea
         if resampler is None and not fifo.samples:
             return
         if resampler is None:
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+            resampler = av.AudioResampler(format=sample_format, layout="mono", rate=blocks.rate)
         outs = resampler.resample(fifo.read()) if fifo.samples else []
         if end:  # before a hole or a format change, and at the end of the stream
             outs = [*outs, *resampler.resample(None)]
@@ -162,7 +172,7 @@ def _decode_stream(container: av.container.InputContainer, stream: av.AudioStrea
                     hole = at - origin - decoded
                     if hole > _MAX_JITTER:
                         resample(end=True)
-                        blocks.append(np.zeros(round(hole * SAMPLE_RATE), dtype=np.float32))
+                        blocks.append(np.zeros(round(hole * blocks.rate), dtype=blocks.data.dtype))
                         decoded += hole
                 this = (frame.format.name, frame.layout.name, frame.sample_rate)
                 if this != shape:
@@ -176,7 +186,7 @@ def _decode_stream(container: av.container.InputContainer, stream: av.AudioStrea
                 if fifo.samples >= _BATCH:
                     resample(end=False)
     except av.FFmpegError as e:
-        log.warning("%s: decoding stopped at %.1f s (%s); keeping what decoded", path, blocks.size / SAMPLE_RATE, e)
+        log.warning("%s: decoding stopped at %.1f s (%s); keeping what decoded", path, blocks.size / blocks.rate, e)
     try:
         resample(end=True)
     except av.FFmpegError:
@@ -201,7 +211,7 @@ class Timeline:
         self._pieces: list[tuple[float, np.ndarray]] = []
 
     def add(self, offset: float, samples: np.ndarray) -> None:
-        """Place ``samples`` (16 kHz) with their first sample at room time ``offset``."""
+        """Place ``samples`` (16 kHz, all pieces float32 or all int16) first at room time ``offset``."""
         self._pieces.append((float(offset), samples))
 
     def build(self) -> tuple[float, np.ndarray]:
@@ -217,7 +227,7 @@ class Timeline:
         start = pieces[0][0]
         length = max(_at(offset, start) + len(samples) for offset, samples in pieces)
         # np.zeros maps pages lazily: gaps (a speaker who left) cost no memory.
-        out = np.zeros(length, dtype=np.float32)
+        out = np.zeros(length, dtype=pieces[0][1].dtype)
         freed = 0
         while pieces:
             offset, samples = pieces.pop(0)

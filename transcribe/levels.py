@@ -76,7 +76,7 @@ def levels(audio: np.ndarray, *, offset: float, hop: float = 0.02) -> Levels:
     """Per-frame RMS level of a track.
 
     Args:
-        audio: The track, mono float32 at 16 kHz.
+        audio: The track, mono float32 (or int16) at 16 kHz.
         offset: Room time of ``audio[0]``.
         hop: Frame length in seconds.
     """
@@ -90,6 +90,8 @@ def levels(audio: np.ndarray, *, offset: float, hop: float = 0.02) -> Levels:
         if len(piece) % size:  # only the last block is copied
             piece = np.pad(piece, (0, size - len(piece) % size))
         frames = piece.reshape(-1, size)
+        if frames.dtype == np.int16:  # a block at a time in float: no float copy of the track
+            frames = frames.astype(np.float32) / 32768.0
         power = np.einsum("ij,ij->i", frames, frames) / size
         # Clamped after the log too: float32 log10 of the floor's power is off by
         # an ulp on some CPUs, and silence must compare equal to FLOOR_DB.

@@ -33,7 +33,7 @@ from faster_whisper import WhisperModel
 
 from spaces.models import Word
 from transcribe.audio import SAMPLE_RATE
-from transcribe.context import Clip, RoomPrompt, spelling
+from transcribe.context_pass import Clip, RoomPrompt, spelling
 from transcribe.levels import FLOOR_DB, Levels
 from transcribe.transcribe import TranscribeOptions, transcribe
 

@@ -32,7 +32,6 @@ a third of the cost at the same accuracy.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -42,6 +41,7 @@ from faster_whisper import WhisperModel
 
 from spaces.captions import on_screen
 from spaces.models import Caption, Word, join_words
+from transcribe.agreement import HypothesisBuffer
 from transcribe.audio import SAMPLE_RATE
 from transcribe.model import encoder_window
 from transcribe.transcribe import TranscribeOptions, transcribe_clip
@@ -106,58 +106,6 @@ class StreamingOptions:
             whisper=replace(self.whisper, language=language),
             final_whisper=replace(self.final_whisper, language=language),
         )
-
-
-def _norm(text: str) -> str:
-    return re.sub(r"[^\w']+", "", text.lower())
-
-
-class HypothesisBuffer:
-    """Local agreement: a word is committed once two successive passes agree on it.
-
-    Each pass hands in the words of the whole utterance so far. Words the
-    buffer already committed (by time, then by a matching run of text, as
-    whisper_streaming does) are skipped; of the rest, the longest prefix
-    the previous pass also had is committed.
-    """
-
-    def __init__(self, *, slack: float = 0.1) -> None:
-        self.slack = slack
-        self.committed: list[Word] = []
-        self._previous: list[Word] = []
-
-    def insert(self, words: Sequence[Word]) -> list[Word]:
-        """Take one pass's words; return the words newly committed by it."""
-        new = self.new_words(words)
-        agreed = 0
-        for a, b in zip(new, self._previous, strict=False):
-            if _norm(a.text) != _norm(b.text):
-                break
-            agreed += 1
-        fresh = new[:agreed]
-        self.committed.extend(fresh)
-        self._previous = new[agreed:]
-        return fresh
-
-    @property
-    def tentative(self) -> list[Word]:
-        """The last pass's words that no two passes agree on yet."""
-        return list(self._previous)
-
-    def new_words(self, words: Sequence[Word]) -> list[Word]:
-        """``words`` less those already committed."""
-        if not self.committed:
-            return list(words)
-        last_end = self.committed[-1].end
-        new = [w for w in words if w.start > last_end - self.slack]
-        # A word heard again with a slightly earlier start: drop the longest
-        # run at the head of ``new`` that repeats the committed tail.
-        tail = [_norm(w.text) for w in self.committed[-5:]]
-        head = [_norm(w.text) for w in new[:5]]
-        for n in range(min(len(tail), len(head)), 0, -1):
-            if tail[-n:] == head[:n]:
-                return new[n:]
-        return new
 
 
 @dataclass

@@ -96,7 +96,7 @@ class TranscribeOptions:
 
 ProgressCallback = Callable[[float], None]
 PromptSource = Callable[[float], "str | None"]
-"""Room time -> prompt text for the speech starting then (see :mod:`transcribe.context`)."""
+"""Room time -> prompt text for the speech starting then (see :mod:`transcribe.context_pass`)."""
 
 
 def transcribe(

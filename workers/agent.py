@@ -46,7 +46,7 @@ from transcribe.language import speaks_language
 from transcribe.live_audio import OpusStream
 from transcribe.model import model_label
 from transcribe.streaming import StreamingOptions, StreamingTranscriber
-from workers.context import context
+from workers.environment import environment
 from workers.hls import HlsOptions, LiveHls
 
 log = logging.getLogger(__name__)
@@ -343,28 +343,28 @@ def live_room(space_id: str, rtc_url: str) -> int:
     ``rtc_url`` is the signaling socket of the node holding the room (the
     client follows a ``moved`` if the room went elsewhere).
     """
-    ctx = context()
+    env = environment()
     # Live captions follow the language the host set. With ``auto`` they stay
     # English: one utterance is too little to detect a language from (the
     # pipeline detects each speaker's from all their speech afterwards).
     try:
-        language = ctx.catalog.get_space(space_id).language
+        language = env.catalog.get_space(space_id).language
     except NotFound:
         language = AUTO
     # Interim text on a fast model, final text on an accurate one (SPACES_LIVE_MODEL, SPACES_LIVE_FINAL_MODEL).
-    name, final_name = ctx.settings.live_model_for(language), ctx.settings.live_final_model_for(language)
-    model = ctx.model(passes=LIVE_PASSES, name=name)
+    name, final_name = env.settings.live_model_for(language), env.settings.live_final_model_for(language)
+    model = env.model(passes=LIVE_PASSES, name=name)
     # Final passes on all the agent's threads: speakers rarely end utterances at the same
     # moment, and the sooner the one pass ends, the sooner its caption goes out.
-    final_model = model if model_label(final_name) == model_label(name) else ctx.model(name=final_name)
+    final_model = model if model_label(final_name) == model_label(name) else env.model(name=final_name)
     agent = RoomAgent(
-        settings=ctx.settings,
+        settings=env.settings,
         space_id=space_id,
         rtc_url=rtc_url,
         model=model,
         final_model=final_model,
-        catalog=ctx.catalog,
-        blobs=ctx.blobs,
+        catalog=env.catalog,
+        blobs=env.blobs,
         language=language if language != AUTO and speaks_language(model) and speaks_language(final_model) else "en",
     )
     asyncio.run(agent.run())

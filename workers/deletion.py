@@ -23,7 +23,7 @@ from redis import Redis
 from spaces import keys
 from spaces.live_captions import stream_key
 from spaces.queue import job_id, pipeline_queue
-from workers.context import context
+from workers.environment import environment
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +36,21 @@ def delete_space(space_id: str, was_live: bool = False, late: bool = False) -> i
 
     Idempotent: a retried or repeated pass deletes what is there, nothing else.
     """
-    ctx = context()
+    env = environment()
     prefix = keys.space_prefix(space_id)
-    found = len(list(ctx.blobs.list(prefix)))
-    ctx.blobs.delete_prefix(prefix)
-    ctx.catalog.delete_space(space_id)
-    redis = Redis.from_url(ctx.settings.redis_url)
+    found = len(list(env.blobs.list(prefix)))
+    env.blobs.delete_prefix(prefix)
+    env.catalog.delete_space(space_id)
+    redis = Redis.from_url(env.settings.redis_url)
     try:  # the live captions stream, and the run counter of reprocessing
-        redis.delete(stream_key(ctx.settings.queue_name, space_id), f"spaces:runs:{space_id}")
+        redis.delete(stream_key(env.settings.queue_name, space_id), f"spaces:runs:{space_id}")
     finally:
         redis.close()
     log.info(
         "space %s deleted (%d objects%s)", space_id, found, ", late pass" if late else "", extra={"space_id": space_id}
     )
     if was_live and not late:
-        queue = pipeline_queue(ctx.settings)
+        queue = pipeline_queue(env.settings)
         queue.enqueue_in(
             timedelta(seconds=LATE_PASS),
             "workers.deletion.delete_space",

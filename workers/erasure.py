@@ -36,7 +36,7 @@ from spaces.languages import main_language
 from spaces.live_captions import stream_key
 from spaces.models import Gap, Manifest, Transcript, Turn
 from spaces.queue import current_run, enqueue_once, job_id, pipeline_queue, speaker_slug
-from workers.context import Context, context
+from workers.environment import Environment, environment
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,8 @@ ERASED = "erased"
 
 def erase_speaker(space_id: str, speaker: str) -> list[str]:
     """Enqueue the erasure's stages; returns their job ids."""
-    ctx = context()
-    queue = pipeline_queue(ctx.settings)
+    env = environment()
+    queue = pipeline_queue(env.settings)
     # The mix is the pipeline's own stage, which skips jobs of superseded runs:
     # these jobs carry the space's current run.
     run = current_run(queue.connection, space_id)
@@ -67,7 +67,7 @@ def erase_speaker(space_id: str, speaker: str) -> list[str]:
             *args,
             job_id=job_id(space_id, f"erase-{slug}-{name}", run),
             run=run,
-            retries=ctx.settings.job_retries,
+            retries=env.settings.job_retries,
             depends_on=[previous] if previous is not None else None,
         )
         ids.append(str(previous.id))
@@ -76,19 +76,19 @@ def erase_speaker(space_id: str, speaker: str) -> list[str]:
 
 def erase_words(space_id: str, speaker: str) -> int:
     """Stage 1; returns how many of the speaker's turns left the transcript."""
-    ctx = context()
-    manifest = _erase_from_manifest(ctx, ctx.manifest(space_id), speaker)
-    transcript = Transcript.from_dict(ctx.read_json(keys.transcript(space_id)))
+    env = environment()
+    manifest = _erase_from_manifest(env, env.manifest(space_id), speaker)
+    transcript = Transcript.from_dict(env.read_json(keys.transcript(space_id)))
     kept = tuple(t for t in transcript.turns if t.speaker != speaker)
     gone = [t for t in transcript.turns if t.speaker == speaker]
     gaps = tuple(sorted((*transcript.gaps, *(_gap(t) for t in gone)), key=lambda g: (g.start, g.speaker)))
     erased = replace(transcript, turns=kept, gaps=gaps)
-    ctx.write_json(keys.transcript(space_id), erased.to_dict())
+    env.write_json(keys.transcript(space_id), erased.to_dict())
     cues = build_cues(list(kept))
     vtt = to_webvtt(cues, language=main_language(list(kept)))
-    ctx.blobs.put(keys.captions(space_id, "vtt"), vtt.encode(), content_type="text/vtt")
-    ctx.blobs.put(keys.captions(space_id, "srt"), to_srt(cues).encode(), content_type="application/x-subrip")
-    ctx.catalog.replace_turns(space_id, kept)
+    env.blobs.put(keys.captions(space_id, "vtt"), vtt.encode(), content_type="text/vtt")
+    env.blobs.put(keys.captions(space_id, "srt"), to_srt(cues).encode(), content_type="application/x-subrip")
+    env.catalog.replace_turns(space_id, kept)
     for track_id, who in manifest.erased:
         if who == speaker:
             for key in (
@@ -96,9 +96,9 @@ def erase_words(space_id: str, speaker: str) -> int:
                 keys.levels(space_id, track_id),
                 keys.context_clips(space_id, track_id),
             ):
-                ctx.blobs.delete(key)
-    _drop_live_captions(ctx, space_id, speaker)
-    ctx.catalog.set_progress(space_id, f"erase:{speaker}", 0.25)
+                env.blobs.delete(key)
+    _drop_live_captions(env, space_id, speaker)
+    env.catalog.set_progress(space_id, f"erase:{speaker}", 0.25)
     log.info(
         "space %s: %s's %d turns erased from the transcript", space_id, speaker, len(gone), extra={"space_id": space_id}
     )
@@ -107,31 +107,31 @@ def erase_words(space_id: str, speaker: str) -> int:
 
 def erase_audio(space_id: str, speaker: str) -> int:
     """Stage 3 (after the remix): delete the speaker's track objects; returns how many there were."""
-    ctx = context()
-    manifest = ctx.manifest(space_id)
+    env = environment()
+    manifest = env.manifest(space_id)
     removed = 0
     for track_id, who in manifest.erased:
         if who == speaker:
             prefix = keys.track_prefix(space_id, track_id)
-            removed += len(list(ctx.blobs.list(prefix)))
-            ctx.blobs.delete_prefix(prefix)
+            removed += len(list(env.blobs.list(prefix)))
+            env.blobs.delete_prefix(prefix)
     # The live HLS (the instant replay) is a mix of every voice and carries every
     # live caption: it goes whole; the remixed replay is what plays from now on.
-    removed += len(list(ctx.blobs.list(hls.prefix(space_id))))
-    ctx.blobs.delete_prefix(hls.prefix(space_id))
-    ctx.catalog.set_progress(space_id, f"erase:{speaker}", 0.9)
+    removed += len(list(env.blobs.list(hls.prefix(space_id))))
+    env.blobs.delete_prefix(hls.prefix(space_id))
+    env.catalog.set_progress(space_id, f"erase:{speaker}", 0.9)
     return removed
 
 
 def erase_done(space_id: str, speaker: str) -> None:
     """Stage 4: the catalog shows the speaker as erased."""
-    ctx = context()
-    ctx.catalog.finish_erasure(space_id, speaker)
-    ctx.catalog.set_progress(space_id, f"erase:{speaker}", 1.0)
+    env = environment()
+    env.catalog.finish_erasure(space_id, speaker)
+    env.catalog.set_progress(space_id, f"erase:{speaker}", 1.0)
     log.info("space %s: %s erased", space_id, speaker, extra={"space_id": space_id})
 
 
-def _erase_from_manifest(ctx: Context, manifest: Manifest, speaker: str) -> Manifest:
+def _erase_from_manifest(env: Environment, manifest: Manifest, speaker: str) -> Manifest:
     """Move the speaker's tracks to ``erased`` (written once; a rerun finds them moved)."""
     theirs = tuple((t, s) for t, s in manifest.tracks if s == speaker)
     if not theirs:
@@ -141,7 +141,7 @@ def _erase_from_manifest(ctx: Context, manifest: Manifest, speaker: str) -> Mani
         tracks=tuple((t, s) for t, s in manifest.tracks if s != speaker),
         erased=(*manifest.erased, *theirs),
     )
-    layout.put_manifest(ctx.blobs, changed)
+    layout.put_manifest(env.blobs, changed)
     return changed
 
 
@@ -149,10 +149,10 @@ def _gap(turn: Turn) -> Gap:
     return Gap(speaker=turn.speaker, start=turn.start, end=turn.end, reason=ERASED)
 
 
-def _drop_live_captions(ctx: Context, space_id: str, speaker: str) -> None:
+def _drop_live_captions(env: Environment, space_id: str, speaker: str) -> None:
     """Remove the speaker's captions from the space's live stream (kept a while after it ends)."""
-    redis = Redis.from_url(ctx.settings.redis_url)
-    key = stream_key(ctx.settings.queue_name, space_id)
+    redis = Redis.from_url(env.settings.redis_url)
+    key = stream_key(env.settings.queue_name, space_id)
     try:
         entries: Any = redis.xrange(key)
         doomed = [entry_id for entry_id, fields in entries or () if _caption_speaker(fields) == speaker]

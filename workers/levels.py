@@ -8,12 +8,15 @@ and ``assemble`` uses the same levels to remove whatever bleed got through.
 
 from __future__ import annotations
 
+import numpy as np
+
 from spaces import keys
 from spaces.exceptions import NotFound
 from spaces.languages import AUTO
 from transcribe.language import detect, speaks_language
 from transcribe.levels import Levels, levels
-from workers.context import Context, Progress, context, stage
+from workers.environment import Environment, environment
+from workers.stage import Progress, stage
 from workers.tracks import load_track_audio
 
 
@@ -24,21 +27,22 @@ def measure_levels(space_id: str, track_id: str) -> None:
     Language detection is done here, with the track already decoded, so that
     every track's evidence is at hand when any track is transcribed.
     """
-    ctx = context()
-    track = ctx.track(space_id, track_id)
-    progress = Progress(ctx.catalog, space_id, f"levels:{track.speaker}")
+    env = environment()
+    track = env.track(space_id, track_id)
+    progress = Progress(env.catalog, space_id, f"levels:{track.speaker}")
     progress(0.0)
-    start, audio, _ = load_track_audio(ctx, space_id, track)
-    ctx.write_json(keys.levels(space_id, track_id), levels(audio, offset=start).to_dict())
-    if ctx.language(space_id) == AUTO and audio.size and speaks_language(ctx.model()):
-        probabilities, seconds = detect(ctx.model(), audio)
-        ctx.write_json(keys.language(space_id, track_id), {"probabilities": probabilities, "seconds": seconds})
+    # As int16: half the memory of float32, which only language detection needs.
+    start, audio, _ = load_track_audio(env, space_id, track, dtype=np.int16)
+    env.write_json(keys.levels(space_id, track_id), levels(audio, offset=start).to_dict())
+    if env.language(space_id) == AUTO and audio.size and speaks_language(env.model()):
+        probabilities, seconds = detect(env.model(), np.multiply(audio, 1 / 32768, dtype=np.float32))
+        env.write_json(keys.language(space_id, track_id), {"probabilities": probabilities, "seconds": seconds})
     progress(1.0)
 
 
-def read_levels(ctx: Context, space_id: str, track_id: str) -> Levels | None:
+def read_levels(env: Environment, space_id: str, track_id: str) -> Levels | None:
     """A track's levels; None if they were never measured (a space processed before this stage)."""
     try:
-        return Levels.from_dict(ctx.read_json(keys.levels(space_id, track_id)))
+        return Levels.from_dict(env.read_json(keys.levels(space_id, track_id)))
     except NotFound:
         return None

@@ -1,106 +1,107 @@
-"""Job: the replay audio, every track summed on the room clock with pydub.
+"""Job: the replay audio, every track summed on the room clock.
 
-Memory stays flat on long spaces: the mix is rendered in windows and
-streamed into one ffmpeg process that writes both renditions (Ogg/Opus for
-browsers that play it, AAC in .m4a for Safari). Each speaker is brought to
-the same speech loudness first, so a quiet microphone is not lost.
+One audio stack, in process: PyAV (FFmpeg's libraries) decodes each segment
+once, with the decoder the rest of the pipeline uses
+(:func:`transcribe.audio.decode`, here at 48 kHz as int16), numpy sums the
+tracks, and PyAV encodes both renditions (:class:`~spaces.formats.AudioFormat`:
+Opus in Ogg for browsers that play it, AAC in MP4 for Safari). pydub, which
+the first mix used, is not needed: it decodes and encodes by starting an
+ffmpeg process per file, and its sums are what numpy does on the same int16.
+
+Memory stays flat on long spaces: the mix is rendered a window at a time,
+each track holding one decoded segment or two, and each window goes to both
+encoders as it is done. Each speaker is brought to the same speech loudness
+first, so a quiet microphone is not lost; the gain comes from the track's
+levels, which the levels stage measured on the same audio, so no track is
+decoded twice for it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-import subprocess
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
-from pydub import AudioSegment
 
 from spaces import keys
-from spaces.models import Segment, Track
-from workers.context import Context, Progress, context, stage
-from workers.transcript import space_duration
+from spaces.formats import AudioFormat
+from spaces.models import Track
+from transcribe.levels import FLOOR_DB, Levels, levels
+from workers.environment import Environment, environment
+from workers.levels import read_levels
+from workers.stage import Progress, stage
+from workers.tracks import load_track_audio, track_pieces
 
 log = logging.getLogger(__name__)
 
-FRAME_RATE = 48_000
-WINDOW_MS = 60_000
+RATE = 48_000
+#: Samples rendered at once: a minute, 11 MB of float32.
+WINDOW = 60 * RATE
 #: Speech is brought to this loudness; gains are capped so noise is not blown up.
 TARGET_DBFS = -20.0
 MAX_GAIN_DB = 20.0
 
 
 @dataclass(frozen=True)
-class _Placed:
-    segment: Segment
-    path: Path
-    gain_db: float
+class MixTrack:
+    """One track for the mix.
 
-    @property
-    def start_ms(self) -> int:
-        return round(self.segment.offset * 1000)
+    ``pieces``: ``(room time of the first sample, int16 samples at RATE)``,
+    in time order and not overlapping (as :func:`workers.tracks.track_pieces`
+    yields them); ``gain_db``: what brings its speech to the target loudness.
+    """
+
+    pieces: Iterable[tuple[float, np.ndarray]]
+    gain_db: float
 
 
 @stage
 def mix(space_id: str) -> float:
     """Write replay.ogg and replay.m4a; returns the mix's duration in seconds."""
-    ctx = context()
-    manifest = ctx.manifest(space_id)
-    duration_ms = round(space_duration(ctx, manifest) * 1000)
-    progress = Progress(ctx.catalog, space_id, "mix")
+    env = environment()
+    manifest = env.manifest(space_id)
+    duration = round(env.duration(manifest), 3)  # whole milliseconds, as the catalog shows it
+    progress = Progress(env.catalog, space_id, "mix")
+    tracks = [_mix_track(env, space_id, env.track(space_id, track_id)) for track_id, _ in manifest.tracks]
     with tempfile.TemporaryDirectory(prefix="spaces-mix-") as tmp:
-        work = Path(tmp)
-        tracks = [_download(ctx, ctx.track(space_id, track_id), work) for track_id, _ in manifest.tracks]
-        outputs = {fmt: work / f"replay.{fmt}" for fmt in ("ogg", "m4a")}
-        render_mix(tracks, duration_ms, outputs, progress)
-        ctx.blobs.put_file(keys.replay(space_id, "ogg"), outputs["ogg"], content_type="audio/ogg")
-        ctx.blobs.put_file(keys.replay(space_id, "m4a"), outputs["m4a"], content_type="audio/mp4")
+        outputs = {fmt: Path(tmp) / f"replay.{fmt}" for fmt in AudioFormat}
+        render_mix(tracks, duration, outputs, progress)
+        for fmt, path in outputs.items():
+            env.blobs.put_file(keys.replay(space_id, fmt), path, content_type=fmt.media_type)
     progress(1.0)
-    return duration_ms / 1000
+    return duration
 
 
-def render_mix(
-    tracks: Sequence[Sequence[tuple[Segment, Path]]],
-    duration_ms: int,
-    outputs: dict[str, Path],
-    progress: Callable[[float], None],
-) -> None:
-    """Mix the tracks (each its segments' files) into ``outputs["ogg"]`` and ``outputs["m4a"]``."""
-    placed: list[_Placed] = []
-    for track in tracks:
-        gain = _speech_gain([path for _, path in track])
-        log.info("track of %d segments: gain %.1f dB", len(track), gain)
-        placed.extend(_Placed(segment, path, gain) for segment, path in track)
-    _render(placed, duration_ms, outputs, progress)
+def _mix_track(env: Environment, space_id: str, track: Track) -> MixTrack:
+    measured = read_levels(env, space_id, track.track_id)
+    if measured is None:  # a space processed before levels were measured
+        start, audio, _ = load_track_audio(env, space_id, track, dtype=np.int16)
+        measured = levels(audio, offset=start)
+    gain = level_gain(measured)
+    log.info("track %s: gain %.1f dB", track.track_id, gain, extra={"space_id": space_id})
+    # Decoding errors are the transcription's to report; here the segment is silence.
+    return MixTrack(track_pieces(env, space_id, track, [], rate=RATE, dtype=np.int16), gain)
 
 
-def _download(ctx: Context, track: Track, work: Path) -> list[tuple[Segment, Path]]:
-    files = []
-    for segment in track.segments:
-        path = work / f"{track.track_id}-{segment.seq:06d}.ogg"
-        ctx.blobs.download(segment.key, path)
-        files.append((segment, path))
-    return files
-
-
-def _speech_gain(paths: list[Path]) -> float:
-    """Gain bringing the track's speech (not its silence) to TARGET_DBFS.
-
-    Speech is every 20 ms frame within 30 dB of the track's loudest one.
-    """
-    frames = [_frame_power(audio) for audio in map(_load, paths) if audio is not None]
-    return speech_gain(np.concatenate(frames) if frames else np.zeros(0))
+def level_gain(measured: Levels) -> float:
+    """Gain in dB bringing the speech of a track with these levels to TARGET_DBFS."""
+    db = measured.db.astype(np.float64)
+    return speech_gain(np.where(db > FLOOR_DB, 10 ** (db / 10), 0.0))
 
 
 def speech_gain(power: np.ndarray) -> float:
     """Gain in dB bringing the speech among these 20 ms frames' powers to TARGET_DBFS.
 
-    The replay mix measures a whole track; the live mix (``workers.hls``) the
-    frames heard so far: one rule, so live and replay sound alike.
+    Speech is every frame within 30 dB of the loudest one. The replay mix
+    measures a whole track; the live mix (``workers.hls``) the frames heard
+    so far: one rule, so live and replay sound alike.
     """
     if not power.size or power.max() <= 0:
         return 0.0
@@ -109,109 +110,78 @@ def speech_gain(power: np.ndarray) -> float:
     return max(-MAX_GAIN_DB, min(MAX_GAIN_DB, TARGET_DBFS - speech_dbfs))
 
 
-def _frame_power(audio: AudioSegment, frame_ms: int = 20) -> np.ndarray:
-    """Mean power of each frame, relative to full scale."""
-    samples = np.frombuffer(audio.raw_data, dtype=np.int16).astype(np.float32) / 32768.0
-    hop = FRAME_RATE * frame_ms // 1000
-    n = len(samples) // hop
-    power: np.ndarray = (samples[: n * hop].reshape(n, hop) ** 2).mean(axis=1)
-    return power
-
-
-def _render(
-    placed: list[_Placed], duration_ms: int, outputs: dict[str, Path], progress: Callable[[float], None]
+def render_mix(
+    tracks: Sequence[MixTrack],
+    duration: float,
+    outputs: dict[AudioFormat, Path],
+    progress: Callable[[float], None],
 ) -> None:
-    errors = outputs["ogg"].with_suffix(".log")
-    with errors.open("wb") as log_file:
-        encoder = subprocess.Popen(
-            [
-                "ffmpeg",
-                "-nostdin",
-                "-loglevel",
-                "error",
-                "-y",
-                "-f",
-                "s16le",
-                "-ar",
-                str(FRAME_RATE),
-                "-ac",
-                "1",
-                "-i",
-                "pipe:0",
-                "-c:a",
-                "libopus",
-                "-b:a",
-                "48k",
-                str(outputs["ogg"]),
-                "-c:a",
-                "aac",
-                "-b:a",
-                "64k",
-                "-movflags",
-                "+faststart",
-                str(outputs["m4a"]),
-            ],
-            stdin=subprocess.PIPE,
-            stderr=log_file,
-        )
-        assert encoder.stdin is not None
-        try:
-            with encoder.stdin:
-                for window_start, window in _windows(placed, duration_ms):
-                    encoder.stdin.write(window.raw_data)
-                    progress(min(1.0, (window_start + len(window)) / max(duration_ms, 1)) * 0.99)
-        except BaseException:
-            # A timeout (rq's alarm) or a failed decode: the encoder must not
-            # outlive the job, finishing a replay nobody will upload.
-            encoder.kill()
-            encoder.wait()
-            raise
-        encoder.wait()
-    if encoder.returncode != 0:
-        raise RuntimeError(f"ffmpeg failed to encode the replay: {errors.read_text(errors='replace')[-500:]}")
+    """Mix ``duration`` seconds of the tracks into one file per format in ``outputs``."""
+    total = round(duration * RATE)
+    with contextlib.ExitStack() as stack:
+        encoders = [_Encoder(stack.enter_context(_open(fmt, path)), fmt) for fmt, path in outputs.items()]
+        for end, window in _windows(tracks, total):
+            for encoder in encoders:
+                encoder.write(window)
+            progress(end / max(total, 1) * 0.99)
+        for encoder in encoders:
+            encoder.flush()
 
 
-def _windows(placed: list[_Placed], duration_ms: int) -> Iterator[tuple[int, AudioSegment]]:
-    """Consecutive windows of the mix.
-
-    Segments are short (about 10 s), so each is decoded once and kept only
-    while the next window may still need it.
-    """
-    decoded: dict[Path, AudioSegment | None] = {}
-    for start in range(0, duration_ms, WINDOW_MS):
-        length = min(WINDOW_MS, duration_ms - start)
-        window = AudioSegment.silent(length, FRAME_RATE).set_sample_width(2).set_channels(1)
-        for p in placed:
-            seg_end = p.start_ms + round(p.segment.duration * 1000) + 1000
-            if p.start_ms >= start + length or seg_end <= start:
-                decoded.pop(p.path, None)
-                continue
-            if p.path not in decoded:
-                decoded[p.path] = _load(p.path)
-            audio = decoded[p.path]
-            if audio is None:
-                continue
-            # Slice the part of the segment inside this window, then overlay.
-            rel = p.start_ms - start
-            part = audio[max(0, -rel) : max(0, start + length - p.start_ms)]
-            window = window.overlay(part.apply_gain(p.gain_db), position=max(0, rel))
-        yield start, window
+def _open(fmt: AudioFormat, path: Path) -> av.container.OutputContainer:
+    return av.open(str(path), "w", format=fmt.container, options=fmt.container_options)
 
 
-def _load(path: Path) -> AudioSegment | None:
-    """Decode a segment in-process (pydub would spawn ffmpeg twice per file)."""
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.audio[0]
-            frames = [f.to_ndarray() for f in container.decode(stream)]
-            rate = stream.rate
-    except (av.FFmpegError, IndexError) as e:
-        log.warning("segment %s does not decode, left silent: %s", path.name, e)
-        return None
-    if not frames:
-        return None
-    # Opus decodes to 48 kHz planar float: average the channels, scale to s16.
-    samples = np.concatenate([f.reshape(f.shape[0], -1) for f in frames], axis=1).mean(axis=0)
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16)
-    audio = AudioSegment(data=pcm.tobytes(), sample_width=2, frame_rate=rate, channels=1)
-    return audio if rate == FRAME_RATE else audio.set_frame_rate(FRAME_RATE)
+class _Encoder:
+    """One rendition: mono int16 windows in, encoded packets into its container."""
+
+    def __init__(self, container: av.container.OutputContainer, fmt: AudioFormat) -> None:
+        self.container = container
+        self.stream = cast(av.AudioStream, container.add_stream(fmt.codec, rate=RATE, layout="mono"))
+        self.stream.bit_rate = fmt.bit_rate
+        self.samples = 0
+
+    def write(self, window: np.ndarray) -> None:
+        # PyAV converts to the codec's sample format and frame size itself.
+        frame = av.AudioFrame.from_ndarray(window.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = RATE
+        frame.pts = self.samples
+        self.samples += len(window)
+        self.container.mux(self.stream.encode(frame))
+
+    def flush(self) -> None:
+        self.container.mux(self.stream.encode(None))
+
+
+def _windows(tracks: Sequence[MixTrack], total: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Consecutive windows of the mix as int16, each with the sample it ends at."""
+    feeds = [_Feed(track) for track in tracks]
+    for start in range(0, total, WINDOW):
+        window = np.zeros(min(WINDOW, total - start), dtype=np.float32)
+        for feed in feeds:
+            feed.add_into(window, start)
+        yield start + len(window), np.clip(np.rint(window), -32768, 32767).astype(np.int16)
+
+
+class _Feed:
+    """A track's pieces, pulled as the windows reach them and dropped once behind."""
+
+    def __init__(self, track: MixTrack) -> None:
+        self._pieces = iter(track.pieces)
+        self._gain = np.float32(10 ** (track.gain_db / 20))
+        self._held: list[tuple[int, np.ndarray]] = []  # (first sample on the mix, samples)
+        self._exhausted = False
+
+    def add_into(self, window: np.ndarray, start: int) -> None:
+        end = start + len(window)
+        while not self._exhausted and (not self._held or self._held[-1][0] < end):
+            piece = next(self._pieces, None)
+            if piece is None:
+                self._exhausted = True
+            else:
+                self._held.append((round(piece[0] * RATE), piece[1]))
+        for at, samples in self._held:
+            lo, hi = max(at, start), min(at + len(samples), end)
+            if lo < hi:
+                window[lo - start : hi - start] += samples[lo - at : hi - at] * self._gain
+        self._held = [(at, samples) for at, samples in self._held if at + len(samples) > end]

@@ -1,10 +1,10 @@
 """The pipeline's shape: which stage runs after which, and the space's state.
 
 ``finalize(space_id)`` is what the SFU and ``spaces import`` enqueue. It fans
-out one ``measure_levels`` job per track and the ``mix`` job, then one
-``transcribe_room`` job once every track's levels are known (the room's
-words from its mix, the speakers from the levels), then ``assemble``,
-then ``complete`` after assemble and mix. Every job id is derived from the
+out one ``measure_levels`` job per track; once every track's levels are
+known, one ``transcribe_room`` job (the room's words from its mix, the
+speakers from the levels) and the ``mix`` (each speaker's gain from the
+levels); then ``assemble``, then ``complete`` after assemble and mix. Every job id is derived from the
 space, the stage and the run number, so a replayed enqueue is not a second run.
 """
 
@@ -23,7 +23,8 @@ from spaces.exceptions import NotFound
 from spaces.models import SpaceState
 from spaces.queue import current_run, enqueue_once, job_id, pipeline_queue, run_of
 from spaces.settings import Settings
-from workers.context import context, job_run, stage
+from workers.environment import environment
+from workers.stage import job_run, stage
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +33,20 @@ ON_FAILURE = Callback("workers.pipeline.on_failure")
 
 @stage
 def finalize(space_id: str, run: int = 0) -> None:
-    ctx = context()
+    env = environment()
     try:
-        deleting = ctx.catalog.get_space(space_id).state is SpaceState.DELETING
+        deleting = env.catalog.get_space(space_id).state is SpaceState.DELETING
     except NotFound:
         deleting = True
     if deleting:  # the host deleted it meanwhile: nothing to process
         log.info("space %s is deleted; not processed", space_id, extra={"space_id": space_id})
         return
-    manifest = ctx.manifest(space_id)
-    if not ctx.catalog.start_run(space_id, run):
+    manifest = env.manifest(space_id)
+    if not env.catalog.start_run(space_id, run):
         log.info("space %s: run %d superseded before it started", space_id, run, extra={"space_id": space_id})
         return
-    queue = pipeline_queue(ctx.settings)
-    retries = ctx.settings.job_retries
+    queue = pipeline_queue(env.settings)
+    retries = env.settings.job_retries
 
     def enqueue(func: str, name: str, *args: Any, depends_on: list[Job] | None = None) -> Job:
         return enqueue_once(
@@ -64,9 +65,10 @@ def finalize(space_id: str, run: int = 0) -> None:
     measured = [enqueue("workers.levels.measure_levels", f"levels-{t}", t) for t, _ in manifest.tracks]
     # One transcription for the whole room (its mix gives Whisper the context):
     # its cost follows the room's speech, not its number of speakers.
-    transcribed = enqueue("workers.transcription.transcribe_room", "transcribe-room", depends_on=measured)
-    mixed = enqueue("workers.mix.mix", "mix")
-    assembled = enqueue("workers.transcript.assemble", "assemble", depends_on=[transcribed])
+    transcribed = enqueue("workers.transcribe_room.transcribe_room", "transcribe-room", depends_on=measured)
+    # The mix after the levels too: its gains come from them.
+    mixed = enqueue("workers.mix.mix", "mix", depends_on=measured)
+    assembled = enqueue("workers.assemble.assemble", "assemble", depends_on=[transcribed])
     enqueue("workers.pipeline.complete", "complete", depends_on=[assembled, mixed])
     log.info(
         "space %s: pipeline enqueued (run %d, %d tracks)",
@@ -79,8 +81,8 @@ def finalize(space_id: str, run: int = 0) -> None:
 
 @stage
 def complete(space_id: str) -> None:
-    ctx = context()
-    ctx.catalog.set_state(space_id, SpaceState.READY, run=job_run())
+    env = environment()
+    env.catalog.set_state(space_id, SpaceState.READY, run=job_run())
     log.info("space %s is ready", space_id, extra={"space_id": space_id})
 
 

@@ -11,17 +11,17 @@ import time
 
 from spaces import retention
 from spaces.queue import schedule_retention
-from workers.context import context
+from workers.environment import environment
 
 log = logging.getLogger(__name__)
 
 
 def sweep(reschedule: bool = True) -> list[str]:
     """Apply retention now; returns the ids of the spaces it touched."""
-    ctx = context()
+    env = environment()
     touched = []
-    for expiry in retention.plan(ctx.settings, ctx.catalog, ctx.blobs, now=time.time()):
-        retention.apply(ctx.settings, ctx.catalog, ctx.blobs, expiry)
+    for expiry in retention.plan(env.settings, env.catalog, env.blobs, now=time.time()):
+        retention.apply(env.settings, env.catalog, env.blobs, expiry)
         touched.append(expiry.space_id)
         log.info(
             "retention: space %s (%.1f days) lost %s",
@@ -31,5 +31,5 @@ def sweep(reschedule: bool = True) -> list[str]:
             extra={"space_id": expiry.space_id},
         )
     if reschedule:
-        schedule_retention(ctx.settings)
+        schedule_retention(env.settings)
     return touched

@@ -1,4 +1,4 @@
-"""A recorded track's audio: its segments downloaded, decoded and placed on one array."""
+"""A recorded track's audio: its segments downloaded and decoded one at a time, placed on the room clock."""
 
 from __future__ import annotations
 
@@ -10,53 +10,70 @@ from pathlib import Path
 import numpy as np
 
 from spaces.models import Track
-from transcribe.audio import SAMPLE_RATE, decode, timeline
+from transcribe.audio import SAMPLE_RATE, SampleType, Timeline, decode
 from transcribe.exceptions import AudioError
-from workers.context import Context
+from workers.environment import Environment
 
 log = logging.getLogger(__name__)
 
 
-def load_track_audio(ctx: Context, space_id: str, track: Track) -> tuple[float, np.ndarray, list[str]]:
-    """Room time of the first sample, the track (16 kHz mono float32), and per-segment errors.
+def load_track_audio(
+    env: Environment, space_id: str, track: Track, *, dtype: SampleType = np.float32
+) -> tuple[float, np.ndarray, list[str]]:
+    """Room time of the first sample, the track (16 kHz mono, ``dtype``), and per-segment errors.
 
     A segment that does not decode is skipped and reported, so one damaged
-    file costs its own seconds, not the track.
+    file costs its own seconds, not the track. Memory peaks at about one copy
+    of the track: the pieces go into a :class:`Timeline`, which releases them
+    as it joins them.
     """
     errors: list[str] = []
-    pieces = list(track_pieces(ctx, space_id, track, errors))
-    if not pieces:
-        return track.start, np.zeros(0, dtype=np.float32), errors
-    start, audio = timeline(pieces)
+    line = Timeline()
+    for offset, samples in track_pieces(env, space_id, track, errors, dtype=dtype):
+        line.add(offset, samples)
+    start, audio = line.build()
+    if not audio.size:
+        return track.start, np.zeros(0, dtype=dtype), errors
     return start, audio, errors
 
 
-def track_pieces(ctx: Context, space_id: str, track: Track, errors: list[str]) -> Iterator[tuple[float, np.ndarray]]:
+def track_pieces(
+    env: Environment,
+    space_id: str,
+    track: Track,
+    errors: list[str],
+    *,
+    rate: int = SAMPLE_RATE,
+    dtype: SampleType = np.float32,
+) -> Iterator[tuple[float, np.ndarray]]:
     """The track's segments, decoded one at a time: ``(room time of the first sample, samples)``.
 
     As :func:`transcribe.audio.timeline` places them: where two segments
     overlap (clock jitter, codec priming), the later one wins, so that summing
     the pieces adds no sample twice. A segment that does not decode is
-    skipped and its error appended to ``errors``.
+    skipped and its error appended to ``errors``. Samples are mono at
+    ``rate`` Hz, as ``dtype``.
     """
     held: tuple[float, np.ndarray] | None = None
     # Segments come in recording order: one held back is enough to trim it.
-    for offset, samples in _decoded(ctx, space_id, track, errors):
+    for offset, samples in _decoded(env, space_id, track, errors, rate, dtype):
         if held is not None:
-            keep = round((offset - held[0]) * SAMPLE_RATE) if offset > held[0] else len(held[1])
+            keep = round((offset - held[0]) * rate) if offset > held[0] else len(held[1])
             yield held[0], held[1][:keep]
         held = (offset, samples)
     if held is not None:
         yield held
 
 
-def _decoded(ctx: Context, space_id: str, track: Track, errors: list[str]) -> Iterator[tuple[float, np.ndarray]]:
+def _decoded(
+    env: Environment, space_id: str, track: Track, errors: list[str], rate: int, dtype: SampleType
+) -> Iterator[tuple[float, np.ndarray]]:
     with tempfile.TemporaryDirectory(prefix="spaces-track-") as tmp:
         for segment in track.segments:
             path = Path(tmp) / f"{segment.seq:06d}.ogg"
-            ctx.blobs.download(segment.key, path)
+            env.blobs.download(segment.key, path)
             try:
-                samples = decode(path)
+                samples = decode(path, rate=rate, dtype=dtype)
             except AudioError as e:
                 log.warning(
                     "space %s track %s segment %d skipped: %s",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -13,6 +12,7 @@ from replay_api import clips, transcripts
 from replay_api.deps import BlobsDep, ReadySpace, seconds
 from replay_api.schemas import ClipOut, TurnOut, replay_link
 from replay_api.serving import cache_control
+from spaces.formats import AudioFormat
 from spaces.models import Space, join_words
 
 router = APIRouter(prefix="/spaces", tags=["clips"])
@@ -25,11 +25,6 @@ End = Annotated[float, seconds("Clip end, seconds (at most 300 s after start)")]
 #: times are not that precise, and the page rounds clip bounds to the ms, so
 #: a clip ending where the next word starts would otherwise take that word in.
 WORD_MARGIN = 0.01
-
-
-class ClipFormat(enum.StrEnum):
-    OGG = "ogg"
-    M4A = "m4a"
 
 
 @router.get("/{space_id}/clip", response_model=ClipOut)
@@ -67,14 +62,14 @@ def get_clip_audio(
     blobs: BlobsDep,
     start: Start,
     end: End,
-    format: Annotated[ClipFormat, Query(description="ogg (Opus) or m4a (AAC)")] = ClipFormat.OGG,
+    format: Annotated[AudioFormat, Query(description="ogg (Opus) or m4a (AAC)")] = AudioFormat.OGG,
 ) -> Response:
     start, end = clips.check_window(start, end, space.duration)
-    data = clips.cut(blobs, space.space_id, format.value, start, end)
+    data = clips.cut(blobs, space.space_id, format, start, end)
     name = _clip_name(space, start, end, format.value)
     return Response(
         data,
-        media_type=clips.FORMATS[format.value].media_type,
+        media_type=format.media_type,
         headers={
             "Content-Disposition": f'attachment; filename="{name}"',
             "Cache-Control": cache_control(space),

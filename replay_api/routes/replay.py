@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -14,6 +13,7 @@ from replay_api.schemas import TranscriptOut
 from spaces import keys
 from spaces.blobstore import BlobStore
 from spaces.exceptions import InvalidInput
+from spaces.formats import AudioFormat
 from spaces.models import Space
 
 router = APIRouter(prefix="/spaces", tags=["replay"])
@@ -22,13 +22,6 @@ router = APIRouter(prefix="/spaces", tags=["replay"])
 #: a leaked URL soon stops working; long enough for a paused player to resume.
 PRESIGNED_SECONDS = 900
 
-
-class AudioFormat(enum.StrEnum):
-    OGG = "ogg"
-    M4A = "m4a"
-
-
-_AUDIO_TYPES = {AudioFormat.OGG: "audio/ogg", AudioFormat.M4A: "audio/mp4"}
 
 _AUDIO_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"content": {"audio/ogg": {}, "audio/mp4": {}}, "description": "The whole replay"},
@@ -55,8 +48,8 @@ def get_audio(
     return serving.blob_response(
         request,
         blobs,
-        keys.replay(space.space_id, format.value),
-        media_type=_AUDIO_TYPES[format],
+        keys.replay(space.space_id, format),
+        media_type=format.media_type,
         cache_control=serving.cache_control(space),
         filename=f"{space.space_id}.{format.value}",
         presign_seconds=PRESIGNED_SECONDS,

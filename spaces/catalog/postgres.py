@@ -11,47 +11,15 @@ from psycopg_pool import ConnectionPool
 
 from spaces.catalog import TurnRow
 from spaces.catalog.query import Term, to_tsquery
-from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SHARED_TABLES, Scope, SqlCatalog, turn_rows
+from spaces.catalog.schema import shared_schema, turn_rows
+from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, Scope, SqlCatalog
 from spaces.exceptions import StorageError
 from spaces.languages import postgres_config, postgres_configs
 from spaces.models import Space, Turn
 
 SCHEMA = (
-    """
-CREATE TABLE IF NOT EXISTS spaces (
-    space_id TEXT PRIMARY KEY,
-    title TEXT NOT NULL,
-    host TEXT NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL,
-    state TEXT NOT NULL,
-    visibility TEXT NOT NULL,
-    duration DOUBLE PRECISION NOT NULL DEFAULT 0,
-    speakers TEXT NOT NULL DEFAULT '[]',
-    error TEXT,
-    progress TEXT NOT NULL DEFAULT '{}',
-    partial INTEGER NOT NULL DEFAULT 0,
-    run INTEGER NOT NULL DEFAULT 0,
-    published INTEGER NOT NULL DEFAULT 0,
-    node TEXT NOT NULL DEFAULT '',
-    language TEXT NOT NULL DEFAULT 'auto',
-    languages TEXT NOT NULL DEFAULT '{}'
-);
-CREATE INDEX IF NOT EXISTS spaces_created ON spaces (created_at DESC, space_id DESC);
-"""
-    + SHARED_TABLES
-    + """CREATE TABLE IF NOT EXISTS space_erasures (
-    space_id TEXT NOT NULL,
-    speaker TEXT NOT NULL,
-    state TEXT NOT NULL,
-    requested_at DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (space_id, speaker)
-);
-CREATE TABLE IF NOT EXISTS space_retention (
-    space_id TEXT PRIMARY KEY,
-    days DOUBLE PRECISION NOT NULL,
-    keep TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS turns (
+    shared_schema(real="DOUBLE PRECISION")
+    + """CREATE TABLE IF NOT EXISTS turns (
     id BIGSERIAL PRIMARY KEY,
     space_id TEXT NOT NULL,
     seq INTEGER NOT NULL,

@@ -16,52 +16,9 @@ from typing import Any
 
 from spaces.catalog import SpaceFilter, TurnRow
 from spaces.catalog.query import Term, parse
+from spaces.catalog.schema import ADDED_COLUMNS, ADDED_TURN_COLUMNS, SPACE_COLUMNS, space_from_row, space_row
 from spaces.exceptions import NotFound
-from spaces.models import SearchHit, Space, SpaceState, Turn, Visibility, languages_from_dict, languages_to_dict
-
-SPACE_COLUMNS = (
-    "space_id, title, host, created_at, state, visibility, duration, speakers, error, progress, partial, "
-    "run, published, node, language, languages"
-)
-
-#: Columns added to ``spaces`` since its first version: ``create_schema``
-#: adds them to an older catalog (name -> SQL type and default).
-#: Tables both backends define the same way (only TEXT columns, standard SQL).
-SHARED_TABLES = """
-CREATE TABLE IF NOT EXISTS space_speakers (
-    space_id TEXT NOT NULL,
-    speaker TEXT NOT NULL,
-    PRIMARY KEY (space_id, speaker)
-);
-CREATE TABLE IF NOT EXISTS space_names (
-    space_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    token_id TEXT NOT NULL,
-    PRIMARY KEY (space_id, name)
-);
-CREATE TABLE IF NOT EXISTS space_bans (
-    space_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (space_id, kind, value)
-);
-"""
-
-ADDED_COLUMNS = {
-    "run": "INTEGER NOT NULL DEFAULT 0",
-    "published": "INTEGER NOT NULL DEFAULT 0",
-    "node": "TEXT NOT NULL DEFAULT ''",
-    "language": "TEXT NOT NULL DEFAULT 'auto'",
-    "languages": "TEXT NOT NULL DEFAULT '{}'",
-}
-
-#: The same for ``turns`` (backends may add their own index columns).
-#: ``live`` marks a turn made of a live final caption (the room agent's),
-#: replaced whole when the pipeline's transcript lands.
-ADDED_TURN_COLUMNS = {
-    "language": "TEXT NOT NULL DEFAULT ''",
-    "live": "INTEGER NOT NULL DEFAULT 0",
-}
+from spaces.models import SearchHit, Space, SpaceState, Turn, Visibility
 
 #: Spaces whose transcript search shows: the ones whose replay is served
 #: (``replay_api.deps.servable``): ready, or being reprocessed (or failed to
@@ -199,7 +156,7 @@ class SqlCatalog(ABC):
                 "THEN excluded.published ELSE spaces.published END, "
                 "node=excluded.node, language=excluded.language, languages=excluded.languages"
             ),
-            [_space_row(s) for s in spaces],
+            [space_row(s) for s in spaces],
         )
         for space in spaces:
             cur.execute(self._sql("DELETE FROM space_speakers WHERE space_id = ?"), (space.space_id,))
@@ -244,7 +201,7 @@ class SqlCatalog(ABC):
         rows = self._execute(f"SELECT {SPACE_COLUMNS} FROM spaces WHERE space_id = ?", (space_id,))
         if not rows:
             raise NotFound(f"no space {space_id!r}")
-        return _space_from_row(rows[0])
+        return space_from_row(rows[0])
 
     def list_spaces(self, flt: SpaceFilter, *, limit: int, cursor: tuple[float, str] | None = None) -> list[Space]:
         where, params = ("1 = 1", []) if flt.include_private else _visible_clause("s", flt.visible)
@@ -287,7 +244,7 @@ class SqlCatalog(ABC):
             f"SELECT {cols} FROM spaces s WHERE {where} ORDER BY s.created_at DESC, s.space_id DESC LIMIT ?",
             [*params, limit],
         )
-        return [_space_from_row(r) for r in rows]
+        return [space_from_row(r) for r in rows]
 
     def _run_of(self, cur: Any, space_id: str) -> int:
         """The space's run, read inside the transaction; ``NotFound`` if there is no space."""
@@ -531,11 +488,6 @@ class SqlCatalog(ABC):
         ]
 
 
-def turn_rows(space_id: str, turns: Sequence[Turn], first_seq: int = 0) -> Iterator[TurnRow]:
-    for seq, turn in enumerate(turns, start=first_seq):
-        yield TurnRow(space_id, seq, turn.speaker, turn.start, turn.end, turn.text, turn.language)
-
-
 def _visible_clause(alias: str, visible: Collection[str]) -> tuple[str, list[Any]]:
     ids = sorted(visible)
     clause = f"({alias}.visibility = ?"
@@ -553,45 +505,3 @@ def _escape_like(text: str) -> str:
 def _marked(snippet: str) -> str:
     escaped = html.escape(snippet, quote=False)
     return escaped.replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
-
-
-def _space_row(space: Space) -> tuple[Any, ...]:
-    return (
-        space.space_id,
-        space.title,
-        space.host,
-        space.created_at,
-        str(space.state),
-        str(space.visibility),
-        space.duration,
-        json.dumps(list(space.speakers)),
-        space.error,
-        json.dumps(space.progress, sort_keys=True),
-        int(space.partial),
-        space.run,
-        int(space.published or space.state is SpaceState.READY),
-        space.node,
-        space.language,
-        json.dumps(languages_to_dict(space.languages), sort_keys=True),
-    )
-
-
-def _space_from_row(row: Sequence[Any]) -> Space:
-    return Space(
-        space_id=row[0],
-        title=row[1],
-        host=row[2],
-        created_at=float(row[3]),
-        state=SpaceState(row[4]),
-        visibility=Visibility(row[5]),
-        duration=float(row[6]),
-        speakers=tuple(json.loads(row[7] or "[]")),
-        error=row[8],
-        progress=json.loads(row[9] or "{}"),
-        partial=bool(row[10]),
-        run=int(row[11]),
-        published=bool(row[12]),
-        node=row[13] or "",
-        language=str(row[14] or "auto"),
-        languages=languages_from_dict(json.loads(row[15] or "{}")),
-    )

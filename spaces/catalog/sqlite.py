@@ -18,47 +18,15 @@ from typing import Any
 from spaces.catalog import TurnRow, bm25
 from spaces.catalog.highlight import snippet
 from spaces.catalog.query import Term
-from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, SHARED_TABLES, Scope, SqlCatalog, turn_rows
+from spaces.catalog.schema import shared_schema, turn_rows
+from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, Scope, SqlCatalog
 from spaces.exceptions import ConfigError, StorageError
 from spaces.languages import fold, stems
 from spaces.models import Turn
 
 SCHEMA = (
-    """
-CREATE TABLE IF NOT EXISTS spaces (
-    space_id TEXT PRIMARY KEY,
-    title TEXT NOT NULL,
-    host TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    state TEXT NOT NULL,
-    visibility TEXT NOT NULL,
-    duration REAL NOT NULL DEFAULT 0,
-    speakers TEXT NOT NULL DEFAULT '[]',
-    error TEXT,
-    progress TEXT NOT NULL DEFAULT '{}',
-    partial INTEGER NOT NULL DEFAULT 0,
-    run INTEGER NOT NULL DEFAULT 0,
-    published INTEGER NOT NULL DEFAULT 0,
-    node TEXT NOT NULL DEFAULT '',
-    language TEXT NOT NULL DEFAULT 'auto',
-    languages TEXT NOT NULL DEFAULT '{}'
-);
-CREATE INDEX IF NOT EXISTS spaces_created ON spaces (created_at DESC, space_id DESC);
-"""
-    + SHARED_TABLES
-    + """CREATE TABLE IF NOT EXISTS space_erasures (
-    space_id TEXT NOT NULL,
-    speaker TEXT NOT NULL,
-    state TEXT NOT NULL,
-    requested_at REAL NOT NULL,
-    PRIMARY KEY (space_id, speaker)
-);
-CREATE TABLE IF NOT EXISTS space_retention (
-    space_id TEXT PRIMARY KEY,
-    days REAL NOT NULL,
-    keep TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS turns (
+    shared_schema(real="REAL")
+    + """CREATE TABLE IF NOT EXISTS turns (
     id INTEGER PRIMARY KEY,
     space_id TEXT NOT NULL,
     seq INTEGER NOT NULL,

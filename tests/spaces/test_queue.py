@@ -1,4 +1,4 @@
-"""Job ids make enqueues idempotent (real Redis, a queue of our own)."""
+"""Job ids make enqueues idempotent, and queued jobs find their function (real Redis, a queue of our own)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from rq import Queue
 
 from spaces import queue
 from spaces.settings import Settings
+from spaces.worker import MOVED, PipelineWorker
+from workers.assemble import assemble
+from workers.transcribe_room import transcribe_room
 
 
 @pytest.fixture
@@ -46,3 +49,18 @@ def test_failed_job_may_be_enqueued_again(q: Queue, settings: Settings) -> None:
     again = queue.enqueue_finalize(settings, "space3", queue=q)
     assert again.get_status() == "queued"
     assert q.job_ids == ["space3--finalize"]
+
+
+def test_a_job_queued_under_its_old_path_finds_its_function(q: Queue) -> None:
+    for old in MOVED:
+        q.enqueue(old, "space1")
+    worker = PipelineWorker([q], connection=q.connection)
+    found = []
+    while (dequeued := Queue.dequeue_any([q], None, connection=q.connection, job_class=worker.job_class)) is not None:
+        found.append(dequeued[0].func)
+    assert found == [transcribe_room, assemble]
+
+
+def test_a_job_under_its_current_path_is_untouched(q: Queue) -> None:
+    job = q.enqueue("workers.assemble.assemble", "space1")
+    assert PipelineWorker.job_class.fetch(job.id, connection=q.connection).func is assemble

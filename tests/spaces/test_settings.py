@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from spaces.exceptions import ConfigError
-from spaces.settings import DEV_SECRET, Settings, secret_weakness, variables
+from spaces.settings import DEV_SECRET, Settings, secret_weakness
+from spaces.variables import variables
 
 
 def test_defaults_are_embedded() -> None:

@@ -23,7 +23,8 @@ from redis import Redis
 
 from spaces.nodes import Node
 from spaces.router import NodeRouter
-from spaces.settings import Settings, variables
+from spaces.settings import Settings
+from spaces.variables import variables
 
 os.environ.setdefault("WHISPER_MODEL", "tiny.en")
 

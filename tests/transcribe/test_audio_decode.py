@@ -59,6 +59,18 @@ def test_decodes_formats_rates_and_channels(
     assert similarity(audio, speech) > (0.99 if suffix in (".wav", ".flac") else 0.8)
 
 
+def test_decodes_as_int16_and_at_another_rate(tmp_path: Path, speech: np.ndarray) -> None:
+    """The replay mix's samples (48 kHz int16) are the same sound as Whisper's (16 kHz float32)."""
+    path = write_audio(tmp_path / "a.ogg", speech, sample_rate=48_000)
+    reference = decode(path)
+    small = decode(path, dtype=np.int16)
+    assert small.dtype == np.int16 and len(small) == len(reference)
+    assert np.abs(small / 32768 - reference).max() < 2e-4  # one int16 step, and the rounding
+    wide = decode(path, rate=48_000, dtype=np.int16)
+    assert wide.dtype == np.int16 and abs(len(wide) - 3 * len(reference)) <= 3
+    assert similarity(wide[::3] / 32768, reference) > 0.99
+
+
 def test_empty_file_is_an_audio_error_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "empty.ogg"
     path.write_bytes(b"")

@@ -44,3 +44,9 @@ def test_empty_audio() -> None:
     lv = levels(np.zeros(0, np.float32), offset=3.0)
     assert len(lv.db) == 0
     assert Levels.from_dict(lv.to_dict()).loudness(3.0, 4.0) == FLOOR_DB
+
+
+def test_int16_audio_has_the_same_levels() -> None:
+    audio = np.concatenate([tone(1.0, -20.0), np.zeros(SAMPLE_RATE, np.float32), tone(1.0, -50.0)])
+    as_int16 = np.rint(audio * 32768).astype(np.int16)
+    np.testing.assert_allclose(levels(as_int16, offset=0).db, levels(audio, offset=0).db, atol=0.05)

@@ -9,7 +9,7 @@ from faster_whisper import WhisperModel
 from spaces.models import Word
 from tests.speech import SENTENCES, VOICES, Space, Utterance, build_space, match_words, word_error_rate
 from transcribe.audio import decode
-from transcribe.context import Clip
+from transcribe.context_pass import Clip
 from transcribe.levels import levels
 from transcribe.room import (
     RoomRules,

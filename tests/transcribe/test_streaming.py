@@ -12,9 +12,10 @@ from faster_whisper import WhisperModel
 
 from spaces.models import Caption, Word
 from tests.speech import VOICES, synthesize, word_error_rate
+from transcribe.agreement import HypothesisBuffer
 from transcribe.audio import SAMPLE_RATE
 from transcribe.model import encoder_window, load_model
-from transcribe.streaming import HypothesisBuffer, StreamingOptions, StreamingTranscriber
+from transcribe.streaming import StreamingOptions, StreamingTranscriber
 from transcribe.transcribe import transcribe, transcribe_clip
 
 CHUNK = 320  # 20 ms, one WebRTC packet

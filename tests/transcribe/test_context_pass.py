@@ -10,7 +10,7 @@ from spaces.models import Word
 from tests.speech import SAMPLE_RATE, VOICES, Utterance, build_space, word_error_rate
 from transcribe.assemble import TrackWords
 from transcribe.audio import decode
-from transcribe.context import (
+from transcribe.context_pass import (
     Clip,
     ContextRules,
     RoomPrompt,

@@ -12,9 +12,10 @@ from spaces.languages import main_language
 from spaces.models import Gap, Manifest, SpeakerLanguage, Transcript, Word
 from transcribe.assemble import TrackWords
 from transcribe.assemble import assemble as assemble_turns
-from transcribe.context import Clip, clips_from_bytes, refine_room
-from workers.context import Context, Progress, context, stage, superseded
+from transcribe.context_pass import Clip, clips_from_bytes, refine_room
+from workers.environment import Environment, environment
 from workers.levels import read_levels
+from workers.stage import Progress, stage, superseded
 
 log = logging.getLogger(__name__)
 
@@ -25,18 +26,18 @@ NOT_RECORDED = "not_recorded"
 @stage
 def assemble(space_id: str) -> int:
     """Write transcript.json, captions.vtt/.srt and the search rows; returns turns."""
-    ctx = context()
-    progress = Progress(ctx.catalog, space_id, "assemble")
+    env = environment()
+    progress = Progress(env.catalog, space_id, "assemble")
     progress(0.0)
-    manifest = ctx.manifest(space_id)
-    tracks = [_track_words(ctx, space_id, track_id) for track_id, _ in manifest.tracks]
-    clips = [_clips(ctx, space_id, track_id) for track_id, _ in manifest.tracks]
-    languages = _languages(ctx, space_id, manifest)
+    manifest = env.manifest(space_id)
+    tracks = [_track_words(env, space_id, track_id) for track_id, _ in manifest.tracks]
+    clips = [_clips(env, space_id, track_id) for track_id, _ in manifest.tracks]
+    languages = _languages(env, space_id, manifest)
     # Each speaker's clips are redone in the language their track was told.
     told = {name: lang.language if lang.model_speaks else "en" for name, lang in languages.items()}
     # The context pass is most of the time: the rest (turns, captions, index) is quick.
     redone = refine_room(
-        ctx.model() if any(clips) else None,
+        env.model() if any(clips) else None,
         tracks,
         clips,
         on_progress=lambda done: progress(0.9 * done),
@@ -48,21 +49,21 @@ def assemble(space_id: str) -> int:
     turns = [replace(t, language=languages[t.speaker].language) if t.speaker in languages else t for t in turns]
     transcript = Transcript(
         space_id=space_id,
-        duration=space_duration(ctx, manifest),
+        duration=env.duration(manifest),
         speakers=tuple(speaker for _, speaker in manifest.tracks),
         turns=tuple(turns),
         gaps=gaps_of(manifest),
         language=manifest.language,
         languages=languages,
     )
-    ctx.write_json(keys.transcript(space_id), transcript.to_dict())
+    env.write_json(keys.transcript(space_id), transcript.to_dict())
     cues = build_cues(turns)
     vtt = to_webvtt(cues, language=main_language(turns))
-    ctx.blobs.put(keys.captions(space_id, "vtt"), vtt.encode(), content_type="text/vtt")
-    ctx.blobs.put(keys.captions(space_id, "srt"), to_srt(cues).encode(), content_type="application/x-subrip")
-    ctx.catalog.replace_turns(space_id, turns)
-    space = ctx.catalog.get_space(space_id)
-    ctx.catalog.put_space(
+    env.blobs.put(keys.captions(space_id, "vtt"), vtt.encode(), content_type="text/vtt")
+    env.blobs.put(keys.captions(space_id, "srt"), to_srt(cues).encode(), content_type="application/x-subrip")
+    env.catalog.replace_turns(space_id, turns)
+    space = env.catalog.get_space(space_id)
+    env.catalog.put_space(
         replace(
             space,
             duration=transcript.duration,
@@ -85,34 +86,27 @@ def gaps_of(manifest: Manifest) -> tuple[Gap, ...]:
     )
 
 
-def _languages(ctx: Context, space_id: str, manifest: Manifest) -> dict[str, SpeakerLanguage]:
+def _languages(env: Environment, space_id: str, manifest: Manifest) -> dict[str, SpeakerLanguage]:
     """Each speaker's language, as their track was transcribed (a speaker with two tracks: the first)."""
     out: dict[str, SpeakerLanguage] = {}
     for track_id, speaker in manifest.tracks:
-        data = ctx.read_json(keys.words(space_id, track_id)).get("language")
+        data = env.read_json(keys.words(space_id, track_id)).get("language")
         if data and speaker not in out:
             out[speaker] = SpeakerLanguage.from_dict(data)
     return out
 
 
-def space_duration(ctx: Context, manifest: Manifest) -> float:
-    """Room-clock length: until the end event, else until the last audio."""
-    if manifest.ended_at is not None:
-        return max(0.0, manifest.ended_at - manifest.started_at)
-    return max((ctx.track(manifest.space_id, t).end for t, _ in manifest.tracks), default=0.0)
-
-
-def _clips(ctx: Context, space_id: str, track_id: str) -> list[Clip]:
+def _clips(env: Environment, space_id: str, track_id: str) -> list[Clip]:
     try:
-        return clips_from_bytes(ctx.blobs.get(keys.context_clips(space_id, track_id)))
+        return clips_from_bytes(env.blobs.get(keys.context_clips(space_id, track_id)))
     except NotFound:  # transcribed before the context pass existed
         return []
 
 
-def _track_words(ctx: Context, space_id: str, track_id: str) -> TrackWords:
-    data = ctx.read_json(keys.words(space_id, track_id))
+def _track_words(env: Environment, space_id: str, track_id: str) -> TrackWords:
+    data = env.read_json(keys.words(space_id, track_id))
     return TrackWords(
         speaker=data["speaker"],
         words=[Word.from_dict(w) for w in data["words"]],
-        levels=read_levels(ctx, space_id, track_id),
+        levels=read_levels(env, space_id, track_id),
     )

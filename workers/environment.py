@@ -1,4 +1,4 @@
-"""What every job needs, built once per worker process from the environment.
+"""A job's environment: what every job needs, built once per worker process.
 
 Jobs take only ids (rq habit): the settings, blob store and catalog they work
 against come from here. ``spaces worker`` is the entry point that configures
@@ -9,31 +9,22 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 
 from faster_whisper import WhisperModel
-from rq import get_current_job
 
 from spaces import layout
 from spaces.blobstore import BlobStore, open_blob_store
 from spaces.catalog import Catalog, open_catalog
 from spaces.exceptions import NotFound
 from spaces.models import Manifest, Track
-from spaces.queue import current_run, run_of
 from spaces.settings import Settings
 from transcribe.model import load_model
 
-log = logging.getLogger(__name__)
-P = ParamSpec("P")
-R = TypeVar("R")
-
 
 @dataclass(frozen=True)
-class Context:
+class Environment:
     settings: Settings
     blobs: BlobStore
     catalog: Catalog
@@ -43,6 +34,12 @@ class Context:
 
     def track(self, space_id: str, track_id: str) -> Track:
         return layout.read_track(self.blobs, space_id, track_id)
+
+    def duration(self, manifest: Manifest) -> float:
+        """The space's length on the room clock: until the end event, else until the last audio."""
+        if manifest.ended_at is not None:
+            return max(0.0, manifest.ended_at - manifest.started_at)
+        return max((self.track(manifest.space_id, t).end for t, _ in manifest.tracks), default=0.0)
 
     def language(self, space_id: str) -> str:
         """The space's language as set: by ``spaces import`` in its manifest, else when opened (catalog)."""
@@ -79,60 +76,8 @@ class Context:
 
 
 @functools.cache
-def context() -> Context:
+def environment() -> Environment:
     settings = Settings.from_env()
     catalog = open_catalog(settings)
     catalog.create_schema()
-    return Context(settings=settings, blobs=open_blob_store(settings), catalog=catalog)
-
-
-def stage(func: Callable[Concatenate[str, P], R]) -> Callable[Concatenate[str, P], R | None]:
-    """A pipeline job (first argument: the space id) that does nothing once superseded."""
-
-    @functools.wraps(func)
-    def run(space_id: str, /, *args: P.args, **kwargs: P.kwargs) -> R | None:
-        if superseded(space_id):
-            log.info("space %s: %s of a superseded run skipped", space_id, func.__name__, extra={"space_id": space_id})
-            return None
-        return func(space_id, *args, **kwargs)
-
-    return run
-
-
-def job_run() -> int:
-    """The pipeline run the running job belongs to (0 outside a job)."""
-    job = get_current_job()
-    return run_of(job) if job is not None else 0
-
-
-def superseded(space_id: str) -> bool:
-    """Whether the running job is of an earlier run than the space's newest.
-
-    ``spaces reprocess`` starts a run under new job ids while jobs of the
-    earlier one may still be queued or waiting for a retry: those must not
-    write outputs over the new run's, nor mark the space ready.
-    """
-    job = get_current_job()
-    return job is not None and run_of(job) < current_run(job.connection, space_id)
-
-
-class Progress:
-    """Reports one stage's progress to the catalog, at most every ``interval`` s.
-
-    As progress of the running job's run: a superseded run's job reports
-    nothing over the newer run's (``Catalog.set_progress``).
-    """
-
-    def __init__(self, catalog: Catalog, space_id: str, stage: str, *, interval: float = 1.0) -> None:
-        self.catalog = catalog
-        self.space_id = space_id
-        self.stage = stage
-        self.interval = interval
-        self.run = job_run()
-        self._last = 0.0
-
-    def __call__(self, fraction: float) -> None:
-        now = time.monotonic()
-        if fraction >= 1.0 or now - self._last >= self.interval:
-            self._last = now
-            self.catalog.set_progress(self.space_id, self.stage, fraction, run=self.run)
+    return Environment(settings=settings, blobs=open_blob_store(settings), catalog=catalog)

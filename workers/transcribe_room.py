@@ -14,12 +14,13 @@ from spaces.exceptions import NotFound
 from spaces.languages import AUTO
 from spaces.models import SpeakerLanguage, Word
 from transcribe import room
-from transcribe.context import clips_to_bytes, context_clips
+from transcribe.context_pass import clips_to_bytes, context_clips
 from transcribe.language import decide, speaks_language
 from transcribe.levels import Levels
 from transcribe.transcribe import TranscribeOptions, transcribe
-from workers.context import Context, Progress, context, stage
+from workers.environment import Environment, environment
 from workers.levels import read_levels
+from workers.stage import Progress, stage
 from workers.tracks import load_track_audio, track_pieces
 
 
@@ -37,11 +38,11 @@ def transcribe_room(space_id: str) -> int:
     it hears one word fewer than the per-track pass with its context pass.
     """
     cpu = time.process_time()
-    ctx = context()
-    manifest = ctx.manifest(space_id)
-    model = ctx.model()
+    env = environment()
+    manifest = env.manifest(space_id)
+    model = env.model()
     speakers = {speaker for _, speaker in manifest.tracks}
-    bars = [Progress(ctx.catalog, space_id, f"transcribe:{s}") for s in sorted(speakers)]
+    bars = [Progress(env.catalog, space_id, f"transcribe:{s}") for s in sorted(speakers)]
 
     def progress(fraction: float) -> None:
         for bar in bars:
@@ -49,12 +50,12 @@ def transcribe_room(space_id: str) -> int:
 
     progress(0.0)
     track_ids = [t for t, _ in manifest.tracks]
-    languages = {t: track_language(ctx, space_id, t, model) for t in track_ids}
+    languages = {t: track_language(env, space_id, t, model) for t in track_ids}
     # An English-only model is told English whatever the speech: it knows no other.
     told = {t: lang.language if lang.model_speaks else "en" for t, lang in languages.items()}
-    levels = {t: read_levels(ctx, space_id, t) for t in track_ids}
+    levels = {t: read_levels(env, space_id, t) for t in track_ids}
     if set(told.values()) == {"en"} and _mostly_in_turn(levels):
-        words, errors = _room_words(ctx, space_id, track_ids, levels, told[track_ids[0]], progress)
+        words, errors = _room_words(env, space_id, track_ids, levels, told[track_ids[0]], progress)
         # No context pass after the room's: its words were heard in context already
         # (clips of the mix redone with a prompt lost more words than they fixed).
         clips: dict[str, bytes] = dict.fromkeys(track_ids, clips_to_bytes([]))
@@ -65,11 +66,11 @@ def transcribe_room(space_id: str) -> int:
             def share(fraction: float, done: int = n) -> None:
                 progress((done + fraction) / len(track_ids))
 
-            words[t], errors[t], clips[t] = _track_words(ctx, space_id, t, model, told[t], share)
+            words[t], errors[t], clips[t] = _track_words(env, space_id, t, model, told[t], share)
     for t, speaker in manifest.tracks:
         # The utterances to redo with the room's text as prompt (assemble), if any.
-        ctx.blobs.put(keys.context_clips(space_id, t), clips[t], content_type="application/octet-stream")
-        ctx.write_json(
+        env.blobs.put(keys.context_clips(space_id, t), clips[t], content_type="application/octet-stream")
+        env.write_json(
             keys.words(space_id, t),
             {
                 "track_id": t,
@@ -97,7 +98,7 @@ def _report_cpu(seconds: float) -> None:
 
 
 def _room_words(
-    ctx: Context,
+    env: Environment,
     space_id: str,
     track_ids: list[str],
     levels: dict[str, Levels | None],
@@ -109,12 +110,12 @@ def _room_words(
     The mix is summed segment by segment and only the overlaps' audio of each
     track is kept, so memory is the mix's plus one segment's.
     """
-    tracks = {t: ctx.track(space_id, t) for t in track_ids}
+    tracks = {t: env.track(space_id, t) for t in track_ids}
     errors: dict[str, list[str]] = {t: [] for t in track_ids}
     # The track's id as its label: a speaker who rejoined has two tracks.
     heard = room.transcribe_tracks(
-        ctx.model(),
-        [room.TrackAudio(t, lv, track_pieces(ctx, space_id, tracks[t], errors[t])) for t, lv in _known(levels)],
+        env.model(),
+        [room.TrackAudio(t, lv, track_pieces(env, space_id, tracks[t], errors[t])) for t, lv in _known(levels)],
         start=min(tr.start for tr in tracks.values()),
         end=max(tr.end for tr in tracks.values()),
         options=TranscribeOptions(language=language),
@@ -139,11 +140,16 @@ def _known(levels: dict[str, Levels | None]) -> list[tuple[str, Levels]]:
 
 
 def _track_words(
-    ctx: Context, space_id: str, track_id: str, model: WhisperModel, language: str, progress: Callable[[float], None]
+    env: Environment,
+    space_id: str,
+    track_id: str,
+    model: WhisperModel,
+    language: str,
+    progress: Callable[[float], None],
 ) -> tuple[list[Word], list[str], bytes]:
     """One track transcribed on its own: its words, decoding errors and context clips."""
-    track = ctx.track(space_id, track_id)
-    start, audio, errors = load_track_audio(ctx, space_id, track)
+    track = env.track(space_id, track_id)
+    start, audio, errors = load_track_audio(env, space_id, track)
     if not audio.size:
         return [], errors, clips_to_bytes([])
     words = transcribe(
@@ -153,27 +159,27 @@ def _track_words(
         offset=start,
         options=TranscribeOptions(language=language),
         on_progress=progress,
-        others=_others_levels(ctx, space_id, track_id),
+        others=_others_levels(env, space_id, track_id),
     )
     return words, errors, clips_to_bytes(context_clips(audio, words, offset=start) if words else [])
 
 
-def _others_levels(ctx: Context, space_id: str, track_id: str) -> list[Levels]:
+def _others_levels(env: Environment, space_id: str, track_id: str) -> list[Levels]:
     """The levels of the space's other tracks (measured by the levels stage)."""
-    others = (read_levels(ctx, space_id, other) for other, _ in ctx.manifest(space_id).tracks if other != track_id)
+    others = (read_levels(env, space_id, other) for other, _ in env.manifest(space_id).tracks if other != track_id)
     return [lv for lv in others if lv is not None]
 
 
-def track_language(ctx: Context, space_id: str, track_id: str, model: WhisperModel) -> SpeakerLanguage:
+def track_language(env: Environment, space_id: str, track_id: str, model: WhisperModel) -> SpeakerLanguage:
     """The language to transcribe a track in: the space's, else detected with the room as evidence."""
-    manifest = ctx.manifest(space_id)
+    manifest = env.manifest(space_id)
     multilingual = speaks_language(model)
-    language = ctx.language(space_id)
+    language = env.language(space_id)
     if language != AUTO:
         return SpeakerLanguage(language, "set", 1.0, model_speaks=multilingual or language == "en")
     if not multilingual:
         return SpeakerLanguage("en", "model", 1.0)
-    detected = {t: _detected(ctx, space_id, t) for t, _ in manifest.tracks}
+    detected = {t: _detected(env, space_id, t) for t, _ in manifest.tracks}
     own = detected.pop(track_id)
     decision = decide(own, [p for p in detected.values() if p])
     if decision is None:  # no speech to tell from: the room's language, else English
@@ -182,8 +188,8 @@ def track_language(ctx: Context, space_id: str, track_id: str, model: WhisperMod
     return SpeakerLanguage(decision[0], "detected", decision[1])
 
 
-def _detected(ctx: Context, space_id: str, track_id: str) -> dict[str, float]:
+def _detected(env: Environment, space_id: str, track_id: str) -> dict[str, float]:
     try:
-        return dict(ctx.read_json(keys.language(space_id, track_id))["probabilities"])
+        return dict(env.read_json(keys.language(space_id, track_id))["probabilities"])
     except NotFound:
         return {}
