@@ -19,7 +19,10 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ingest.participant import Participant
 
 
 class Turn:
@@ -87,3 +90,12 @@ class Admission:
             "admitted": self.admitted,
             "queued_total": self.queued_total,
         }
+
+
+def end_turn_when_set_up(participant: Participant, turn: Turn) -> None:
+    """The join's turn in setup ends when its media connects or fails (or, at the latest, when it leaves)."""
+
+    @participant.pc.on("connectionstatechange")
+    def _ended() -> None:
+        if participant.pc.connectionState in ("connected", "failed", "closed"):
+            turn.release()

@@ -18,7 +18,6 @@ import os
 import resource
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
@@ -29,7 +28,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from ingest import recovery, udp
-from ingest.admission import Admission, Turn
+from ingest.admission import Admission, Turn, end_turn_when_set_up
 from ingest.exceptions import (
     BadMessage,
     IngestError,
@@ -40,13 +39,13 @@ from ingest.exceptions import (
     Unauthorized,
     UnknownSpace,
 )
-from ingest.ice import CandidatePolicy, restrict_host_addresses, restrict_udp_ports, split_list
+from ingest.ice import restrict_host_addresses, restrict_udp_ports
 from ingest.limits import RateLimiter
 from ingest.loopwatch import LoopWatch
 from ingest.node import Counters, NodeAgent
+from ingest.options import SfuOptions
 from ingest.participant import Participant
-from ingest.recorder import RecorderOptions
-from ingest.room import Room, RoomOptions
+from ingest.room import Room
 from ingest.rooms import Rooms
 from ingest.signaling import JOIN_TIMEOUT, MAX_MESSAGE_BYTES, Join, error, parse
 from ingest.spool import RoomRecord, SpaceSpool, unfinished_spaces
@@ -67,38 +66,6 @@ log = logging.getLogger(__name__)
 MAX_STRIKES = 20
 #: Seconds a graceful stop waits for rooms to be handed over.
 SHUTDOWN_GRACE = 30.0
-
-
-@dataclass(frozen=True)
-class SfuOptions:
-    room: RoomOptions = field(default_factory=RoomOptions)
-    join_rate: float = 5.0
-    """Join attempts per second allowed from one address, after the burst."""
-    join_burst: int = 50
-    ice_addresses: list[str] = field(default_factory=list)
-    joins_in_setup: int = 8
-    """Joins in media setup at once (``ingest.admission``); the rest wait in line."""
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SfuOptions:
-        return cls(
-            room=RoomOptions(
-                max_participants=settings.sfu_max_participants,
-                hls_past_cap=bool(settings.live_hls and settings.live_captions),
-                empty_timeout=settings.sfu_empty_timeout,
-                setup_timeout=settings.sfu_setup_timeout,
-                candidates=CandidatePolicy.build(
-                    max_candidates=settings.sfu_max_remote_candidates,
-                    excluded=settings.sfu_ice_excluded,
-                    production=settings.env != "development",
-                ),
-                ice_servers=split_list(settings.sfu_ice_servers),
-                recorder=RecorderOptions(segment_seconds=settings.sfu_segment_seconds),
-            ),
-            join_burst=settings.sfu_join_burst,
-            ice_addresses=split_list(settings.sfu_ice_addresses),
-            joins_in_setup=settings.sfu_joins_in_setup,
-        )
 
 
 class Sfu:
@@ -385,15 +352,6 @@ class Sfu:
                     return
             if room.participants.get(participant.identity) is not participant:
                 return  # removed or replaced
-
-
-def end_turn_when_set_up(participant: Participant, turn: Turn) -> None:
-    """The join's turn in setup ends when its media connects or fails (or, at the latest, when it leaves)."""
-
-    @participant.pc.on("connectionstatechange")
-    def _ended() -> None:
-        if participant.pc.connectionState in ("connected", "failed", "closed"):
-            turn.release()
 
 
 def create_app(settings: Settings | None = None, options: SfuOptions | None = None) -> Starlette:

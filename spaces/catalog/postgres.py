@@ -12,7 +12,8 @@ from psycopg_pool import ConnectionPool
 from spaces.catalog import TurnRow
 from spaces.catalog.query import Term, to_tsquery
 from spaces.catalog.schema import shared_schema, turn_rows
-from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, Scope, SqlCatalog
+from spaces.catalog.sql import SqlCatalog
+from spaces.catalog.sql_search import MARK_END, MARK_START, MAX_CANDIDATES, Scope
 from spaces.exceptions import StorageError
 from spaces.languages import postgres_config, postgres_configs
 from spaces.models import Space, Turn

@@ -6,52 +6,24 @@ Statements use ``?`` placeholders; the PostgreSQL backend rewrites them to
 
 from __future__ import annotations
 
-import html
 import json
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Any
 
 from spaces.catalog import SpaceFilter, TurnRow
 from spaces.catalog.query import Term, parse
 from spaces.catalog.schema import ADDED_COLUMNS, ADDED_TURN_COLUMNS, SPACE_COLUMNS, space_from_row, space_row
+from spaces.catalog.sql_search import SqlSearch, visible_clause
 from spaces.exceptions import NotFound
-from spaces.models import SearchHit, Space, SpaceState, Turn, Visibility
-
-#: Spaces whose transcript search shows: the ones whose replay is served
-#: (``replay_api.deps.servable``): ready, or being reprocessed (or failed to
-#: be) with a complete earlier run's outputs, which stay right until the new
-#: run replaces them whole.
-#: Live turns are searchable from the moment they are written (search while
-#: live), until the pipeline's transcript replaces them.
-_SEARCHABLE = "(t.live = 1 OR s.state = ? OR (s.published = 1 AND s.state IN (?, ?)))"
-_SEARCHABLE_STATES = [str(SpaceState.READY), str(SpaceState.PROCESSING), str(SpaceState.FAILED)]
-
-#: Search ranks at most this many matching turns, the newest ones (by when
-#: they were indexed). A query of common words can match a third of every
-#: turn ever said; ranking all of them costs time in proportion, so both
-#: backends stop at the same bound and rank what they found.
-MAX_CANDIDATES = 2000
+from spaces.models import Space, SpaceState, Turn
 
 #: States of a speaker's erasure (``space_erasures.state``).
 ERASING, ERASED = "erasing", "erased"
 
-#: Sentinels the backends put around matched words in snippets; turned into
-#: ``<mark>`` after the rest of the text is HTML-escaped.
-MARK_START, MARK_END = "\x02", "\x03"
 
-
-@dataclass(frozen=True)
-class Scope:
-    """What a search is narrowed to besides visibility."""
-
-    speaker: str | None = None
-    space_id: str | None = None
-
-
-class SqlCatalog(ABC):
+class SqlCatalog(SqlSearch):
     """Everything but connections and full-text search."""
 
     #: Refreshes the planner's statistics of our tables.
@@ -80,15 +52,6 @@ class SqlCatalog(ABC):
 
     @abstractmethod
     def _delete_turns(self, cur: Any, space_id: str) -> None: ...
-
-    @abstractmethod
-    def _search_rows(
-        self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int, scope: Scope
-    ) -> list[tuple[Any, ...]]:
-        """Rows of (space_id, title, speaker, start, end, snippet, rank, space state, language).
-
-        ``where`` already holds ``scope``; a backend may use it to choose its plan.
-        """
 
     @abstractmethod
     def _match_clause(self, terms: list[Term], languages: Sequence[str]) -> tuple[str, list[Any]]:
@@ -120,14 +83,6 @@ class SqlCatalog(ABC):
         if "published" in missing:
             # Every space ready so far had complete outputs.
             cur.execute(self._sql("UPDATE spaces SET published = 1 WHERE state = ?"), (str(SpaceState.READY),))
-
-    def _space_clause(self, space_id: str) -> tuple[str, list[Any]]:
-        """Search's condition for turns ``t`` of one space."""
-        return "t.space_id = ?", [space_id]
-
-    def _speaker_clause(self, speaker: str) -> tuple[str, list[Any]]:
-        """Search's condition for turns ``t`` of one speaker, named as people type it ("Bob" finds bob's)."""
-        return "LOWER(t.speaker) = LOWER(?)", [speaker]
 
     def _execute(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one read-only statement and return its rows."""
@@ -204,7 +159,7 @@ class SqlCatalog(ABC):
         return space_from_row(rows[0])
 
     def list_spaces(self, flt: SpaceFilter, *, limit: int, cursor: tuple[float, str] | None = None) -> list[Space]:
-        where, params = ("1 = 1", []) if flt.include_private else _visible_clause("s", flt.visible)
+        where, params = ("1 = 1", []) if flt.include_private else visible_clause("s", flt.visible)
         if flt.state is not None:
             where += " AND s.state = ?"
             params.append(str(flt.state))
@@ -446,62 +401,6 @@ class SqlCatalog(ABC):
             self._note_languages(cur, (t.language for t in turns))
         return len(turns)
 
-    def search(
-        self,
-        query: str,
-        *,
-        limit: int,
-        offset: int = 0,
-        speaker: str | None = None,
-        space_id: str | None = None,
-        visible: Collection[str] = (),
-    ) -> list[SearchHit]:
-        terms = parse(query)
-        if not terms:
-            return []
-        where, params = _visible_clause("s", visible)
-        where += f" AND {_SEARCHABLE}"
-        params.extend(_SEARCHABLE_STATES)
-        if speaker:
-            clause, args = self._speaker_clause(speaker)
-            where += f" AND {clause}"
-            params.extend(args)
-        if space_id:
-            clause, args = self._space_clause(space_id)
-            where += f" AND {clause}"
-            params.extend(args)
-        with self._reading() as cur:
-            rows = self._search_rows(cur, terms, where, params, limit, offset, Scope(speaker, space_id))
-        return [
-            SearchHit(
-                space_id=r[0],
-                space_title=r[1],
-                speaker=r[2],
-                start=float(r[3]),
-                end=float(r[4]),
-                snippet=_marked(r[5]),
-                rank=float(r[6]),
-                live=r[7] == str(SpaceState.LIVE),
-                language=str(r[8]),
-            )
-            for r in rows
-        ]
-
-
-def _visible_clause(alias: str, visible: Collection[str]) -> tuple[str, list[Any]]:
-    ids = sorted(visible)
-    clause = f"({alias}.visibility = ?"
-    params: list[Any] = [str(Visibility.PUBLIC)]
-    if ids:
-        clause += f" OR {alias}.space_id IN ({','.join('?' * len(ids))})"
-        params.extend(ids)
-    return clause + ")", params
-
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _marked(snippet: str) -> str:
-    escaped = html.escape(snippet, quote=False)
-    return escaped.replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -19,9 +17,11 @@ from spaces.catalog import TurnRow, bm25
 from spaces.catalog.highlight import snippet
 from spaces.catalog.query import Term
 from spaces.catalog.schema import shared_schema, turn_rows
-from spaces.catalog.sql import MARK_END, MARK_START, MAX_CANDIDATES, Scope, SqlCatalog
+from spaces.catalog.sql import SqlCatalog
+from spaces.catalog.sql_search import MARK_END, MARK_START, MAX_CANDIDATES, Scope
+from spaces.catalog.stem_counts import Analysed, Tally, analyse, split_stems
 from spaces.exceptions import ConfigError, StorageError
-from spaces.languages import fold, stems
+from spaces.languages import stems
 from spaces.models import Turn
 
 SCHEMA = (
@@ -67,11 +67,6 @@ CREATE VIRTUAL TABLE IF NOT EXISTS turns_stems USING fts5(
 #: ``"word"*``, which merges the doclists of every word it starts); with the
 #: counts, ranking is :mod:`spaces.catalog.bm25` over the candidates only,
 #: and a prefix is the words it starts that are said most.
-
-#: A prefix matches at most this many indexed words (with the typed word's
-#: own stem), those in the most turns: Elasticsearch's ``max_expansions``
-#: default, for the same reason (a three-letter start can begin hundreds).
-MAX_EXPANSIONS = 50
 
 #: Search by speaker starts from the speaker's turns when the query's rarest
 #: word is in this many times more turns than they have: a lookup in the word
@@ -161,7 +156,7 @@ class SqliteCatalog(SqlCatalog):
             cur.execute("CREATE INDEX IF NOT EXISTS turns_speaker ON turns (speaker_key)")
             if not had_counts:
                 cur.execute("INSERT OR IGNORE INTO stem_totals (id, turns, tokens) VALUES (0, 0, 0)")
-                tally = _Tally()
+                tally = Tally()
                 for (stemmed,) in cur.execute("SELECT stems FROM turns").fetchall():
                     tally.add(stemmed)
                 tally.save(cur)
@@ -181,7 +176,7 @@ class SqliteCatalog(SqlCatalog):
     def _insert_turns(
         self, cur: Any, space_id: str, turns: Sequence[Turn], *, live: bool = False, first_seq: int = 0
     ) -> None:
-        tally = _Tally()
+        tally = Tally()
         for row in turn_rows(space_id, turns, first_seq):
             stemmed = tally.add(stems(row.text, row.language))
             cur.execute(
@@ -195,7 +190,7 @@ class SqliteCatalog(SqlCatalog):
     def _bulk_turns(self, cur: Any, turns: Iterable[TurnRow]) -> None:
         cur.execute("SELECT COALESCE(MAX(id), 0) FROM turns")
         (last,) = cur.fetchone()
-        tally = _Tally()
+        tally = Tally()
         cur.executemany(
             "INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text, language, stems, speaker_key) "
             "VALUES (?,?,?,?,?,?,?,?,?)",
@@ -206,13 +201,13 @@ class SqliteCatalog(SqlCatalog):
         # is several times faster than one FTS insert per row.
         cur.execute("INSERT INTO turns_stems (rowid, stems) SELECT id, stems FROM turns WHERE id > ?", (last,))
 
-    def _groups(self, cur: Any, terms: list[Term], languages: Sequence[str]) -> list[_Analysed]:
+    def _groups(self, cur: Any, terms: list[Term], languages: Sequence[str]) -> list[Analysed]:
         """The query analysed in each language turns are in (languages it reads the same in share one)."""
-        groups: dict[str, _Analysed] = {}
+        groups: dict[str, Analysed] = {}
         for lang in languages or [""]:
-            analysed = _analyse(cur, terms, lang)
+            analysed = analyse(cur, terms, lang)
             if analysed is not None:
-                same = _Analysed(analysed.match, analysed.terms, [], analysed.tokens_decide)
+                same = Analysed(analysed.match, analysed.terms, [], analysed.tokens_decide)
                 groups.setdefault(analysed.match, same).languages.append(lang)
         return list(groups.values())
 
@@ -230,7 +225,7 @@ class SqliteCatalog(SqlCatalog):
         return "(" + (" OR ".join(parts) or "0") + ")", params
 
     def _delete_turns(self, cur: Any, space_id: str) -> None:
-        tally = _Tally()
+        tally = Tally()
         for (stemmed,) in cur.execute("SELECT stems FROM turns WHERE space_id = ?", (space_id,)).fetchall():
             tally.add(stemmed)
         tally.save(cur, -1)
@@ -254,7 +249,7 @@ class SqliteCatalog(SqlCatalog):
     def _speaker_clause(self, speaker: str) -> tuple[str, list[Any]]:
         return "t.speaker_key = ?", [speaker.lower()]
 
-    def _few_turns(self, cur: Any, scope: Scope, group: _Analysed) -> bool:
+    def _few_turns(self, cur: Any, scope: Scope, group: Analysed) -> bool:
         """Whether the speaker searched has fewer turns than the query's words are in, by far.
 
         Then their turns are the cheaper side to start from, matched on their
@@ -294,7 +289,7 @@ class SqliteCatalog(SqlCatalog):
                     [*group.languages, *params],
                 )
                 matches = bm25.matcher(group.terms)
-                every = ((turn_id, space_id, start, _tokens(stemmed)) for turn_id, space_id, start, stemmed in cur)
+                every = ((turn_id, space_id, start, split_stems(stemmed)) for turn_id, space_id, start, stemmed in cur)
                 found = list(islice((r for r in every if matches(r[3])), MAX_CANDIDATES))
             else:
                 cur.execute(
@@ -304,7 +299,7 @@ class SqliteCatalog(SqlCatalog):
                     f" ORDER BY turns_stems.rowid DESC LIMIT {MAX_CANDIDATES}",
                     [group.match, *group.languages, *params],
                 )
-                found = [(turn_id, space_id, start, _tokens(stemmed)) for turn_id, space_id, start, stemmed in cur]
+                found = [(turn_id, space_id, start, split_stems(stemmed)) for turn_id, space_id, start, stemmed in cur]
             ranks = bm25.scores(group.terms, (r[3] for r in found), total=total, avg_length=average)
             ranked.extend(
                 (-rank, space_id, start, turn_id)
@@ -350,91 +345,6 @@ def _storage_errors() -> Iterator[None]:
         if type(e) is not sqlite3.DatabaseError:
             raise
         raise StorageError(f"catalog unreadable: {e}", retryable=False) from e
-
-
-@dataclass
-class _Analysed:
-    match: str
-    """An FTS5 expression over ``stems``: every term."""
-    terms: list[bm25.Scored]
-    languages: list[str]
-    tokens_decide: bool = True
-    """A turn's tokens tell whether it matches (``bm25.matcher``), as FTS5 would;
-    not so for a phrase still being typed (``"l'amo"*``: FTS5's phrase prefix)."""
-
-
-def _analyse(cur: Any, terms: list[Term], language: str) -> _Analysed | None:
-    """The query analysed in ``language``; None if a term has no words left in it.
-
-    A prefix term (the word still being typed) matches its stem as a word,
-    or the indexed words its folded letters start (the ``MAX_EXPANSIONS``
-    said most): ``ecout`` and ``clu…``.
-    """
-    analysed = [stems(" ".join(t.words), language).split() for t in terms]
-    if not all(analysed):
-        return None
-    cur.execute(
-        f"SELECT term, docs FROM stem_docs WHERE term IN ({','.join('?' * sum(map(len, analysed)))})",
-        [w for words in analysed for w in words],
-    )
-    docs: dict[str, int] = dict(cur.fetchall())
-    cur.execute("SELECT turns FROM stem_totals")
-    total = int((cur.fetchone() or (0,))[0])
-    parts: list[str] = []
-    scored: list[bm25.Scored] = []
-    for term, words in zip(terms, analysed, strict=True):
-        if term.prefix and len(words) == 1:
-            start = fold(term.words[0])
-            cur.execute(
-                "SELECT term, docs FROM stem_docs WHERE term >= ? AND term < ? ORDER BY docs DESC, term LIMIT ?",
-                (start, start + "\U0010ffff", MAX_EXPANSIONS),
-            )
-            started = dict(cur.fetchall())
-            alternatives = frozenset({words[0], *started})
-            parts.append("(" + " OR ".join(f'"{w}"' for w in sorted(alternatives)) + ")")
-            count = docs.get(words[0], 0) + sum(n for w, n in started.items() if w != words[0])
-            scored.append(bm25.Scored(tuple(words), alternatives, min(count, total)))
-        else:
-            # A word with an apostrophe typed last ("l'amo") stays FTS5's phrase prefix.
-            prefix = f' OR "{fold(term.words[0])}"*' if term.prefix else ""
-            parts.append(f'("{" ".join(words)}"{prefix})' if prefix else f'"{" ".join(words)}"')
-            scored.append(bm25.Scored(tuple(words), docs=min(docs.get(w, 0) for w in words)))
-    phrase_prefix = any(t.prefix and len(w) > 1 for t, w in zip(terms, analysed, strict=True))
-    return _Analysed(" AND ".join(parts), scored, [], not phrase_prefix)
-
-
-class _Tally:
-    """Turns each stem is in, and tokens, for ``stem_docs`` and ``stem_totals``."""
-
-    def __init__(self) -> None:
-        self.docs: Counter[str] = Counter()
-        self.turns = 0
-        self.tokens = 0
-
-    def add(self, stemmed: str) -> str:
-        words = _tokens(stemmed)
-        self.docs.update(set(words))
-        self.turns += 1
-        self.tokens += len(words)
-        return stemmed
-
-    def save(self, cur: Any, sign: int = 1) -> None:
-        cur.executemany(
-            "INSERT INTO stem_docs (term, docs) VALUES (?, ?) "
-            "ON CONFLICT (term) DO UPDATE SET docs = docs + excluded.docs",
-            [(w, sign * n) for w, n in self.docs.items()],
-        )
-        if sign < 0:
-            # Words no longer said anywhere: a prefix should not expand to them.
-            cur.executemany("DELETE FROM stem_docs WHERE term = ? AND docs <= 0", [(w,) for w in self.docs])
-        cur.execute(
-            "UPDATE stem_totals SET turns = turns + ?, tokens = tokens + ?", (sign * self.turns, sign * self.tokens)
-        )
-
-
-def _tokens(stemmed: str) -> list[str]:
-    # FTS5's unicode61 splits at "_" too (Python's \w keeps it).
-    return stemmed.replace("_", " ").split()
 
 
 def _lower(text: str | None) -> str | None:

@@ -16,7 +16,7 @@ import pytest
 
 from spaces.catalog import Catalog, TurnRow
 from spaces.catalog import sqlite as sqlite_catalog
-from spaces.catalog.sql import MAX_CANDIDATES
+from spaces.catalog.sql_search import MAX_CANDIDATES
 from spaces.catalog.sqlite import SqliteCatalog
 from spaces.languages import stems
 from spaces.models import Space, SpaceState, Turn, Word
