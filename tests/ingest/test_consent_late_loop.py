@@ -72,7 +72,7 @@ def test_speaker_keeps_consent_while_the_sfu_runs_late(sfu_settings: Settings, l
             await host.connect()
             room = running.sfu.rooms.rooms[space_id]
             participant = room.participants["ada"]
-            await wait_until(lambda: "ada" in room.recorders and room.recorders["ada"].packets > 50, 10)
+            await wait_until(lambda: "ada" in room.recording.recorders and room.recording.recorders["ada"].packets > 50, 10)
 
             late_sfu["seconds"] = LATE
             spell_ends = time.monotonic() + SPELL
@@ -80,14 +80,14 @@ def test_speaker_keeps_consent_while_the_sfu_runs_late(sfu_settings: Settings, l
                 assert states == ["connecting", "connected"], states
                 await asyncio.sleep(0.2)
             late_sfu["seconds"] = 0.0
-            recorded_after_spell = room.recorders["ada"].packets
-            await wait_until(lambda: room.recorders["ada"].packets > recorded_after_spell + 50, 5)
+            recorded_after_spell = room.recording.recorders["ada"].packets
+            await wait_until(lambda: room.recording.recorders["ada"].packets > recorded_after_spell + 50, 5)
 
             assert states == ["connecting", "connected"], states
             assert room.participants.get("ada") is participant, "the SFU dropped the speaker"
             assert participant.pc.connectionState == "connected"
             sent = track._pos // FRAME
-            recorded = room.recorders["ada"].packets
+            recorded = room.recording.recorders["ada"].packets
             # Nothing said during the late spell is lost: it is handled late, not dropped.
             assert recorded >= 0.9 * sent, (recorded, sent)
             await host.close()
