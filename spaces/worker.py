@@ -18,6 +18,7 @@ Upstream: rq/rq#2424, fixed by rq/rq#2466 (not in a release we pin).
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -58,8 +59,55 @@ class PipelineJob(Job):
         return import_attribute(moved) if moved is not None else super().func
 
 
+#: Linux ``prctl`` option: the signal a process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
+#: The pid of this process's ``PipelineWorker``; None in any other process.
+_worker_pid: int | None = None
+#: True while the worker forks a work-horse (which outlives a killed worker, as in rq).
+_forking_horse = False
+
+
+def die_with(parent: int) -> None:
+    """Get SIGTERM when ``parent``, this process's parent, dies (Linux; a no-op elsewhere)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+            return
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _after_fork_in_child() -> None:
+    # rq forks its scheduler (RQScheduler.start, from two places in rq) and reaps
+    # it only when the worker stops cleanly. A worker killed outright (SIGKILL,
+    # the OOM killer) left it running for good under init, holding the
+    # scheduler lock, so a restarted worker ran without one of its own.
+    global _worker_pid
+    if _worker_pid is not None and not _forking_horse:
+        die_with(_worker_pid)
+    _worker_pid = None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class PipelineWorker(Worker):
     job_class = PipelineJob
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        global _worker_pid
+        super().__init__(*args, **kwargs)
+        _worker_pid = os.getpid()
+
+    def fork_work_horse(self, job: Job, queue: Queue) -> None:
+        global _forking_horse
+        _forking_horse = True
+        try:
+            super().fork_work_horse(job, queue)
+        finally:
+            _forking_horse = False
 
     def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
         """Give a job whose work-horse was killed its failure callback.
