@@ -72,7 +72,8 @@ def test_speaker_keeps_consent_while_the_sfu_runs_late(sfu_settings: Settings, l
             await host.connect()
             room = running.sfu.rooms.rooms[space_id]
             participant = room.participants["ada"]
-            await wait_until(lambda: "ada" in room.recording.recorders and room.recording.recorders["ada"].packets > 50, 10)
+            recorders = room.recording.recorders
+            await wait_until(lambda: "ada" in recorders and recorders["ada"].packets > 50, 10)
 
             late_sfu["seconds"] = LATE
             spell_ends = time.monotonic() + SPELL

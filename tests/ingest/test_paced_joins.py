@@ -91,7 +91,8 @@ def test_setup_time_counts_from_the_turn_not_the_wait(sfu_settings: Settings) ->
             assert closing[-1]["code"] == "setup_timeout"
 
             room = running.sfu.rooms.rooms[space_id]
-            await wait_until(lambda: "ada" in room.recording.recorders and room.recording.recorders["ada"].packets > 0, 10)
+            recorders = room.recording.recorders
+            await wait_until(lambda: "ada" in recorders and recorders["ada"].packets > 0, 10)
             # Past its own arrival + setup_timeout (+ margin): still in, connected.
             await asyncio.sleep(max(0.0, asked + setup + 1.0 - time.monotonic()))
             assert "ada" in room.participants and host.pc.connectionState == "connected"

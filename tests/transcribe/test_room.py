@@ -114,8 +114,8 @@ def test_words_go_to_their_speaker_and_overlap_keeps_both(model: WhisperModel, c
 
 @pytest.mark.xfail(
     strict=False,
-    reason="issue 16: on this session's machine (AMD EPYC; fresh ffmpeg 5.1.9, espeak-ng 1.51) tiny.en on the room's mix"
-    " hears bob's first word 'The' as 'But' (WER 0.174 against the 0.15 bound); the same on the landed main here,"
+    reason="issue 16: on this session's machine (AMD EPYC; fresh ffmpeg 5.1.9, espeak-ng 1.51) tiny.en on the room's"
+    " mix hears bob's first word 'The' as 'But' (WER 0.174 against the 0.15 bound); the same on the landed main here,"
     " passed on the previous machine; cause not established",
 )
 def test_bleed_does_not_make_a_speaker(model: WhisperModel, bleeding: Space) -> None:

@@ -121,8 +121,9 @@ def process(settings: Settings, workers: Workers, space: Space, out: Path) -> Pr
 
 @pytest.mark.xfail(
     strict=False,
-    reason="issue 16: fails on the landed main too on this session's machine (AMD EPYC; fresh ffmpeg 5.1.9): per-speaker"
-    " WER alice 0.22-0.29, carol 0.48 against the mix baseline's; passed on the previous machine; cause not established",
+    reason="issue 16: fails on the landed main too on this session's machine (AMD EPYC; fresh ffmpeg 5.1.9):"
+    " per-speaker WER alice 0.22-0.29, carol 0.48 against the mix baseline's; passed on the previous machine;"
+    " cause not established",
 )
 def test_one_minute_space_is_right_about_what_who_and_when(
     settings: Settings, workers: Workers, eval_space: Space, tmp_path: Path
