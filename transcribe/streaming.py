@@ -139,7 +139,7 @@ class StreamingTranscriber:
         options: StreamingOptions | None = None,
         prompt: PromptSource | None = None,
         clock: Callable[[], float] = time.perf_counter,
-        cpu_clock: Callable[[], float] = time.process_time,
+        cpu_clock: Callable[[], float] = time.thread_time,
     ) -> None:
         self.model = model
         self.final_model = model if final_model is None else final_model
@@ -149,7 +149,14 @@ class StreamingTranscriber:
         self.prompt = prompt
         self._clock = clock
         self._cpu_clock = cpu_clock
-        """A pass's cost for ``max_load`` is CPU time: on a loaded machine its wall time says more about the others."""
+        """A pass's cost for ``max_load`` is the CPU time of the thread running it (each speaker has one).
+
+        Not wall time: on a loaded machine that says more about the others. Not the
+        process's CPU time either: it counted every other speaker's passes and the
+        agent's WebRTC receive path against this speaker, whose interims then never
+        came (the live page test, with the SFU in the same process, got none).
+        ctranslate2's own helper threads are not in it: with N threads per model a
+        pass may cost up to N times what ``max_load`` allows."""
         self._origin: float | None = None
         """Room time of stream sample 0."""
         self._audio = np.zeros(0, dtype=np.float32)
