@@ -60,7 +60,9 @@ def test_killed_worker_and_sfu_are_started_again(stack: Stack, tmp_path: Path) -
     deadline = time.monotonic() + 20
     while True:
         now = by_role(stack)
-        if len(now.get("worker", ())) == len(before["worker"]) and len(now.get("sfu", ())) == cpus:
+        # The killed ones gone (a moment after the signal they may still be listed), and replaced.
+        replaced = killed_worker not in now.get("worker", ()) and killed_sfu not in now.get("sfu", ())
+        if replaced and len(now.get("worker", ())) == len(before["worker"]) and len(now.get("sfu", ())) == cpus:
             break
         assert time.monotonic() < deadline, now
         time.sleep(0.2)
