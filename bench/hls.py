@@ -156,7 +156,11 @@ def mix_cpu(seconds: float, segment: float) -> dict[str, float]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-_PAGE = """<!doctype html><meta charset=utf-8><audio id=a controls></audio>
+_PAGE = r"""<!doctype html><meta charset=utf-8><audio id=a controls></audio>
+<script>window.fetchedTs = []; new PerformanceObserver(l => { for (const e of l.getEntries()) {
+  const m = /(\d{6})\.ts$/.exec(e.name); if (m) window.fetchedTs.push(+m[1]); } })
+  .observe({type: "resource", buffered: true});
+</script>
 <script src="hlsplayer.js"></script>
 <script>window.p = HlsPlayer({url: "master.m3u8", audio: document.getElementById("a"), autoplay: true});</script>
 """
@@ -201,6 +205,10 @@ def listener_delay(seconds: float, segment: float, joins: int) -> dict[str, Any]
         time.sleep(3 * segment)  # a player joins a room already going
         samples: list[float] = []
         checked: list[float] = []
+        buffered: list[float] = []
+        """Seconds of audio the player held ahead of what it played."""
+        newest_age: list[float] = []
+        """How old (room time) the end of the newest segment the player fetched was."""
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
                 executable_path=CHROMIUM,
@@ -213,40 +221,48 @@ def listener_delay(seconds: float, segment: float, joins: int) -> dict[str, Any]
                 time.sleep(segment / joins if i else 0)
                 page = browser.new_page()
                 page.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
-                # A stall once playing (the next segment late) adds to the delay for good.
+                # A stall once playing (the next segment late) adds to the delay for good; the
+                # page's move to the live edge (muted) is no stall. When it is first heard.
                 page.evaluate(
-                    "(a => { window.stalls = 0; a.addEventListener('waiting', () => { if (a.currentTime > 0) "
-                    "window.stalls += 1; }); })(document.getElementById('a'))"
+                    "(a => { window.stalls = 0; a.addEventListener('waiting', () => { if (a.currentTime > 0 && "
+                    "!window.p.catchingUp) window.stalls += 1; }); const t = setInterval(() => { if (!a.paused && "
+                    "a.currentTime > 0 && !window.p.catchingUp) { window.heardAt = performance.now(); "
+                    "clearInterval(t); } }, 50); })(document.getElementById('a'))"
                 )
                 pages.append(page)
             deadline = time.time() + seconds
             while time.time() < deadline:
                 time.sleep(1)
                 for page in pages:
-                    playing, delay, position, fetched = page.evaluate(
-                        "(a => [!a.paused && a.currentTime > 0, window.p.delay, a.currentTime, performance"
-                        ".getEntriesByType('resource').filter(e => e.name.endsWith('.ts')).map(e => e.name)])"
-                        "(document.getElementById('a'))"
+                    playing, delay, ahead, newest = page.evaluate(
+                        "(a => [!a.paused && a.currentTime > 0 && !window.p.catchingUp, window.p.delay, "
+                        "a.buffered.length ? a.buffered.end(a.buffered.length - 1) - a.currentTime : null, "
+                        "Math.max(-1, ...window.fetchedTs)])(document.getElementById('a'))"
                     )
                     now = time.time() - room.clock0
                     if playing and delay is not None:
                         samples.append(float(delay))
-                    # Checked without the page's own reckoning: the player's time 0 is the
-                    # start of the second segment it fetched (the first, fetched alone, tells
-                    # it the codec), whose room time the playlist gives.
-                    first = hls.segment_seq(fetched[1].rsplit("/", 1)[1]) if playing and len(fetched) > 1 else None
-                    if first is not None:
+                    # Checked without the page's own reckoning: the player's buffer ends
+                    # with the newest segment it fetched (Resource Timing names it), whose
+                    # room time the playlist gives; it plays that far behind its end.
+                    if playing and ahead is not None and newest >= 0:
                         text = blobs.get(hls.full_key("bench", hls.AUDIO)).decode()
-                        start = next(e.start for e in hls.MediaPlaylist.parse(text, ext="ts").entries if e.seq == first)
-                        checked.append(now - (start + float(position)))
+                        entry = next(e for e in hls.MediaPlaylist.parse(text, ext="ts").entries if e.seq == newest)
+                        buffered.append(float(ahead))
+                        newest_age.append(now - (entry.start + entry.duration))
+                        checked.append(newest_age[-1] + buffered[-1])
             ends = [
-                page.evaluate("(a => [window.stalls, a.error && a.error.message])(document.getElementById('a'))")
+                page.evaluate(
+                    "(a => [window.stalls, a.error && a.error.message, window.heardAt])(document.getElementById('a'))"
+                )
                 for page in pages
             ]
             browser.close()
         server.shutdown()
         stop.set()
         watcher.join()
+        heard = [h / 1000 for *_, h in ends if h]
+        """Seconds from a page's opening to its first audible sound."""
         lags = list(room.listed.values())[1:]  # the first was there before the watcher
         return {
             "samples": len(samples),
@@ -254,8 +270,13 @@ def listener_delay(seconds: float, segment: float, joins: int) -> dict[str, Any]
             "delay_p95": float(np.percentile(samples, 95)) if samples else float("nan"),
             "checked_p50": float(np.percentile(checked, 50)) if checked else float("nan"),
             "publish_lag_p50": float(np.percentile(lags, 50)) if lags else float("nan"),
-            "stalls": sum(stall for stall, _ in ends),
-            "errors": [error for _, error in ends if error],
+            "publish_lag_p95": float(np.percentile(lags, 95)) if lags else float("nan"),
+            "publish_lag_max": max(lags) if lags else float("nan"),
+            "buffered_p50": float(np.percentile(buffered, 50)) if buffered else float("nan"),
+            "newest_age_p50": float(np.percentile(newest_age, 50)) if newest_age else float("nan"),
+            "heard_p50": float(np.percentile(heard, 50)) if heard else float("nan"),
+            "stalls": sum(stall for stall, *_ in ends),
+            "errors": [error for _, error, _ in ends if error],
         }
     finally:
         room.stop()
@@ -393,7 +414,10 @@ def main() -> None:
             f"{d['samples']} samples): "
             f"p50 {d['delay_p50']:.2f} s, p95 {d['delay_p95']:.2f} s (from the player's position and the "
             f"segment it began with: p50 {d['checked_p50']:.2f} s); "
-            f"segment named by the playlist {d['publish_lag_p50']:.2f} s after its last sample (p50); "
+            f"segment named by the playlist {d['publish_lag_p50']:.2f} s after its last sample (p50; p95 "
+            f"{d['publish_lag_p95']:.2f} s, max {d['publish_lag_max']:.2f} s); "
+            f"the delay split (p50): {d['buffered_p50']:.2f} s buffered in the player + the newest segment it "
+            f"holds ending {d['newest_age_p50']:.2f} s ago; first heard {d['heard_p50']:.1f} s after the page opened; "
             f"stalls once playing: {d['stalls']}; player errors: {d['errors']}"
         )
     if "api" not in skip:

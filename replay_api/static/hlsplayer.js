@@ -16,23 +16,43 @@
   // Chromium's native player fails a live playlist that lists fewer than three
   // segments, for good ("Segment queue never had any data", reported as
   // DEMUXER_ERROR_COULD_NOT_PARSE), and starts three segments from its end
-  // (it ignores EXT-X-START, and a live source can be neither sought nor
-  // played faster): a listener is as far behind the room as those three
-  // segments are long, plus the age of the newest. So a live source is set
-  // once the playlist lists three segments, just after it gained one: while
-  // waiting to start, the playlist is read every START_POLL_MS.
+  // (it ignores EXT-X-START and LL-HLS parts, a live source can not be played
+  // faster, and it gives a live source no seekable range, so a seek is
+  // ignored). So a live source is set once the playlist lists three segments:
+  // while waiting to start, the playlist is read every START_POLL_MS.
   const LIVE_START_SEGMENTS = 3;
   const START_POLL_MS = 250;
+  // Three segments and the newest's publishing are 7 s behind the room with
+  // 2 s segments. What Chromium does offer: a live source paused after it has
+  // played, and played again once the playlist has gained segments it never
+  // saw, reloads the playlist and starts at the first of those
+  // (HlsRenditionImpl::ResumeLivePlayback). So the page plays the start
+  // muted, pauses once the player holds every listed segment, and plays again
+  // when the playlist lists LIVE_EDGE_SEGMENTS more: the listener hears the
+  // room that many segments (and the newest's publishing) behind, with about
+  // one segment buffered ahead against a late one. Safari gives a live source
+  // a seekable range: there the page seeks as far behind its end instead.
+  const LIVE_EDGE_SEGMENTS = 2;
+  const CATCH_UP_POLL_MS = 100;
+  // The player then reads the playlist every segment, from when it plays
+  // again: played the moment a segment is listed, it would read just after
+  // each listing and miss (a whole segment late, a stall) any segment
+  // published a little later than that one. So it plays again this fraction
+  // of a segment after the listing: a segment may be published that much
+  // later than usual without a stall, and the listener is that much further
+  // behind.
+  const RESUME_AFTER = 0.25;
 
   function resolve(uri, base) { return new URL(uri, base).href; }
 
   // Segments with their sequence number, room time and program date-time.
   function parseMedia(text, base) {
     const entries = [];
-    let room = null, wall = null, seq = 0;
+    let room = null, wall = null, seq = 0, target = 2;
     for (const raw of text.split("\n")) {
       const line = raw.trim();
       if (line.startsWith("#EXT-X-MEDIA-SEQUENCE:")) seq = parseInt(line.slice(22), 10);
+      else if (line.startsWith("#EXT-X-TARGETDURATION:")) target = parseFloat(line.slice(22));
       else if (line.startsWith("#EXT-X-ROOM-TIME:")) room = parseFloat(line.slice(17));
       else if (line.startsWith("#EXT-X-PROGRAM-DATE-TIME:")) wall = Date.parse(line.slice(25));
       else if (line.startsWith("#EXTINF:")) entries.push({ duration: parseFloat(line.slice(8)), room, wall });
@@ -43,7 +63,7 @@
         seq += 1;
       }
     }
-    return { entries, ended: text.includes("#EXT-X-ENDLIST") };
+    return { entries, target, ended: text.includes("#EXT-X-ENDLIST") };
   }
 
   function vttTime(s) {
@@ -78,14 +98,19 @@
   function HlsPlayer(options) {
     const audio = options.audio;
     const master = withToken(options.url, options.token);
-    const state = { audio: null, subs: null, playlist: { entries: [], ended: false }, cues: new Map(),
-      seen: new Set(), timer: null, stopped: false, timeline: new Map() };
+    const state = { audio: null, subs: null, playlist: { entries: [], target: 2, ended: false }, cues: new Map(),
+      seen: new Set(), timer: null, stopped: false, timeline: new Map(), catchUp: null, catching: false,
+      fetched: [], loadedAt: 0, stalls: 0 };
     const player = {
       get supported() { return Boolean(audio.canPlayType("application/vnd.apple.mpegurl")); },
       get ended() { return state.playlist.ended; },
       get room() { return roomTime(audio.currentTime); },
       get delay() { return delay(); },
       get cues() { return Array.from(state.cues.values()); },
+      // Still moving a live start towards the room (muted meanwhile): no delay to show yet.
+      get catchingUp() { return state.catching; },
+      // Times playback waited for data once caught up: each adds to the delay for good.
+      get stalls() { return state.stalls; },
       stop() { state.stopped = true; clearTimeout(state.timer); audio.pause(); audio.removeAttribute("src"); audio.load(); },
     };
 
@@ -113,7 +138,7 @@
     }
 
     function delay() {
-      if (state.playlist.ended) return null;
+      if (state.playlist.ended || state.catching) return null;
       const t = audio.currentTime;
       const e = at(t);
       if (!e || e.wall === null || Number.isNaN(e.wall)) return null;
@@ -163,16 +188,88 @@
       setTimeout(tick, 250);
     }
 
+    // The segments the native player fetched, named by Resource Timing (the page never fetches one).
+    if (window.PerformanceObserver) {
+      new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) {
+          const m = /\/(\d{6})\.ts$/.exec(new URL(e.name).pathname);
+          if (m) state.fetched.push({ seq: parseInt(m[1], 10), at: e.startTime });
+        }
+        state.fetched.splice(0, Math.max(0, state.fetched.length - 50));
+      }).observe({ type: "resource", buffered: true });
+    }
+
+    async function newestListed() {
+      state.playlist = parseMedia(await fetchText(state.audio), state.audio);
+      place(state.playlist);
+      const { entries } = state.playlist;
+      return entries.length ? entries[entries.length - 1].seq : -1;
+    }
+
+    // Polls test() until it holds (true) or timeoutMs passes (false).
+    async function waitFor(test, timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      while (!state.stopped && Date.now() < deadline) {
+        try { if (await test()) return true; } catch (e) { /* tried again */ }
+        await new Promise((done) => setTimeout(done, CATCH_UP_POLL_MS));
+      }
+      return false;
+    }
+
+    // Once a live source plays: see LIVE_EDGE_SEGMENTS. Anything unexpected
+    // leaves the player where it is, three segments back.
+    async function catchUp(muted) {
+      const segmentMs = state.playlist.target * 1000;
+      try {
+        if (audio.seekable.length) {
+          audio.currentTime = Math.max(audio.seekable.start(0), audio.seekable.end(0) - LIVE_EDGE_SEGMENTS * state.playlist.target);
+          return;
+        }
+        // Nothing left in the player's queue: playing again then reloads the playlist.
+        const holds = async () => {
+          const newest = await newestListed();
+          return state.fetched.some((f) => f.at >= state.loadedAt && f.seq >= newest);
+        };
+        if (!(await waitFor(holds, 3 * segmentMs))) return;
+        audio.pause();
+        const pausedAt = audio.currentTime;
+        // The paused player reads no playlist: it has seen nothing newer than this.
+        const seen = await newestListed();
+        const gained = async () => (await newestListed()) >= seen + LIVE_EDGE_SEGMENTS;
+        await waitFor(gained, (LIVE_EDGE_SEGMENTS + 1) * segmentMs);
+        await new Promise((done) => setTimeout(done, RESUME_AFTER * segmentMs));
+        const since = performance.now();
+        try {
+          await audio.play();
+        } catch (e) {
+          if (options.onBlocked) options.onBlocked(e);
+          return;
+        }
+        // The player puts the first new segment past the old buffer, which it drops:
+        // the timeline starts again there.
+        const jumped = () => {
+          const first = state.fetched.find((f) => f.at >= since);
+          const entry = first && state.playlist.entries.find((e) => e.seq === first.seq);
+          const b = audio.buffered;
+          if (!entry || entry.seq <= seen || !b.length || b.start(0) <= pausedAt || audio.currentTime < b.start(0)) return false;
+          state.timeline.clear();
+          state.timeline.set(entry.seq, { ...entry, media: b.start(0) });
+          place(state.playlist);
+          return true;
+        };
+        await waitFor(jumped, 2 * segmentMs);
+      } finally {
+        state.catching = false;
+        audio.muted = muted;
+      }
+    }
+
     // Resolves when a source may be set: at once for a closed playlist; for a
-    // live one, when a read finds a new segment and three or more listed.
+    // live one, once three or more segments are listed (where in the segment
+    // clock it starts does not matter: catchUp moves it).
     async function untilStart() {
-      const newest = () => {
-        const { entries } = state.playlist;
-        return entries.length ? entries[entries.length - 1].seq : -1;
-      };
-      const before = newest();
       while (!state.stopped && !state.playlist.ended) {
-        if (newest() > before && state.playlist.entries.length >= LIVE_START_SEGMENTS) return;
+        if (state.playlist.entries.length >= LIVE_START_SEGMENTS) return;
         await new Promise((done) => setTimeout(done, START_POLL_MS));
         try {
           if (state.audio) state.playlist = parseMedia(await fetchText(state.audio), state.audio);
@@ -190,8 +287,17 @@
       const { entries, ended } = state.playlist;
       state.timeline.clear();
       place({ entries: ended ? entries : entries.slice(-LIVE_START_SEGMENTS) });
+      if (!ended) {
+        if (state.catchUp === null) state.catchUp = audio.muted;
+        state.catching = true;
+        audio.muted = true;
+      }
+      state.loadedAt = performance.now();
       audio.src = master;
       return audio.play().catch((e) => {
+        if (state.catchUp !== null) audio.muted = state.catchUp;
+        state.catchUp = null;
+        state.catching = false;
         if (!options.autoplay) return;
         audio.removeAttribute("src");
         audio.load();
@@ -210,7 +316,17 @@
       setTimeout(restart, 1000);
     });
     // Errors in a row give up; playing again starts a new count.
-    audio.addEventListener("playing", () => { retries = 0; });
+    audio.addEventListener("playing", () => {
+      retries = 0;
+      if (state.catchUp !== null && state.catching) {
+        const muted = state.catchUp;
+        state.catchUp = null;
+        catchUp(muted);
+      }
+    });
+    audio.addEventListener("waiting", () => {
+      if (!state.catching && !state.playlist.ended && audio.currentTime > 0) state.stalls += 1;
+    });
     audio.addEventListener("ended", () => { if (options.onEnded) options.onEnded(); });
     // The playlists first, then the source: the player starts at the window just read.
     poll().then(untilStart).then(() => {
