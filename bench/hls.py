@@ -157,10 +157,7 @@ def mix_cpu(seconds: float, segment: float) -> dict[str, float]:
 
 
 _PAGE = r"""<!doctype html><meta charset=utf-8><audio id=a controls></audio>
-<script>window.fetchedTs = []; new PerformanceObserver(l => { for (const e of l.getEntries()) {
-  const m = /(\d{6})\.ts$/.exec(e.name); if (m) window.fetchedTs.push(+m[1]); } })
-  .observe({type: "resource", buffered: true});
-</script>
+<script>performance.setResourceTimingBufferSize(100000);</script>
 <script src="hlsplayer.js"></script>
 <script>window.p = HlsPlayer({url: "master.m3u8", audio: document.getElementById("a"), autoplay: true});</script>
 """
@@ -215,6 +212,8 @@ def listener_delay(seconds: float, segment: float, joins: int) -> dict[str, Any]
                 args=["--no-sandbox", "--headless=new", "--autoplay-policy=no-user-gesture-required"],
             )
             pages = []
+            by_page: list[tuple[list[float], list[float]]] = [([], []) for _ in range(joins)]
+            """Each listener's (page's delay, checked delay) samples."""
             for i in range(joins):
                 # Joins spread over one segment: a listener's delay depends on when in
                 # the segment clock it joins.
@@ -233,15 +232,19 @@ def listener_delay(seconds: float, segment: float, joins: int) -> dict[str, Any]
             deadline = time.time() + seconds
             while time.time() < deadline:
                 time.sleep(1)
-                for page in pages:
+                for i, page in enumerate(pages):
+                    before = time.time()
                     playing, delay, ahead, newest = page.evaluate(
                         "(a => [!a.paused && a.currentTime > 0 && !window.p.catchingUp, window.p.delay, "
                         "a.buffered.length ? a.buffered.end(a.buffered.length - 1) - a.currentTime : null, "
-                        "Math.max(-1, ...window.fetchedTs)])(document.getElementById('a'))"
+                        "Math.max(-1, ...performance.getEntriesByType('resource')"
+                        ".map(e => /(\\d{6})\\.ts$/.exec(e.name)).filter(m => m).map(m => +m[1]))])"
+                        "(document.getElementById('a'))"
                     )
-                    now = time.time() - room.clock0
+                    now = (before + time.time()) / 2 - room.clock0
                     if playing and delay is not None:
                         samples.append(float(delay))
+                        by_page[i][0].append(float(delay))
                     # Checked without the page's own reckoning: the player's buffer ends
                     # with the newest segment it fetched (Resource Timing names it), whose
                     # room time the playlist gives; it plays that far behind its end.
@@ -251,9 +254,11 @@ def listener_delay(seconds: float, segment: float, joins: int) -> dict[str, Any]
                         buffered.append(float(ahead))
                         newest_age.append(now - (entry.start + entry.duration))
                         checked.append(newest_age[-1] + buffered[-1])
+                        by_page[i][1].append(checked[-1])
             ends = [
                 page.evaluate(
-                    "(a => [window.stalls, a.error && a.error.message, window.heardAt])(document.getElementById('a'))"
+                    "(a => [window.stalls, a.error && a.error.message, window.heardAt, window.p.liveStart])"
+                    "(document.getElementById('a'))"
                 )
                 for page in pages
             ]
@@ -261,7 +266,7 @@ def listener_delay(seconds: float, segment: float, joins: int) -> dict[str, Any]
         server.shutdown()
         stop.set()
         watcher.join()
-        heard = [h / 1000 for *_, h in ends if h]
+        heard = [h / 1000 for _, _, h, _ in ends if h]
         """Seconds from a page's opening to its first audible sound."""
         lags = list(room.listed.values())[1:]  # the first was there before the watcher
         return {
@@ -269,6 +274,10 @@ def listener_delay(seconds: float, segment: float, joins: int) -> dict[str, Any]
             "delay_p50": float(np.percentile(samples, 50)) if samples else float("nan"),
             "delay_p95": float(np.percentile(samples, 95)) if samples else float("nan"),
             "checked_p50": float(np.percentile(checked, 50)) if checked else float("nan"),
+            "per_listener": [
+                (round(float(np.median(d)), 2) if d else None, round(float(np.median(c)), 2) if c else None)
+                for d, c in by_page
+            ],
             "publish_lag_p50": float(np.percentile(lags, 50)) if lags else float("nan"),
             "publish_lag_p95": float(np.percentile(lags, 95)) if lags else float("nan"),
             "publish_lag_max": max(lags) if lags else float("nan"),
@@ -276,7 +285,8 @@ def listener_delay(seconds: float, segment: float, joins: int) -> dict[str, Any]
             "newest_age_p50": float(np.percentile(newest_age, 50)) if newest_age else float("nan"),
             "heard_p50": float(np.percentile(heard, 50)) if heard else float("nan"),
             "stalls": sum(stall for stall, *_ in ends),
-            "errors": [error for _, error, _ in ends if error],
+            "errors": [error for _, error, *_ in ends if error],
+            "starts": [start for *_, start in ends],
         }
     finally:
         room.stop()
@@ -418,7 +428,8 @@ def main() -> None:
             f"{d['publish_lag_p95']:.2f} s, max {d['publish_lag_max']:.2f} s); "
             f"the delay split (p50): {d['buffered_p50']:.2f} s buffered in the player + the newest segment it "
             f"holds ending {d['newest_age_p50']:.2f} s ago; first heard {d['heard_p50']:.1f} s after the page opened; "
-            f"stalls once playing: {d['stalls']}; player errors: {d['errors']}"
+            f"stalls once playing: {d['stalls']}; player errors: {d['errors']}; "
+            f"each listener's p50 (page, checked): {d['per_listener']}; live starts: {d['starts']}"
         )
     if "api" not in skip:
         counts = [int(n) for n in args.listeners.split(",")]

@@ -41,7 +41,7 @@
   // of a segment after the listing: a segment may be published that much
   // later than usual without a stall, and the listener is that much further
   // behind.
-  const RESUME_AFTER = 0.25;
+  const RESUME_AFTER = 0.3;
 
   function resolve(uri, base) { return new URL(uri, base).href; }
 
@@ -100,7 +100,7 @@
     const master = withToken(options.url, options.token);
     const state = { audio: null, subs: null, playlist: { entries: [], target: 2, ended: false }, cues: new Map(),
       seen: new Set(), timer: null, stopped: false, timeline: new Map(), catchUp: null, catching: false,
-      fetched: [], loadedAt: 0, stalls: 0 };
+      fetched: [], loadedAt: 0, stalls: 0, lost: false, liveStart: null };
     const player = {
       get supported() { return Boolean(audio.canPlayType("application/vnd.apple.mpegurl")); },
       get ended() { return state.playlist.ended; },
@@ -111,6 +111,8 @@
       get catchingUp() { return state.catching; },
       // Times playback waited for data once caught up: each adds to the delay for good.
       get stalls() { return state.stalls; },
+      // How the last live start went: "sought", "jumped", or why it stayed three segments back.
+      get liveStart() { return state.liveStart; },
       stop() { state.stopped = true; clearTimeout(state.timer); audio.pause(); audio.removeAttribute("src"); audio.load(); },
     };
 
@@ -138,7 +140,7 @@
     }
 
     function delay() {
-      if (state.playlist.ended || state.catching) return null;
+      if (state.playlist.ended || state.catching || state.lost) return null;
       const t = audio.currentTime;
       const e = at(t);
       if (!e || e.wall === null || Number.isNaN(e.wall)) return null;
@@ -188,15 +190,25 @@
       setTimeout(tick, 250);
     }
 
-    // The segments the native player fetched, named by Resource Timing (the page never fetches one).
+    // The segments the native player fetched, named by Resource Timing (the page never fetches one):
+    // the timeline's buffer, up to date but full after some hundred fetches, and an observer's
+    // copy, kept but told late on a busy machine.
+    function segmentsIn(entries) {
+      const found = [];
+      for (const e of entries) {
+        const m = /\/(\d{6})\.ts$/.exec(new URL(e.name).pathname);
+        if (m) found.push({ seq: parseInt(m[1], 10), at: e.startTime });
+      }
+      return found;
+    }
     if (window.PerformanceObserver) {
       new PerformanceObserver((list) => {
-        for (const e of list.getEntries()) {
-          const m = /\/(\d{6})\.ts$/.exec(new URL(e.name).pathname);
-          if (m) state.fetched.push({ seq: parseInt(m[1], 10), at: e.startTime });
-        }
+        state.fetched.push(...segmentsIn(list.getEntries()));
         state.fetched.splice(0, Math.max(0, state.fetched.length - 50));
-      }).observe({ type: "resource", buffered: true });
+      }).observe({ type: "resource" });
+    }
+    function fetchedSegments() {
+      return [...segmentsIn(performance.getEntriesByType("resource")), ...state.fetched].sort((x, y) => x.at - y.at);
     }
 
     async function newestListed() {
@@ -223,20 +235,24 @@
       try {
         if (audio.seekable.length) {
           audio.currentTime = Math.max(audio.seekable.start(0), audio.seekable.end(0) - LIVE_EDGE_SEGMENTS * state.playlist.target);
+          state.liveStart = "sought";
           return;
         }
         // Nothing left in the player's queue: playing again then reloads the playlist.
         const holds = async () => {
           const newest = await newestListed();
-          return state.fetched.some((f) => f.at >= state.loadedAt && f.seq >= newest);
+          return fetchedSegments().some((f) => f.at >= state.loadedAt && f.seq >= newest);
         };
-        if (!(await waitFor(holds, 3 * segmentMs))) return;
+        if (!(await waitFor(holds, 3 * segmentMs))) {
+          state.liveStart = "stayed: the player never held every listed segment";
+          return;
+        }
         audio.pause();
         const pausedAt = audio.currentTime;
         // The paused player reads no playlist: it has seen nothing newer than this.
         const seen = await newestListed();
         const gained = async () => (await newestListed()) >= seen + LIVE_EDGE_SEGMENTS;
-        await waitFor(gained, (LIVE_EDGE_SEGMENTS + 1) * segmentMs);
+        const more = await waitFor(gained, (LIVE_EDGE_SEGMENTS + 1) * segmentMs);
         await new Promise((done) => setTimeout(done, RESUME_AFTER * segmentMs));
         const since = performance.now();
         try {
@@ -245,19 +261,26 @@
           if (options.onBlocked) options.onBlocked(e);
           return;
         }
-        // The player puts the first new segment past the old buffer, which it drops:
-        // the timeline starts again there.
+        // The player appends the first segment it never saw right after the
+        // last it holds, drops what it holds up to where it resumes (a segment
+        // and the pause's length past where it paused) and plays from the first
+        // it kept: the timeline by sequence number still holds, unless the
+        // segments it appends do not follow the last it held.
+        let first = null;
         const jumped = () => {
-          const first = state.fetched.find((f) => f.at >= since);
-          const entry = first && state.playlist.entries.find((e) => e.seq === first.seq);
+          first = fetchedSegments().find((f) => f.at >= since) || null;
           const b = audio.buffered;
-          if (!entry || entry.seq <= seen || !b.length || b.start(0) <= pausedAt || audio.currentTime < b.start(0)) return false;
-          state.timeline.clear();
-          state.timeline.set(entry.seq, { ...entry, media: b.start(0) });
-          place(state.playlist);
-          return true;
+          return first !== null && b.length > 0 && b.start(0) > pausedAt && audio.currentTime >= b.start(0);
         };
-        await waitFor(jumped, 2 * segmentMs);
+        if (await waitFor(jumped, 3 * segmentMs)) {
+          const held = Math.max(-1, ...fetchedSegments().filter((f) => f.at < since).map((f) => f.seq));
+          // Better no delay shown than a wrong one.
+          state.lost = first.seq !== held + 1;
+          state.liveStart = `jumped from ${held} to ${first.seq}` + (more ? "" : " (the playlist gained too few)");
+        } else {
+          state.lost = audio.buffered.length > 0 && audio.buffered.start(0) > pausedAt;
+          state.liveStart = state.lost ? "jumped, to a segment not told" : "stayed: the player did not jump";
+        }
       } finally {
         state.catching = false;
         audio.muted = muted;
@@ -265,11 +288,19 @@
     }
 
     // Resolves when a source may be set: at once for a closed playlist; for a
-    // live one, once three or more segments are listed (where in the segment
-    // clock it starts does not matter: catchUp moves it).
+    // live one, when a read finds a new segment and three or more listed. The
+    // start matters even with catchUp: the player resumes at most a segment
+    // and the pause's length past where it paused, so the jump takes at most
+    // one segment off the delay it started with (three segments and the
+    // newest's age, which a start just after a listing keeps small).
     async function untilStart() {
+      const newest = () => {
+        const { entries } = state.playlist;
+        return entries.length ? entries[entries.length - 1].seq : -1;
+      };
+      const before = newest();
       while (!state.stopped && !state.playlist.ended) {
-        if (state.playlist.entries.length >= LIVE_START_SEGMENTS) return;
+        if (newest() > before && state.playlist.entries.length >= LIVE_START_SEGMENTS) return;
         await new Promise((done) => setTimeout(done, START_POLL_MS));
         try {
           if (state.audio) state.playlist = parseMedia(await fetchText(state.audio), state.audio);
@@ -286,6 +317,7 @@
       // closed playlist, the third from the end of a live one.
       const { entries, ended } = state.playlist;
       state.timeline.clear();
+      state.lost = false;
       place({ entries: ended ? entries : entries.slice(-LIVE_START_SEGMENTS) });
       if (!ended) {
         if (state.catchUp === null) state.catchUp = audio.muted;
