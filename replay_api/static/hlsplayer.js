@@ -42,6 +42,7 @@
   // later than usual without a stall, and the listener is that much further
   // behind.
   const RESUME_AFTER = 0.3;
+  const CATCH_UP_JUMPS = 3;
 
   function resolve(uri, base) { return new URL(uri, base).href; }
 
@@ -140,7 +141,10 @@
     }
 
     function delay() {
-      if (state.playlist.ended || state.catching || state.lost) return null;
+      return state.playlist.ended || state.catching || state.lost ? null : behindRoom();
+    }
+
+    function behindRoom() {
       const t = audio.currentTime;
       const e = at(t);
       if (!e || e.wall === null || Number.isNaN(e.wall)) return null;
@@ -228,63 +232,78 @@
       return false;
     }
 
-    // Once a live source plays: see LIVE_EDGE_SEGMENTS. Anything unexpected
-    // leaves the player where it is, three segments back.
+    // Once a live source plays: see LIVE_EDGE_SEGMENTS. A jump takes at most
+    // a segment off the delay the player had when it paused (a start slowed
+    // by a busy machine, or audio it kept): while still more than
+    // LIVE_EDGE_SEGMENTS + 1 segments behind the room, it jumps again, up to
+    // CATCH_UP_JUMPS times (muted throughout).
+    // Anything unexpected leaves the player where it is.
     async function catchUp(muted) {
-      const segmentMs = state.playlist.target * 1000;
+      const target = state.playlist.target;
       try {
         if (audio.seekable.length) {
-          audio.currentTime = Math.max(audio.seekable.start(0), audio.seekable.end(0) - LIVE_EDGE_SEGMENTS * state.playlist.target);
+          audio.currentTime = Math.max(audio.seekable.start(0), audio.seekable.end(0) - LIVE_EDGE_SEGMENTS * target);
           state.liveStart = "sought";
           return;
         }
-        // Nothing left in the player's queue: playing again then reloads the playlist.
-        const holds = async () => {
-          const newest = await newestListed();
-          return fetchedSegments().some((f) => f.at >= state.loadedAt && f.seq >= newest);
-        };
-        if (!(await waitFor(holds, 3 * segmentMs))) {
-          state.liveStart = "stayed: the player never held every listed segment";
-          return;
-        }
-        audio.pause();
-        const pausedAt = audio.currentTime;
-        // The paused player reads no playlist: it has seen nothing newer than this.
-        const seen = await newestListed();
-        const gained = async () => (await newestListed()) >= seen + LIVE_EDGE_SEGMENTS;
-        const more = await waitFor(gained, (LIVE_EDGE_SEGMENTS + 1) * segmentMs);
-        await new Promise((done) => setTimeout(done, RESUME_AFTER * segmentMs));
-        const since = performance.now();
-        try {
-          await audio.play();
-        } catch (e) {
-          if (options.onBlocked) options.onBlocked(e);
-          return;
-        }
-        // The player appends the first segment it never saw right after the
-        // last it holds, drops what it holds up to where it resumes (a segment
-        // and the pause's length past where it paused) and plays from the first
-        // it kept: the timeline by sequence number still holds, unless the
-        // segments it appends do not follow the last it held.
-        let first = null;
-        const jumped = () => {
-          first = fetchedSegments().find((f) => f.at >= since) || null;
-          const b = audio.buffered;
-          return first !== null && b.length > 0 && b.start(0) > pausedAt && audio.currentTime >= b.start(0);
-        };
-        if (await waitFor(jumped, 3 * segmentMs)) {
-          const held = Math.max(-1, ...fetchedSegments().filter((f) => f.at < since).map((f) => f.seq));
-          // Better no delay shown than a wrong one.
-          state.lost = first.seq !== held + 1;
-          state.liveStart = `jumped from ${held} to ${first.seq}` + (more ? "" : " (the playlist gained too few)");
-        } else {
-          state.lost = audio.buffered.length > 0 && audio.buffered.start(0) > pausedAt;
-          state.liveStart = state.lost ? "jumped, to a segment not told" : "stayed: the player did not jump";
+        for (let i = 0; i < CATCH_UP_JUMPS && (await jump()); i += 1) {
+          const behind = behindRoom();
+          if (state.lost || behind === null || behind <= (LIVE_EDGE_SEGMENTS + 1) * target) return;
         }
       } finally {
         state.catching = false;
         audio.muted = muted;
       }
+    }
+
+    // One pause and play again; true if the player jumped to where the page can place it.
+    async function jump() {
+      const segmentMs = state.playlist.target * 1000;
+      const told = (how) => { state.liveStart = state.liveStart ? `${state.liveStart}; ${how}` : how; };
+      // Nothing left in the player's queue: playing again then reloads the playlist.
+      const holds = async () => {
+        const newest = await newestListed();
+        return fetchedSegments().some((f) => f.at >= state.loadedAt && f.seq >= newest);
+      };
+      if (!(await waitFor(holds, 3 * segmentMs))) {
+        told("stayed: the player never held every listed segment");
+        return false;
+      }
+      audio.pause();
+      const pausedAt = audio.currentTime;
+      // The paused player reads no playlist: it has seen nothing newer than this.
+      const seen = await newestListed();
+      const gained = async () => (await newestListed()) >= seen + LIVE_EDGE_SEGMENTS;
+      const more = await waitFor(gained, (LIVE_EDGE_SEGMENTS + 1) * segmentMs);
+      await new Promise((done) => setTimeout(done, RESUME_AFTER * segmentMs));
+      const since = performance.now();
+      try {
+        await audio.play();
+      } catch (e) {
+        if (options.onBlocked) options.onBlocked(e);
+        return false;
+      }
+      // The player appends the first segment it never saw right after the
+      // last it holds, drops what it holds up to where it resumes (a segment
+      // and the pause's length past where it paused) and plays from the first
+      // it kept: the timeline by sequence number still holds, unless the
+      // segments it appends do not follow the last it held.
+      let first = null;
+      const jumped = () => {
+        first = fetchedSegments().find((f) => f.at >= since) || null;
+        const b = audio.buffered;
+        return first !== null && b.length > 0 && b.start(0) > pausedAt && audio.currentTime >= b.start(0);
+      };
+      if (!(await waitFor(jumped, 3 * segmentMs))) {
+        // Better no delay shown than a wrong one.
+        state.lost = audio.buffered.length > 0 && audio.buffered.start(0) > pausedAt;
+        told(state.lost ? "jumped, to a segment not told" : "stayed: the player did not jump");
+        return false;
+      }
+      const held = Math.max(-1, ...fetchedSegments().filter((f) => f.at < since).map((f) => f.seq));
+      state.lost = first.seq !== held + 1;
+      told(`jumped from ${held} to ${first.seq}` + (more ? "" : " (the playlist gained too few)"));
+      return !state.lost;
     }
 
     // Resolves when a source may be set: at once for a closed playlist; for a
@@ -318,6 +337,7 @@
       const { entries, ended } = state.playlist;
       state.timeline.clear();
       state.lost = false;
+      state.liveStart = null;
       place({ entries: ended ? entries : entries.slice(-LIVE_START_SEGMENTS) });
       if (!ended) {
         if (state.catchUp === null) state.catchUp = audio.muted;
