@@ -11,11 +11,16 @@
    playlist natively (as the live page does, with ``hlsplayer.js``) in
    ``--joins`` pages that join over one segment's time, while the room goes
    on; every second the page's delay (room time now minus the
-   room time playing, from the segments' program date-times) is sampled: a
-   word is heard that long after it is said. The same from outside the page
-   (the player's position past the start of the segment it began with, which
-   Resource Timing names), the stalls once playing, and the publish lag: from
-   a segment's last sample to the playlist naming it.
+   room time playing, from the segments' program date-times) is sampled once
+   the page has caught up (``hlsplayer.js`` moves Chromium's start towards
+   the live edge, muted): a word is heard that long after it is said. The
+   same from outside the page: the player's buffer ends with the newest
+   segment it fetched (Resource Timing names it, the playlist gives its room
+   time), which splits the delay into what the player holds ahead and how
+   old that newest segment is. Also each listener's figures, how its start
+   went, when it was first heard, the stalls once playing (``waiting``
+   events), and the publish lag: from a segment's last sample to the
+   playlist naming it.
 3. **Concurrent HLS listeners.** The API (uvicorn, one process, local store)
    serves a live space's HLS; N players on loopback (``bench.hls_crowd``:
    each on its own keep-alive connection reads ``audio.m3u8`` every target
@@ -422,8 +427,8 @@ def main() -> None:
         print(
             f"word to HLS listener ({args.segment:g} s segments, Chromium native HLS, {args.joins} listeners, "
             f"{d['samples']} samples): "
-            f"p50 {d['delay_p50']:.2f} s, p95 {d['delay_p95']:.2f} s (from the player's position and the "
-            f"segment it began with: p50 {d['checked_p50']:.2f} s); "
+            f"p50 {d['delay_p50']:.2f} s, p95 {d['delay_p95']:.2f} s (checked from outside the page: "
+            f"p50 {d['checked_p50']:.2f} s); "
             f"segment named by the playlist {d['publish_lag_p50']:.2f} s after its last sample (p50; p95 "
             f"{d['publish_lag_p95']:.2f} s, max {d['publish_lag_max']:.2f} s); "
             f"the delay split (p50): {d['buffered_p50']:.2f} s buffered in the player + the newest segment it "
