@@ -265,7 +265,7 @@
         const newest = await newestListed();
         return fetchedSegments().some((f) => f.at >= state.loadedAt && f.seq >= newest);
       };
-      if (!(await waitFor(holds, 3 * segmentMs))) {
+      if (!(await waitFor(holds, 3 * segmentMs)) || state.stopped) {
         told("stayed: the player never held every listed segment");
         return false;
       }
@@ -276,6 +276,7 @@
       const gained = async () => (await newestListed()) >= seen + LIVE_EDGE_SEGMENTS;
       const more = await waitFor(gained, (LIVE_EDGE_SEGMENTS + 1) * segmentMs);
       await new Promise((done) => setTimeout(done, RESUME_AFTER * segmentMs));
+      if (state.stopped) return false;
       const since = performance.now();
       try {
         await audio.play();
