@@ -60,6 +60,7 @@
 
   function showDelay(seconds) {
     const text = REASONS[tier.reason] || REASONS.chosen;
+    if (seconds !== null && $("status").textContent === tr("Joining the live audio…")) status(tr("Listening."));
     $("tier").textContent = seconds === null ? text : tr("{tier} · about {seconds} s behind the room", { tier: text, seconds: Math.round(seconds) });
   }
 
@@ -99,7 +100,11 @@
       return;
     }
     $("tier").after(audio);
-    audio.addEventListener("playing", () => { status("Listening."); $("hls-play").hidden = true; });
+    // The player starts muted and moves towards the room's live edge first (hlsplayer.js): say so.
+    audio.addEventListener("playing", () => {
+      status(tier.player && tier.player.catchingUp ? tr("Joining the live audio…") : tr("Listening."));
+      $("hls-play").hidden = true;
+    });
     const resume = document.createElement("button");
     resume.className = "button button--primary";
     resume.id = "hls-play";
