@@ -30,7 +30,7 @@ _SEARCHABLE_STATES = [str(SpaceState.READY), str(SpaceState.PROCESSING), str(Spa
 #: they were indexed). A query of common words can match a third of every
 #: turn ever said; ranking all of them costs time in proportion, so both
 #: backends stop at the same bound and rank what they found.
-MAX_CANDIDATES = 2000
+MAX_CANDIDATES = 1000
 
 #: Sentinels the backends put around matched words in snippets; turned into
 #: ``<mark>`` after the rest of the text is HTML-escaped.

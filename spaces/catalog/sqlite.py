@@ -267,7 +267,34 @@ class SqliteCatalog(SqlCatalog):
     def _search_rows(
         self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int, scope: Scope
     ) -> list[tuple[Any, ...]]:
-        groups = self._groups(cur, terms, self._turn_languages(cur))
+        # The last word as typed first, as PostgreSQL does, when it starts
+        # other words: a prefix is an OR of up to MAX_EXPANSIONS words, each
+        # walked along its own doclist. Only if the word as typed does not
+        # fill the page asked for is it read as the start of longer words.
+        languages = self._turn_languages(cur)
+        groups = self._groups(cur, terms, languages)
+        if any(len(term.alternatives) > 1 for group in groups for term in group.terms):
+            exact = self._groups(cur, [Term(t.words) for t in terms], languages)
+            rows = self._ranked(cur, exact, terms, where, params, limit, offset, scope)
+            if len(rows) == limit:
+                return rows
+        return self._ranked(cur, groups, terms, where, params, limit, offset, scope)
+
+    def _ranked(
+        self,
+        cur: Any,
+        groups: list[Analysed],
+        terms: list[Term],
+        where: str,
+        params: list[Any],
+        limit: int,
+        offset: int,
+        scope: Scope,
+    ) -> list[tuple[Any, ...]]:
+        """The page of the newest MAX_CANDIDATES turns matching ``groups`` and ``where``, ranked.
+
+        Snippets mark ``terms`` (the prefix too, when the word as typed matched).
+        """
         if not groups:
             return []
         cur.execute("SELECT turns, tokens FROM stem_totals")
