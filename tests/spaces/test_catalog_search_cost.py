@@ -71,6 +71,43 @@ def test_a_prefix_matches_the_words_it_starts(catalog: Catalog) -> None:
     assert {h.start for h in catalog.search("sea", limit=10)} == {0.0, 2.0, 4.0, 6.0}
 
 
+def _harbour_said(catalog: Catalog, newer: int) -> None:
+    """An old turn that says "harbour" the most, then ``newer`` turns that say it once in more words."""
+    spaces = [
+        Space("old", "Old", "ann", 1.0, state=READY, speakers=("ann",)),
+        Space("new", "New", "ben", 2.0, state=READY, speakers=("ben",)),
+    ]
+    rows = [TurnRow("old", 0, "ann", 0.0, 2.0, "harbour harbour harbour")]
+    rows += [
+        TurnRow("new", i, "ben", i * 3.0, i * 3.0 + 2, f"the boats left the harbour at dawn {i}") for i in range(newer)
+    ]
+    catalog.bulk_insert(spaces, rows)
+
+
+@pytest.mark.parametrize("newer", [MAX_CANDIDATES - 1, MAX_CANDIDATES])
+def test_search_ranks_the_newest_max_candidates_matching_turns(catalog: Catalog, newer: int) -> None:
+    """The best turn is first while it is among the newest MAX_CANDIDATES matches; older, it is not ranked."""
+    _harbour_said(catalog, newer)
+    hits = catalog.search("harbour", limit=20)
+    assert len(hits) == 20
+    if newer < MAX_CANDIDATES:
+        assert (hits[0].space_id, hits[0].start) == ("old", 0.0)
+    else:
+        assert "old" not in {h.space_id for h in hits}
+    assert {h.space_id for h in catalog.search("harbour", limit=20, space_id="old")} == {"old"}, "found when asked for"
+
+
+def test_a_word_typed_in_full_that_fills_the_page_is_not_read_as_a_prefix(catalog: Catalog) -> None:
+    """Its turns fill the page; the words it starts come only when they do not."""
+    said = [("ann", i * 3.0, f"the sea is calm today {i}") for i in range(25)]
+    said += [("ann", 100 + i * 3.0, f"seals on the rocks {i}") for i in range(3)]
+    _saying(catalog, "coast", said)
+    page = catalog.search("sea", limit=20)
+    assert len(page) == 20 and all(h.start < 100 for h in page), "the word as typed"
+    assert len(catalog.search("sea", limit=30)) == 28, "a page it does not fill: the words it starts too"
+    assert len(catalog.search("sea", limit=20, offset=20)) == 8, "the second page: 5 of the word as typed, 3 more"
+
+
 def _recount(path: Path) -> tuple[dict[str, int], tuple[int, int]]:
     with sqlite3.connect(path) as conn:
         counts: Counter[str] = Counter()
