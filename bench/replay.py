@@ -47,7 +47,7 @@ import httpx
 import numpy as np
 import psycopg
 
-from bench.common import percentile, table
+from bench.common import cpu_times, percentile, table
 from spaces import keys
 from spaces.blobstore.local import LocalBlobStore
 from spaces.catalog import Catalog, TurnRow
@@ -342,16 +342,43 @@ def bench_search(url: str, queries: list[Query]) -> Latency:
     return Latency(samples, errors, hits / len(queries), top)
 
 
-def bench_in_process(catalog: Catalog, queries: list[Query]) -> Latency:
-    """The same queries through ``Catalog.search`` in this process: the search alone, without HTTP."""
-    for q in queries[:20]:
-        catalog.search(q.q, limit=20, speaker=q.speaker, space_id=q.space)
-    samples: list[float] = []
-    for q in queries:
-        started = time.perf_counter()
-        catalog.search(q.q, limit=20, speaker=q.speaker, space_id=q.space)
-        samples.append((time.perf_counter() - started) * 1000)
-    return Latency(samples)
+def bench_in_process(backend: Backend, queries: list[Query]) -> tuple[Latency, float]:
+    """The same queries through ``Catalog.search`` in this process: the search alone, without HTTP.
+
+    Also the CPU each query costs, in milliseconds: this process's and, for
+    PostgreSQL on this machine, its server process's (one connection). Unlike
+    latency, it hardly grows when other work shares the cores.
+    """
+    catalog: Catalog = backend.catalog
+    server: int | None = None
+    if backend.name == "postgres":
+        catalog = PostgresCatalog(backend.url, max_size=1)
+        with catalog.pool.connection() as conn:
+            server = int(conn.execute("SELECT pg_backend_pid()").fetchone()[0])  # type: ignore[index]
+    try:
+        for q in queries[:20]:
+            catalog.search(q.q, limit=20, speaker=q.speaker, space_id=q.space)
+        samples: list[float] = []
+        cpu = time.process_time() + _server_cpu(server)
+        for q in queries:
+            started = time.perf_counter()
+            catalog.search(q.q, limit=20, speaker=q.speaker, space_id=q.space)
+            samples.append((time.perf_counter() - started) * 1000)
+        cpu = time.process_time() + _server_cpu(server) - cpu
+    finally:
+        if catalog is not backend.catalog:
+            catalog.close()
+    return Latency(samples), cpu * 1000 / len(queries)
+
+
+def _server_cpu(pid: int | None) -> float:
+    """CPU seconds of a local PostgreSQL server process (0 for none, or one not on this machine)."""
+    if pid is None:
+        return 0.0
+    try:
+        return sum(cpu_times(pid))
+    except OSError:
+        return 0.0
 
 
 def overlap(saved: list[list[str]], now: list[list[str]]) -> float:
@@ -501,8 +528,8 @@ def main() -> None:
                         result = bench_search(url, batch)
                         search.append([backend.name, kind, *result.row()])
                         tops[f"{backend.name} {kind}"] = result.top
-                        alone = bench_in_process(backend.catalog, batch)
-                        inproc.append([backend.name, kind, *alone.row()[:4]])
+                        alone, cpu = bench_in_process(backend, batch)
+                        inproc.append([backend.name, kind, *alone.row()[:4], f"{cpu:.1f}"])
                         p99 = percentile(result.samples_ms, 99)
                         print(f"{backend.name}: {kind} search p99 {p99:.1f} ms", flush=True)
                     latency, rate = bench_ranges(url, size, args.clients, args.range_seconds)
@@ -523,7 +550,7 @@ def main() -> None:
     columns = ["backend", "queries", "n", "p50 ms", "p99 ms", "max ms", "hits/q", "errors"]
     print(table("Search through GET /search, two-word queries (sequential, limit 20)", columns, search))
     print(table("The same queries through Catalog.search in the bench process (no HTTP)",
-                ["backend", "queries", "n", "p50 ms", "p99 ms", "max ms"], inproc))  # fmt: skip
+                ["backend", "queries", "n", "p50 ms", "p99 ms", "max ms", "CPU ms/query"], inproc))  # fmt: skip
     if args.hits:
         print(ranking(args.hits, tops))
     print(table("Baseline: LIKE '%w1%' AND LIKE '%w2%' scan of the same turns (SQL, no HTTP)",

@@ -237,7 +237,7 @@ class PostgresCatalog(SqlCatalog):
         )
         per_row_args = [a for c in configs for a in to_tsquery(terms, "%s", c)[1]]
         # The candidates carry only what ranking needs (sorting and ranking
-        # 2,000 rows with their text and titles cost more than the ranking);
+        # a thousand rows with their text and titles cost more than ranking);
         # the page's turns and spaces are read again for their text.
         cur.execute(
             "WITH c AS ("
