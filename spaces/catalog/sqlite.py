@@ -316,8 +316,7 @@ class SqliteCatalog(SqlCatalog):
                     [*group.languages, *params],
                 )
                 matches = bm25.matcher(group.terms)
-                every = ((turn_id, space_id, start, split_stems(stemmed)) for turn_id, space_id, start, stemmed in cur)
-                found = list(islice((r for r in every if matches(r[3])), MAX_CANDIDATES))
+                found = list(islice((r for r in cur if matches(split_stems(r[3]))), MAX_CANDIDATES))
             else:
                 cur.execute(
                     "SELECT t.id, t.space_id, t.start_s, t.stems FROM turns_stems"
@@ -326,8 +325,8 @@ class SqliteCatalog(SqlCatalog):
                     f" ORDER BY turns_stems.rowid DESC LIMIT {MAX_CANDIDATES}",
                     [group.match, *group.languages, *params],
                 )
-                found = [(turn_id, space_id, start, split_stems(stemmed)) for turn_id, space_id, start, stemmed in cur]
-            ranks = bm25.scores(group.terms, (r[3] for r in found), total=total, avg_length=average)
+                found = cur.fetchall()
+            ranks = bm25.stem_scores(group.terms, [r[3] for r in found], total=total, avg_length=average)
             ranked.extend(
                 (-rank, space_id, start, turn_id)
                 for rank, (turn_id, space_id, start, _) in zip(ranks, found, strict=True)

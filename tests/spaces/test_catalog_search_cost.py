@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from spaces.catalog import Catalog, TurnRow
+from spaces.catalog import Catalog, TurnRow, bm25
 from spaces.catalog import sqlite as sqlite_catalog
 from spaces.catalog.sql_search import MAX_CANDIDATES
 from spaces.catalog.sqlite import SqliteCatalog
@@ -206,3 +206,28 @@ def test_sqlite_search_by_speaker_starts_from_either_side_with_the_same_hits(
     catalog.create_schema()
     assert answers() == from_words
     catalog.close()
+
+
+@pytest.mark.parametrize(
+    "terms",
+    [
+        [bm25.Scored(("river",), docs=10), bm25.Scored(("walk",), docs=50)],
+        [bm25.Scored(("river",), frozenset({"river", "rivet"}), docs=12)],
+        [bm25.Scored(("river", "walk"), docs=5)],
+        [bm25.Scored(("wa",), frozenset({"walk", "wall", "wake", "wane", "warm"}), docs=70)],
+    ],
+)
+def test_sqlite_counts_words_in_the_stored_stems_as_in_their_tokens(terms: list[bm25.Scored]) -> None:
+    """Counted in the text (said twice in a row, split at "_", empty) or in tokens: the same scores."""
+    stemmed = [
+        "river river river walk by the river",
+        "walk",
+        "river_walk river rivet",
+        "",
+        "a river walk wall warm",
+        "rivet river walk walk",
+    ]
+    tokens = [s.replace("_", " ").split() for s in stemmed]
+    expected = bm25.scores(terms, tokens, total=100, avg_length=5.0)
+    assert bm25.stem_scores(terms, stemmed, total=100, avg_length=5.0) == expected
+    assert expected[0] > 0 and expected[3] == 0
