@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import shutil
@@ -46,7 +47,7 @@ import httpx
 import numpy as np
 import psycopg
 
-from bench.common import percentile, table
+from bench.common import cpu_times, percentile, table
 from spaces import keys
 from spaces.blobstore.local import LocalBlobStore
 from spaces.catalog import Catalog, TurnRow
@@ -296,6 +297,8 @@ class Latency:
     samples_ms: list[float]
     errors: int = 0
     hits: float = 0.0
+    top: list[list[str]] = field(default_factory=list)
+    """Per query, its first ``OVERLAP_AT`` hits (space and start), for ranking comparisons."""
 
     def row(self) -> list[str]:
         s = self.samples_ms
@@ -309,10 +312,19 @@ class Latency:
         ]
 
 
+#: Ranking is compared on each query's first this many hits.
+OVERLAP_AT = 10
+
+
+def _top(hits: list[dict[str, Any]]) -> list[str]:
+    return [f"{h['space_id']}@{float(h['start']):.2f}" for h in hits[:OVERLAP_AT]]
+
+
 def bench_search(url: str, queries: list[Query]) -> Latency:
     samples: list[float] = []
     errors = 0
     hits = 0
+    top: list[list[str]] = []
     with httpx.Client(base_url=url, timeout=30) as client:
         for q in queries[:20]:  # warm the caches and the connection pool
             client.get("/search", params=q.params())
@@ -322,9 +334,57 @@ def bench_search(url: str, queries: list[Query]) -> Latency:
             samples.append((time.perf_counter() - started) * 1000)
             if response.status_code != 200:
                 errors += 1
+                top.append([])
             else:
-                hits += len(response.json()["hits"])
-    return Latency(samples, errors, hits / len(queries))
+                found = response.json()["hits"]
+                hits += len(found)
+                top.append(_top(found))
+    return Latency(samples, errors, hits / len(queries), top)
+
+
+def bench_in_process(backend: Backend, queries: list[Query]) -> tuple[Latency, float]:
+    """The same queries through ``Catalog.search`` in this process: the search alone, without HTTP.
+
+    Also the CPU each query costs, in milliseconds: this process's and, for
+    PostgreSQL on this machine, its server process's (one connection). Unlike
+    latency, it hardly grows when other work shares the cores.
+    """
+    catalog: Catalog = backend.catalog
+    server: int | None = None
+    if backend.name == "postgres":
+        catalog = PostgresCatalog(backend.url, max_size=1)
+        with catalog.pool.connection() as conn:
+            server = int(conn.execute("SELECT pg_backend_pid()").fetchone()[0])  # type: ignore[index]
+    try:
+        for q in queries[:20]:
+            catalog.search(q.q, limit=20, speaker=q.speaker, space_id=q.space)
+        samples: list[float] = []
+        cpu = time.process_time() + _server_cpu(server)
+        for q in queries:
+            started = time.perf_counter()
+            catalog.search(q.q, limit=20, speaker=q.speaker, space_id=q.space)
+            samples.append((time.perf_counter() - started) * 1000)
+        cpu = time.process_time() + _server_cpu(server) - cpu
+    finally:
+        if catalog is not backend.catalog:
+            catalog.close()
+    return Latency(samples), cpu * 1000 / len(queries)
+
+
+def _server_cpu(pid: int | None) -> float:
+    """CPU seconds of a local PostgreSQL server process (0 for none, or one not on this machine)."""
+    if pid is None:
+        return 0.0
+    try:
+        return sum(cpu_times(pid))
+    except OSError:
+        return 0.0
+
+
+def overlap(saved: list[list[str]], now: list[list[str]]) -> float:
+    """Mean share of each query's saved first hits found again among its first hits now (1.0: the same set)."""
+    shares = [len(set(a) & set(b)) / len(a) for a, b in zip(saved, now, strict=True) if a]
+    return sum(shares) / len(shares) if shares else 1.0
 
 
 def bench_like(backend: Backend, queries: list[Query]) -> Latency:
@@ -395,6 +455,21 @@ def bench_ranges(url: str, size: int, clients: int, seconds: float) -> tuple[Lat
     return Latency(samples, len(errors)), len(samples) / elapsed
 
 
+def ranking(path: Path, tops: dict[str, list[list[str]]]) -> str:
+    """Saves the hits to ``path`` if it does not exist; else a table of how they compare with the saved ones."""
+    if not path.exists():
+        path.write_text(json.dumps(tops))
+        return f"hits saved in {path}: the next run with --hits {path} compares its ranking with them"
+    saved: dict[str, list[list[str]]] = json.loads(path.read_text())
+    rows = []
+    for key, now in tops.items():
+        if key in saved:
+            same = sum(a == b for a, b in zip(saved[key], now, strict=True)) / len(now)
+            rows.append([*key.split(" ", 1), f"{overlap(saved[key], now):.3f}", f"{same:.3f}"])
+    columns = ["backend", "queries", f"overlap@{OVERLAP_AT}", "same order"]
+    return table(f"Ranking: each query's first {OVERLAP_AT} hits against those saved in {path}", columns, rows)
+
+
 # --- the run ------------------------------------------------------------------------
 
 
@@ -409,6 +484,11 @@ def main() -> None:
     parser.add_argument("--api-workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--keep", type=Path, help="keep the catalogs in this directory and reuse them")
+    parser.add_argument(
+        "--hits",
+        type=Path,
+        help="JSON of each query's first 10 hits: written if absent, else the ranking now is compared with it",
+    )
     parser.add_argument(
         "--pg-url", default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
     )
@@ -429,6 +509,8 @@ def main() -> None:
     search: list[list[str]] = []
     likes: list[list[str]] = []
     ranges: list[list[str]] = []
+    inproc: list[list[str]] = []
+    tops: dict[str, list[list[str]]] = {}
     try:
         blobs = LocalBlobStore(work / "blobs")
         size = make_audio(blobs, work, 600)
@@ -445,6 +527,9 @@ def main() -> None:
                     for kind, batch in queries.items():
                         result = bench_search(url, batch)
                         search.append([backend.name, kind, *result.row()])
+                        tops[f"{backend.name} {kind}"] = result.top
+                        alone, cpu = bench_in_process(backend, batch)
+                        inproc.append([backend.name, kind, *alone.row()[:4], f"{cpu:.1f}"])
                         p99 = percentile(result.samples_ms, 99)
                         print(f"{backend.name}: {kind} search p99 {p99:.1f} ms", flush=True)
                     latency, rate = bench_ranges(url, size, args.clients, args.range_seconds)
@@ -464,6 +549,10 @@ def main() -> None:
     print(table("Catalog (bulk_insert)", ["backend", "spaces", "turns", "load s"], loads))
     columns = ["backend", "queries", "n", "p50 ms", "p99 ms", "max ms", "hits/q", "errors"]
     print(table("Search through GET /search, two-word queries (sequential, limit 20)", columns, search))
+    print(table("The same queries through Catalog.search in the bench process (no HTTP)",
+                ["backend", "queries", "n", "p50 ms", "p99 ms", "max ms", "CPU ms/query"], inproc))  # fmt: skip
+    if args.hits:
+        print(ranking(args.hits, tops))
     print(table("Baseline: LIKE '%w1%' AND LIKE '%w2%' scan of the same turns (SQL, no HTTP)",
                 ["backend", "queries", "p50 ms", "p99 ms", "max ms", "hits/q", "errors"], likes))  # fmt: skip
     print(table(f"Replay audio: random 64 KiB Range requests, {args.range_seconds:.0f} s, keep-alive clients",

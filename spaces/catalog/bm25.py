@@ -75,3 +75,43 @@ def scores(terms: Sequence[Scored], turns: Iterable[Sequence[str]], *, total: in
                 result += weight * tf / (tf + norm)
         out.append(result)
     return out
+
+
+#: A query whose terms are all single words (or a prefix of at most this many)
+#: is counted in each turn's stored stems as they are (``stem_scores``).
+MAX_NEEDLES = 4
+
+
+def stem_scores(terms: Sequence[Scored], stemmed: Sequence[str], *, total: int, avg_length: float) -> list[float]:
+    """``scores`` from each turn's stems as stored (words between single spaces).
+
+    Splitting a thousand candidates into tokens cost more than ranking
+    them: single words are counted in the text itself, between spaces
+    doubled so that a word said twice in a row counts twice. Phrases,
+    longer prefixes and stems FTS5 splits further ("_") take the tokens.
+    """
+    needles = [sorted(t.alternatives) if t.alternatives else list(t.words) for t in terms]
+    if any(len(t.words) > 1 or len(n) > MAX_NEEDLES for t, n in zip(terms, needles, strict=True)):
+        return scores(terms, [_tokens(text) for text in stemmed], total=total, avg_length=avg_length)
+    weights = [(idf(t.docs, total) * (K1 + 1), [f" {w} " for w in n]) for t, n in zip(terms, needles, strict=True)]
+    flat = K1 * (1 - B)
+    per_token = K1 * B / (avg_length or 1.0)
+    out: list[float] = []
+    for text in stemmed:
+        if "_" in text or "  " in text or text != text.strip():
+            out.extend(scores(terms, [_tokens(text)], total=total, avg_length=avg_length))
+            continue
+        spaced = " " + text.replace(" ", "  ") + " "
+        norm = flat + per_token * (text.count(" ") + 1 if text else 0)
+        result = 0.0
+        for weight, words in weights:
+            tf = sum(spaced.count(w) for w in words)
+            if tf:
+                result += weight * tf / (tf + norm)
+        out.append(result)
+    return out
+
+
+def _tokens(stemmed: str) -> list[str]:
+    # FTS5's unicode61 splits at "_" too (Python's \w keeps it).
+    return stemmed.replace("_", " ").split()

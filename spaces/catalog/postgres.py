@@ -166,6 +166,10 @@ class PostgresCatalog(SqlCatalog):
         self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int, scope: Scope
     ) -> list[tuple[Any, ...]]:
         languages = self._turn_languages(cur)
+        # Parallel workers start in tens of milliseconds on a busy machine,
+        # longer than the walk they would share (measured: a search's walk of
+        # the newest turns took 35 ms to its first row in parallel).
+        cur.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         # A prefix makes GIN merge the posting lists of every word it starts
         # before it can intersect anything: tens of milliseconds for a word
         # said everywhere. The word as typed is tried first; only if it does
@@ -232,17 +236,21 @@ class PostgresCatalog(SqlCatalog):
             + " END"
         )
         per_row_args = [a for c in configs for a in to_tsquery(terms, "%s", c)[1]]
+        # The candidates carry only what ranking needs (sorting and ranking
+        # a thousand rows with their text and titles cost more than ranking);
+        # the page's turns and spaces are read again for their text.
         cur.execute(
             "WITH c AS ("
-            " SELECT t.id, t.tsv, t.ts_config, t.space_id, t.start_s, t.speaker, t.end_s, t.text, t.language,"
-            f" s.title, s.state FROM {source[0]} JOIN spaces s ON s.space_id = t.space_id"
+            " SELECT t.id, t.tsv, t.ts_config, t.space_id, t.start_s"
+            f" FROM {source[0]} JOIN spaces s ON s.space_id = t.space_id"
             f" WHERE ({' OR '.join(conditions)}) AND {self._sql(where)}"
             f" ORDER BY t.id DESC LIMIT {MAX_CANDIDATES}), "
-            f"top AS (SELECT c.*, ts_rank(c.tsv, {per_row}) AS rank FROM c"
+            f"top AS (SELECT c.id, c.ts_config, c.space_id, c.start_s, ts_rank(c.tsv, {per_row}) AS rank FROM c"
             " ORDER BY rank DESC, c.space_id, c.start_s LIMIT %s OFFSET %s) "
-            "SELECT c.space_id, c.title, c.speaker, c.start_s, c.end_s, "
-            f"ts_headline(c.ts_config, c.text, {per_row}, %s), c.rank,"
-            " c.state, c.language FROM top c ORDER BY c.rank DESC, c.space_id, c.start_s",
+            "SELECT c.space_id, p.title, r.speaker, c.start_s, r.end_s, "
+            f"ts_headline(c.ts_config, r.text, {per_row}, %s), c.rank, p.state, r.language"
+            " FROM top c JOIN turns r ON r.id = c.id JOIN spaces p ON p.space_id = c.space_id"
+            " ORDER BY c.rank DESC, c.space_id, c.start_s",
             [*source[1], *match, *params, *per_row_args, limit, offset, *per_row_args, _HEADLINE],
             prepare=False,
         )

@@ -267,7 +267,34 @@ class SqliteCatalog(SqlCatalog):
     def _search_rows(
         self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int, scope: Scope
     ) -> list[tuple[Any, ...]]:
-        groups = self._groups(cur, terms, self._turn_languages(cur))
+        # The last word as typed first, as PostgreSQL does, when it starts
+        # other words: a prefix is an OR of up to MAX_EXPANSIONS words, each
+        # walked along its own doclist. Only if the word as typed does not
+        # fill the page asked for is it read as the start of longer words.
+        languages = self._turn_languages(cur)
+        groups = self._groups(cur, terms, languages)
+        if any(len(term.alternatives) > 1 for group in groups for term in group.terms):
+            exact = self._groups(cur, [Term(t.words) for t in terms], languages)
+            rows = self._ranked(cur, exact, terms, where, params, limit, offset, scope)
+            if len(rows) == limit:
+                return rows
+        return self._ranked(cur, groups, terms, where, params, limit, offset, scope)
+
+    def _ranked(
+        self,
+        cur: Any,
+        groups: list[Analysed],
+        terms: list[Term],
+        where: str,
+        params: list[Any],
+        limit: int,
+        offset: int,
+        scope: Scope,
+    ) -> list[tuple[Any, ...]]:
+        """The page of the newest MAX_CANDIDATES turns matching ``groups`` and ``where``, ranked.
+
+        Snippets mark ``terms`` (the prefix too, when the word as typed matched).
+        """
         if not groups:
             return []
         cur.execute("SELECT turns, tokens FROM stem_totals")
@@ -289,8 +316,7 @@ class SqliteCatalog(SqlCatalog):
                     [*group.languages, *params],
                 )
                 matches = bm25.matcher(group.terms)
-                every = ((turn_id, space_id, start, split_stems(stemmed)) for turn_id, space_id, start, stemmed in cur)
-                found = list(islice((r for r in every if matches(r[3])), MAX_CANDIDATES))
+                found = list(islice((r for r in cur if matches(split_stems(r[3]))), MAX_CANDIDATES))
             else:
                 cur.execute(
                     "SELECT t.id, t.space_id, t.start_s, t.stems FROM turns_stems"
@@ -299,8 +325,8 @@ class SqliteCatalog(SqlCatalog):
                     f" ORDER BY turns_stems.rowid DESC LIMIT {MAX_CANDIDATES}",
                     [group.match, *group.languages, *params],
                 )
-                found = [(turn_id, space_id, start, split_stems(stemmed)) for turn_id, space_id, start, stemmed in cur]
-            ranks = bm25.scores(group.terms, (r[3] for r in found), total=total, avg_length=average)
+                found = cur.fetchall()
+            ranks = bm25.stem_scores(group.terms, [r[3] for r in found], total=total, avg_length=average)
             ranked.extend(
                 (-rank, space_id, start, turn_id)
                 for rank, (turn_id, space_id, start, _) in zip(ranks, found, strict=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from spaces.catalog import Catalog, TurnRow
+from spaces.catalog import Catalog, TurnRow, bm25
 from spaces.catalog import sqlite as sqlite_catalog
 from spaces.catalog.sql_search import MAX_CANDIDATES
 from spaces.catalog.sqlite import SqliteCatalog
@@ -69,6 +69,43 @@ def test_a_prefix_matches_the_words_it_starts(catalog: Catalog) -> None:
     )
     assert {h.start for h in catalog.search("seal", limit=10)} == {0.0, 2.0}
     assert {h.start for h in catalog.search("sea", limit=10)} == {0.0, 2.0, 4.0, 6.0}
+
+
+def _harbour_said(catalog: Catalog, newer: int) -> None:
+    """An old turn that says "harbour" the most, then ``newer`` turns that say it once in more words."""
+    spaces = [
+        Space("old", "Old", "ann", 1.0, state=READY, speakers=("ann",)),
+        Space("new", "New", "ben", 2.0, state=READY, speakers=("ben",)),
+    ]
+    rows = [TurnRow("old", 0, "ann", 0.0, 2.0, "harbour harbour harbour")]
+    rows += [
+        TurnRow("new", i, "ben", i * 3.0, i * 3.0 + 2, f"the boats left the harbour at dawn {i}") for i in range(newer)
+    ]
+    catalog.bulk_insert(spaces, rows)
+
+
+@pytest.mark.parametrize("newer", [MAX_CANDIDATES - 1, MAX_CANDIDATES])
+def test_search_ranks_the_newest_max_candidates_matching_turns(catalog: Catalog, newer: int) -> None:
+    """The best turn is first while it is among the newest MAX_CANDIDATES matches; older, it is not ranked."""
+    _harbour_said(catalog, newer)
+    hits = catalog.search("harbour", limit=20)
+    assert len(hits) == 20
+    if newer < MAX_CANDIDATES:
+        assert (hits[0].space_id, hits[0].start) == ("old", 0.0)
+    else:
+        assert "old" not in {h.space_id for h in hits}
+    assert {h.space_id for h in catalog.search("harbour", limit=20, space_id="old")} == {"old"}, "found when asked for"
+
+
+def test_a_word_typed_in_full_that_fills_the_page_is_not_read_as_a_prefix(catalog: Catalog) -> None:
+    """Its turns fill the page; the words it starts come only when they do not."""
+    said = [("ann", i * 3.0, f"the sea is calm today {i}") for i in range(25)]
+    said += [("ann", 100 + i * 3.0, f"seals on the rocks {i}") for i in range(3)]
+    _saying(catalog, "coast", said)
+    page = catalog.search("sea", limit=20)
+    assert len(page) == 20 and all(h.start < 100 for h in page), "the word as typed"
+    assert len(catalog.search("sea", limit=30)) == 28, "a page it does not fill: the words it starts too"
+    assert len(catalog.search("sea", limit=20, offset=20)) == 8, "the second page: 5 of the word as typed, 3 more"
 
 
 def _recount(path: Path) -> tuple[dict[str, int], tuple[int, int]]:
@@ -169,3 +206,28 @@ def test_sqlite_search_by_speaker_starts_from_either_side_with_the_same_hits(
     catalog.create_schema()
     assert answers() == from_words
     catalog.close()
+
+
+@pytest.mark.parametrize(
+    "terms",
+    [
+        [bm25.Scored(("river",), docs=10), bm25.Scored(("walk",), docs=50)],
+        [bm25.Scored(("river",), frozenset({"river", "rivet"}), docs=12)],
+        [bm25.Scored(("river", "walk"), docs=5)],
+        [bm25.Scored(("wa",), frozenset({"walk", "wall", "wake", "wane", "warm"}), docs=70)],
+    ],
+)
+def test_sqlite_counts_words_in_the_stored_stems_as_in_their_tokens(terms: list[bm25.Scored]) -> None:
+    """Counted in the text (said twice in a row, split at "_", empty) or in tokens: the same scores."""
+    stemmed = [
+        "river river river walk by the river",
+        "walk",
+        "river_walk river rivet",
+        "",
+        "a river walk wall warm",
+        "rivet river walk walk",
+    ]
+    tokens = [s.replace("_", " ").split() for s in stemmed]
+    expected = bm25.scores(terms, tokens, total=100, avg_length=5.0)
+    assert bm25.stem_scores(terms, stemmed, total=100, avg_length=5.0) == expected
+    assert expected[0] > 0 and expected[3] == 0
