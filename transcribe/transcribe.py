@@ -8,8 +8,10 @@ window's samples are ever copied, so memory does not grow with the track.
 
 Each window's prompt is the track's text so far, as Whisper conditions on
 previous text over long audio (without it the tiny model makes a fifth more
-errors here). A prompt now and then throws Whisper's timestamps off; a
-window whose timing is implausible is done again without one.
+errors here). A prompt now and then throws Whisper's timestamps off, or
+makes it skip seconds of speech (a window begun ten seconds in); such a
+window is done again without one, and speech that both passes skip is
+heard on its own.
 
 Guards against Whisper's hallucinations, on top of its own (no-speech
 probability, compression ratio, temperature fallback):
