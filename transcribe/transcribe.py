@@ -8,8 +8,10 @@ window's samples are ever copied, so memory does not grow with the track.
 
 Each window's prompt is the track's text so far, as Whisper conditions on
 previous text over long audio (without it the tiny model makes a fifth more
-errors here). A prompt now and then throws Whisper's timestamps off; a
-window whose timing is implausible is done again without one.
+errors here). A prompt now and then throws Whisper's timestamps off, or
+makes it skip seconds of speech (a window begun ten seconds in); such a
+window is done again without one, and speech that both passes skip is
+heard on its own.
 
 Guards against Whisper's hallucinations, on top of its own (no-speech
 probability, compression ratio, temperature fallback):
@@ -29,7 +31,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from faster_whisper import WhisperModel
@@ -48,13 +50,6 @@ _LONG_SPAN = 2.0  # seconds: a span this long always holds some words
 
 Span = tuple[int, int]
 """Samples ``[start, end)`` of a track."""
-
-
-class _WhisperWord(Protocol):
-    start: float
-    end: float
-    word: str
-    probability: float
 
 
 @dataclass(frozen=True)
@@ -136,13 +131,7 @@ def transcribe(
         The words, sorted by start, stripped of Whisper's leading space.
     """
     probs = speech_probabilities(audio)
-    for start, end in speech:
-        lo, hi = max(0, int((start - offset) * SAMPLE_RATE) // FRAME), int((end - offset) * SAMPLE_RATE) // FRAME + 1
-        # Only where the VAD heard nothing at all: elsewhere its spans (and so
-        # Whisper's windows) stay as they were, which the words depend on.
-        if hi > lo and probs[lo:hi].max(initial=0.0) < options.vad.threshold:
-            probs[lo:hi] = 1.0
-    spans = speech_spans(probs, len(audio), options.vad)
+    spans = _with_known_speech(probs, len(audio), offset, speech, options.vad)
     if others:
         spans = [s for s in spans if not _is_bleed(audio, probs, s, offset, others, options)]
     total = sum(e - s for s, e in spans)
@@ -162,6 +151,29 @@ def transcribe(
     if on_progress is not None and not spans:
         on_progress(1.0)
     return drop_loops(words, options.loops)
+
+
+def _with_known_speech(
+    probs: np.ndarray, n_samples: int, offset: float, speech: Sequence[tuple[float, float]], vad: VadOptions
+) -> list[Span]:
+    """The VAD's spans, plus every known speech stretch they leave mostly uncovered.
+
+    Silero misses some voices (one on a telephone line): in a room's mix, an
+    answer of three words on the phone right after someone else's question
+    can have a frame or two above the threshold and still form no span, and
+    was lost before Whisper heard it. Such a stretch's frames count as speech
+    (probs is changed in place, so the word guards see it too); elsewhere the
+    VAD's spans (and so Whisper's windows) stay as they were.
+    """
+    spans = speech_spans(probs, n_samples, vad)
+    missed = False
+    for start, end in speech:
+        lo, hi = max(0, int((start - offset) * SAMPLE_RATE)), min(n_samples, int((end - offset) * SAMPLE_RATE))
+        covered = sum(max(0, min(hi, e) - max(lo, s)) for s, e in spans)
+        if hi > lo and covered < 0.5 * (hi - lo):
+            probs[lo // FRAME : hi // FRAME + 1] = 1.0
+            missed = True
+    return speech_spans(probs, n_samples, vad) if missed else spans
 
 
 def transcribe_clip(
@@ -241,13 +253,21 @@ def _transcribe_group(
     segments = _whisper(model, packed, options, prompt)
     if prompt and not _timing_plausible(segments, starts, group):
         log.info("timestamps implausible with a prompt; window done again without it")
-        segments = _whisper(model, packed, options, None)
-    return [
-        (*_unpack(w, group, starts), w.word.strip(), float(w.probability))
-        for segment in segments
-        for w in segment.words or ()
-        if w.word.strip()
-    ]
+        again = _whisper(model, packed, options, None)
+        if _fast(again) or _skipped(again, starts, group) <= _skipped(segments, starts, group):
+            segments = again
+    said = [(w.start, w.end, w.word.strip(), float(w.probability)) for s in segments for w in s.words or ()]
+    for lo, hi in _gaps(segments, starts, group):
+        # Speech Whisper skipped in the window (a short answer on the phone
+        # after a long turn): heard on its own, with the words before it as prompt.
+        before = " ".join(t for ws, _, t, _ in said if ws < lo)[-options.prompt_chars :] or prompt
+        piece = packed[round(lo * SAMPLE_RATE) : round(hi * SAMPLE_RATE)]
+        said += [
+            (lo + w.start, lo + w.end, w.word.strip(), float(w.probability))
+            for segment in _whisper(model, piece, options, before)
+            for w in segment.words or ()
+        ]
+    return [(*_unpack(start, end, group, starts), text, p) for start, end, text, p in sorted(said) if text]
 
 
 def _whisper(model: WhisperModel, packed: np.ndarray, options: TranscribeOptions, prompt: str | None) -> list[Any]:
@@ -279,31 +299,56 @@ def _whisper(model: WhisperModel, packed: np.ndarray, options: TranscribeOptions
 
 
 def _timing_plausible(segments: Sequence[Any], starts: np.ndarray, group: Sequence[Span]) -> bool:
-    """No segment spoken impossibly fast, and no long span left without words."""
-    for segment in segments:
-        if len(segment.text.strip()) > _MAX_CHARS_PER_SECOND * max(segment.end - segment.start, 0.5):
-            return False
-    said = [(w.start, w.end) for segment in segments for w in segment.words or ()]
+    """No segment spoken impossibly fast, and no long stretch of a span left without words."""
+    return not _fast(segments) and not _gaps(segments, starts, group)
+
+
+def _fast(segments: Sequence[Any]) -> bool:
+    """Whether a segment's text is spoken impossibly fast (its timestamps went wrong)."""
+    return any(len(s.text.strip()) > _MAX_CHARS_PER_SECOND * max(s.end - s.start, 0.5) for s in segments)
+
+
+def _skipped(segments: Sequence[Any], starts: np.ndarray, group: Sequence[Span]) -> float:
+    return sum(hi - lo for lo, hi in _gaps(segments, starts, group))
+
+
+def _gaps(segments: Sequence[Any], starts: np.ndarray, group: Sequence[Span]) -> list[tuple[float, float]]:
+    """Stretches of the spans (packed-audio seconds) at least ``_LONG_SPAN`` long without a word.
+
+    A span holds no pause longer than the VAD's minimum silence (plus its
+    padding), so seconds of it without a word are words Whisper skipped: with
+    a prompt it sometimes starts a window's first segment ten seconds in, and
+    a short answer after a long turn can vanish between two segments.
+    """
+    said = sorted((w.start, w.end) for segment in segments for w in segment.words or ())
+    gaps: list[tuple[float, float]] = []
     for at, (s, e) in zip(starts.tolist(), group, strict=True):
-        length = (e - s) / SAMPLE_RATE
-        if length >= _LONG_SPAN and not any(ws < at + length and we > at for ws, we in said):
-            return False
-    return True
+        end = at + (e - s) / SAMPLE_RATE
+        heard = at
+        for ws, we in said:
+            if we <= at or ws >= end:
+                continue
+            if ws - heard >= _LONG_SPAN:
+                gaps.append((heard, ws))
+            heard = max(heard, we)
+        if end - heard >= _LONG_SPAN:
+            gaps.append((heard, end))
+    return gaps
 
 
-def _unpack(w: _WhisperWord, group: Sequence[Span], starts: np.ndarray) -> tuple[float, float]:
+def _unpack(start: float, end: float, group: Sequence[Span], starts: np.ndarray) -> tuple[float, float]:
     """A word's packed-audio times as times in the track.
 
     The word belongs to the span holding its middle; a word Whisper stretched
     over the seam between two spans is clipped to its own span.
     """
-    middle = (w.start + w.end) / 2
+    middle = (start + end) / 2
     i = max(0, int(np.searchsorted(starts, middle, side="right")) - 1)
     span_start = group[i][0] / SAMPLE_RATE
     span_end = group[i][1] / SAMPLE_RATE
-    start = min(max(span_start + w.start - starts[i], span_start), span_end)
-    end = min(max(span_start + w.end - starts[i], start), span_end)
-    return float(start), float(end)
+    first = min(max(span_start + start - starts[i], span_start), span_end)
+    last = min(max(span_start + end - starts[i], first), span_end)
+    return float(first), float(last)
 
 
 def _is_bleed(
