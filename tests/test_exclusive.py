@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import fcntl
+import re
 import threading
 from pathlib import Path
 
 from tests.exclusive import holding
+from tests.schedule import FIRST
 
 
 def _hold(directory: Path, name: str, *, exclusive: bool, release: threading.Event, order: list[str]) -> None:
@@ -104,3 +106,14 @@ def test_a_shared_test_goes_alone_for_a_stretch_then_shares_again(tmp_path: Path
         event.set()
     for thread in (r1, t, r2):
         thread.join(30)
+
+
+def test_every_module_that_runs_alone_is_handed_out_first() -> None:
+    """A ``realtime`` test or an ``alone()`` stretch handed out mid-run waits for the other worker's test then."""
+    tests = Path(__file__).parent
+    alone = {
+        str(path.relative_to(tests.parent))
+        for path in tests.rglob("test_*.py")
+        if path.name != "test_exclusive.py" and re.search(r"mark\.realtime|\.alone\(\)", path.read_text())
+    }
+    assert alone and alone <= set(FIRST), sorted(alone - set(FIRST))
