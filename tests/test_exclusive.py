@@ -143,12 +143,16 @@ def test_a_coroutine_waits_to_go_alone_while_its_loop_runs(tmp_path: Path) -> No
     assert ticks >= 10, "the event loop stood still while its test waited to go alone"
 
 
+#: What a module that runs (part of) a test alone says.
+RUNS_ALONE = re.compile(r"mark\.realtime|\.alone\(\)|alone_in_loop\(")
+
+
 def test_every_module_that_runs_alone_is_handed_out_first() -> None:
     """A ``realtime`` test or an ``alone()`` stretch handed out mid-run waits for the other worker's test then."""
     tests = Path(__file__).parent
     alone = {
         str(path.relative_to(tests.parent))
         for path in tests.rglob("test_*.py")
-        if path.name != "test_exclusive.py" and re.search(r"mark\.realtime|\.alone\(\)", path.read_text())
+        if path.name != "test_exclusive.py" and RUNS_ALONE.search(path.read_text())
     }
     assert alone and alone <= set(FIRST), sorted(alone - set(FIRST))
