@@ -15,11 +15,12 @@ waits, so no new reader gets in ahead of the writer.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -78,6 +79,21 @@ class Hold:
             finally:
                 # Back to shared before the turnstile opens: no writer gets in between.
                 fcntl.flock(self._room, fcntl.LOCK_SH)
+
+
+@asynccontextmanager
+async def alone_in_loop(hold: Hold) -> AsyncIterator[None]:
+    """``hold.alone()`` from a coroutine: the lock is waited for (and given back) off the event loop.
+
+    While this test waits for the other worker's test to end, what runs on
+    its loop (an in-process SFU, a page's peers) keeps running.
+    """
+    stretch = hold.alone()
+    await asyncio.to_thread(stretch.__enter__)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(stretch.__exit__, None, None, None)
 
 
 @contextmanager

@@ -20,8 +20,11 @@ import pytest
 #: alone (``cpu_lock.alone()``): a test waiting to go alone waits for the other
 #: worker's current test, and with both workers in these modules that is a short
 #: one (in a run with the languages module first, the S3 outage test waited 136 s
-#: for one of its pipelines). Then the slowest of the rest, slowest first
-#: (measured with ``--durations``: the languages module alone runs several minutes).
+#: for one of its pipelines). Every ``realtime`` module is here: one handed out in
+#: collection order would wait for whatever the other worker runs then (the
+#: erasure-kill test runs nearly two minutes). Then the slowest of the rest, slowest
+#: first (measured with ``--durations``: the languages module alone runs several
+#: minutes), down to half a minute a module: a long one handed out last makes the tail.
 FIRST: tuple[str, ...] = (
     "tests/ingest/test_nodes.py",
     "tests/workers/test_agent_faults.py",
@@ -31,6 +34,8 @@ FIRST: tuple[str, ...] = (
     "tests/ingest/test_udp_garbage.py",
     "tests/ingest/test_browser.py",
     "tests/ingest/test_live.py",
+    "tests/ingest/test_consent_late_loop.py",
+    "tests/ingest/test_paced_joins.py",
     "tests/e2e/test_live_search.py",
     "tests/e2e/test_live.py",
     "tests/ingest/test_crash.py",
@@ -41,6 +46,15 @@ FIRST: tuple[str, ...] = (
     "tests/replay_api/test_browser.py",
     "tests/workers/test_pipeline.py",
     "tests/faults/test_s3_outage.py",
+    "tests/faults/test_erasure_kill.py",
+    "tests/transcribe/test_streaming.py",
+    "tests/faults/test_job_timeout.py",
+    "tests/transcribe/test_room.py",
+    "tests/faults/test_redis_restart.py",
+    "tests/transcribe/test_context_pass.py",
+    "tests/workers/test_cli.py",
+    "tests/workers/test_faults.py",
+    "tests/workers/test_hls_page.py",
     "tests/e2e/test_import.py",
     "tests/e2e/test_supervision.py",
 )

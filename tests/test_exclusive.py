@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
+import re
 import threading
 from pathlib import Path
 
-from tests.exclusive import holding
+from tests.exclusive import alone_in_loop, holding
+from tests.schedule import FIRST
 
 
 def _hold(directory: Path, name: str, *, exclusive: bool, release: threading.Event, order: list[str]) -> None:
@@ -104,3 +107,52 @@ def test_a_shared_test_goes_alone_for_a_stretch_then_shares_again(tmp_path: Path
         event.set()
     for thread in (r1, t, r2):
         thread.join(30)
+
+
+def test_a_coroutine_waits_to_go_alone_while_its_loop_runs(tmp_path: Path) -> None:
+    order: list[str] = []
+    release = threading.Event()
+    other = threading.Thread(
+        target=_hold, args=(tmp_path, "r1"), kwargs={"exclusive": False, "release": release, "order": order}
+    )
+    other.start()
+    while "r1 in" not in order:
+        threading.Event().wait(0.01)
+
+    async def go_alone() -> int:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticking = asyncio.create_task(tick())
+        asyncio.get_running_loop().call_later(0.5, release.set)  # r1's test ends half a second later
+        async with alone_in_loop(hold):
+            order.append("t alone")
+            waited = ticks
+        ticking.cancel()
+        return waited
+
+    with holding(tmp_path, exclusive=False) as hold:
+        ticks = asyncio.run(go_alone())
+    other.join(30)
+    assert order == ["r1 in", "r1 out", "t alone"]
+    assert ticks >= 10, "the event loop stood still while its test waited to go alone"
+
+
+#: What a module that runs (part of) a test alone says.
+RUNS_ALONE = re.compile(r"mark\.realtime|\.alone\(\)|alone_in_loop\(")
+
+
+def test_every_module_that_runs_alone_is_handed_out_first() -> None:
+    """A ``realtime`` test or an ``alone()`` stretch handed out mid-run waits for the other worker's test then."""
+    tests = Path(__file__).parent
+    alone = {
+        str(path.relative_to(tests.parent))
+        for path in tests.rglob("test_*.py")
+        if path.name != "test_exclusive.py" and RUNS_ALONE.search(path.read_text())
+    }
+    assert alone and alone <= set(FIRST), sorted(alone - set(FIRST))

@@ -17,8 +17,11 @@ from tests.support.services import REDIS_URL, free_port, free_ports, settings_en
 from tests.support.stack import Stack
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One stack per test process, shared by the e2e modules: starting one (its workers load
+    Whisper) is most of a short e2e module's time. Each test works on spaces of its own, and
+    the supervision test leaves the stack whole again (it asserts so)."""
     data_dir = tmp_path_factory.mktemp("stack") / "data"
     # One SFU node per CPU, as ``spaces up`` starts by default, on consecutive ports.
     api_port, sfu_port = free_port(), free_ports(len(os.sched_getaffinity(0)))

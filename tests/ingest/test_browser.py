@@ -31,6 +31,7 @@ from spaces import keys, tokens
 from spaces.blobstore import open_blob_store
 from spaces.models import Manifest, SpaceState, Track
 from spaces.settings import Settings
+from tests.exclusive import Hold, alone_in_loop
 from tests.ingest.audio import LOW, locate, low, render_track
 from tests.support.services import free_port
 from tests.support.sfu import VOICE_A, get_space, running_sfu, speech48k
@@ -102,8 +103,7 @@ def write_wav(path: Path, samples: np.ndarray) -> None:
         w.writeframes(samples.astype("<i2").tobytes())
 
 
-@pytest.mark.realtime
-def test_browser_speaker_is_recorded(sfu_settings: Settings, tmp_path: Path) -> None:
+def test_browser_speaker_is_recorded(sfu_settings: Settings, tmp_path: Path, cpu_lock: Hold) -> None:
     api_port = free_port()
     settings = replace(
         sfu_settings,
@@ -132,26 +132,27 @@ def test_browser_speaker_is_recorded(sfu_settings: Settings, tmp_path: Path) -> 
             async with async_playwright() as pw:
                 browser = await launch_chromium(pw, wav)
                 try:
-                    page = await browser.new_page()
-                    await page.goto(speaker_url)
-                    await page.click("#join")
-                    # Asked before the microphone goes live.
-                    await page.click("#consent-record")
-                    # Poll from outside: the page's CSP forbids wait_for_function's eval.
-                    deadline = time.monotonic() + 15
-                    while await page.evaluate("window.liveSpace.connection") != "connected":
-                        assert time.monotonic() < deadline, await page.evaluate("window.liveSpace.events")
-                        await asyncio.sleep(0.1)
-                    events = await page.evaluate("window.liveSpace.events")
-                    mic_at = next(e["at"] for e in events if e["name"] == "mic") / 1000
-                    assert await page.evaluate("window.liveSpace.role") == "speaker"
-                    await page.wait_for_selector("#speakers [data-identity='carol']")
-                    await asyncio.sleep(LEAD + len(source) / 48000 + 1.0 - (time.time() - mic_at))
-                    host = SpaceClient(created["rtc_url"], created["token"])
-                    await host.connect()
-                    await host.send({"type": "end"})
-                    await page.wait_for_selector("#badge:text('Ended')", timeout=10000)
-                    await host.close()
+                    async with alone_in_loop(cpu_lock):  # her speech, recorded as it arrives in real time
+                        page = await browser.new_page()
+                        await page.goto(speaker_url)
+                        await page.click("#join")
+                        # Asked before the microphone goes live.
+                        await page.click("#consent-record")
+                        # Poll from outside: the page's CSP forbids wait_for_function's eval.
+                        deadline = time.monotonic() + 15
+                        while await page.evaluate("window.liveSpace.connection") != "connected":
+                            assert time.monotonic() < deadline, await page.evaluate("window.liveSpace.events")
+                            await asyncio.sleep(0.1)
+                        events = await page.evaluate("window.liveSpace.events")
+                        mic_at = next(e["at"] for e in events if e["name"] == "mic") / 1000
+                        assert await page.evaluate("window.liveSpace.role") == "speaker"
+                        await page.wait_for_selector("#speakers [data-identity='carol']")
+                        await asyncio.sleep(LEAD + len(source) / 48000 + 1.0 - (time.time() - mic_at))
+                        host = SpaceClient(created["rtc_url"], created["token"])
+                        await host.connect()
+                        await host.send({"type": "end"})
+                        await page.wait_for_selector("#badge:text('Ended')", timeout=10000)
+                        await host.close()
                 finally:
                     await browser.close()
             deadline = time.monotonic() + 30

@@ -26,6 +26,7 @@ from spaces.models import Manifest, SpaceState, Track
 from spaces.queue import connect, job_id
 from spaces.settings import Settings
 from spaces.tokens import Role
+from tests.exclusive import Hold
 from tests.ingest.audio import locate, low, render_track
 from tests.support.services import free_port
 from tests.support.sfu import (
@@ -44,8 +45,6 @@ RATE = 48000
 LEAD = 1.0
 SENTENCE_A = "The weather was lovely this morning, so we walked down to the river."
 SENTENCE_B = "Our team finished the project two weeks ahead of schedule."
-
-pytestmark = pytest.mark.realtime
 
 
 @pytest.fixture
@@ -78,7 +77,7 @@ def check_heard(received: Received, source: npt.NDArray[np.int16], started_at: f
     return delay
 
 
-def test_two_speakers_three_listeners(live_settings: Settings) -> None:
+def test_two_speakers_three_listeners(live_settings: Settings, cpu_lock: Hold) -> None:
     settings = live_settings
     space_id = make_space(settings, title="Two speakers")
     sources = {
@@ -125,7 +124,10 @@ def test_two_speakers_three_listeners(live_settings: Settings) -> None:
                 assert any(m["type"] == "ended" for m in client.messages)
                 await client.close()
 
-    asyncio.run(scenario())
+    # Alone while the room runs: delays and placements are measured against real time. The
+    # checks of what was handed over (decoding, cross-correlation) share the CPUs.
+    with cpu_lock.alone():
+        asyncio.run(scenario())
     assert delays and max(delays) < 0.2, f"delays {delays}"
 
     # --- what was handed over ---------------------------------------------------------
