@@ -31,6 +31,7 @@ FIRST: tuple[str, ...] = (
     "tests/ingest/test_s3_outage_live.py",
     "tests/ingest/test_browser_nodes.py",
     "tests/workers/test_live_page.py",
+    "tests/workers/test_hls_live_edge.py",
     "tests/ingest/test_udp_garbage.py",
     "tests/ingest/test_browser.py",
     "tests/ingest/test_live.py",

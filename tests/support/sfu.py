@@ -143,7 +143,8 @@ def sfu_process(settings: Settings, log_path: Path) -> Iterator[subprocess.Popen
             [sys.executable, "-m", "ingest"], env=sfu_env(settings), stdout=log, stderr=subprocess.STDOUT
         )
     try:
-        wait_for_port(settings.sfu_port, timeout=20)
+        # A node starts in a few seconds; the bound is for a loaded machine (another test starting a stack).
+        wait_for_port(settings.sfu_port, timeout=60)
         yield proc
     finally:
         if proc.poll() is None:
