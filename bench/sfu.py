@@ -643,7 +643,9 @@ def tell(proc: subprocess.Popen[str], line: str) -> None:
     proc.stdin.flush()
 
 
-def fanout_cost(listeners: int = 500, packets: int = 200, *, agent: bool = False, level: int = 40) -> dict[str, float]:
+def fanout_cost(
+    listeners: int = 500, packets: int = 200, *, agent: bool = False, level: int = 40, native: bool = True
+) -> dict[str, float]:
     """``Slot.forward`` alone: one packet to N real SRTP sessions and UDP sockets.
 
     The same code path as in the SFU, without the rest of the process, so
@@ -651,15 +653,19 @@ def fanout_cost(listeners: int = 500, packets: int = 200, *, agent: bool = False
     socket nobody reads: once its buffer is full the kernel drops what
     arrives, the cheapest delivery loopback has. With ``agent`` a room
     agent's speech-only sink listens too, and packets carry ``level``
-    (40: speech, the agent gets them; 127: silence, it does not).
+    (40: speech, the agent gets them; 127: silence, it does not). ``native``:
+    the C loop (``ingest.fanout``, if built), else the Python one.
     """
     import resource
     import socket
 
     from pylibsrtp import Policy, Session
 
+    from ingest import fanout
     from ingest.fastpath import Sink, lean_protect
     from ingest.forward import Slot
+
+    fanout.configure("c" if native else "python")
 
     slot = Slot(0)
     sink_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -675,7 +681,13 @@ def fanout_cost(listeners: int = 500, packets: int = 200, *, agent: bool = False
         socks.append(sock)
         slot.add_sink(
             "agent" if agent and i == 0 else f"l{i}",
-            Sink(lean_protect(session), sock.sendto, sock.sendto, target),
+            Sink(
+                lean_protect(session),
+                sock.sendto,
+                sock.sendto,
+                target,
+                native=fanout.Target.create(session, sock, target),
+            ),
             speech_only=agent and i == 0,
         )
     payload = secrets.token_bytes(120)

@@ -36,6 +36,8 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.rtp import RtpPacket
 
+from ingest.fanout import Target
+
 log = logging.getLogger(__name__)
 
 #: What the SFU offers: Opus only, at aiortc's payload type, with the
@@ -122,9 +124,12 @@ class Sink:
     Per packet this is one libsrtp call and one ``sendto`` syscall. The
     socket is written directly; only when the kernel buffer is full does
     the packet go through the asyncio transport, which queues it.
+    ``send`` is the Python path; with ``native`` (``ingest.fanout``) a slot
+    does the same for all its native sinks in one call into C, and this
+    sink's ``transport_sendto`` and ``errors`` serve for the rare cases.
     """
 
-    __slots__ = ("protect", "sock_sendto", "transport_sendto", "addr", "errors")
+    __slots__ = ("protect", "sock_sendto", "transport_sendto", "addr", "errors", "native")
 
     def __init__(
         self,
@@ -132,12 +137,15 @@ class Sink:
         sock_sendto: Callable[[bytes, Any], int] | None,
         transport_sendto: Callable[[bytes, Any], None],
         addr: Any,
+        *,
+        native: Target | None = None,
     ) -> None:
         self.protect = protect
         self.sock_sendto = sock_sendto
         self.transport_sendto = transport_sendto
         self.addr = addr
         self.errors = 0
+        self.native = native
 
     def send(self, packet: bytes) -> None:
         try:
@@ -207,4 +215,5 @@ def sink_for(transceiver: RTCRtpTransceiver) -> Sink | None:
     if udp is None:
         return None
     sock = getattr(udp, "_sock", None)
-    return Sink(lean_protect(srtp), getattr(sock, "sendto", None), udp.sendto, pair.remote_addr)
+    native = Target.create(srtp, sock, pair.remote_addr) if sock is not None else None
+    return Sink(lean_protect(srtp), getattr(sock, "sendto", None), udp.sendto, pair.remote_addr, native=native)
