@@ -403,10 +403,12 @@ class Step:
         *,
         nodes: int = 1,
         loop: str = "asyncio",
+        fanout: str = "c",
         per_process: int = PER_PROCESS,
         share: float = 1.0,
     ) -> None:
         self.mode = mode
+        self.fanout = fanout
         self.n = n
         self.window = window
         self.workdir = workdir
@@ -453,6 +455,7 @@ class Step:
                 SPACES_SFU_MAX_PARTICIPANTS="100000",
                 SPACES_SFU_EMPTY_TIMEOUT="600",
                 SPACES_SFU_LOOP=self.loop,
+                SPACES_SFU_FANOUT=self.fanout,
                 # INFO: who left the room and why ("connection failed": consent), in the stderr log.
                 SPACES_LOG_LEVEL="INFO",
                 REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
@@ -591,6 +594,7 @@ class Step:
             "consent_lost": logged.count("speaker INFO aioice.ice: Connection(0) Consent to send expired"),
             "mode": self.mode,
             "loop": self.loop,
+            "fanout": self.fanout,
             "nodes": self.nodes,
             "shared_cores": self.shared,
             "node_share": self.share,
@@ -766,6 +770,11 @@ def main() -> None:
     parser.add_argument(
         "--loop", default="asyncio", help="the SFU's event loop(s): asyncio, uvloop or both as asyncio,uvloop"
     )
+    parser.add_argument(
+        "--fanout",
+        default="c",
+        help="the SFU's per-listener loop(s) (SPACES_SFU_FANOUT): c, python or both as c,python",
+    )
     parser.add_argument("--per-process", type=int, default=PER_PROCESS, help="listeners per client process")
     parser.add_argument(
         "--node-share",
@@ -800,16 +809,25 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-sfu-") as tmp:
         workdir = Path(tmp)
-        plan = [("fast", n, loop, 1) for loop in args.loop.split(",") for n in fast_steps]
+        loops = [(loop, fan) for fan in args.fanout.split(",") for loop in args.loop.split(",")]
+        plan = [("fast", n, loop, fan, 1) for loop, fan in loops for n in fast_steps]
         if args.nodes > 1:
-            plan += [("fast", n * args.nodes, loop, args.nodes) for loop in args.loop.split(",") for n in fast_steps]
-        plan += [("naive", n, "asyncio", 1) for n in naive_steps]
-        for mode, n, loop, nodes in plan:
+            plan += [("fast", n * args.nodes, loop, fan, args.nodes) for loop, fan in loops for n in fast_steps]
+        plan += [("naive", n, "asyncio", "c", 1) for n in naive_steps]
+        for mode, n, loop, fan, nodes in plan:
             began = time.monotonic()
             try:
                 share = args.node_share if mode == "fast" else 1.0
                 step = Step(
-                    mode, n, args.window, workdir, nodes=nodes, loop=loop, per_process=args.per_process, share=share
+                    mode,
+                    n,
+                    args.window,
+                    workdir,
+                    nodes=nodes,
+                    loop=loop,
+                    fanout=fan,
+                    per_process=args.per_process,
+                    share=share,
                 )
                 row = step.run()
             except Exception as e:  # noqa: BLE001 - report the step and go on
@@ -845,7 +863,8 @@ def agent_fanout(rounds: int = 5) -> None:
 def _label(r: dict[str, Any]) -> str:
     if r["mode"] == "naive":
         return "MediaRelay"
-    return f"fast/{r['loop']}" + (f" x{r['nodes']} nodes" if r["nodes"] > 1 else "")
+    fan = "" if r.get("fanout", "c") == "c" else f"/{r['fanout']}"
+    return f"fast/{r['loop']}{fan}" + (f" x{r['nodes']} nodes" if r["nodes"] > 1 else "")
 
 
 def _row(r: dict[str, Any]) -> str:
