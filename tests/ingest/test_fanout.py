@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
 import secrets
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from pylibsrtp import Policy, Session
@@ -254,3 +256,38 @@ def test_python_mode_gives_python_sinks() -> None:
     fanout.configure("c")
     assert fanout.native() and Target.create(tx, out, ("127.0.0.1", 9)) is not None
     out.close()
+
+
+def test_parked_senders_send_no_sender_reports() -> None:
+    """A forwarding m-line's stock sender sends no RTCP of its own (its counts would be zeros), unlike a stock one."""
+    from aiortc import RTCPeerConnection
+
+    from ingest.fastpath import IdleTrack, park_sender
+
+    async def scenario() -> None:
+        sfu, listener = RTCPeerConnection(), RTCPeerConnection()
+        parked = sfu.addTransceiver("audio", direction="sendonly")
+        stock = sfu.addTransceiver("audio", direction="sendonly")
+        park_sender(parked.sender, 0x1111)
+        stock.sender.replaceTrack(IdleTrack())
+        reports: dict[str, int] = {"parked": 0, "stock": 0}
+        for name, t in (("parked", parked), ("stock", stock)):
+            send = t.sender._send_rtcp
+
+            async def counted(packets: Any, name: str = name, send: Any = send) -> None:
+                reports[name] += 1
+                await send(packets)
+
+            t.sender._send_rtcp = counted
+        await sfu.setLocalDescription(await sfu.createOffer())
+        await listener.setRemoteDescription(sfu.localDescription)
+        await listener.setLocalDescription(await listener.createAnswer())
+        await sfu.setRemoteDescription(listener.localDescription)
+        async with asyncio.timeout(30):
+            while reports["stock"] < 3:  # a stock sender reports every 0.5-1.5 s
+                await asyncio.sleep(0.05)
+        assert reports["parked"] == 0
+        await sfu.close()  # stock stop() waits on the parked task's events: it returns
+        await listener.close()
+
+    asyncio.run(scenario())
