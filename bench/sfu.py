@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.sfu                                   # full run
     .venv/bin/python -m bench.sfu --quick                           # fewer steps, shorter windows
     .venv/bin/python -m bench.sfu --nodes 2 --loop asyncio,uvloop   # also two nodes; both event loops
+    .venv/bin/python -m bench.sfu --fanout c,python                 # the per-listener loop in C and in Python
 
 Everything runs on loopback. Each SFU node under test is a separate
 process pinned to a core of its own (CPU 0, 1, ...); the speakers and
