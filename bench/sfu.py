@@ -42,6 +42,7 @@ import fractions
 import json
 import os
 import secrets
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -554,10 +555,13 @@ class Step:
         for p in listeners:
             tell(p, "start")
         began = time.time()
+        profilers = self.profile(pids)
         time.sleep(self.window)
         for p in listeners:
             tell(p, "stop")
         elapsed = time.time() - began
+        for prof in profilers:
+            prof.wait(timeout=60)
         cpu1, stats1, drops1 = [cpu_times(pid) for pid in pids], self.sfu_stats(), udp_drops()
         wait1 = [run_queue_wait(pid) for pid in pids]
         for spk in speakers:
@@ -621,6 +625,21 @@ class Step:
             "join_max": max(joins) if joins else float("nan"),
             "client_cpus": sorted(self.client_cpus),
         }
+
+    def profile(self, pids: list[int]) -> list[subprocess.Popen[bytes]]:
+        """``BENCH_PROFILE_CMD`` (e.g. ``perf record -g -p {pid} -o /tmp/p-{fanout}-{n}.data -- sleep {window}``),
+        run on each node through the window of each pass-through step: where that step's CPU goes."""
+        template = os.environ.get("BENCH_PROFILE_CMD")
+        if not template or self.mode != "fast":
+            return []
+        return [
+            subprocess.Popen(
+                shlex.split(template.format(pid=pid, n=self.n, fanout=self.fanout, window=int(self.window))),
+                stdout=subprocess.DEVNULL,
+                stderr=open(self.workdir / "stderr.log", "a"),  # noqa: SIM115
+            )
+            for pid in pids
+        ]
 
     def sfu_stats(self) -> int | None:
         """Listener packets every node has handed to the kernel so far."""
