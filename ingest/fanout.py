@@ -101,8 +101,9 @@ class Target:
         self._close = weakref.finalize(self, os.close, fd)
 
     @classmethod
-    def create(cls, session: Any, sock: socket.socket, addr: Any) -> Target | None:
-        """A target for ``session`` sending on ``sock`` to ``addr``; None where only Python can (then: why)."""
+    def create(cls, session: Any, sock: Any, addr: Any) -> Target | None:
+        """A target for ``session`` sending on ``sock`` (anything with ``fileno()``) to ``addr``; None where
+        only Python can: the module missing or not chosen, an address or session it cannot take."""
         if _mode != "c":
             return None
         if _native is None:

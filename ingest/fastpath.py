@@ -237,5 +237,7 @@ def sink_for(transceiver: RTCRtpTransceiver) -> Sink | None:
     if udp is None:
         return None
     sock = getattr(udp, "_sock", None)
-    native = Target.create(srtp, sock, pair.remote_addr) if sock is not None else None
+    # uvloop's transport has no ``_sock``, but names its socket (a stand-in with the fd): enough for C.
+    named = udp.get_extra_info("socket")
+    native = Target.create(srtp, named, pair.remote_addr) if named is not None else None
     return Sink(lean_protect(srtp), getattr(sock, "sendto", None), udp.sendto, pair.remote_addr, native=native)
