@@ -291,3 +291,62 @@ def test_parked_senders_send_no_sender_reports() -> None:
         await listener.close()
 
     asyncio.run(scenario())
+
+
+def test_uvloop_sockets_take_the_c_path() -> None:
+    """uvloop's transports have no ``_sock``; the socket they name (a stand-in with the fd) is enough for C."""
+    import uvloop
+
+    key = secrets.token_bytes(30)
+    box = _inbox()
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+        named = transport.get_extra_info("socket")
+        assert not isinstance(named, socket.socket)
+        tx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+        target = Target.create(tx, named, box.getsockname())
+        assert target is not None
+        Fanout([Sink(lean_protect(tx), None, transport.sendto, box.getsockname(), native=target)]).send(_rtp(5))
+        transport.close()
+
+    uvloop.run(scenario())
+    rx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND))
+    assert rx.unprotect(box.recv(2048)) == _rtp(5)
+    box.close()
+
+
+def test_a_real_connection_gets_a_native_sink_that_its_peer_hears() -> None:
+    """Two aiortc peers over loopback: ``sink_for`` takes the C path with the live SRTP session and ICE socket."""
+    from aiortc import RTCPeerConnection
+    from aiortc.rtp import RtpPacket
+
+    from ingest.fastpath import park_sender, sink_for, take_over_receiver
+
+    async def scenario() -> None:
+        sfu, listener = RTCPeerConnection(), RTCPeerConnection()
+        slot = Slot(0)
+        park_sender(sfu.addTransceiver("audio", direction="sendonly").sender, slot.ssrc)
+        await sfu.setLocalDescription(await sfu.createOffer())
+        await listener.setRemoteDescription(sfu.localDescription)
+        heard: list[RtpPacket] = []
+        take_over_receiver(listener.getTransceivers()[0].receiver, heard.append)
+        await listener.setLocalDescription(await listener.createAnswer())
+        await sfu.setRemoteDescription(listener.localDescription)
+        async with asyncio.timeout(30):
+            while (sink := sink_for(sfu.getTransceivers()[0])) is None:
+                await asyncio.sleep(0.05)
+        assert sink.native is not None
+        slot.add_sink("bob", sink)
+        async with asyncio.timeout(30):
+            seq = 0
+            while len(heard) < 5:
+                slot.forward(ssrc=1, seq=seq, ts=seq * 960, marker=0, payload=PAYLOAD, level=None)
+                seq += 1
+                await asyncio.sleep(0.02)
+        assert all(p.ssrc == slot.ssrc and p.payload == PAYLOAD for p in heard) and sink.errors == 0
+        await sfu.close()
+        await listener.close()
+
+    asyncio.run(scenario())
