@@ -862,7 +862,7 @@ def main() -> None:
         kept = Path(tempfile.gettempdir()) / "bench-sfu-stderr.log"
         kept.write_text((workdir / "stderr.log").read_text() if (workdir / "stderr.log").exists() else "")
     print(f"load average at end: {os.getloadavg()[0]:.2f} (child processes' stderr in {kept})", flush=True)
-    report(results, recording_overhead(), fanout_cost())
+    report(results, recording_overhead(), {"C": fanout_cost(), "Python": fanout_cost(native=False)})
     agent_fanout()
 
 
@@ -903,7 +903,7 @@ MAX_LOSS = 0.01
 MAX_ADDED_DELAY = 0.1
 
 
-def report(results: list[dict[str, Any]], rec: dict[str, float], fan: dict[str, float]) -> None:
+def report(results: list[dict[str, Any]], rec: dict[str, float], fans: dict[str, dict[str, float]]) -> None:
     header = (
         "                 SFU     N | CPU of a core (kernel) waiting | us/pkt/listener | loss mean   max client"
         " | delay p50  p95 ms | join ms | no audio | min pkt/s | loop lag ms: joins window | speakers cut"
@@ -945,11 +945,12 @@ def report(results: list[dict[str, Any]], rec: dict[str, float], fan: dict[str, 
             one = carried.get(label.split(" x")[0], 0)
             if one:
                 print(f"{label}: {n / one:.2f}x the listener streams of one node")
-    print(
-        f"fan-out alone (Slot.forward, 500 SRTP sessions): {fan['us_per_listener_packet']:.1f} us per listener"
-        f" packet ({fan['user_us']:.1f} user + {fan['system_us']:.1f} kernel)"
-        f" = {fan['streams_per_core']:.0f} streams per core at 50 packets/s"
-    )
+    for loop, fan in fans.items():
+        print(
+            f"fan-out alone, {loop} loop (Slot.forward, 500 SRTP sessions): {fan['us_per_listener_packet']:.1f} us"
+            f" per listener packet ({fan['user_us']:.1f} user + {fan['system_us']:.1f} kernel)"
+            f" = {fan['streams_per_core']:.0f} streams per core at 50 packets/s"
+        )
     print(
         f"recording per speaker: {rec['us_per_packet']:.1f} us/packet = {rec['core_share'] * 100:.3f}% of a core,"
         f" {rec['bytes_per_second'] / 1000:.1f} kB/s on the spool"
