@@ -10,7 +10,8 @@ and encodes, or at best re-packs, every sent packet per sender task: about
   decoder;
 - sending: a ``Sink`` holds a listener's SRTP session and its selected ICE
   socket; the room builds each RTP packet once and, per listener, only
-  protects and sends it (``Sink.send``);
+  protects and sends it (``Sink.send``; for all of a slot's listeners in
+  one call into C: ``ingest.fanout``);
 - the stock sender of each forwarding transceiver is kept for the SDP (its
   SSRC) and the receiver reports it takes in, but given an ``IdleTrack``, so
   its RTP task waits forever instead of polling every 20 ms, and its RTCP
