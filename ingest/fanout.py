@@ -1,8 +1,8 @@
 """A slot's listeners, as one call into C: protect and send one packet to each of them.
 
-At 500 listeners the SFU spent 32 us of CPU per listener packet, 40 % of
-it in Python: per listener a closure call, a slice copy into pylibsrtp's
-buffer, the cffi call, ``socket.sendto``. ``ingest._fanout`` (built from
+Per listener packet the Python loop spends a closure call, a slice copy
+into pylibsrtp's buffer, the cffi call and ``socket.sendto`` around the
+encryption and the system call that do the work. ``ingest._fanout`` (built from
 ``ingest/fanout_build.py`` by the project's install) runs that loop in C:
 one call per packet per slot, whatever the number of listeners.
 
@@ -79,7 +79,7 @@ def _warn_missing() -> None:
         _warned = True
         log.warning(
             "ingest._fanout is not built (no C compiler at install?): the SFU forwards with the Python loop,"
-            " about twice the CPU per listener; reinstall the project with gcc and Python headers present"
+            " at more CPU per listener; reinstall the project with gcc and Python headers present"
         )
 
 
