@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.sfu                                   # full run
     .venv/bin/python -m bench.sfu --quick                           # fewer steps, shorter windows
     .venv/bin/python -m bench.sfu --nodes 2 --loop asyncio,uvloop   # also two nodes; both event loops
+    .venv/bin/python -m bench.sfu --fanout c,python                 # the per-listener loop in C and in Python
 
 Everything runs on loopback. Each SFU node under test is a separate
 process pinned to a core of its own (CPU 0, 1, ...); the speakers and
@@ -41,6 +42,7 @@ import fractions
 import json
 import os
 import secrets
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -403,10 +405,12 @@ class Step:
         *,
         nodes: int = 1,
         loop: str = "asyncio",
+        fanout: str = "c",
         per_process: int = PER_PROCESS,
         share: float = 1.0,
     ) -> None:
         self.mode = mode
+        self.fanout = fanout
         self.n = n
         self.window = window
         self.workdir = workdir
@@ -453,6 +457,7 @@ class Step:
                 SPACES_SFU_MAX_PARTICIPANTS="100000",
                 SPACES_SFU_EMPTY_TIMEOUT="600",
                 SPACES_SFU_LOOP=self.loop,
+                SPACES_SFU_FANOUT=self.fanout,
                 # INFO: who left the room and why ("connection failed": consent), in the stderr log.
                 SPACES_LOG_LEVEL="INFO",
                 REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
@@ -550,10 +555,13 @@ class Step:
         for p in listeners:
             tell(p, "start")
         began = time.time()
+        profilers = self.profile(pids)
         time.sleep(self.window)
         for p in listeners:
             tell(p, "stop")
         elapsed = time.time() - began
+        for prof in profilers:
+            prof.wait(timeout=60)
         cpu1, stats1, drops1 = [cpu_times(pid) for pid in pids], self.sfu_stats(), udp_drops()
         wait1 = [run_queue_wait(pid) for pid in pids]
         for spk in speakers:
@@ -591,6 +599,7 @@ class Step:
             "consent_lost": logged.count("speaker INFO aioice.ice: Connection(0) Consent to send expired"),
             "mode": self.mode,
             "loop": self.loop,
+            "fanout": self.fanout,
             "nodes": self.nodes,
             "shared_cores": self.shared,
             "node_share": self.share,
@@ -616,6 +625,21 @@ class Step:
             "join_max": max(joins) if joins else float("nan"),
             "client_cpus": sorted(self.client_cpus),
         }
+
+    def profile(self, pids: list[int]) -> list[subprocess.Popen[bytes]]:
+        """``BENCH_PROFILE_CMD`` (e.g. ``perf record -g -p {pid} -o /tmp/p-{fanout}-{n}.data -- sleep {window}``),
+        run on each node through the window of each pass-through step: where that step's CPU goes."""
+        template = os.environ.get("BENCH_PROFILE_CMD")
+        if not template or self.mode != "fast":
+            return []
+        return [
+            subprocess.Popen(
+                shlex.split(template.format(pid=pid, n=self.n, fanout=self.fanout, window=int(self.window))),
+                stdout=subprocess.DEVNULL,
+                stderr=open(self.workdir / "stderr.log", "a"),  # noqa: SIM115
+            )
+            for pid in pids
+        ]
 
     def sfu_stats(self) -> int | None:
         """Listener packets every node has handed to the kernel so far."""
@@ -643,7 +667,9 @@ def tell(proc: subprocess.Popen[str], line: str) -> None:
     proc.stdin.flush()
 
 
-def fanout_cost(listeners: int = 500, packets: int = 200, *, agent: bool = False, level: int = 40) -> dict[str, float]:
+def fanout_cost(
+    listeners: int = 500, packets: int = 200, *, agent: bool = False, level: int = 40, native: bool = True
+) -> dict[str, float]:
     """``Slot.forward`` alone: one packet to N real SRTP sessions and UDP sockets.
 
     The same code path as in the SFU, without the rest of the process, so
@@ -651,15 +677,19 @@ def fanout_cost(listeners: int = 500, packets: int = 200, *, agent: bool = False
     socket nobody reads: once its buffer is full the kernel drops what
     arrives, the cheapest delivery loopback has. With ``agent`` a room
     agent's speech-only sink listens too, and packets carry ``level``
-    (40: speech, the agent gets them; 127: silence, it does not).
+    (40: speech, the agent gets them; 127: silence, it does not). ``native``:
+    the C loop (``ingest.fanout``, if built), else the Python one.
     """
     import resource
     import socket
 
     from pylibsrtp import Policy, Session
 
+    from ingest import fanout
     from ingest.fastpath import Sink, lean_protect
     from ingest.forward import Slot
+
+    fanout.configure("c" if native else "python")
 
     slot = Slot(0)
     sink_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -675,7 +705,13 @@ def fanout_cost(listeners: int = 500, packets: int = 200, *, agent: bool = False
         socks.append(sock)
         slot.add_sink(
             "agent" if agent and i == 0 else f"l{i}",
-            Sink(lean_protect(session), sock.sendto, sock.sendto, target),
+            Sink(
+                lean_protect(session),
+                sock.sendto,
+                sock.sendto,
+                target,
+                native=fanout.Target.create(session, sock, target),
+            ),
             speech_only=agent and i == 0,
         )
     payload = secrets.token_bytes(120)
@@ -754,6 +790,11 @@ def main() -> None:
     parser.add_argument(
         "--loop", default="asyncio", help="the SFU's event loop(s): asyncio, uvloop or both as asyncio,uvloop"
     )
+    parser.add_argument(
+        "--fanout",
+        default="c",
+        help="the SFU's per-listener loop(s) (SPACES_SFU_FANOUT): c, python or both as c,python",
+    )
     parser.add_argument("--per-process", type=int, default=PER_PROCESS, help="listeners per client process")
     parser.add_argument(
         "--node-share",
@@ -788,16 +829,25 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-sfu-") as tmp:
         workdir = Path(tmp)
-        plan = [("fast", n, loop, 1) for loop in args.loop.split(",") for n in fast_steps]
+        loops = [(loop, fan) for fan in args.fanout.split(",") for loop in args.loop.split(",")]
+        plan = [("fast", n, loop, fan, 1) for loop, fan in loops for n in fast_steps]
         if args.nodes > 1:
-            plan += [("fast", n * args.nodes, loop, args.nodes) for loop in args.loop.split(",") for n in fast_steps]
-        plan += [("naive", n, "asyncio", 1) for n in naive_steps]
-        for mode, n, loop, nodes in plan:
+            plan += [("fast", n * args.nodes, loop, fan, args.nodes) for loop, fan in loops for n in fast_steps]
+        plan += [("naive", n, "asyncio", "c", 1) for n in naive_steps]
+        for mode, n, loop, fan, nodes in plan:
             began = time.monotonic()
             try:
                 share = args.node_share if mode == "fast" else 1.0
                 step = Step(
-                    mode, n, args.window, workdir, nodes=nodes, loop=loop, per_process=args.per_process, share=share
+                    mode,
+                    n,
+                    args.window,
+                    workdir,
+                    nodes=nodes,
+                    loop=loop,
+                    fanout=fan,
+                    per_process=args.per_process,
+                    share=share,
                 )
                 row = step.run()
             except Exception as e:  # noqa: BLE001 - report the step and go on
@@ -812,7 +862,7 @@ def main() -> None:
         kept = Path(tempfile.gettempdir()) / "bench-sfu-stderr.log"
         kept.write_text((workdir / "stderr.log").read_text() if (workdir / "stderr.log").exists() else "")
     print(f"load average at end: {os.getloadavg()[0]:.2f} (child processes' stderr in {kept})", flush=True)
-    report(results, recording_overhead(), fanout_cost())
+    report(results, recording_overhead(), {"C": fanout_cost(), "Python": fanout_cost(native=False)})
     agent_fanout()
 
 
@@ -833,7 +883,8 @@ def agent_fanout(rounds: int = 5) -> None:
 def _label(r: dict[str, Any]) -> str:
     if r["mode"] == "naive":
         return "MediaRelay"
-    return f"fast/{r['loop']}" + (f" x{r['nodes']} nodes" if r["nodes"] > 1 else "")
+    fan = "" if r.get("fanout", "c") == "c" else f"/{r['fanout']}"
+    return f"fast/{r['loop']}{fan}" + (f" x{r['nodes']} nodes" if r["nodes"] > 1 else "")
 
 
 def _row(r: dict[str, Any]) -> str:
@@ -852,7 +903,7 @@ MAX_LOSS = 0.01
 MAX_ADDED_DELAY = 0.1
 
 
-def report(results: list[dict[str, Any]], rec: dict[str, float], fan: dict[str, float]) -> None:
+def report(results: list[dict[str, Any]], rec: dict[str, float], fans: dict[str, dict[str, float]]) -> None:
     header = (
         "                 SFU     N | CPU of a core (kernel) waiting | us/pkt/listener | loss mean   max client"
         " | delay p50  p95 ms | join ms | no audio | min pkt/s | loop lag ms: joins window | speakers cut"
@@ -894,11 +945,12 @@ def report(results: list[dict[str, Any]], rec: dict[str, float], fan: dict[str, 
             one = carried.get(label.split(" x")[0], 0)
             if one:
                 print(f"{label}: {n / one:.2f}x the listener streams of one node")
-    print(
-        f"fan-out alone (Slot.forward, 500 SRTP sessions): {fan['us_per_listener_packet']:.1f} us per listener"
-        f" packet ({fan['user_us']:.1f} user + {fan['system_us']:.1f} kernel)"
-        f" = {fan['streams_per_core']:.0f} streams per core at 50 packets/s"
-    )
+    for loop, fan in fans.items():
+        print(
+            f"fan-out alone, {loop} loop (Slot.forward, 500 SRTP sessions): {fan['us_per_listener_packet']:.1f} us"
+            f" per listener packet ({fan['user_us']:.1f} user + {fan['system_us']:.1f} kernel)"
+            f" = {fan['streams_per_core']:.0f} streams per core at 50 packets/s"
+        )
     print(
         f"recording per speaker: {rec['us_per_packet']:.1f} us/packet = {rec['core_share'] * 100:.3f}% of a core,"
         f" {rec['bytes_per_second'] / 1000:.1f} kB/s on the spool"

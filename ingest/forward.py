@@ -9,7 +9,8 @@ renegotiation unless every slot is taken.
 Per incoming packet the slot rewrites sequence number and timestamp (so a
 slot's stream stays continuous across speakers, as receivers' jitter
 buffers and SRTP replay windows require), builds the RTP packet once, and
-hands the same bytes to each listener's ``Sink`` (protect + send).
+hands the same bytes to its listeners' ``Sink``s (protect + send) through a
+``Fanout``: one call into C for all of them (``ingest/fanout.py``).
 
 A sink added ``speech_only`` (the room agent's) gets a slot's packets only
 while its speaker makes a sound: it has nothing to do with silence, and
@@ -31,6 +32,7 @@ from collections.abc import Callable
 
 from aiortc.rtp import RtpPacket
 
+from ingest.fanout import Fanout
 from ingest.fastpath import AUDIO_LEVEL_EXT_ID, OPUS_PAYLOAD_TYPE, Sink
 from ingest.opus import CLOCK_RATE
 
@@ -64,12 +66,12 @@ class Slot:
         self.ssrc = ssrc if ssrc is not None else random.getrandbits(32)
         self.publisher: str | None = None
         self._sinks: dict[str, Sink] = {}
-        self._targets: tuple[Callable[[bytes], None], ...] = ()
+        self._targets = Fanout()
         self._speech_only: set[str] = set()
-        self._quiet_targets: tuple[Callable[[bytes], None], ...] = ()
+        self._quiet_targets = Fanout()
         """Who gets a packet while the speaker is silent: all but the speech-only sinks."""
-        self._gated: tuple[Callable[[bytes], None], ...] = ()
-        """The speech-only sinks' sends; empty: no gate, every packet to ``_targets``."""
+        self._gated = Fanout()
+        """The speech-only sinks; empty: no gate, every packet to ``_targets``."""
         self._open_until = 0.0
         self._preroll: collections.deque[bytes] = collections.deque(maxlen=PREROLL)
         # Output stream state, continuous across publishers.
@@ -103,10 +105,10 @@ class Slot:
 
     def _rebuild(self) -> None:
         # The publisher never hears themselves.
-        targets = [(who, s.send) for who, s in self._sinks.items() if who != self.publisher]
-        self._targets = tuple(send for _, send in targets)
-        self._quiet_targets = tuple(send for who, send in targets if who not in self._speech_only)
-        self._gated = tuple(send for who, send in targets if who in self._speech_only)
+        targets = [(who, s) for who, s in self._sinks.items() if who != self.publisher]
+        self._targets = Fanout(s for _, s in targets)
+        self._quiet_targets = Fanout(s for who, s in targets if who not in self._speech_only)
+        self._gated = Fanout(s for who, s in targets if who in self._speech_only)
         if not self._gated:
             self._preroll.clear()
 
@@ -175,18 +177,16 @@ class Slot:
         targets = self._targets
         if self._gated:
             targets = self._gate(packet, level, now)
-        for send in targets:
-            send(packet)
+        targets.send(packet)
         self.forwarded += 1
         self.sent += len(targets)
 
-    def _gate(self, packet: bytes, level: int | None, now: float) -> tuple[Callable[[bytes], None], ...]:
+    def _gate(self, packet: bytes, level: int | None, now: float) -> Fanout:
         """Who gets ``packet`` when speech-only sinks listen: everyone while it is sound or just after."""
         if level is None or (level & 0x7F) <= AUDIBLE_DBOV:
             if now >= self._open_until:  # an onset: what came just before it first
                 for old in self._preroll:
-                    for send in self._gated:
-                        send(old)
+                    self._gated.send(old)
                 self.sent += len(self._preroll) * len(self._gated)
                 self._preroll.clear()
             self._open_until = now + HANGOVER

@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from ingest import recovery, udp
+from ingest import fanout, recovery, udp
 from ingest.admission import Admission, Turn, end_turn_when_set_up
 from ingest.exceptions import (
     BadMessage,
@@ -388,12 +388,19 @@ def uvicorn_config(app: Starlette, settings: Settings, *, port: int | None = Non
 
 async def serve(settings: Settings) -> None:
     """Run the SFU until interrupted; ``ConfigError`` if it may not start (its node id is live elsewhere)."""
+    native = fanout.configure(settings.sfu_fanout)
     app = create_app(settings)
     sfu: Sfu = app.state.sfu
     # Started before uvicorn so a refusal is one clear error, not a lifespan traceback.
     await sfu.start()
     server = uvicorn.Server(uvicorn_config(app, settings))
-    log.info("SFU node %s listening on %s:%d", settings.node_id, settings.sfu_host, settings.sfu_port)
+    log.info(
+        "SFU node %s listening on %s:%d (fan-out in %s)",
+        settings.node_id,
+        settings.sfu_host,
+        settings.sfu_port,
+        "C" if native else "Python",
+    )
     try:
         await server.serve()
     finally:

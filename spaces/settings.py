@@ -193,6 +193,11 @@ class Settings:
     sfu_ice_servers: str = ""
     """Comma-separated STUN/TURN URLs for the SFU's ICE; empty = host candidates only."""
 
+    sfu_fanout: Literal["c", "python"] = "c"
+    """How an SFU node sends a packet to a slot's listeners: ``c`` (``ingest._fanout``, one call
+    per packet; the Python loop, with one warning, if it was not built) or ``python`` (one
+    ``Sink.send`` per listener: the reference the C path is tested and benchmarked against)."""
+
     sfu_loop: Literal["asyncio", "uvloop"] = "asyncio"
     """Event loop of an SFU process: ``asyncio`` (the standard loop, whose UDP sockets
     ``ingest.udp`` drains, control packets first; ``sfu_udp_ports`` needs it) or ``uvloop``
