@@ -28,6 +28,7 @@ warning and uses ``Sink.send``, the Python loop; both give the same bytes.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import os
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 #: pylibsrtp's buffer (1500 bytes) less its SRTP trailer room: longer packets
 #: are refused on both paths (each listener counts an error).
 MAX_PACKET = 1500 - 144
+_PROTECT_ARGS = ("struct srtp_ctx_t_ *", "void *", "int *")
 
 
 def _load() -> Any:
@@ -55,6 +57,15 @@ def _load() -> Any:
     except ImportError:
         return None
     protect = _binding.ffi.addressof(_binding.lib, "srtp_protect")
+    # C calls it through a pointer cast, unchecked: a pylibsrtp carrying another libsrtp (3's
+    # srtp_protect takes six arguments) would corrupt memory there, so only this signature is taken.
+    kind = _binding.ffi.typeof(protect)
+    if kind.result.cname != "srtp_err_status_t" or [a.cname for a in kind.args] != list(_PROTECT_ARGS):
+        log.warning("pylibsrtp's srtp_protect is %s, not libsrtp 2's: the SFU uses the Python loop", kind.cname)
+        return None
+    if _fanout.lib.FANOUT_MAX_PACKET != MAX_PACKET:
+        log.warning("ingest._fanout is stale (rebuild it: python -m ingest.fanout_build): the Python loop is used")
+        return None
     _fanout.lib.fanout_init(int(_binding.ffi.cast("uintptr_t", protect)))
     return _fanout
 
@@ -119,19 +130,17 @@ class Target:
         struct = ffi.new("fanout_target *")
         family = socket.AF_INET if ip.version == 4 else socket.AF_INET6
         flowinfo, scope = (int(addr[2]), int(addr[3])) if len(addr) >= 4 else (0, 0)
-        if lib.fanout_set_address(struct, family, ip.packed, port, flowinfo, scope) != 0:
+        if lib.fanout_set_address(struct, family, ip.packed, len(ip.packed), port, flowinfo, scope) != 0:
             return None
         try:
             fd = os.dup(sock.fileno())
-        except OSError:  # already closed
+        except OSError as e:
+            if e.errno != errno.EBADF:  # not a socket closed meanwhile: out of fds (EMFILE), say so
+                log.warning("no fd for a listener's C fan-out (%s): it uses the Python loop", e)
             return None
         struct.session = srtp
         struct.fd = fd
         return cls(session, fd, struct)
-
-    def close(self) -> None:
-        """Close the fd now (only once no ``Fanout`` lists this target: tests, teardown)."""
-        self._close()
 
 
 class Fanout:
@@ -151,7 +160,7 @@ class Fanout:
             for i, sink in enumerate(natives):
                 assert sink.native is not None
                 self._array[i] = sink.native.struct[0]
-            self._scratch = ffi.new("unsigned char[]", 1500)
+            self._scratch = ffi.new("unsigned char[]", _native.lib.FANOUT_SCRATCH)
             self._status = ffi.new("int *")
             self._length = ffi.new("int *")
 

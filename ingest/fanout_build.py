@@ -38,13 +38,15 @@ typedef struct {
     ...;
 } fanout_target;
 
+#define FANOUT_SCRATCH ...
+#define FANOUT_MAX_PACKET ...
 #define FANOUT_OK ...
 #define FANOUT_AGAIN ...
 #define FANOUT_PROTECT_FAILED ...
 #define FANOUT_SEND_FAILED ...
 
 void fanout_init(uintptr_t protect);
-int fanout_set_address(fanout_target *t, int family, const unsigned char *ip, int port,
+int fanout_set_address(fanout_target *t, int family, const unsigned char *ip, int ip_len, int port,
                        uint32_t flowinfo, uint32_t scope_id);
 int fanout_send(const fanout_target *targets, int start, int count,
                 const unsigned char *packet, int length,
@@ -59,9 +61,13 @@ SOURCE = r"""
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+/* pylibsrtp's buffer, and the room libsrtp may add to a packet (SRTP_MAX_TRAILER_LEN) */
+#define FANOUT_SCRATCH 1500
+#define FANOUT_MAX_PACKET (FANOUT_SCRATCH - 144)
+
 #define FANOUT_OK 0
 #define FANOUT_AGAIN 1            /* socket buffer full: the protected bytes are in scratch */
-#define FANOUT_PROTECT_FAILED 2   /* libsrtp refused: nothing was sent */
+#define FANOUT_PROTECT_FAILED 2   /* libsrtp refused, or the packet is too long: nothing was sent */
 #define FANOUT_SEND_FAILED 3      /* sendto failed otherwise: nothing was sent */
 
 /* libsrtp 2: srtp_err_status_t srtp_protect(srtp_t ctx, void *rtp_hdr, int *len_ptr); 0 is ok. */
@@ -72,7 +78,11 @@ typedef struct {
     void *session;      /* srtp_t of the listener's outbound SRTP session */
     int fd;             /* the fanout's own dup of the listener's ICE socket */
     int addrlen;
-    struct sockaddr_in6 addr;   /* room for IPv4 and IPv6 */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in v4;
+        struct sockaddr_in6 v6;
+    } addr;
 } fanout_target;
 
 static void fanout_init(uintptr_t protect)
@@ -80,24 +90,25 @@ static void fanout_init(uintptr_t protect)
     fanout_protect = (fanout_protect_fn)protect;
 }
 
-static int fanout_set_address(fanout_target *t, int family, const unsigned char *ip, int port,
+static int fanout_set_address(fanout_target *t, int family, const unsigned char *ip, int ip_len, int port,
                               uint32_t flowinfo, uint32_t scope_id)
 {
     memset(&t->addr, 0, sizeof(t->addr));
-    if (family == AF_INET) {
-        struct sockaddr_in *a = (struct sockaddr_in *)&t->addr;
-        a->sin_family = AF_INET;
-        a->sin_port = htons((uint16_t)port);
-        memcpy(&a->sin_addr, ip, 4);
+    if (port < 0 || port > 65535)
+        return -1;
+    if (family == AF_INET && ip_len == 4) {
+        t->addr.v4.sin_family = AF_INET;
+        t->addr.v4.sin_port = htons((uint16_t)port);
+        memcpy(&t->addr.v4.sin_addr, ip, 4);
         t->addrlen = sizeof(struct sockaddr_in);
         return 0;
     }
-    if (family == AF_INET6) {
-        t->addr.sin6_family = AF_INET6;
-        t->addr.sin6_port = htons((uint16_t)port);
-        t->addr.sin6_flowinfo = htonl(flowinfo);
-        memcpy(&t->addr.sin6_addr, ip, 16);
-        t->addr.sin6_scope_id = scope_id;
+    if (family == AF_INET6 && ip_len == 16) {
+        t->addr.v6.sin6_family = AF_INET6;
+        t->addr.v6.sin6_port = htons((uint16_t)port);
+        t->addr.v6.sin6_flowinfo = htonl(flowinfo);
+        memcpy(&t->addr.v6.sin6_addr, ip, 16);
+        t->addr.v6.sin6_scope_id = scope_id;
         t->addrlen = sizeof(struct sockaddr_in6);
         return 0;
     }
@@ -108,6 +119,10 @@ static int fanout_send(const fanout_target *targets, int start, int count,
                        const unsigned char *packet, int length,
                        unsigned char *scratch, int *status, int *protected_length)
 {
+    if (length < 0 || length > FANOUT_MAX_PACKET) {
+        *status = FANOUT_PROTECT_FAILED;
+        return start;
+    }
     for (int i = start; i < count; i++) {
         const fanout_target *t = &targets[i];
         int n = length;
@@ -119,7 +134,7 @@ static int fanout_send(const fanout_target *targets, int start, int count,
         ssize_t sent;
         do {
             sent = sendto(t->fd, scratch, (size_t)n, MSG_DONTWAIT,
-                          (const struct sockaddr *)&t->addr, (socklen_t)t->addrlen);
+                          &t->addr.sa, (socklen_t)t->addrlen);
         } while (sent < 0 && errno == EINTR);
         if (sent < 0) {
             *status = (errno == EAGAIN || errno == EWOULDBLOCK) ? FANOUT_AGAIN : FANOUT_SEND_FAILED;

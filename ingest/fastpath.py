@@ -122,13 +122,17 @@ def park_sender(sender: RTCRtpSender, ssrc: int) -> None:
     timestamp): wrong information, and 2.8 % of the node's CPU at 500
     listeners. Receivers need no sender report to play audio (it serves
     lip sync and round-trip estimates), so the task is parked too. The
-    sender still takes the listener's receiver reports (``_handle_rtcp_packet``).
+    sender still takes the listener's receiver reports (``_handle_rtcp_packet``), which nothing reads.
     """
     sender._ssrc = ssrc
     sender.replaceTrack(IdleTrack())
-    # The name-mangled events stock ``stop()`` waits on: set as the real task would.
-    started = getattr(sender, "_RTCRtpSender__rtcp_started")  # noqa: B009
-    exited = getattr(sender, "_RTCRtpSender__rtcp_exited")  # noqa: B009
+    # The name-mangled events stock ``stop()`` waits on: set as the real task would. Another aiortc may
+    # name them otherwise: then the stock task runs (wrong reports, but a working negotiation).
+    started = getattr(sender, "_RTCRtpSender__rtcp_started", None)
+    exited = getattr(sender, "_RTCRtpSender__rtcp_exited", None)
+    if started is None or exited is None:
+        log.debug("aiortc's RTCRtpSender has no __rtcp_started/__rtcp_exited: its RTCP task is not parked")
+        return
 
     async def _run_rtcp() -> None:
         started.set()

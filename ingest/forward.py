@@ -100,6 +100,12 @@ class Slot:
         if self._sinks.pop(identity, None) is not None:
             self._rebuild()
 
+    def clear(self) -> None:
+        """Drop every sink: their sockets' fds (the C path's dups) close now, not at the next collection."""
+        self._sinks.clear()
+        self._speech_only.clear()
+        self._rebuild()
+
     def has_sink(self, identity: str) -> bool:
         return identity in self._sinks
 

@@ -230,6 +230,10 @@ class Room:
         for p in people:
             p.channel.send({"type": "ended", "reason": reason})
             p.channel.close(1000, "space ended")
+        # Before the peer connections close: a sink's dup of its ICE socket would keep the socket (and its
+        # UDP port, from a bounded range) open until the room is collected.
+        for slot in self.slots:
+            slot.clear()
         await asyncio.gather(*(p.close() for p in people), return_exceptions=True)
         return people
 

@@ -386,9 +386,23 @@ def uvicorn_config(app: Starlette, settings: Settings, *, port: int | None = Non
     )
 
 
+def _raise_fd_limit() -> None:
+    """Up to the hard limit: a listener holds a websocket and ICE sockets, and the C fan-out a dup of one.
+
+    At the common soft limit of 1,024, some 300 listeners would leave a node out of fds.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard and hard != resource.RLIM_INFINITY:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as e:
+            log.warning("could not raise the open-files limit from %d: %s", soft, e)
+
+
 async def serve(settings: Settings) -> None:
     """Run the SFU until interrupted; ``ConfigError`` if it may not start (its node id is live elsewhere)."""
     native = fanout.configure(settings.sfu_fanout)
+    _raise_fd_limit()
     app = create_app(settings)
     sfu: Sfu = app.state.sfu
     # Started before uvicorn so a refusal is one clear error, not a lifespan traceback.

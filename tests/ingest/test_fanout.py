@@ -231,6 +231,64 @@ def test_dropped_sinks_close_their_fds() -> None:
     out.close()
 
 
+def test_a_cleared_slot_closes_its_fds_at_once() -> None:
+    """A room's end clears its slots (``Room._close``): the dups, and with them the listeners' sockets and UDP
+    ports, close then, not at the next garbage collection (a room is freed only by the cycle collector)."""
+    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    gc.collect()
+    before = len(os.listdir("/proc/self/fd"))
+    slot = Slot(0)
+    session = Session(Policy(key=secrets.token_bytes(30), ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+    for i in range(10):
+        slot.add_sink(f"l{i}", _sink(session, out, ("127.0.0.1", 9), native=True), speech_only=i % 2 == 0)
+    slot.forward(ssrc=1, seq=0, ts=0, marker=0, payload=PAYLOAD, level=None)
+    assert len(os.listdir("/proc/self/fd")) == before + 10
+    gc.disable()
+    try:
+        slot.clear()
+        assert len(os.listdir("/proc/self/fd")) == before
+    finally:
+        gc.enable()
+    assert slot.listeners == 0
+    out.close()
+
+
+def test_ipv6_listeners_get_their_packets() -> None:
+    out = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    box = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    box.bind(("::1", 0))
+    box.settimeout(5)
+    key = secrets.token_bytes(30)
+    sink = _sink(Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND)), out, box.getsockname(), native=True)
+    Fanout([sink]).send(_rtp(7))
+    rx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND))
+    assert rx.unprotect(box.recv(2048)) == _rtp(7)
+    assert sink.errors == 0
+    out.close()
+    box.close()
+
+
+def test_c_refuses_a_packet_longer_than_its_scratch() -> None:
+    """The C loop checks the length itself (its caller does too): nothing is copied or sent."""
+    lib, ffi = fanout._native.lib, fanout._native.ffi
+    box, out = _inbox(), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    box.settimeout(0.2)
+    session = Session(Policy(key=secrets.token_bytes(30), ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+    sink = _sink(session, out, box.getsockname(), native=True)
+    assert sink.native is not None
+    array = ffi.new("fanout_target[]", 1)
+    array[0] = sink.native.struct[0]
+    status, length = ffi.new("int *"), ffi.new("int *")
+    scratch = ffi.new("unsigned char[]", lib.FANOUT_SCRATCH)
+    packet = _rtp(1, payload=bytes(lib.FANOUT_MAX_PACKET))
+    assert lib.fanout_send(array, 0, 1, packet, len(packet), scratch, status, length) == 0
+    assert status[0] == lib.FANOUT_PROTECT_FAILED
+    with pytest.raises(TimeoutError):
+        box.recv(2048)
+    box.close()
+    out.close()
+
+
 def test_without_the_module_the_sfu_warns_once_and_uses_python(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
