@@ -63,7 +63,9 @@ def _load() -> Any:
     if kind.result.cname != "srtp_err_status_t" or [a.cname for a in kind.args] != list(_PROTECT_ARGS):
         log.warning("pylibsrtp's srtp_protect is %s, not libsrtp 2's: the SFU uses the Python loop", kind.cname)
         return None
-    if _fanout.lib.FANOUT_MAX_PACKET != MAX_PACKET:
+    # A module built from an older source (the install rebuilds it when the source changes; a copy by
+    # hand may not) may lack the constant: its functions' signatures may differ too.
+    if getattr(_fanout.lib, "FANOUT_MAX_PACKET", None) != MAX_PACKET:
         log.warning("ingest._fanout is stale (rebuild it: python -m ingest.fanout_build): the Python loop is used")
         return None
     _fanout.lib.fanout_init(int(_binding.ffi.cast("uintptr_t", protect)))
@@ -170,17 +172,14 @@ class Fanout:
     def send(self, packet: bytes) -> None:
         natives = self._native_sinks
         if natives:
+            # A packet over MAX_PACKET is refused by C itself, each native sink counting an error.
             count = len(natives)
             size = len(packet)
-            if size > MAX_PACKET:
-                for sink in natives:
-                    sink.errors += 1
-            else:
-                send = _native.lib.fanout_send
-                i = send(self._array, 0, count, packet, size, self._scratch, self._status, self._length)
-                while i < count:
-                    self._rare(natives[i])
-                    i = send(self._array, i + 1, count, packet, size, self._scratch, self._status, self._length)
+            send = _native.lib.fanout_send
+            i = send(self._array, 0, count, packet, size, self._scratch, self._status, self._length)
+            while i < count:
+                self._rare(natives[i])
+                i = send(self._array, i + 1, count, packet, size, self._scratch, self._status, self._length)
         for python_send in self._python:
             python_send(packet)
 
