@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from spaces.catalog import TurnRow
+from spaces.catalog import TurnRow, pg_search
 from spaces.catalog.query import Term, to_tsquery
 from spaces.catalog.schema import shared_schema, turn_rows
 from spaces.catalog.sql import SqlCatalog
@@ -55,7 +55,7 @@ _HEADLINE = f"StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=20, MinWords=8
 
 class PostgresCatalog(SqlCatalog):
     # Only our tables: a bare ANALYZE would visit every schema of the database.
-    _analyze_sql = "ANALYZE spaces, space_speakers, turns"
+    _analyze_sql = "ANALYZE spaces, space_speakers, turns, turn_search"
 
     def __init__(self, url: str, *, max_size: int = 8, timeout: float = 30.0) -> None:
         """``timeout``: seconds to wait for a connection before the catalog is unreachable."""
@@ -111,6 +111,7 @@ class PostgresCatalog(SqlCatalog):
             cur.execute(SCHEMA)
             self._add_columns(cur)
             cur.execute(SCHEMA)  # the index of a re-made tsv column
+            pg_search.create(cur)
 
     def _column_names(self, cur: Any, table: str = "spaces") -> set[str]:
         # The table the search path finds (each test schema has its own).
@@ -142,7 +143,7 @@ class PostgresCatalog(SqlCatalog):
         try:
             with self.pool.connection() as conn:
                 conn.autocommit = True
-                conn.execute("VACUUM (ANALYZE) spaces, space_speakers, turns")
+                conn.execute("VACUUM (ANALYZE) spaces, space_speakers, turns, turn_search")
         except psycopg.OperationalError as e:
             raise StorageError(f"catalog unreachable: {e}") from e
 
@@ -177,12 +178,15 @@ class PostgresCatalog(SqlCatalog):
         # still being typed), so a word typed in full and said that much is
         # taken as the word meant.
         exact = [Term(t.words) for t in terms]
+        ranked = self._ranked
         source = self._source(cur, scope)
+        if not scope.speaker and not scope.space_id:
+            ranked = self._newest_ranked  # every turn: the search table, newest partitions first
         if exact != terms:
-            rows = self._ranked(cur, source, exact, terms, languages, where, params, limit, offset)
+            rows = ranked(cur, source, exact, terms, languages, where, params, limit, offset)
             if len(rows) == limit:
                 return rows
-        return self._ranked(cur, source, terms, terms, languages, where, params, limit, offset)
+        return ranked(cur, source, terms, terms, languages, where, params, limit, offset)
 
     def _source(self, cur: Any, scope: Scope) -> tuple[str, list[Any]]:
         """Where candidates are read from: all turns, or only the space's or the speaker's (when few).
@@ -228,14 +232,7 @@ class PostgresCatalog(SqlCatalog):
         plan knows no selectivity.
         """
         conditions, match = _conditions(matching, languages, placeholder="%s")
-        # The query in each row's own configuration, for its rank and headline.
-        configs = sorted({_config(lang) for lang in languages} or {_config("")})
-        per_row = (
-            "CASE c.ts_config "
-            + " ".join(f"WHEN '{c}'::regconfig THEN {to_tsquery(terms, '%s', c)[0]}" for c in configs)
-            + " END"
-        )
-        per_row_args = [a for c in configs for a in to_tsquery(terms, "%s", c)[1]]
+        per_row, per_row_args = _per_row(terms, languages, "c")
         # The candidates carry only what ranking needs (sorting and ranking
         # a thousand rows with their text and titles cost more than ranking);
         # the page's turns and spaces are read again for their text.
@@ -256,12 +253,108 @@ class PostgresCatalog(SqlCatalog):
         )
         return list(cur.fetchall())
 
+    def _newest_ranked(
+        self,
+        cur: Any,
+        source: tuple[str, list[Any]],
+        matching: list[Term],
+        terms: list[Term],
+        languages: Sequence[str],
+        where: str,
+        params: list[Any],
+        limit: int,
+        offset: int,
+    ) -> list[tuple[Any, ...]]:
+        """``_ranked`` for all turns: the same candidates, ranks and page, from ``turn_search`` (``pg_search``).
+
+        Each look asks one range of ids (a partition, or all the rest) for
+        its newest matches still needed, ranked as they are read; the
+        candidates are sorted here and only the page's turns are read
+        for their text and headline.
+        """
+        conditions, match = _conditions(matching, languages, placeholder="%s")
+        per_row, per_row_args = _per_row(terms, languages, "t")
+        cur.execute("SELECT MAX(id) FROM turn_search")
+        newest = int(cur.fetchone()[0] or 0)
+        found: list[tuple[float, str, float, int]] = []
+        high = newest + 1
+        while high > 0 and len(found) < MAX_CANDIDATES:
+            if pg_search.read_all(len(found), newest + 1 - high, newest, MAX_CANDIDATES):
+                found = self._all_matches(cur, conditions, match, per_row, per_row_args, where, params)
+                break
+            low = pg_search.partition_low(high)
+            # Written out (never prepared): each partition is planned with
+            # the words' selectivity in it, walked backwards or asked of GIN.
+            cur.execute(
+                f"SELECT t.id, t.space_id, t.start_s, ts_rank(t.tsv, {per_row})"
+                " FROM turn_search t JOIN spaces s ON s.space_id = t.space_id"
+                f" WHERE ({' OR '.join(conditions)}) AND {self._sql(where)}"
+                f" AND t.id >= {low} AND t.id < {high} ORDER BY t.id DESC LIMIT {MAX_CANDIDATES - len(found)}",
+                [*per_row_args, *match, *params],
+                prepare=False,
+            )
+            found.extend((-rank, space_id, start, turn_id) for turn_id, space_id, start, rank in cur.fetchall())
+            high = low
+        found.sort()
+        page = found[offset : offset + limit]
+        if not page:
+            return []
+        cur.execute(
+            f"SELECT t.id, p.title, t.speaker, t.end_s, ts_headline(t.ts_config, t.text, {per_row}, %s),"
+            " p.state, t.language FROM turns t JOIN spaces p ON p.space_id = t.space_id WHERE t.id = ANY(%s)",
+            [*per_row_args, _HEADLINE, [turn_id for *_, turn_id in page]],
+            prepare=False,
+        )
+        rows = {r[0]: r[1:] for r in cur.fetchall()}
+        out: list[tuple[Any, ...]] = []
+        for negative, space_id, start, turn_id in page:
+            title, speaker, end, snippet, state, language = rows[turn_id]
+            out.append((space_id, title, speaker, start, end, snippet, -negative, state, language))
+        return out
+
+    def _all_matches(
+        self,
+        cur: Any,
+        conditions: list[str],
+        match: list[Any],
+        per_row: str,
+        per_row_args: list[str],
+        where: str,
+        params: list[Any],
+    ) -> list[tuple[float, str, float, int]]:
+        """The newest MAX_CANDIDATES matches of all turns, for words said in few of them (GIN of ``turns``).
+
+        Every match is read (a fence keeps the planner from walking the
+        turns backwards for the newest ones: too few match to stop it early).
+        """
+        cur.execute(
+            f"WITH m AS MATERIALIZED (SELECT t.id, t.space_id, t.start_s, t.live, t.ts_config, t.tsv FROM turns t"
+            f" WHERE {' OR '.join(conditions)}) "
+            f"SELECT t.id, t.space_id, t.start_s, ts_rank(t.tsv, {per_row})"
+            f" FROM m t JOIN spaces s ON s.space_id = t.space_id WHERE {self._sql(where)}"
+            f" ORDER BY t.id DESC LIMIT {MAX_CANDIDATES}",
+            [*match, *per_row_args, *params],
+            prepare=False,
+        )
+        return [(-rank, space_id, start, turn_id) for turn_id, space_id, start, rank in cur.fetchall()]
+
     def close(self) -> None:
         self.pool.close()
 
 
 def _config(language: str) -> str:
     return f"spaces_{postgres_config(language)}"
+
+
+def _per_row(terms: list[Term], languages: Sequence[str], alias: str) -> tuple[str, list[str]]:
+    """The query in the configuration of each row ``alias`` (for its rank and headline), and its arguments."""
+    configs = sorted({_config(lang) for lang in languages} or {_config("")})
+    per_row = (
+        f"CASE {alias}.ts_config "
+        + " ".join(f"WHEN '{c}'::regconfig THEN {to_tsquery(terms, '%s', c)[0]}" for c in configs)
+        + " END"
+    )
+    return per_row, [a for c in configs for a in to_tsquery(terms, "%s", c)[1]]
 
 
 def _conditions(terms: list[Term], languages: Sequence[str], *, placeholder: str = "?") -> tuple[list[str], list[Any]]:
