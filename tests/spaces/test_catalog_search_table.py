@@ -1,0 +1,175 @@
+"""Search of all turns looks at the newest turns first (PostgreSQL: partition by partition of its search table).
+
+Whatever the way the candidates are found, they are the newest
+``MAX_CANDIDATES`` turns that match, ranked the same: both backends answer
+alike on a catalog whose PostgreSQL partitions are a few dozen ids each.
+PostgreSQL's ``turn_search`` follows every write to ``turns`` and is made
+for an older catalog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from spaces.catalog import Catalog, TurnRow, pg_search
+from spaces.catalog.postgres import PostgresCatalog
+from spaces.catalog.sql_search import MAX_CANDIDATES
+from spaces.models import Space, SpaceState, Turn, Visibility, Word
+
+READY = SpaceState.READY
+#: Ids per partition in these tests: a thousand candidates span dozens.
+SMALL = 128
+
+
+@pytest.fixture
+def partitioned(catalog: Catalog, monkeypatch: pytest.MonkeyPatch) -> Catalog:
+    """The catalog, its PostgreSQL search table made in partitions of ``SMALL`` ids (SQLite: as it is)."""
+    monkeypatch.setattr(pg_search, "PARTITION_IDS", SMALL)
+    # Partition by partition for as long as the matches say there are more
+    # than the candidates (words found nowhere among the newest: all at once).
+    monkeypatch.setattr(pg_search, "READ_ALL_BELOW", 1)
+    catalog.create_schema()  # the trigger's partitions are SMALL ids from here on
+    return catalog
+
+
+def _turn(speaker: str, start: float, text: str) -> Turn:
+    return Turn(
+        speaker, tuple(Word(start + i * 0.5, start + i * 0.5 + 0.4, w, speaker) for i, w in enumerate(text.split()))
+    )
+
+
+def _harbour(catalog: Catalog, newer: int, *, every: int) -> None:
+    """Many matches, then the best "harbour lights" turn, then ``newer`` matches, each after ``every - 1`` others.
+
+    More matches than the candidates in all: PostgreSQL looks at partitions
+    one by one until it has them.
+    """
+    spaces = [
+        Space("older", "Older", "ann", 0.5, state=READY, speakers=("ann",)),
+        Space("old", "Old", "ann", 1.0, state=READY, speakers=("ann",)),
+        Space("new", "New", "ben", 2.0, state=READY, speakers=("ben",)),
+        Space("hid", "Hidden", "cy", 3.0, state=READY, visibility=Visibility.PRIVATE, speakers=("cy",)),
+    ]
+    rows = [TurnRow("older", i, "ann", i * 1.0, i + 0.5, f"harbour lights far back {i}") for i in range(1500)]
+    rows.append(TurnRow("old", 0, "ann", 0.0, 2.0, "harbour lights harbour lights zanzibar"))
+    rows += [TurnRow("old", 1 + i, "ann", 3.0 + i, 3.5 + i, "the sea is calm tonight") for i in range(200)]
+    # Newer, in a space nobody may see: never a candidate, whatever its words.
+    rows += [TurnRow("hid", i, "cy", i * 1.0, i + 0.5, "harbour lights zanzibar") for i in range(50)]
+    for i in range(newer * every):
+        text = f"the boats left the harbour lights on {i}" if i % every == every - 1 else f"calm water {i}"
+        rows.append(TurnRow("new", i, "ben", i * 3.0, i * 3.0 + 2, text))
+    rows.append(TurnRow("new", newer * every, "ben", 1e6, 1e6 + 1, "zanzibar at last"))
+    catalog.bulk_insert(spaces, rows)
+
+
+@pytest.mark.parametrize("every", [1, 3, 12])
+@pytest.mark.parametrize("newer", [MAX_CANDIDATES - 1, MAX_CANDIDATES])
+def test_the_candidates_are_the_newest_matching_turns_however_dense(
+    partitioned: Catalog, newer: int, every: int
+) -> None:
+    """Dense (each turn), middling and sparse matches across partitions: the old best turn is ranked
+    while it is among the newest MAX_CANDIDATES matches, and not once it is older."""
+    _harbour(partitioned, newer, every=every)
+    hits = partitioned.search("harbour lights", limit=20)
+    assert len(hits) == 20 and "hid" not in {h.space_id for h in hits}
+    ranked_old = (hits[0].space_id, hits[0].start) == ("old", 0.0)
+    assert ranked_old == (newer < MAX_CANDIDATES)
+    pages = [partitioned.search("harbour lights", limit=100, offset=o) for o in range(0, MAX_CANDIDATES + 100, 100)]
+    seen = [(h.space_id, h.start) for page in pages for h in page]
+    assert len(seen) == len(set(seen)) == MAX_CANDIDATES, "every candidate once, none more"
+    assert {h.space_id for h in partitioned.search("zanzibar", limit=10)} == {"old", "new"}, "rare words: all turns"
+    assert [h.space_id for h in partitioned.search("zanzibar", limit=10, visible=["hid"])][:1] == ["hid"]
+
+
+def _mirror(cur: psycopg.Cursor[tuple[object, ...]]) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    columns = "id, space_id, start_s, live, ts_config::text, tsv::text"
+    turns = cur.execute(f"SELECT {columns} FROM turns ORDER BY id").fetchall()
+    return turns, cur.execute(f"SELECT {columns} FROM turn_search ORDER BY id").fetchall()
+
+
+@pytest.fixture
+def pg(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[PostgresCatalog, psycopg.Connection[tuple[object, ...]]]]:
+    monkeypatch.setattr(pg_search, "PARTITION_IDS", SMALL)
+    catalog = PostgresCatalog(pg_url)
+    catalog.create_schema()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        yield catalog, conn
+    catalog.close()
+
+
+def test_postgres_search_table_follows_every_write_to_turns(
+    pg: tuple[PostgresCatalog, psycopg.Connection[tuple[object, ...]]],
+) -> None:
+    catalog, conn = pg
+    cur = conn.cursor()
+    _harbour(catalog, 100, every=2)
+    turns, mirrored = _mirror(cur)
+    assert len(turns) > 300 and mirrored == turns
+    made = cur.execute(
+        "SELECT (SELECT COUNT(*) FROM pg_inherits WHERE inhparent = 'turn_search'::regclass),"
+        f" (SELECT MAX(id) / {SMALL} + 1 FROM turns)"
+    ).fetchone()
+    assert made is not None and made[0] == made[1], "a partition for each SMALL ids"
+
+    catalog.put_space(Space("live1", "On air", "dee", 4.0, state=SpaceState.LIVE, speakers=("dee",)))
+    catalog.add_live_turns("live1", [_turn("dee", 1.0, "harbour lights live")])
+    catalog.replace_turns("old", [_turn("ann", 0.0, "only the harbour now")])
+    catalog.delete_space("hid")
+    cur.execute("UPDATE turns SET text = 'renamed harbour' WHERE space_id = 'new' AND seq = 1")
+    turns, mirrored = _mirror(cur)
+    assert mirrored == turns
+    assert any(r[1] == "live1" and r[3] == 1 for r in mirrored), "a live turn, marked live"
+    assert not any(r[1] == "hid" for r in mirrored)
+    assert [h.start for h in catalog.search("renamed", limit=5)] == [3.0]
+
+
+def test_an_older_postgres_catalog_gets_its_search_table_and_answers_the_same(
+    pg: tuple[PostgresCatalog, psycopg.Connection[tuple[object, ...]]],
+) -> None:
+    catalog, conn = pg
+    _harbour(catalog, 300, every=3)
+
+    def answers() -> list[list[tuple[str, float, float]]]:
+        return [
+            [(h.space_id, h.start, h.rank) for h in catalog.search(q, limit=20)]
+            for q in ("harbour lights", "zanzibar", "calm", "boats harb")
+        ]
+
+    before = answers()
+    assert all(before)
+    conn.execute(
+        "DROP TABLE turn_search; DROP TRIGGER turns_search_insert ON turns; DROP TRIGGER turns_search_update ON turns;"
+        " DROP TRIGGER turns_search_delete ON turns; DROP FUNCTION turn_search_keep(); "
+        "DROP FUNCTION turn_search_partitions(BIGINT, BIGINT)"
+    )
+    catalog.create_schema()
+    turns, mirrored = _mirror(conn.cursor())
+    assert mirrored == turns
+    assert answers() == before
+    catalog.put_space(Space("more", "More", "eve", 5.0, state=READY, speakers=("eve",)))
+    catalog.replace_turns("more", [_turn("eve", 0.0, "zanzibar again")])
+    assert {h.space_id for h in catalog.search("zanzibar", limit=10)} == {"old", "new", "more"}
+
+
+@pytest.mark.parametrize(
+    ("found", "seen", "expected"),
+    [
+        (0, 1, True),  # nothing among the newest: rare words, read all at once
+        (0, 0, False),  # nothing seen yet: look at the newest first
+        (1000, SMALL, False),  # dense: the newest partition did it
+        (10, SMALL, False),  # 10 in 128 of 12,800 ids: about 1,000 in all, not fewer than twice the candidates
+        (5, SMALL, True),  # about 500 in all: read them all
+    ],
+)
+def test_postgres_reads_all_matches_at_once_when_they_are_few(
+    monkeypatch: pytest.MonkeyPatch, found: int, seen: int, expected: bool
+) -> None:
+    monkeypatch.setattr(pg_search, "PARTITION_IDS", SMALL)
+    assert pg_search.read_all(found, seen, newest=SMALL * 100 - 1, candidates=500) is expected
+    assert pg_search.partition_low(SMALL * 3 + 1) == SMALL * 3
+    assert pg_search.partition_low(SMALL * 3) == SMALL * 2
