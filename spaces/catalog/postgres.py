@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -49,6 +50,20 @@ CREATE TABLE IF NOT EXISTS turn_languages (language TEXT PRIMARY KEY);
 #: A speaker with fewer turns than this is searched from their turns
 #: (``_source``): checking this many tsvectors costs milliseconds.
 SCOPE_FIRST = 5000
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """One search, as ``_search_rows`` hands it to the ranking: the terms to match, those to rank by, and the rest."""
+
+    matching: list[Term]
+    terms: list[Term]
+    languages: Sequence[str]
+    where: str
+    params: list[Any]
+    limit: int
+    offset: int
+
 
 _HEADLINE = f"StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=20, MinWords=8, MaxFragments=1"
 
@@ -178,15 +193,19 @@ class PostgresCatalog(SqlCatalog):
         # still being typed), so a word typed in full and said that much is
         # taken as the word meant.
         exact = [Term(t.words) for t in terms]
-        ranked = self._ranked
         source = self._source(cur, scope)
-        if not scope.speaker and not scope.space_id:
-            ranked = self._newest_ranked  # every turn: the search table, newest partitions first
+
+        def ranked(matching: list[Term]) -> list[tuple[Any, ...]]:
+            asked = _Asked(matching, terms, languages, where, params, limit, offset)
+            if scope.speaker or scope.space_id:
+                return self._ranked(cur, source, asked)
+            return self._newest_ranked(cur, asked)  # every turn: the search table, newest partitions first
+
         if exact != terms:
-            rows = ranked(cur, source, exact, terms, languages, where, params, limit, offset)
+            rows = ranked(exact)
             if len(rows) == limit:
                 return rows
-        return ranked(cur, source, terms, terms, languages, where, params, limit, offset)
+        return ranked(terms)
 
     def _source(self, cur: Any, scope: Scope) -> tuple[str, list[Any]]:
         """Where candidates are read from: all turns, or only the space's or the speaker's (when few).
@@ -209,18 +228,7 @@ class PostgresCatalog(SqlCatalog):
             return "turns t", []
         return f"(SELECT * FROM turns t WHERE {self._sql(clause)} OFFSET 0) t", args
 
-    def _ranked(
-        self,
-        cur: Any,
-        source: tuple[str, list[Any]],
-        matching: list[Term],
-        terms: list[Term],
-        languages: Sequence[str],
-        where: str,
-        params: list[Any],
-        limit: int,
-        offset: int,
-    ) -> list[tuple[Any, ...]]:
+    def _ranked(self, cur: Any, source: tuple[str, list[Any]], a: _Asked) -> list[tuple[Any, ...]]:
         """The page of the newest MAX_CANDIDATES turns ``matching`` and ``where``, ranked by ``terms``.
 
         One statement: the candidates' tsvectors are ranked as they are read
@@ -231,8 +239,8 @@ class PostgresCatalog(SqlCatalog):
         turns their index. Never prepared, for the same reason: a generic
         plan knows no selectivity.
         """
-        conditions, match = _conditions(matching, languages, placeholder="%s")
-        per_row, per_row_args = _per_row(terms, languages, "c")
+        conditions, match = _conditions(a.matching, a.languages, placeholder="%s")
+        per_row, per_row_args = _per_row(a.terms, a.languages, "c")
         # The candidates carry only what ranking needs (sorting and ranking
         # a thousand rows with their text and titles cost more than ranking);
         # the page's turns and spaces are read again for their text.
@@ -240,7 +248,7 @@ class PostgresCatalog(SqlCatalog):
             "WITH c AS ("
             " SELECT t.id, t.tsv, t.ts_config, t.space_id, t.start_s"
             f" FROM {source[0]} JOIN spaces s ON s.space_id = t.space_id"
-            f" WHERE ({' OR '.join(conditions)}) AND {self._sql(where)}"
+            f" WHERE ({' OR '.join(conditions)}) AND {self._sql(a.where)}"
             f" ORDER BY t.id DESC LIMIT {MAX_CANDIDATES}), "
             f"top AS (SELECT c.id, c.ts_config, c.space_id, c.start_s, ts_rank(c.tsv, {per_row}) AS rank FROM c"
             " ORDER BY rank DESC, c.space_id, c.start_s LIMIT %s OFFSET %s) "
@@ -248,23 +256,12 @@ class PostgresCatalog(SqlCatalog):
             f"ts_headline(c.ts_config, r.text, {per_row}, %s), c.rank, p.state, r.language"
             " FROM top c JOIN turns r ON r.id = c.id JOIN spaces p ON p.space_id = c.space_id"
             " ORDER BY c.rank DESC, c.space_id, c.start_s",
-            [*source[1], *match, *params, *per_row_args, limit, offset, *per_row_args, _HEADLINE],
+            [*source[1], *match, *a.params, *per_row_args, a.limit, a.offset, *per_row_args, _HEADLINE],
             prepare=False,
         )
         return list(cur.fetchall())
 
-    def _newest_ranked(
-        self,
-        cur: Any,
-        source: tuple[str, list[Any]],
-        matching: list[Term],
-        terms: list[Term],
-        languages: Sequence[str],
-        where: str,
-        params: list[Any],
-        limit: int,
-        offset: int,
-    ) -> list[tuple[Any, ...]]:
+    def _newest_ranked(self, cur: Any, a: _Asked) -> list[tuple[Any, ...]]:
         """``_ranked`` for all turns: the same candidates, ranks and page, from ``turn_search`` (``pg_search``).
 
         Each look asks one range of ids (a partition, or all the rest) for
@@ -272,15 +269,15 @@ class PostgresCatalog(SqlCatalog):
         candidates are sorted here and only the page's turns are read
         for their text and headline.
         """
-        conditions, match = _conditions(matching, languages, placeholder="%s")
-        per_row, per_row_args = _per_row(terms, languages, "t")
+        conditions, match = _conditions(a.matching, a.languages, placeholder="%s")
+        per_row, per_row_args = _per_row(a.terms, a.languages, "t")
         cur.execute("SELECT MAX(id) FROM turn_search")
         newest = int(cur.fetchone()[0] or 0)
         found: list[tuple[float, str, float, int]] = []
         high = newest + 1
         while high > 0 and len(found) < MAX_CANDIDATES:
             if pg_search.read_all(len(found), newest + 1 - high, newest, MAX_CANDIDATES):
-                found = self._all_matches(cur, conditions, match, per_row, per_row_args, where, params)
+                found = self._all_matches(cur, conditions, match, per_row, per_row_args, a)
                 break
             low = pg_search.partition_low(high)
             # Written out (never prepared): each partition is planned with
@@ -288,15 +285,15 @@ class PostgresCatalog(SqlCatalog):
             cur.execute(
                 f"SELECT t.id, t.space_id, t.start_s, ts_rank(t.tsv, {per_row})"
                 " FROM turn_search t JOIN spaces s ON s.space_id = t.space_id"
-                f" WHERE ({' OR '.join(conditions)}) AND {self._sql(where)}"
+                f" WHERE ({' OR '.join(conditions)}) AND {self._sql(a.where)}"
                 f" AND t.id >= {low} AND t.id < {high} ORDER BY t.id DESC LIMIT {MAX_CANDIDATES - len(found)}",
-                [*per_row_args, *match, *params],
+                [*per_row_args, *match, *a.params],
                 prepare=False,
             )
             found.extend((-rank, space_id, start, turn_id) for turn_id, space_id, start, rank in cur.fetchall())
             high = low
         found.sort()
-        page = found[offset : offset + limit]
+        page = found[a.offset : a.offset + a.limit]
         if not page:
             return []
         cur.execute(
@@ -319,8 +316,7 @@ class PostgresCatalog(SqlCatalog):
         match: list[Any],
         per_row: str,
         per_row_args: list[str],
-        where: str,
-        params: list[Any],
+        a: _Asked,
     ) -> list[tuple[float, str, float, int]]:
         """The newest MAX_CANDIDATES matches of all turns, for words said in few of them (GIN of ``turns``).
 
@@ -331,9 +327,9 @@ class PostgresCatalog(SqlCatalog):
             f"WITH m AS MATERIALIZED (SELECT t.id, t.space_id, t.start_s, t.live, t.ts_config, t.tsv FROM turns t"
             f" WHERE {' OR '.join(conditions)}) "
             f"SELECT t.id, t.space_id, t.start_s, ts_rank(t.tsv, {per_row})"
-            f" FROM m t JOIN spaces s ON s.space_id = t.space_id WHERE {self._sql(where)}"
+            f" FROM m t JOIN spaces s ON s.space_id = t.space_id WHERE {self._sql(a.where)}"
             f" ORDER BY t.id DESC LIMIT {MAX_CANDIDATES}",
-            [*match, *per_row_args, *params],
+            [*match, *per_row_args, *a.params],
             prepare=False,
         )
         return [(-rank, space_id, start, turn_id) for turn_id, space_id, start, rank in cur.fetchall()]
