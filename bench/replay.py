@@ -22,6 +22,10 @@ PostgreSQL in the schema ``bench_kept``) and reuses them on the next run with
 the same corpus size: loading a million turns takes minutes, a search
 change is measured again in seconds (``create_schema`` still runs, so a new
 index is built on the kept tables).
+
+``--exact-hits FILE`` compares each query's first ten hits with those of the
+exact ranking (every matching turn ranked, not only the newest
+``MAX_CANDIDATES``), computed in this process and kept in ``FILE``.
 """
 
 from __future__ import annotations
@@ -50,7 +54,9 @@ import psycopg
 from bench.common import cpu_times, percentile, table
 from spaces import keys
 from spaces.blobstore.local import LocalBlobStore
-from spaces.catalog import Catalog, TurnRow
+from spaces.catalog import Catalog, TurnRow, sql_search
+from spaces.catalog import postgres as postgres_catalog
+from spaces.catalog import sqlite as sqlite_catalog
 from spaces.catalog.postgres import PostgresCatalog
 from spaces.catalog.query import STOP_WORDS
 from spaces.catalog.sqlite import SqliteCatalog
@@ -455,6 +461,33 @@ def bench_ranges(url: str, size: int, clients: int, seconds: float) -> tuple[Lat
     return Latency(samples, len(errors)), len(samples) / elapsed
 
 
+@contextmanager
+def unbounded_candidates() -> Iterator[None]:
+    """Search ranks every turn a query matches, not only the newest ``MAX_CANDIDATES``: the exact ranking."""
+    modules = (sql_search, sqlite_catalog, postgres_catalog)
+    bounds = [m.MAX_CANDIDATES for m in modules]
+    for m in modules:
+        m.MAX_CANDIDATES = 10**9
+    try:
+        yield
+    finally:
+        for m, bound in zip(modules, bounds, strict=True):
+            m.MAX_CANDIDATES = bound
+
+
+def exact_tops(backend: Backend, queries: dict[str, list[Query]]) -> dict[str, list[list[str]]]:
+    """Each query's first hits as ``bench_search`` records them, ranked exactly, in this process."""
+    tops: dict[str, list[list[str]]] = {}
+    with unbounded_candidates():
+        for kind, batch in queries.items():
+            found = [backend.catalog.search(q.q, limit=20, speaker=q.speaker, space_id=q.space) for q in batch]
+            # As the API rounds them (``SearchHitOut``).
+            tops[f"{backend.name} {kind}"] = [
+                _top([{"space_id": h.space_id, "start": round(h.start, 3)} for h in hits]) for hits in found
+            ]
+    return tops
+
+
 def ranking(path: Path, tops: dict[str, list[list[str]]]) -> str:
     """Saves the hits to ``path`` if it does not exist; else a table of how they compare with the saved ones."""
     if not path.exists():
@@ -490,9 +523,18 @@ def main() -> None:
         help="JSON of each query's first 10 hits: written if absent, else the ranking now is compared with it",
     )
     parser.add_argument(
+        "--exact-hits",
+        type=Path,
+        help="JSON of each query's first 10 hits ranked with no bound on candidates (computed in process and "
+        "written if absent, minutes at a million turns), then used as --hits",
+    )
+    parser.add_argument(
         "--pg-url", default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
     )
     args = parser.parse_args()
+    if args.exact_hits:
+        args.hits = args.exact_hits
+    exact: dict[str, list[list[str]]] = {}
     names = [n.strip() for n in args.backends.split(",") if n.strip()]
 
     t0 = time.perf_counter()
@@ -523,6 +565,8 @@ def main() -> None:
                 like = bench_like(backend, queries["typical"][: args.like_queries])
                 likes.append([backend.name, *like.row()])
                 print(f"{backend.name}: LIKE baseline p50 {percentile(like.samples_ms, 50):.0f} ms", flush=True)
+                if args.exact_hits and not args.exact_hits.exists():
+                    exact.update(exact_tops(backend, queries))
                 with api_server(backend, work, args.api_workers) as url:
                     for kind, batch in queries.items():
                         result = bench_search(url, batch)
@@ -544,6 +588,8 @@ def main() -> None:
                     )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if exact:
+        args.exact_hits.write_text(json.dumps(exact))
 
     print()
     print(table("Catalog (bulk_insert)", ["backend", "spaces", "turns", "load s"], loads))
