@@ -277,7 +277,8 @@ class PostgresCatalog(SqlCatalog):
         high = newest + 1
         while high > 0 and len(found) < MAX_CANDIDATES:
             if pg_search.read_all(len(found), newest + 1 - high, newest, MAX_CANDIDATES):
-                found = self._all_matches(cur, conditions, match, per_row, per_row_args, a)
+                table = "turn_search" if found else "turns"
+                found = self._all_matches(cur, table, conditions, match, per_row, per_row_args, a)
                 break
             low = pg_search.partition_low(high)
             # Written out (never prepared): each partition is planned with
@@ -312,19 +313,22 @@ class PostgresCatalog(SqlCatalog):
     def _all_matches(
         self,
         cur: Any,
+        table: str,
         conditions: list[str],
         match: list[Any],
         per_row: str,
         per_row_args: list[str],
         a: _Asked,
     ) -> list[tuple[float, str, float, int]]:
-        """The newest MAX_CANDIDATES matches of all turns, for words said in few of them (GIN of ``turns``).
+        """The newest MAX_CANDIDATES matches of all turns, for words said in few of them: every match is read.
 
-        Every match is read (a fence keeps the planner from walking the
-        turns backwards for the newest ones: too few match to stop it early).
+        A fence keeps the planner from walking the turns backwards for the
+        newest ones (too few match to stop it early). From ``turns`` (its
+        one GIN index plans faster) for words not found among the newest
+        turns, from ``turn_search`` (narrower rows) for those that were.
         """
         cur.execute(
-            f"WITH m AS MATERIALIZED (SELECT t.id, t.space_id, t.start_s, t.live, t.ts_config, t.tsv FROM turns t"
+            f"WITH m AS MATERIALIZED (SELECT t.id, t.space_id, t.start_s, t.live, t.ts_config, t.tsv FROM {table} t"
             f" WHERE {' OR '.join(conditions)}) "
             f"SELECT t.id, t.space_id, t.start_s, ts_rank(t.tsv, {per_row})"
             f" FROM m t JOIN spaces s ON s.space_id = t.space_id WHERE {self._sql(a.where)}"
