@@ -271,7 +271,7 @@ class PostgresCatalog(SqlCatalog):
         """
         conditions, match = _conditions(a.matching, a.languages, placeholder="%s")
         per_row, per_row_args = _per_row(a.terms, a.languages, "t")
-        cur.execute("SELECT MAX(id) FROM turn_search")
+        cur.execute("SELECT MAX(id) FROM turns")  # the same ids; one index to plan, not one per partition
         newest = int(cur.fetchone()[0] or 0)
         found: list[tuple[float, str, float, int]] = []
         high = newest + 1
