@@ -277,9 +277,15 @@ class PostgresCatalog(SqlCatalog):
         high = newest + 1
         while high > 0 and len(found) < MAX_CANDIDATES:
             if pg_search.read_all(len(found), newest + 1 - high, newest, MAX_CANDIDATES):
+                # Every match read (the fence keeps the planner from walking the
+                # turns backwards for the newest: too few match to stop it
+                # early), ranked and paged in one statement. From turns (one
+                # GIN index plans faster) for words found nowhere among the
+                # newest turns, else from turn_search's narrower rows.
                 table = "turn_search" if found else "turns"
-                found = self._all_matches(cur, table, conditions, match, per_row, per_row_args, a)
-                break
+                return self._ranked(
+                    cur, (f"(SELECT * FROM {table} t WHERE {' OR '.join(conditions)} OFFSET 0) t", match), a
+                )
             low = pg_search.partition_low(high)
             # Written out (never prepared): each partition is planned with
             # the words' selectivity in it, walked backwards or asked of GIN.
@@ -309,34 +315,6 @@ class PostgresCatalog(SqlCatalog):
             title, speaker, end, snippet, state, language = rows[turn_id]
             out.append((space_id, title, speaker, start, end, snippet, -negative, state, language))
         return out
-
-    def _all_matches(
-        self,
-        cur: Any,
-        table: str,
-        conditions: list[str],
-        match: list[Any],
-        per_row: str,
-        per_row_args: list[str],
-        a: _Asked,
-    ) -> list[tuple[float, str, float, int]]:
-        """The newest MAX_CANDIDATES matches of all turns, for words said in few of them: every match is read.
-
-        A fence keeps the planner from walking the turns backwards for the
-        newest ones (too few match to stop it early). From ``turns`` (its
-        one GIN index plans faster) for words not found among the newest
-        turns, from ``turn_search`` (narrower rows) for those that were.
-        """
-        cur.execute(
-            f"WITH m AS MATERIALIZED (SELECT t.id, t.space_id, t.start_s, t.live, t.ts_config, t.tsv FROM {table} t"
-            f" WHERE {' OR '.join(conditions)}) "
-            f"SELECT t.id, t.space_id, t.start_s, ts_rank(t.tsv, {per_row})"
-            f" FROM m t JOIN spaces s ON s.space_id = t.space_id WHERE {self._sql(a.where)}"
-            f" ORDER BY t.id DESC LIMIT {MAX_CANDIDATES}",
-            [*match, *per_row_args, *a.params],
-            prepare=False,
-        )
-        return [(-rank, space_id, start, turn_id) for turn_id, space_id, start, rank in cur.fetchall()]
 
     def close(self) -> None:
         self.pool.close()
