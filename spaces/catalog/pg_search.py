@@ -114,8 +114,12 @@ READ_ALL_BELOW = 2
 
 
 def read_all(found: int, seen: int, newest: int, candidates: int) -> bool:
-    """Whether, with ``found`` matches among the ``seen`` newest ids, all ``newest`` ids are read at once."""
-    return bool(seen) and found * (newest + 1) < READ_ALL_BELOW * candidates * seen
+    """Whether, with ``found`` matches among the ``seen`` newest ids, all ``newest`` ids are read at once.
+
+    Not before half a partition's ids were seen: a few dozen newest turns
+    without a word said in every other one would have it read everywhere.
+    """
+    return seen >= PARTITION_IDS // 2 and found * (newest + 1) < READ_ALL_BELOW * candidates * seen
 
 
 def partition_low(high: int) -> int:

@@ -159,7 +159,8 @@ def test_an_older_postgres_catalog_gets_its_search_table_and_answers_the_same(
 @pytest.mark.parametrize(
     ("found", "seen", "expected"),
     [
-        (0, 1, True),  # nothing among the newest: rare words, read all at once
+        (0, SMALL // 2, True),  # nothing among the newest: rare words, read all at once
+        (0, SMALL // 2 - 1, False),  # too few ids seen to tell: the next partition first
         (0, 0, False),  # nothing seen yet: look at the newest first
         (1000, SMALL, False),  # dense: the newest partition did it
         (10, SMALL, False),  # 10 in 128 of 12,800 ids: about 1,000 in all, not fewer than twice the candidates
