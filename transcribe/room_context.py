@@ -1,0 +1,108 @@
+"""What the room said lately: the text (the prompt) and the audio (acoustic context) of recent finals.
+
+The offline pipeline hears a speaker's speech in windows of up to 30 s,
+several utterances at once, each window conditioned on the text before it.
+A live final pass hears one utterance alone, and a lone short utterance is
+where Whisper guesses ("I read *that* wonderful book"). So a final pass is
+given the last few seconds of the room's finalized speech in front of its
+utterance, inside the same encoder window, with the text said before that
+as its prompt; of what it decodes, only the words of the utterance are kept
+(:meth:`transcribe.streaming.StreamingTranscriber`).
+
+Shared by every speaker's transcriber of a room (each on a thread of its
+own in the agent), hence the lock.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from spaces.models import Word, join_words
+from transcribe.audio import SAMPLE_RATE
+
+PROMPT_CHARS = 200
+"""Characters of the room's recent final text given to Whisper as its prompt."""
+_KEPT = 12
+"""Finals remembered: more than any context or prompt reaches back."""
+
+
+@dataclass(frozen=True, eq=False)
+class Heard:
+    """One finalized utterance: its audio as the agent heard it and its final words."""
+
+    speaker: str
+    start: float
+    """Room time of ``audio[0]``."""
+    audio: np.ndarray
+    """Mono float32 at 16 kHz, the utterance with its padding."""
+    words: tuple[Word, ...]
+
+    @property
+    def end(self) -> float:
+        return self.start + len(self.audio) / SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a final pass hears before its utterance."""
+
+    audio: tuple[Heard, ...]
+    """Finals whose audio goes in front of the utterance, oldest first."""
+    prompt: str | None
+    """The room's text said before them."""
+
+
+class RoomContext:
+    """The room's recent finals (text and audio), in the order they were made."""
+
+    def __init__(self, *, prompt_chars: int = PROMPT_CHARS) -> None:
+        self.prompt_chars = prompt_chars
+        self._finals: collections.deque[Heard] = collections.deque(maxlen=_KEPT)
+        self._lock = threading.Lock()
+
+    def add(self, heard: Heard) -> None:
+        with self._lock:
+            self._finals.append(heard)
+
+    def prompt(self) -> str | None:
+        """The room's recent final text, every speaker's (the interim passes' prompt)."""
+        with self._lock:
+            finals = list(self._finals)
+        return _tail(finals, self.prompt_chars)
+
+    def before(self, start: float, seconds: float, *, speaker: str | None = None) -> Context:
+        """Up to ``seconds`` of the latest finals' audio that ended by room time ``start``, and the text before them.
+
+        Whole utterances only, the newest first until the next would pass
+        ``seconds``: a cut one would start mid-word. A final that overlaps
+        the utterance (someone talking over it) is left out: it would be
+        heard twice.
+        """
+        with self._lock:
+            finals = list(self._finals)
+        chosen: list[Heard] = []
+        total = 0.0
+        for heard in reversed(finals):
+            if heard.end > start + 1e-6 or (speaker is not None and heard.speaker != speaker):
+                continue
+            length = len(heard.audio) / SAMPLE_RATE
+            if total + length > seconds:
+                break
+            chosen.insert(0, heard)
+            total += length
+        if not chosen:
+            return Context((), _tail(finals, self.prompt_chars))
+        earlier = [h for h in finals if h.end <= chosen[0].start + 1e-6]
+        return Context(tuple(chosen), _tail(earlier, self.prompt_chars))
+
+
+def _tail(finals: Sequence[Heard], chars: int) -> str | None:
+    text = join_words(w.text for h in finals for w in h.words)
+    if len(text) > chars:
+        text = text[-chars:].partition(" ")[2]  # whole words only
+    return text or None
