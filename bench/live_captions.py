@@ -377,7 +377,7 @@ def models() -> str:
 
 def live_settings() -> Settings:
     """The models' settings the worker (a subprocess inheriting this environment) reads."""
-    names = ("WHISPER_MODEL", "SPACES_LIVE_MODEL", "SPACES_LIVE_FINAL_MODEL")
+    names = ("WHISPER_MODEL", "SPACES_LIVE_MODEL", "SPACES_LIVE_FINAL_MODEL", "SPACES_LIVE_FINAL_CONTEXT")
     return Settings.from_env({k: v for k, v in os.environ.items() if k in names})
 
 
@@ -398,6 +398,7 @@ def report(runs: list[dict[str, Any]], pipeline: str) -> None:
 
     live_model = model_label(models())
     final_model = model_label(live_settings().live_final_model_for("en"))
+    context = live_settings().live_final_context
     live, own, pipe = pooled("live_errors"), pooled("offline_errors"), pooled("pipeline_errors")
     talking = [cpu for r in runs for cpu in r["talking"].values()]
     search = every("search")
@@ -424,7 +425,8 @@ def report(runs: list[dict[str, Any]], pipeline: str) -> None:
     print(
         table(
             f"Live captions on loopback ({len(runs)} run(s) pooled, 2 speakers taking turns, agent in a live worker,"
-            f" interim model {live_model}, final model {final_model}, pipeline {model_label(pipeline)})",
+            f" interim model {live_model}, final model {final_model} hearing {context:g} s of the room first,"
+            f" pipeline {model_label(pipeline)})",
             ["figure", "measured", "target"],
             rows,
         )

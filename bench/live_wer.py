@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import av
@@ -47,6 +47,7 @@ class Design:
     final: str
     context: float = 0.0
     own: bool = False
+    beam: int = 5
 
 
 DESIGNS = {
@@ -55,6 +56,9 @@ DESIGNS = {
     "tiny+base ctx8": Design("tiny.en", "base", 8.0),
     "tiny+base own8": Design("tiny.en", "base", 8.0, own=True),
     "tiny+base ctx18": Design("tiny.en", "base", 18.0),
+    "tiny+base ctx12": Design("tiny.en", "base", 12.0),
+    "tiny+base ctx5": Design("tiny.en", "base", 5.0),
+    "tiny+base ctx8 beam2": Design("tiny.en", "base", 8.0, beam=2),
     "tiny ctx8": Design("tiny.en", "tiny.en", 8.0),
     "tiny ctx18": Design("tiny.en", "tiny.en", 18.0),
 }
@@ -90,6 +94,7 @@ def live_finals(plan: Script, heard: dict[str, np.ndarray], design: Design) -> t
     # No interim passes: finals do not depend on them (their prompt is the room's finals), and
     # the CPU figure is then the final passes' (plus the VAD's).
     options = StreamingOptions(interval=1e9, final_context=design.context, own_context=design.own)
+    options = replace(options, final_whisper=replace(options.final_whisper, beam_size=design.beam))
     live = {
         sp: StreamingTranscriber(model, speaker=sp, final_model=final_model, options=options, room=room) for sp in heard
     }
@@ -112,6 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--turns", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=1, help="the first run's script")
     parser.add_argument("--design", action="append", choices=sorted(DESIGNS), help="default: all")
     parser.add_argument("--texts", action="store_true")
     parser.add_argument("--pipeline", default=DEFAULT_MODEL, help="the offline pipeline's model (WHISPER_MODEL)")
@@ -122,7 +128,7 @@ def main() -> None:
     totals = {d: [0, 0, 0.0, 0.0] for d in rows}
     load0 = os.getloadavg()[0]
     for run in range(args.runs):
-        plan = script(args.turns, seed=run + 1)
+        plan = script(args.turns, seed=args.seed + run)
         speech = sum(s.end - s.start for s in plan.said)
         heard = {sp: opus_round_trip(a) for sp, a in plan.tracks.items()}
         results = {"offline": (offline_texts(plan, pipeline), 0.0)}

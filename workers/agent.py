@@ -207,7 +207,7 @@ class RoomAgent:
             final_model=final_model,
             on_caption=self._on_caption,
             room_now=self.room_now,
-            options=StreamingOptions().in_language(language),
+            options=StreamingOptions(final_context=settings.live_final_context).in_language(language),
         )
         self.blobs = blobs if blobs is not None else open_blob_store(settings)
         self.hls: LiveHls | None = None
