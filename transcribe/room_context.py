@@ -28,6 +28,8 @@ from transcribe.audio import SAMPLE_RATE
 PROMPT_CHARS = 200
 """Characters of the room's recent final text given to Whisper as its prompt."""
 _KEPT = 12
+_GAP = 0.1
+"""Seconds between a context's last word and the utterance's start, at least."""
 """Finals remembered: more than any context or prompt reaches back."""
 
 
@@ -66,6 +68,8 @@ class RoomContext:
         self._lock = threading.Lock()
 
     def add(self, heard: Heard) -> None:
+        if not heard.words:
+            return
         with self._lock:
             self._finals.append(heard)
 
@@ -79,17 +83,21 @@ class RoomContext:
         """Up to ``seconds`` of the latest finals' audio that ended by room time ``start``, and the text before them.
 
         Whole utterances only, the newest first until the next would pass
-        ``seconds``: a cut one would start mid-word. A final that overlaps
-        the utterance (someone talking over it) is left out: it would be
-        heard twice.
+        ``seconds``: a cut one would start mid-word. A final whose padding
+        runs into the utterance (a quick reply) is cut at ``start``; one
+        whose words do (someone talking over it) is left out: they would be
+        heard twice. With ``speaker``, only that speaker's finals.
         """
         with self._lock:
             finals = list(self._finals)
         chosen: list[Heard] = []
         total = 0.0
         for heard in reversed(finals):
-            if heard.end > start + 1e-6 or (speaker is not None and heard.speaker != speaker):
+            if heard.words[-1].end > start - _GAP or (speaker is not None and heard.speaker != speaker):
                 continue
+            if heard.end > start:
+                cut = int((start - heard.start) * SAMPLE_RATE)
+                heard = Heard(heard.speaker, heard.start, heard.audio[:cut], heard.words)
             length = len(heard.audio) / SAMPLE_RATE
             if total + length > seconds:
                 break
@@ -97,7 +105,7 @@ class RoomContext:
             total += length
         if not chosen:
             return Context((), _tail(finals, self.prompt_chars))
-        earlier = [h for h in finals if h.end <= chosen[0].start + 1e-6]
+        earlier = [h for h in finals if h.words[-1].end <= chosen[0].start]
         return Context(tuple(chosen), _tail(earlier, self.prompt_chars))
 
 

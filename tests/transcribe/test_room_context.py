@@ -19,7 +19,10 @@ ORIGIN = 30.0
 
 
 def heard(speaker: str, start: float, seconds: float, text: str) -> Heard:
-    words = tuple(Word(start + 0.1 * i, start + 0.1 * i + 0.05, t, speaker) for i, t in enumerate(text.split()))
+    """A final of ``seconds`` of audio: 0.4 s of padding, its words evenly over the rest, 0.4 s of padding."""
+    said = text.split()
+    step = (seconds - 0.8) / len(said)
+    words = tuple(Word(start + 0.4 + step * i, start + 0.4 + step * (i + 1), t, speaker) for i, t in enumerate(said))
     return Heard(speaker, start, np.zeros(int(seconds * SAMPLE_RATE), dtype=np.float32), words)
 
 
@@ -29,16 +32,22 @@ def test_the_context_is_the_newest_whole_finals_that_fit_and_the_prompt_what_was
         heard("alice", 0.0, 3.0, "one two"),
         heard("bob", 4.0, 3.0, "three four"),
         heard("alice", 8.0, 3.0, "five six"),
-        heard("bob", 12.0, 4.0, "seven eight"),  # still being said at 14.0: overlaps the utterance there
+        heard("bob", 12.0, 4.0, "seven eight"),  # still talking at 14.0: heard over the utterance there
     ):
         room.add(h)
     context = room.before(14.0, 7.0)
     assert [h.words[0].text for h in context.audio] == ["three", "five"]  # two whole ones, oldest first
+    assert [h.start for h in context.audio] == [4.0, 8.0]
     assert context.prompt == "one two"
     own = room.before(14.0, 7.0, speaker="alice")
     assert [h.words[0].text for h in own.audio] == ["one", "five"]
     assert room.before(14.0, 2.0).audio == ()  # the newest one alone is too long: nothing cut mid-word
     assert room.prompt() == "one two three four five six seven eight"
+    # A quick reply: bob's final's trailing padding runs 0.2 s into it, his words do not.
+    quick = room.before(15.8, 5.0)
+    assert [h.words[0].text for h in quick.audio] == ["seven"]
+    assert len(quick.audio[0].audio) == int(3.8 * SAMPLE_RATE)
+    assert quick.prompt == "one two three four five six"
 
 
 def _feed(live: dict[str, StreamingTranscriber], tracks: dict[str, np.ndarray]) -> list[Caption]:
