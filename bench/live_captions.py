@@ -1,8 +1,17 @@
 """Live captions on loopback: latency, accuracy and the agent's CPU (issue 10's targets).
 
-    .venv/bin/python -m bench.live_captions [--turns 6]
+    .venv/bin/python -m bench.live_captions [--turns 6] [--runs 3 --seed 1]
     SPACES_LIVE_MODEL=base .venv/bin/python -m bench.live_captions   # the agent on base
     SPACES_LIVE_FINAL_MODEL=tiny.en .venv/bin/python -m bench.live_captions   # finals on tiny.en too
+    SPACES_LIVE_FINAL_CONTEXT=0 .venv/bin/python -m bench.live_captions   # each utterance heard alone
+
+Seed 0 is the tests' 8 sentences in 2 voices; other seeds draw from a pool
+of 24 sentences and 4 voices. A run of 6 turns holds a word error or two:
+for a WER ratio worth quoting, run several runs of 16 turns, whose word
+errors are pooled (errors over words, all runs), and read the per-run
+table for the noise. The offline side is ``--pipeline`` (default: the
+pipeline's default model), not ``WHISPER_MODEL``: the tests' support sets
+that to ``tiny.en`` on import.
 
 A live space with two speakers taking turns (espeak-ng sentences with known
 word times), the SFU as a subprocess, the room agent in a ``spaces worker
@@ -15,7 +24,7 @@ Measured:
   and from an utterance's last word to its final caption (p50, p95);
 - WER of the live finals and of the offline transcription of the same
   speech (``transcribe.transcribe.transcribe``) by the agent's model and by
-  the pipeline's (``SPACES_LIVE_MODEL``, ``WHISPER_MODEL``), and their ratios;
+  the pipeline's (``SPACES_LIVE_MODEL``, ``--pipeline``), and their ratios;
 - the agent's CPU (its worker's process tree) while one speaker talks, and
   in a silent stretch;
 - time from a final caption to the catalog's search (what ``/search`` runs)

@@ -70,7 +70,7 @@ def opus_round_trip(samples: np.ndarray) -> np.ndarray:
     encoder.sample_rate = RATE
     encoder.layout = "mono"  # type: ignore[attr-defined]
     encoder.format = "s16"  # type: ignore[attr-defined]
-    encoder.bit_rate = 32000
+    encoder.bit_rate = 96000  # what aiortc sends
     decoder = av.CodecContext.create("opus", "r")
     decoder.sample_rate = RATE
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)

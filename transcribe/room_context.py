@@ -45,8 +45,12 @@ class Heard:
     words: tuple[Word, ...]
 
     @property
+    def seconds(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
+    @property
     def end(self) -> float:
-        return self.start + len(self.audio) / SAMPLE_RATE
+        return self.start + self.seconds
 
 
 @dataclass(frozen=True)
@@ -80,37 +84,49 @@ class RoomContext:
         return _tail(finals, self.prompt_chars)
 
     def before(self, start: float, seconds: float, *, speaker: str | None = None) -> Context:
-        """Up to ``seconds`` of the latest finals' audio that ended by room time ``start``, and the text before them.
+        """Up to ``seconds`` of the latest finals' audio before room time ``start``, and the text said before it.
 
-        Whole utterances only, the newest first until the next would pass
-        ``seconds``: a cut one would start mid-word. A final whose padding
-        runs into the utterance (a quick reply) is cut at ``start``; one
-        whose words do (someone talking over it) is left out: they would be
-        heard twice. With ``speaker``, only that speaker's finals.
+        The newest finals first; the oldest one heard may be cut, at the
+        start of a word, to fit. A final whose padding runs into the
+        utterance (a quick reply) is cut at ``start``; one whose words do
+        (someone talking over it) is left out: they would be heard twice.
+        With ``speaker``, only that speaker's finals.
         """
         with self._lock:
             finals = list(self._finals)
         chosen: list[Heard] = []
-        total = 0.0
+        left = seconds
         for heard in reversed(finals):
             if heard.words[-1].end > start - _GAP or (speaker is not None and heard.speaker != speaker):
                 continue
-            if heard.end > start:
-                cut = int((start - heard.start) * SAMPLE_RATE)
-                heard = Heard(heard.speaker, heard.start, heard.audio[:cut], heard.words)
-            length = len(heard.audio) / SAMPLE_RATE
-            if total + length > seconds:
+            heard = _cut(heard, heard.start, min(heard.end, start))
+            if heard.seconds > left:
+                first = next((w for w in heard.words if w.start - _GAP >= heard.end - left), None)
+                if first is not None:
+                    chosen.insert(0, _cut(heard, first.start - _GAP, heard.end))
                 break
             chosen.insert(0, heard)
-            total += length
+            left -= heard.seconds
         if not chosen:
             return Context((), _tail(finals, self.prompt_chars))
-        earlier = [h for h in finals if h.words[-1].end <= chosen[0].start]
-        return Context(tuple(chosen), _tail(earlier, self.prompt_chars))
+        return Context(tuple(chosen), _text(finals, chosen[0].start, self.prompt_chars))
 
 
-def _tail(finals: Sequence[Heard], chars: int) -> str | None:
-    text = join_words(w.text for h in finals for w in h.words)
+def _cut(heard: Heard, start: float, end: float) -> Heard:
+    """``heard`` between room times ``start`` and ``end``, with the words inside."""
+    lo, hi = round((start - heard.start) * SAMPLE_RATE), round((end - heard.start) * SAMPLE_RATE)
+    words = tuple(w for w in heard.words if w.start >= start and w.end <= end)
+    return Heard(heard.speaker, heard.start + lo / SAMPLE_RATE, heard.audio[lo:hi], words)
+
+
+def _text(finals: Sequence[Heard], before: float, chars: int) -> str | None:
+    """The end of the finals' text said before room time ``before``."""
+    words = [w.text for h in finals for w in h.words if w.start < before]
+    text = join_words(words)
     if len(text) > chars:
         text = text[-chars:].partition(" ")[2]  # whole words only
     return text or None
+
+
+def _tail(finals: Sequence[Heard], chars: int) -> str | None:
+    return _text(finals, float("inf"), chars)

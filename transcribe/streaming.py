@@ -20,7 +20,10 @@ agent owns the clock and decides when to call it.
 - When the utterance ends, one last pass over all of it, decoded as the
   offline pipeline decodes (with ``final_model`` if given: a slower, more
   accurate model than the interim passes'), gives the final words; they replace the
-  interim text. Word times are on the room clock. That pass starts at the
+  interim text. With ``final_context`` it hears the room's latest
+  finalized speech first, the text before that as its prompt, and keeps
+  only the utterance's words (:mod:`transcribe.room_context`: a lone short
+  utterance is where Whisper guesses). Word times are on the room clock. That pass starts at the
   first ``closing_pad`` of silence, while the VAD still waits to be sure
   the speech ended: when it is, the final goes out at once.
 
@@ -43,7 +46,7 @@ from spaces.captions import on_screen
 from spaces.models import Caption, Word, join_words
 from transcribe.agreement import HypothesisBuffer
 from transcribe.audio import SAMPLE_RATE
-from transcribe.model import encoder_window
+from transcribe.model import ENCODER_MARGIN, encoder_seconds, encoder_window
 from transcribe.room_context import Heard, RoomContext
 from transcribe.transcribe import TranscribeOptions, transcribe_clip
 from transcribe.vad import FRAME, speech_probabilities
@@ -102,9 +105,11 @@ class StreamingOptions:
     final_context: float = 0.0
     """Seconds of the room's latest finalized speech the final pass hears before its utterance (0: none).
 
-    Needs a :class:`~transcribe.room_context.RoomContext`. Whole utterances,
-    newest first, as many as fit; the text said before them is the prompt,
-    and only the words of the utterance itself are kept.
+    Needs a :class:`~transcribe.room_context.RoomContext`. The newest finals
+    first, the oldest cut at a word's start; the text said before them is the
+    prompt, and only the words of the utterance itself are kept. No more than
+    fits in the encoder window the utterance needs anyway (10 s for one of up
+    to 9 s): the context costs decoding, never a longer encoder pass.
     """
     own_context: bool = False
     """The final pass's context is this speaker's own latest finals, not the room's."""
@@ -367,7 +372,10 @@ class StreamingTranscriber:
         if self.room is None or o.final_context <= 0:
             return self._transcribe(start, end, o.final_whisper, final=True)
         at = self._time_of(start)
-        context = self.room.before(at, o.final_context, speaker=self.speaker if o.own_context else None)
+        # Only what fits in the window the utterance is encoded in anyway: the encoder costs no more.
+        seconds = (end - start) / SAMPLE_RATE
+        room = min(o.final_context, encoder_seconds(seconds) - ENCODER_MARGIN - seconds)
+        context = self.room.before(at, room, speaker=self.speaker if o.own_context else None)
         if not context.audio:
             return self._transcribe(start, end, o.final_whisper, final=True)
         lead = np.concatenate([h.audio for h in context.audio])

@@ -26,7 +26,7 @@ def heard(speaker: str, start: float, seconds: float, text: str) -> Heard:
     return Heard(speaker, start, np.zeros(int(seconds * SAMPLE_RATE), dtype=np.float32), words)
 
 
-def test_the_context_is_the_newest_whole_finals_that_fit_and_the_prompt_what_was_said_before() -> None:
+def test_the_context_is_the_newest_finals_that_fit_and_the_prompt_what_was_said_before() -> None:
     room = RoomContext()
     for h in (
         heard("alice", 0.0, 3.0, "one two"),
@@ -41,7 +41,11 @@ def test_the_context_is_the_newest_whole_finals_that_fit_and_the_prompt_what_was
     assert context.prompt == "one two"
     own = room.before(14.0, 7.0, speaker="alice")
     assert [h.words[0].text for h in own.audio] == ["one", "five"]
-    assert room.before(14.0, 2.0).audio == ()  # the newest one alone is too long: nothing cut mid-word
+    # The newest one alone is too long: cut at the start of a word ("six", 9.5 s), the words before it prompt.
+    cut = room.before(14.0, 2.0)
+    assert [[w.text for w in h.words] for h in cut.audio] == [["six"]]
+    assert cut.audio[0].start == pytest.approx(9.4) and cut.audio[0].end == pytest.approx(11.0)
+    assert cut.prompt == "one two three four five"
     assert room.prompt() == "one two three four five six seven eight"
     # A quick reply: bob's final's trailing padding runs 0.2 s into it, his words do not.
     quick = room.before(15.8, 5.0)
