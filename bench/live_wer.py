@@ -46,21 +46,15 @@ class Design:
     interim: str
     final: str
     context: float = 0.0
-    own: bool = False
     beam: int = 5
 
 
 DESIGNS = {
     "tiny": Design("tiny.en", "tiny.en"),
+    "tiny ctx8": Design("tiny.en", "tiny.en", 8.0),
     "tiny+base": Design("tiny.en", "base"),
     "tiny+base ctx8": Design("tiny.en", "base", 8.0),
-    "tiny+base own8": Design("tiny.en", "base", 8.0, own=True),
-    "tiny+base ctx18": Design("tiny.en", "base", 18.0),
-    "tiny+base ctx12": Design("tiny.en", "base", 12.0),
-    "tiny+base ctx5": Design("tiny.en", "base", 5.0),
     "tiny+base ctx8 beam2": Design("tiny.en", "base", 8.0, beam=2),
-    "tiny ctx8": Design("tiny.en", "tiny.en", 8.0),
-    "tiny ctx18": Design("tiny.en", "tiny.en", 18.0),
 }
 
 
@@ -93,7 +87,7 @@ def live_finals(plan: Script, heard: dict[str, np.ndarray], design: Design) -> t
     room = RoomContext()
     # No interim passes: finals do not depend on them (their prompt is the room's finals), and
     # the CPU figure is then the final passes' (plus the VAD's).
-    options = StreamingOptions(interval=1e9, final_context=design.context, own_context=design.own)
+    options = StreamingOptions(interval=1e9, final_context=design.context)
     options = replace(options, final_whisper=replace(options.final_whisper, beam_size=design.beam))
     live = {
         sp: StreamingTranscriber(model, speaker=sp, final_model=final_model, options=options, room=room) for sp in heard

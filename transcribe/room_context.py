@@ -83,21 +83,20 @@ class RoomContext:
             finals = list(self._finals)
         return _tail(finals, self.prompt_chars)
 
-    def before(self, start: float, seconds: float, *, speaker: str | None = None) -> Context:
+    def before(self, start: float, seconds: float) -> Context:
         """Up to ``seconds`` of the latest finals' audio before room time ``start``, and the text said before it.
 
         The newest finals first; the oldest one heard may be cut, at the
         start of a word, to fit. A final whose padding runs into the
         utterance (a quick reply) is cut at ``start``; one whose words do
         (someone talking over it) is left out: they would be heard twice.
-        With ``speaker``, only that speaker's finals.
         """
         with self._lock:
             finals = list(self._finals)
         chosen: list[Heard] = []
         left = seconds
         for heard in reversed(finals):
-            if heard.words[-1].end > start - _GAP or (speaker is not None and heard.speaker != speaker):
+            if heard.words[-1].end > start - _GAP:
                 continue
             heard = _cut(heard, heard.start, min(heard.end, start))
             if heard.seconds > left:

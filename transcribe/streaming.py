@@ -111,8 +111,6 @@ class StreamingOptions:
     fits in the encoder window the utterance needs anyway (10 s for one of up
     to 9 s): the context costs decoding, never a longer encoder pass.
     """
-    own_context: bool = False
-    """The final pass's context is this speaker's own latest finals, not the room's."""
 
     def in_language(self, language: str) -> StreamingOptions:
         """The same options for speech in ``language`` (a Whisper code)."""
@@ -375,7 +373,7 @@ class StreamingTranscriber:
         # Only what fits in the window the utterance is encoded in anyway: the encoder costs no more.
         seconds = (end - start) / SAMPLE_RATE
         room = min(o.final_context, encoder_seconds(seconds) - ENCODER_MARGIN - seconds)
-        context = self.room.before(at, room, speaker=self.speaker if o.own_context else None)
+        context = self.room.before(at, room)
         if not context.audio:
             return self._transcribe(start, end, o.final_whisper, final=True)
         lead = np.concatenate([h.audio for h in context.audio])
