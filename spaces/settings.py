@@ -283,14 +283,16 @@ class Settings:
     loaded 2-core machine, against 0.8-0.95 s (README, live captions).
     """
 
-    live_final_context: float = 8.0
+    live_final_context: float = 0.0
     """Seconds of the room's latest finalized speech a live final pass hears before its utterance
-    (whole utterances, the newest that fit), with the text said before them as its prompt; only
-    the utterance's own words are kept. 0: each utterance is heard alone.
+    (the newest finals, cut at a word, no more than fits in the encoder window the utterance
+    needs anyway), with the text said before them as its prompt; only the utterance's words
+    are kept. 0: each utterance is heard alone.
 
-    Whisper guesses on a short utterance heard alone; with the room before it the
-    final passes on ``base`` make about a third fewer word errors, for about 1.7x
-    their CPU (README, live captions).
+    Whisper guesses on a short utterance heard alone: with 8 s of the room before it,
+    finals on ``base`` make a quarter to a third fewer word errors, but the pass decodes
+    the context too, about twice the CPU, and the agent falls behind on a loaded
+    2-core machine (README, live captions). With ``tiny.en`` finals it gains nothing.
     """
 
     live_job_timeout: int = 12 * 3600
