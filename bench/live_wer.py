@@ -37,15 +37,16 @@ from transcribe.model import DEFAULT_MODEL, load_model, model_label
 from transcribe.room_context import RoomContext
 from transcribe.streaming import StreamingOptions, StreamingTranscriber
 
-CHUNK = SAMPLE_RATE // 50
-TICK = 0.05
-
 
 @dataclass(frozen=True)
 class Design:
+    """One way of making the finals: the models, the room heard first, the final pass's beam."""
+
     interim: str
+    """The interim passes' model (there are none here, but it is loaded as the agent loads it)."""
     final: str
     context: float = 0.0
+    """``StreamingOptions.final_context``: seconds of the room's latest finals heard first."""
     beam: int = 5
 
 
@@ -56,6 +57,10 @@ DESIGNS = {
     "tiny+base ctx8": Design("tiny.en", "base", 8.0),
     "tiny+base ctx8 beam2": Design("tiny.en", "base", 8.0, beam=2),
 }
+
+
+CHUNK = SAMPLE_RATE // 50
+TICK = 0.05
 
 
 def opus_round_trip(samples: np.ndarray) -> np.ndarray:
