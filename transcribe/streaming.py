@@ -360,8 +360,10 @@ class StreamingTranscriber:
         event = self._event(words, final=True) if words else None
         self._utterances += 1
         if self.room is not None and words:
+            # The audio only if final passes hear it: a room's finals are otherwise its prompt alone.
             lo, hi = utt.start - self._audio_start, end - self._audio_start
-            self.room.add(Heard(self.speaker, self._time_of(utt.start), self._audio[lo:hi].copy(), tuple(words)))
+            audio = self._audio[lo:hi].copy() if self.options.final_context > 0 else np.zeros(0, dtype=np.float32)
+            self.room.add(Heard(self.speaker, self._time_of(utt.start), audio, tuple(words)))
         return event
 
     def _final_words(self, start: int, end: int) -> list[Word]:
