@@ -283,6 +283,18 @@ class Settings:
     loaded 2-core machine, against 0.8-0.95 s (README, live captions).
     """
 
+    live_final_context: float = 0.0
+    """Seconds of the room's latest finalized speech a live final pass hears before its utterance
+    (the newest finals, cut at a word, no more than fits in the encoder window the utterance
+    needs anyway), with the text said before them as its prompt; only the utterance's words
+    are kept. 0: each utterance is heard alone.
+
+    Whisper guesses on a short utterance heard alone: with 8 s of the room before it,
+    finals on ``base`` make a quarter to a third fewer word errors, but the pass decodes
+    the context too, about twice the CPU, and the agent falls behind on a loaded
+    2-core machine (README, live captions). With ``tiny.en`` finals it gains nothing.
+    """
+
     live_job_timeout: int = 12 * 3600
     """Longest a room agent may stay in one space, seconds (and its token's lifetime)."""
 

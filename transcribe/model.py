@@ -216,6 +216,8 @@ WHISPER_SECONDS = 30
 """What Whisper's encoder hears at most (faster-whisper pads every window to it)."""
 ENCODER_STEP = 10
 """A short clip's encoder window is a multiple of this many seconds."""
+ENCODER_MARGIN = 1.0
+"""Seconds of the window past a clip's end (Whisper wants some silence after the last word)."""
 
 
 class WindowedWhisper(WhisperModel):  # type: ignore[misc]  # faster-whisper has no type hints
@@ -253,9 +255,14 @@ class WindowedWhisper(WhisperModel):  # type: ignore[misc]  # faster-whisper has
         return super().encode(features)
 
 
+def encoder_seconds(seconds: float) -> int:
+    """The window a clip of ``seconds`` is encoded in: the shortest multiple of 10 s holding it and 1 s more."""
+    return min(WHISPER_SECONDS, ENCODER_STEP * math.ceil((seconds + ENCODER_MARGIN) / ENCODER_STEP))
+
+
 def encoder_window(model: WhisperModel, seconds: float) -> AbstractContextManager[None]:
-    """Passes over a clip of ``seconds`` encode the shortest multiple of 10 s holding it and 1 s more."""
-    window = min(WHISPER_SECONDS, ENCODER_STEP * math.ceil((seconds + 1.0) / ENCODER_STEP))
+    """Passes over a clip of ``seconds`` encode :func:`encoder_seconds` of it, not Whisper's 30 s."""
+    window = encoder_seconds(seconds)
     if isinstance(model, WindowedWhisper) and window < WHISPER_SECONDS:
         return model.encoder_window(window)
     return contextlib.nullcontext()

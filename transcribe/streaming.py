@@ -20,7 +20,10 @@ agent owns the clock and decides when to call it.
 - When the utterance ends, one last pass over all of it, decoded as the
   offline pipeline decodes (with ``final_model`` if given: a slower, more
   accurate model than the interim passes'), gives the final words; they replace the
-  interim text. Word times are on the room clock. That pass starts at the
+  interim text. With ``final_context`` it hears the room's latest
+  finalized speech first, the text before that as its prompt, and keeps
+  only the utterance's words (:mod:`transcribe.room_context`: a lone short
+  utterance is where Whisper guesses). Word times are on the room clock. That pass starts at the
   first ``closing_pad`` of silence, while the VAD still waits to be sure
   the speech ended: when it is, the final goes out at once.
 
@@ -43,7 +46,8 @@ from spaces.captions import on_screen
 from spaces.models import Caption, Word, join_words
 from transcribe.agreement import HypothesisBuffer
 from transcribe.audio import SAMPLE_RATE
-from transcribe.model import encoder_window
+from transcribe.model import ENCODER_MARGIN, encoder_seconds, encoder_window
+from transcribe.room_context import Heard, RoomContext
 from transcribe.transcribe import TranscribeOptions, transcribe_clip
 from transcribe.vad import FRAME, speech_probabilities
 
@@ -98,6 +102,15 @@ class StreamingOptions:
     """Interim passes decode greedily: tentative text trades a little accuracy for twice the pace."""
     final_whisper: TranscribeOptions = field(default_factory=TranscribeOptions)
     """The final pass decodes as the offline pipeline does (beam search): it is the text that stays."""
+    final_context: float = 0.0
+    """Seconds of the room's latest finalized speech the final pass hears before its utterance (0: none).
+
+    Needs a :class:`~transcribe.room_context.RoomContext`. The newest finals
+    first, the oldest cut at a word's start; the text said before them is the
+    prompt, and only the words of the utterance itself are kept. No more than
+    fits in the encoder window the utterance needs anyway (10 s for one of up
+    to 9 s): the context costs decoding, never a longer encoder pass.
+    """
 
     def in_language(self, language: str) -> StreamingOptions:
         """The same options for speech in ``language`` (a Whisper code)."""
@@ -138,6 +151,7 @@ class StreamingTranscriber:
         final_model: WhisperModel | None = None,
         options: StreamingOptions | None = None,
         prompt: PromptSource | None = None,
+        room: RoomContext | None = None,
         clock: Callable[[], float] = time.perf_counter,
         cpu_clock: Callable[[], float] = time.thread_time,
     ) -> None:
@@ -146,7 +160,9 @@ class StreamingTranscriber:
         """The final pass's model: its text stays, so it may be worth a slower pass than the interim ones'."""
         self.speaker = speaker
         self.options = options or StreamingOptions()
-        self.prompt = prompt
+        self.room = room
+        """The room's recent finals: the prompt (unless ``prompt`` is given) and the final pass's context."""
+        self.prompt = prompt if prompt is not None or room is None else room.prompt
         self._clock = clock
         self._cpu_clock = cpu_clock
         """A pass's cost for ``max_load`` is the CPU time of the thread running it (each speaker has one).
@@ -290,7 +306,7 @@ class StreamingTranscriber:
     def _closing(self, utt: _Utterance) -> None:
         """The final pass, run as soon as the speech may have ended: the final needs no pass of its own then."""
         end = utt.last_speech + int(self.options.closing_pad * SAMPLE_RATE)
-        utt.closing = (utt.last_speech, self._transcribe(utt.start, end, self.options.final_whisper, final=True))
+        utt.closing = (utt.last_speech, self._final_words(utt.start, end))
         utt.transcribed_to = max(utt.transcribed_to, end)
 
     def _interim(self, utt: _Utterance) -> Caption | None:
@@ -340,19 +356,52 @@ class StreamingTranscriber:
         if utt.closing is not None and utt.closing[0] == utt.last_speech:
             words = utt.closing[1]  # run in the silence, and nothing was said since
         else:
-            words = self._transcribe(utt.start, end, self.options.final_whisper, final=True)
+            words = self._final_words(utt.start, end)
         event = self._event(words, final=True) if words else None
         self._utterances += 1
+        if self.room is not None and words:
+            # The audio only if final passes hear it: a room's finals are otherwise its prompt alone.
+            lo, hi = utt.start - self._audio_start, end - self._audio_start
+            audio = self._audio[lo:hi].copy() if self.options.final_context > 0 else np.zeros(0, dtype=np.float32)
+            self.room.add(Heard(self.speaker, self._time_of(utt.start), audio, tuple(words)))
         return event
+
+    def _final_words(self, start: int, end: int) -> list[Word]:
+        """The final pass over stream samples ``[start, end)``, with the room's latest finals heard before it."""
+        o = self.options
+        if self.room is None or o.final_context <= 0:
+            return self._transcribe(start, end, o.final_whisper, final=True)
+        at = self._time_of(start)
+        # Only what fits in the window the utterance is encoded in anyway: the encoder costs no more.
+        seconds = (end - start) / SAMPLE_RATE
+        room = min(o.final_context, encoder_seconds(seconds) - ENCODER_MARGIN - seconds)
+        context = self.room.before(at, room)
+        if not context.audio:
+            return self._transcribe(start, end, o.final_whisper, final=True)
+        lead = np.concatenate([h.audio for h in context.audio])
+        audio = np.concatenate([lead, self._audio[start - self._audio_start : end - self._audio_start]])
+        words = self._pass(audio, at - len(lead) / SAMPLE_RATE, o.final_whisper, context.prompt, final=True)
+        # The context's own words are heard again, not said again: only the utterance's stay.
+        mine = [w for w in words if (w.start + w.end) / 2 >= at]
+        return mine or self._transcribe(start, end, o.final_whisper, final=True)
+
+    def _time_of(self, sample: int) -> float:
+        assert self._origin is not None
+        return self._origin + sample / SAMPLE_RATE
 
     def _transcribe(
         self, start: int, end: int, options: TranscribeOptions, *, context: str = "", final: bool = False
     ) -> list[Word]:
-        assert self._origin is not None
         lo, hi = start - self._audio_start, end - self._audio_start
         room = self.prompt() if self.prompt is not None else None
         prompt = " ".join(p for p in (room, context) if p) or None
-        seconds = (hi - lo) / SAMPLE_RATE
+        return self._pass(self._audio[lo:hi], self._time_of(start), options, prompt, final=final)
+
+    def _pass(
+        self, audio: np.ndarray, offset: float, options: TranscribeOptions, prompt: str | None, *, final: bool
+    ) -> list[Word]:
+        """One Whisper pass over ``audio`` (whose first sample is at room time ``offset``), timed for ``max_load``."""
+        seconds = len(audio) / SAMPLE_RATE
         # At most 200: with the longest prompt faster-whisper keeps (223 tokens) within Whisper's 448.
         options = replace(options, max_new_tokens=min(200, _TOKENS + int(_TOKENS_PER_SECOND * seconds)))
         model = self.final_model if final else self.model
@@ -360,11 +409,11 @@ class StreamingTranscriber:
         with encoder_window(model, seconds):
             words = transcribe_clip(
                 model,
-                self._audio[lo:hi],
+                audio,
                 start=0.0,
                 end=seconds,
                 speaker=self.speaker,
-                offset=self._origin + start / SAMPLE_RATE,
+                offset=offset,
                 options=options,
                 prompt=prompt,
             )

@@ -21,7 +21,6 @@ consent, DTLS, RTCP), nor another speaker's captions.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import queue
 import threading
@@ -40,11 +39,12 @@ from spaces.blobstore import BlobStore, open_blob_store
 from spaces.catalog import Catalog, open_catalog
 from spaces.exceptions import NotFound
 from spaces.languages import AUTO
-from spaces.models import Caption, Turn, join_words
+from spaces.models import Caption, Turn
 from spaces.settings import Settings
 from transcribe.language import speaks_language
 from transcribe.live_audio import OpusStream
 from transcribe.model import model_label
+from transcribe.room_context import RoomContext
 from transcribe.streaming import StreamingOptions, StreamingTranscriber
 from workers.environment import environment
 from workers.hls import HlsOptions, LiveHls
@@ -57,8 +57,6 @@ AGENT_IDENTITY = "room-agent"
 JITTER_MARGIN = 0.3
 #: How often the transcription thread looks for new audio.
 TICK = 0.05
-#: Characters of the room's recent final text given to Whisper as context.
-PROMPT_CHARS = 200
 #: Whisper passes the agent's model runs at once: two speakers' passes
 #: overlap when one starts talking as the other's final pass runs.
 LIVE_PASSES = 2
@@ -92,8 +90,8 @@ class CaptionMaker:
     final_model: WhisperModel | None = None
     """The final passes' model; None: ``model``."""
     _speakers: dict[str, _Speaker] = field(default_factory=dict)
-    _recent: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=60))
-    _recent_lock: threading.Lock = field(default_factory=threading.Lock)
+    _room: RoomContext = field(default_factory=RoomContext)
+    """The room's recent finals: every speaker's prompt, and the audio their final passes hear first."""
     _started: bool = False
     _stopped: bool = False
 
@@ -108,7 +106,7 @@ class CaptionMaker:
         s = self._speakers.get(speaker)
         if s is None:
             live = StreamingTranscriber(
-                self.model, speaker=speaker, final_model=self.final_model, options=self.options, prompt=self._prompt
+                self.model, speaker=speaker, final_model=self.final_model, options=self.options, room=self._room
             )
             s = self._speakers[speaker] = _Speaker(live, at)
             if self._started:
@@ -172,17 +170,7 @@ class CaptionMaker:
 
     def _emit(self, events: list[Caption]) -> None:
         for event in events:
-            if event.final:
-                with self._recent_lock:
-                    self._recent.extend(w.text for w in event.words)
             self.on_caption(event)
-
-    def _prompt(self) -> str | None:
-        with self._recent_lock:
-            text = join_words(self._recent)
-        if len(text) > PROMPT_CHARS:
-            text = text[-PROMPT_CHARS:].partition(" ")[2]  # whole words only
-        return text or None
 
 
 class RoomAgent:
@@ -219,7 +207,7 @@ class RoomAgent:
             final_model=final_model,
             on_caption=self._on_caption,
             room_now=self.room_now,
-            options=StreamingOptions().in_language(language),
+            options=StreamingOptions(final_context=settings.live_final_context).in_language(language),
         )
         self.blobs = blobs if blobs is not None else open_blob_store(settings)
         self.hls: LiveHls | None = None
