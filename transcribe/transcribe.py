@@ -8,9 +8,10 @@ window's samples are ever copied, so memory does not grow with the track.
 
 Each window's prompt is the track's text so far, as Whisper conditions on
 previous text over long audio (without it the tiny model makes a fifth more
-errors here). A prompt now and then throws Whisper's timestamps off (such a
-window is done again without one), or makes it skip seconds of speech (a
-window begun ten seconds in): only the stretch skipped is heard again.
+errors here). A prompt now and then throws Whisper's timestamps off, or
+makes it skip seconds of speech (a window begun ten seconds in); such a
+window is done again without one, and speech that both passes skip is
+heard on its own (a short piece: a short encoder pass).
 
 Guards against Whisper's hallucinations, on top of its own (no-speech
 probability, compression ratio, temperature fallback):
@@ -246,27 +247,29 @@ def _transcribe_group(
 
     A prompt sometimes throws Whisper's timestamps off (every word of the
     window squeezed into its last seconds); such a window is done again
-    without the prompt. Seconds of speech left without a word are heard
-    again on their own.
+    without the prompt, and so is one that skipped seconds of speech.
+    Seconds of speech left without a word even so are heard on their own.
     """
     packed = np.concatenate([audio[s:e] for s, e in group]) if len(group) > 1 else audio[group[0][0] : group[0][1]]
     packed = np.ascontiguousarray(packed, dtype=np.float32)
     # Where each span starts in the packed audio, to map times back.
     starts = np.cumsum([0] + [e - s for s, e in group[:-1]]) / SAMPLE_RATE
     segments = _whisper(model, packed, options, prompt)
-    if prompt and _fast(segments):
+    if prompt and (_fast(segments) or _gaps(segments, starts, group)):
+        # The prompt threw the window off (timestamps squeezed, or seconds
+        # of it skipped): done again without it. Hearing only the skipped
+        # stretches again is cheaper, but lost whole sentences: on the
+        # seven-speaker test space begun 0.5 s later, 0.308 WER against 0.167.
         log.info("timestamps implausible with a prompt; window done again without it")
         again = _whisper(model, packed, options, None)
         if not _fast(again) or _skipped(again, starts, group) <= _skipped(segments, starts, group):
             segments = again
     said = [(w.start, w.end, w.word.strip(), float(w.probability)) for s in segments for w in s.words or ()]
     for lo, hi in _gaps(segments, starts, group):
-        # Speech Whisper skipped in the window (a window begun ten seconds in
-        # with a prompt, a short answer on the phone after a long turn): only
-        # that stretch is heard again, with the window's words before it as
-        # the prompt (none at the window's start: the prompt is what made
-        # Whisper skip it). A short piece costs a short encoder pass, where
-        # the whole window done again cost as much as the first pass.
+        # Speech Whisper skipped in the window even so (a short answer on the
+        # phone after a long turn): that stretch is heard again, with the
+        # window's words before it as the prompt (none at the window's start:
+        # a prompt is what made Whisper skip it), over a short encoder pass.
         before = " ".join(t for ws, _, t, _ in said if ws < lo)[-options.prompt_chars :] or None
         log.info("%.1f-%.1f s of the window skipped; heard again on its own", lo, hi)
         # With half a second either side, so that the words at its edges are
