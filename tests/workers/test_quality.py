@@ -276,9 +276,9 @@ def test_one_minute_space_is_right_about_what_who_and_when(
 @pytest.mark.xfail(
     strict=True,
     reason="issue 16, measured (tiny.en, AMD EPYC, 2026-12-02): alice's two lone sentences 'repaired the roof' are"
-    " heard 'repairing' / 'arrived at the farmer' by the room pass in both draws (4.5 errors of 21 words on average"
+    " heard 'repairing' / 'arrived at the farmer' by the room pass in both draws (7.5 errors of 21 words on average"
     " against the mix's 1.5; the bound allows 2 more), and in 3 of 3 shifts of `bench.transcripts --test-spaces"
-    " --shifts 0,0.25,0.5` (2 to 5 words more); the pooled WER of the space is below the mix's all the same",
+    " --shifts 0,0.25,0.5` (2 to 5 words more); the space's pooled WER is within the mix's all the same",
 )
 def test_no_speaker_is_worse_off_than_in_the_mix(
     settings: Settings, workers: Workers, eval_space: Space, tmp_path: Path
