@@ -1,7 +1,7 @@
 """Transcript quality, speed and memory against synthetic spaces with known truth.
 
     .venv/bin/python -m bench.transcripts [--duration 600] [--spaces espeak,answers,many]
-        [--design room|tracks] [--workers 2] [--repeat-hours 3]
+        [--design room|tracks] [--workers 2] [--repeat-hours 3] [--shifts 0,0.25,0.5] [--test-spaces]
 
 Spaces (espeak-ng voices, cached; tracks are Ogg/Opus files like the SFU's):
 
@@ -24,7 +24,22 @@ Then it runs, each in fresh processes (like rq's work horses):
   pass, captions.
 
 and prints every figure of issue 3's target table per space, then one line
-per space: our per-speaker WER, the baseline's, attribution, wall time.
+per space: our per-speaker WER, the baseline's, their ratio, attribution,
+word start error, wall and CPU time against the baseline.
+
+Whisper's words on a synthetic voice flip with things that carry no
+information: where its 30 s windows and the VAD's frames fall on the audio.
+A space of a minute has a hundred words or two, so one flipped word moves
+its WER by about 0.01, and one comparison of ours with the mix is a draw.
+``--shifts 0,0.25,0.5`` runs each space once per shift, with that many
+seconds of silence before all its tracks and the mix (nothing else
+changes), ours and the baseline alike, and prints each run's line, their
+mean and the mean of the paired differences (ours - mix): the spread over
+shifts is the noise of one comparison, the mean difference the design's
+effect. ``--test-spaces`` takes the quality test's spaces instead (the
+one-minute space of seed 7, four rounds of answers, seven speakers), their
+tracks encoded once more as the import does and the baseline on the mix
+worker's replay, as ``tests/workers/test_quality.py`` computes it.
 ``--repeat-hours 3`` then repeats the espeak space's busiest track to three
 hours and runs one per-track job over it, to show that a worker's memory
 stays flat.
@@ -40,6 +55,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -359,7 +375,12 @@ def score(
         )
     )
 
-    summary = {"ours": pooled, "mix": base_wer, "attribution": right / max(1, len(pairs))}
+    summary = {
+        "ours": pooled,
+        "mix": base_wer,
+        "attribution": right / max(1, len(pairs)),
+        "start_error": statistics.median(errors),
+    }
     if bleed is not None:
         rows += _bleed_rows(run, truth, ours, bleed)
     rows += _answer_rows(space, run, truth, ours, baseline)
@@ -457,7 +478,118 @@ def memory_check(space: Space, hours: float, threads: int, out: Path) -> tuple[f
     return r["rss_mb"], time.perf_counter() - t0, len(r["words"]), hours * 3600
 
 
+# --- spaces, shifted --------------------------------------------------------------
+
+
+def build_bench_space(
+    name: str, duration: float, seed: int, out: Path, *, as_tests: bool = False
+) -> tuple[Space, str, tuple[str, str, float] | None]:
+    """One of the bench's spaces, a line saying what is in it, and its bleed (victim, source, dB) if any.
+
+    ``as_tests``: the quality test's space of that name instead (its script,
+    the import's encoding, the replay as the baseline's audio).
+    """
+    if as_tests:
+        duration, seed = TEST_SECONDS, TEST_SEED
+    if name == "espeak":
+        plan = plan_space(duration, seed)
+        space = build(plan, out)
+        about = (
+            f"{duration:.0f} s, {len(plan.utterances)} utterances, {len(space.words())} words, "
+            f"silence {plan.silence[0]:.0f}-{plan.silence[1]:.0f} s, overlaps "
+            + ", ".join(f"{s:.0f}-{e:.0f} s" for s, e in plan.overlaps)
+            + f", {LATE} joins at {plan.join:.0f} s, {BLEED[1]} bleeds into {BLEED[0]} at {BLEED[2]:.0f} dB"
+        )
+        bleed: tuple[str, str, float] | None = BLEED
+    elif name == "answers":
+        space = build_answers(out) if as_tests else build_answers(out, rounds=8, seed=seed)
+        about = (
+            f"{space.duration:.0f} s, 3 speakers, long turns ending in questions, answers of 1-4 words,"
+            " bob on the phone (300-3400 Hz)"
+        )
+        bleed = None
+    elif name == "many":
+        space = build_many(out) if as_tests else build_many(out, seed=seed + 8)
+        about = (
+            f"{space.duration:.0f} s, 7 speakers, short turns, one overlap, room noise at -55 dBFS on every microphone"
+        )
+        bleed = None
+    else:
+        raise SystemExit(f"unknown space {name!r} (espeak, answers, many)")
+    if as_tests:
+        space = as_imported(space, out)
+        about += "; as the quality test has it (imported, baseline on the replay)"
+    return space, about, bleed
+
+
+TEST_SECONDS = 60.0
+TEST_SEED = 7
+"""The quality test's one-minute space (``tests/workers/test_quality.py``)."""
+
+
+def as_imported(space: Space, out: Path) -> Space:
+    """The space as the pipeline stores it: each track encoded once more as the
+    import does (48 kHz Opus at 32 kb/s), the mix worker's replay as its mix."""
+    tracks = {}
+    for speaker, truth in space.tracks.items():
+        target = out / f"imported-{truth.path.name}"
+        if not target.exists():
+            ffmpeg("-i", str(truth.path), "-ac", "1", "-ar", "48000", "-c:a", "libopus", "-b:a", "32k", str(target))
+        tracks[speaker] = dataclasses.replace(truth, path=target)
+    mixed = [
+        MixTrack(
+            [(t.start, decode(t.path, rate=MIX_RATE, dtype=np.int16))], level_gain(levels(decode(t.path), offset=0))
+        )
+        for t in tracks.values()
+    ]
+    replay = out / "replay.ogg"
+    render_mix(mixed, space.duration, {AudioFormat.OGG: replay}, lambda fraction: None)
+    return Space(tracks, duration=space.duration, mix=replay)
+
+
+def shifted(space: Space, shift: float, out: Path) -> Space:
+    """The same space with ``shift`` seconds of silence before everything (tracks, truth and mix)."""
+    if not shift:
+        return space
+
+    def later(w: Word) -> Word:
+        return dataclasses.replace(w, start=w.start + shift, end=w.end + shift)
+
+    tracks = {
+        speaker: dataclasses.replace(
+            t,
+            start=t.start + shift,
+            words=tuple(later(w) for w in t.words),
+            utterances=tuple(dataclasses.replace(u, start=u.start + shift) for u in t.utterances),
+            ends=tuple(e + shift for e in t.ends),
+        )
+        for speaker, t in space.tracks.items()
+    }
+    mix = out / f"mix-shifted-{shift:g}.wav"
+    ffmpeg("-i", str(space.mix), "-af", f"adelay={round(shift * 1000)}:all=1", "-ar", "16000", "-ac", "1", str(mix))
+    return Space(tracks, duration=space.duration + shift, mix=mix)
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
+
+
 # --- main ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One run's summary: WERs, attribution, timing error, and costs against the baseline."""
+
+    ours: float
+    mix: float
+    attribution: float
+    start_error: float
+    wall: float
+    base_wall: float
+    cpu: float
+    """CPU seconds of the transcription (model load, decoding, every pass)."""
+    base_cpu: float
 
 
 def main() -> None:
@@ -477,6 +609,8 @@ def main() -> None:
     parser.add_argument("--languages", default="", help="instead: per-language spaces, e.g. en,fr,de,es")
     parser.add_argument("--models", default="tiny.en,base", help="with --languages: the models to compare")
     parser.add_argument("--spaces", default="espeak,answers,many", help="which spaces (espeak, answers, many)")
+    parser.add_argument("--shifts", default="0", help="seconds of silence before each run of a space, e.g. 0,0.25,0.5")
+    parser.add_argument("--test-spaces", action="store_true", help="the quality test's spaces, as it has them")
     parser.add_argument(
         "--design", default="room", choices=("room", "tracks"), help="room: the mix, attributed; tracks: per track"
     )
@@ -502,53 +636,83 @@ def main() -> None:
         rss, seconds, n_words, length = memory_check(space, args.repeat_hours or 3.0, threads, out)
         print(f"one {length / 3600:g} h track job: peak RSS {rss:.0f} MB, {seconds:.0f} s, {n_words} words")
         return
-    summary: list[tuple[str, str, str, str, str]] = []
+    shifts = [float(s) for s in args.shifts.split(",")]
+    summary: list[list[str]] = []
     for name in args.spaces.split(","):
-        space, about, bleed = build_bench_space(name, args.duration, args.seed, out / name)
+        space, about, bleed = build_bench_space(name, args.duration, args.seed, out / name, as_tests=args.test_spaces)
         print(f"\n== space {name}: {about}", flush=True)
-        summary.append(bench_space(name, space, bleed, args, threads, out / name))
-    print(f"\nwhole run: design {args.design}, model {model_label(MODEL)}, workers {args.workers}\n")
+        runs = []
+        for i, shift in enumerate(shifts):
+            where = out / name / f"shift-{shift:g}"
+            where.mkdir(parents=True, exist_ok=True)
+            if len(shifts) > 1:
+                print(f"\n-- {name}, {shift:g} s of silence before it", flush=True)
+            runs.append(bench_space(shifted(space, shift, where), bleed, args, threads, where, memory=i == 0))
+        summary += summary_rows(name, shifts, runs)
+    print(
+        f"\nwhole run: design {args.design}, model {model_label(MODEL)}, workers {args.workers}, "
+        f"load average {os.getloadavg()[0]:.1f}\n"
+    )
     print_table(
-        ("space", "ours (per-speaker WER)", "mix baseline (WER)", "attribution", "wall time ours / mix"), summary
+        (
+            "space",
+            "shift",
+            "ours WER",
+            "mix WER",
+            "ours / mix",
+            "attribution",
+            "start error",
+            "wall / mix",
+            "CPU / mix",
+        ),
+        summary,
     )
 
 
-def build_bench_space(
-    name: str, duration: float, seed: int, out: Path
-) -> tuple[Space, str, tuple[str, str, float] | None]:
-    """One of the bench's spaces, a line saying what is in it, and its bleed (victim, source, dB) if any."""
-    if name == "espeak":
-        plan = plan_space(duration, seed)
-        space = build(plan, out)
-        about = (
-            f"{duration:.0f} s, {len(plan.utterances)} utterances, {len(space.words())} words, "
-            f"silence {plan.silence[0]:.0f}-{plan.silence[1]:.0f} s, overlaps "
-            + ", ".join(f"{s:.0f}-{e:.0f} s" for s, e in plan.overlaps)
-            + f", {LATE} joins at {plan.join:.0f} s, {BLEED[1]} bleeds into {BLEED[0]} at {BLEED[2]:.0f} dB"
+def summary_rows(name: str, shifts: Sequence[float], runs: Sequence[Figures]) -> list[list[str]]:
+    """One line per run; over several shifts, their mean and the mean paired difference too."""
+
+    def line(label: str, f: Figures) -> list[str]:
+        return [
+            name,
+            label,
+            f"{f.ours:.3f}",
+            f"{f.mix:.3f}",
+            f"{f.ours / f.mix:.2f} x" if f.mix else "-",
+            f"{100 * f.attribution:.1f} %",
+            f"{f.start_error:.3f} s",
+            f"{f.wall / f.base_wall:.2f} x ({f.wall:.0f} s / {f.base_wall:.0f} s)",
+            f"{f.cpu / f.base_cpu:.2f} x ({f.cpu:.0f} s / {f.base_cpu:.0f} s)",
+        ]
+
+    rows = [line(f"{shift:g} s", f) for shift, f in zip(shifts, runs, strict=True)]
+    if len(runs) > 1:
+        mean = Figures(*(float(np.mean([getattr(f, k.name) for f in runs])) for k in dataclasses.fields(Figures)))
+        diff = np.array([f.ours - f.mix for f in runs])
+        rows.append(line("mean", mean))
+        rows.append(
+            [
+                name,
+                "ours - mix",
+                f"{diff.mean():+.3f} mean",
+                f"{diff.min():+.3f} to {diff.max():+.3f}",
+                f"ours <= mix in {int((diff <= 0).sum())} of {len(diff)}",
+                *[""] * 4,
+            ]
         )
-        return space, about, BLEED
-    if name == "answers":
-        space = build_answers(out, rounds=8, seed=seed)
-        return (
-            space,
-            f"{space.duration:.0f} s, 3 speakers, long turns ending in questions, answers of 1-4 words,"
-            " bob on the phone (300-3400 Hz)",
-            None,
-        )
-    if name == "many":
-        space = build_many(out, seed=seed + 8)
-        return (
-            space,
-            f"{space.duration:.0f} s, 7 speakers, short turns, one overlap, room noise at -55 dBFS on every microphone",
-            None,
-        )
-    raise SystemExit(f"unknown space {name!r} (espeak, answers, many)")
+    return rows
 
 
 def bench_space(
-    name: str, space: Space, bleed: tuple[str, str, float] | None, args: argparse.Namespace, threads: int, out: Path
-) -> tuple[str, str, str, str, str]:
-    """Baseline and ours on one space, its table printed; returns its summary row."""
+    space: Space,
+    bleed: tuple[str, str, float] | None,
+    args: argparse.Namespace,
+    threads: int,
+    out: Path,
+    *,
+    memory: bool = True,
+) -> Figures:
+    """Baseline and ours on one space, its table printed; returns its summary figures."""
     speech = sum(w.end - w.start for w in space.words())
     baseline: list[Word] | None = None
     base_seconds = base_rss = base_cpu = float("nan")
@@ -577,10 +741,10 @@ def bench_space(
         )
     )
     rows.append(("CPU time, all jobs", f"{run.cpu['total']:.1f} s", f"{base_cpu:.1f} s", ""))
-    rows.append(("CPU time, transcription", f"{run.cpu['transcribe']:.1f} s", f"{base_cpu:.1f} s", ""))
+    rows.append(("CPU time, transcription", f"{run.cpu['transcribe']:.1f} s", f"{base_cpu:.1f} s", "<= 1.5 x"))
     rows.append(("wall time vs baseline", f"{total / base_seconds:.2f} x", "", "<= 1.5 x"))
     rows.append(("peak memory of a worker (RSS)", f"{run.rss_mb:.0f} MB", f"{base_rss:.0f} MB", "< 1.5 GB"))
-    if args.repeat_hours and bleed is not None:
+    if memory and args.repeat_hours and bleed is not None:
         rss, seconds, n_words, length = memory_check(space, args.repeat_hours, threads, out)
         rows.append((f"peak memory, one {args.repeat_hours:g} h track job", f"{rss:.0f} MB", "", "< 1.5 GB, flat"))
         rows.append((f"time of that job ({n_words} words)", f"{seconds:.0f} s = {seconds / length:.3f} x", "", ""))
@@ -592,12 +756,15 @@ def bench_space(
         f"design {args.design}, speech in the space {speech:.0f} s\n"
     )
     print_table(("figure", "ours", "baseline (mix)", "target"), rows)
-    return (
-        name,
-        f"{figures['ours']:.3f}",
-        f"{figures['mix']:.3f}",
-        f"{100 * figures['attribution']:.1f} %",
-        f"{total / base_seconds:.2f} x ({total:.0f} s / {base_seconds:.0f} s)",
+    return Figures(
+        ours=figures["ours"],
+        mix=figures["mix"],
+        attribution=figures["attribution"],
+        start_error=figures["start_error"],
+        wall=total,
+        base_wall=base_seconds,
+        cpu=run.cpu["transcribe"],
+        base_cpu=base_cpu,
     )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from faster_whisper import WhisperModel
 
 from spaces.models import Word
@@ -255,10 +256,10 @@ def in_utterance_order(space: Space) -> list[Word]:
     return sorted(words, key=lambda w: (utterance_of(w), w.start))
 
 
-def baseline_words(model: WhisperModel, path: Path) -> list[Word]:
-    """The naive baseline: faster-whisper on the mix, the way most people use it
-    (plus word timestamps); its words have no speaker."""
-    segments, _ = model.transcribe(decode(path), language="en", word_timestamps=True)
+def baseline_words(model: WhisperModel, mix: Path | np.ndarray) -> list[Word]:
+    """The naive baseline: faster-whisper on the mix (a file, or 16 kHz samples), the
+    way most people use it (plus word timestamps); its words have no speaker."""
+    segments, _ = model.transcribe(decode(mix) if isinstance(mix, Path) else mix, language="en", word_timestamps=True)
     said = [w for s in segments for w in s.words or () if w.word.strip()]
     return [Word(w.start, w.end, w.word.strip(), "", w.probability) for w in said]
 

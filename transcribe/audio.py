@@ -109,9 +109,7 @@ def decode(path: str | Path, *, rate: int = SAMPLE_RATE, dtype: SampleType = np.
             blocks = _Buffer(_duration(container, stream), rate, dtype)
             skipped = _decode_stream(container, stream, blocks, path)
     finally:
-        # PyAV's resampler graphs are only freed by the cycle collector
-        # (faster-whisper issue 390); without this, long workers grow.
-        gc.collect()
+        _collect_now_and_then()
     if blocks.size == 0:
         raise AudioError(f"{path} contains no decodable audio")
     if skipped:
@@ -239,6 +237,27 @@ class Timeline:
                 _release_freed_memory()
                 freed = 0
         return start, out
+
+
+_DECODES_PER_COLLECT = 16
+_decodes = 0
+
+
+def _collect_now_and_then() -> None:
+    """Run the cycle collector after every sixteenth decode.
+
+    PyAV's resampler graphs were only freed by the cycle collector
+    (faster-whisper issue 390; PyAV 18 leaves no cycle here): without a
+    collection now and then, long workers grew. After every decode it cost
+    more than the decoding: a full collection takes 10 to 200 ms with a
+    model and a test run in the heap, and a room job decodes every segment
+    of every track (70 for seven one-minute tracks: a third of its CPU).
+    At most sixteen decodes' garbage waits.
+    """
+    global _decodes
+    _decodes += 1
+    if _decodes % _DECODES_PER_COLLECT == 0:
+        gc.collect()
 
 
 def _release_freed_memory() -> None:
