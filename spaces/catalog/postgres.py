@@ -327,6 +327,8 @@ class PostgresCatalog(SqlCatalog):
         rows = {r[0]: r[1:] for r in cur.fetchall()}
         out: list[tuple[Any, ...]] = []
         for negative, space_id, start, turn_id in page:
+            if turn_id not in rows:  # deleted since its partition was read (its space erased)
+                continue
             title, speaker, end, snippet, state, language = rows[turn_id]
             out.append((space_id, title, speaker, start, end, snippet, -negative, state, language))
         return out
