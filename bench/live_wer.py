@@ -33,6 +33,7 @@ from bench.common import table
 from bench.live_captions import RATE, Script, offline_texts, script, script_errors
 from spaces.models import Caption
 from transcribe.audio import SAMPLE_RATE
+from transcribe.live_audio import OpusStream
 from transcribe.model import DEFAULT_MODEL, load_model, model_label
 from transcribe.room_context import RoomContext
 from transcribe.streaming import StreamingOptions, StreamingTranscriber
@@ -64,15 +65,16 @@ TICK = 0.05
 
 
 def opus_round_trip(samples: np.ndarray) -> np.ndarray:
-    """A 48 kHz int16 track through Opus (20 ms frames, as WebRTC sends) and back, at 16 kHz float32."""
+    """A 48 kHz int16 track through Opus (20 ms frames, as WebRTC sends) and back as the agent decodes it.
+
+    Decoded by the agent's own :class:`~transcribe.live_audio.OpusStream`, at 16 kHz float32.
+    """
     encoder = av.CodecContext.create("libopus", "w")
     encoder.sample_rate = RATE
     encoder.layout = "mono"  # type: ignore[attr-defined]
     encoder.format = "s16"  # type: ignore[attr-defined]
     encoder.bit_rate = 96000  # what aiortc sends
-    decoder = av.CodecContext.create("opus", "r")
-    decoder.sample_rate = RATE
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    stream = OpusStream()
     step = RATE // 50
     out: list[np.ndarray] = []
     for i in range(0, len(samples) - step + 1, step):
@@ -80,9 +82,11 @@ def opus_round_trip(samples: np.ndarray) -> np.ndarray:
         frame.sample_rate = RATE
         frame.pts = i
         for packet in encoder.encode(frame):  # type: ignore[attr-defined]
-            for decoded in decoder.decode(packet):
-                out.extend(r.to_ndarray().reshape(-1) for r in resampler.resample(decoded))
-    return np.concatenate(out).astype(np.float32)
+            assert packet.pts is not None
+            decoded = stream.push(bytes(packet), packet.pts, packet.pts / RATE)
+            if decoded is not None:
+                out.append(decoded[1])
+    return np.concatenate(out)
 
 
 def live_finals(plan: Script, heard: dict[str, np.ndarray], design: Design) -> tuple[dict[str, str], float]:

@@ -28,9 +28,9 @@ from transcribe.audio import SAMPLE_RATE
 PROMPT_CHARS = 200
 """Characters of the room's recent final text given to Whisper as its prompt."""
 _KEPT = 12
+"""Finals remembered: more than any context or prompt reaches back."""
 _GAP = 0.1
 """Seconds between a context's last word and the utterance's start, at least."""
-"""Finals remembered: more than any context or prompt reaches back."""
 
 
 @dataclass(frozen=True, eq=False)

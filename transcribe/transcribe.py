@@ -302,9 +302,9 @@ def _whisper(
     # still run its encoder once more over that tail (when its last segment
     # is not closed by a timestamp): stopping here saves a whole window,
     # which for a short utterance is half the cost.
-    tail = len(packed) / SAMPLE_RATE - options.vad.speech_pad_ms / 1000 - _TAIL_SLACK
-    out = []
     seconds = len(packed) / SAMPLE_RATE
+    tail = seconds - options.vad.speech_pad_ms / 1000 - _TAIL_SLACK
+    out = []
     with encoder_window(model, seconds) if short else contextlib.nullcontext():
         segments = model.transcribe(
             packed,
