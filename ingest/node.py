@@ -27,7 +27,7 @@ from spaces.catalog import Catalog
 from spaces.exceptions import NodeIdTaken, NotFound, RouterUnavailable
 from spaces.models import SpaceState
 from spaces.nodes import Node, NodeLoad
-from spaces.router import NodeRouter
+from spaces.router import SWEPT, NodeRouter
 from spaces.settings import Settings
 from spaces.sweeper import Sweeper
 
@@ -160,7 +160,12 @@ class NodeAgent:
     # --- handing spaces over -----------------------------------------------------------
 
     def claim_recovery(self, space_id: str) -> bool:
-        return self.router.claim_recovery(space_id, self.node_id)
+        if self.router.claim_recovery(space_id, self.node_id):
+            return True
+        if self.router.owner(space_id) == SWEPT:
+            # The sweep that took it may have died before enqueueing its pipeline.
+            self.sweeper.finish(space_id, self.node_id)
+        return False
 
     def release(self, space_id: str) -> None:
         self.router.release(space_id, self.node_id)

@@ -41,11 +41,20 @@ log = logging.getLogger(__name__)
 
 
 def finalize_from_blobs(settings: Settings, blobs: BlobStore, catalog: Catalog, space_id: str) -> bool:
-    """Finalize a live space from its uploaded segments alone, as partial; False if not live."""
+    """Finalize a live space from its uploaded segments alone, as partial; False if not live.
+
+    A space already recorded as partial and not yet transcribed has its
+    pipeline enqueued again: whoever recorded it (a sweep, or its node's own
+    recovery) may have died between the catalog and the queue, and the job
+    id makes a second enqueue of a live or finished job a no-op.
+    """
     try:
         space = catalog.get_space(space_id)
     except NotFound:
         return False
+    if space.state is SpaceState.RECORDED and space.partial:
+        enqueue_finalize(settings, space_id)
+        return True
     if space.state not in (SpaceState.CREATED, SpaceState.LIVE):
         return False
     tracks = sorted(
@@ -133,6 +142,14 @@ class Sweeper:
             return False
         if not self.router.claim_sweep(space_id, dead):
             return False  # the node handed it over itself
+        return self.finish(space_id, dead)
+
+    def finish(self, space_id: str, dead: str) -> bool:
+        """Finalize a space claimed by a sweep (``swept``), then drop it from ``dead``'s list.
+
+        Safe to repeat: the next sweep repeats it if this one dies half way,
+        and so does ``dead`` itself if it comes back first.
+        """
         done = finalize_from_blobs(self.settings, self.blobs, self.catalog, space_id)
         self.router.swept(space_id, dead)
         return done

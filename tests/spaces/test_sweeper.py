@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 from rq import Queue
 
+from ingest.node import Counters, NodeAgent
 from spaces import keys
 from spaces.blobstore import open_blob_store
 from spaces.catalog import open_catalog
@@ -110,3 +111,38 @@ def test_pipeline_workers_sweep_in_their_maintenance_pass(sweep_settings: Settin
     space = catalog.get_space(space_id)
     assert space.state is SpaceState.RECORDED and space.partial
     assert Queue(settings.queue_name, connection=connection).job_ids == [job_id(space_id, "finalize")]
+
+
+@pytest.mark.parametrize("finisher", ["next sweep", "the node back"])
+def test_a_sweep_that_died_before_the_queue_is_finished(
+    sweep_settings: Settings, sweeper: Sweeper, finisher: str
+) -> None:
+    """Killed between marking the space recorded and enqueueing its pipeline: the job still comes, once."""
+    settings = sweep_settings
+    catalog = open_catalog(settings)
+    catalog.create_schema()
+    space_id = uuid.uuid4().hex[:16]
+    space = Space(space_id=space_id, title="Half swept", host="ann", created_at=time.time(), state=SpaceState.LIVE)
+    catalog.put_space(space)
+    router = sweeper.router
+    router.register(Node(node_id="n1", url="http://n1.test:8001"), "i1", holds_spool=True)
+    router.place(space_id, select_least_loaded)
+    router.open_room(space_id, "n1")
+    wait_until(lambda: not router.live_nodes())
+    # What the dying sweep did: the claim, then the catalog; not the queue.
+    assert router.claim_sweep(space_id, "n1")
+    catalog.put_space(replace(space, state=SpaceState.RECORDED, partial=True))
+    queue = Queue(settings.queue_name, connection=connect(settings))
+    assert queue.job_ids == []
+
+    if finisher == "next sweep":
+        assert sweeper.sweep() == [space_id]
+    else:
+        agent = NodeAgent(replace(settings, sfu_node_id="n1"), catalog=catalog, counters=lambda: Counters(0, 0, 0))
+        assert not agent.claim_recovery(space_id)  # swept: the node sets its spool aside
+        agent.sweeper.close()
+    assert queue.job_ids == [job_id(space_id, "finalize")]
+    assert router.spaces_of("n1") == []
+    # Nothing more on a later pass.
+    assert sweeper.sweep() == []
+    assert queue.job_ids == [job_id(space_id, "finalize")]
