@@ -276,10 +276,9 @@ class PostgresCatalog(SqlCatalog):
     def _newest_ranked(self, cur: Any, a: _Asked) -> list[tuple[Any, ...]]:
         """``_ranked`` for all turns: the same candidates, ranks and page, from ``turn_search`` (``pg_search``).
 
-        Each look asks one range of ids (a partition, or all the rest) for
-        its newest matches still needed, ranked as they are read; the
-        candidates are sorted here and only the page's turns are read
-        for their text and headline.
+        Each look asks a range of partitions for its newest matches still
+        needed, ranked as they are read; the candidates are sorted here and
+        only the page's turns are read for their text and headline.
         """
         conditions, match = _conditions(a.matching, a.languages, placeholder="%s")
         per_row, per_row_args = _per_row(a.terms, a.languages, "t")
@@ -289,26 +288,33 @@ class PostgresCatalog(SqlCatalog):
         high = newest + 1
         cur.execute(_PARTITION_PLANNER)
         while high > 0 and len(found) < MAX_CANDIDATES:
-            if pg_search.read_all(len(found), newest + 1 - high, newest, MAX_CANDIDATES):
+            seen = newest + 1 - high
+            if pg_search.rare(len(found), seen):
                 cur.execute(_PLANNER_DEFAULTS)
                 # Every match read (the fence keeps the planner from walking the
                 # turns backwards for the newest: too few match to stop it
-                # early), ranked and paged in one statement. From turns (one
-                # GIN index plans faster) for words found nowhere among the
-                # newest turns, else from turn_search's narrower rows.
-                table = "turn_search" if found else "turns"
-                return self._ranked(
-                    cur, (f"(SELECT * FROM {table} t WHERE {' OR '.join(conditions)} OFFSET 0) t", match), a
-                )
-            low = pg_search.partition_low(high)
-            # Written out (never prepared): each partition is planned with
-            # the words' selectivity in it, walked backwards or asked of GIN.
-            cur.execute(
-                f"SELECT t.id, t.space_id, t.start_s, ts_rank(t.tsv, {per_row})"
+                # early), ranked and paged in one statement, from turns: one
+                # GIN index plans faster than a partition each.
+                source = f"(SELECT * FROM turns t WHERE {' OR '.join(conditions)} OFFSET 0) t"
+                return self._ranked(cur, (source, match), a)
+            need = MAX_CANDIDATES - len(found)
+            low = pg_search.look_low(len(found), seen, high, need)
+            # A branch per partition, newest first, each written out (never
+            # prepared) and planned on its own with the words' selectivity in
+            # it: walked backwards or asked of GIN. Append runs its branches
+            # in order (never in parallel here) and the LIMIT stops it once
+            # they hold the matches needed: the partitions beyond are never read.
+            branches = [
+                f"(SELECT t.id, t.space_id, t.start_s, ts_rank(t.tsv, {per_row}) AS rank"
                 " FROM turn_search t JOIN spaces s ON s.space_id = t.space_id"
                 f" WHERE ({' OR '.join(conditions)}) AND {self._sql(a.where)}"
-                f" AND t.id >= {low} AND t.id < {high} ORDER BY t.id DESC LIMIT {MAX_CANDIDATES - len(found)}",
-                [*per_row_args, *match, *a.params],
+                f" AND t.id >= {part} AND t.id < {min(high, part + pg_search.PARTITION_IDS)}"
+                f" ORDER BY t.id DESC LIMIT {need})"
+                for part in range(pg_search.partition_low(high), low - 1, -pg_search.PARTITION_IDS)
+            ]
+            cur.execute(
+                f"SELECT * FROM ({' UNION ALL '.join(branches)}) b LIMIT {need}",
+                [*per_row_args, *match, *a.params] * len(branches),
                 prepare=False,
             )
             found.extend((-rank, space_id, start, turn_id) for turn_id, space_id, start, rank in cur.fetchall())
