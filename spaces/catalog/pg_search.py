@@ -10,7 +10,7 @@ together in a few thousand of a million turns cost 70-130 ms either way:
 ``turn_search`` holds what finding and ranking need (no text: 200 bytes a
 turn), partitioned by id, a GIN index each. Search asks the newest partition
 first, then, in one statement, as many partitions as the matches found there
-say hold the rest of the candidates (three times over), each planned on its
+say hold the rest of the candidates (twice over), each planned on its
 own (walk or GIN) and read newest first until they hold them: a search reads
 about as many rows as it ranks, in two statements. Words found nowhere among
 the newest turns are read at once from all turns. Statement triggers on ``turns`` keep the table (COPY too),
@@ -110,8 +110,9 @@ def create(cur: Any) -> None:
 #: A look through several partitions reaches back this many times as far as
 #: the matches found so far say the candidates still needed go: the
 #: statement stops once it holds them (a partition it never reaches costs
-#: its planning only), a look too short costs another statement.
-REACH = 3
+#: its parsing and planning, 0.3-0.6 ms), a look too short costs another
+#: statement.
+REACH = 2
 
 #: Partitions one look asks at most: each is planned, reached or not.
 LOOK_PARTITIONS = 16
@@ -124,6 +125,16 @@ def rare(found: int, seen: int) -> bool:
     without a word said in every other one would have it read everywhere.
     """
     return not found and seen >= PARTITION_IDS // 2
+
+
+def at_once(found: int, seen: int, high: int, need: int) -> bool:
+    """Whether the ``found`` matches among the ``seen`` newest ids say all ids below ``high`` hold fewer than ``need``.
+
+    They are then asked as one range: one statement to plan, every match
+    read and sorted (a branch per partition costs more to plan than the
+    few rows it would spare).
+    """
+    return seen >= PARTITION_IDS // 2 and found * high < need * seen
 
 
 def look_low(found: int, seen: int, high: int, need: int) -> int:

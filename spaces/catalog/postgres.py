@@ -69,7 +69,8 @@ class _Asked:
 #: their spaces by key (hashing or merging every space cost more than the
 #: partition's scan, at each look), and rows are read from memory (at the
 #: default random_page_cost it walked 42,000 turns for 347 matches rather
-#: than read 1,000). Back to the defaults after the partitions.
+#: than read 1,000). Back to the defaults before all turns are read at once
+#: (``_ranked``); the page's read after the partitions plans alike under both.
 _PARTITION_PLANNER = (
     "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL random_page_cost = 1.1"
 )
@@ -298,7 +299,12 @@ class PostgresCatalog(SqlCatalog):
                 source = f"(SELECT * FROM turns t WHERE {' OR '.join(conditions)} OFFSET 0) t"
                 return self._ranked(cur, (source, match), a)
             need = MAX_CANDIDATES - len(found)
-            low = pg_search.look_low(len(found), seen, high, need)
+            if pg_search.at_once(len(found), seen, high, need):
+                low, ranges = 0, [(0, high)]
+            else:
+                low = pg_search.look_low(len(found), seen, high, need)
+                tops = range(pg_search.partition_low(high), low - 1, -pg_search.PARTITION_IDS)
+                ranges = [(part, min(high, part + pg_search.PARTITION_IDS)) for part in tops]
             # A branch per partition, newest first, each written out (never
             # prepared) and planned on its own with the words' selectivity in
             # it: walked backwards or asked of GIN. Append runs its branches
@@ -308,9 +314,8 @@ class PostgresCatalog(SqlCatalog):
                 f"(SELECT t.id, t.space_id, t.start_s, ts_rank(t.tsv, {per_row}) AS rank"
                 " FROM turn_search t JOIN spaces s ON s.space_id = t.space_id"
                 f" WHERE ({' OR '.join(conditions)}) AND {self._sql(a.where)}"
-                f" AND t.id >= {part} AND t.id < {min(high, part + pg_search.PARTITION_IDS)}"
-                f" ORDER BY t.id DESC LIMIT {need})"
-                for part in range(pg_search.partition_low(high), low - 1, -pg_search.PARTITION_IDS)
+                f" AND t.id >= {start} AND t.id < {end} ORDER BY t.id DESC LIMIT {need})"
+                for start, end in ranges
             ]
             cur.execute(
                 f"SELECT * FROM ({' UNION ALL '.join(branches)}) b LIMIT {need}",
@@ -319,7 +324,6 @@ class PostgresCatalog(SqlCatalog):
             )
             found.extend((-rank, space_id, start, turn_id) for turn_id, space_id, start, rank in cur.fetchall())
             high = low
-        cur.execute(_PLANNER_DEFAULTS)
         found.sort()
         page = found[a.offset : a.offset + a.limit]
         if not page:

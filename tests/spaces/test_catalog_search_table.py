@@ -161,8 +161,8 @@ def test_an_older_postgres_catalog_gets_its_search_table_and_answers_the_same(
     [
         (0, 0, 500, 1),  # nothing seen yet: the newest partition first
         (3, SMALL // 2 - 1, 500, 1),  # too few ids seen to tell how dense: the next partition
-        (100, SMALL, 50, 3),  # dense: half a partition's ids hold them, reached back three times as far
-        (10, SMALL, 40, 13),  # 4 partitions' ids hold them: 12 with the reach, and the newest's few
+        (100, SMALL, 50, 2),  # dense: half a partition's ids hold them, reached back twice as far
+        (10, SMALL, 40, 9),  # 4 partitions' ids hold them: 8 with the reach, and the newest's few
         (1, SMALL, 500, 16),  # sparse: as many partitions as a look asks at most
     ],
 )
@@ -174,5 +174,8 @@ def test_postgres_looks_as_far_back_as_the_matches_found_say(
     assert high - pg_search.look_low(found, seen, high, need) == SMALL * (partitions - 1) + 5
     assert pg_search.look_low(found, seen, SMALL * 2, need) >= 0, "no further back than the first id"
     assert pg_search.rare(0, SMALL // 2) and not pg_search.rare(0, SMALL // 2 - 1) and not pg_search.rare(1, SMALL)
+    # 5 in the newest SMALL ids: about 100 below SMALL * 20, read at once if more are needed.
+    assert pg_search.at_once(5, SMALL, SMALL * 20, 101) and not pg_search.at_once(5, SMALL, SMALL * 20, 100)
+    assert not pg_search.at_once(1, SMALL // 2 - 1, SMALL * 20, 1000), "too few ids seen to tell"
     assert pg_search.partition_low(SMALL * 3 + 1) == SMALL * 3
     assert pg_search.partition_low(SMALL * 3) == SMALL * 2
