@@ -283,6 +283,7 @@ class PostgresCatalog(SqlCatalog):
         """
         conditions, match = _conditions(a.matching, a.languages, placeholder="%s")
         per_row, per_row_args = _per_row(a.terms, a.languages, "t")
+        ranked_by, rank_args = _per_row(a.terms, a.languages, "b")
         cur.execute("SELECT MAX(id) FROM turns")  # the same ids; one index to plan, not one per partition
         newest = int(cur.fetchone()[0] or 0)
         found: list[tuple[float, str, float, int]] = []
@@ -309,17 +310,19 @@ class PostgresCatalog(SqlCatalog):
             # prepared) and planned on its own with the words' selectivity in
             # it: walked backwards or asked of GIN. Append runs its branches
             # in order (never in parallel here) and the LIMIT stops it once
-            # they hold the matches needed: the partitions beyond are never read.
+            # they hold the matches needed: the partitions beyond are never
+            # read, and only the matches kept are ranked.
             branches = [
-                f"(SELECT t.id, t.space_id, t.start_s, ts_rank(t.tsv, {per_row}) AS rank"
+                "(SELECT t.id, t.space_id, t.start_s, t.ts_config, t.tsv"
                 " FROM turn_search t JOIN spaces s ON s.space_id = t.space_id"
                 f" WHERE ({' OR '.join(conditions)}) AND {self._sql(a.where)}"
                 f" AND t.id >= {start} AND t.id < {end} ORDER BY t.id DESC LIMIT {need})"
                 for start, end in ranges
             ]
             cur.execute(
-                f"SELECT * FROM ({' UNION ALL '.join(branches)}) b LIMIT {need}",
-                [*per_row_args, *match, *a.params] * len(branches),
+                f"SELECT b.id, b.space_id, b.start_s, ts_rank(b.tsv, {ranked_by})"
+                f" FROM ({' UNION ALL '.join(branches)}) b LIMIT {need}",
+                [*rank_args, *[*match, *a.params] * len(branches)],
                 prepare=False,
             )
             found.extend((-rank, space_id, start, turn_id) for turn_id, space_id, start, rank in cur.fetchall())
