@@ -10,11 +10,11 @@ together in a few thousand of a million turns cost 70-130 ms either way:
 ``turn_search`` holds what finding and ranking need (no text: 200 bytes a
 turn), partitioned by id, a GIN index each. Search asks the newest partition
 first, then, in one statement, as many partitions as the matches found there
-say hold the rest of the candidates (twice over), each planned on its
-own (walk or GIN) and read newest first until they hold them: a search reads
+say hold the rest of the candidates (twice over), each planned on its own
+(walk or GIN) and read newest first until they hold them: a search reads
 about as many rows as it ranks, in two statements. Words found nowhere among
-the newest turns are read at once from all turns. Statement triggers on ``turns`` keep the table (COPY too),
-making partitions as ids reach them.
+the newest turns are read at once from all turns. Statement triggers on
+``turns`` keep the table (COPY too), making partitions as ids reach them.
 """
 
 from __future__ import annotations
@@ -149,6 +149,14 @@ def look_low(found: int, seen: int, high: int, need: int) -> int:
         return one
     reach = max(0, high - need * seen * REACH // found) // PARTITION_IDS * PARTITION_IDS
     return max(min(one, reach), one - (LOOK_PARTITIONS - 1) * PARTITION_IDS)
+
+
+def look(found: int, seen: int, high: int, need: int) -> list[tuple[int, int]]:
+    """The id ranges (first, end) of the next look, newest first: one, or a partition each."""
+    if at_once(found, seen, high, need):
+        return [(0, high)]
+    tops = range(partition_low(high), look_low(found, seen, high, need) - 1, -PARTITION_IDS)
+    return [(part, min(high, part + PARTITION_IDS)) for part in tops]
 
 
 def partition_low(high: int) -> int:

@@ -278,7 +278,7 @@ class PostgresCatalog(SqlCatalog):
         """``_ranked`` for all turns: the same candidates, ranks and page, from ``turn_search`` (``pg_search``).
 
         Each look asks a range of partitions for its newest matches still
-        needed, ranked as they are read; the candidates are sorted here and
+        needed, ranked as they are kept; the candidates are sorted here and
         only the page's turns are read for their text and headline.
         """
         conditions, match = _conditions(a.matching, a.languages, placeholder="%s")
@@ -300,12 +300,7 @@ class PostgresCatalog(SqlCatalog):
                 source = f"(SELECT * FROM turns t WHERE {' OR '.join(conditions)} OFFSET 0) t"
                 return self._ranked(cur, (source, match), a)
             need = MAX_CANDIDATES - len(found)
-            if pg_search.at_once(len(found), seen, high, need):
-                low, ranges = 0, [(0, high)]
-            else:
-                low = pg_search.look_low(len(found), seen, high, need)
-                tops = range(pg_search.partition_low(high), low - 1, -pg_search.PARTITION_IDS)
-                ranges = [(part, min(high, part + pg_search.PARTITION_IDS)) for part in tops]
+            ranges = pg_search.look(len(found), seen, high, need)
             # A branch per partition, newest first, each written out (never
             # prepared) and planned on its own with the words' selectivity in
             # it: walked backwards or asked of GIN. Append runs its branches
@@ -326,7 +321,7 @@ class PostgresCatalog(SqlCatalog):
                 prepare=False,
             )
             found.extend((-rank, space_id, start, turn_id) for turn_id, space_id, start, rank in cur.fetchall())
-            high = low
+            high = ranges[-1][0]
         found.sort()
         page = found[a.offset : a.offset + a.limit]
         if not page:

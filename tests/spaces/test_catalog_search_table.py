@@ -177,5 +177,7 @@ def test_postgres_looks_as_far_back_as_the_matches_found_say(
     # 5 in the newest SMALL ids: about 100 below SMALL * 20, read at once if more are needed.
     assert pg_search.at_once(5, SMALL, SMALL * 20, 101) and not pg_search.at_once(5, SMALL, SMALL * 20, 100)
     assert not pg_search.at_once(1, SMALL // 2 - 1, SMALL * 20, 1000), "too few ids seen to tell"
+    assert pg_search.look(5, SMALL, SMALL * 20, 101) == [(0, SMALL * 20)]
+    assert pg_search.look(100, SMALL, high, 50) == [(SMALL * 20, high), (SMALL * 19, SMALL * 20)]
     assert pg_search.partition_low(SMALL * 3 + 1) == SMALL * 3
     assert pg_search.partition_low(SMALL * 3) == SMALL * 2
