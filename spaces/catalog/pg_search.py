@@ -9,11 +9,12 @@ together in a few thousand of a million turns cost 70-130 ms either way:
 
 ``turn_search`` holds what finding and ranking need (no text: 200 bytes a
 turn), partitioned by id, a GIN index each. Search asks the newest partition
-first, then the next, each planned on its own (walk or GIN), until they hold
-the candidates; when the matches found so far say the rest holds fewer than
-are still needed, the rest is asked at once. A search reads about as many
-rows as it ranks. Statement triggers on ``turns`` keep the table (COPY too),
-making partitions as ids reach them.
+first, then, in one statement, as many partitions as the matches found there
+say hold the rest of the candidates (twice over), each planned on its own
+(walk or GIN) and read newest first until they hold them: a search reads
+about as many rows as it ranks, in two statements. Words found nowhere among
+the newest turns are read at once from all turns. Statement triggers on
+``turns`` keep the table (COPY too), making partitions as ids reach them.
 """
 
 from __future__ import annotations
@@ -106,20 +107,56 @@ def create(cur: Any) -> None:
     cur.execute(_table() + _partitioning() + _index_and_triggers())
 
 
-#: Once the matches found say all turns hold fewer than this many times
-#: MAX_CANDIDATES, the rest are read at once (GIN of all turns) rather than
-#: a partition at a time: each look costs planning and a GIN scan, reading a
-#: match costs microseconds.
-READ_ALL_BELOW = 2
+#: A look through several partitions reaches back this many times as far as
+#: the matches found so far say the candidates still needed go: the
+#: statement stops once it holds them (a partition it never reaches costs
+#: its parsing and planning, 0.3-0.6 ms), a look too short costs another
+#: statement.
+REACH = 2
+
+#: Partitions one look asks at most: each is planned, reached or not.
+LOOK_PARTITIONS = 16
 
 
-def read_all(found: int, seen: int, newest: int, candidates: int) -> bool:
-    """Whether, with ``found`` matches among the ``seen`` newest ids, all ``newest`` ids are read at once.
+def rare(found: int, seen: int) -> bool:
+    """Whether no match among the ``seen`` newest ids says the words are rare: all matches are read at once.
 
     Not before half a partition's ids were seen: a few dozen newest turns
     without a word said in every other one would have it read everywhere.
     """
-    return seen >= PARTITION_IDS // 2 and found * (newest + 1) < READ_ALL_BELOW * candidates * seen
+    return not found and seen >= PARTITION_IDS // 2
+
+
+def at_once(found: int, seen: int, high: int, need: int) -> bool:
+    """Whether the ``found`` matches among the ``seen`` newest ids say all ids below ``high`` hold fewer than ``need``.
+
+    They are then asked as one range: one statement to plan, every match
+    read and sorted (a branch per partition costs more to plan than the
+    few rows it would spare).
+    """
+    return seen >= PARTITION_IDS // 2 and found * high < need * seen
+
+
+def look_low(found: int, seen: int, high: int, need: int) -> int:
+    """The first id of the next look, whose ids end at ``high`` (exclusive), for ``need`` more matches.
+
+    One partition while too few ids were seen to tell how dense the
+    matches are; else as many as ``found`` among ``seen`` say hold
+    ``need``, ``REACH`` times over, in whole partitions.
+    """
+    one = partition_low(high)
+    if not found or seen < PARTITION_IDS // 2:
+        return one
+    reach = max(0, high - need * seen * REACH // found) // PARTITION_IDS * PARTITION_IDS
+    return max(min(one, reach), one - (LOOK_PARTITIONS - 1) * PARTITION_IDS)
+
+
+def look(found: int, seen: int, high: int, need: int) -> list[tuple[int, int]]:
+    """The id ranges (first, end) of the next look, newest first: one, or a partition each."""
+    if at_once(found, seen, high, need):
+        return [(0, high)]
+    tops = range(partition_low(high), look_low(found, seen, high, need) - 1, -PARTITION_IDS)
+    return [(part, min(high, part + PARTITION_IDS)) for part in tops]
 
 
 def partition_low(high: int) -> int:

@@ -69,7 +69,8 @@ class _Asked:
 #: their spaces by key (hashing or merging every space cost more than the
 #: partition's scan, at each look), and rows are read from memory (at the
 #: default random_page_cost it walked 42,000 turns for 347 matches rather
-#: than read 1,000). Back to the defaults after the partitions.
+#: than read 1,000). Back to the defaults before all turns are read at once
+#: (``_ranked``); the page's read after the partitions plans alike under both.
 _PARTITION_PLANNER = (
     "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL random_page_cost = 1.1"
 )
@@ -276,44 +277,51 @@ class PostgresCatalog(SqlCatalog):
     def _newest_ranked(self, cur: Any, a: _Asked) -> list[tuple[Any, ...]]:
         """``_ranked`` for all turns: the same candidates, ranks and page, from ``turn_search`` (``pg_search``).
 
-        Each look asks one range of ids (a partition, or all the rest) for
-        its newest matches still needed, ranked as they are read; the
-        candidates are sorted here and only the page's turns are read
-        for their text and headline.
+        Each look asks a range of partitions for its newest matches still
+        needed, ranked as they are kept; the candidates are sorted here and
+        only the page's turns are read for their text and headline.
         """
         conditions, match = _conditions(a.matching, a.languages, placeholder="%s")
         per_row, per_row_args = _per_row(a.terms, a.languages, "t")
+        ranked_by, rank_args = _per_row(a.terms, a.languages, "b")
         cur.execute("SELECT MAX(id) FROM turns")  # the same ids; one index to plan, not one per partition
         newest = int(cur.fetchone()[0] or 0)
         found: list[tuple[float, str, float, int]] = []
         high = newest + 1
         cur.execute(_PARTITION_PLANNER)
         while high > 0 and len(found) < MAX_CANDIDATES:
-            if pg_search.read_all(len(found), newest + 1 - high, newest, MAX_CANDIDATES):
+            seen = newest + 1 - high
+            if pg_search.rare(len(found), seen):
                 cur.execute(_PLANNER_DEFAULTS)
                 # Every match read (the fence keeps the planner from walking the
                 # turns backwards for the newest: too few match to stop it
-                # early), ranked and paged in one statement. From turns (one
-                # GIN index plans faster) for words found nowhere among the
-                # newest turns, else from turn_search's narrower rows.
-                table = "turn_search" if found else "turns"
-                return self._ranked(
-                    cur, (f"(SELECT * FROM {table} t WHERE {' OR '.join(conditions)} OFFSET 0) t", match), a
-                )
-            low = pg_search.partition_low(high)
-            # Written out (never prepared): each partition is planned with
-            # the words' selectivity in it, walked backwards or asked of GIN.
-            cur.execute(
-                f"SELECT t.id, t.space_id, t.start_s, ts_rank(t.tsv, {per_row})"
+                # early), ranked and paged in one statement, from turns: one
+                # GIN index plans faster than a partition each.
+                source = f"(SELECT * FROM turns t WHERE {' OR '.join(conditions)} OFFSET 0) t"
+                return self._ranked(cur, (source, match), a)
+            need = MAX_CANDIDATES - len(found)
+            ranges = pg_search.look(len(found), seen, high, need)
+            # A branch per partition, newest first, each written out (never
+            # prepared) and planned on its own with the words' selectivity in
+            # it: walked backwards or asked of GIN. Append runs its branches
+            # in order (never in parallel here) and the LIMIT stops it once
+            # they hold the matches needed: the partitions beyond are never
+            # read, and only the matches kept are ranked.
+            branches = [
+                "(SELECT t.id, t.space_id, t.start_s, t.ts_config, t.tsv"
                 " FROM turn_search t JOIN spaces s ON s.space_id = t.space_id"
                 f" WHERE ({' OR '.join(conditions)}) AND {self._sql(a.where)}"
-                f" AND t.id >= {low} AND t.id < {high} ORDER BY t.id DESC LIMIT {MAX_CANDIDATES - len(found)}",
-                [*per_row_args, *match, *a.params],
+                f" AND t.id >= {start} AND t.id < {end} ORDER BY t.id DESC LIMIT {need})"
+                for start, end in ranges
+            ]
+            cur.execute(
+                f"SELECT b.id, b.space_id, b.start_s, ts_rank(b.tsv, {ranked_by})"
+                f" FROM ({' UNION ALL '.join(branches)}) b LIMIT {need}",
+                [*rank_args, *[*match, *a.params] * len(branches)],
                 prepare=False,
             )
             found.extend((-rank, space_id, start, turn_id) for turn_id, space_id, start, rank in cur.fetchall())
-            high = low
-        cur.execute(_PLANNER_DEFAULTS)
+            high = ranges[-1][0]
         found.sort()
         page = found[a.offset : a.offset + a.limit]
         if not page:

@@ -28,9 +28,9 @@ SMALL = 128
 def partitioned(catalog: Catalog, monkeypatch: pytest.MonkeyPatch) -> Catalog:
     """The catalog, its PostgreSQL search table made in partitions of ``SMALL`` ids (SQLite: as it is)."""
     monkeypatch.setattr(pg_search, "PARTITION_IDS", SMALL)
-    # Partition by partition for as long as the matches say there are more
-    # than the candidates (words found nowhere among the newest: all at once).
-    monkeypatch.setattr(pg_search, "READ_ALL_BELOW", 1)
+    # A few partitions a look: a thousand candidates take several looks, the
+    # last ones stopping short of the partitions they were given.
+    monkeypatch.setattr(pg_search, "LOOK_PARTITIONS", 3)
     catalog.create_schema()  # the trigger's partitions are SMALL ids from here on
     return catalog
 
@@ -157,20 +157,27 @@ def test_an_older_postgres_catalog_gets_its_search_table_and_answers_the_same(
 
 
 @pytest.mark.parametrize(
-    ("found", "seen", "expected"),
+    ("found", "seen", "need", "partitions"),
     [
-        (0, SMALL // 2, True),  # nothing among the newest: rare words, read all at once
-        (0, SMALL // 2 - 1, False),  # too few ids seen to tell: the next partition first
-        (0, 0, False),  # nothing seen yet: look at the newest first
-        (1000, SMALL, False),  # dense: the newest partition did it
-        (10, SMALL, False),  # 10 in 128 of 12,800 ids: about 1,000 in all, not fewer than twice the candidates
-        (5, SMALL, True),  # about 500 in all: read them all
+        (0, 0, 500, 1),  # nothing seen yet: the newest partition first
+        (3, SMALL // 2 - 1, 500, 1),  # too few ids seen to tell how dense: the next partition
+        (100, SMALL, 50, 2),  # dense: half a partition's ids hold them, reached back twice as far
+        (10, SMALL, 40, 9),  # 4 partitions' ids hold them: 8 with the reach, and the newest's few
+        (1, SMALL, 500, 16),  # sparse: as many partitions as a look asks at most
     ],
 )
-def test_postgres_reads_all_matches_at_once_when_they_are_few(
-    monkeypatch: pytest.MonkeyPatch, found: int, seen: int, expected: bool
+def test_postgres_looks_as_far_back_as_the_matches_found_say(
+    monkeypatch: pytest.MonkeyPatch, found: int, seen: int, need: int, partitions: int
 ) -> None:
     monkeypatch.setattr(pg_search, "PARTITION_IDS", SMALL)
-    assert pg_search.read_all(found, seen, newest=SMALL * 100 - 1, candidates=500) is expected
+    high = SMALL * 20 + 5
+    assert high - pg_search.look_low(found, seen, high, need) == SMALL * (partitions - 1) + 5
+    assert pg_search.look_low(found, seen, SMALL * 2, need) >= 0, "no further back than the first id"
+    assert pg_search.rare(0, SMALL // 2) and not pg_search.rare(0, SMALL // 2 - 1) and not pg_search.rare(1, SMALL)
+    # 5 in the newest SMALL ids: about 100 below SMALL * 20, read at once if more are needed.
+    assert pg_search.at_once(5, SMALL, SMALL * 20, 101) and not pg_search.at_once(5, SMALL, SMALL * 20, 100)
+    assert not pg_search.at_once(1, SMALL // 2 - 1, SMALL * 20, 1000), "too few ids seen to tell"
+    assert pg_search.look(5, SMALL, SMALL * 20, 101) == [(0, SMALL * 20)]
+    assert pg_search.look(100, SMALL, high, 50) == [(SMALL * 20, high), (SMALL * 19, SMALL * 20)]
     assert pg_search.partition_low(SMALL * 3 + 1) == SMALL * 3
     assert pg_search.partition_low(SMALL * 3) == SMALL * 2
