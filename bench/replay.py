@@ -13,6 +13,7 @@ Usage::
     .venv/bin/python -m bench.replay                      # the full run (a few minutes)
     .venv/bin/python -m bench.replay --turns 100000       # scaled down
     .venv/bin/python -m bench.replay --backends sqlite
+    .venv/bin/python -m bench.replay --languages en,fr,de,es   # a space in four, classes per language
 
 PostgreSQL: ``--pg-url`` (default ``postgresql://postgres@127.0.0.1:5432/test``);
 the bench works in a schema of its own and drops it at the end.
@@ -73,8 +74,13 @@ RANGE_BYTES = 64 * 1024
 class Corpus:
     spaces: list[Space]
     turns: list[TurnRow]
-    content: list[str]
-    """Content words, most frequent first (Zipf rank order)."""
+    content: dict[str, list[str]]
+    """Per language, its content words, most frequent first (Zipf rank order)."""
+
+    @property
+    def tag(self) -> str:
+        """What names its kept catalogs apart from other corpora's ("" for English alone, as before)."""
+        return "" if list(self.content) == ["en"] else "_" + "_".join(self.content)
 
 
 def _pseudo_words(n: int, rng: random.Random) -> list[str]:
@@ -92,17 +98,31 @@ def _pseudo_words(n: int, rng: random.Random) -> list[str]:
     return sorted(words)
 
 
-def generate(n_spaces: int, n_turns: int, *, seed: int = 7) -> Corpus:
+#: The function words of each language a corpus can be held in besides English
+#: (the most frequent of PostgreSQL's stop words for it): four tokens in ten.
+FUNCTION_WORDS = {
+    "fr": "le la les de des du un une et est en que qui dans pour pas sur ce il elle je vous nous on au avec "
+    "mais ou son sa ses ne se plus par tout".split(),
+    "de": "der die das und ist nicht ich du er sie es wir ihr ein eine zu den dem mit auf für von sich auch "
+    "aber als wie noch nur so an".split(),
+    "es": "el la los las de del un una y es que en por para con no se lo le su al como pero mas sus ya o este "
+    "si porque esta entre".split(),
+}
+
+
+def generate(n_spaces: int, n_turns: int, *, seed: int = 7, languages: tuple[str, ...] = ("en",)) -> Corpus:
     """Spaces over two years; turns of 4-28 words drawn from a Zipf vocabulary.
 
-    About four tokens in ten are English stop words, as in speech; the rest
-    come from 30,000 content words whose frequencies follow Zipf's law.
+    About four tokens in ten are stop words, as in speech; the rest come from
+    30,000 content words whose frequencies follow Zipf's law. Spaces take
+    ``languages`` in turn, each language with its own stop and content words
+    (English only: the corpus of earlier runs, word for word).
     """
     rng = random.Random(seed)
     content = _pseudo_words(30_000, rng)
     rng.shuffle(content)
     stops = sorted(STOP_WORDS)
-    vocabulary = stops + content
+    words = {lang: _language_words(lang, stops, content, rng) for lang in languages}
     weights = np.concatenate(
         [
             np.full(len(stops), 0.4 / len(stops)),
@@ -111,7 +131,7 @@ def generate(n_spaces: int, n_turns: int, *, seed: int = 7) -> Corpus:
     )
     nprng = np.random.default_rng(seed)
     lengths = nprng.integers(4, 29, size=n_turns)
-    tokens = nprng.choice(len(vocabulary), size=int(lengths.sum()), p=weights / weights.sum())
+    tokens = nprng.choice(len(stops) + len(content), size=int(lengths.sum()), p=weights / weights.sum())
     people = [f"user{i:04d}" for i in range(2000)]
     spaces: list[Space] = []
     per_space = max(1, n_turns // n_spaces)
@@ -121,28 +141,43 @@ def generate(n_spaces: int, n_turns: int, *, seed: int = 7) -> Corpus:
     for s in range(n_spaces):
         speakers = tuple(rng.sample(people, rng.randint(2, 5)))
         space_id = f"s{s:06d}"
+        language = languages[s % len(languages)]
         first, last = s * per_space, (n_turns if s == n_spaces - 1 else (s + 1) * per_space)
         clock = rng.uniform(0, 5)
         for seq, t in enumerate(range(first, last)):
             n = int(lengths[t])
-            text = " ".join(vocabulary[i] for i in tokens[cursor : cursor + n])
+            text = " ".join(words[language][i] for i in tokens[cursor : cursor + n])
             cursor += n
             length = n * 0.35
-            turns.append(TurnRow(space_id, seq, speakers[seq % len(speakers)], clock, clock + length, text))
+            speaker = speakers[seq % len(speakers)]
+            turns.append(
+                TurnRow(space_id, seq, speaker, clock, clock + length, text, "" if language == "en" else language)
+            )
             clock += length + rng.uniform(0.2, 2.0)
         spaces.append(
             Space(
                 space_id=space_id,
-                title=f"Space {s} about {content[rng.randrange(2000)]}",
+                title=f"Space {s} about {words[language][len(stops) + rng.randrange(2000)]}",
                 host=speakers[0],
                 created_at=start_epoch + s * (63_000_000 / n_spaces),
                 state=SpaceState.READY if rng.random() < 0.98 else SpaceState.PROCESSING,
                 visibility=Visibility.PRIVATE if rng.random() < 0.05 else Visibility.PUBLIC,
                 duration=clock,
                 speakers=speakers,
+                language=language,
             )
         )
-    return Corpus(spaces, turns, content)
+    return Corpus(spaces, turns, {lang: w[len(stops) :] for lang, w in words.items()})
+
+
+def _language_words(language: str, stops: list[str], content: list[str], rng: random.Random) -> list[str]:
+    """A language's vocabulary, indexed as English's: its stop words where English has its own, then content."""
+    if language == "en":
+        return stops + content
+    own = FUNCTION_WORDS[language]
+    other = _pseudo_words(len(content), rng)
+    rng.shuffle(other)
+    return [own[i % len(own)] for i in range(len(stops))] + other
 
 
 #: Content words this frequent (by rank) are the "frequent" query class: each of
@@ -162,7 +197,7 @@ class Query:
 
 
 def two_word_queries(corpus: Corpus, n: int, *, seed: int = 11) -> dict[str, list[Query]]:
-    """Query classes of two words each.
+    """Query classes of two words each, per language (named ``frequent fr``; English alone: ``frequent``).
 
     ``typical``: two words said together in a random turn, leaving out the
     100 most frequent content words (people search for what is particular
@@ -171,19 +206,35 @@ def two_word_queries(corpus: Corpus, n: int, *, seed: int = 11) -> dict[str, lis
     speaker's turns (a name as typed, capitalised) or one space's.
     """
     rng = random.Random(seed)
-    frequent = set(corpus.content[:FREQUENT_RANKS])
+    classes: dict[str, list[Query]] = {}
+    for language, content in corpus.content.items():
+        if len(corpus.content) == 1:
+            classes.update(_language_queries(corpus.turns, corpus.spaces, content, n, rng))
+            continue
+        turns = [t for t in corpus.turns if (t.language or "en") == language]
+        spaces = [s for s in corpus.spaces if s.language == language]
+        for kind, batch in _language_queries(turns, spaces, content, n, rng).items():
+            classes[f"{kind} {language}"] = batch
+    return classes
+
+
+def _language_queries(
+    turns: list[TurnRow], spaces: list[Space], content: list[str], n: int, rng: random.Random
+) -> dict[str, list[Query]]:
+    frequent = set(content[:FREQUENT_RANKS])
+    stops = STOP_WORDS.union(*FUNCTION_WORDS.values())
     typical: list[str] = []
     while len(typical) < n:
-        words = sorted({w for w in rng.choice(corpus.turns).text.split() if w not in STOP_WORDS and w not in frequent})
+        words = sorted({w for w in rng.choice(turns).text.split() if w not in stops and w not in frequent})
         if len(words) >= 2:
             typical.append(" ".join(rng.sample(words, 2)))
-    common = [" ".join(rng.sample(corpus.content[:FREQUENT_RANKS], 2)) for _ in range(max(20, n // 5))]
-    speakers = sorted({t.speaker for t in corpus.turns})
+    common = [" ".join(rng.sample(content[:FREQUENT_RANKS], 2)) for _ in range(max(20, n // 5))]
+    speakers = sorted({t.speaker for t in turns})
     return {
         "typical": [Query(q) for q in typical],
         "frequent": [Query(q) for q in common],
         "frequent+speaker": [Query(q, speaker=rng.choice(speakers).capitalize()) for q in common],
-        "frequent+space": [Query(q, space=rng.choice(corpus.spaces).space_id) for q in common],
+        "frequent+space": [Query(q, space=rng.choice(spaces).space_id) for q in common],
     }
 
 
@@ -203,14 +254,16 @@ KEPT_SCHEMA = "bench_kept"
 
 
 @contextmanager
-def backends(names: list[str], work: Path, pg_url: str, *, kept: bool = False) -> Iterator[list[Backend]]:
-    """The catalogs, in ``work``; dropped at the end unless ``kept``."""
+def backends(
+    names: list[str], work: Path, pg_url: str, *, kept: bool = False, tag: str = ""
+) -> Iterator[list[Backend]]:
+    """The catalogs, in ``work``; dropped at the end unless ``kept`` (under names ending in ``tag``)."""
     made: list[Backend] = []
-    schema = KEPT_SCHEMA if kept else f"bench_{uuid.uuid4().hex[:10]}"
+    schema = KEPT_SCHEMA + tag if kept else f"bench_{uuid.uuid4().hex[:10]}"
     try:
         for name in names:
             if name == "sqlite":
-                path = work / "catalog.db"
+                path = work / f"catalog{tag}.db"
                 made.append(Backend("sqlite", f"sqlite:///{path}", SqliteCatalog(path)))
             else:
                 with psycopg.connect(pg_url, autocommit=True) as conn:
@@ -230,7 +283,7 @@ def load(backend: Backend, corpus: Corpus, work: Path) -> float | None:
     """Seconds to load the corpus; None if ``work`` holds it from an earlier run (kept)."""
     started = time.perf_counter()
     backend.catalog.create_schema()
-    marker = work / f"{backend.name}.loaded"
+    marker = work / f"{backend.name}{corpus.tag}.loaded"
     size = f"{len(corpus.spaces)} {len(corpus.turns)}"
     if marker.exists() and marker.read_text() == size:
         return None
@@ -516,6 +569,11 @@ def main() -> None:
     parser.add_argument("--range-seconds", type=float, default=10.0)
     parser.add_argument("--api-workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument(
+        "--languages",
+        default="en",
+        help="the languages spaces are held in, in turn (e.g. en,fr,de,es); query classes per language",
+    )
     parser.add_argument("--keep", type=Path, help="keep the catalogs in this directory and reuse them")
     parser.add_argument(
         "--hits",
@@ -538,7 +596,10 @@ def main() -> None:
     names = [n.strip() for n in args.backends.split(",") if n.strip()]
 
     t0 = time.perf_counter()
-    corpus = generate(args.spaces, args.turns)
+    languages = tuple(args.languages.split(","))
+    if unknown := sorted(set(languages) - {"en", *FUNCTION_WORDS}):
+        parser.error(f"--languages: no corpus words for {', '.join(unknown)} (known: en, {', '.join(FUNCTION_WORDS)})")
+    corpus = generate(args.spaces, args.turns, languages=languages)
     n_tokens = sum(len(t.text.split()) for t in corpus.turns[:10_000]) / min(10_000, len(corpus.turns))
     print(f"generated {len(corpus.spaces):,} spaces, {len(corpus.turns):,} turns "
           f"(~{n_tokens:.0f} words each) in {time.perf_counter() - t0:.1f}s", flush=True)  # fmt: skip
@@ -556,13 +617,14 @@ def main() -> None:
     try:
         blobs = LocalBlobStore(work / "blobs")
         size = make_audio(blobs, work, 600)
-        with backends(names, args.keep or work, args.pg_url, kept=bool(args.keep)) as made:
+        with backends(names, args.keep or work, args.pg_url, kept=bool(args.keep), tag=corpus.tag) as made:
             for backend in made:
                 seconds = load(backend, corpus, args.keep or work)
                 took = "kept" if seconds is None else f"{seconds:.1f}"
                 loads.append([backend.name, f"{len(corpus.spaces):,}", f"{len(corpus.turns):,}", took])
                 print(f"{backend.name}: load {took}" + ("" if seconds is None else " s"), flush=True)
-                like = bench_like(backend, queries["typical"][: args.like_queries])
+                typical = [q for kind, batch in queries.items() if kind.startswith("typical") for q in batch]
+                like = bench_like(backend, typical[: args.like_queries])
                 likes.append([backend.name, *like.row()])
                 print(f"{backend.name}: LIKE baseline p50 {percentile(like.samples_ms, 50):.0f} ms", flush=True)
                 if args.exact_hits and not args.exact_hits.exists():
