@@ -47,6 +47,7 @@ from spaces.models import Caption, Word, join_words
 from transcribe.agreement import HypothesisBuffer
 from transcribe.audio import SAMPLE_RATE
 from transcribe.model import ENCODER_MARGIN, encoder_seconds, encoder_window
+from transcribe.pass_meter import PassMeter, process_meter
 from transcribe.room_context import Heard, RoomContext
 from transcribe.transcribe import TranscribeOptions, transcribe_clip
 from transcribe.vad import FRAME, speech_probabilities
@@ -153,7 +154,7 @@ class StreamingTranscriber:
         prompt: PromptSource | None = None,
         room: RoomContext | None = None,
         clock: Callable[[], float] = time.perf_counter,
-        cpu_clock: Callable[[], float] = time.thread_time,
+        meter: PassMeter | None = None,
     ) -> None:
         self.model = model
         self.final_model = model if final_model is None else final_model
@@ -164,15 +165,15 @@ class StreamingTranscriber:
         """The room's recent finals: the prompt (unless ``prompt`` is given) and the final pass's context."""
         self.prompt = prompt if prompt is not None or room is None else room.prompt
         self._clock = clock
-        self._cpu_clock = cpu_clock
-        """A pass's cost for ``max_load`` is the CPU time of the thread running it (each speaker has one).
+        self._meter = meter if meter is not None else process_meter()
+        """A pass's cost for ``max_load``: its thread's CPU and its share of the model's threads' CPU.
 
-        Not wall time: on a loaded machine that says more about the others. Not the
-        process's CPU time either: it counted every other speaker's passes and the
-        agent's WebRTC receive path against this speaker, whose interims then never
-        came (the live page test, with the SFU in the same process, got none).
-        ctranslate2's own helper threads are not in it: with N threads per model a
-        pass may cost up to N times what ``max_load`` allows."""
+        Not the calling thread's CPU alone: the model computes on threads of its
+        own, and that saw 1-7 % of a pass. Not wall time: on a loaded machine that
+        says more about the others. Not the process's CPU time either: it counted
+        every other speaker's passes and the agent's WebRTC receive path against
+        this speaker, whose interims then never came (the live page test, with
+        the SFU in the same process, got none)."""
         self._origin: float | None = None
         """Room time of stream sample 0."""
         self._audio = np.zeros(0, dtype=np.float32)
@@ -184,7 +185,7 @@ class StreamingTranscriber:
         self._closed_at = 0
         """Stream sample index where the last utterance was cut: the next one's padding starts no earlier."""
         self._pass_cost = 0.0
-        """CPU seconds of the last pass (of the whole process: the model computes on threads of its own)."""
+        """CPU seconds of the last pass (:class:`~transcribe.pass_meter.PassMeter`)."""
         self._utterances = 0
         self._seq = 0
         self.busy_seconds = 0.0
@@ -405,19 +406,21 @@ class StreamingTranscriber:
         # At most 200: with the longest prompt faster-whisper keeps (223 tokens) within Whisper's 448.
         options = replace(options, max_new_tokens=min(200, _TOKENS + int(_TOKENS_PER_SECOND * seconds)))
         model = self.final_model if final else self.model
-        began, cpu = self._clock(), self._cpu_clock()
-        with encoder_window(model, seconds):
-            words = transcribe_clip(
-                model,
-                audio,
-                start=0.0,
-                end=seconds,
-                speaker=self.speaker,
-                offset=offset,
-                options=options,
-                prompt=prompt,
-            )
-        self._pass_cost = self._cpu_clock() - cpu
+        began, ticket = self._clock(), self._meter.begin()
+        try:
+            with encoder_window(model, seconds):
+                words = transcribe_clip(
+                    model,
+                    audio,
+                    start=0.0,
+                    end=seconds,
+                    speaker=self.speaker,
+                    offset=offset,
+                    options=options,
+                    prompt=prompt,
+                )
+        finally:
+            self._pass_cost = self._meter.end(ticket)
         self.busy_seconds += self._clock() - began
         return words
 
