@@ -11,8 +11,8 @@ agent owns the clock and decides when to call it.
   nothing), an utterance ends after ``end_silence`` of silence or at
   ``max_utterance``.
 - While an utterance grows it is transcribed again every ``interval``
-  seconds of new audio (never more often than keeps the transcriber under
-  ``max_load`` of a core, in CPU time). :class:`HypothesisBuffer` commits
+  seconds of new audio, once the speaker's passes (final ones too) are
+  back under ``max_load`` of a core over the time they talked, in CPU time. :class:`HypothesisBuffer` commits
   the words two successive passes agree on (local agreement), so interim
   text only ever grows at its committed front and wobbles only in its
   tentative tail. Past ``window`` seconds a pass starts after the last
@@ -69,10 +69,13 @@ class StreamingOptions:
     interval: float = 0.4
     """Seconds of new speech between two passes over the growing utterance."""
     max_load: float = 0.4
-    """Share of one core the interim passes may take: a pass that took 0.2 s of CPU waits for 0.5 s of audio.
+    """Share of one core a speaker's passes may take over the time they talk (in utterances, not silence).
 
-    Below the issue's half core per speaker: the final pass started in a
-    pause, and the agent's share of receiving the room, come on top.
+    Interim and final passes alike: a pass that took 0.2 s of CPU holds the
+    next interim pass back until 0.5 s more of the speaker's utterances came.
+    A final pass is never held back, and its cost delays the interims of the
+    next utterance instead. Below the issue's half core per speaker: the
+    agent's share of receiving the room comes on top.
     """
     window: float = 8.0
     """Seconds an interim pass hears at most: past that it starts after the last committed sentence end."""
@@ -184,8 +187,8 @@ class StreamingTranscriber:
         self._utterance: _Utterance | None = None
         self._closed_at = 0
         """Stream sample index where the last utterance was cut: the next one's padding starts no earlier."""
-        self._pass_cost = 0.0
-        """CPU seconds of the last pass (:class:`~transcribe.pass_meter.PassMeter`)."""
+        self._debt = 0.0
+        """CPU seconds the passes took beyond ``max_load`` of the utterances' time: interims wait until it is 0."""
         self._utterances = 0
         self._seq = 0
         self.busy_seconds = 0.0
@@ -263,6 +266,8 @@ class StreamingTranscriber:
         o = self.options
         pos = frame * FRAME
         utt = self._utterance
+        if utt is not None or p >= o.threshold:
+            self._debt = max(0.0, self._debt - o.max_load * _FRAME_SECONDS)  # paid off while the speaker talks
         if p >= o.threshold:
             if utt is None:
                 start = max(self._audio_start, self._closed_at, pos - int(o.pad * SAMPLE_RATE))
@@ -291,8 +296,7 @@ class StreamingTranscriber:
         o = self.options
         if utt.speech_frames * _FRAME_SECONDS < o.min_speech:
             return False
-        wait = max(o.interval, self._pass_cost / o.max_load)
-        return (self._stream_len - utt.transcribed_to) / SAMPLE_RATE >= wait
+        return self._debt <= 0 and (self._stream_len - utt.transcribed_to) / SAMPLE_RATE >= o.interval
 
     def _closing_due(self, utt: _Utterance) -> bool:
         o = self.options
@@ -420,7 +424,7 @@ class StreamingTranscriber:
                     prompt=prompt,
                 )
         finally:
-            self._pass_cost = self._meter.end(ticket)
+            self._debt += self._meter.end(ticket)
         self.busy_seconds += self._clock() - began
         return words
 

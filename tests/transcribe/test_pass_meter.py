@@ -65,7 +65,7 @@ def test_native_cpu_counts_the_model_threads_and_not_python_s(model: WhisperMode
 
 
 def test_interim_passes_wait_for_their_cost_in_audio_at_max_load(model: WhisperModel) -> None:
-    """Each pass charged 1 CPU-s: at ``max_load`` 0.5 the next waits for 2 s of speech, whatever the thread saw."""
+    """Each pass charged 1 CPU-s: at ``max_load`` 0.5 the next waits for 2 s more of the utterance."""
     native = Counter()
     starts: list[float] = []
 
