@@ -30,7 +30,7 @@ import av
 import numpy as np
 
 from bench.common import table
-from bench.live_captions import RATE, Script, offline_texts, script, script_errors
+from bench.live_captions import RATE, Script, offline_texts, script, script_errors, warmup
 from spaces.models import Caption
 from transcribe.audio import SAMPLE_RATE
 from transcribe.live_audio import OpusStream
@@ -49,13 +49,17 @@ class Design:
     context: float = 0.0
     """``StreamingOptions.final_context``: seconds of the room's latest finals heard first."""
     beam: int = 5
+    bounded: bool = True
+    """A pass with the room in front decodes once (``StreamingOptions.context_whisper``); False: as other finals."""
 
 
 DESIGNS = {
     "tiny": Design("tiny.en", "tiny.en"),
     "tiny ctx8": Design("tiny.en", "tiny.en", 8.0),
+    "tiny ctx8 unbounded": Design("tiny.en", "tiny.en", 8.0, bounded=False),
     "tiny+base": Design("tiny.en", "base"),
     "tiny+base ctx8": Design("tiny.en", "base", 8.0),
+    "tiny+base ctx8 unbounded": Design("tiny.en", "base", 8.0, bounded=False),
     "tiny+base ctx8 beam2": Design("tiny.en", "base", 8.0, beam=2),
 }
 
@@ -89,6 +93,15 @@ def opus_round_trip(samples: np.ndarray) -> np.ndarray:
     return np.concatenate(out)
 
 
+def after_warmup(heard: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The script 2 s after the live bench's warm-up speaker, who is in the room (its finals too)."""
+    warm = opus_round_trip(warmup())
+    lead = np.zeros(len(warm) + 2 * SAMPLE_RATE, dtype=np.float32)
+    out = {sp: np.concatenate([lead, a]) for sp, a in heard.items()}
+    length = max(len(a) for a in out.values())
+    return {**out, "warmup": np.concatenate([warm, np.zeros(length - len(warm), dtype=np.float32)])}
+
+
 def live_finals(plan: Script, heard: dict[str, np.ndarray], design: Design) -> tuple[dict[str, str], float]:
     """Each speaker's final text, and the CPU seconds of the whole run."""
     model = load_model(design.interim)
@@ -97,7 +110,9 @@ def live_finals(plan: Script, heard: dict[str, np.ndarray], design: Design) -> t
     # No interim passes: finals do not depend on them (their prompt is the room's finals), and
     # the CPU figure is then the final passes' (plus the VAD's).
     options = StreamingOptions(interval=1e9, final_context=design.context)
-    options = replace(options, final_whisper=replace(options.final_whisper, beam_size=design.beam))
+    final = replace(options.final_whisper, beam_size=design.beam)
+    bounded = replace(options.context_whisper, beam_size=design.beam)
+    options = replace(options, final_whisper=final, context_whisper=bounded if design.bounded else final)
     live = {
         sp: StreamingTranscriber(model, speaker=sp, final_model=final_model, options=options, room=room) for sp in heard
     }
@@ -123,6 +138,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="the first run's script")
     parser.add_argument("--design", action="append", choices=sorted(DESIGNS), help="default: all")
     parser.add_argument("--texts", action="store_true")
+    parser.add_argument(
+        "--warmup", action="store_true", help="the live bench's warm-up speaker first, in the room (its CPU counts too)"
+    )
     parser.add_argument("--pipeline", default=DEFAULT_MODEL, help="the offline pipeline's model (WHISPER_MODEL)")
     args = parser.parse_args()
     pipeline = args.pipeline
@@ -134,6 +152,8 @@ def main() -> None:
         plan = script(args.turns, seed=args.seed + run)
         speech = sum(s.end - s.start for s in plan.said)
         heard = {sp: opus_round_trip(a) for sp, a in plan.tracks.items()}
+        if args.warmup:
+            heard = after_warmup(heard)
         results = {"offline": (offline_texts(plan, pipeline), 0.0)}
         for d in designs:
             results[d] = live_finals(plan, heard, DESIGNS[d])
