@@ -49,17 +49,13 @@ class Design:
     context: float = 0.0
     """``StreamingOptions.final_context``: seconds of the room's latest finals heard first."""
     beam: int = 5
-    bounded: bool = True
-    """A pass with the room in front decodes once (``StreamingOptions.context_whisper``); False: as other finals."""
 
 
 DESIGNS = {
     "tiny": Design("tiny.en", "tiny.en"),
     "tiny ctx8": Design("tiny.en", "tiny.en", 8.0),
-    "tiny ctx8 unbounded": Design("tiny.en", "tiny.en", 8.0, bounded=False),
     "tiny+base": Design("tiny.en", "base"),
     "tiny+base ctx8": Design("tiny.en", "base", 8.0),
-    "tiny+base ctx8 unbounded": Design("tiny.en", "base", 8.0, bounded=False),
     "tiny+base ctx8 beam2": Design("tiny.en", "base", 8.0, beam=2),
 }
 
@@ -110,9 +106,7 @@ def live_finals(plan: Script, heard: dict[str, np.ndarray], design: Design) -> t
     # No interim passes: finals do not depend on them (their prompt is the room's finals), and
     # the CPU figure is then the final passes' (plus the VAD's).
     options = StreamingOptions(interval=1e9, final_context=design.context)
-    final = replace(options.final_whisper, beam_size=design.beam)
-    bounded = replace(options.context_whisper, beam_size=design.beam)
-    options = replace(options, final_whisper=final, context_whisper=bounded if design.bounded else final)
+    options = replace(options, final_whisper=replace(options.final_whisper, beam_size=design.beam))
     live = {
         sp: StreamingTranscriber(model, speaker=sp, final_model=final_model, options=options, room=room) for sp in heard
     }

@@ -106,15 +106,6 @@ class StreamingOptions:
     """Interim passes decode greedily: tentative text trades a little accuracy for twice the pace."""
     final_whisper: TranscribeOptions = field(default_factory=TranscribeOptions)
     """The final pass decodes as the offline pipeline does (beam search): it is the text that stays."""
-    context_whisper: TranscribeOptions = field(
-        default_factory=lambda: TranscribeOptions(temperatures=(0.0,), redo=False)
-    )
-    """A final pass hearing the room first (``final_context``) decodes once: no fallback, no redo.
-
-    The room's speech repeated in context and prompt threw Whisper's
-    timestamps off; each redo was a whole pass more and the passes after it
-    queued (final p50 25.8 s on the live bench).
-    """
     final_context: float = 0.0
     """Seconds of the room's latest finalized speech the final pass hears before its utterance (0: none).
 
@@ -131,7 +122,6 @@ class StreamingOptions:
             self,
             whisper=replace(self.whisper, language=language),
             final_whisper=replace(self.final_whisper, language=language),
-            context_whisper=replace(self.context_whisper, language=language),
         )
 
 
@@ -395,7 +385,7 @@ class StreamingTranscriber:
             return self._transcribe(start, end, o.final_whisper, final=True)
         lead = np.concatenate([h.audio for h in context.audio])
         audio = np.concatenate([lead, self._audio[start - self._audio_start : end - self._audio_start]])
-        words = self._pass(audio, at - len(lead) / SAMPLE_RATE, o.context_whisper, context.prompt, final=True)
+        words = self._pass(audio, at - len(lead) / SAMPLE_RATE, o.final_whisper, context.prompt, final=True)
         # The context's own words are heard again, not said again: only the utterance's stay.
         mine = [w for w in words if (w.start + w.end) / 2 >= at]
         return mine or self._transcribe(start, end, o.final_whisper, final=True)

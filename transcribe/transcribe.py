@@ -86,12 +86,6 @@ class TranscribeOptions:
     loops: LoopRules = LoopRules()
     max_new_tokens: int | None = None
     """Tokens one window may decode at most (None: Whisper's own limit, 448 with the prompt)."""
-    redo: bool = True
-    """A window a prompt threw off is done again without it, and speech skipped even so is heard on its own.
-
-    Off where a window's cost must be bounded: a live final pass hearing the
-    room first (each redo is a whole pass more, and the passes after it queue).
-    """
     bleed_margin_db: float = 12.0
     """With other tracks' levels: how much louder another track must be for speech to be its bleed."""
     bleed_share: float = 0.9
@@ -261,7 +255,7 @@ def _transcribe_group(
     # Where each span starts in the packed audio, to map times back.
     starts = np.cumsum([0] + [e - s for s, e in group[:-1]]) / SAMPLE_RATE
     segments = _whisper(model, packed, options, prompt)
-    if options.redo and prompt and (_fast(segments) or _gaps(segments, starts, group)):
+    if prompt and (_fast(segments) or _gaps(segments, starts, group)):
         # The prompt threw the window off (timestamps squeezed, or seconds
         # of it skipped): done again without it. Hearing only the skipped
         # stretches again is cheaper, but lost whole sentences: on the
@@ -271,7 +265,7 @@ def _transcribe_group(
         if not _fast(again) or _skipped(again, starts, group) <= _skipped(segments, starts, group):
             segments = again
     said = [(w.start, w.end, w.word.strip(), float(w.probability)) for s in segments for w in s.words or ()]
-    for lo, hi in _gaps(segments, starts, group) if options.redo else ():
+    for lo, hi in _gaps(segments, starts, group):
         # Speech Whisper skipped in the window even so (a short answer on the
         # phone after a long turn): that stretch is heard again, with the
         # window's words before it as the prompt (none at the window's start:
