@@ -2,9 +2,9 @@
 
 CTranslate2 runs a pass on its own worker threads (``num_workers`` of them,
 each with ``cpu_threads`` intra-op threads) while the Python thread that
-asked for it waits. That thread's ``thread_time`` saw 1-7 % of a pass
-(0.013 of 0.21 CPU-s for 3 s of speech on ``tiny.en``), so a live speaker
-paced by it was paced by nothing. The process's CPU time is no better: it
+asked for it waits. That thread's ``thread_time`` saw a few per cent of a
+pass (0.013 of 0.21 CPU-s for 3 s of speech on ``tiny.en``), so a live
+speaker paced by it was paced by nothing. The process's CPU time is no better: it
 counts the other speakers' passes and the agent's WebRTC receive path too.
 
 :class:`PassMeter` reads the CPU time of the process's threads that Python
@@ -33,13 +33,13 @@ class NativeCpu:
     Each thread's run time comes from ``/proc/self/task/<tid>/schedstat``
     (nanoseconds; about 30 µs a thread to read). Only what each thread ran
     since the last reading is added, so a thread that ends takes nothing
-    back and the sum never decreases.
+    back and the sum never decreases. Not thread-safe: :class:`PassMeter`
+    reads it under its lock.
     """
 
     def __init__(self) -> None:
         self._seen: dict[int, int] = {}
         self._total = 0
-        self._lock = threading.Lock()
 
     def __call__(self) -> float:
         python = {t.native_id for t in threading.enumerate()}
@@ -53,10 +53,9 @@ class NativeCpu:
                     now[tid] = int(f.read().split()[0])
             except (FileNotFoundError, ProcessLookupError):  # the thread ended meanwhile
                 continue
-        with self._lock:
-            self._total += sum(ns - self._seen.get(tid, 0) for tid, ns in now.items())
-            self._seen = now
-            return self._total / 1e9
+        self._total += sum(ns - self._seen.get(tid, 0) for tid, ns in now.items())
+        self._seen = now
+        return self._total / 1e9
 
 
 class PassMeter:

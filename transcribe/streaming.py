@@ -172,7 +172,7 @@ class StreamingTranscriber:
         """A pass's cost for ``max_load``: its thread's CPU and its share of the model's threads' CPU.
 
         Not the calling thread's CPU alone: the model computes on threads of its
-        own, and that saw 1-7 % of a pass. Not wall time: on a loaded machine that
+        own, and that saw a few per cent of a pass. Not wall time: on a loaded machine that
         says more about the others. Not the process's CPU time either: it counted
         every other speaker's passes and the agent's WebRTC receive path against
         this speaker, whose interims then never came (the live page test, with

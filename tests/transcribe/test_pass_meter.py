@@ -45,7 +45,7 @@ def test_a_pass_is_charged_its_share_of_the_model_threads_cpu_while_it_ran() -> 
 
 
 def test_native_cpu_counts_the_model_threads_and_not_python_s(model: WhisperModel) -> None:
-    """A real pass: what the meter charges is the process's CPU over it, not the 1-7 % its own thread sees."""
+    """A real pass: what the meter charges is the process's CPU over it, not the few per cent its own thread sees."""
     audio = synthesize(SENTENCE, VOICES[0]).samples.astype(np.float32)
     meter = PassMeter(NativeCpu())
     out: dict[str, float] = {}
