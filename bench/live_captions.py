@@ -152,15 +152,17 @@ def to16k(samples: np.ndarray) -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
+def warmup() -> np.ndarray:
+    """The warm-up speaker's track: one sentence six times (the room's context then repeats itself)."""
+    return np.tile(speech48k(SENTENCES[3], VOICES[2], tail=1.5), 6)
+
+
 async def wait_for_agent(settings: Settings, space_id: str, url: str) -> SpaceClient:
     """A warm-up speaker talks until the agent's first final caption: the agent is in and warm.
 
     It stays in the room, silent, so the measured speakers get slots of their own.
     """
-    speech = speech48k(SENTENCES[3], VOICES[2], tail=1.5)
-    warm = SpaceClient(
-        url, token(settings, space_id, "warmup", Role.SPEAKER), track=PcmTrack(np.tile(speech, 6)), decode=False
-    )
+    warm = SpaceClient(url, token(settings, space_id, "warmup", Role.SPEAKER), track=PcmTrack(warmup()), decode=False)
     await warm.connect()
     await warm.wait_for(lambda c: any(m.get("type") == "caption" and m["final"] for m in c.messages), timeout=180)
     return warm

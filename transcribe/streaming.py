@@ -11,8 +11,8 @@ agent owns the clock and decides when to call it.
   nothing), an utterance ends after ``end_silence`` of silence or at
   ``max_utterance``.
 - While an utterance grows it is transcribed again every ``interval``
-  seconds of new audio (never more often than keeps the transcriber under
-  ``max_load`` of a core, in CPU time). :class:`HypothesisBuffer` commits
+  seconds of new audio, once the speaker's passes (final ones too) are
+  back under ``max_load`` of a core over the time they talked, in CPU time. :class:`HypothesisBuffer` commits
   the words two successive passes agree on (local agreement), so interim
   text only ever grows at its committed front and wobbles only in its
   tentative tail. Past ``window`` seconds a pass starts after the last
@@ -47,6 +47,7 @@ from spaces.models import Caption, Word, join_words
 from transcribe.agreement import HypothesisBuffer
 from transcribe.audio import SAMPLE_RATE
 from transcribe.model import ENCODER_MARGIN, encoder_seconds, encoder_window
+from transcribe.pass_meter import PassMeter, process_meter
 from transcribe.room_context import Heard, RoomContext
 from transcribe.transcribe import TranscribeOptions, transcribe_clip
 from transcribe.vad import FRAME, speech_probabilities
@@ -68,10 +69,13 @@ class StreamingOptions:
     interval: float = 0.4
     """Seconds of new speech between two passes over the growing utterance."""
     max_load: float = 0.4
-    """Share of one core the interim passes may take: a pass that took 0.2 s of CPU waits for 0.5 s of audio.
+    """Share of one core a speaker's passes may take over the time they talk (in utterances, not silence).
 
-    Below the issue's half core per speaker: the final pass started in a
-    pause, and the agent's share of receiving the room, come on top.
+    Interim and final passes alike: a pass that took 0.2 s of CPU holds the
+    next interim pass back until 0.5 s more of the speaker's utterances came.
+    A final pass is never held back, and its cost delays the interims of the
+    next utterance instead. Below the issue's half core per speaker: the
+    agent's share of receiving the room comes on top.
     """
     window: float = 8.0
     """Seconds an interim pass hears at most: past that it starts after the last committed sentence end."""
@@ -153,7 +157,7 @@ class StreamingTranscriber:
         prompt: PromptSource | None = None,
         room: RoomContext | None = None,
         clock: Callable[[], float] = time.perf_counter,
-        cpu_clock: Callable[[], float] = time.thread_time,
+        meter: PassMeter | None = None,
     ) -> None:
         self.model = model
         self.final_model = model if final_model is None else final_model
@@ -164,15 +168,15 @@ class StreamingTranscriber:
         """The room's recent finals: the prompt (unless ``prompt`` is given) and the final pass's context."""
         self.prompt = prompt if prompt is not None or room is None else room.prompt
         self._clock = clock
-        self._cpu_clock = cpu_clock
-        """A pass's cost for ``max_load`` is the CPU time of the thread running it (each speaker has one).
+        self._meter = meter if meter is not None else process_meter()
+        """A pass's cost for ``max_load``: its thread's CPU and its share of the model's threads' CPU.
 
-        Not wall time: on a loaded machine that says more about the others. Not the
-        process's CPU time either: it counted every other speaker's passes and the
-        agent's WebRTC receive path against this speaker, whose interims then never
-        came (the live page test, with the SFU in the same process, got none).
-        ctranslate2's own helper threads are not in it: with N threads per model a
-        pass may cost up to N times what ``max_load`` allows."""
+        Not the calling thread's CPU alone: the model computes on threads of its
+        own, and that saw a few per cent of a pass. Not wall time: on a loaded machine that
+        says more about the others. Not the process's CPU time either: it counted
+        every other speaker's passes and the agent's WebRTC receive path against
+        this speaker, whose interims then never came (the live page test, with
+        the SFU in the same process, got none)."""
         self._origin: float | None = None
         """Room time of stream sample 0."""
         self._audio = np.zeros(0, dtype=np.float32)
@@ -183,8 +187,8 @@ class StreamingTranscriber:
         self._utterance: _Utterance | None = None
         self._closed_at = 0
         """Stream sample index where the last utterance was cut: the next one's padding starts no earlier."""
-        self._pass_cost = 0.0
-        """CPU seconds of the last pass (of the whole process: the model computes on threads of its own)."""
+        self._debt = 0.0
+        """CPU seconds the passes took beyond ``max_load`` of the utterances' time: interims wait until it is 0."""
         self._utterances = 0
         self._seq = 0
         self.busy_seconds = 0.0
@@ -262,6 +266,8 @@ class StreamingTranscriber:
         o = self.options
         pos = frame * FRAME
         utt = self._utterance
+        if utt is not None or p >= o.threshold:
+            self._debt = max(0.0, self._debt - o.max_load * _FRAME_SECONDS)  # paid off while the speaker talks
         if p >= o.threshold:
             if utt is None:
                 start = max(self._audio_start, self._closed_at, pos - int(o.pad * SAMPLE_RATE))
@@ -290,8 +296,7 @@ class StreamingTranscriber:
         o = self.options
         if utt.speech_frames * _FRAME_SECONDS < o.min_speech:
             return False
-        wait = max(o.interval, self._pass_cost / o.max_load)
-        return (self._stream_len - utt.transcribed_to) / SAMPLE_RATE >= wait
+        return self._debt <= 0 and (self._stream_len - utt.transcribed_to) / SAMPLE_RATE >= o.interval
 
     def _closing_due(self, utt: _Utterance) -> bool:
         o = self.options
@@ -405,19 +410,21 @@ class StreamingTranscriber:
         # At most 200: with the longest prompt faster-whisper keeps (223 tokens) within Whisper's 448.
         options = replace(options, max_new_tokens=min(200, _TOKENS + int(_TOKENS_PER_SECOND * seconds)))
         model = self.final_model if final else self.model
-        began, cpu = self._clock(), self._cpu_clock()
-        with encoder_window(model, seconds):
-            words = transcribe_clip(
-                model,
-                audio,
-                start=0.0,
-                end=seconds,
-                speaker=self.speaker,
-                offset=offset,
-                options=options,
-                prompt=prompt,
-            )
-        self._pass_cost = self._cpu_clock() - cpu
+        began, ticket = self._clock(), self._meter.begin()
+        try:
+            with encoder_window(model, seconds):
+                words = transcribe_clip(
+                    model,
+                    audio,
+                    start=0.0,
+                    end=seconds,
+                    speaker=self.speaker,
+                    offset=offset,
+                    options=options,
+                    prompt=prompt,
+                )
+        finally:
+            self._debt += self._meter.end(ticket)
         self.busy_seconds += self._clock() - began
         return words
 
