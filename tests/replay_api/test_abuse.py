@@ -32,6 +32,7 @@ from spaces.blobstore.s3 import S3BlobStore
 from spaces.exceptions import ConfigError
 from spaces.models import Space
 from spaces.settings import Settings
+from tests.support.clock import ManualClock
 from tests.support.replay import Recording, publish
 from tests.support.services import REDIS_URL, MotoServer, registered_node
 
@@ -43,22 +44,9 @@ from .server import LiveServer
 TIGHT = {"search_rate_limit": 60, "search_rate_burst": 3, "token_rate_limit": 60, "token_rate_burst": 3}
 
 
-class ManualClock:
-    """A monotonic clock the test moves: buckets refill when it says, not when the machine gets round to it."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock()
+    return ManualClock(1000.0)
 
 
 @pytest.fixture

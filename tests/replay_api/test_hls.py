@@ -21,9 +21,10 @@ from replay_api.app import create_app
 from spaces import hls
 from spaces.models import Space, SpaceState, Visibility
 from spaces.settings import Settings
+from tests.support.clock import ManualClock
 from tests.support.replay import token_for
 from tests.support.services import MotoServer
-from tests.workers.test_hls import Clock, feed, listed
+from tests.workers.test_hls import feed, listed
 from workers.hls import HlsOptions, LiveHls
 
 
@@ -36,7 +37,7 @@ def live_space(
         Space(space_id=space_id, title="On air", host="alice", created_at=time.time(), visibility=visibility)
     )
     catalog.set_state(space_id, SpaceState.LIVE)
-    clock = Clock()
+    clock = ManualClock()
     writer = LiveHls(app.state.blobs, space_id, clock, clock0=time.time(), options=HlsOptions(tick=0.01))
     writer.start()
     feed(writer, clock, until=seconds)

@@ -10,6 +10,7 @@ import pytest
 from faster_whisper import WhisperModel
 
 from tests.speech import VOICES, synthesize
+from tests.support.clock import ManualClock
 from transcribe.audio import SAMPLE_RATE
 from transcribe.pass_meter import NativeCpu, PassMeter
 from transcribe.streaming import StreamingOptions, StreamingTranscriber
@@ -17,29 +18,19 @@ from transcribe.streaming import StreamingOptions, StreamingTranscriber
 SENTENCE = "I read a wonderful book about the history of the ocean and the ships that crossed it."
 
 
-class Counter:
-    """A CPU source the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-
-    def __call__(self) -> float:
-        return self.seconds
-
-
 def test_a_pass_is_charged_its_share_of_the_model_threads_cpu_while_it_ran() -> None:
-    native, own = Counter(), Counter()
+    native, own = ManualClock(), ManualClock()
     meter = PassMeter(native, own)
-    native.seconds = 5.0  # before any pass: nobody's
+    native.now = 5.0  # before any pass: nobody's
     a = meter.begin()
-    native.seconds += 0.2  # a alone
+    native.now += 0.2  # a alone
     b = meter.begin()
-    native.seconds += 0.4  # a and b side by side
-    own.seconds += 0.05  # the calling thread's own work (both passes share the fake thread clock here)
+    native.now += 0.4  # a and b side by side
+    own.now += 0.05  # the calling thread's own work (both passes share the fake thread clock here)
     assert meter.end(a) == pytest.approx(0.2 + 0.2 + 0.05)
-    native.seconds += 0.1  # b alone
+    native.now += 0.1  # b alone
     assert meter.end(b) == pytest.approx(0.2 + 0.1 + 0.05)
-    native.seconds += 3.0  # between passes: nobody's
+    native.now += 3.0  # between passes: nobody's
     c = meter.begin()
     assert meter.end(c) == 0.0
 
@@ -66,25 +57,25 @@ def test_native_cpu_counts_the_model_threads_and_not_python_s(model: WhisperMode
 
 def test_interim_passes_wait_for_their_cost_in_audio_at_max_load(model: WhisperModel) -> None:
     """Each pass charged 1 CPU-s: at ``max_load`` 0.5 the next waits for 2 s more of the utterance."""
-    native = Counter()
+    native = ManualClock()
     starts: list[float] = []
 
     class Charging(PassMeter):
         def begin(self) -> tuple[int, float]:
             ticket = super().begin()
-            native.seconds += 1.0  # a second of the model's threads' CPU per pass, spent inside it
+            native.now += 1.0  # a second of the model's threads' CPU per pass, spent inside it
             return ticket
 
     live = StreamingTranscriber(
-        model, speaker="alice", options=StreamingOptions(max_load=0.5), meter=Charging(lambda: native.seconds)
+        model, speaker="alice", options=StreamingOptions(max_load=0.5), meter=Charging(lambda: native.now)
     )
     speech = synthesize(SENTENCE, VOICES[0]).samples.astype(np.float32)
     audio = np.concatenate([np.zeros(SAMPLE_RATE, dtype=np.float32), speech])
     for i in range(0, len(audio), 320):
         live.insert_audio_chunk(audio[i : i + 320], i / SAMPLE_RATE)
-        before = native.seconds
+        before = native.now
         live.process_iter()
-        if native.seconds != before:
+        if native.now != before:
             starts.append((i + 320) / SAMPLE_RATE)
     assert len(starts) >= 2, starts  # a 5 s sentence: passes at 0.4 s without the charge
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]

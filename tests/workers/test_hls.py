@@ -30,6 +30,7 @@ from spaces.models import Caption, Word
 from spaces.settings import Settings
 from tests.faults.proxy import TcpProxy
 from tests.speech import VOICES, synthesize
+from tests.support.clock import ManualClock
 from tests.support.services import MotoServer
 from workers.hls import HlsOptions, LiveHls
 
@@ -40,15 +41,7 @@ ALICE_TEXT = "The weather was lovely this morning."
 BOB_TEXT = "Our team finished the project early."
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def feed(writer: LiveHls, clock: Clock, *, until: float, pace: float = 0.0) -> dict[str, list[Word]]:
+def feed(writer: LiveHls, clock: ManualClock, *, until: float, pace: float = 0.0) -> dict[str, list[Word]]:
     """Speak alice and bob (bob 12 dB quieter) in 20 ms packets, advancing the room clock as they go."""
     voices = {
         "alice": (ALICE_AT, synthesize(ALICE_TEXT, VOICES[0]), 1.0),
@@ -115,7 +108,7 @@ def listed(text: str) -> list[str]:
 
 def test_known_speech_becomes_a_playlist_ffprobe_reads(tmp_path: Path) -> None:
     blobs = LocalBlobStore(tmp_path / "blobs")
-    clock = Clock()
+    clock = ManualClock()
     writer = LiveHls(blobs, SPACE, clock, clock0=1_700_000_000.0, options=HlsOptions(tick=0.01, language="en"))
     writer.start()
     truth = feed(writer, clock, until=LENGTH)
@@ -192,7 +185,7 @@ def test_the_master_waits_for_a_playlist_a_player_can_start_on(tmp_path: Path) -
     # The master is what makes hls_url: a page given it plays at once, and
     # Chromium fails a live playlist of fewer than three segments for good.
     blobs = MasterWatch(tmp_path / "blobs")
-    clock = Clock()
+    clock = ManualClock()
     writer = LiveHls(blobs, SPACE, clock, clock0=0.0, options=HlsOptions(tick=0.01))
     writer.start()
     feed(writer, clock, until=5.0)  # two segments' worth
@@ -206,7 +199,7 @@ def test_the_master_waits_for_a_playlist_a_player_can_start_on(tmp_path: Path) -
 
 def test_a_space_too_short_to_go_live_still_has_its_instant_replay(tmp_path: Path) -> None:
     blobs = MasterWatch(tmp_path / "blobs")
-    clock = Clock()
+    clock = ManualClock()
     writer = LiveHls(blobs, SPACE, clock, clock0=0.0, options=HlsOptions(tick=0.01))
     writer.start()
     feed(writer, clock, until=3.0)
@@ -218,7 +211,7 @@ def test_a_space_too_short_to_go_live_still_has_its_instant_replay(tmp_path: Pat
 
 def test_s3_objects_carry_cache_headers(moto_server: MotoServer, s3_bucket: str) -> None:
     blob_store = S3BlobStore.from_settings(Settings(s3_bucket=s3_bucket, s3_endpoint_url=moto_server.endpoint))
-    clock = Clock()
+    clock = ManualClock()
     writer = LiveHls(blob_store, SPACE, clock, clock0=0.0, options=HlsOptions(tick=0.01))
     writer.start()
     feed(writer, clock, until=7.0)
@@ -242,7 +235,7 @@ def test_uploads_that_fail_are_retried_and_never_listed_before_stored(moto_serve
     proxy = TcpProxy(int(moto_server.endpoint.rsplit(":", 1)[1]))
     with proxy.running():
         blobs = S3BlobStore.from_settings(Settings(s3_bucket=s3_bucket, s3_endpoint_url=proxy.endpoint))
-        clock = Clock()
+        clock = ManualClock()
         writer = LiveHls(blobs, SPACE, clock, clock0=0.0, options=HlsOptions(tick=0.01))
         writer.start()
         feed(writer, clock, until=4.0, pace=0.005)
