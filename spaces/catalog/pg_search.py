@@ -118,13 +118,21 @@ REACH = 2
 LOOK_PARTITIONS = 16
 
 
+def _density_known(seen: int) -> bool:
+    """Whether enough of the newest ids were seen for their matches to say how dense the words are.
+
+    Half a partition's: a few dozen newest turns without a word said in
+    every other one would have it taken for rare.
+    """
+    return seen >= PARTITION_IDS // 2
+
+
 def rare(found: int, seen: int) -> bool:
     """Whether no match among the ``seen`` newest ids says the words are rare: all matches are read at once.
 
-    Not before half a partition's ids were seen: a few dozen newest turns
-    without a word said in every other one would have it read everywhere.
+    Not before the density is known (``_density_known``).
     """
-    return not found and seen >= PARTITION_IDS // 2
+    return not found and _density_known(seen)
 
 
 def at_once(found: int, seen: int, high: int, need: int) -> bool:
@@ -134,7 +142,7 @@ def at_once(found: int, seen: int, high: int, need: int) -> bool:
     read and sorted (a branch per partition costs more to plan than the
     few rows it would spare).
     """
-    return seen >= PARTITION_IDS // 2 and found * high < need * seen
+    return _density_known(seen) and found * high < need * seen
 
 
 def look_low(found: int, seen: int, high: int, need: int) -> int:
@@ -145,7 +153,7 @@ def look_low(found: int, seen: int, high: int, need: int) -> int:
     ``need``, ``REACH`` times over, in whole partitions.
     """
     one = partition_low(high)
-    if not found or seen < PARTITION_IDS // 2:
+    if not found or not _density_known(seen):
         return one
     reach = max(0, high - need * seen * REACH // found) // PARTITION_IDS * PARTITION_IDS
     return max(min(one, reach), one - (LOOK_PARTITIONS - 1) * PARTITION_IDS)

@@ -349,9 +349,14 @@ def _config(language: str) -> str:
     return f"spaces_{postgres_config(language)}"
 
 
+def _configs(languages: Sequence[str]) -> list[str]:
+    """The text search configurations of the languages turns are in (English for turns from before languages)."""
+    return sorted({_config(lang) for lang in languages} or {_config("")})
+
+
 def _per_row(terms: list[Term], languages: Sequence[str], alias: str) -> tuple[str, list[str]]:
     """The query in the configuration of each row ``alias`` (for its rank and headline), and its arguments."""
-    configs = sorted({_config(lang) for lang in languages} or {_config("")})
+    configs = _configs(languages)
     per_row = (
         f"CASE {alias}.ts_config "
         + " ".join(f"WHEN '{c}'::regconfig THEN {to_tsquery(terms, '%s', c)[0]}" for c in configs)
@@ -364,7 +369,7 @@ def _conditions(terms: list[Term], languages: Sequence[str], *, placeholder: str
     """Per configuration turns are in: rows of it whose tsvector matches the query analysed by it."""
     conditions: list[str] = []
     params: list[Any] = []
-    for config in sorted({_config(lang) for lang in languages} or {_config("")}):
+    for config in _configs(languages):
         query, args = to_tsquery(terms, placeholder, config)
         conditions.append(f"(t.ts_config = '{config}'::regconfig AND t.tsv @@ {query})")
         params.extend(args)
