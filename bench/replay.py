@@ -53,6 +53,7 @@ import numpy as np
 import psycopg
 
 from bench.common import cpu_times, percentile, table
+from bench.serving import ROLES, Serving, unpin
 from spaces import keys
 from spaces.blobstore.local import LocalBlobStore
 from spaces.catalog import Catalog, TurnRow, sql_search
@@ -308,8 +309,8 @@ def make_audio(blobs: LocalBlobStore, work: Path, seconds: int) -> int:
 
 
 @contextmanager
-def api_server(backend: Backend, data_dir: Path, workers: int = 1) -> Iterator[str]:
-    """uvicorn with the app factory in a child process, on a free loopback port."""
+def api_server(backend: Backend, data_dir: Path, workers: int = 1) -> Iterator[tuple[str, int]]:
+    """uvicorn with the app factory in a child process, on a free loopback port: its URL and process id."""
     import socket
 
     with socket.socket() as s:
@@ -342,7 +343,7 @@ def api_server(backend: Backend, data_dir: Path, workers: int = 1) -> Iterator[s
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError("the API did not start")
             time.sleep(0.2)
-        yield url
+        yield url, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -358,6 +359,12 @@ class Latency:
     hits: float = 0.0
     top: list[list[str]] = field(default_factory=list)
     """Per query, its first ``OVERLAP_AT`` hits (space and start), for ranking comparisons."""
+    waits: dict[str, str] = field(default_factory=dict)
+    """Per process a query goes through (``serving.ROLES``), what it ran / waited for a CPU, ms per query."""
+
+    def ran(self, roles: tuple[str, ...] = ROLES) -> list[str]:
+        """The ``waits`` columns ("-" for a process the run has not: PostgreSQL on SQLite)."""
+        return [self.waits.get(role, "-") for role in roles]
 
     def row(self) -> list[str]:
         s = self.samples_ms
@@ -371,6 +378,14 @@ class Latency:
         ]
 
 
+#: The processes a search in process goes through.
+ALONE = ("client", "PostgreSQL")
+
+
+def _ran(roles: tuple[str, ...]) -> list[str]:
+    return [f"{role} ran/waited ms/q" for role in roles]
+
+
 #: Ranking is compared on each query's first this many hits.
 OVERLAP_AT = 10
 
@@ -379,7 +394,8 @@ def _top(hits: list[dict[str, Any]]) -> list[str]:
     return [f"{h['space_id']}@{float(h['start']):.2f}" for h in hits[:OVERLAP_AT]]
 
 
-def bench_search(url: str, queries: list[Query]) -> Latency:
+def bench_search(url: str, queries: list[Query], serving: Serving, *, pinned: bool = False) -> Latency:
+    """The queries through ``GET /search``, one after the other; with their processes' running and waiting."""
     samples: list[float] = []
     errors = 0
     hits = 0
@@ -387,6 +403,9 @@ def bench_search(url: str, queries: list[Query]) -> Latency:
     with httpx.Client(base_url=url, timeout=30) as client:
         for q in queries[:20]:  # warm the caches and the connection pool
             client.get("/search", params=q.params())
+        if pinned:
+            serving.pin()
+        waits = serving.waits()
         for q in queries:
             started = time.perf_counter()
             response = client.get("/search", params={**q.params(), "limit": 20})
@@ -398,10 +417,10 @@ def bench_search(url: str, queries: list[Query]) -> Latency:
                 found = response.json()["hits"]
                 hits += len(found)
                 top.append(_top(found))
-    return Latency(samples, errors, hits / len(queries), top)
+    return Latency(samples, errors, hits / len(queries), top, waits.columns(len(queries)))
 
 
-def bench_in_process(backend: Backend, queries: list[Query]) -> tuple[Latency, float]:
+def bench_in_process(backend: Backend, queries: list[Query], *, pinned: bool = False) -> tuple[Latency, float]:
     """The same queries through ``Catalog.search`` in this process: the search alone, without HTTP.
 
     Also the CPU each query costs, in milliseconds: this process's and, for
@@ -417,6 +436,10 @@ def bench_in_process(backend: Backend, queries: list[Query]) -> tuple[Latency, f
     try:
         for q in queries[:20]:
             catalog.search(q.q, limit=20, speaker=q.speaker, space_id=q.space)
+        serving = Serving(None, None, server)
+        if pinned:
+            serving.pin()
+        waits = serving.waits()
         samples: list[float] = []
         cpu = time.process_time() + _server_cpu(server)
         for q in queries:
@@ -424,10 +447,11 @@ def bench_in_process(backend: Backend, queries: list[Query]) -> tuple[Latency, f
             catalog.search(q.q, limit=20, speaker=q.speaker, space_id=q.space)
             samples.append((time.perf_counter() - started) * 1000)
         cpu = time.process_time() + _server_cpu(server) - cpu
+        alone = Latency(samples, waits=waits.columns(len(queries)))
     finally:
         if catalog is not backend.catalog:
             catalog.close()
-    return Latency(samples), cpu * 1000 / len(queries)
+    return alone, cpu * 1000 / len(queries)
 
 
 def _server_cpu(pid: int | None) -> float:
@@ -587,6 +611,12 @@ def main() -> None:
         "written if absent, minutes at a million turns), then used as --hits",
     )
     parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="PostgreSQL's backends on the first CPU, the bench's client and the API on the last; off by default: "
+        "measured slower than the scheduler's own placement (README)",
+    )
+    parser.add_argument(
         "--pg-url", default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
     )
     args = parser.parse_args()
@@ -629,13 +659,15 @@ def main() -> None:
                 print(f"{backend.name}: LIKE baseline p50 {percentile(like.samples_ms, 50):.0f} ms", flush=True)
                 if args.exact_hits and not args.exact_hits.exists():
                     exact.update(exact_tops(backend, queries))
-                with api_server(backend, work, args.api_workers) as url:
+                with api_server(backend, work, args.api_workers) as (url, api):
+                    serving = Serving(api, backend.url if backend.name == "postgres" else None)
                     for kind, batch in queries.items():
-                        result = bench_search(url, batch)
-                        search.append([backend.name, kind, *result.row()])
+                        result = bench_search(url, batch, serving, pinned=args.pin)
+                        search.append([backend.name, kind, *result.row(), *result.ran()])
                         tops[f"{backend.name} {kind}"] = result.top
-                        alone, cpu = bench_in_process(backend, batch)
-                        inproc.append([backend.name, kind, *alone.row()[:4], f"{cpu:.1f}"])
+                        alone, cpu = bench_in_process(backend, batch, pinned=args.pin)
+                        inproc.append([backend.name, kind, *alone.row()[:4], f"{cpu:.1f}", *alone.ran(ALONE)])
+                        unpin()
                         p99 = percentile(result.samples_ms, 99)
                         print(f"{backend.name}: {kind} search p99 {p99:.1f} ms", flush=True)
                     latency, rate = bench_ranges(url, size, args.clients, args.range_seconds)
@@ -655,10 +687,11 @@ def main() -> None:
 
     print()
     print(table("Catalog (bulk_insert)", ["backend", "spaces", "turns", "load s"], loads))
-    columns = ["backend", "queries", "n", "p50 ms", "p99 ms", "max ms", "hits/q", "errors"]
-    print(table("Search through GET /search, two-word queries (sequential, limit 20)", columns, search))
-    print(table("The same queries through Catalog.search in the bench process (no HTTP)",
-                ["backend", "queries", "n", "p50 ms", "p99 ms", "max ms", "CPU ms/query"], inproc))  # fmt: skip
+    columns = ["backend", "queries", "n", "p50 ms", "p99 ms", "max ms", "hits/q", "errors", *_ran(ROLES)]
+    pinned = ", --pin" if args.pin else ""
+    print(table(f"Search through GET /search, two-word queries (sequential, limit 20{pinned})", columns, search))
+    columns = ["backend", "queries", "n", "p50 ms", "p99 ms", "max ms", "CPU ms/query", *_ran(ALONE)]
+    print(table(f"The same queries through Catalog.search in the bench process (no HTTP{pinned})", columns, inproc))
     if args.hits:
         print(ranking(args.hits, tops))
     print(table("Baseline: LIKE '%w1%' AND LIKE '%w2%' scan of the same turns (SQL, no HTTP)",

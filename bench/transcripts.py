@@ -1,7 +1,7 @@
 """Transcript quality, speed and memory against synthetic spaces with known truth.
 
     .venv/bin/python -m bench.transcripts [--duration 600] [--spaces espeak,answers,many]
-        [--design room|tracks] [--workers 2] [--repeat-hours 3] [--shifts 0,0.25,0.5] [--test-spaces]
+        [--design room|tracks] [--workers 2] [--repeat-hours 3] [--shifts 0,0.25,0.5] [--test-spaces] [--errors]
 
 Spaces (espeak-ng voices, cached; tracks are Ogg/Opus files like the SFU's):
 
@@ -65,6 +65,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.room_errors import report, utterance_errors
 from spaces.captions import build_cues, to_srt, to_webvtt
 from spaces.formats import AudioFormat
 from spaces.models import Turn, Word
@@ -100,6 +101,7 @@ from transcribe.room import TrackAudio, transcribe_tracks
 from transcribe.transcribe import TranscribeOptions, transcribe
 from workers.mix import RATE as MIX_RATE
 from workers.mix import MixTrack, level_gain, render_mix
+from workers.transcribe_room import room_passes
 
 OPTIONS = TranscribeOptions()  # set by main(), inherited by the forked jobs
 MODEL = ""  # WHISPER_MODEL of the run (--model), inherited by the forked jobs
@@ -168,9 +170,14 @@ def _pieces(path: str, offset: float) -> Iterator[tuple[float, np.ndarray]]:
     yield offset, decode(path)
 
 
-def job_room(tracks: list[tuple[str, str, float, dict[str, Any]]], threads: int, duration: float) -> dict[str, Any]:
-    """What ``transcribe_room`` does: the room's mix for the words, each track's levels for the speaker."""
-    model = load_model(MODEL, cpu_threads=threads)
+def job_room(
+    tracks: list[tuple[str, str, float, dict[str, Any]]], threads: int, passes: int, duration: float
+) -> dict[str, Any]:
+    """What ``transcribe_room`` does: the room's mix for the words, each track's levels for the speaker.
+
+    With the worker's passes side by side, sharing its threads (``Environment.model``).
+    """
+    model = load_model(MODEL, cpu_threads=max(1, threads // passes), passes=passes)
     labels = [str(i) for i in range(len(tracks))]
     heard = transcribe_tracks(
         model,
@@ -243,6 +250,7 @@ class Run:
     cpu: dict[str, float] = field(default_factory=dict)
     rss_mb: float = 0.0
     clips: int = 0
+    levels: dict[str, Levels] = field(default_factory=dict)
 
 
 def run_ours(space: Space, workers: int, threads: int, out: Path, *, context: bool = True, design: str = "room") -> Run:
@@ -259,13 +267,16 @@ def run_ours(space: Space, workers: int, threads: int, out: Path, *, context: bo
     with _pool(workers) as pool:
         measured = [pool.apply_async(job_levels, t) for t in tracks]
         lv = {r["speaker"]: r["levels"] for r in (m.get(timeout=JOB_TIMEOUT) for m in measured)}
+        run.levels = {s: Levels.from_dict(d) for s, d in lv.items()}
         run.seconds["levels"] = time.perf_counter() - t0
         run.cpu["levels"] = sum(r.get()["cpu"] for r in measured)
         mixed = pool.apply_async(job_mix, ([(p, o, lv[s]) for s, p, o in tracks], space.duration, str(out)))
         t1 = time.perf_counter()
         if design == "room":
             room = [(s, p, o, lv[s]) for s, p, o in tracks]
-            done_room = pool.apply_async(job_room, (room, threads, space.duration)).get(timeout=JOB_TIMEOUT)
+            done_room = pool.apply_async(job_room, (room, threads, room_passes(workers), space.duration)).get(
+                timeout=JOB_TIMEOUT
+            )
             results = done_room["tracks"]
             transcribe_cpu = done_room["cpu"]
             transcribe_rss = done_room["rss_mb"]
@@ -612,6 +623,9 @@ def main() -> None:
     parser.add_argument("--shifts", default="0", help="seconds of silence before each run of a space, e.g. 0,0.25,0.5")
     parser.add_argument("--test-spaces", action="store_true", help="the quality test's spaces, as it has them")
     parser.add_argument(
+        "--errors", action="store_true", help="print the utterances where ours and the mix differ (bench.room_errors)"
+    )
+    parser.add_argument(
         "--design", default="room", choices=("room", "tracks"), help="room: the mix, attributed; tracks: per track"
     )
     args = parser.parse_args()
@@ -731,6 +745,8 @@ def bench_space(
     if baseline is not None:
         (out / "baseline.json").write_text(json.dumps([w.to_dict() for w in baseline]))
     rows, figures = score(space, run, baseline, bleed)
+    if args.errors and baseline is not None:
+        print(report(*utterance_errors(space, [w for t in run.turns for w in t.words], baseline, run.levels)))
     total = run.seconds["total"]
     rows.append(
         (

@@ -21,7 +21,7 @@ Client -> SFU::
     {"type": "remove", "identity": "bob"}               host: remove a participant
     {"type": "end"}                                     host: end the space
     {"type": "ping"}                                    -> {"type": "pong"}
-    {"type": "caption", "speaker", "text", "start", "end", "final", "seq", "utterance", "words": [...]}
+    {"type": "caption", "speaker", "text", "start", "end", "final", "seq", "utterance", "words": [...], "settled"}
                                                         the room agent only: relayed to everyone
 
 SFU -> client::
@@ -237,6 +237,7 @@ def _caption(data: dict[str, Any]) -> Caption:
         utterance=int(_number(data, "utterance")),
         words=parsed,
         lines=tuple(lines),
+        settled=_bool(data, "settled") if "settled" in data else False,
     )
 
 

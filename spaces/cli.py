@@ -140,7 +140,7 @@ def _parser() -> argparse.ArgumentParser:
         "where a space is: state, length, speakers, replay address and progress",
         "  spaces status 3f2a9c0d1e4b5a69",
     )
-    status.add_argument("space_id")
+    _space_id(status)
     status.set_defaults(run=commands.status)
 
     reprocess = command(
@@ -148,7 +148,7 @@ def _parser() -> argparse.ArgumentParser:
         "rerun the pipeline (e.g. with a better WHISPER_MODEL)",
         "  WHISPER_MODEL=base spaces reprocess 3f2a9c0d1e4b5a69",
     )
-    reprocess.add_argument("space_id")
+    _space_id(reprocess)
     _waits(reprocess, "run", 3600)
     reprocess.set_defaults(run=commands.reprocess)
 
@@ -157,7 +157,7 @@ def _parser() -> argparse.ArgumentParser:
         "delete a space: every object (every version) and catalog row; a live one ends first",
         "  spaces delete 3f2a9c0d1e4b5a69",
     )
-    delete.add_argument("space_id")
+    _space_id(delete)
     _waits(delete, "deletion", 600)
     delete.set_defaults(run=commands.delete)
 
@@ -166,7 +166,7 @@ def _parser() -> argparse.ArgumentParser:
         "erase one speaker from a processed space: their audio, words, captions and search",
         "  spaces erase 3f2a9c0d1e4b5a69 bob",
     )
-    erase.add_argument("space_id")
+    _space_id(erase)
     erase.add_argument("speaker")
     _waits(erase, "erasure", 3600)
     erase.set_defaults(run=commands.erase)
@@ -179,6 +179,12 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     sweep.set_defaults(run=commands.sweep_retention)
     return parser
+
+
+def _space_id(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "space_id", help="the space's id (one that begins with '-' goes after '--', e.g. spaces status -- -Xy2...)"
+    )
 
 
 def _waits(parser: argparse.ArgumentParser, what: str, default: float) -> None:

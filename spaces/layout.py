@@ -25,8 +25,13 @@ _SLUG_CHARS = 40
 
 
 def new_space_id() -> str:
-    """A fresh, unguessable space id (16 url-safe characters)."""
-    return secrets.token_urlsafe(12)
+    """A fresh, unguessable space id (16 url-safe characters, never a leading "-")."""
+    # One id in 64 would begin with "-", and a command line takes such a word
+    # for an option: `spaces erase -Xy... bob` would fail. Spaces stored with
+    # one stay reachable (after `--`); new ones never get one.
+    while (space_id := secrets.token_urlsafe(12)).startswith("-"):
+        pass
+    return space_id
 
 
 def slug(name: str) -> str:

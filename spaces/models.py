@@ -268,7 +268,9 @@ class Caption:
     """A live caption event: one speaker's utterance so far (interim) or as it stands (final).
 
     Events of one speaker carry increasing ``seq``; an interim is replaced by
-    the next event of the same ``utterance``, and the final one is kept.
+    the next event of the same ``utterance``, and the final one is kept until
+    a *settled* one (``settled``: the utterance heard again with the room's
+    speech around it, :mod:`transcribe.revision`) replaces it, once.
     """
 
     speaker: str
@@ -282,6 +284,8 @@ class Caption:
     lines: tuple[str, ...] = ()
     """What a caption line shows now: the utterance's last cue (``spaces.captions``, the
     replay's rules: at most 2 lines of 42 characters); ``text`` is all of it."""
+    settled: bool = False
+    """The utterance's last word: it replaces the final (``final`` is true too)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -294,6 +298,7 @@ class Caption:
             "seq": self.seq,
             "utterance": self.utterance,
             "words": [w.to_dict() for w in self.words],
+            "settled": self.settled,
         }
 
 

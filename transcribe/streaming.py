@@ -23,7 +23,9 @@ agent owns the clock and decides when to call it.
   interim text. With ``final_context`` it hears the room's latest
   finalized speech first, the text before that as its prompt, and keeps
   only the utterance's words (:mod:`transcribe.room_context`: a lone short
-  utterance is where Whisper guesses). Word times are on the room clock. That pass starts at the
+  utterance is where Whisper guesses); that pass decodes at one temperature,
+  and if its text fails Whisper's thresholds the utterance is heard alone
+  instead. Word times are on the room clock. That pass starts at the
   first ``closing_pad`` of silence, while the VAD still waits to be sure
   the speech ended: when it is, the final goes out at once.
 
@@ -35,6 +37,8 @@ a third of the cost at the same accuracy.
 
 from __future__ import annotations
 
+import itertools
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -46,11 +50,14 @@ from spaces.captions import on_screen
 from spaces.models import Caption, Word, join_words
 from transcribe.agreement import HypothesisBuffer
 from transcribe.audio import SAMPLE_RATE
+from transcribe.exceptions import DecodeFailed
 from transcribe.model import ENCODER_MARGIN, encoder_seconds, encoder_window
 from transcribe.pass_meter import PassMeter, process_meter
 from transcribe.room_context import Heard, RoomContext
 from transcribe.transcribe import TranscribeOptions, transcribe_clip
 from transcribe.vad import FRAME, speech_probabilities
+
+log = logging.getLogger(__name__)
 
 #: Tokens a pass may decode: a few, and more than anyone says per second (a
 #: fast talker's 4 words, with punctuation and timestamps). Whisper lost on a
@@ -71,11 +78,15 @@ class StreamingOptions:
     max_load: float = 0.4
     """Share of one core a speaker's passes may take over the time they talk (in utterances, not silence).
 
-    Interim and final passes alike: a pass that took 0.2 s of CPU holds the
-    next interim pass back until 0.5 s more of the speaker's utterances came.
-    A final pass is never held back, and its cost delays the interims of the
-    next utterance instead. Below the issue's half core per speaker: the
-    agent's share of receiving the room comes on top.
+    Interim and final passes alike. A final pass is never held back; the
+    interim passes get what the finals leave of it (their CPU so far over
+    the speaker's utterances so far): with 0.1 core left to them, an interim
+    pass that took 0.2 s of CPU holds the next back until 2 s more of the
+    speaker's utterances came. So interim passes come evenly through an
+    utterance, rather than none until the last final's cost is paid and
+    then every ``interval``: that held the first seconds of each utterance
+    back. Below the issue's half core per speaker: the agent's share of
+    receiving the room comes on top.
     """
     window: float = 8.0
     """Seconds an interim pass hears at most: past that it starts after the last committed sentence end."""
@@ -142,6 +153,8 @@ class _Utterance:
 
 PromptSource = Callable[[], "str | None"]
 """The room's recent final text (cross-speaker context), asked for before each pass."""
+FinalSink = Callable[[Caption, Heard], None]
+"""Told of every final caption and the utterance's audio (room time of its first sample, padding and all)."""
 
 
 class StreamingTranscriber:
@@ -158,6 +171,7 @@ class StreamingTranscriber:
         room: RoomContext | None = None,
         clock: Callable[[], float] = time.perf_counter,
         meter: PassMeter | None = None,
+        on_final: FinalSink | None = None,
     ) -> None:
         self.model = model
         self.final_model = model if final_model is None else final_model
@@ -168,6 +182,8 @@ class StreamingTranscriber:
         """The room's recent finals: the prompt (unless ``prompt`` is given) and the final pass's context."""
         self.prompt = prompt if prompt is not None or room is None else room.prompt
         self._clock = clock
+        self.on_final = on_final
+        """Given every final and the audio it was made from (a :class:`~transcribe.revision.Reviser` hears it again)."""
         self._meter = meter if meter is not None else process_meter()
         """A pass's cost for ``max_load``: its thread's CPU and its share of the model's threads' CPU.
 
@@ -188,9 +204,14 @@ class StreamingTranscriber:
         self._closed_at = 0
         """Stream sample index where the last utterance was cut: the next one's padding starts no earlier."""
         self._debt = 0.0
-        """CPU seconds the passes took beyond ``max_load`` of the utterances' time: interims wait until it is 0."""
+        """CPU seconds interim passes took beyond their share of the utterances' time: they wait until it is 0."""
+        self._final_cpu = 0.0
+        """CPU seconds of the final passes so far."""
+        self._talked = 0.0
+        """Seconds of the speaker's utterances so far."""
         self._utterances = 0
-        self._seq = 0
+        self._seqs = itertools.count(1)
+        """Event numbers; ``next`` on it is atomic, so :meth:`next_seq` may be called from another thread."""
         self.busy_seconds = 0.0
         """Seconds spent in Whisper passes (the agent reports it as CPU)."""
 
@@ -202,6 +223,11 @@ class StreamingTranscriber:
         if self._origin is None:
             return None
         return self._origin + self._stream_len / SAMPLE_RATE
+
+    @property
+    def talking(self) -> bool:
+        """Whether an utterance is open (speech heard, not yet final)."""
+        return self._utterance is not None
 
     @property
     def _stream_len(self) -> int:
@@ -266,8 +292,9 @@ class StreamingTranscriber:
         o = self.options
         pos = frame * FRAME
         utt = self._utterance
-        if utt is not None or p >= o.threshold:
-            self._debt = max(0.0, self._debt - o.max_load * _FRAME_SECONDS)  # paid off while the speaker talks
+        if utt is not None or p >= o.threshold:  # paid off while the speaker talks
+            self._talked += _FRAME_SECONDS
+            self._debt = max(0.0, self._debt - self._interim_load * _FRAME_SECONDS)
         if p >= o.threshold:
             if utt is None:
                 start = max(self._audio_start, self._closed_at, pos - int(o.pad * SAMPLE_RATE))
@@ -291,6 +318,12 @@ class StreamingTranscriber:
         return [final] if final is not None else []
 
     # --- passes -----------------------------------------------------------------------
+
+    @property
+    def _interim_load(self) -> float:
+        """The share of a core the interim passes may take while the speaker talks: what the finals leave."""
+        finals = self._final_cpu / self._talked if self._talked else 0.0
+        return max(0.0, self.options.max_load - finals)
 
     def _pass_due(self, utt: _Utterance) -> bool:
         o = self.options
@@ -364,11 +397,16 @@ class StreamingTranscriber:
             words = self._final_words(utt.start, end)
         event = self._event(words, final=True) if words else None
         self._utterances += 1
-        if self.room is not None and words:
-            # The audio only if final passes hear it: a room's finals are otherwise its prompt alone.
+        if event is not None and (self.room is not None or self.on_final is not None):
+            # The audio only if someone hears it again: a room's finals are otherwise its prompt alone.
             lo, hi = utt.start - self._audio_start, end - self._audio_start
-            audio = self._audio[lo:hi].copy() if self.options.final_context > 0 else np.zeros(0, dtype=np.float32)
-            self.room.add(Heard(self.speaker, self._time_of(utt.start), audio, tuple(words)))
+            keep = self.options.final_context > 0 or self.on_final is not None
+            audio = self._audio[lo:hi].copy() if keep else np.zeros(0, dtype=np.float32)
+            heard = Heard(self.speaker, self._time_of(utt.start), audio, tuple(words))
+            if self.room is not None:
+                self.room.add(heard)
+            if self.on_final is not None:
+                self.on_final(event, heard)
         return event
 
     def _final_words(self, start: int, end: int) -> list[Word]:
@@ -385,7 +423,19 @@ class StreamingTranscriber:
             return self._transcribe(start, end, o.final_whisper, final=True)
         lead = np.concatenate([h.audio for h in context.audio])
         audio = np.concatenate([lead, self._audio[start - self._audio_start : end - self._audio_start]])
-        words = self._pass(audio, at - len(lead) / SAMPLE_RATE, o.final_whisper, context.prompt, final=True)
+        # A decode that fails Whisper's thresholds here is not decoded again at five more temperatures
+        # (seconds of CPU over the room and the utterance): the utterance heard alone costs less.
+        try:
+            words = self._pass(
+                audio,
+                at - len(lead) / SAMPLE_RATE,
+                replace(o.final_whisper, fallback=False),
+                context.prompt,
+                final=True,
+            )
+        except DecodeFailed as e:
+            log.info("%s: the final with the room is heard alone (%s)", self.speaker, e)
+            return self._transcribe(start, end, o.final_whisper, final=True)
         # The context's own words are heard again, not said again: only the utterance's stay.
         mine = [w for w in words if (w.start + w.end) / 2 >= at]
         return mine or self._transcribe(start, end, o.final_whisper, final=True)
@@ -424,19 +474,26 @@ class StreamingTranscriber:
                     prompt=prompt,
                 )
         finally:
-            self._debt += self._meter.end(ticket)
-        self.busy_seconds += self._clock() - began
+            cost = self._meter.end(ticket)
+            if final:
+                self._final_cpu += cost
+            else:
+                self._debt += cost
+            self.busy_seconds += self._clock() - began
         return words
 
+    def next_seq(self) -> int:
+        """A ``seq`` above every event's so far: for an event made elsewhere (a settled caption)."""
+        return next(self._seqs)
+
     def _event(self, words: Sequence[Word], *, final: bool) -> Caption:
-        self._seq += 1
         return Caption(
             speaker=self.speaker,
             text=join_words(w.text for w in words),
             start=words[0].start,
             end=words[-1].end,
             final=final,
-            seq=self._seq,
+            seq=self.next_seq(),
             utterance=self._utterances,
             words=tuple(words),
             lines=on_screen(words),

@@ -39,6 +39,7 @@ from faster_whisper import WhisperModel
 
 from spaces.models import Word
 from transcribe.audio import SAMPLE_RATE
+from transcribe.exceptions import DecodeFailed
 from transcribe.levels import Levels, levels
 from transcribe.loops import LoopRules, drop_loops
 from transcribe.model import encoder_window
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 _TAIL_SLACK = 0.3  # seconds the VAD may add to a span beyond its padding
 _MAX_CHARS_PER_SECOND = 35.0  # fast speech is ~20; more means timestamps went wrong
 _LONG_SPAN = 2.0  # seconds: a span this long always holds some words
+_WORD_END = 0.2  # seconds at a word's end where its sound surely is
 _GAP_CONTEXT = 0.5  # seconds of audio either side of a skipped stretch heard again
 
 Span = tuple[int, int]
@@ -63,6 +65,13 @@ class TranscribeOptions:
     beam_size: int = 5
     temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     """Tried in turn while a window's text fails the thresholds below."""
+    fallback: bool = True
+    """Off: only the first temperature, and a text failing the thresholds raises :class:`DecodeFailed`.
+
+    For a caller with a cheaper way to the words than decoding again and
+    again (a live final that hears the room first hears its utterance
+    alone instead).
+    """
     initial_prompt: str | None = None
     """Text Whisper takes as what was said before (vocabulary, names, the space's title)."""
     condition_on_previous_text: bool = True
@@ -144,16 +153,29 @@ def transcribe(
         context = prompt(offset + group[0][0] / SAMPLE_RATE) if prompt else options.initial_prompt
         if options.condition_on_previous_text and words and not prompt:
             context = _join_prompt(options.initial_prompt, words, options.prompt_chars)
-        for start, end, text, probability in _transcribe_group(model, audio, group, options, context):
+        size = sum(e - s for s, e in group)
+        heard = _progress(on_progress, done, size, total)
+        for start, end, text, probability in _transcribe_group(model, audio, group, options, context, heard):
             if _plausible(probs, start, end, probability, options):
                 words.append(Word(offset + start, offset + end, text, speaker, probability))
-        done += sum(e - s for s, e in group)
+        done += size
         if on_progress is not None:
             on_progress(done / total)
     log.debug("%s: %d words in %.1f s of speech", speaker, len(words), total / SAMPLE_RATE)
     if on_progress is not None and not spans:
         on_progress(1.0)
     return drop_loops(words, options.loops)
+
+
+def _progress(on_progress: ProgressCallback | None, done: int, size: int, total: int) -> Callable[[float], None] | None:
+    """Progress inside a group, from the share of it Whisper has decoded (segment by segment).
+
+    A run of the room's mix is one group of minutes: reported only when
+    done, its progress would stand still for most of the job.
+    """
+    if on_progress is None:
+        return None
+    return lambda share: on_progress((done + share * size) / total)
 
 
 def _with_known_speech(
@@ -242,8 +264,11 @@ def _transcribe_group(
     group: Sequence[Span],
     options: TranscribeOptions,
     prompt: str | None,
+    heard: Callable[[float], None] | None = None,
 ) -> list[tuple[float, float, str, float]]:
     """Words of the spans in ``group``, packed into one Whisper call; times in ``audio``.
+
+    ``heard`` is told the share of the window decoded so far, segment by segment.
 
     A prompt sometimes throws Whisper's timestamps off (every word of the
     window squeezed into its last seconds); such a window is done again
@@ -254,7 +279,7 @@ def _transcribe_group(
     packed = np.ascontiguousarray(packed, dtype=np.float32)
     # Where each span starts in the packed audio, to map times back.
     starts = np.cumsum([0] + [e - s for s, e in group[:-1]]) / SAMPLE_RATE
-    segments = _whisper(model, packed, options, prompt)
+    segments = _whisper(model, packed, options, prompt, heard=heard)
     if prompt and (_fast(segments) or _gaps(segments, starts, group)):
         # The prompt threw the window off (timestamps squeezed, or seconds
         # of it skipped): done again without it. Hearing only the skipped
@@ -286,7 +311,13 @@ def _transcribe_group(
 
 
 def _whisper(
-    model: WhisperModel, packed: np.ndarray, options: TranscribeOptions, prompt: str | None, *, short: bool = False
+    model: WhisperModel,
+    packed: np.ndarray,
+    options: TranscribeOptions,
+    prompt: str | None,
+    *,
+    short: bool = False,
+    heard: Callable[[float], None] | None = None,
 ) -> list[Any]:
     """faster-whisper's segments (with words) for one packed window.
 
@@ -310,7 +341,7 @@ def _whisper(
             packed,
             language=options.language,
             beam_size=options.beam_size,
-            temperature=list(options.temperatures),
+            temperature=list(options.temperatures if options.fallback else options.temperatures[:1]),
             compression_ratio_threshold=options.compression_ratio_threshold,
             log_prob_threshold=options.log_prob_threshold,
             no_speech_threshold=options.no_speech_threshold,
@@ -320,10 +351,28 @@ def _whisper(
             vad_filter=False,
         )[0]
         for segment in segments:  # a generator: decoded inside the window
+            if not options.fallback and _failed(segment, options):
+                raise DecodeFailed(
+                    f"decode failed at temperature {segment.temperature}: compression ratio"
+                    f" {segment.compression_ratio:.2f}, log-prob {segment.avg_logprob:.2f}"
+                )
             out.append(segment)
+            if heard is not None:
+                heard(min(1.0, segment.end / seconds))
             if segment.end >= tail:
                 break
     return out
+
+
+def _failed(segment: Any, options: TranscribeOptions) -> bool:
+    """Whether a segment's decode fails the thresholds, as faster-whisper judges it before falling back.
+
+    Too repetitive, or too improbable unless it is likely silence.
+    """
+    improbable = segment.avg_logprob < options.log_prob_threshold
+    if improbable and segment.no_speech_prob > options.no_speech_threshold:
+        return False
+    return bool(segment.compression_ratio > options.compression_ratio_threshold or improbable)
 
 
 def _fast(segments: Sequence[Any]) -> bool:
@@ -398,5 +447,7 @@ def _plausible(probs: np.ndarray, start: float, end: float, probability: float, 
     if speech_near(probs, start, end, slack=options.word_slack) < options.vad.low:
         return False
     if probability < options.min_probability:
-        return speech_share(probs, start, end, options.vad.threshold) >= 0.5
+        # Under its end: Whisper stretches a turn's first word back over the
+        # pause before it (and doubts it), and the pause is no speech.
+        return speech_share(probs, max(start, end - _WORD_END), end, options.vad.threshold) >= 0.5
     return True

@@ -8,7 +8,11 @@ audio), decodes each forwarding slot's Opus once, and runs one
 events go back to the SFU over the signaling socket (which relays them to
 every participant) and into the space's Redis caption stream (the API's
 Server-Sent Events); final ones are written to the catalog as live turns
-(search while live, until the pipeline's transcript replaces them). The
+(search while live, until the pipeline's transcript replaces them). With
+``live_revise`` on, a :class:`~transcribe.revision.Reviser` hears the
+room's finals again in long windows, on a thread of its own, and its
+*settled* captions replace the finals everywhere but the live HLS
+(which has published them). The
 decoded audio and the captions also feed the room's live HLS
 (``workers.hls``). The job returns when the room ends; an agent that
 dies is replaced by the SFU, which enqueues the job again.
@@ -26,7 +30,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from faster_whisper import WhisperModel
@@ -44,8 +48,10 @@ from spaces.settings import Settings
 from transcribe.language import speaks_language
 from transcribe.live_audio import OpusStream
 from transcribe.model import model_label
-from transcribe.room_context import RoomContext
+from transcribe.revision import Reviser, RevisionOptions
+from transcribe.room_context import Heard, RoomContext
 from transcribe.streaming import StreamingOptions, StreamingTranscriber
+from transcribe.transcribe import TranscribeOptions
 from workers.environment import environment
 from workers.hls import HlsOptions, LiveHls
 
@@ -60,6 +66,8 @@ TICK = 0.05
 #: Whisper passes the agent's model runs at once: two speakers' passes
 #: overlap when one starts talking as the other's final pass runs.
 LIVE_PASSES = 2
+#: How often the revision thread asks whether a pass is due.
+REVISE_TICK = 0.25
 
 
 @dataclass
@@ -80,7 +88,7 @@ class CaptionMaker:
     wait behind another speaker's Whisper pass (the model runs passes side
     by side, see :data:`LIVE_PASSES`; CTranslate2 releases the GIL).
     ``audio`` and ``stop`` are called from the agent's event loop;
-    ``on_caption`` is called on the speakers' threads.
+    ``on_caption`` is called on the speakers' threads (and the revision thread's).
     """
 
     model: WhisperModel
@@ -89,9 +97,17 @@ class CaptionMaker:
     options: StreamingOptions = field(default_factory=StreamingOptions)
     final_model: WhisperModel | None = None
     """The final passes' model; None: ``model``."""
+    reviser: Reviser | None = None
+    """Hears the room's finals again, one pass at a time on a thread of its own; None: the finals stay."""
     _speakers: dict[str, _Speaker] = field(default_factory=dict)
     _room: RoomContext = field(default_factory=RoomContext)
     """The room's recent finals: every speaker's prompt, and the audio their final passes hear first."""
+    _finals: queue.SimpleQueue[tuple[Caption, Heard]] = field(default_factory=queue.SimpleQueue)
+    """Finals and their audio on their way from the speakers' threads to the reviser's (which alone touches it)."""
+    _revising: threading.Thread | None = None
+    _finished: threading.Event = field(default_factory=threading.Event)
+    """Set once every speaker's thread has ended: the reviser settles what is left."""
+    _revision_failed: bool = False
     _started: bool = False
     _stopped: bool = False
 
@@ -99,6 +115,9 @@ class CaptionMaker:
         self._started = True
         for s in self._speakers.values():
             self._launch(s)
+        if self.reviser is not None:
+            self._revising = threading.Thread(target=self._revise, args=(self.reviser,), name="revision", daemon=True)
+            self._revising.start()
 
     def audio(self, speaker: str, at: float, samples: np.ndarray) -> None:
         if self._stopped:
@@ -106,7 +125,12 @@ class CaptionMaker:
         s = self._speakers.get(speaker)
         if s is None:
             live = StreamingTranscriber(
-                self.model, speaker=speaker, final_model=self.final_model, options=self.options, room=self._room
+                self.model,
+                speaker=speaker,
+                final_model=self.final_model,
+                options=self.options,
+                room=self._room,
+                on_final=None if self.reviser is None else self._on_final,
             )
             s = self._speakers[speaker] = _Speaker(live, at)
             if self._started:
@@ -122,6 +146,9 @@ class CaptionMaker:
         for s in speakers:
             if s.thread is not None:
                 s.thread.join()
+        self._finished.set()
+        if self._revising is not None:
+            self._revising.join()
 
     @property
     def busy_seconds(self) -> float:
@@ -172,6 +199,44 @@ class CaptionMaker:
         for event in events:
             self.on_caption(event)
 
+    # --- the revision thread ---------------------------------------------------------
+
+    def _on_final(self, final: Caption, heard: Heard) -> None:
+        if not self._revision_failed:  # else nobody would ever take (and free) the audio
+            self._finals.put((final, heard))
+
+    def _revise(self, reviser: Reviser) -> None:
+        """Passes whenever one is due, one at a time; the rest once the speakers' threads are done.
+
+        Its own thread: a pass hears up to 28 s and takes seconds, which would
+        hold a speaker's interims and finals back on theirs.
+        """
+        try:
+            while not self._finished.wait(REVISE_TICK):
+                self._take_finals(reviser)
+                talking = any(s.transcriber.talking for s in list(self._speakers.values()))
+                if reviser.due(self.room_now(), talking=talking):
+                    self._settle(reviser.revise())
+            self._take_finals(reviser)
+            self._settle(reviser.finish())
+        except Exception:  # a failed pass must not take the room's captions down: its finals stay
+            self._revision_failed = True
+            log.exception("revision pass failed; the finals stay as they are")
+
+    def _take_finals(self, reviser: Reviser) -> None:
+        while True:
+            try:
+                reviser.add(*self._finals.get_nowait())
+            except queue.Empty:
+                return
+
+    def _settle(self, events: list[Caption]) -> None:
+        for event in events:
+            # A seq of its own, above its final's: readers that keep the highest seq of an
+            # utterance (the live page) take it, and the stream never repeats an event's.
+            s = self._speakers.get(event.speaker)
+            self.on_caption(event if s is None else replace(event, seq=s.transcriber.next_seq()))
+
 
 class RoomAgent:
     """The agent's connection to one room, from join to the room's end."""
@@ -184,6 +249,7 @@ class RoomAgent:
         rtc_url: str,
         model: WhisperModel,
         final_model: WhisperModel | None = None,
+        revise_model: WhisperModel | None = None,
         catalog: Catalog | None = None,
         blobs: BlobStore | None = None,
         language: str = "en",
@@ -208,6 +274,7 @@ class RoomAgent:
             on_caption=self._on_caption,
             room_now=self.room_now,
             options=StreamingOptions(final_context=settings.live_final_context).in_language(language),
+            reviser=self._reviser(revise_model),
         )
         self.blobs = blobs if blobs is not None else open_blob_store(settings)
         self.hls: LiveHls | None = None
@@ -219,10 +286,20 @@ class RoomAgent:
         self._outbox: asyncio.Queue[Caption | None] = asyncio.Queue()
         self._to_index: asyncio.Queue[Caption | None] = asyncio.Queue()
         """Final captions for the catalog, written apart: a slow write never holds the next caption back."""
+        self._live_turns: dict[tuple[str, int], Turn] = {}
+        """Each utterance's live turn until settled, by speaker and utterance: what its settled caption replaces."""
         self.sent = 0
 
     def room_now(self) -> float:
         return time.time() - self._clock0
+
+    def _reviser(self, model: WhisperModel | None) -> Reviser | None:
+        """The revision pass ``live_revise`` asks for, on ``model`` (None, or the setting 0: none)."""
+        every = self.settings.live_revise
+        if model is None or every <= 0:
+            return None
+        options = RevisionOptions(every=every, whisper=TranscribeOptions(language=self.language))
+        return Reviser(model, options=options)
 
     async def run(self) -> None:
         """Join, caption until the room ends, then send the last finals and the stream's end."""
@@ -308,8 +385,16 @@ class RoomAgent:
             await asyncio.to_thread(self._index, caption)
 
     def _index(self, caption: Caption) -> None:
+        turn = Turn(caption.speaker, caption.words, language=self.language)
+        key = (caption.speaker, caption.utterance)
         try:
-            self.catalog.add_live_turns(self.space_id, [Turn(caption.speaker, caption.words, language=self.language)])
+            if caption.settled:
+                # In place of the final's turn: search never shows a moment twice.
+                self.catalog.replace_live_turn(self.space_id, self._live_turns.pop(key, None), turn)
+            else:
+                self.catalog.add_live_turns(self.space_id, [turn])
+                if self.captions.reviser is not None:
+                    self._live_turns[key] = turn
         except Exception:  # whatever the catalog's driver raises: captions go on regardless
             # Only search while live misses it; the pipeline's transcript will have it.
             log.warning("live turn of %s not indexed: catalog unreachable", self.space_id, exc_info=True)
@@ -345,15 +430,22 @@ def live_room(space_id: str, rtc_url: str) -> int:
     # Final passes on all the agent's threads: speakers rarely end utterances at the same
     # moment, and the sooner the one pass ends, the sooner its caption goes out.
     final_model = model if model_label(final_name) == model_label(name) else env.model(name=final_name)
+    # The revision pass decodes as the pipeline does, with its model (WHISPER_MODEL, SPACES_LIVE_REVISE),
+    # loaded once per process: not the interim passes' instance, whose slots a pass of seconds would hold
+    # (the final passes' if SPACES_LIVE_FINAL_MODEL is spelled as WHISPER_MODEL: they share its one slot).
+    revise_model = env.model() if env.settings.live_revise > 0 else None
     agent = RoomAgent(
         settings=env.settings,
         space_id=space_id,
         rtc_url=rtc_url,
         model=model,
         final_model=final_model,
+        revise_model=revise_model,
         catalog=env.catalog,
         blobs=env.blobs,
-        language=language if language != AUTO and speaks_language(model) and speaks_language(final_model) else "en",
+        language=language
+        if language != AUTO and all(speaks_language(m) for m in (model, final_model, revise_model) if m is not None)
+        else "en",
     )
     asyncio.run(agent.run())
     return agent.sent

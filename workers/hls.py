@@ -113,7 +113,8 @@ class LiveHls:
         self._inbox.put((speaker, at, samples))
 
     def caption(self, caption: Caption) -> None:
-        if caption.final and caption.words:
+        # Settled captions not: the final's cue may be in a published segment already.
+        if caption.final and caption.words and not caption.settled:
             self._inbox.put(caption)
 
     def stop(self, at: float | None = None) -> None:

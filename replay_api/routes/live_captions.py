@@ -49,10 +49,11 @@ async def live_captions_stream(
     ] = "0",
     last_event_id: Annotated[str | None, Header(pattern=_STREAM_ID)] = None,
 ) -> StreamingResponse:
-    """Caption events ``{speaker, text, start, end, final, seq, utterance, words}`` while the space is live.
+    """Caption events ``{speaker, text, start, end, final, seq, utterance, words, settled}`` while the space is live.
 
     Interim events of an utterance are replaced by the next event of the
-    same speaker and utterance; the final one stays. The stream ends with an
+    same speaker and utterance; the final one stays until a ``settled`` one
+    (seconds later, a higher ``seq``) replaces it. The stream ends with an
     ``end`` event when the space does.
     """
     # Reads block for up to KEEPALIVE seconds: the socket must wait longer than that.

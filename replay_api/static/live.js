@@ -457,11 +457,13 @@
   // The room agent sends each speaker's utterance as it grows (interim, may
   // still change) and once more when it is over (final). Events of one
   // utterance share a key (speaker + utterance): each replaces the line in
-  // place, so text never shows twice. A replaced agent numbers utterances
+  // place, so text never shows twice. A settled event (the utterance heard
+  // again with the room around it, seconds later) replaces the final once,
+  // on screen and in the transcript. A replaced agent numbers utterances
   // from 0 again: a key whose line is final and ended before the new event
   // starts is a new utterance, not an update.
   const CAPTION_LINES = 3;
-  const captionLines = new Map(); // key -> {line, seq, final, end}
+  const captionLines = new Map(); // key -> {line, seq, final, settled, end, item}
   let captionsOn = true;
   try { captionsOn = localStorage.getItem("captions") !== "off"; } catch (e) { /* default on */ }
   $("captions-on").checked = captionsOn;
@@ -487,22 +489,24 @@
   function showCaption(c) {
     let key = `${c.speaker}\u0000${c.utterance}`;
     let known = captionLines.get(key);
-    if (known && known.final && c.start >= known.end) {
+    if (known && known.final && !c.settled && c.start >= known.end) {
       captionLines.delete(key);
       key = `${key}\u0000${c.start}`;
       known = captionLines.get(key);
     }
-    if (known && (c.seq <= known.seq || known.final)) return; // late or repeated
+    // Late or repeated; after a final only its settled text, after that nothing.
+    if (known && (c.seq <= known.seq || known.settled || (known.final && !c.settled))) return;
     if (!known) {
       const line = el("p", { class: "caption", "data-speaker": c.speaker },
         el("span", { class: "caption__speaker" }, c.speaker), el("span", { class: "caption__text" }));
       $("captions").append(line);
-      known = { line, seq: -1, final: false, end: 0 };
+      known = { line, seq: -1, final: false, settled: false, end: 0, item: null };
       captionLines.set(key, known);
       while ($("captions").children.length > CAPTION_LINES) $("captions").firstElementChild.remove();
     }
     known.seq = c.seq;
     known.final = c.final;
+    known.settled = Boolean(c.settled);
     known.end = c.end;
     known.line.classList.toggle("caption--interim", !c.final);
     // The cue on screen now (the replay's rules: at most 2 lines of 42 characters);
@@ -510,7 +514,8 @@
     const text = known.line.querySelector(".caption__text");
     text.replaceChildren();
     (c.lines && c.lines.length ? c.lines : [c.text]).forEach((line, i) => { if (i) text.append(el("br")); text.append(line); });
-    if (c.final) addToTranscript(c);
+    if (c.final && known.item) known.item.querySelector(".transcript__text").textContent = c.text;
+    else if (c.final) known.item = addToTranscript(c);
   }
 
   function addToTranscript(c) {
@@ -525,6 +530,7 @@
     for (const li of list.children) { if (Number(li.dataset.start) > c.start) { after = li; break; } }
     list.insertBefore(item, after);
     if (stick) list.scrollTop = list.scrollHeight;
+    return item;
   }
 
   $("join").addEventListener("click", join);
@@ -589,12 +595,19 @@
   $("invite").addEventListener("submit", async (e) => {
     e.preventDefault();
     const identity = $("invite-name").value.trim();
-    const response = await fetch(`/spaces/${encodeURIComponent(spaceId)}/tokens`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Authorization: `Bearer ${state.token}` },
-      body: JSON.stringify({ role: "speaker", identity }),
-    });
-    const body = await response.json();
+    let response, body;
+    try {
+      response = await fetch(`/spaces/${encodeURIComponent(spaceId)}/tokens`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Authorization: `Bearer ${state.token}` },
+        body: JSON.stringify({ role: "speaker", identity }),
+      });
+      body = await response.json();
+    } catch {
+      // A dropped connection or a proxy's HTML error page: say so, not nothing.
+      $("invite-link").textContent = tr("Could not invite.");
+      return;
+    }
     if (!response.ok) { $("invite-link").textContent = body.error ? body.error.message : tr("Could not invite."); return; }
     $("invite-link").textContent = tr("Send this link to {name} only: it lets them speak as {name}.", { name: identity });
     showLink($("speaker-link"), `${pageUrl}?token=${encodeURIComponent(body.token)}`);

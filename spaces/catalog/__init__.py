@@ -141,6 +141,14 @@ class Catalog(Protocol):
         a moment twice.
         """
 
+    def replace_live_turn(self, space_id: str, old: Turn | None, new: Turn) -> int:
+        """Replace the live turn ``old`` (a final caption's) with ``new`` (its settled text), in its place.
+
+        One turn per utterance, so search never shows a moment twice; ``new``
+        is added if ``old`` is None or not there (its write failed). Returns 1,
+        or 0 once the pipeline's transcript is in, as :meth:`add_live_turns`.
+        """
+
     def bulk_insert(self, spaces: Sequence[Space], turns: Iterable[TurnRow]) -> None:
         """Load many spaces and their turns in one transaction (imports, benchmarks).
 

@@ -63,6 +63,8 @@ class _Asked:
     params: list[Any]
     limit: int
     offset: int
+    whole_page: bool = False
+    """Only a full page is of use: short of one, the caller searches again, the last word as a prefix."""
 
 
 #: How a partition's statement is planned: its few hundred matches find
@@ -188,8 +190,11 @@ class PostgresCatalog(SqlCatalog):
         conditions, params = _conditions(terms, languages)
         return "(" + " OR ".join(conditions) + ")", params
 
-    def _delete_turns(self, cur: Any, space_id: str) -> None:
-        cur.execute("DELETE FROM turns WHERE space_id = %s", (space_id,))
+    def _delete_turns(self, cur: Any, space_id: str, *, seq: int | None = None) -> None:
+        if seq is None:
+            cur.execute("DELETE FROM turns WHERE space_id = %s", (space_id,))
+        else:
+            cur.execute("DELETE FROM turns WHERE space_id = %s AND seq = %s", (space_id, seq))
 
     def _search_rows(
         self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int, scope: Scope
@@ -208,14 +213,14 @@ class PostgresCatalog(SqlCatalog):
         exact = [Term(t.words) for t in terms]
         source = self._source(cur, scope)
 
-        def ranked(matching: list[Term]) -> list[tuple[Any, ...]]:
-            asked = _Asked(matching, terms, languages, where, params, limit, offset)
+        def ranked(matching: list[Term], *, whole_page: bool = False) -> list[tuple[Any, ...]]:
+            asked = _Asked(matching, terms, languages, where, params, limit, offset, whole_page)
             if scope.speaker or scope.space_id:
                 return self._ranked(cur, source, asked)
             return self._newest_ranked(cur, asked)  # every turn: the search table, newest partitions first
 
         if exact != terms:
-            rows = ranked(exact)
+            rows = ranked(exact, whole_page=True)
             if len(rows) == limit:
                 return rows
         return ranked(terms)
@@ -274,6 +279,22 @@ class PostgresCatalog(SqlCatalog):
         )
         return list(cur.fetchall())
 
+    def _fills_page(self, cur: Any, source: tuple[str, list[Any]], a: _Asked) -> bool:
+        """Whether the turns of ``source`` within ``a.where`` reach the end of the page asked for.
+
+        Counted up to that end only. Rare words as typed that cannot fill the
+        page were read, ranked and headlined only for the caller to drop them
+        and search by prefix: counting them costs their GIN scan alone.
+        """
+        end = a.offset + a.limit
+        cur.execute(
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM {source[0]} JOIN spaces s ON s.space_id = t.space_id"
+            f" WHERE {self._sql(a.where)} LIMIT {end}) c",
+            [*source[1], *a.params],
+            prepare=False,
+        )
+        return bool(cur.fetchone()[0] >= end)
+
     def _newest_ranked(self, cur: Any, a: _Asked) -> list[tuple[Any, ...]]:
         """``_ranked`` for all turns: the same candidates, ranks and page, from ``turn_search`` (``pg_search``).
 
@@ -297,8 +318,10 @@ class PostgresCatalog(SqlCatalog):
                 # turns backwards for the newest: too few match to stop it
                 # early), ranked and paged in one statement, from turns: one
                 # GIN index plans faster than a partition each.
-                source = f"(SELECT * FROM turns t WHERE {' OR '.join(conditions)} OFFSET 0) t"
-                return self._ranked(cur, (source, match), a)
+                source = (f"(SELECT * FROM turns t WHERE {' OR '.join(conditions)} OFFSET 0) t", match)
+                if a.whole_page and not self._fills_page(cur, source, a):
+                    return []  # the caller's search by prefix finds these matches and more
+                return self._ranked(cur, source, a)
             need = MAX_CANDIDATES - len(found)
             ranges = pg_search.look(len(found), seen, high, need)
             # A branch per partition, newest first, each written out (never

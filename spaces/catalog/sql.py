@@ -51,7 +51,8 @@ class SqlCatalog(SqlSearch):
         return None
 
     @abstractmethod
-    def _delete_turns(self, cur: Any, space_id: str) -> None: ...
+    def _delete_turns(self, cur: Any, space_id: str, *, seq: int | None = None) -> None:
+        """Delete a space's turns (``seq``: that one only) and their index entries."""
 
     @abstractmethod
     def _match_clause(self, terms: list[Term], languages: Sequence[str]) -> tuple[str, list[Any]]:
@@ -384,22 +385,55 @@ class SqlCatalog(SqlSearch):
     def add_live_turns(self, space_id: str, turns: Sequence[Turn]) -> int:
         with self._transaction() as cur:
             self._lock_space(cur, space_id)
-            # Too late once the pipeline's transcript is in (its turns, or a published
-            # space whose transcript had none): a late caption would show a moment twice.
-            cur.execute(
-                self._sql(
-                    "SELECT (SELECT COUNT(*) FROM turns WHERE space_id = ? AND live = 0), "
-                    "(SELECT COALESCE(MAX(seq), -1) FROM turns WHERE space_id = ?), "
-                    "(SELECT published FROM spaces WHERE space_id = ?)"
-                ),
-                (space_id, space_id, space_id),
-            )
-            offline, last_seq, published = cur.fetchone()
-            if offline or published is None or published:
+            next_seq = self._next_live_seq(cur, space_id)
+            if next_seq is None:
                 return 0
-            self._insert_turns(cur, space_id, turns, live=True, first_seq=int(last_seq) + 1)
+            self._insert_turns(cur, space_id, turns, live=True, first_seq=next_seq)
             self._note_languages(cur, (t.language for t in turns))
         return len(turns)
+
+    def replace_live_turn(self, space_id: str, old: Turn | None, new: Turn) -> int:
+        with self._transaction() as cur:
+            self._lock_space(cur, space_id)
+            seq = self._next_live_seq(cur, space_id)
+            if seq is None:
+                return 0
+            if old is not None:
+                # Its speaker's live turn starting where it did (stored as a double: a
+                # millisecond apart is another moment).
+                cur.execute(
+                    self._sql(
+                        "SELECT seq FROM turns WHERE space_id = ? AND live = 1 AND speaker = ? "
+                        "AND start_s BETWEEN ? AND ?"
+                    ),
+                    (space_id, old.speaker, old.start - 0.001, old.start + 0.001),
+                )
+                row = cur.fetchone()
+                if row is not None:
+                    seq = int(row[0])
+                    self._delete_turns(cur, space_id, seq=seq)
+            self._insert_turns(cur, space_id, [new], live=True, first_seq=seq)
+            self._note_languages(cur, [new.language])
+        return 1
+
+    def _next_live_seq(self, cur: Any, space_id: str) -> int | None:
+        """The seq of a new live turn; None once live turns are too late.
+
+        Too late once the pipeline's transcript is in (its turns, or a published
+        space whose transcript had none): a late caption would show a moment twice.
+        """
+        cur.execute(
+            self._sql(
+                "SELECT (SELECT COUNT(*) FROM turns WHERE space_id = ? AND live = 0), "
+                "(SELECT COALESCE(MAX(seq), -1) FROM turns WHERE space_id = ?), "
+                "(SELECT published FROM spaces WHERE space_id = ?)"
+            ),
+            (space_id, space_id, space_id),
+        )
+        offline, last_seq, published = cur.fetchone()
+        if offline or published is None or published:
+            return None
+        return int(last_seq) + 1
 
 
 def _escape_like(text: str) -> str:

@@ -224,18 +224,18 @@ class SqliteCatalog(SqlCatalog):
             params.extend([*group.languages, group.match])
         return "(" + (" OR ".join(parts) or "0") + ")", params
 
-    def _delete_turns(self, cur: Any, space_id: str) -> None:
+    def _delete_turns(self, cur: Any, space_id: str, *, seq: int | None = None) -> None:
+        where, params = ("space_id = ?", (space_id,)) if seq is None else ("space_id = ? AND seq = ?", (space_id, seq))
         tally = Tally()
-        for (stemmed,) in cur.execute("SELECT stems FROM turns WHERE space_id = ?", (space_id,)).fetchall():
+        for (stemmed,) in cur.execute(f"SELECT stems FROM turns WHERE {where}", params).fetchall():
             tally.add(stemmed)
         tally.save(cur, -1)
         # External-content FTS5 needs the old text to delete its index entries.
         cur.execute(
-            "INSERT INTO turns_stems (turns_stems, rowid, stems) "
-            "SELECT 'delete', id, stems FROM turns WHERE space_id = ?",
-            (space_id,),
+            f"INSERT INTO turns_stems (turns_stems, rowid, stems) SELECT 'delete', id, stems FROM turns WHERE {where}",
+            params,
         )
-        cur.execute("DELETE FROM turns WHERE space_id = ?", (space_id,))
+        cur.execute(f"DELETE FROM turns WHERE {where}", params)
 
     def _space_clause(self, space_id: str) -> tuple[str, list[Any]]:
         # Its turns' ids, as a range FTS5 seeks to: otherwise a frequent word

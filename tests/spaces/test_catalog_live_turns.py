@@ -82,3 +82,22 @@ CREATE VIRTUAL TABLE turns_fts USING fts5(text, content='turns', content_rowid='
 INSERT INTO turns (space_id, seq, speaker, start_s, end_s, text) VALUES ('old1', 0, 'ann', 1.0, 2.0, 'harbour seals');
 INSERT INTO turns_fts (rowid, text) SELECT id, text FROM turns;
 """
+
+
+def test_a_settled_caption_replaces_its_final_s_live_turn_in_place(catalog: Catalog) -> None:
+    catalog.put_space(Space("live3", "Settling", "alice", 1.0, state=SpaceState.LIVE))
+    final = turn("alice", 3.0, "the", "quarterly", "budgie")
+    catalog.add_live_turns("live3", [final, turn("bob", 5.0, "looks", "fine")])
+    settled = turn("alice", 3.01, "the", "quarterly", "budget")
+    assert catalog.replace_live_turn("live3", final, settled) == 1
+    # One turn for the utterance: the settled text, found; the final's, gone.
+    assert [(h.speaker, h.start) for h in catalog.search("quarterly", limit=10)] == [("alice", 3.01)]
+    assert catalog.search("budgie", limit=10) == []
+    assert [h.speaker for h in catalog.search("fine", limit=10)] == ["bob"]
+    # A final never written (the catalog was away): the settled text is added.
+    assert catalog.replace_live_turn("live3", turn("bob", 8.0, "never"), turn("bob", 8.0, "forever")) == 1
+    assert [h.start for h in catalog.search("forever", limit=10)] == [8.0]
+    # Too late once the pipeline's transcript is in.
+    catalog.replace_turns("live3", [turn("alice", 3.0, "the", "quarterly", "budget")])
+    assert catalog.replace_live_turn("live3", settled, turn("alice", 3.0, "late")) == 0
+    assert catalog.search("late", limit=10) == []

@@ -181,3 +181,58 @@ def test_postgres_looks_as_far_back_as_the_matches_found_say(
     assert pg_search.look(100, SMALL, high, 50) == [(SMALL * 20, high), (SMALL * 19, SMALL * 20)]
     assert pg_search.partition_low(SMALL * 3 + 1) == SMALL * 3
     assert pg_search.partition_low(SMALL * 3) == SMALL * 2
+
+
+def _lights(catalog: Catalog) -> dict[tuple[str, float], str]:
+    """Three old turns say "light" as typed; the newest, whole partitions of them, only "lighthouse" (30 turns).
+
+    Returns each turn that says either, by (space, start), with its text.
+    """
+    spaces = [
+        Space("old", "Old", "ann", 1.0, state=READY, speakers=("ann",)),
+        Space("new", "New", "ben", 2.0, state=READY, speakers=("ben",)),
+    ]
+    rows = [TurnRow("old", i, "ann", i * 1.0, i + 0.5, f"the light was low {i}") for i in range(3)]
+    rows += [
+        TurnRow("new", i, "ben", i * 3.0, i * 3.0 + 2, f"a lighthouse beam {i}" if i % 10 == 9 else f"calm water {i}")
+        for i in range(300)
+    ]
+    catalog.bulk_insert(spaces, rows)
+    return {(r.space_id, r.start): r.text for r in rows if "light" in r.text}
+
+
+def test_words_as_typed_too_rare_to_fill_the_page_are_counted_not_ranked(
+    partitioned: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last word as typed ("light") is in no newest turn and in fewer turns than the page: PostgreSQL counts
+    them and searches by prefix at once instead of ranking them first. The hits are those of the full read."""
+    said = _lights(partitioned)
+    old = {k for k, text in said.items() if "lighthouse" not in text}
+
+    def found(limit: int, offset: int = 0) -> list[tuple[str, float, float, str]]:
+        return [
+            (h.space_id, h.start, h.rank, h.snippet) for h in partitioned.search("light", limit=limit, offset=offset)
+        ]
+
+    whole = found(50)
+    assert {(s, start) for s, start, *_ in whole} == set(said), "every light and lighthouse, by prefix"
+    assert {(s, start) for s, start, *_ in found(3)} == old, "a page the words as typed fill: theirs alone"
+    assert found(3, offset=1) == whole[1:4], "a page they do not fill (its end is past them): by prefix"
+    assert found(20, offset=10) == whole[10:30]
+    if not isinstance(partitioned, PostgresCatalog):
+        return
+    ranked_all = 0
+    rank_all = PostgresCatalog._ranked
+
+    def counting(self: PostgresCatalog, *args: object) -> object:
+        nonlocal ranked_all
+        ranked_all += 1
+        return rank_all(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PostgresCatalog, "_ranked", counting)
+    skipped = [found(50), found(3, offset=1), found(20, offset=10)]
+    assert ranked_all == 0, "the words as typed were counted, never ranked"
+    # As before the count: the words as typed read, ranked, then dropped.
+    monkeypatch.setattr(PostgresCatalog, "_fills_page", lambda *_: True)
+    assert [found(50), found(3, offset=1), found(20, offset=10)] == skipped
+    assert ranked_all == 3

@@ -108,6 +108,18 @@ def test_status_tells_length_speakers_and_replay(
     assert "transcribing alice" in out and "transcribe:alice" not in out
 
 
+def test_an_id_that_begins_with_a_dash_is_reached_after_double_dash(
+    catalog: Catalog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Spaces stored before ids stopped beginning with "-" stay reachable, and the help says how."""
+    catalog.put_space(Space("-d4", "Cards night", "alice", 1_764_600_000.0, state=SpaceState.READY))
+    code, out, _ = _run(capsys, "status", "--", "-d4")
+    assert code == 0 and out.startswith("-d4  'Cards night'")
+    with pytest.raises(SystemExit):
+        cli.main(["erase", "--help"])
+    assert "begins with '-' goes after '--'" in capsys.readouterr().out
+
+
 def test_reprocess_starts_a_run_of_its_own(env: Settings, catalog: Catalog, capsys: pytest.CaptureFixture[str]) -> None:
     """Not "ready" before it starts, and none of the last run's progress as its own."""
     space_id = uuid.uuid4().hex[:16]  # its run counter lives in the shared Redis

@@ -215,3 +215,10 @@ def test_live_final_passes_use_the_interim_model_unless_told() -> None:
     assert settings.live_final_model_for("fr") == "base"
     hybrid = Settings.from_env({"WHISPER_MODEL": "base", "SPACES_LIVE_FINAL_MODEL": "base"})
     assert (hybrid.live_model_for("en"), hybrid.live_final_model_for("en")) == ("tiny.en", "base")
+
+
+def test_live_revise_is_seconds_of_speech_or_0_for_off() -> None:
+    assert Settings.from_env({}).live_revise == 15.0
+    assert Settings.from_env({"SPACES_LIVE_REVISE": "0"}).live_revise == 0.0
+    with pytest.raises(ConfigError, match="SPACES_LIVE_REVISE"):
+        Settings.from_env({"SPACES_LIVE_REVISE": "-1"}).validate()

@@ -55,28 +55,57 @@ def test_native_cpu_counts_the_model_threads_and_not_python_s(model: WhisperMode
     assert 0.8 * out["process"] <= out["charged"] <= out["process"] + 0.01, out
 
 
-def test_interim_passes_wait_for_their_cost_in_audio_at_max_load(model: WhisperModel) -> None:
-    """Each pass charged 1 CPU-s: at ``max_load`` 0.5 the next waits for 2 s more of the utterance."""
+def _pass_starts(model: WhisperModel, audio: np.ndarray, *, charge: float) -> list[float]:
+    """Where in ``audio`` each pass started, every pass charged ``charge`` CPU-s, at ``max_load`` 0.5."""
     native = ManualClock()
     starts: list[float] = []
 
     class Charging(PassMeter):
         def begin(self) -> tuple[int, float]:
             ticket = super().begin()
-            native.now += 1.0  # a second of the model's threads' CPU per pass, spent inside it
+            native.now += charge  # the model's threads' CPU, spent inside the pass
             return ticket
 
     live = StreamingTranscriber(
         model, speaker="alice", options=StreamingOptions(max_load=0.5), meter=Charging(lambda: native.now)
     )
-    speech = synthesize(SENTENCE, VOICES[0]).samples.astype(np.float32)
-    audio = np.concatenate([np.zeros(SAMPLE_RATE, dtype=np.float32), speech])
     for i in range(0, len(audio), 320):
         live.insert_audio_chunk(audio[i : i + 320], i / SAMPLE_RATE)
         before = native.now
         live.process_iter()
         if native.now != before:
             starts.append((i + 320) / SAMPLE_RATE)
+    return starts
+
+
+def _gaps(starts: list[float]) -> list[float]:
+    return [b - a for a, b in zip(starts, starts[1:], strict=False)]
+
+
+def test_interim_passes_wait_for_their_cost_in_audio_at_max_load(model: WhisperModel) -> None:
+    """Each pass charged 1 CPU-s: at ``max_load`` 0.5 the next waits for 2 s more of the utterance."""
+    speech = synthesize(SENTENCE, VOICES[0]).samples.astype(np.float32)
+    starts = _pass_starts(model, np.concatenate([np.zeros(SAMPLE_RATE, dtype=np.float32), speech]), charge=1.0)
     assert len(starts) >= 2, starts  # a 5 s sentence: passes at 0.4 s without the charge
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
-    assert min(gaps) >= 2.0 - 0.05, gaps
+    assert min(_gaps(starts)) >= 2.0 - 0.05, starts
+
+
+def test_interim_passes_share_max_load_with_the_finals_evenly(model: WhisperModel) -> None:
+    """After a final, interim passes are paid off at what the finals leave of ``max_load``, all through.
+
+    Not at all of it once the final's cost is paid: that held the first
+    seconds of every utterance without a caption, then ran passes at
+    full pace.
+    """
+    said = synthesize(SENTENCE, VOICES[0])
+    speech, silence = said.samples.astype(np.float32), np.zeros(2 * SAMPLE_RATE, dtype=np.float32)
+    starts = _pass_starts(model, np.concatenate([silence, speech, silence, speech, silence]), charge=0.5)
+    # Interim passes only: the final's starts in the silence after each sentence.
+    first = [t for t in starts if 2.0 < t <= 2.0 + said.duration]
+    then = [t for t in starts if 4.0 + said.duration < t <= 4.0 + 2 * said.duration]
+    assert len(first) >= 3 and len(then) >= 3, starts
+    assert min(_gaps(first)) >= 1.0 - 0.05, starts  # no final yet: 0.5 CPU-s at 0.5 core
+    # One final of 0.5 CPU-s over the speaker's utterances so far (one sentence and its pads, then
+    # two): the interims get 0.5 - 0.5 / that, so 0.5 CPU-s take longer than a second to pay, all through.
+    slowest, fastest = 0.5 / (0.5 - 0.5 / said.duration), 0.5 / (0.5 - 0.5 / (2 * said.duration + 2.0))
+    assert fastest - 0.05 <= min(_gaps(then)) and max(_gaps(then)) <= slowest + 0.05, starts

@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from faster_whisper import WhisperModel
 
 from spaces.models import Word
 from tests.speech import SENTENCES, VOICES, Space, Utterance, build_space, match_words, word_error_rate
+from tests.support.services import TEST_MODEL
 from transcribe.audio import decode
 from transcribe.context_pass import Clip
 from transcribe.levels import levels
+from transcribe.model import load_model
 from transcribe.room import (
+    Region,
     RoomRules,
+    RoomTrack,
     TrackAudio,
     add_to_mix,
+    attribute,
+    cuts,
     join_clips,
     overlap_regions,
     overlap_share,
+    passes,
+    speech_stretches,
     transcribe_tracks,
 )
+from transcribe.room import _replace_region as _replace_region
+from transcribe.transcribe import TranscribeOptions
 
 pytestmark = pytest.mark.slow
 
@@ -50,10 +62,31 @@ def together(space: Space) -> list[tuple[float, float]]:
     return [(max(x.start, y.start), min(x.end, y.end)) for x in a for y in b if x.start < y.end and y.start < x.end]
 
 
-def room(model: WhisperModel, space: Space, offset: float = 0.0) -> list[Word]:
+@pytest.fixture(scope="module")
+def two_passes() -> WhisperModel:
+    """The test model running two passes side by side, as a room job's (one replica each)."""
+    return load_model(TEST_MODEL, passes=2)
+
+
+@pytest.fixture(scope="module")
+def talk(tmp_path_factory: pytest.TempPathFactory) -> Space:
+    """Six sentences in turn, pauses of 1.2 s to 2 s between them: a room long enough to cut once."""
+    return build_space(
+        tuple(
+            Utterance(("alice", "bob")[n % 2], at, SENTENCES[n])
+            for n, at in enumerate((0.5, 6.0, 11.2, 17.0, 22.4, 28.0))
+        ),
+        {"alice": VOICES[0], "bob": VOICES[3]},
+        duration=33.5,
+        out_dir=tmp_path_factory.mktemp("talk"),
+        suffix=".ogg",
+    )
+
+
+def room(model: WhisperModel, space: Space, offset: float = 0.0, rules: RoomRules | None = None) -> list[Word]:
     """What the room job does, on a space's files (every track starting at ``offset``)."""
     tracks = [TrackAudio(s, levels(decode(p), offset=offset), [(offset, decode(p))]) for s, p in space.items()]
-    return transcribe_tracks(model, tracks, start=offset, end=offset + space.duration)
+    return transcribe_tracks(model, tracks, start=offset, end=offset + space.duration, rules=rules or RoomRules())
 
 
 def test_a_room_talking_over_itself_is_told_from_one_taking_turns(
@@ -97,7 +130,16 @@ def test_words_go_to_their_speaker_and_overlap_keeps_both(model: WhisperModel, c
     shifted = [Word(w.start + OFFSET, w.end + OFFSET, w.text, w.speaker) for w in truth]
     pairs = match_words(shifted, words)
     assert len(pairs) >= 0.9 * len(truth)
-    assert all(t.speaker == h.speaker for t, h in pairs), [(t, h) for t, h in pairs if t.speaker != h.speaker]
+    # Where both say "the" at once the matcher, blind to speakers, may pair one
+    # speaker's true word with the other's: that is no misattribution when the
+    # transcript holds the word on its true speaker too.
+    wrong = [
+        (t, h)
+        for t, h in pairs
+        if t.speaker != h.speaker
+        and not any(w.speaker == t.speaker and w.text == h.text and abs(w.start - t.start) < 0.2 for w in words)
+    ]
+    assert not wrong, wrong
     for speaker in crosstalk:
         mine = [w for w in words if w.speaker == speaker]
         assert word_error_rate(crosstalk.truth[speaker], mine) <= 0.2, (speaker, mine)
@@ -143,3 +185,149 @@ def test_clips_cut_at_segment_seams_are_joined() -> None:
     later = Clip("t0", 20.0, np.ones(10, dtype=np.float32))
     joined = join_clips([b, later, a])
     assert [(c.start, len(c.samples)) for c in joined] == [(10.0, 24000), (20.0, 10)]
+
+
+def test_cuts_fall_in_the_longest_pauses_and_leave_runs_their_speech() -> None:
+    rules = RoomRules(min_run_speech=8.0, cut_reach=0.2)
+    # 40 s of speech in stretches of 4 s; the pause after the fifth is long.
+    speech, at = [], 0.0
+    for n in range(10):
+        speech.append((at, at + 4.0))
+        at += 4.0 + (3.0 if n == 4 else 0.5)
+    assert cuts(speech, 1, rules) == []
+    assert cuts(speech, 2, rules) == [23.5]  # in the long pause, at the even split
+    four = cuts(speech, 4, rules)
+    assert len(four) == 3 and 23.5 in four
+    edges = [speech[0][0], *four, speech[-1][1]]
+    for lo, hi in pairwise(edges):
+        assert not any(s < hi < e for s, e in speech), (hi, speech)  # never inside a stretch
+        assert sum(min(hi, e) - max(lo, s) for s, e in speech if s < hi and e > lo) >= rules.min_run_speech
+    # Too little speech for two runs of eight seconds: one run, whatever the passes.
+    assert cuts(speech[:3], 2, rules) == []
+    # A pause too far from an even split is no place for a cut...
+    assert cuts([(0.0, 8.0), (13.0, 30.0)], 2, rules) == []
+    # ...and one within reach still leaves each run min_run_speech.
+    anywhere = RoomRules(min_run_speech=8.0, cut_reach=1.0)
+    assert cuts([(0.0, 9.0), (10.0, 30.0)], 2, anywhere) == [9.5]
+    assert cuts([(0.0, 6.0), (7.0, 30.0)], 2, anywhere) == []
+
+
+def test_runs_side_by_side_keep_every_word_once(two_passes: WhisperModel, talk: Space) -> None:
+    assert passes(two_passes) == 2
+    # Runs of at least 8 s of speech: the room of six sentences is cut once.
+    rules = RoomRules(min_run_speech=8.0)
+    speech = speech_stretches([levels(decode(p), offset=OFFSET) for p in talk.values()], rules)
+    (cut,) = cuts(speech, 2, rules)
+    said = sorted((w for ws in talk.truth.values() for w in ws), key=lambda w: w.start)
+    assert not any(w.start <= cut - OFFSET <= w.end for w in said), cut  # in a pause
+    words = room(two_passes, talk, OFFSET, rules)
+    truth = [Word(w.start + OFFSET, w.end + OFFSET, w.text, w.speaker) for w in said]
+    # The sentences either side of the cut whole, each word once, on its speaker.
+    near = [w for w in truth if abs(w.start - cut) < 4.0]
+    pairs = match_words(near, words)
+    assert len(pairs) >= len(near) - 1, (cut, near, words)
+    assert all(t.speaker == h.speaker for t, h in pairs)
+    for a, b in pairwise(words):
+        assert not (a.text.lower() == b.text.lower() and b.start < a.end), (a, b)
+    # Headroom: tiny.en hears 'The weather' as 'But when there' in this voice
+    # with or without a cut (0.125 in one run), and the second run, its first
+    # window without the first run's text as prompt, misheard two words more
+    # ('should' as 'shall', 'leaves every' as 'leave memory': 0.141).
+    assert word_error_rate(truth, words) <= 0.2, words
+
+
+def test_overlaps_redone_side_by_side_hear_what_one_pass_hears(
+    model: WhisperModel, two_passes: WhisperModel, crosstalk: Space
+) -> None:
+    # The overlap's two clips decoded at once, each by its own replica of
+    # the model: the words of the clips decoded one after the other. Up to a
+    # word apart, not equal: the two replicas' decodes need not match to the
+    # last bit (on some CPUs the cold second run misheard words).
+    one = room(model, crosstalk, OFFSET)
+    two = room(two_passes, crosstalk, OFFSET)
+    assert overlap_regions([levels(decode(p), offset=OFFSET) for p in crosstalk.values()])
+    for speaker in crosstalk:
+        mine = [[w for w in words if w.speaker == speaker] for words in (one, two)]
+        assert word_error_rate(*mine) <= 1 / len(mine[0]), (speaker, *mine)
+
+
+def test_a_sure_word_of_the_mix_is_not_dropped_for_a_doubted_one_of_a_track() -> None:
+    # The espeak bench space at 390 s (base): carol's "maybe next week" and
+    # dave's "of course" at once. The mix heard "next" surely; carol's clip
+    # heard "Thank" over it, doubting it (0.00), and no "next".
+    region = Region((391.1, 392.54), {0: (390.24, 392.84), 1: (390.8, 392.98)})
+    mix = [
+        Word(388.78, 389.16, "next", "", 1.0),  # before the region: untouched
+        Word(390.44, 390.8, "Maybe", "carol", 0.86),
+        Word(390.8, 391.08, "next", "carol", 1.0),
+        Word(391.08, 391.42, "week?", "carol", 0.41),  # unsure: gives way
+        Word(391.7, 391.7, "course,", "dave", 0.99),
+        Word(392.04, 392.22, "I", "carol", 0.91),  # a track heard something there more surely
+    ]
+    tracks = [
+        Word(390.24, 391.24, "Thank", "carol", 0.0),
+        Word(390.27, 390.81, "Maybe", "carol", 0.93),
+        Word(391.18, 391.76, "course,", "dave", 0.99),
+        Word(391.24, 392.5, "you.", "carol", 0.93),
+    ]
+    words = sorted(_replace_region(mix, tracks, region, RoomRules()), key=lambda w: w.start)
+    assert [(w.text, w.speaker) for w in words] == [
+        ("next", ""),
+        ("Maybe", "carol"),
+        ("next", "carol"),
+        ("course,", "dave"),
+        ("you.", "carol"),
+    ]
+    # Outside the overlap the same: a sure "baked" of the mix stays, the
+    # track's doubted "made" over it goes.
+    region = Region((134.18, 136.48), {0: (127.88, 136.78), 1: (133.88, 140.72)})
+    mix = [Word(127.86, 128.24, "baked", "bob", 0.78), Word(128.24, 128.58, "fresh", "bob", 1.0)]
+    tracks = [Word(127.88, 128.18, "made", "bob", 0.01), Word(128.18, 128.62, "fresh", "bob", 0.97)]
+    words = sorted(_replace_region(mix, tracks, region, RoomRules()), key=lambda w: w.start)
+    assert [w.text for w in words] == ["baked", "fresh"]
+
+
+@pytest.mark.parametrize("call_speech", [RoomRules.call_speech, 12.0])
+def test_a_run_is_heard_in_one_call_and_its_progress_moves_as_it_goes(
+    model: WhisperModel, talk: Space, call_speech: float
+) -> None:
+    # 23 s of speech in six sentences: heard in windows of 8 s of speech it
+    # would be three calls; a run is one call, as plain faster-whisper hears
+    # the mix, its progress told segment by segment. Capped at 12 s of
+    # speech a call (memory), it is two, and no word is lost or doubled at
+    # their seams.
+    tracks = [TrackAudio(s, levels(decode(p), offset=OFFSET), [(OFFSET, decode(p))]) for s, p in talk.items()]
+    shares: list[float] = []
+    words = transcribe_tracks(
+        model,
+        tracks,
+        start=OFFSET,
+        end=OFFSET + talk.duration,
+        options=TranscribeOptions(window=8.0),
+        rules=RoomRules(call_speech=call_speech),
+        on_progress=shares.append,
+    )
+    assert shares == sorted(shares) and shares[-1] == pytest.approx(0.8)
+    assert len({round(s, 3) for s in shares if 0.0 < s < 0.8}) >= 3, shares
+    truth = [
+        Word(w.start + OFFSET, w.end + OFFSET, w.text, w.speaker)
+        for w in sorted((w for ws in talk.truth.values() for w in ws), key=lambda w: w.start)
+    ]
+    assert word_error_rate(truth, words) <= 0.2, words
+    assert all(t.speaker == h.speaker for t, h in match_words(truth, words))
+
+
+def test_a_first_word_stretched_over_the_pause_before_it_goes_to_its_speaker(crosstalk: Space) -> None:
+    # The crosstalk space's tracks: alice asks "Which card did you draw?",
+    # bob answers "The ten of clubs." after half a second. Whisper puts such
+    # a first word's start early, its middle in the pause where every track
+    # is silent: the loudest of equal floors was the first track, alice.
+    tracks = [RoomTrack(s, levels(decode(p), offset=0.0)) for s, p in crosstalk.items()]
+    assert [t.speaker for t in tracks] == ["alice", "bob"]
+    asked, answer = crosstalk.truth["alice"][-1].end, crosstalk.truth["bob"][-4]
+    stretched = Word(asked + 0.1, answer.start + 0.06, answer.text, "", 0.9)
+    quarter = (stretched.end - stretched.start) / 4
+    middle = (stretched.start + quarter, stretched.end - quarter + 0.02)
+    assert max(t.levels.loudness(*middle) for t in tracks) < RoomRules().min_speech_db
+    (word,) = attribute([stretched], tracks)
+    assert word.speaker == "bob"

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
 from faster_whisper import WhisperModel
 
-from spaces.models import Caption, Word
+from spaces.models import Caption, Word, join_words
 from tests.speech import VOICES, synthesize, word_error_rate
 from transcribe.audio import SAMPLE_RATE
+from transcribe.exceptions import DecodeFailed
 from transcribe.room_context import Heard, RoomContext
 from transcribe.streaming import StreamingOptions, StreamingTranscriber
+from transcribe.transcribe import TranscribeOptions, transcribe_clip
 
 CHUNK = 320  # 20 ms, one WebRTC packet
 ORIGIN = 30.0
@@ -64,35 +68,95 @@ def _feed(live: dict[str, StreamingTranscriber], tracks: dict[str, np.ndarray]) 
     return [e for e in events if e.final]
 
 
-def test_a_final_pass_hears_the_room_before_its_utterance_and_keeps_only_the_utterance_s_words(
-    model: WhisperModel, caplog: pytest.LogCaptureFixture
-) -> None:
-    first, second = "The weather was lovely this morning, so we walked down to the river.", "Thanks, that sounds great."
-    a, b = synthesize(first, VOICES[0]), synthesize(second, VOICES[1])
+FIRST = "The weather was lovely this morning, so we walked down to the river."
+SECOND = "Thanks, that sounds great."
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """alice says FIRST, then bob SECOND, each on their own track; where and how long, in samples and seconds."""
+
+    tracks: dict[str, np.ndarray]
+    first: float
+    second: float
+    bob_at: int
+
+
+@pytest.fixture(scope="module")
+def exchange() -> Exchange:
+    a, b = synthesize(FIRST, VOICES[0]), synthesize(SECOND, VOICES[1])
     length = int((1.0 + a.duration + 1.5 + b.duration + 1.5) * SAMPLE_RATE)
     tracks = {s: np.zeros(length, dtype=np.float32) for s in ("alice", "bob")}
     a_at, b_at = SAMPLE_RATE, int((1.0 + a.duration + 1.5) * SAMPLE_RATE)
     tracks["alice"][a_at : a_at + len(a.samples)] = a.samples
     tracks["bob"][b_at : b_at + len(b.samples)] = b.samples
+    return Exchange(tracks, a.duration, b.duration, b_at)
+
+
+def _finals_and_passes(
+    model: WhisperModel, exchange: Exchange, options: StreamingOptions, caplog: pytest.LogCaptureFixture
+) -> tuple[list[Caption], list[float], RoomContext]:
+    """The finals of both speakers sharing a room, and the seconds each Whisper pass heard, in order."""
     room = RoomContext()
-    # No interim passes: every pass logged is a final one.
-    options = StreamingOptions(interval=1e9, final_context=8.0)
-    live = {s: StreamingTranscriber(model, speaker=s, options=options, room=room) for s in tracks}
+    live = {s: StreamingTranscriber(model, speaker=s, options=options, room=room) for s in exchange.tracks}
     caplog.set_level(logging.INFO, logger="faster_whisper")
-    finals = _feed(live, tracks)
+    finals = _feed(live, exchange.tracks)
     heard = [_duration(r.getMessage()) for r in caplog.records if "Processing audio with duration" in r.getMessage()]
+    return finals, heard, room
+
+
+def test_a_final_pass_hears_the_room_before_its_utterance_and_keeps_only_the_utterance_s_words(
+    model: WhisperModel, exchange: Exchange, caplog: pytest.LogCaptureFixture
+) -> None:
+    # No interim passes: every pass logged is a final one.
+    finals, heard, room = _finals_and_passes(model, exchange, StreamingOptions(interval=1e9, final_context=8.0), caplog)
 
     assert [f.speaker for f in finals] == ["alice", "bob"]
     bob = finals[1]
     # bob's final pass heard alice's sentence first (the first pass, alice's, had no context)...
-    assert heard[-1] >= a.duration + b.duration, heard
+    assert heard[-1] >= exchange.first + exchange.second, heard
     # ...and none of it came out as bob's: his own words only, on the room clock.
-    start, end = ORIGIN + b_at / SAMPLE_RATE, ORIGIN + b_at / SAMPLE_RATE + b.duration
-    assert word_error_rate(second, bob.text) <= 0.25, bob.text
+    start = ORIGIN + exchange.bob_at / SAMPLE_RATE
+    end = start + exchange.second
+    assert word_error_rate(SECOND, bob.text) <= 0.25, bob.text
     assert all(start - 0.3 <= w.start and w.end <= end + 0.5 for w in bob.words), bob.words
     assert abs(bob.start - start) < 0.4 and abs(bob.end - end) < 0.5
     # The context is heard, never said: the room keeps one final per utterance, alice's words under alice.
     assert room.prompt() == " ".join([finals[0].text, bob.text])
+
+
+def test_a_final_pass_with_the_room_that_fails_whisper_s_thresholds_hears_its_utterance_alone(
+    model: WhisperModel, exchange: Exchange, caplog: pytest.LogCaptureFixture
+) -> None:
+    # No decode is probable enough for this threshold: every one fails, as a garbled one would. One
+    # temperature: the utterance heard alone then decodes as it would have without the room.
+    strict = TranscribeOptions(log_prob_threshold=0.0, temperatures=(0.0,))
+    options = StreamingOptions(interval=1e9, final_context=8.0, final_whisper=strict)
+    finals, heard, _ = _finals_and_passes(model, exchange, options, caplog)
+
+    assert [f.speaker for f in finals] == ["alice", "bob"]
+    # bob's pass over the room and his utterance failed, and raised...
+    assert heard[-2] >= exchange.first + exchange.second, heard
+    # ...so his utterance was heard alone: his final is the one he would have had without the room.
+    assert heard[-1] < exchange.second + 1.5, heard
+    alone, _, _ = _finals_and_passes(model, exchange, replace(options, final_context=0.0), caplog)
+    assert finals[1].words == alone[1].words
+    assert word_error_rate(SECOND, finals[1].text) <= 0.5, finals[1].text  # tiny.en: "Thanks, my sound is great."
+
+
+def test_with_fallback_off_a_decode_failing_the_thresholds_raises_and_one_passing_them_does_not(
+    model: WhisperModel, exchange: Exchange
+) -> None:
+    alice = exchange.tracks["alice"][SAMPLE_RATE // 2 :]  # her sentence from 0.5 s on
+    clip = functools.partial(
+        transcribe_clip, model, alice, start=0.0, end=exchange.first + 1.0, speaker="alice", offset=0.0
+    )
+    # A decode that passes them: the words fallback would have given.
+    said = clip(options=TranscribeOptions())
+    assert word_error_rate(FIRST, join_words(w.text for w in said)) <= 0.2, said
+    assert clip(options=TranscribeOptions(fallback=False)) == said
+    with pytest.raises(DecodeFailed):
+        clip(options=TranscribeOptions(fallback=False, log_prob_threshold=0.0))
 
 
 def _duration(message: str) -> float:

@@ -12,7 +12,9 @@ from spaces.models import Word
 from tests.speech import SAMPLE_RATE, Space, match_words, word_error_rate
 from tests.support.transcribe import OFFSET, SILENCE, Transcribed
 from transcribe.levels import levels
-from transcribe.transcribe import transcribe
+from transcribe.transcribe import TranscribeOptions, transcribe
+from transcribe.transcribe import _plausible as _plausible
+from transcribe.vad import FRAME
 
 pytestmark = pytest.mark.slow
 
@@ -90,3 +92,15 @@ def test_memory_does_not_grow_with_silence(model: WhisperModel) -> None:
     finally:
         tracemalloc.stop()
     assert peak < 20 * 2**20
+
+
+def test_a_doubted_word_stretched_back_over_a_pause_is_kept_by_its_end() -> None:
+    # Whisper stretches a turn's first word back over the pause before it
+    # and doubts it: "Our" at 119.95-120.43 s (probability 0.04) of a turn
+    # begun at 120.3 s on the 10-minute bench space. Its end is speech.
+    probs = np.zeros(int(3.0 * SAMPLE_RATE) // FRAME, dtype=np.float32)
+    probs[int(1.0 * SAMPLE_RATE) // FRAME :] = 0.9  # speech from 1.0 s
+    options = TranscribeOptions()
+    assert _plausible(probs, 0.65, 1.13, 0.04, options)
+    # A doubted word in the pause itself is still no word.
+    assert not _plausible(probs, 0.5, 0.8, 0.04, options)

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from ingest.client import PcmTrack, SpaceClient
 from spaces import live_captions
+from spaces.catalog import open_catalog
 from spaces.settings import Settings
 from spaces.tokens import Role
 from tests.speech import word_error_rate
@@ -121,3 +122,63 @@ async def _forged_captions(settings: Settings) -> None:
         assert captions(host) == []
         await host.close()
         await forger.close()
+
+
+@pytest.mark.slow
+def test_a_settled_caption_replaces_the_utterance_s_final_on_air_and_in_search(agent_settings: Settings) -> None:
+    asyncio.run(_settled_captions(replace(agent_settings, live_revise=15.0)))
+
+
+async def _settled_captions(settings: Settings) -> None:
+    space_id = make_space(settings)
+    source = speech48k(SENTENCE, VOICE_A, lead=LEAD, tail=8.0)
+    model = load_model(TEST_MODEL)  # tiny.en stands in for the pipeline's model
+    async with running_sfu(settings):
+        url = rtc_url(settings, space_id)
+        alice = SpaceClient(url, token(settings, space_id, "alice", Role.HOST), track=PcmTrack(source))
+        carol = SpaceClient(url, token(settings, space_id, "carol", Role.LISTENER), decode=False)
+        agent = RoomAgent(settings=settings, space_id=space_id, rtc_url=url, model=model, revise_model=model)
+        await alice.connect()
+        await carol.connect()
+        running = asyncio.get_running_loop().create_task(agent.run())
+        # The room falls silent after the sentence: a pass is due 3 s after its final, the room still on air.
+        await carol.wait_for(lambda c: any(m.get("settled") for m in captions(c)), timeout=90)
+        await alice.send({"type": "end"})
+        await asyncio.wait_for(running, 60)
+        await alice.close()
+        await carol.close()
+    events = captions(carol)
+    final = next(e for e in events if e["final"])
+    settled = [e for e in events if e["settled"]]
+    assert len(settled) == 1, settled
+    (s,) = settled
+    # The utterance's key, a seq above its final's, after it; the text heard again.
+    assert (s["speaker"], s["utterance"]) == (final["speaker"], final["utterance"])
+    assert s["final"] and s["seq"] > final["seq"]
+    assert events.index(s) > events.index(final)
+    assert word_error_rate(SENTENCE, s["text"]) <= 0.3, s["text"]
+    # The caption stream has it too, after the final.
+    in_stream = [c for c in await stored(settings, space_id) if c is not None and c["final"]]
+    assert [(c["text"], c["settled"]) for c in in_stream] == [(final["text"], False), (s["text"], True)]
+    # Search: one turn for the utterance, the settled text's (the final's turn replaced, not joined).
+    catalog = open_catalog(settings)
+    try:
+        for word in {"team", "project", "weeks"} & set(s["text"].lower().replace(".", "").split()):
+            hits = catalog.search(word, limit=10, space_id=space_id)
+            assert len(hits) == 1, (word, hits)
+            assert abs(hits[0].start - s["start"]) < 0.01
+    finally:
+        catalog.close()
+
+
+def test_live_revise_0_turns_the_revision_pass_off(agent_settings: Settings) -> None:
+    model = load_model(TEST_MODEL)
+    space_id = make_space(agent_settings)
+    url = rtc_url(agent_settings, space_id)
+    for every, on in ((0.0, False), (15.0, True)):
+        settings = replace(agent_settings, live_revise=every)
+        agent = RoomAgent(settings=settings, space_id=space_id, rtc_url=url, model=model, revise_model=model)
+        assert (agent.captions.reviser is not None) is on
+        if agent.captions.reviser is not None:
+            assert agent.captions.reviser.options.every == every
+        agent.catalog.close()

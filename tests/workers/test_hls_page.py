@@ -112,10 +112,16 @@ async def _tier_and_instant_replay(settings: Settings) -> None:
             talking = await page.evaluate(
                 "Array.from(document.querySelectorAll('.speaker--talking')).map(e => e.dataset.identity)"
             )
+            # The delay shows once the muted catch-up towards the room is over, which
+            # may end after the first caption on a busy machine.
+            await until(page, "!window.liveHls.player.catchingUp", timeout=60)
+            start = await page.evaluate("window.liveHls.player.liveStart")
+            tier = await until(
+                page, "(t => t.includes('behind the room') && t)(document.getElementById('tier').textContent)"
+            )
             delay = await page.evaluate("window.liveHls.player.delay")
-            tier = await page.text_content("#tier")
             print("HLS listener: delay behind the room", delay, "s; tier:", tier, "; talking:", talking)
-            assert tier is not None and "behind the room" in tier
+            print("HLS listener's live start:", start)
             assert delay is not None and 0 < delay < 20
 
             while time.time() < (track.started_at or 0) + len(source) / 48000 - 6:

@@ -93,6 +93,16 @@ async def _listener_page(settings: Settings, cpu_lock: Hold) -> None:
                 )
                 assert shown_at - speech_end < 15.0
 
+            # A settled event replaces the utterance's final in place, on screen and in the transcript;
+            # a repeat of the final after it changes nothing.
+            settled = {**final, "settled": True, "seq": final["seq"] + 1, "text": "Settled.", "lines": ["Settled."]}
+            await page.evaluate(f"window.liveSpace.showCaption({json.dumps(settled)})")
+            await page.evaluate(f"window.liveSpace.showCaption({json.dumps(final)})")
+            assert await page.evaluate("window.liveSpace.transcript()") == [{"speaker": "alice", "text": "Settled."}]
+            assert await page.evaluate("window.liveSpace.captions()") == [
+                {"speaker": "alice", "lines": ["Settled."], "final": True}
+            ]
+
             # Interim text is shown as tentative: the page marks it so (grey, italic in live.css).
             interim = {**events[0], "final": False, "seq": 10_000, "utterance": 99, "start": 100.0, "end": 101.0}
             await page.evaluate(f"window.liveSpace.showCaption({json.dumps(interim)})")

@@ -1,0 +1,245 @@
+"""Settled captions: the room's recent finals heard again together, as the offline pipeline hears them.
+
+A live final pass hears one utterance alone (or with a few seconds of the
+room before it), and however it is built it stays at 1.35-2.3x the
+pipeline's word errors: what is left is acoustic, and the pipeline gets it
+right by hearing up to 30 s of speech at once, each word with the words
+around it, *after* it too. So the finals stay as they are (fast), and
+every ``every`` seconds of newly finalized speech, or once the room falls
+silent for ``pause``, a revision pass hears the room's finalized speech
+again: the mix of every speaker's finalized utterances over the last
+``window`` seconds of speech, transcribed as the offline room pass
+transcribes a mix (:func:`transcribe.transcribe.transcribe`: VAD, packed
+30 s windows, the text before as the prompt), each word given to the
+speaker whose track is loudest under it (:func:`transcribe.room.attribute`)
+and then to that speaker's utterance holding its middle. The words replace
+the finals of the utterances they cover: one *settled* caption per
+utterance, with the final's speaker, utterance number and ``seq``::
+
+    reviser = Reviser(load_model("base"))
+    transcriber = StreamingTranscriber(..., on_final=reviser.add)
+    ...
+    if reviser.due(now, talking=transcriber.talking):
+        settled = reviser.revise()
+
+Pure and single-threaded, like :class:`~transcribe.streaming.StreamingTranscriber`:
+the caller owns the clock and the thread a pass runs on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from faster_whisper import WhisperModel
+
+from spaces.captions import on_screen
+from spaces.models import Caption, Word, join_words
+from transcribe.audio import SAMPLE_RATE
+from transcribe.levels import levels
+from transcribe.room import RoomTrack, add_to_mix, attribute
+from transcribe.room_context import PROMPT_CHARS, Heard, tail_text
+from transcribe.transcribe import TranscribeOptions, transcribe
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RevisionOptions:
+    """When a revision pass runs, and what it hears."""
+
+    every: float = 15.0
+    """Seconds of newly finalized speech (utterances, with their padding) that make a pass due."""
+    pause: float = 3.0
+    """Seconds after the newest final's end with nothing new that make a pass due for what is left."""
+    window: float = 28.0
+    """Seconds of utterances a pass hears at most: one Whisper window (30 s) once the VAD has trimmed them."""
+    resettle: bool = False
+    """Settle every utterance a pass hears again (later passes hear it with more after it), or only new ones."""
+    whisper: TranscribeOptions = field(default_factory=TranscribeOptions)
+    """Decoded as the offline pipeline decodes: the settled text is the one that stays."""
+    kept: int = 64
+    """Utterances remembered: more than any window or prompt reaches back."""
+
+
+@dataclass
+class _Final:
+    caption: Caption
+    heard: Heard
+    settled: tuple[Word, ...] | None = None
+
+    @property
+    def words(self) -> tuple[Word, ...]:
+        """The utterance's words as they stand: settled, else final."""
+        return self.settled if self.settled is not None else self.caption.words
+
+
+class Reviser:
+    """A room's finals heard again in long windows: :class:`~spaces.models.Caption` events that settle them."""
+
+    def __init__(self, model: WhisperModel, *, options: RevisionOptions | None = None) -> None:
+        self.model = model
+        self.options = options or RevisionOptions()
+        self._finals: list[_Final] = []
+        """Sorted by start."""
+        self._said: list[str] = []
+        """The words of the finals forgotten, the newest last (the prompt's start): at most PROMPT_CHARS."""
+        self.passes = 0
+
+    def add(self, final: Caption, heard: Heard) -> None:
+        """A final caption and the audio it was made from (``heard.audio``: the utterance with its padding)."""
+        if not final.words or not len(heard.audio):
+            return
+        self._finals.append(_Final(final, heard))
+        self._finals.sort(key=lambda f: f.heard.start)
+        self._forget()
+
+    def _forget(self) -> None:
+        """Drop the settled finals no pass hears again; their text stays, for the prompt.
+
+        A pass hears at most ``window`` seconds of utterances, the newest
+        pending ones and the settled ones just before them: a settled final
+        with ``window`` seconds of utterances after it is out of reach, and
+        its audio (about 1 MB a minute) is freed. At most ``kept`` are held.
+        """
+        after = 0.0
+        reach = len(self._finals)
+        for i in range(len(self._finals) - 1, -1, -1):
+            after += self._finals[i].heard.seconds
+            if after > self.options.window:
+                reach = i
+                break
+        drop = 0
+        while drop < len(self._finals) and self._finals[drop].settled is not None:
+            if drop >= reach or len(self._finals) - drop > self.options.kept:
+                drop += 1
+            else:
+                break
+        for f in self._finals[:drop]:
+            self._said += [w.text for w in f.words]
+        self._said = tail_text(self._said, PROMPT_CHARS).split() if self._said else []
+        del self._finals[:drop]
+
+    @property
+    def held(self) -> float:
+        """Seconds of utterance audio held: the pending finals' and at most ``window`` of settled ones'."""
+        return sum(f.heard.seconds for f in self._finals)
+
+    @property
+    def pending(self) -> list[_Final]:
+        return [f for f in self._finals if f.settled is None]
+
+    def due(self, now: float, *, talking: bool = False) -> bool:
+        """Whether a pass should run at room time ``now``.
+
+        ``talking``: someone is speaking now (an utterance not yet final). Then
+        there is no pause, however long ago the last final ended: a turn of more
+        than ``pause`` seconds would otherwise settle the one before it alone,
+        hearing nothing after it.
+        """
+        pending = self.pending
+        if not pending:
+            return False
+        if sum(f.heard.seconds for f in pending) >= self.options.every:
+            return True
+        return not talking and now - max(f.heard.end for f in self._finals) >= self.options.pause
+
+    def revise(self) -> list[Caption]:
+        """One pass over the pending finals (and what fits of the settled ones before them): their settled captions."""
+        heard, settle = self._window()
+        if not settle:
+            return []
+        self.passes += 1
+        words = self._hear(heard)
+        return [self._settle(f, words) for f in settle]
+
+    def finish(self) -> list[Caption]:
+        """The room ended: every pending final settled."""
+        out: list[Caption] = []
+        while self.pending:
+            out += self.revise()
+        return out
+
+    def _window(self) -> tuple[list[_Final], list[_Final]]:
+        """The finals a pass hears (oldest first) and those it settles.
+
+        The oldest pending finals that fit in ``window``, then as many of the
+        settled ones before them as still fit (their audio is the context of the
+        new ones, as the offline windows hear the words around each word).
+        """
+        limit = self.options.window
+        finals = self._finals
+        pending = [i for i, f in enumerate(finals) if f.settled is None]
+        if not pending:
+            return [], []
+        first = pending[0]
+        last = first
+        size = finals[first].heard.seconds
+        while last + 1 < len(finals) and size + finals[last + 1].heard.seconds <= limit:
+            last += 1
+            size += finals[last].heard.seconds
+        while first > 0 and size + finals[first - 1].heard.seconds <= limit:
+            first -= 1
+            size += finals[first].heard.seconds
+        heard = finals[first : last + 1]
+        settle = heard if self.options.resettle else [f for f in heard if f.settled is None]
+        return heard, settle
+
+    def _hear(self, heard: Sequence[_Final]) -> list[tuple[_Final, Word]]:
+        """The mix of ``heard`` transcribed, each word with the final (utterance) it belongs to."""
+        start = heard[0].heard.start
+        end = max(f.heard.end for f in heard)
+        length = round((end - start) * SAMPLE_RATE) + 1
+        mix = np.zeros(length, dtype=np.float32)
+        speakers: dict[str, np.ndarray] = {}
+        for f in heard:
+            add_to_mix(mix, f.heard.audio, offset=f.heard.start - start)
+            add_to_mix(
+                speakers.setdefault(f.heard.speaker, np.zeros(length, dtype=np.float32)),
+                f.heard.audio,
+                offset=f.heard.start - start,
+            )
+        tracks = [RoomTrack(sp, levels(audio, offset=start)) for sp, audio in speakers.items()]
+        before = self._said + [w.text for f in self._finals if f.heard.start < start for w in f.words]
+        prompt = tail_text(before, PROMPT_CHARS) or None
+        words = transcribe(
+            self.model,
+            mix,
+            speaker="",
+            offset=start,
+            options=replace(self.options.whisper, initial_prompt=prompt),
+            speech=[(f.heard.start, f.heard.end) for f in heard],
+        )
+        said = attribute(words, tracks) if len(tracks) > 1 else [replace(w, speaker=tracks[0].speaker) for w in words]
+        return [(_owner(w, heard), w) for w in said]
+
+    def _settle(self, final: _Final, words: Sequence[tuple[_Final, Word]]) -> Caption:
+        mine = tuple(w for f, w in words if f is final)
+        if not mine:
+            # Whisper skipped the utterance in the mix (or heard it as another's): its final stays.
+            log.info(
+                "%s: utterance %d not heard again; its final stays", final.caption.speaker, final.caption.utterance
+            )
+            mine = final.caption.words
+        final.settled = mine
+        return replace(
+            final.caption,
+            text=join_words(w.text for w in mine),
+            start=mine[0].start,
+            end=mine[-1].end,
+            words=mine,
+            lines=on_screen(mine),
+            settled=True,
+        )
+
+
+def _owner(word: Word, heard: Sequence[_Final]) -> _Final:
+    """The utterance holding the word's middle: the attributed speaker's, else anyone's, else the nearest."""
+    middle = (word.start + word.end) / 2
+
+    def distance(f: _Final) -> float:
+        return max(0.0, f.heard.start - middle, middle - f.heard.end)
+
+    return min(heard, key=lambda f: (distance(f) > 0, f.heard.speaker != word.speaker, distance(f)))
