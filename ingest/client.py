@@ -53,6 +53,11 @@ class PcmTrack(MediaStreamTrack):
         self._start_mono = 0.0
         self._pos = 0
 
+    @property
+    def frames_sent(self) -> int:
+        """Frames handed to the encoder so far (one packet each)."""
+        return self._pos // FRAME
+
     async def recv(self) -> AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError

@@ -35,15 +35,25 @@ from tests.ingest.hearing import packets
 from tests.support.sfu import VOICE_A, VOICE_B, get_space, make_space, rtc_url, sfu_process, speech48k, token
 
 CAP = 3
-#: Packets of one speaker a listener must get per second (50 are sent).
-PER_SECOND = 40
+#: Of the packets a speaker sent over a window, the share each other client must get.
+#: Measured against what was sent, not against 50 a second: on a loaded machine the
+#: test's own senders fall behind the clock too (CI once saw 32 sent and 32 heard).
+SHARE = 0.8
 
 
-async def hearing(clients: dict[str, SpaceClient], speakers: tuple[str, ...], seconds: float = 1.0) -> dict[str, int]:
-    """Packets each client got from each other speaker over ``seconds``: "listener<-speaker" -> count."""
-    before = {(c, s): packets(client, s) for c, client in clients.items() for s in speakers if s != c}
+async def hearing(clients: dict[str, SpaceClient], speakers: tuple[str, ...], seconds: float = 2.0) -> dict[str, float]:
+    """Share of the packets each speaker sent over ``seconds`` that each other client got, by "listener<-speaker"."""
+
+    def sent(speaker: str) -> int:
+        track = clients[speaker].track
+        assert isinstance(track, PcmTrack)
+        return track.frames_sent
+
+    pairs = [(c, s) for c in clients for s in speakers if s != c]
+    before_sent = {s: sent(s) for s in speakers}
+    before = {(c, s): packets(clients[c], s) for c, s in pairs}
     await asyncio.sleep(seconds)
-    return {f"{c}<-{s}": packets(clients[c], s) - n for (c, s), n in before.items()}
+    return {f"{c}<-{s}": (packets(clients[c], s) - before[c, s]) / max(1, sent(s) - before_sent[s]) for c, s in pairs}
 
 
 async def refused_join(url: str, join_token: str) -> tuple[dict[str, Any], int | None]:
@@ -110,7 +120,7 @@ def test_the_one_too_many_is_refused_and_the_room_goes_on(
         # --- those inside keep talking and hearing ----------------------------------------
         heard = await hearing(room_a, ("alice", "bob"))
         print("room A while full:", heard)
-        assert all(n >= PER_SECOND for n in heard.values()), heard
+        assert all(share >= SHARE for share in heard.values()), heard
         assert lena.state["listeners"] == 1 and {s["identity"] for s in lena.state["speakers"]} == {"alice", "bob"}
 
         # --- another room admits its own, up to the same cap ------------------------------
@@ -133,7 +143,7 @@ def test_the_one_too_many_is_refused_and_the_room_goes_on(
         room_a = {"alice": alice, "bob": bob, "nina": nina}
         heard = await hearing(room_a, ("alice", "bob"))
         print("room A after a swap:", heard)
-        assert all(n >= PER_SECOND for n in heard.values()), heard
+        assert all(share >= SHARE for share in heard.values()), heard
         # Full again.
         first, code = await refused_join(url_a, token(settings, space_a, "erin", Role.LISTENER))
         assert (first["code"], code) == ("too_many", 4429)
