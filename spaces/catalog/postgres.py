@@ -82,6 +82,9 @@ _PARTITION_SETTINGS = {"enable_hashjoin": "off", "enable_mergejoin": "off", "ran
 def _opening(*, partitions: bool, count: str | None) -> str:
     """What every search asks first, in one statement: the languages turns are in, the newest id, its settings.
 
+    The newest id is read from ``turns`` (the same ids as ``turn_search``:
+    one index to read, not one per partition), once a search.
+
     Parallel workers start in tens of milliseconds on a busy machine,
     longer than the walk they would share (measured: a search's walk of
     the newest turns took 35 ms to its first row in parallel).
