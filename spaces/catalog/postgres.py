@@ -71,14 +71,42 @@ class _Asked:
 #: their spaces by key (hashing or merging every space cost more than the
 #: partition's scan, at each look), and rows are read from memory (at the
 #: default random_page_cost it walked 42,000 turns for 347 matches rather
-#: than read 1,000). Back to the defaults before all turns are read at once
-#: (``_ranked``); the page's read after the partitions plans alike under both.
-_PARTITION_PLANNER = (
-    "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL random_page_cost = 1.1"
-)
-_PLANNER_DEFAULTS = (
-    "SET LOCAL enable_hashjoin TO DEFAULT; SET LOCAL enable_mergejoin TO DEFAULT; SET LOCAL random_page_cost TO DEFAULT"
-)
+#: than read 1,000). Set for the whole search of all turns, reads of all
+#: turns at once (words too rare for the partitions) included: they planned
+#: alike under these and the defaults (424 of 424 statements of the
+#: four-language bench's typical queries), and switching back and forth
+#: cost a round trip each time, three a typical search.
+_PARTITION_SETTINGS = {"enable_hashjoin": "off", "enable_mergejoin": "off", "random_page_cost": "1.1"}
+
+
+def _opening(*, partitions: bool, count: str | None) -> str:
+    """What every search asks first, in one statement: the languages turns are in, the newest id, its settings.
+
+    The newest id is read from ``turns`` (the same ids as ``turn_search``:
+    one index to read, not one per partition), once a search.
+
+    Parallel workers start in tens of milliseconds on a busy machine,
+    longer than the walk they would share (measured: a search's walk of
+    the newest turns took 35 ms to its first row in parallel).
+    ``partitions``: a search of all turns, planned with
+    ``_PARTITION_SETTINGS`` from here on. ``count``: a condition on turns
+    ``t`` (one speaker's) whose turns are counted up to ``SCOPE_FIRST``.
+    Read at each search, not kept, so a language another process's turns
+    bring is searched at once: prepared, it costs one round trip and no
+    planning.
+    """
+    settings = {"max_parallel_workers_per_gather": "0", **(_PARTITION_SETTINGS if partitions else {})}
+    counted = (
+        f"(SELECT COUNT(*) FROM (SELECT 1 FROM turns t WHERE {count} LIMIT {SCOPE_FIRST}) c)"
+        if count
+        else "NULL::bigint"
+    )
+    return (
+        "SELECT ARRAY(SELECT language FROM turn_languages ORDER BY language), (SELECT MAX(id) FROM turns), "
+        + f"{counted}, "
+        + ", ".join(f"set_config('{name}', '{value}', true)" for name, value in settings.items())
+    )
+
 
 _HEADLINE = f"StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=20, MinWords=8, MaxFragments=1"
 
@@ -199,11 +227,14 @@ class PostgresCatalog(SqlCatalog):
     def _search_rows(
         self, cur: Any, terms: list[Term], where: str, params: list[Any], limit: int, offset: int, scope: Scope
     ) -> list[tuple[Any, ...]]:
-        languages = self._turn_languages(cur)
-        # Parallel workers start in tens of milliseconds on a busy machine,
-        # longer than the walk they would share (measured: a search's walk of
-        # the newest turns took 35 ms to its first row in parallel).
-        cur.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        scoped = bool(scope.speaker or scope.space_id)
+        counted = self._speaker_clause(scope.speaker) if scope.speaker and not scope.space_id else None
+        cur.execute(
+            _opening(partitions=not scoped, count=self._sql(counted[0]) if counted else None),
+            counted[1] if counted else [],
+            prepare=True,
+        )
+        languages, newest, speaker_turns = cur.fetchone()[:3]
         # A prefix makes GIN merge the posting lists of every word it starts
         # before it can intersect anything: tens of milliseconds for a word
         # said everywhere. The word as typed is tried first; only if it does
@@ -211,13 +242,14 @@ class PostgresCatalog(SqlCatalog):
         # still being typed), so a word typed in full and said that much is
         # taken as the word meant.
         exact = [Term(t.words) for t in terms]
-        source = self._source(cur, scope)
+        source = self._source(scope, speaker_turns)
 
         def ranked(matching: list[Term], *, whole_page: bool = False) -> list[tuple[Any, ...]]:
             asked = _Asked(matching, terms, languages, where, params, limit, offset, whole_page)
-            if scope.speaker or scope.space_id:
+            if scoped:
                 return self._ranked(cur, source, asked)
-            return self._newest_ranked(cur, asked)  # every turn: the search table, newest partitions first
+            # Every turn: the search table, newest partitions first.
+            return self._newest_ranked(cur, asked, int(newest or 0))
 
         if exact != terms:
             rows = ranked(exact, whole_page=True)
@@ -225,23 +257,19 @@ class PostgresCatalog(SqlCatalog):
                 return rows
         return ranked(terms)
 
-    def _source(self, cur: Any, scope: Scope) -> tuple[str, list[Any]]:
+    def _source(self, scope: Scope, speaker_turns: int | None) -> tuple[str, list[Any]]:
         """Where candidates are read from: all turns, or only the space's or the speaker's (when few).
 
-        The planner would intersect the scope's index with GIN's posting
-        lists, which for frequent words (a prefix above all) costs more
-        than checking the scope's few turns one by one: a fence (OFFSET 0)
-        makes it read them first.
+        ``speaker_turns``: the speaker's, counted up to ``SCOPE_FIRST``
+        (``_opening``). The planner would intersect the scope's index with
+        GIN's posting lists, which for frequent words (a prefix above all)
+        costs more than checking the scope's few turns one by one: a fence
+        (OFFSET 0) makes it read them first.
         """
         if scope.space_id:
             clause, args = self._space_clause(scope.space_id)
-        elif scope.speaker:
+        elif scope.speaker and (speaker_turns or 0) < SCOPE_FIRST:
             clause, args = self._speaker_clause(scope.speaker)
-            cur.execute(
-                self._sql(f"SELECT COUNT(*) FROM (SELECT 1 FROM turns t WHERE {clause} LIMIT {SCOPE_FIRST}) c"), args
-            )
-            if cur.fetchone()[0] >= SCOPE_FIRST:
-                return "turns t", []
         else:
             return "turns t", []
         return f"(SELECT * FROM turns t WHERE {self._sql(clause)} OFFSET 0) t", args
@@ -295,7 +323,7 @@ class PostgresCatalog(SqlCatalog):
         )
         return bool(cur.fetchone()[0] >= end)
 
-    def _newest_ranked(self, cur: Any, a: _Asked) -> list[tuple[Any, ...]]:
+    def _newest_ranked(self, cur: Any, a: _Asked, newest: int) -> list[tuple[Any, ...]]:
         """``_ranked`` for all turns: the same candidates, ranks and page, from ``turn_search`` (``pg_search``).
 
         Each look asks a range of partitions for its newest matches still
@@ -305,15 +333,11 @@ class PostgresCatalog(SqlCatalog):
         conditions, match = _conditions(a.matching, a.languages, placeholder="%s")
         per_row, per_row_args = _per_row(a.terms, a.languages, "t")
         ranked_by, rank_args = _per_row(a.terms, a.languages, "b")
-        cur.execute("SELECT MAX(id) FROM turns")  # the same ids; one index to plan, not one per partition
-        newest = int(cur.fetchone()[0] or 0)
         found: list[tuple[float, str, float, int]] = []
         high = newest + 1
-        cur.execute(_PARTITION_PLANNER)
         while high > 0 and len(found) < MAX_CANDIDATES:
             seen = newest + 1 - high
             if pg_search.rare(len(found), seen):
-                cur.execute(_PLANNER_DEFAULTS)
                 # Every match read (the fence keeps the planner from walking the
                 # turns backwards for the newest: too few match to stop it
                 # early), ranked and paged in one statement, from turns: one
@@ -353,7 +377,7 @@ class PostgresCatalog(SqlCatalog):
             f"SELECT t.id, p.title, t.speaker, t.end_s, ts_headline(t.ts_config, t.text, {per_row}, %s),"
             " p.state, t.language FROM turns t JOIN spaces p ON p.space_id = t.space_id WHERE t.id = ANY(%s)",
             [*per_row_args, _HEADLINE, [turn_id for *_, turn_id in page]],
-            prepare=False,
+            prepare=True,  # rows by key, whatever the words: one plan serves every page
         )
         rows = {r[0]: r[1:] for r in cur.fetchall()}
         out: list[tuple[Any, ...]] = []

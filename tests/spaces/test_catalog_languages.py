@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 from spaces.catalog import Catalog, TurnRow
+from spaces.catalog.postgres import PostgresCatalog
+from spaces.catalog.sqlite import SqliteCatalog
 from spaces.models import Space, SpaceState, Turn, Word
 
 
@@ -57,3 +59,27 @@ def test_a_space_keeps_its_language_and_speakers_languages(catalog: Catalog) -> 
     catalog.put_space(Space("mix1", "mixed", "host", time.time(), language="auto", languages=languages))
     space = catalog.get_space("mix1")
     assert space.language == "auto" and space.languages == languages
+
+
+def _another(catalog: Catalog) -> Catalog:
+    """A second catalog on the same database, as another process (a worker beside the API) opens it."""
+    if isinstance(catalog, PostgresCatalog):
+        return PostgresCatalog(catalog.url, max_size=1)
+    assert isinstance(catalog, SqliteCatalog)
+    return SqliteCatalog(catalog.path)
+
+
+def test_a_language_another_process_writes_is_searched_at_once(catalog: Catalog) -> None:
+    """Each search reads the languages turns are in (PostgreSQL: in the prepared statement it opens with)."""
+    _space(catalog, "en1", [_turn("bob", "We listened to songs last night.", "en")], "en")
+    for _ in range(3):  # the search's statements prepared on its connection
+        assert [h.space_id for h in catalog.search("listening", limit=10)] == ["en1"]
+    assert catalog.search("ecouter", limit=10) == []
+    writer = _another(catalog)
+    try:
+        _space(writer, "fr1", [_turn("amélie", "Nous avons écouté des chansons hier soir.", "fr")], "fr")
+    finally:
+        writer.close()
+    assert [(h.space_id, h.language) for h in catalog.search("ecouter", limit=10)] == [("fr1", "fr")]
+    assert [h.space_id for h in catalog.search("chanson", limit=10, speaker="Amélie")] == ["fr1"]
+    assert [h.space_id for h in catalog.search("ecoute", limit=10, space_id="fr1")] == ["fr1"]
