@@ -78,9 +78,11 @@ class StreamingOptions:
     max_load: float = 0.4
     """Share of one core a speaker's passes may take over the time they talk (in utterances, not silence).
 
-    Interim and final passes alike. A final pass is never held back; the
-    interim passes get what the finals leave of it (their CPU so far over
-    the speaker's utterances so far): with 0.1 core left to them, an interim
+    Interim and final passes alike, and the passes made elsewhere for the
+    speaker's speech (:meth:`StreamingTranscriber.charge`: the room agent's
+    revision pass). A final pass is never held back; the interim passes get
+    what the others leave of it (their CPU so far over the speaker's
+    utterances so far): with 0.1 core left to them, an interim
     pass that took 0.2 s of CPU holds the next back until 2 s more of the
     speaker's utterances came. So interim passes come evenly through an
     utterance, rather than none until the last final's cost is paid and
