@@ -235,8 +235,8 @@ class CaptionMaker:
         try:
             while not self._finished.wait(REVISE_TICK):
                 self._take_finals(reviser)
-                talking = any(s.transcriber.talking for s in list(self._speakers.values()))
-                if reviser.due(self.room_now(), talking=talking):
+                speakers = [s.transcriber for s in list(self._speakers.values())]
+                if reviser.due(self._heard_until(speakers), talking=any(t.talking for t in speakers)):
                     self._settle(self._pass(reviser))
             self._take_finals(reviser)
             while reviser.pending:
@@ -244,6 +244,16 @@ class CaptionMaker:
         except Exception:  # a failed pass must not take the room's captions down: its finals stay
             self._revision_failed = True
             log.exception("revision pass failed; the finals stay as they are")
+
+    def _heard_until(self, speakers: list[StreamingTranscriber]) -> float:
+        """Room time up to which every speaker's audio has been heard: a pause is silence heard, not audio unread.
+
+        With the room clock instead, a speaker's thread running two seconds
+        behind (a loaded machine) made the 1.2 s between two turns a 3 s
+        pause, and a pass settled the last utterance alone.
+        """
+        heard = [t.end_time for t in speakers if t.end_time is not None]
+        return min(heard) if heard else self.room_now()
 
     def _pass(self, reviser: Reviser) -> list[Caption]:
         """One revision pass, its CPU logged and charged to the speakers it settles."""

@@ -227,3 +227,15 @@ def test_a_revision_pass_runs_at_a_lower_priority_and_its_cpu_is_charged_to_the_
     charged = {sp: s.transcriber.charged for sp, s in maker._speakers.items()}
     assert sum(charged.values()) == pytest.approx(maker.revision.cpu)
     assert all(c > 0 for c in charged.values()), charged
+
+
+def test_a_pause_is_due_from_the_audio_heard_not_the_room_clock() -> None:
+    """A speaker's thread running behind: the room's silence is what its transcriber has heard so far."""
+    model = load_model(TEST_MODEL)
+    maker = CaptionMaker(model=model, on_caption=lambda _: None, room_now=lambda: 100.0)
+    maker.audio("alice", 10.0, np.zeros(SAMPLE_RATE, np.float32))  # not started: nothing heard yet
+    speakers = [s.transcriber for s in maker._speakers.values()]
+    assert maker._heard_until(speakers) == 100.0
+    for t in speakers:
+        t.insert_audio_chunk(np.zeros(2 * SAMPLE_RATE, np.float32), 10.0)
+    assert maker._heard_until(speakers) == pytest.approx(12.0)
