@@ -49,6 +49,7 @@ from transcribe.model import DEFAULT_MODEL, load_model, model_label
 from transcribe.revision import Reviser, RevisionOptions
 from transcribe.room_context import Heard, RoomContext
 from transcribe.streaming import StreamingOptions, StreamingTranscriber
+from transcribe.transcribe import TranscribeOptions
 
 
 @dataclass(frozen=True)
@@ -84,12 +85,22 @@ class Revision:
     """Settle at ``pause`` seconds after the last final even while someone talks (a long turn)."""
 
 
+#: The revision pass's decoding (``RevisionOptions().whisper``: a 20 s encoder window where the speech fits).
+SETTLE = RevisionOptions().whisper
+
 REVISIONS = {
     "base R15": Revision("base", RevisionOptions(every=15.0)),
+    "base R15 before": Revision("base", RevisionOptions(every=15.0, context=28.0, whisper=TranscribeOptions())),
+    "base R15 30s": Revision("base", RevisionOptions(every=15.0, whisper=replace(SETTLE, fit_encoder=False))),
+    "base R15 fallback": Revision("base", RevisionOptions(every=15.0, whisper=replace(SETTLE, fallback=True))),
+    "base R15 once": Revision("base", RevisionOptions(every=15.0, whisper=replace(SETTLE, second_looks=False))),
+    "base R15 ctx5": Revision("base", RevisionOptions(every=15.0, context=5.0)),
+    "base R15 beam2": Revision("base", RevisionOptions(every=15.0, whisper=replace(SETTLE, beam_size=2))),
+    "base R15 beam1": Revision("base", RevisionOptions(every=15.0, whisper=replace(SETTLE, beam_size=1))),
     "base R20": Revision("base", RevisionOptions(every=20.0)),
-    "base R15 resettle": Revision("base", RevisionOptions(every=15.0, resettle=True)),
+    "base R15 resettle": Revision("base", RevisionOptions(every=15.0, resettle=True, context=28.0)),
     "base R15 pause3 anytime": Revision("base", RevisionOptions(every=15.0), anytime=True),
-    "base R8 resettle": Revision("base", RevisionOptions(every=8.0, resettle=True)),
+    "base R8 resettle": Revision("base", RevisionOptions(every=8.0, resettle=True, context=28.0)),
 }
 
 

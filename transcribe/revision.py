@@ -6,11 +6,13 @@ pipeline's word errors: what is left is acoustic, and the pipeline gets it
 right by hearing up to 30 s of speech at once, each word with the words
 around it, *after* it too. So the finals stay as they are (fast), and
 every ``every`` seconds of newly finalized speech, or once the room falls
-silent for ``pause``, a revision pass hears the room's finalized speech
-again: the mix of every speaker's finalized utterances over the last
-``window`` seconds of speech, transcribed as the offline room pass
-transcribes a mix (:func:`transcribe.transcribe.transcribe`: VAD, packed
-30 s windows, the text before as the prompt), each word given to the
+silent for ``pause``, a revision pass hears the room's new finalized
+speech again: the mix of every speaker's utterances finalized since the
+last pass (up to ``window`` seconds; ``context`` seconds of settled ones
+before them if asked), transcribed as the offline room pass transcribes a
+mix (:func:`transcribe.transcribe.transcribe`: VAD, one packed window, the
+settled text before as the prompt; encoded over 20 s where it fits, at one
+temperature), each word given to the
 speaker whose track is loudest under it (:func:`transcribe.room.attribute`)
 and then to that speaker's utterance holding its middle. The words replace
 the finals of the utterances they cover: one *settled* caption per
@@ -38,6 +40,7 @@ from faster_whisper import WhisperModel
 from spaces.captions import on_screen
 from spaces.models import Caption, Word, join_words
 from transcribe.audio import SAMPLE_RATE
+from transcribe.exceptions import DecodeFailed
 from transcribe.levels import levels
 from transcribe.room import RoomTrack, add_to_mix, attribute
 from transcribe.room_context import PROMPT_CHARS, Heard, tail_text
@@ -56,12 +59,47 @@ class RevisionOptions:
     """Seconds after the newest final's end with nothing new that make a pass due for what is left."""
     window: float = 28.0
     """Seconds of utterances a pass hears at most: one Whisper window (30 s) once the VAD has trimmed them."""
+    context: float = 0.0
+    """Seconds of settled utterances a pass hears before the pending ones, at most (within ``window``).
+
+    0: none, their text is the prompt. Hearing them again cost a half more
+    CPU for no fewer errors (``bench.live_wer``: up to 28 s of them, 0.18
+    CPU-s per second of speech against 0.12, 1.30x against 1.25x the
+    pipeline's WER).
+    """
     resettle: bool = False
     """Settle every utterance a pass hears again (later passes hear it with more after it), or only new ones."""
-    whisper: TranscribeOptions = field(default_factory=TranscribeOptions)
-    """Decoded as the offline pipeline decodes: the settled text is the one that stays."""
+    whisper: TranscribeOptions = field(default_factory=lambda: TranscribeOptions(fit_encoder=True, fallback=False))
+    """Decoded as the offline pipeline decodes, over a 20 s encoder window where the speech fits one, at
+    one temperature: a text that fails Whisper's thresholds leaves the pass's finals as they are.
+
+    Decoded again at every temperature, the live bench's warm-up speaker (one
+    sentence six times: too repetitive at any temperature) took one pass
+    26 CPU-s, and the passes behind it waited a minute.
+
+    ``bench.live_wer``, seeds 1-4 of 16 turns: the 20 s window costs 0.08-0.09
+    CPU-s per second of speech against 0.12 for Whisper's 30 s, 26 errors
+    against 25. Beam 5: beam 2 or 1 made a quarter to half more errors and
+    saved a tenth.
+    Decoding once (``second_looks`` off) made 14 errors against 2 with the
+    live bench's warm-up speaker in the room (its sentence repeated six
+    times, in the prompt): a sentence heard twice.
+    """
     kept: int = 64
     """Utterances remembered: more than any window or prompt reaches back."""
+
+
+@dataclass
+class RevisionPass:
+    """One pass: seconds of utterances it heard, and of them those it settled, by speaker."""
+
+    heard: float = 0.0
+    settled: dict[str, float] = field(default_factory=dict)
+
+    def shares(self) -> dict[str, float]:
+        """Each speaker's share of the settled speech: how a pass's cost is shared out among them."""
+        total = sum(self.settled.values())
+        return {sp: seconds / total for sp, seconds in self.settled.items()} if total else {}
 
 
 @dataclass
@@ -87,6 +125,8 @@ class Reviser:
         self._said: list[str] = []
         """The words of the finals forgotten, the newest last (the prompt's start): at most PROMPT_CHARS."""
         self.passes = 0
+        self.last = RevisionPass()
+        """What the last pass heard and settled."""
 
     def add(self, final: Caption, heard: Heard) -> None:
         """A final caption and the audio it was made from (``heard.audio``: the utterance with its padding)."""
@@ -99,21 +139,27 @@ class Reviser:
     def _forget(self) -> None:
         """Drop the settled finals no pass hears again; their text stays, for the prompt.
 
-        A pass hears at most ``window`` seconds of utterances, the newest
-        pending ones and the settled ones just before them: a settled final
-        with ``window`` seconds of utterances after it is out of reach, and
-        its audio (about 1 MB a minute) is freed. At most ``kept`` are held.
+        A pass hears the pending finals that fit in ``window`` and then the
+        settled ones just before them, up to ``context`` seconds of them and
+        what the window has room for: a settled final with that much after it
+        is out of reach, and its audio (about 1 MB a minute) is freed. At most
+        ``kept`` are held.
         """
-        after = 0.0
-        reach = len(self._finals)
+        heard = context = 0.0
+        out = 0
+        """Finals before this index are out of reach."""
         for i in range(len(self._finals) - 1, -1, -1):
-            after += self._finals[i].heard.seconds
-            if after > self.options.window:
-                reach = i
+            f = self._finals[i]
+            heard += f.heard.seconds
+            if f.settled is None:
+                continue
+            context += f.heard.seconds
+            if context > self.options.context or heard > self.options.window:
+                out = i + 1
                 break
         drop = 0
         while drop < len(self._finals) and self._finals[drop].settled is not None:
-            if drop >= reach or len(self._finals) - drop > self.options.kept:
+            if drop < out or len(self._finals) - drop > self.options.kept:
                 drop += 1
             else:
                 break
@@ -152,7 +198,14 @@ class Reviser:
         if not settle:
             return []
         self.passes += 1
-        words = self._hear(heard)
+        self.last = RevisionPass(sum(f.heard.seconds for f in heard))
+        for f in settle:
+            self.last.settled[f.heard.speaker] = self.last.settled.get(f.heard.speaker, 0.0) + f.heard.seconds
+        try:
+            words = self._hear(heard)
+        except DecodeFailed as e:
+            log.info("revision pass %d failed (%s): its finals stay", self.passes, e)
+            words = []
         return [self._settle(f, words) for f in settle]
 
     def finish(self) -> list[Caption]:
@@ -166,8 +219,9 @@ class Reviser:
         """The finals a pass hears (oldest first) and those it settles.
 
         The oldest pending finals that fit in ``window``, then as many of the
-        settled ones before them as still fit (their audio is the context of the
-        new ones, as the offline windows hear the words around each word).
+        settled ones before them as still fit, up to ``context`` seconds of them
+        (their audio is the context of the new ones, as the offline windows hear
+        the words around each word).
         """
         limit = self.options.window
         finals = self._finals
@@ -180,7 +234,11 @@ class Reviser:
         while last + 1 < len(finals) and size + finals[last + 1].heard.seconds <= limit:
             last += 1
             size += finals[last].heard.seconds
+        context = 0.0
         while first > 0 and size + finals[first - 1].heard.seconds <= limit:
+            context += finals[first - 1].heard.seconds
+            if context > self.options.context:
+                break
             first -= 1
             size += finals[first].heard.seconds
         heard = finals[first : last + 1]

@@ -78,9 +78,11 @@ class StreamingOptions:
     max_load: float = 0.4
     """Share of one core a speaker's passes may take over the time they talk (in utterances, not silence).
 
-    Interim and final passes alike. A final pass is never held back; the
-    interim passes get what the finals leave of it (their CPU so far over
-    the speaker's utterances so far): with 0.1 core left to them, an interim
+    Interim and final passes alike, and the passes made elsewhere for the
+    speaker's speech (:meth:`StreamingTranscriber.charge`: the room agent's
+    revision pass). A final pass is never held back; the interim passes get
+    what the others leave of it (their CPU so far over the speaker's
+    utterances so far): with 0.1 core left to them, an interim
     pass that took 0.2 s of CPU holds the next back until 2 s more of the
     speaker's utterances came. So interim passes come evenly through an
     utterance, rather than none until the last final's cost is paid and
@@ -157,6 +159,21 @@ FinalSink = Callable[[Caption, Heard], None]
 """Told of every final caption and the utterance's audio (room time of its first sample, padding and all)."""
 
 
+@dataclass
+class PassCost:
+    """Passes of one kind and their CPU seconds (as :class:`~transcribe.pass_meter.PassMeter` charges them)."""
+
+    passes: int = 0
+    cpu: float = 0.0
+
+    def add(self, cpu: float) -> None:
+        self.passes += 1
+        self.cpu += cpu
+
+    def __str__(self) -> str:
+        return f"{self.passes} passes, {self.cpu:.1f} CPU-s"
+
+
 class StreamingTranscriber:
     """One speaker's live captions: feed audio, collect :class:`~spaces.models.Caption` events."""
 
@@ -205,8 +222,10 @@ class StreamingTranscriber:
         """Stream sample index where the last utterance was cut: the next one's padding starts no earlier."""
         self._debt = 0.0
         """CPU seconds interim passes took beyond their share of the utterances' time: they wait until it is 0."""
-        self._final_cpu = 0.0
-        """CPU seconds of the final passes so far."""
+        self.interims = PassCost()
+        self.finals = PassCost()
+        self._charged = 0.0
+        """CPU seconds of passes made elsewhere for this speaker's speech (:meth:`charge`)."""
         self._talked = 0.0
         """Seconds of the speaker's utterances so far."""
         self._utterances = 0
@@ -321,9 +340,26 @@ class StreamingTranscriber:
 
     @property
     def _interim_load(self) -> float:
-        """The share of a core the interim passes may take while the speaker talks: what the finals leave."""
-        finals = self._final_cpu / self._talked if self._talked else 0.0
-        return max(0.0, self.options.max_load - finals)
+        """The share of a core the interim passes may take while the speaker talks: what the other passes leave.
+
+        The finals, and what was charged for the speaker's speech elsewhere
+        (the revision pass's share): ``max_load`` bounds every pass made for it.
+        """
+        other = self.finals.cpu + self._charged
+        return max(0.0, self.options.max_load - (other / self._talked if self._talked else 0.0))
+
+    @property
+    def charged(self) -> float:
+        """CPU seconds charged for the speaker's speech by passes made elsewhere."""
+        return self._charged
+
+    def charge(self, cpu: float) -> None:
+        """CPU seconds a pass made elsewhere for the speaker's speech took: paid from ``max_load`` like a final.
+
+        From another thread (the agent's revision thread): one writer, and the
+        speaker's thread only reads it.
+        """
+        self._charged += cpu
 
     def _pass_due(self, utt: _Utterance) -> bool:
         o = self.options
@@ -475,9 +511,8 @@ class StreamingTranscriber:
                 )
         finally:
             cost = self._meter.end(ticket)
-            if final:
-                self._final_cpu += cost
-            else:
+            (self.finals if final else self.interims).add(cost)
+            if not final:
                 self._debt += cost
             self.busy_seconds += self._clock() - began
         return words

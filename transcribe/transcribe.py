@@ -72,6 +72,15 @@ class TranscribeOptions:
     again (a live final that hears the room first hears its utterance
     alone instead).
     """
+    second_looks: bool = True
+    """A window the prompt threw off is decoded again without it, and speech it skipped heard again alone.
+
+    Off: each window is decoded once (at each temperature it needs). Tried
+    for the live revision pass and dropped (``bench.live_wer``'s ``once``
+    revision: with a repetitive room in the prompt, a sentence heard twice).
+    """
+    fit_encoder: bool = False
+    """Encode a window over the shortest multiple of 10 s holding it, not Whisper's 30 s (see :func:`_whisper`)."""
     initial_prompt: str | None = None
     """Text Whisper takes as what was said before (vocabulary, names, the space's title)."""
     condition_on_previous_text: bool = True
@@ -279,17 +288,19 @@ def _transcribe_group(
     packed = np.ascontiguousarray(packed, dtype=np.float32)
     # Where each span starts in the packed audio, to map times back.
     starts = np.cumsum([0] + [e - s for s, e in group[:-1]]) / SAMPLE_RATE
-    segments = _whisper(model, packed, options, prompt, heard=heard)
+    segments = _whisper(model, packed, options, prompt, short=options.fit_encoder, heard=heard)
+    if not options.second_looks:
+        return _placed(_words(segments), group, starts)
     if prompt and (_fast(segments) or _gaps(segments, starts, group)):
         # The prompt threw the window off (timestamps squeezed, or seconds
         # of it skipped): done again without it. Hearing only the skipped
         # stretches again is cheaper, but lost whole sentences: on the
         # seven-speaker test space begun 0.5 s later, 0.308 WER against 0.167.
         log.info("timestamps implausible with a prompt; window done again without it")
-        again = _whisper(model, packed, options, None)
+        again = _whisper(model, packed, options, None, short=options.fit_encoder)
         if not _fast(again) or _skipped(again, starts, group) <= _skipped(segments, starts, group):
             segments = again
-    said = [(w.start, w.end, w.word.strip(), float(w.probability)) for s in segments for w in s.words or ()]
+    said = _words(segments)
     for lo, hi in _gaps(segments, starts, group):
         # Speech Whisper skipped in the window even so (a short answer on the
         # phone after a long turn): that stretch is heard again, with the
@@ -307,6 +318,18 @@ def _transcribe_group(
             for w in segment.words or ()
             if lo <= a + (w.start + w.end) / 2 <= hi
         ]
+    return _placed(said, group, starts)
+
+
+def _words(segments: Sequence[Any]) -> list[tuple[float, float, str, float]]:
+    """(start, end, text, probability) of every word of ``segments``, in packed-audio seconds."""
+    return [(w.start, w.end, w.word.strip(), float(w.probability)) for s in segments for w in s.words or ()]
+
+
+def _placed(
+    said: Sequence[tuple[float, float, str, float]], group: Sequence[Span], starts: np.ndarray
+) -> list[tuple[float, float, str, float]]:
+    """Words in packed-audio seconds as words in the track, sorted; empty ones dropped."""
     return [(*_unpack(start, end, group, starts), text, p) for start, end, text, p in sorted(said) if text]
 
 

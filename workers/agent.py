@@ -25,11 +25,14 @@ consent, DTLS, RTCP), nor another speaker's captions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -47,12 +50,12 @@ from spaces.models import Caption, Turn
 from spaces.settings import Settings
 from transcribe.language import speaks_language
 from transcribe.live_audio import OpusStream
-from transcribe.model import model_label
+from transcribe.model import load_model, model_label
+from transcribe.pass_meter import PassMeter, process_meter
 from transcribe.revision import Reviser, RevisionOptions
 from transcribe.room_context import Heard, RoomContext
-from transcribe.streaming import StreamingOptions, StreamingTranscriber
-from transcribe.transcribe import TranscribeOptions
-from workers.environment import environment
+from transcribe.streaming import PassCost, StreamingOptions, StreamingTranscriber
+from workers.environment import Environment, environment
 from workers.hls import HlsOptions, LiveHls
 
 log = logging.getLogger(__name__)
@@ -68,6 +71,9 @@ TICK = 0.05
 LIVE_PASSES = 2
 #: How often the revision thread asks whether a pass is due.
 REVISE_TICK = 0.25
+#: Added to the revision passes' nice value (their model's threads'): a pass of seconds that settles
+#: text seconds old yields the cores to the interim and final passes, whose captions are due now.
+REVISE_NICE = 10
 
 
 @dataclass
@@ -98,7 +104,15 @@ class CaptionMaker:
     final_model: WhisperModel | None = None
     """The final passes' model; None: ``model``."""
     reviser: Reviser | None = None
-    """Hears the room's finals again, one pass at a time on a thread of its own; None: the finals stay."""
+    """Hears the room's finals again, one pass at a time on a thread of its own; None: the finals stay.
+
+    Each pass's CPU is charged to the speakers it settles (their shares of its
+    speech): paid from their ``max_load`` as their finals are, so the interim
+    passes get what is left and the agent stays within its budget per speaker.
+    """
+    meter: PassMeter = field(default_factory=process_meter)
+    """What the revision passes cost: the transcribers' meter, which shares the model threads' CPU among passes."""
+    revision: PassCost = field(default_factory=PassCost)
     _speakers: dict[str, _Speaker] = field(default_factory=dict)
     _room: RoomContext = field(default_factory=RoomContext)
     """The room's recent finals: every speaker's prompt, and the audio their final passes hear first."""
@@ -149,6 +163,11 @@ class CaptionMaker:
         self._finished.set()
         if self._revising is not None:
             self._revising.join()
+        for s in speakers:
+            t = s.transcriber
+            log.info("captions of %s: interim %s, final %s", t.speaker, t.interims, t.finals)
+        if self.reviser is not None:
+            log.info("revision: %s", self.revision)
 
     @property
     def busy_seconds(self) -> float:
@@ -209,19 +228,54 @@ class CaptionMaker:
         """Passes whenever one is due, one at a time; the rest once the speakers' threads are done.
 
         Its own thread: a pass hears up to 28 s and takes seconds, which would
-        hold a speaker's interims and finals back on theirs.
+        hold a speaker's interims and finals back on theirs. At a lower
+        priority (:data:`REVISE_NICE`; threads it starts inherit it).
         """
+        _lower_priority()
         try:
             while not self._finished.wait(REVISE_TICK):
                 self._take_finals(reviser)
-                talking = any(s.transcriber.talking for s in list(self._speakers.values()))
-                if reviser.due(self.room_now(), talking=talking):
-                    self._settle(reviser.revise())
+                speakers = [s.transcriber for s in list(self._speakers.values())]
+                if reviser.due(self._heard_until(speakers), talking=any(t.talking for t in speakers)):
+                    self._settle(self._pass(reviser))
             self._take_finals(reviser)
-            self._settle(reviser.finish())
+            while reviser.pending:
+                self._settle(self._pass(reviser))
         except Exception:  # a failed pass must not take the room's captions down: its finals stay
             self._revision_failed = True
             log.exception("revision pass failed; the finals stay as they are")
+
+    def _heard_until(self, speakers: list[StreamingTranscriber]) -> float:
+        """Room time up to which every speaker's audio has been heard: a pause is silence heard, not audio unread.
+
+        With the room clock instead, a speaker's thread running two seconds
+        behind (a loaded machine) made the 1.2 s between two turns a 3 s
+        pause, and a pass settled the last utterance alone.
+        """
+        heard = [t.end_time for t in speakers if t.end_time is not None]
+        return min(heard) if heard else self.room_now()
+
+    def _pass(self, reviser: Reviser) -> list[Caption]:
+        """One revision pass, its CPU logged and charged to the speakers it settles."""
+        ticket = self.meter.begin()
+        try:
+            events = reviser.revise()
+        finally:
+            cpu = self.meter.end(ticket)
+            self.revision.add(cpu)
+        done = reviser.last
+        log.info(
+            "revision pass %d: %.1f s of utterances heard, %.1f s settled, %.2f CPU-s",
+            reviser.passes,
+            done.heard,
+            sum(done.settled.values()),
+            cpu,
+        )
+        for speaker, share in done.shares().items():
+            s = self._speakers.get(speaker)
+            if s is not None:
+                s.transcriber.charge(cpu * share)
+        return events
 
     def _take_finals(self, reviser: Reviser) -> None:
         while True:
@@ -236,6 +290,30 @@ class CaptionMaker:
             # utterance (the live page) take it, and the stream never repeats an event's.
             s = self._speakers.get(event.speaker)
             self.on_caption(event if s is None else replace(event, seq=s.transcriber.next_seq()))
+
+
+def _lower_priority() -> None:
+    """This thread (and the threads it starts from now on) :data:`REVISE_NICE` nicer; Linux's nice is per thread."""
+    me = threading.get_native_id()
+    with contextlib.suppress(OSError):  # never fatal: only the captions' pace depends on it
+        os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + REVISE_NICE))
+
+
+def _revision_model(env: Environment) -> WhisperModel:
+    """The revision passes' model (``WHISPER_MODEL``): one thread, loaded :data:`REVISE_NICE` nicer.
+
+    Its computing thread is started as it loads and inherits the loading
+    thread's priority, so it is loaded on a thread of its own. One CPU thread
+    (a pass costs the same CPU on one or two, only later): the other core is
+    left to the speakers' passes. Loaded once per process; a machine whose
+    final passes also run on one thread of the same model shares their
+    instance, at their priority.
+    """
+    s = env.settings
+    with ThreadPoolExecutor(1, thread_name_prefix="revision-model", initializer=_lower_priority) as loader:
+        return loader.submit(
+            load_model, s.whisper_model, device=s.whisper_device, compute_type=s.whisper_compute_type, cpu_threads=1
+        ).result()
 
 
 class RoomAgent:
@@ -298,8 +376,8 @@ class RoomAgent:
         every = self.settings.live_revise
         if model is None or every <= 0:
             return None
-        options = RevisionOptions(every=every, whisper=TranscribeOptions(language=self.language))
-        return Reviser(model, options=options)
+        options = RevisionOptions(every=every)
+        return Reviser(model, options=replace(options, whisper=replace(options.whisper, language=self.language)))
 
     async def run(self) -> None:
         """Join, caption until the room ends, then send the last finals and the stream's end."""
@@ -430,10 +508,9 @@ def live_room(space_id: str, rtc_url: str) -> int:
     # Final passes on all the agent's threads: speakers rarely end utterances at the same
     # moment, and the sooner the one pass ends, the sooner its caption goes out.
     final_model = model if model_label(final_name) == model_label(name) else env.model(name=final_name)
-    # The revision pass decodes as the pipeline does, with its model (WHISPER_MODEL, SPACES_LIVE_REVISE),
-    # loaded once per process: not the interim passes' instance, whose slots a pass of seconds would hold
-    # (the final passes' if SPACES_LIVE_FINAL_MODEL is spelled as WHISPER_MODEL: they share its one slot).
-    revise_model = env.model() if env.settings.live_revise > 0 else None
+    # The revision pass decodes with the pipeline's model (WHISPER_MODEL, SPACES_LIVE_REVISE), an
+    # instance of its own: not the interim passes', whose slots a pass of seconds would hold.
+    revise_model = _revision_model(env) if env.settings.live_revise > 0 else None
     agent = RoomAgent(
         settings=env.settings,
         space_id=space_id,

@@ -55,8 +55,11 @@ def test_native_cpu_counts_the_model_threads_and_not_python_s(model: WhisperMode
     assert 0.8 * out["process"] <= out["charged"] <= out["process"] + 0.01, out
 
 
-def _pass_starts(model: WhisperModel, audio: np.ndarray, *, charge: float) -> list[float]:
-    """Where in ``audio`` each pass started, every pass charged ``charge`` CPU-s, at ``max_load`` 0.5."""
+def _pass_starts(model: WhisperModel, audio: np.ndarray, *, charge: float, elsewhere: float = 0.0) -> list[float]:
+    """Where in ``audio`` each pass started, every pass charged ``charge`` CPU-s, at ``max_load`` 0.5.
+
+    ``elsewhere``: CPU-s of passes made elsewhere for the speaker (:meth:`StreamingTranscriber.charge`), first.
+    """
     native = ManualClock()
     starts: list[float] = []
 
@@ -69,6 +72,7 @@ def _pass_starts(model: WhisperModel, audio: np.ndarray, *, charge: float) -> li
     live = StreamingTranscriber(
         model, speaker="alice", options=StreamingOptions(max_load=0.5), meter=Charging(lambda: native.now)
     )
+    live.charge(elsewhere)
     for i in range(0, len(audio), 320):
         live.insert_audio_chunk(audio[i : i + 320], i / SAMPLE_RATE)
         before = native.now
@@ -109,3 +113,15 @@ def test_interim_passes_share_max_load_with_the_finals_evenly(model: WhisperMode
     # two): the interims get 0.5 - 0.5 / that, so 0.5 CPU-s take longer than a second to pay, all through.
     slowest, fastest = 0.5 / (0.5 - 0.5 / said.duration), 0.5 / (0.5 - 0.5 / (2 * said.duration + 2.0))
     assert fastest - 0.05 <= min(_gaps(then)) and max(_gaps(then)) <= slowest + 0.05, starts
+
+
+def test_a_pass_made_elsewhere_for_the_speaker_is_paid_from_max_load_like_a_final(model: WhisperModel) -> None:
+    """1 CPU-s charged (a revision pass's share): the interims get nothing until 2 s of talk pay it at 0.5 core."""
+    speech = synthesize(SENTENCE, VOICES[0]).samples.astype(np.float32)
+    audio = np.concatenate([np.zeros(SAMPLE_RATE, dtype=np.float32), speech])
+    free = _pass_starts(model, audio, charge=0.2)
+    charged = _pass_starts(model, audio, charge=0.2, elsewhere=1.0)
+    assert max(_gaps(free)) <= 0.4 + 0.1, free  # 0.2 CPU-s at 0.5 core: paid in the 0.4 s of the next interval
+    # The first pass is free (nothing owed yet); the next waits for the charge: at 0.5 - 1 / t core
+    # after t seconds of talk, nothing before 2 s, and its 0.2 CPU-s are paid about 0.9 s after that.
+    assert len(charged) >= 2 and charged[1] - charged[0] >= 1.5, charged

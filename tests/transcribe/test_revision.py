@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from faster_whisper import WhisperModel
@@ -71,7 +74,7 @@ def test_a_pass_is_due_after_enough_new_speech_or_a_pause_and_settles_each_utter
         _check(s, caption, heard, text)
     assert not reviser.due(last + 10.0)  # nothing left to settle
 
-    # The fourth is settled alone, hearing the three before it first (and their settled text before that).
+    # The fourth is settled alone, their settled text its prompt (none of their audio heard again by default).
     caption, heard, text = turns[3]
     reviser.add(caption, heard)
     [fourth] = reviser.finish()
@@ -96,7 +99,7 @@ def test_a_window_holds_what_fits_and_the_rest_waits_for_the_next_pass(model: Wh
 def test_settled_audio_out_of_a_window_s_reach_is_freed_and_its_text_stays_the_prompt(model: WhisperModel) -> None:
     turns = _turns(list(SENTENCES[1:5]))
     seconds = [h.seconds for _, h, _ in turns]
-    reviser = Reviser(model, options=RevisionOptions(window=seconds[0] + seconds[1] + 0.1))
+    reviser = Reviser(model, options=RevisionOptions(window=seconds[0] + seconds[1] + 0.1, context=28.0))
     for caption, heard, _ in turns[:2]:
         reviser.add(caption, heard)
     reviser.finish()
@@ -151,7 +154,7 @@ def test_resettle_settles_again_what_a_later_pass_hears_and_only_new_finals_othe
     model: WhisperModel, resettle: bool
 ) -> None:
     turns = _turns(list(SENTENCES[1:4]))
-    reviser = Reviser(model, options=RevisionOptions(every=1.0, resettle=resettle))
+    reviser = Reviser(model, options=RevisionOptions(every=1.0, resettle=resettle, context=28.0))
     reviser.add(*turns[0][:2])
     assert [s.utterance for s in reviser.revise()] == [0]
     for caption, heard, _ in turns[1:]:
@@ -161,3 +164,71 @@ def test_resettle_settles_again_what_a_later_pass_hears_and_only_new_finals_othe
     for s in again:
         caption, heard, text = next(t for t in turns if (t[0].speaker, t[0].utterance) == (s.speaker, s.utterance))
         _check(s, caption, heard, text)
+
+
+def test_a_pass_hears_at_most_context_seconds_of_settled_speech_before_the_new_and_frees_the_rest(
+    model: WhisperModel,
+) -> None:
+    turns = _turns(list(SENTENCES[1:6]))
+    seconds = [h.seconds for _, h, _ in turns]
+    # Room for the one settled utterance just before the new ones, not two.
+    reviser = Reviser(model, options=RevisionOptions(context=seconds[2] + 0.1))
+    for caption, heard, _ in turns[:3]:
+        reviser.add(caption, heard)
+    reviser.finish()
+    assert reviser.last.heard == pytest.approx(sum(seconds[:3]))
+    for caption, heard, _ in turns[3:]:
+        reviser.add(caption, heard)
+    # Out of reach (more than ``context`` of utterances after them): freed, their text the prompt.
+    assert reviser.held == pytest.approx(sum(seconds[2:]))
+    settled = reviser.revise()
+    assert [(s.speaker, s.utterance) for s in settled] == [("bob", 1), ("alice", 2)]
+    assert reviser.last.heard == pytest.approx(sum(seconds[2:]))
+    assert reviser.last.settled == pytest.approx({"bob": seconds[3], "alice": seconds[4]})
+    assert reviser.last.shares() == pytest.approx({sp: t / sum(seconds[3:]) for sp, t in reviser.last.settled.items()})
+    for s, (caption, heard, text) in zip(settled, turns[3:], strict=True):
+        _check(s, caption, heard, text)
+    # The default hears none of them again: only the new speech, the settled text as the prompt.
+    reviser = Reviser(model)
+    for caption, heard, _ in turns[:3]:
+        reviser.add(caption, heard)
+    reviser.finish()
+    reviser.add(*turns[3][:2])
+    assert reviser.held == pytest.approx(seconds[3])
+
+
+class Repetitive:
+    """A model whose every decode fails Whisper's thresholds (too repetitive), counting its decodes."""
+
+    def __init__(self) -> None:
+        self.decodes = 0
+
+    def transcribe(self, audio: np.ndarray, **kwargs: object) -> tuple[Iterator[SimpleNamespace], None]:
+        self.decodes += 1
+        word = SimpleNamespace(start=0.5, end=1.0, word=" again", probability=0.9)
+        failed = SimpleNamespace(
+            start=0.0,
+            end=2.0,
+            text=" again" * 20,
+            words=[word],
+            temperature=0.0,
+            compression_ratio=5.0,
+            avg_logprob=-0.2,
+            no_speech_prob=0.0,
+        )
+        return iter([failed]), None
+
+
+def test_a_pass_whose_text_fails_whisper_s_thresholds_leaves_its_finals_as_they_are() -> None:
+    turns = _turns(list(SENTENCES[1:3]))
+    model = Repetitive()
+    reviser = Reviser(model)  # type: ignore[arg-type]
+    for caption, heard, _ in turns:
+        reviser.add(caption, heard)
+    settled = reviser.finish()
+    # Decoded once, not again at five more temperatures: the finals' words, settled.
+    assert model.decodes == 1 and reviser.passes == 1
+    assert [(s.speaker, s.utterance, s.words, s.settled) for s in settled] == [
+        (c.speaker, c.utterance, c.words, True) for c, _, _ in turns
+    ]
+    assert not reviser.pending

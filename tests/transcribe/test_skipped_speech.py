@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from transcribe.audio import SAMPLE_RATE
-from transcribe.transcribe import _gaps, _with_known_speech
+from transcribe.transcribe import TranscribeOptions, _gaps, _with_known_speech, transcribe_clip
 from transcribe.vad import FRAME, VadOptions
 
 
@@ -45,3 +45,38 @@ def test_a_known_stretch_the_vad_leaves_out_becomes_speech() -> None:
     assert _with_known_speech(probs.copy(), n, 100.0, [(102.1, 104.9)], vad) == _with_known_speech(
         probs.copy(), n, 100.0, [], vad
     )
+
+
+class Heard:
+    """A model that hears the window's first half second only, and counts its decodes."""
+
+    def __init__(self) -> None:
+        self.prompts: list[str | None] = []
+
+    def transcribe(self, audio: np.ndarray, **kwargs: object) -> tuple[list[SimpleNamespace], None]:
+        self.prompts.append(kwargs.get("initial_prompt"))  # type: ignore[arg-type]
+        word = SimpleNamespace(start=0.0, end=0.5, word=" hello", probability=0.9)
+        said = SimpleNamespace(start=0.0, end=0.5, text=" hello", words=[word], temperature=0.0)
+        return [said], None
+
+
+@pytest.mark.parametrize("second_looks", [True, False])
+def test_second_looks_off_decodes_a_window_once(second_looks: bool) -> None:
+    model = Heard()
+    options = TranscribeOptions(second_looks=second_looks)
+    # Five seconds, of which Whisper "hears" half a second: 4.5 s skipped, with a prompt.
+    transcribe_clip(
+        model,  # type: ignore[arg-type]
+        np.zeros(5 * SAMPLE_RATE, np.float32),
+        start=0.0,
+        end=5.0,
+        speaker="a",
+        offset=0.0,
+        options=options,
+        prompt="before",
+    )
+    if second_looks:
+        # Again without the prompt, then the skipped stretch on its own (the window's words as its prompt).
+        assert model.prompts == ["before", None, "hello"]
+    else:
+        assert model.prompts == ["before"]

@@ -7,23 +7,29 @@ agent (the real ``RoomAgent`` with the real model) joined as any participant.
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 import time
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pytest
 from redis.asyncio import Redis
 
 from ingest.client import PcmTrack, SpaceClient
 from spaces import live_captions
 from spaces.catalog import open_catalog
+from spaces.models import Caption
 from spaces.settings import Settings
 from spaces.tokens import Role
-from tests.speech import word_error_rate
+from tests.speech import SENTENCES, VOICES, synthesize, word_error_rate
 from tests.support.services import TEST_MODEL, free_port
 from tests.support.sfu import VOICE_A, get_space, make_space, rtc_url, running_sfu, speech48k, token
+from transcribe.audio import SAMPLE_RATE
 from transcribe.model import load_model
-from workers.agent import AGENT_IDENTITY, RoomAgent
+from transcribe.revision import Reviser, RevisionOptions
+from workers.agent import AGENT_IDENTITY, REVISE_NICE, CaptionMaker, RoomAgent
 
 RATE = 48000
 LEAD = 1.0
@@ -182,3 +188,54 @@ def test_live_revise_0_turns_the_revision_pass_off(agent_settings: Settings) -> 
         if agent.captions.reviser is not None:
             assert agent.captions.reviser.options.every == every
         agent.catalog.close()
+
+
+def test_a_revision_pass_runs_at_a_lower_priority_and_its_cpu_is_charged_to_the_speakers_it_settles() -> None:
+    model = load_model(TEST_MODEL)
+    said = {"alice": synthesize(SENTENCES[1], VOICES[0]), "bob": synthesize(SENTENCES[2], VOICES[1])}
+    events: list[tuple[Caption, int]] = []
+    lock = threading.Lock()
+
+    def on_caption(caption: Caption) -> None:
+        with lock:
+            events.append((caption, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+
+    end = 20.0
+    maker = CaptionMaker(
+        model=model,
+        on_caption=on_caption,
+        room_now=lambda: end,
+        reviser=Reviser(model, options=RevisionOptions(every=60.0, pause=60.0)),  # nothing due before the end
+    )
+    maker.start()
+    at = 1.0
+    for speaker, speech in said.items():
+        track = np.concatenate([np.zeros(SAMPLE_RATE, np.float32), speech.samples, np.zeros(SAMPLE_RATE, np.float32)])
+        maker.audio(speaker, at - 1.0, track)
+        at += speech.duration + 1.5
+    maker.stop()
+
+    settled = [(c, nice) for c, nice in events if c.settled]
+    finals = [c for c, _ in events if c.final and not c.settled]
+    assert sorted(c.speaker for c, _ in settled) == sorted(c.speaker for c in finals) == ["alice", "bob"]
+    # Made on the revision thread, at its nice value; the speakers' captions at the process's.
+    nice = os.getpriority(os.PRIO_PROCESS, 0)
+    assert {n for _, n in settled} == {min(19, nice + REVISE_NICE)}
+    assert {n for c, n in events if not c.settled} == {nice}
+    # One pass settled both: its CPU shared between the two speakers by their seconds of speech.
+    assert maker.revision.passes == 1 and maker.revision.cpu > 0
+    charged = {sp: s.transcriber.charged for sp, s in maker._speakers.items()}
+    assert sum(charged.values()) == pytest.approx(maker.revision.cpu)
+    assert all(c > 0 for c in charged.values()), charged
+
+
+def test_a_pause_is_due_from_the_audio_heard_not_the_room_clock() -> None:
+    """A speaker's thread running behind: the room's silence is what its transcriber has heard so far."""
+    model = load_model(TEST_MODEL)
+    maker = CaptionMaker(model=model, on_caption=lambda _: None, room_now=lambda: 100.0)
+    maker.audio("alice", 10.0, np.zeros(SAMPLE_RATE, np.float32))  # not started: nothing heard yet
+    speakers = [s.transcriber for s in maker._speakers.values()]
+    assert maker._heard_until(speakers) == 100.0
+    for t in speakers:
+        t.insert_audio_chunk(np.zeros(2 * SAMPLE_RATE, np.float32), 10.0)
+    assert maker._heard_until(speakers) == pytest.approx(12.0)
