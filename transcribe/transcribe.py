@@ -52,7 +52,6 @@ _MAX_CHARS_PER_SECOND = 35.0  # fast speech is ~20; more means timestamps went w
 _LONG_SPAN = 2.0  # seconds: a span this long always holds some words
 _WORD_END = 0.2  # seconds at a word's end where its sound surely is
 _GAP_CONTEXT = 0.5  # seconds of audio either side of a skipped stretch heard again
-_EDGE_SECONDS = 30.0  # silence a call heard as it is takes before its first speech and after its last
 
 Span = tuple[int, int]
 """Samples ``[start, end)`` of a track."""
@@ -161,17 +160,13 @@ def transcribe(
     total = sum(e - s for s, e in spans)
     done = 0
     words: list[Word] = []
-    groups = list(pack(spans, options.window, extent=options.keep_pauses))
-    for n, group in enumerate(groups):
+    for group in pack(spans, options.window, extent=options.keep_pauses):
         context = prompt(offset + group[0][0] / SAMPLE_RATE) if prompt else options.initial_prompt
         if options.condition_on_previous_text and words and not prompt:
             context = _join_prompt(options.initial_prompt, words, options.prompt_chars)
         size = sum(e - s for s, e in group)
         heard = _progress(on_progress, done, size, total)
-        bounds = _edges(group, len(audio), first=n == 0, last=n == len(groups) - 1)
-        for start, end, text, probability in _transcribe_group(
-            model, audio, group, options, context, heard, bounds=bounds
-        ):
+        for start, end, text, probability in _transcribe_group(model, audio, group, options, context, heard):
             if _plausible(probs, start, end, probability, options):
                 words.append(Word(offset + start, offset + end, text, speaker, probability))
         done += size
@@ -286,8 +281,6 @@ def _transcribe_group(
     options: TranscribeOptions,
     prompt: str | None,
     heard: Callable[[float], None] | None = None,
-    *,
-    bounds: tuple[int, int] | None = None,
 ) -> list[tuple[float, float, str, float]]:
     """Words of the spans in ``group``, packed into one Whisper call; times in ``audio``.
 
@@ -298,8 +291,7 @@ def _transcribe_group(
     without the prompt, and so is one that skipped seconds of speech.
     Seconds of speech left without a word even so are heard on their own.
     """
-    bounds = (bounds or (group[0][0], group[-1][1])) if options.keep_pauses else None
-    packed, starts = _heard_audio(audio, group, bounds)
+    packed, starts = _heard_audio(audio, group, options.keep_pauses)
     segments = _whisper(model, packed, options, prompt, heard=heard)
     if prompt and (_fast(segments) or _gaps(segments, starts, group)):
         # The prompt threw the window off (timestamps squeezed, or seconds
@@ -328,36 +320,22 @@ def _transcribe_group(
             for w in segment.words or ()
             if lo <= a + (w.start + w.end) / 2 <= hi
         ]
-    if bounds is not None:
+    if options.keep_pauses:
         # Heard as it is: a word in a pause keeps its time (the pause is audio the call heard).
-        base = bounds[0] / SAMPLE_RATE
+        base = group[0][0] / SAMPLE_RATE
         return [(base + start, base + end, text, p) for start, end, text, p in sorted(said) if text]
     return [(*_unpack(start, end, group, starts), text, p) for start, end, text, p in sorted(said) if text]
 
 
-def _edges(group: Sequence[Span], n_samples: int, *, first: bool, last: bool) -> Span:
-    """The audio a call hears as it is (``keep_pauses``): its spans, and the audio's own start and end.
-
-    As faster-whisper hears a file, from its start: Whisper begins a window
-    on the silence before the first word (the 10-minute bench space's second
-    run begun at the cut, in its long silence: 0.044 -> 0.034 WER, and 0.044
-    at 0.25 s either way). At most :data:`_EDGE_SECONDS` of it, so a room that
-    waits an hour for its first word costs one window more, not an hour.
-    """
-    edge = round(_EDGE_SECONDS * SAMPLE_RATE)
-    lo = max(0, group[0][0] - edge) if first else group[0][0]
-    hi = min(n_samples, group[-1][1] + edge) if last else group[-1][1]
-    return lo, hi
-
-
-def _heard_audio(audio: np.ndarray, group: Sequence[Span], bounds: Span | None) -> tuple[np.ndarray, np.ndarray]:
+def _heard_audio(audio: np.ndarray, group: Sequence[Span], keep_pauses: bool) -> tuple[np.ndarray, np.ndarray]:
     """The audio one call hears, and where each span of ``group`` starts in it (seconds).
 
-    Packed: the spans end to end. With ``bounds``: the audio as it is between them.
+    Packed: the spans end to end. ``keep_pauses``: the audio as it is from
+    the first span's start to the last's end.
     """
-    if bounds is not None:
-        base = bounds[0]
-        heard = audio[base : bounds[1]]
+    if keep_pauses:
+        base = group[0][0]
+        heard = audio[base : group[-1][1]]
         starts = np.array([s - base for s, _ in group]) / SAMPLE_RATE
     else:
         heard = np.concatenate([audio[s:e] for s, e in group]) if len(group) > 1 else audio[group[0][0] : group[0][1]]

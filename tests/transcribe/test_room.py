@@ -358,8 +358,6 @@ def test_a_run_is_heard_as_it_is_pauses_and_all(
     truth = sorted((w for ws in talk.truth.values() for w in ws), key=lambda w: w.start)
     said = truth[-1].end - truth[0].start
     assert len(heard) == 1 and heard[0] >= said, (heard, said)
-    # And from the mix's start to its end, the silence either side too, as a file is heard.
-    assert heard[0] == pytest.approx(talk.duration, abs=0.01)
     shifted = [Word(w.start + OFFSET, w.end + OFFSET, w.text, w.speaker) for w in truth]
     assert word_error_rate(shifted, words) <= 0.2, words
     pairs = match_words(shifted, words)
