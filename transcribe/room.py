@@ -87,7 +87,8 @@ class RoomRules:
     cut_reach: float = 0.2
     """A cut goes in the longest pause within this share of a run's speech of an even split."""
     call_speech: float = 300.0
-    """Seconds of speech one Whisper call hears at most: their audio and features are in memory at once
+    """Seconds of a run's audio (its first speech to its last, pauses and all) one Whisper call hears at
+    most: their audio and features are in memory at once
     (faster-whisper's features of 300 s take 0.23 GB, of 600 s 0.42 GB), so a worker's memory stays flat
     in the space's length."""
 
@@ -389,7 +390,12 @@ def transcribe_room(
         # (each its own call, the last 200 characters as the prompt) made a
         # fifth more errors than the mix on the 10-minute bench space (README,
         # "room pass"). A long run is heard in several calls all the same (``call_speech``).
-        whole = replace(options, window=max(options.window, min((b - a) / SAMPLE_RATE, rules.call_speech)))
+        # And heard as it is, pauses and all (``keep_pauses``), as faster-whisper
+        # hears a file: packed end to end, a turn's first word stretched back
+        # over its squeezed pause was lost at the seam (README, "room pass").
+        whole = replace(
+            options, window=max(options.window, min((b - a) / SAMPLE_RATE, rules.call_speech)), keep_pauses=True
+        )
         return lambda progress: transcribe(
             model,
             mix[a:b],

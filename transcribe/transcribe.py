@@ -93,7 +93,18 @@ class TranscribeOptions:
     """How much of the text so far goes into the prompt."""
     vad: VadOptions = VadOptions()
     window: float = 30.0
-    """Seconds of speech packed into one Whisper call."""
+    """Seconds of speech packed into one Whisper call (with ``keep_pauses``: of audio, pauses and all)."""
+    keep_pauses: bool = False
+    """Each call hears its audio as it is, from its first speech to its last, pauses and all,
+    instead of its speech spans packed end to end.
+
+    The room's mix (:mod:`transcribe.room`), as plain faster-whisper hears a
+    file: packed, every pause longer than the VAD's second is squeezed to
+    its padding, and a turn's first word, which Whisper stretches back over
+    the pause before it, was clipped into the seam or lost (README, "room
+    pass"). A track's windows stay packed: there most of the audio is the
+    other speakers' turns, silence that would cost encoder passes.
+    """
     compression_ratio_threshold: float = 2.4
     log_prob_threshold: float = -1.0
     no_speech_threshold: float = 0.6
@@ -158,7 +169,7 @@ def transcribe(
     total = sum(e - s for s, e in spans)
     done = 0
     words: list[Word] = []
-    for group in pack(spans, options.window):
+    for group in pack(spans, options.window, extent=options.keep_pauses):
         context = prompt(offset + group[0][0] / SAMPLE_RATE) if prompt else options.initial_prompt
         if options.condition_on_previous_text and words and not prompt:
             context = _join_prompt(options.initial_prompt, words, options.prompt_chars)
@@ -251,16 +262,21 @@ def _join_prompt(initial: str | None, words: Sequence[Word], chars: int) -> str:
     return " ".join([*([initial] if initial else []), *reversed(recent)])
 
 
-def pack(spans: Sequence[Span], window: float) -> Iterator[list[Span]]:
-    """Consecutive spans grouped so each group holds at most ``window`` s of audio."""
+def pack(spans: Sequence[Span], window: float, *, extent: bool = False) -> Iterator[list[Span]]:
+    """Consecutive spans grouped so each group holds at most ``window`` s of audio.
+
+    ``extent``: of audio from the group's first span's start to its last's
+    end, pauses included (a group heard as it is, ``keep_pauses``).
+    """
     limit = window * SAMPLE_RATE
     group: list[Span] = []
     size = 0
     for span in spans:
-        length = span[1] - span[0]
+        length = span[1] - (group[-1][1] if extent and group else span[0])
         if group and size + length > limit:
             yield group
             group, size = [], 0
+            length = span[1] - span[0]
         group.append(span)
         size += length
     if group:
@@ -284,13 +300,10 @@ def _transcribe_group(
     without the prompt, and so is one that skipped seconds of speech.
     Seconds of speech left without a word even so are heard on their own.
     """
-    packed = np.concatenate([audio[s:e] for s, e in group]) if len(group) > 1 else audio[group[0][0] : group[0][1]]
-    packed = np.ascontiguousarray(packed, dtype=np.float32)
-    # Where each span starts in the packed audio, to map times back.
-    starts = np.cumsum([0] + [e - s for s, e in group[:-1]]) / SAMPLE_RATE
+    packed, starts = _heard_audio(audio, group, options.keep_pauses)
     segments = _whisper(model, packed, options, prompt, short=options.fit_encoder, heard=heard)
     if not options.second_looks:
-        return _placed(_words(segments), group, starts)
+        return _placed(_words(segments), group, starts, keep_pauses=options.keep_pauses)
     if prompt and (_fast(segments) or _gaps(segments, starts, group)):
         # The prompt threw the window off (timestamps squeezed, or seconds
         # of it skipped): done again without it. Hearing only the skipped
@@ -318,19 +331,39 @@ def _transcribe_group(
             for w in segment.words or ()
             if lo <= a + (w.start + w.end) / 2 <= hi
         ]
-    return _placed(said, group, starts)
+    return _placed(said, group, starts, keep_pauses=options.keep_pauses)
 
 
 def _words(segments: Sequence[Any]) -> list[tuple[float, float, str, float]]:
-    """(start, end, text, probability) of every word of ``segments``, in packed-audio seconds."""
+    """(start, end, text, probability) of every word of ``segments``, in heard-audio seconds."""
     return [(w.start, w.end, w.word.strip(), float(w.probability)) for s in segments for w in s.words or ()]
 
 
 def _placed(
-    said: Sequence[tuple[float, float, str, float]], group: Sequence[Span], starts: np.ndarray
+    said: Sequence[tuple[float, float, str, float]], group: Sequence[Span], starts: np.ndarray, *, keep_pauses: bool
 ) -> list[tuple[float, float, str, float]]:
-    """Words in packed-audio seconds as words in the track, sorted; empty ones dropped."""
+    """Words in heard-audio seconds (:func:`_heard_audio`) as words in the track, sorted; empty ones dropped."""
+    if keep_pauses:
+        # Heard as it is: a word in a pause keeps its time (the pause is audio the call heard).
+        base = group[0][0] / SAMPLE_RATE
+        return [(base + start, base + end, text, p) for start, end, text, p in sorted(said) if text]
     return [(*_unpack(start, end, group, starts), text, p) for start, end, text, p in sorted(said) if text]
+
+
+def _heard_audio(audio: np.ndarray, group: Sequence[Span], keep_pauses: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The audio one call hears, and where each span of ``group`` starts in it (seconds).
+
+    Packed: the spans end to end. ``keep_pauses``: the audio as it is from
+    the first span's start to the last's end.
+    """
+    if keep_pauses:
+        base = group[0][0]
+        heard = audio[base : group[-1][1]]
+        starts = np.array([s - base for s, _ in group]) / SAMPLE_RATE
+    else:
+        heard = np.concatenate([audio[s:e] for s, e in group]) if len(group) > 1 else audio[group[0][0] : group[0][1]]
+        starts = np.cumsum([0] + [e - s for s, e in group[:-1]]) / SAMPLE_RATE
+    return np.ascontiguousarray(heard, dtype=np.float32), starts
 
 
 def _whisper(

@@ -224,8 +224,12 @@ def test_runs_side_by_side_keep_every_word_once(two_passes: WhisperModel, talk: 
     truth = [Word(w.start + OFFSET, w.end + OFFSET, w.text, w.speaker) for w in said]
     # The sentences either side of the cut whole, each word once, on its speaker.
     near = [w for w in truth if abs(w.start - cut) < 4.0]
+    assert all(any(h.start < w.end + 0.3 and h.end > w.start - 0.3 for h in words) for w in near), (cut, words)
+    # Read right but for the second run's first window, heard without the
+    # first run's text as prompt: tiny.en makes 'should' of it 'shall', and
+    # with the run's pauses kept 'for the office' 'from the office'.
     pairs = match_words(near, words)
-    assert len(pairs) >= len(near) - 1, (cut, near, words)
+    assert len(pairs) >= len(near) - 2, (cut, near, words)
     assert all(t.speaker == h.speaker for t, h in pairs)
     for a, b in pairwise(words):
         assert not (a.text.lower() == b.text.lower() and b.start < a.end), (a, b)
@@ -331,3 +335,31 @@ def test_a_first_word_stretched_over_the_pause_before_it_goes_to_its_speaker(cro
     assert max(t.levels.loudness(*middle) for t in tracks) < RoomRules().min_speech_db
     (word,) = attribute([stretched], tracks)
     assert word.speaker == "bob"
+
+
+def test_a_run_is_heard_as_it_is_pauses_and_all(
+    model: WhisperModel, talk: Space, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Plain faster-whisper hears the mix as it is. The room pass packed a
+    # run's speech spans end to end, every pause of over a second squeezed
+    # to the VAD's padding: the same words heard differently than in the
+    # mix, and a turn's first word stretched back over its pause clipped
+    # into the seam. A run is now one stretch of the mix, its pauses kept
+    # and its words at their times.
+    heard: list[float] = []
+    transcribe = model.transcribe
+
+    def spy(audio: np.ndarray, **kwargs: object) -> object:
+        heard.append(len(audio) / 16000)
+        return transcribe(audio, **kwargs)
+
+    monkeypatch.setattr(model, "transcribe", spy)
+    words = room(model, talk, offset=OFFSET)
+    truth = sorted((w for ws in talk.truth.values() for w in ws), key=lambda w: w.start)
+    said = truth[-1].end - truth[0].start
+    assert len(heard) == 1 and heard[0] >= said, (heard, said)
+    shifted = [Word(w.start + OFFSET, w.end + OFFSET, w.text, w.speaker) for w in truth]
+    assert word_error_rate(shifted, words) <= 0.2, words
+    pairs = match_words(shifted, words)
+    assert all(t.speaker == h.speaker for t, h in pairs)
+    assert np.median([abs(t.start - h.start) for t, h in pairs]) <= 0.15
