@@ -75,7 +75,7 @@ class StreamingOptions:
 
     interval: float = 0.4
     """Seconds of new speech between two passes over the growing utterance."""
-    max_load: float = 0.4
+    max_load: float = 0.35
     """Share of one core a speaker's passes may take over the time they talk (in utterances, not silence).
 
     Interim and final passes alike, and the passes made elsewhere for the
@@ -88,7 +88,8 @@ class StreamingOptions:
     utterance, rather than none until the last final's cost is paid and
     then every ``interval``: that held the first seconds of each utterance
     back. Below the issue's half core per speaker: the agent's share of
-    receiving the room comes on top.
+    receiving the room comes on top (at 0.4 a speaker read 0.54 core while
+    talking, at 0.35 at most 0.44: README, "Quiet, and max_load 0.35").
     """
     window: float = 8.0
     """Seconds an interim pass hears at most: past that it starts after the last committed sentence end."""
