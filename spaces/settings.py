@@ -297,14 +297,15 @@ class Settings:
 
     live_revise: float = 15.0
     """Seconds of newly finalized speech after which the room agent hears the room's finals again
-    (also after a 3 s pause with nobody talking): up to 28 s of every speaker's finalized speech,
-    mixed, transcribed with ``WHISPER_MODEL`` as the pipeline transcribes a room, each utterance's
-    words then sent as a *settled* caption that replaces its final on screen, in the caption
-    stream and in search. 0: no revision, the finals stay.
+    (also after a 3 s pause with nobody talking): every speaker's newly finalized speech (up to
+    28 s), mixed, transcribed with ``WHISPER_MODEL`` as the pipeline transcribes a room, each
+    utterance's words then sent as a *settled* caption that replaces its final on screen, in the
+    caption stream and in search. 0: no revision, the finals stay.
 
-    The finals of one utterance heard alone stay at twice the pipeline's word errors; the
-    settled text is at 1.00-1.14x, for 0.18-0.28 CPU-s per second of speech, 11 s (p50) to
-    19 s (max) after an utterance ends (README, live captions, ``bench.live_wer --revise``).
+    The finals of one utterance heard alone stay at two to three times the pipeline's word
+    errors; the settled text is at 0.75-1.30x, for 0.09 CPU-s per second of speech, about 9 s
+    (p50) to 16-19 s (max) after an utterance ends (README, live captions, ``bench.live_wer
+    --revise`` and ``bench.live_captions``).
     """
 
     live_job_timeout: int = 12 * 3600

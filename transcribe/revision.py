@@ -254,11 +254,9 @@ class Reviser:
         speakers: dict[str, np.ndarray] = {}
         for f in heard:
             add_to_mix(mix, f.heard.audio, offset=f.heard.start - start)
-            add_to_mix(
-                speakers.setdefault(f.heard.speaker, np.zeros(length, dtype=np.float32)),
-                f.heard.audio,
-                offset=f.heard.start - start,
-            )
+            if f.heard.speaker not in speakers:
+                speakers[f.heard.speaker] = np.zeros(length, dtype=np.float32)
+            add_to_mix(speakers[f.heard.speaker], f.heard.audio, offset=f.heard.start - start)
         tracks = [RoomTrack(sp, levels(audio, offset=start)) for sp, audio in speakers.items()]
         before = self._said + [w.text for f in self._finals if f.heard.start < start for w in f.words]
         prompt = tail_text(before, PROMPT_CHARS) or None
