@@ -17,6 +17,7 @@ half a second, base about one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import importlib
@@ -253,6 +254,53 @@ class WindowedWhisper(WhisperModel):  # type: ignore[misc]  # faster-whisper has
         if frames is not None and isinstance(features, np.ndarray) and features.shape[-1] > frames:
             features = np.ascontiguousarray(features[..., :frames])
         return super().encode(features)
+
+    @contextlib.contextmanager
+    def prompt_free_retry(self) -> Iterator[None]:
+        """Inside, a window failing Whisper's thresholds with the text before it as its prompt is
+        decoded once more without that text, at the first temperature, before sampling at the others.
+
+        The prompt is what sends Whisper round a loop (a room of alike
+        sentences: "The old farmer make fresh bread..." thirty times), and
+        the fallback's samples at five temperatures, a loop of 448 tokens
+        each time one of them loops, cost the seven-speaker bench space
+        2-3x the mix's time in half its placements; unprompted, the
+        window is heard at the first temperature, deterministically.
+        """
+        previous = getattr(self._window, "retry", False)
+        self._window.retry = True
+        try:
+            yield
+        finally:
+            self._window.retry = previous
+
+    def generate_with_fallback(self, encoder_output: Any, prompt: list[int], tokenizer: Any, options: Any) -> Any:
+        first, *rest = options.temperatures
+        if not (getattr(self._window, "retry", False) and rest and prompt and prompt[0] == tokenizer.sot_prev):
+            return super().generate_with_fallback(encoder_output, prompt, tokenizer, options)
+        bare = prompt[prompt.index(tokenizer.sot_sequence[0]) :]
+        tried = []
+        for attempt, temperatures in ((prompt, [first]), (bare, [first]), (prompt, rest)):
+            once = dataclasses.replace(options, temperatures=temperatures)
+            result = super().generate_with_fallback(encoder_output, attempt, tokenizer, once)
+            if not _fails(result, options):
+                return result
+            tried.append(result)
+        # Every attempt failed: the likeliest text that is not a loop, as faster-whisper chooses.
+        sound = [r for r in tried if r[3] <= options.compression_ratio_threshold] or tried
+        best = max(sound, key=lambda r: r[1])
+        return (best[0], best[1], tried[-1][2], best[3])
+
+
+def _fails(decoded: tuple[Any, float, float, float], options: Any) -> bool:
+    """Whether faster-whisper would fall back from ``(result, avg_logprob, temperature, compression_ratio)``."""
+    result, avg_logprob, _, compression_ratio = decoded
+    looped = options.compression_ratio_threshold is not None and compression_ratio > options.compression_ratio_threshold
+    improbable = options.log_prob_threshold is not None and avg_logprob < options.log_prob_threshold
+    silence = (
+        improbable and options.no_speech_threshold is not None and result.no_speech_prob > options.no_speech_threshold
+    )
+    return (looped or improbable) and not silence  # silence passes, looped or not
 
 
 def encoder_seconds(seconds: float) -> int:

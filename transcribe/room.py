@@ -310,6 +310,11 @@ def cuts(speech: Sequence[Span], parts: int, rules: RoomRules = RoomRules()) -> 
     return out
 
 
+def runs(levels: Sequence[Levels], passes: int, rules: RoomRules = RoomRules()) -> int:
+    """How many runs :func:`transcribe_room` hears the room's mix in, with a model of ``passes``."""
+    return len(cuts(speech_stretches(levels, rules), passes, rules)) + 1
+
+
 def passes(model: WhisperModel) -> int:
     """How many passes the model runs at once (its CTranslate2 workers: ``load_model(..., passes=N)``)."""
     return int(getattr(model.model, "num_workers", 1))
@@ -393,8 +398,13 @@ def transcribe_room(
         # And heard as it is, pauses and all (``keep_pauses``), as faster-whisper
         # hears a file: packed end to end, a turn's first word stretched back
         # over its squeezed pause was lost at the seam (README, "room pass").
+        # A window the prompt sends round a loop is heard again without it
+        # before sampling (``prompt_free_retry``).
         whole = replace(
-            options, window=max(options.window, min((b - a) / SAMPLE_RATE, rules.call_speech)), keep_pauses=True
+            options,
+            window=max(options.window, min((b - a) / SAMPLE_RATE, rules.call_speech)),
+            keep_pauses=True,
+            prompt_free_retry=True,
         )
         return lambda progress: transcribe(
             model,
