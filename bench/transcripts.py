@@ -106,7 +106,7 @@ from transcribe.room import TrackAudio, transcribe_tracks
 from transcribe.transcribe import TranscribeOptions, transcribe
 from workers.mix import RATE as MIX_RATE
 from workers.mix import MixTrack, level_gain, render_mix
-from workers.transcribe_room import room_passes, room_threads
+from workers.transcribe_room import room_passes
 
 OPTIONS = TranscribeOptions()  # set by main(), inherited by the forked jobs
 MODEL = ""  # WHISPER_MODEL of the run (--model), inherited by the forked jobs
@@ -176,15 +176,13 @@ def _pieces(path: str, offset: float) -> Iterator[tuple[float, np.ndarray]]:
 
 
 def job_room(
-    tracks: list[tuple[str, str, float, dict[str, Any]]], threads: int, workers: int, duration: float
+    tracks: list[tuple[str, str, float, dict[str, Any]]], threads: int, passes: int, duration: float
 ) -> dict[str, Any]:
     """What ``transcribe_room`` does: the room's mix for the words, each track's levels for the speaker.
 
-    With as many passes side by side as the worker would run, on as many
-    threads (``room_passes``, ``room_threads``; ``threads``: a worker's).
+    With the worker's passes side by side, sharing its threads (``Environment.model``).
     """
-    passes = room_passes(workers, {str(i): Levels.from_dict(t[3]) for i, t in enumerate(tracks)})
-    model = load_model(MODEL, cpu_threads=room_threads(threads, workers, passes), passes=passes)
+    model = load_model(MODEL, cpu_threads=max(1, threads // passes), passes=passes)
     labels = [str(i) for i in range(len(tracks))]
     heard = transcribe_tracks(
         model,
@@ -290,8 +288,9 @@ def run_ours(space: Space, workers: int, threads: int, out: Path, *, context: bo
         t1 = time.perf_counter()
         if design == "room":
             room = [(s, p, o, lv[s]) for s, p, o in tracks]
-            job = (room, threads, workers, space.duration)
-            done_room = pool.apply_async(job_room, job).get(timeout=JOB_TIMEOUT)
+            done_room = pool.apply_async(job_room, (room, threads, room_passes(workers), space.duration)).get(
+                timeout=JOB_TIMEOUT
+            )
             results = done_room["tracks"]
             transcribe_cpu = done_room["cpu"]
             transcribe_rss = done_room["rss_mb"]

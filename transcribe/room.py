@@ -310,11 +310,6 @@ def cuts(speech: Sequence[Span], parts: int, rules: RoomRules = RoomRules()) -> 
     return out
 
 
-def runs(levels: Sequence[Levels], passes: int, rules: RoomRules = RoomRules()) -> int:
-    """How many runs :func:`transcribe_room` hears the room's mix in, with a model of ``passes``."""
-    return len(cuts(speech_stretches(levels, rules), passes, rules)) + 1
-
-
 def passes(model: WhisperModel) -> int:
     """How many passes the model runs at once (its CTranslate2 workers: ``load_model(..., passes=N)``)."""
     return int(getattr(model.model, "num_workers", 1))

@@ -51,19 +51,18 @@ class Environment:
                 pass
         return language
 
-    def model(self, *, passes: int = 1, threads: int = 0, name: str | None = None) -> WhisperModel:
+    def model(self, *, passes: int = 1, name: str | None = None) -> WhisperModel:
         """The Whisper model the settings name, or ``name`` (loaded once per process).
 
         With ``passes``, that many run side by side, sharing the process's
-        CPU share (:attr:`Settings.model_threads`) between them, or each on
-        ``threads``.
+        CPU share (:attr:`Settings.model_threads`) between them.
         """
         s = self.settings
         return load_model(
             s.whisper_model if name is None else name,
             device=s.whisper_device,
             compute_type=s.whisper_compute_type,
-            cpu_threads=threads or max(1, s.model_threads // passes),
+            cpu_threads=max(1, s.model_threads // passes),
             passes=passes,
         )
 

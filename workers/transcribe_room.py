@@ -33,31 +33,9 @@ add memory for little on small machines.
 """
 
 
-def room_passes(workers: int, levels: dict[str, Levels | None] | None = None) -> int:
-    """The passes a room job runs: one per worker at most (the room is one job; the others wait on it).
-
-    With the room's ``levels``: no more than the runs its mix is heard in,
-    and one for a room transcribed track by track (one track at a time), so
-    that no pass waits idle on threads its run could have used (the
-    seven-speaker bench space, one run of 65 s of speech, took 2.2x the
-    mix's wall time on one of the job's two threads).
-    """
-    most = max(1, min(workers, MAX_ROOM_PASSES))
-    if levels is None or most == 1:
-        return most
-    if not _mostly_in_turn(levels):
-        return 1
-    return min(most, room.runs([lv for _, lv in _known(levels)], most))
-
-
-def room_threads(threads: int, workers: int, passes: int) -> int:
-    """Threads per pass: the job's share of the CPUs split among its ``passes``.
-
-    The share is what the most passes it may run would have had (each at
-    least one thread of a worker's ``threads``), so one pass gets them all.
-    """
-    most = room_passes(workers)
-    return max(1, most * max(1, threads // most) // passes)
+def room_passes(workers: int) -> int:
+    """The passes a room job runs: one per worker at most (the room is one job; the others wait on it)."""
+    return max(1, min(workers, MAX_ROOM_PASSES))
 
 
 @stage
@@ -76,13 +54,9 @@ def transcribe_room(space_id: str) -> int:
     cpu = time.process_time()
     env = environment()
     manifest = env.manifest(space_id)
-    track_ids = [t for t, _ in manifest.tracks]
-    levels = {t: read_levels(env, space_id, t) for t in track_ids}
     # The one model of the job (language, room pass, per-track fallback):
     # each model loaded is its own memory.
-    workers = env.settings.worker_count
-    passes = room_passes(workers, levels)
-    model = env.model(passes=passes, threads=room_threads(env.settings.model_threads, workers, passes))
+    model = env.model(passes=room_passes(env.settings.worker_count))
     speakers = {speaker for _, speaker in manifest.tracks}
     bars = [Progress(env.catalog, space_id, f"transcribe:{s}") for s in sorted(speakers)]
 
@@ -91,9 +65,11 @@ def transcribe_room(space_id: str) -> int:
             bar(fraction)
 
     progress(0.0)
+    track_ids = [t for t, _ in manifest.tracks]
     languages = {t: track_language(env, space_id, t, model) for t in track_ids}
     # An English-only model is told English whatever the speech: it knows no other.
     told = {t: lang.language if lang.model_speaks else "en" for t, lang in languages.items()}
+    levels = {t: read_levels(env, space_id, t) for t in track_ids}
     if set(told.values()) == {"en"} and _mostly_in_turn(levels):
         words, errors = _room_words(env, space_id, model, track_ids, levels, told[track_ids[0]], progress)
         # No context pass after the room's: its words were heard in context already
