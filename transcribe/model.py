@@ -240,14 +240,18 @@ class WindowedWhisper(WhisperModel):  # type: ignore[misc]  # faster-whisper has
         self._window = threading.local()
 
     @contextlib.contextmanager
-    def encoder_window(self, seconds: int) -> Iterator[None]:
-        frames = seconds * self.feature_extractor.sampling_rate // self.feature_extractor.hop_length
-        previous = getattr(self._window, "frames", None)
-        self._window.frames = frames
+    def _calling_thread(self, name: str, value: object) -> Iterator[None]:
+        """``name`` set to ``value`` for the calling thread's passes while inside."""
+        previous = getattr(self._window, name, None)
+        setattr(self._window, name, value)
         try:
             yield
         finally:
-            self._window.frames = previous
+            setattr(self._window, name, previous)
+
+    def encoder_window(self, seconds: int) -> AbstractContextManager[None]:
+        frames = seconds * self.feature_extractor.sampling_rate // self.feature_extractor.hop_length
+        return self._calling_thread("frames", frames)
 
     def encode(self, features: Any) -> Any:
         frames = getattr(self._window, "frames", None)
@@ -255,8 +259,7 @@ class WindowedWhisper(WhisperModel):  # type: ignore[misc]  # faster-whisper has
             features = np.ascontiguousarray(features[..., :frames])
         return super().encode(features)
 
-    @contextlib.contextmanager
-    def prompt_free_retry(self) -> Iterator[None]:
+    def prompt_free_retry(self) -> AbstractContextManager[None]:
         """Inside, a window failing Whisper's thresholds with the text before it as its prompt is
         decoded once more without that text, at the first temperature, before sampling at the others.
 
@@ -267,16 +270,11 @@ class WindowedWhisper(WhisperModel):  # type: ignore[misc]  # faster-whisper has
         2-3x the mix's time in half its placements; unprompted, the
         window is heard at the first temperature, deterministically.
         """
-        previous = getattr(self._window, "retry", False)
-        self._window.retry = True
-        try:
-            yield
-        finally:
-            self._window.retry = previous
+        return self._calling_thread("retry", True)
 
     def generate_with_fallback(self, encoder_output: Any, prompt: list[int], tokenizer: Any, options: Any) -> Any:
         first, *rest = options.temperatures
-        if not (getattr(self._window, "retry", False) and rest and prompt and prompt[0] == tokenizer.sot_prev):
+        if not (getattr(self._window, "retry", None) and rest and prompt and prompt[0] == tokenizer.sot_prev):
             return super().generate_with_fallback(encoder_output, prompt, tokenizer, options)
         bare = prompt[prompt.index(tokenizer.sot_sequence[0]) :]
         tried = []
