@@ -285,7 +285,8 @@ class WindowedWhisper(WhisperModel):  # type: ignore[misc]  # faster-whisper has
                 return result
             tried.append(result)
         # Every attempt failed: the likeliest text that is not a loop, as faster-whisper chooses.
-        sound = [r for r in tried if r[3] <= options.compression_ratio_threshold] or tried
+        limit = options.compression_ratio_threshold
+        sound = [r for r in tried if limit is None or r[3] <= limit] or tried
         best = max(sound, key=lambda r: r[1])
         return (best[0], best[1], tried[-1][2], best[3])
 
