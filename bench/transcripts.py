@@ -415,7 +415,6 @@ def score(
 
     summary = {
         "ours": pooled,
-        "mix": base_wer,
         "attribution": right / max(1, len(pairs)),
         "start_error": statistics.median(errors),
     }

@@ -291,15 +291,23 @@ class WindowedWhisper(WhisperModel):  # type: ignore[misc]  # faster-whisper has
         return (best[0], best[1], tried[-1][2], best[3])
 
 
-def _fails(decoded: tuple[Any, float, float, float], options: Any) -> bool:
-    """Whether faster-whisper would fall back from ``(result, avg_logprob, temperature, compression_ratio)``."""
-    result, avg_logprob, _, compression_ratio = decoded
+def fails_thresholds(avg_logprob: float, compression_ratio: float, no_speech_prob: float, options: Any) -> bool:
+    """Whether a decode fails the thresholds, as faster-whisper judges it before falling back.
+
+    Too repetitive, or too improbable unless it is likely silence (silence
+    passes, repetitive or not). ``options``: faster-whisper's or ours
+    (:class:`transcribe.transcribe.TranscribeOptions`), which name the
+    thresholds alike; faster-whisper's may be None (not checked).
+    """
     looped = options.compression_ratio_threshold is not None and compression_ratio > options.compression_ratio_threshold
     improbable = options.log_prob_threshold is not None and avg_logprob < options.log_prob_threshold
-    silence = (
-        improbable and options.no_speech_threshold is not None and result.no_speech_prob > options.no_speech_threshold
-    )
-    return (looped or improbable) and not silence  # silence passes, looped or not
+    silence = improbable and options.no_speech_threshold is not None and no_speech_prob > options.no_speech_threshold
+    return (looped or improbable) and not silence
+
+
+def _fails(decoded: tuple[Any, float, float, float], options: Any) -> bool:
+    """:func:`fails_thresholds` of faster-whisper's ``(result, avg_logprob, temperature, compression_ratio)``."""
+    return fails_thresholds(decoded[1], decoded[3], decoded[0].no_speech_prob, options)
 
 
 def encoder_seconds(seconds: float) -> int:

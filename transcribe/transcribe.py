@@ -42,7 +42,7 @@ from transcribe.audio import SAMPLE_RATE
 from transcribe.exceptions import DecodeFailed
 from transcribe.levels import Levels, levels
 from transcribe.loops import LoopRules, drop_loops
-from transcribe.model import WindowedWhisper, encoder_window
+from transcribe.model import WindowedWhisper, encoder_window, fails_thresholds
 from transcribe.vad import FRAME, VadOptions, speech_near, speech_probabilities, speech_share, speech_spans
 
 log = logging.getLogger(__name__)
@@ -414,7 +414,9 @@ def _whisper(
             vad_filter=False,
         )[0]
         for segment in segments:  # a generator: decoded inside the window
-            if not options.fallback and _failed(segment, options):
+            if not options.fallback and fails_thresholds(
+                segment.avg_logprob, segment.compression_ratio, segment.no_speech_prob, options
+            ):
                 raise DecodeFailed(
                     f"decode failed at temperature {segment.temperature}: compression ratio"
                     f" {segment.compression_ratio:.2f}, log-prob {segment.avg_logprob:.2f}"
@@ -425,17 +427,6 @@ def _whisper(
             if segment.end >= tail:
                 break
     return out
-
-
-def _failed(segment: Any, options: TranscribeOptions) -> bool:
-    """Whether a segment's decode fails the thresholds, as faster-whisper judges it before falling back.
-
-    Too repetitive, or too improbable unless it is likely silence.
-    """
-    improbable = segment.avg_logprob < options.log_prob_threshold
-    if improbable and segment.no_speech_prob > options.no_speech_threshold:
-        return False
-    return bool(segment.compression_ratio > options.compression_ratio_threshold or improbable)
 
 
 def _fast(segments: Sequence[Any]) -> bool:
