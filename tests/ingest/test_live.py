@@ -2,10 +2,10 @@
 
 Two speakers send known espeak-ng sentences; three listeners decode what
 they receive. Checked: each listener hears each speaker (cross-correlation
-with the source) with under 200 ms delay; the recorded tracks sit on the
-room clock within 40 ms of when each speaker really started; the blob store
-holds manifest, track manifests and playable segments; the space is
-RECORDED and its finalize job is in the (real) rq queue.
+with the source) with under 200 ms delay (the sentence's median); the
+recorded tracks sit on the room clock within 40 ms of when each speaker
+really started; the blob store holds manifest, track manifests and
+playable segments; the space is RECORDED and its finalize job is in the (real) rq queue.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy.typing as npt
 import pytest
 from rq import Queue
 
-from ingest.client import PcmTrack, Received, SpaceClient
+from ingest.client import FRAME, PcmTrack, Received, SpaceClient
 from spaces import keys
 from spaces.blobstore import open_blob_store
 from spaces.models import Manifest, SpaceState, Track
@@ -58,23 +58,27 @@ def live_settings(backend_settings: Settings) -> Settings:
     )
 
 
-def arrival_of(received: Received, index: int) -> float:
-    """Wall-clock arrival of the frame holding received sample ``index``."""
-    pos = 0
-    for arrived, frame in received.frames:
-        pos += len(frame)
-        if pos > index:
-            return arrived
-    raise AssertionError("sample index past the received audio")
+def arrival_of(received: Received, indices: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """Wall-clock arrival of the frames holding received samples ``indices``."""
+    ends = np.cumsum([len(frame) for _, frame in received.frames])
+    assert len(ends) and indices.max() < ends[-1], "sample index past the received audio"
+    arrived = np.array([at for at, _ in received.frames])
+    return np.asarray(arrived[np.searchsorted(ends, indices, side="right")], dtype=np.float64)
 
 
 def check_heard(received: Received, source: npt.NDArray[np.int16], started_at: float) -> float:
-    """Assert the source is in what arrived; return its delay in seconds."""
+    """Assert the source is in what arrived; return its delay in seconds.
+
+    The delay is the median over the sentence's frames, not one frame's: the
+    listeners run in this test's event loop, and one frame's reading measures
+    that loop as well as the SFU (bob's join costs it 50 ms beside alice's
+    first words on a quiet machine, more under load).
+    """
     match = locate(low(received.audio()), low(source))
     assert match.score > 0.6, f"speech not found in received audio (score {match.score:.2f})"
-    onset = int(LEAD * RATE)
-    delay = arrival_of(received, onset + int(match.lag * RATE)) - (started_at + onset / RATE)
-    return delay
+    sent = np.arange(int(LEAD * RATE), len(source), FRAME)
+    delays = arrival_of(received, sent + int(match.lag * RATE)) - (started_at + sent / RATE)
+    return float(np.median(delays))
 
 
 def test_two_speakers_three_listeners(live_settings: Settings, cpu_lock: Hold) -> None:
