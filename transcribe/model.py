@@ -36,6 +36,7 @@ import numpy as np
 from faster_whisper import WhisperModel
 
 from transcribe.exceptions import ModelError
+from transcribe.loops import norm
 
 DEFAULT_MODEL = "base"
 """The embedded default (measured: see the README's benchmark section)."""
@@ -259,16 +260,22 @@ class WindowedWhisper(WhisperModel):  # type: ignore[misc]  # faster-whisper has
             features = np.ascontiguousarray(features[..., :frames])
         return super().encode(features)
 
-    def prompt_free_retry(self) -> AbstractContextManager[None]:
-        """Inside, a window failing Whisper's thresholds with the text before it as its prompt is
-        decoded once more without that text, at the first temperature, before sampling at the others.
+    def short_prompt_retry(self) -> AbstractContextManager[None]:
+        """Inside, a window heard wrong with the text before it as its prompt is decoded once more
+        with a shorter prompt (:func:`retry_prompt`) at the first temperature, before sampling at
+        the others. Wrong: failing Whisper's thresholds, or a phrase heard twice in a row.
 
         The prompt is what sends Whisper round a loop (a room of alike
         sentences: "The old farmer make fresh bread..." thirty times), and
         the fallback's samples at five temperatures, a loop of 448 tokens
         each time one of them loops, cost the seven-speaker bench space
-        2-3x the mix's time in half its placements; unprompted, the
-        window is heard at the first temperature, deterministically.
+        2-3x the mix's time in half its placements; with a shorter prompt
+        the window is heard at the first temperature, deterministically.
+        The same prompt makes Whisper hear a sentence twice, the second
+        time squeezed into an instant where a short answer was ("Good
+        idea" lost). The prompt's last sentence stays (the question a
+        short answer answers): with none, "Good idea" was heard "Don't I
+        near?" where the last 24 tokens heard it right.
         """
         return self._calling_thread("retry", True)
 
@@ -276,19 +283,66 @@ class WindowedWhisper(WhisperModel):  # type: ignore[misc]  # faster-whisper has
         first, *rest = options.temperatures
         if not (getattr(self._window, "retry", None) and rest and prompt and prompt[0] == tokenizer.sot_prev):
             return super().generate_with_fallback(encoder_output, prompt, tokenizer, options)
-        bare = prompt[prompt.index(tokenizer.sot_sequence[0]) :]
-        tried = []
-        for attempt, temperatures in ((prompt, [first]), (bare, [first]), (prompt, rest)):
+
+        def decode(attempt: list[int], temperatures: list[float]) -> Any:
             once = dataclasses.replace(options, temperatures=temperatures)
-            result = super().generate_with_fallback(encoder_output, attempt, tokenizer, once)
+            return WhisperModel.generate_with_fallback(self, encoder_output, attempt, tokenizer, once)
+
+        tried = []
+        for attempt in (prompt, retry_prompt(prompt, tokenizer.sot_sequence[0])):
+            tried.append(decode(attempt, [first]))
+            if not _fails(tried[-1], options) and not repeats_a_phrase(_text(tried[-1], tokenizer)):
+                return tried[-1]
+        # A phrase twice either way, the thresholds met: kept as first heard, not sampled.
+        for result in tried:
             if not _fails(result, options):
                 return result
-            tried.append(result)
+        tried.append(decode(prompt, rest))
+        if not _fails(tried[-1], options):
+            return tried[-1]
         # Every attempt failed: the likeliest text that is not a loop, as faster-whisper chooses.
         limit = options.compression_ratio_threshold
         sound = [r for r in tried if limit is None or r[3] <= limit] or tried
         best = max(sound, key=lambda r: r[1])
         return (best[0], best[1], tried[-1][2], best[3])
+
+
+#: Tokens of the text before a window that its retry keeps (about a sentence; see
+#: :meth:`WindowedWhisper.short_prompt_retry`).
+RETRY_PROMPT_TOKENS = 24
+#: Words a phrase must have for its repetition right after it to count as Whisper's, not a speaker's.
+REPEATED_WORDS = 4
+
+
+def retry_prompt(prompt: list[int], sot: int) -> list[int]:
+    """A window's ``prompt`` (``sot_prev``, the text before, then from ``sot`` on) for its retry.
+
+    The text's last :data:`RETRY_PROMPT_TOKENS` tokens, or none where it has
+    no more than that: then the prompt itself may be what is wrong.
+    """
+    at = prompt.index(sot)
+    if at - 1 <= RETRY_PROMPT_TOKENS:
+        return prompt[at:]
+    return [prompt[0], *prompt[at - RETRY_PROMPT_TOKENS : at], *prompt[at:]]
+
+
+def repeats_a_phrase(text: str) -> bool:
+    """Whether ``text`` has a phrase of :data:`REPEATED_WORDS` words or more twice in a row.
+
+    People repeat a word or two ("no, no"); a longer phrase said twice in a
+    row is Whisper hearing its prompt's sentence again.
+    """
+    words = [w for w in map(norm, text.split()) if w]
+    return any(
+        words[i : i + n] == words[i + n : i + 2 * n]
+        for n in range(REPEATED_WORDS, len(words) // 2 + 1)
+        for i in range(len(words) - 2 * n + 1)
+    )
+
+
+def _text(decoded: tuple[Any, float, float, float], tokenizer: Any) -> str:
+    """The text of faster-whisper's ``(result, avg_logprob, temperature, compression_ratio)``."""
+    return str(tokenizer.decode([t for t in decoded[0].sequences_ids[0] if t < tokenizer.eot]))
 
 
 def fails_thresholds(avg_logprob: float, compression_ratio: float, no_speech_prob: float, options: Any) -> bool:
@@ -321,6 +375,11 @@ def encoder_window(model: WhisperModel, seconds: float) -> AbstractContextManage
     if isinstance(model, WindowedWhisper) and window < WHISPER_SECONDS:
         return model.encoder_window(window)
     return contextlib.nullcontext()
+
+
+def short_prompt_retry(model: WhisperModel) -> AbstractContextManager[None]:
+    """Passes inside retry a window heard wrong with a shorter prompt (:meth:`WindowedWhisper.short_prompt_retry`)."""
+    return model.short_prompt_retry() if isinstance(model, WindowedWhisper) else contextlib.nullcontext()
 
 
 def load_model(

@@ -393,13 +393,14 @@ def transcribe_room(
         # And heard as it is, pauses and all (``keep_pauses``), as faster-whisper
         # hears a file: packed end to end, a turn's first word stretched back
         # over its squeezed pause was lost at the seam (README, "room pass").
-        # A window the prompt sends round a loop is heard again without it
-        # before sampling (``prompt_free_retry``).
+        # A window the prompt sends round a loop, or makes hear a sentence
+        # twice, is heard again with a shorter prompt before sampling
+        # (``short_prompt_retry``).
         whole = replace(
             options,
             window=max(options.window, min((b - a) / SAMPLE_RATE, rules.call_speech)),
             keep_pauses=True,
-            prompt_free_retry=True,
+            short_prompt_retry=True,
         )
         return lambda progress: transcribe(
             model,

@@ -42,7 +42,7 @@ from transcribe.audio import SAMPLE_RATE
 from transcribe.exceptions import DecodeFailed
 from transcribe.levels import Levels, levels
 from transcribe.loops import LoopRules, drop_loops
-from transcribe.model import WindowedWhisper, encoder_window, fails_thresholds
+from transcribe.model import encoder_window, fails_thresholds, short_prompt_retry
 from transcribe.vad import FRAME, VadOptions, speech_near, speech_probabilities, speech_share, speech_spans
 
 log = logging.getLogger(__name__)
@@ -105,9 +105,10 @@ class TranscribeOptions:
     pass"). A track's windows stay packed: there most of the audio is the
     other speakers' turns, silence that would cost encoder passes.
     """
-    prompt_free_retry: bool = False
-    """A window failing the thresholds with a prompt is decoded once more without it before the
-    other temperatures (:meth:`transcribe.model.WindowedWhisper.prompt_free_retry`): the room pass's."""
+    short_prompt_retry: bool = False
+    """A window heard wrong with a prompt (failing the thresholds, or a phrase twice) is decoded once
+    more with a shorter one before the other temperatures (:func:`transcribe.model.short_prompt_retry`):
+    the room pass's."""
     compression_ratio_threshold: float = 2.4
     log_prob_threshold: float = -1.0
     no_speech_threshold: float = 0.6
@@ -395,10 +396,9 @@ def _whisper(
     seconds = len(packed) / SAMPLE_RATE
     tail = seconds - options.vad.speech_pad_ms / 1000 - _TAIL_SLACK
     out = []
-    retry = options.prompt_free_retry and isinstance(model, WindowedWhisper)
     with (
         encoder_window(model, seconds) if short else contextlib.nullcontext(),
-        model.prompt_free_retry() if retry else contextlib.nullcontext(),
+        short_prompt_retry(model) if options.short_prompt_retry else contextlib.nullcontext(),
     ):
         segments = model.transcribe(
             packed,

@@ -1,4 +1,7 @@
-"""A window the prompt sends round a loop is heard again without the prompt, before sampling."""
+"""A window heard wrong with its prompt is heard again with a shorter one, before sampling.
+
+Wrong: failing Whisper's thresholds (a loop), or a phrase heard twice in a row.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from faster_whisper import WhisperModel
 from spaces.models import Word
 from tests.speech import SENTENCES, VOICES, Space, Utterance, build_space, word_error_rate
 from transcribe.audio import decode
-from transcribe.model import WindowedWhisper
+from transcribe.model import RETRY_PROMPT_TOKENS, WindowedWhisper, repeats_a_phrase, retry_prompt
 from transcribe.transcribe import TranscribeOptions, transcribe
 
 pytestmark = pytest.mark.slow
@@ -37,7 +40,7 @@ def alike(tmp_path_factory: pytest.TempPathFactory) -> Space:
 def heard(model: WhisperModel, audio: Path, *, retry: bool) -> tuple[list[float], list[Word]]:
     """Each window's temperature, and the words, of faster-whisper prompted with :data:`LOOPING`."""
     assert isinstance(model, WindowedWhisper)
-    with model.prompt_free_retry() if retry else contextlib.nullcontext():
+    with model.short_prompt_retry() if retry else contextlib.nullcontext():
         said = list(model.transcribe(decode(audio), language="en", initial_prompt=LOOPING)[0])
     return [s.temperature for s in said], [Word(0.0, 0.0, t, "alice") for s in said for t in s.text.split()]
 
@@ -64,5 +67,47 @@ def test_the_room_pass_s_option_turns_it_on(model: WhisperModel, alike: Space) -
     prompted = TranscribeOptions(initial_prompt=LOOPING, keep_pauses=True)
     # One window: retried, it is heard exactly as with no prompt at all; not retried, sampled.
     unprompted = text(replace(prompted, initial_prompt=None))
-    assert text(replace(prompted, prompt_free_retry=True)) == unprompted
+    assert text(replace(prompted, short_prompt_retry=True)) == unprompted
     assert text(prompted) != unprompted
+
+
+SOT_PREV, SOT, EN, TRANSCRIBE = 50361, 50257, 50259, 50359
+
+
+def test_a_retry_keeps_the_last_tokens_of_a_long_prompt() -> None:
+    text = list(range(100, 100 + 3 * RETRY_PROMPT_TOKENS))
+    start = [SOT, EN, TRANSCRIBE]
+    kept = retry_prompt([SOT_PREV, *text, *start], SOT)
+    assert kept == [SOT_PREV, *text[-RETRY_PROMPT_TOKENS:], *start]
+
+
+def test_a_retry_of_a_short_prompt_has_none() -> None:
+    # Short, the prompt may be all that is wrong (a loop of "the the the").
+    text = list(range(100, 100 + RETRY_PROMPT_TOKENS))
+    assert retry_prompt([SOT_PREV, *text, SOT, EN], SOT) == [SOT, EN]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Heard on the seven-speaker bench space, where "Good idea" was said after it.
+        "The old farmer make fresh bread at the market last summer. The old farmer make fresh bread at the market"
+        " last summer. My cousin wrote a long letter",
+        "so we walked, so we walked down to the river, so we walked down to the river",
+    ],
+)
+def test_a_phrase_of_four_words_twice_in_a_row_is_a_repeat(text: str) -> None:
+    assert repeats_a_phrase(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Good idea. Good idea.",  # two speakers agreeing
+        "No, no, no, not at all.",
+        "I think so, I think so.",
+        "The old farmer baked bread on the island. The old farmer baked bread at the market.",
+    ],
+)
+def test_what_people_repeat_is_not(text: str) -> None:
+    assert not repeats_a_phrase(text)
