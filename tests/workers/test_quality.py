@@ -269,7 +269,7 @@ def test_one_minute_space_is_right_about_what_who_and_when(
     # Nothing where nobody spoke (the long silence among them).
     stretches = silent_stretches(eval_space)
     assert any(e - s >= 9.0 for s, e in stretches)
-    assert in_silence(ours, stretches) == 0
+    assert in_silence(ours, stretches) == 0, [w for w in ours if in_silence([w], stretches)]
 
     # The replay is as long as the space.
     assert duration(run.replay) == pytest.approx(transcript.duration, abs=0.05)
