@@ -379,7 +379,7 @@ def test_seven_speakers_cost_what_their_speech_costs(
     " 12.4 s); 2026-12-03, an AMD EPYC without AVX-512: 1.55x (13.8 against 8.9 s): its one call over the mix costs"
     " what the mix's does (7-8 s), its two overlap clips 2 and 3.5 s (a whole 30 s encoder pass a window; the second"
     " clip's prompt sends it round a 'Good idea.' loop, a second window), decoding the seven tracks 1.3 s;"
-    " an Intel Xeon (oneDNN at AVX2, as the tests pin it), after the short-prompt retry: 1.59x (15.3 against 9.6 s)",
+    " an Intel Xeon with ctranslate2 on oneDNN at AVX2, after the short-prompt retry: 1.59x (15.3 against 9.6 s)",
 )
 def test_seven_speakers_cost_at_most_one_and_a_half_mixes() -> None:
     """Issue 16's target for the space above, from its run (skipped when that test did not run)."""
