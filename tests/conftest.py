@@ -8,6 +8,8 @@ Redis is never flushed, since other runs may share it.
 from __future__ import annotations
 
 import os
+import pathlib
+import sys
 
 # Whisper's int8 matrix products (under ctranslate2) round differently with
 # AVX-512 VNNI than with AVX2, enough to change a word of tiny.en on the synthetic
@@ -22,7 +24,9 @@ os.environ.setdefault("DNNL_MAX_CPU_ISA", "AVX2")
 # it does not (oneDNN there instead, CT2_USE_MKL=0, left nine failing).
 os.environ.setdefault(
     "MKL_ENABLE_INSTRUCTIONS",
-    "AVX" if os.path.exists("/proc/cpuinfo") and " avx_vnni " in open("/proc/cpuinfo").read() else "AVX2",
+    "AVX"
+    if "avx_vnni" in (pathlib.Path("/proc/cpuinfo").read_text().split() if sys.platform == "linux" else ())
+    else "AVX2",
 )
 # numpy dispatches its loops (sums, products: the mixing and resampling before
 # Whisper) to AVX-512 where the CPU has it, which rounds differently again: on a

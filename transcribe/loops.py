@@ -61,3 +61,21 @@ def drop_loops(words: Sequence[Word], rules: LoopRules = LoopRules()) -> list[Wo
             out.append(words[i])
             i += 1
     return out
+
+
+#: Words a phrase must have for its repetition right after it to count as Whisper's, not a speaker's.
+REPEATED_WORDS = 4
+
+
+def repeats_a_phrase(text: str) -> bool:
+    """Whether ``text`` has a phrase of :data:`REPEATED_WORDS` words or more twice in a row.
+
+    People repeat a word or two ("no, no"); a longer phrase said twice in a
+    row is Whisper hearing its prompt's sentence again.
+    """
+    words = [w for w in map(norm, text.split()) if w]
+    return any(
+        words[i : i + n] == words[i + n : i + 2 * n]
+        for n in range(REPEATED_WORDS, len(words) // 2 + 1)
+        for i in range(len(words) - 2 * n + 1)
+    )

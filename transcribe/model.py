@@ -36,7 +36,7 @@ import numpy as np
 from faster_whisper import WhisperModel
 
 from transcribe.exceptions import ModelError
-from transcribe.loops import norm
+from transcribe.loops import repeats_a_phrase
 
 DEFAULT_MODEL = "base"
 """The embedded default (measured: see the README's benchmark section)."""
@@ -310,8 +310,6 @@ class WindowedWhisper(WhisperModel):  # type: ignore[misc]  # faster-whisper has
 #: Tokens of the text before a window that its retry keeps (about a sentence; see
 #: :meth:`WindowedWhisper.short_prompt_retry`).
 RETRY_PROMPT_TOKENS = 24
-#: Words a phrase must have for its repetition right after it to count as Whisper's, not a speaker's.
-REPEATED_WORDS = 4
 
 
 def retry_prompt(prompt: list[int], sot: int) -> list[int]:
@@ -324,20 +322,6 @@ def retry_prompt(prompt: list[int], sot: int) -> list[int]:
     if at - 1 <= RETRY_PROMPT_TOKENS:
         return prompt[at:]
     return [prompt[0], *prompt[at - RETRY_PROMPT_TOKENS : at], *prompt[at:]]
-
-
-def repeats_a_phrase(text: str) -> bool:
-    """Whether ``text`` has a phrase of :data:`REPEATED_WORDS` words or more twice in a row.
-
-    People repeat a word or two ("no, no"); a longer phrase said twice in a
-    row is Whisper hearing its prompt's sentence again.
-    """
-    words = [w for w in map(norm, text.split()) if w]
-    return any(
-        words[i : i + n] == words[i + n : i + 2 * n]
-        for n in range(REPEATED_WORDS, len(words) // 2 + 1)
-        for i in range(len(words) - 2 * n + 1)
-    )
 
 
 def _text(decoded: tuple[Any, float, float, float], tokenizer: Any) -> str:

@@ -5,7 +5,8 @@ they receive. Checked: each listener hears each speaker (cross-correlation
 with the source) with under 200 ms delay (the sentence's median); the
 recorded tracks sit on the room clock within 40 ms of when each speaker
 really started; the blob store holds manifest, track manifests and
-playable segments; the space is RECORDED and its finalize job is in the (real) rq queue.
+playable segments; the space is RECORDED and its finalize job is in the
+(real) rq queue.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ from faster_whisper import WhisperModel
 from spaces.models import Word
 from tests.speech import SENTENCES, VOICES, Space, Utterance, build_space, word_error_rate
 from transcribe.audio import decode
-from transcribe.model import RETRY_PROMPT_TOKENS, WindowedWhisper, repeats_a_phrase, retry_prompt
+from transcribe.loops import repeats_a_phrase
+from transcribe.model import RETRY_PROMPT_TOKENS, WindowedWhisper, retry_prompt
 from transcribe.transcribe import TranscribeOptions, transcribe
 
 pytestmark = pytest.mark.slow
