@@ -50,7 +50,8 @@ log = logging.getLogger(__name__)
 _TAIL_SLACK = 0.3  # seconds the VAD may add to a span beyond its padding
 _MAX_CHARS_PER_SECOND = 35.0  # fast speech is ~20; more means timestamps went wrong
 _LONG_SPAN = 2.0  # seconds: a span this long always holds some words
-_WORD_END = 0.2  # seconds at a word's end where its sound surely is
+_STRETCHED = 0.25  # seconds of silence at a word's start that Whisper stretched it back over
+_WORD_END = 0.1  # seconds at a word's end where its sound surely is (a short "A" is 0.07 s long)
 _GAP_CONTEXT = 0.5  # seconds of audio either side of a skipped stretch heard again
 
 Span = tuple[int, int]
@@ -181,6 +182,7 @@ def transcribe(
         heard = _progress(on_progress, done, size, total)
         for start, end, text, probability in _transcribe_group(model, audio, group, options, context, heard):
             if _plausible(probs, start, end, probability, options):
+                start = _speech_start(probs, start, end, options.vad.low)
                 words.append(Word(offset + start, offset + end, text, speaker, probability))
         done += size
         if on_progress is not None:
@@ -210,19 +212,31 @@ def _with_known_speech(
     Silero misses some voices (one on a telephone line): in a room's mix, an
     answer of three words on the phone right after someone else's question
     can have a frame or two above the threshold and still form no span, and
-    was lost before Whisper heard it. Such a stretch's frames count as speech
-    (probs is changed in place, so the word guards see it too); elsewhere the
-    VAD's spans (and so Whisper's windows) stay as they were.
+    was lost before Whisper heard it. Such a stretch's frames count as speech;
+    elsewhere the VAD's spans (and so Whisper's windows) stay as they were.
+
+    To the word guards every known stretch is speech (``probs`` is changed in
+    place): the VAD, late on a voice on the phone, dropped the first word of
+    its turn ("The young doctor...", heard surely, 0.1 s before the VAD's
+    speech) and a doubted "At" the mix kept (the answers bench space).
     """
+    stretches = [
+        (max(0, int((start - offset) * SAMPLE_RATE)), min(n_samples, int((end - offset) * SAMPLE_RATE)))
+        for start, end in speech
+    ]
     spans = speech_spans(probs, n_samples, vad)
     missed = False
-    for start, end in speech:
-        lo, hi = max(0, int((start - offset) * SAMPLE_RATE)), min(n_samples, int((end - offset) * SAMPLE_RATE))
+    for lo, hi in stretches:
         covered = sum(max(0, min(hi, e) - max(lo, s)) for s, e in spans)
         if hi > lo and covered < 0.5 * (hi - lo):
             probs[lo // FRAME : hi // FRAME + 1] = 1.0
             missed = True
-    return speech_spans(probs, n_samples, vad) if missed else spans
+    if missed:
+        spans = speech_spans(probs, n_samples, vad)
+    for lo, hi in stretches:
+        if hi > lo:
+            probs[lo // FRAME : hi // FRAME + 1] = 1.0
+    return spans
 
 
 def transcribe_clip(
@@ -495,6 +509,24 @@ def _is_bleed(
     loudest = np.max([other.at(times[voiced]) for other in others], axis=0)
     dominated = loudest - own.db[voiced] >= options.bleed_margin_db
     return float(dominated.mean()) >= options.bleed_share
+
+
+def _speech_start(probs: np.ndarray, start: float, end: float, low: float) -> float:
+    """A word's start, moved to the first speech under it where Whisper stretched it back over silence.
+
+    Heard from before a turn, Whisper starts the turn's first word where the
+    silence starts ("A" said at 0.80 s heard from 0.00 s, where the audio
+    starts; "Our" at 119.95 s of a turn begun at 120.3 s). A start less
+    than ``_STRETCHED`` before the VAD's speech is left alone: the VAD hears
+    a soft onset late.
+    """
+    lo = int(start * SAMPLE_RATE) // FRAME
+    hi = min(len(probs), int(end * SAMPLE_RATE) // FRAME + 1)
+    voiced = np.flatnonzero(probs[lo:hi] >= low)
+    if not voiced.size:
+        return start
+    speech = (lo + int(voiced[0])) * FRAME / SAMPLE_RATE
+    return speech if speech - start >= _STRETCHED else start
 
 
 def _plausible(probs: np.ndarray, start: float, end: float, probability: float, options: TranscribeOptions) -> bool:

@@ -187,10 +187,12 @@ def test_a_pass_hears_at_most_context_seconds_of_settled_speech_before_the_new_a
     assert reviser.last.settled == pytest.approx({"bob": seconds[3], "alice": seconds[4]})
     assert reviser.last.shares() == pytest.approx({sp: t / sum(seconds[3:]) for sp, t in reviser.last.settled.items()})
     # What this test is about is which speech a pass hears; its words need only be
-    # that utterance's: on an AMD EPYC without AVX-512 (2026-12-03) tiny.en hears
-    # "The train to the city leaves" as "But rent on the city leaving" (0.36).
+    # that utterance's (``_check``: each inside its time): tiny.en hears "The train
+    # to the city leaves" as "But rent on the city leaving" (0.36) on an Intel Xeon,
+    # as "But rent a civilian memory hour from platform 4." (0.64) on an AMD EPYC
+    # without AVX-512, the landed code alike (2026-12-03). Another utterance's text reads ~1.0.
     for s, (caption, heard, text) in zip(settled, turns[3:], strict=True):
-        _check(s, caption, heard, text, max_wer=0.4)
+        _check(s, caption, heard, text, max_wer=0.7)
     # The default hears none of them again: only the new speech, the settled text as the prompt.
     reviser = Reviser(model)
     for caption, heard, _ in turns[:3]:

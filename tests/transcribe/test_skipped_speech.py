@@ -9,7 +9,7 @@ import pytest
 
 from transcribe.audio import SAMPLE_RATE
 from transcribe.transcribe import TranscribeOptions, _gaps, _with_known_speech, transcribe_clip
-from transcribe.vad import FRAME, VadOptions
+from transcribe.vad import FRAME, VadOptions, speech_near
 
 
 def segment(*words: tuple[float, float]) -> SimpleNamespace:
@@ -45,6 +45,22 @@ def test_a_known_stretch_the_vad_leaves_out_becomes_speech() -> None:
     assert _with_known_speech(probs.copy(), n, 100.0, [(102.1, 104.9)], vad) == _with_known_speech(
         probs.copy(), n, 100.0, [], vad
     )
+
+
+def test_every_known_stretch_is_speech_to_the_word_guards() -> None:
+    """A voice on the phone the VAD hears late: a word begun before its span is still near speech."""
+    n = 20 * SAMPLE_RATE
+    probs = np.zeros(n // FRAME, dtype=np.float32)
+    probs[round(2.6 * SAMPLE_RATE / FRAME) : round(5 * SAMPLE_RATE / FRAME)] = 0.9
+    vad = VadOptions()
+    untouched = _with_known_speech(probs.copy(), n, 100.0, [], vad)
+    known = probs.copy()
+    # The VAD covers most of the stretch: its spans stay...
+    assert _with_known_speech(known, n, 100.0, [(102.1, 104.9)], vad) == untouched
+    # ...but a word at 2.0-2.2 s ("The", heard surely before the VAD's speech) is near speech.
+    assert speech_near(probs, 1.9, 2.15, slack=0.0) < vad.low
+    assert speech_near(known, 1.9, 2.15, slack=0.0) >= vad.threshold
+    assert speech_near(known, 0.5, 1.5, slack=0.0) < vad.low  # before the stretch: silence still
 
 
 class Heard:

@@ -14,6 +14,7 @@ from tests.support.transcribe import OFFSET, SILENCE, Transcribed
 from transcribe.levels import levels
 from transcribe.transcribe import TranscribeOptions, transcribe
 from transcribe.transcribe import _plausible as _plausible
+from transcribe.transcribe import _speech_start as _speech_start
 from transcribe.vad import FRAME
 
 pytestmark = pytest.mark.slow
@@ -102,5 +103,21 @@ def test_a_doubted_word_stretched_back_over_a_pause_is_kept_by_its_end() -> None
     probs[int(1.0 * SAMPLE_RATE) // FRAME :] = 0.9  # speech from 1.0 s
     options = TranscribeOptions()
     assert _plausible(probs, 0.65, 1.13, 0.04, options)
-    # A doubted word in the pause itself is still no word.
+    # A short one: "A" said at 0.80-0.87 s, heard at 0.00-0.88 s (0.14), before "friend" (the answers space).
+    assert _plausible(probs, 0.0, 1.08, 0.14, options)
+    # A doubted word in the pause itself is still no word, nor one that only touches speech.
     assert not _plausible(probs, 0.5, 0.8, 0.04, options)
+    assert not _plausible(probs, 0.5, 1.02, 0.04, options)
+
+
+def test_a_word_stretched_back_over_silence_starts_where_its_speech_does() -> None:
+    probs = np.zeros(int(3.0 * SAMPLE_RATE) // FRAME, dtype=np.float32)
+    probs[int(0.8 * SAMPLE_RATE) // FRAME :] = 0.9  # speech from 0.8 s
+    low = TranscribeOptions().vad.low
+    # "A" said at 0.80 s, heard from 0.00 s (a run heard from the room's start).
+    assert _speech_start(probs, 0.0, 0.88, low) == pytest.approx(0.8, abs=FRAME / SAMPLE_RATE)
+    # A start just before the VAD's speech is a soft onset the VAD heard late: it stays.
+    assert _speech_start(probs, 0.7, 1.0, low) == 0.7
+    # As does a word in speech, and one with no speech under it at all.
+    assert _speech_start(probs, 1.2, 1.5, low) == 1.2
+    assert _speech_start(probs, 0.1, 0.5, low) == 0.1
