@@ -43,7 +43,15 @@ from transcribe.exceptions import DecodeFailed
 from transcribe.levels import Levels, levels
 from transcribe.loops import LoopRules, drop_loops
 from transcribe.model import encoder_window, fails_thresholds, short_prompt_retry
-from transcribe.vad import FRAME, VadOptions, speech_near, speech_probabilities, speech_share, speech_spans
+from transcribe.vad import (
+    FRAME,
+    VadOptions,
+    speech_near,
+    speech_onset,
+    speech_probabilities,
+    speech_share,
+    speech_spans,
+)
 
 log = logging.getLogger(__name__)
 
@@ -520,13 +528,8 @@ def _speech_start(probs: np.ndarray, start: float, end: float, low: float) -> fl
     than ``_STRETCHED`` before the VAD's speech is left alone: the VAD hears
     a soft onset late.
     """
-    lo = int(start * SAMPLE_RATE) // FRAME
-    hi = min(len(probs), int(end * SAMPLE_RATE) // FRAME + 1)
-    voiced = np.flatnonzero(probs[lo:hi] >= low)
-    if not voiced.size:
-        return start
-    speech = (lo + int(voiced[0])) * FRAME / SAMPLE_RATE
-    return speech if speech - start >= _STRETCHED else start
+    onset = speech_onset(probs, start, end, low)
+    return onset if onset is not None and onset - start >= _STRETCHED else start
 
 
 def _plausible(probs: np.ndarray, start: float, end: float, probability: float, options: TranscribeOptions) -> bool:

@@ -186,15 +186,25 @@ def speech_spans(probs: np.ndarray, n_samples: int, options: VadOptions = VadOpt
     return [(s, e) for s, e in spans]
 
 
+def _frames(probs: np.ndarray, start: float, end: float) -> tuple[int, int]:
+    """``[lo, hi)``: the frames of ``probs`` covering ``[start, end]`` (seconds in the audio)."""
+    return max(0, int(start * SAMPLE_RATE) // FRAME), min(len(probs), int(end * SAMPLE_RATE) // FRAME + 1)
+
+
 def speech_near(probs: np.ndarray, start: float, end: float, *, slack: float = 0.0) -> float:
     """Highest speech probability in ``[start - slack, end + slack]`` (seconds in the audio)."""
-    lo = max(0, int((start - slack) * SAMPLE_RATE) // FRAME)
-    hi = min(len(probs), int((end + slack) * SAMPLE_RATE) // FRAME + 1)
+    lo, hi = _frames(probs, start - slack, end + slack)
     return float(probs[lo:hi].max()) if hi > lo else 0.0
 
 
 def speech_share(probs: np.ndarray, start: float, end: float, threshold: float) -> float:
     """Share of the frames in ``[start, end]`` that are speech."""
-    lo = max(0, int(start * SAMPLE_RATE) // FRAME)
-    hi = min(len(probs), int(end * SAMPLE_RATE) // FRAME + 1)
+    lo, hi = _frames(probs, start, end)
     return float((probs[lo:hi] >= threshold).mean()) if hi > lo else 0.0
+
+
+def speech_onset(probs: np.ndarray, start: float, end: float, threshold: float) -> float | None:
+    """Seconds in the audio where the first frame in ``[start, end]`` that is speech starts (None: none is)."""
+    lo, hi = _frames(probs, start, end)
+    voiced = np.flatnonzero(probs[lo:hi] >= threshold)
+    return (lo + int(voiced[0])) * FRAME / SAMPLE_RATE if voiced.size else None

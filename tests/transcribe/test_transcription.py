@@ -114,7 +114,7 @@ def test_a_word_stretched_back_over_silence_starts_where_its_speech_does() -> No
     probs = np.zeros(int(3.0 * SAMPLE_RATE) // FRAME, dtype=np.float32)
     probs[int(0.8 * SAMPLE_RATE) // FRAME :] = 0.9  # speech from 0.8 s
     low = TranscribeOptions().vad.low
-    # "A" said at 0.80 s, heard from 0.00 s (a run heard from the room's start).
+    # "A" said at 0.80 s, heard from 0.00 s (where the audio starts).
     assert _speech_start(probs, 0.0, 0.88, low) == pytest.approx(0.8, abs=FRAME / SAMPLE_RATE)
     # A start just before the VAD's speech is a soft onset the VAD heard late: it stays.
     assert _speech_start(probs, 0.7, 1.0, low) == 0.7
