@@ -102,7 +102,7 @@ from transcribe.audio import decode
 from transcribe.context_pass import clips_from_bytes, clips_to_bytes, context_clips, refine_room
 from transcribe.levels import Levels, levels
 from transcribe.model import load_model, model_label
-from transcribe.room import TrackAudio, transcribe_tracks
+from transcribe.room import TrackAudio, runs, transcribe_tracks
 from transcribe.transcribe import TranscribeOptions, transcribe
 from workers.mix import RATE as MIX_RATE
 from workers.mix import MixTrack, level_gain, render_mix
@@ -180,15 +180,21 @@ def job_room(
 ) -> dict[str, Any]:
     """What ``transcribe_room`` does: the room's mix for the words, each track's levels for the speaker.
 
-    With the worker's passes side by side, sharing its threads (``Environment.model``).
+    With the worker's passes side by side, sharing its threads, or one pass on
+    all of them for a room heard in one run (``workers.transcribe_room._room_model``).
     """
-    model = load_model(MODEL, cpu_threads=max(1, threads // passes), passes=passes)
+    levels = [Levels.from_dict(t[3]) for t in tracks]
+    per_pass = max(1, threads // passes)
+    if runs(levels, passes) > 1:
+        model = load_model(MODEL, cpu_threads=per_pass, passes=passes)
+    else:
+        model = load_model(MODEL, cpu_threads=per_pass * passes)
     labels = [str(i) for i in range(len(tracks))]
     heard = transcribe_tracks(
         model,
         [
-            TrackAudio(label, Levels.from_dict(lv), _pieces(path, offset))
-            for label, (_, path, offset, lv) in zip(labels, tracks, strict=True)
+            TrackAudio(label, lv, _pieces(path, offset), level_gain(lv))
+            for label, (_, path, offset, _), lv in zip(labels, tracks, levels, strict=True)
         ],
         start=0.0,
         end=duration,

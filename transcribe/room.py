@@ -310,6 +310,11 @@ def cuts(speech: Sequence[Span], parts: int, rules: RoomRules = RoomRules()) -> 
     return out
 
 
+def runs(levels: Sequence[Levels], passes: int, rules: RoomRules = RoomRules()) -> int:
+    """How many runs a model of ``passes`` passes hears the room's mix in (:func:`cuts`)."""
+    return len(cuts(speech_stretches(levels, rules), passes, rules)) + 1
+
+
 def passes(model: WhisperModel) -> int:
     """How many passes the model runs at once (its CTranslate2 workers: ``load_model(..., passes=N)``)."""
     return int(getattr(model.model, "num_workers", 1))
@@ -525,6 +530,9 @@ class TrackAudio:
     pieces: Iterable[tuple[float, np.ndarray]]
     """``(room time of the first sample, samples)``, read once, in order: a
     track's segments need not all be in memory at once."""
+    gain_db: float = 0.0
+    """Gain the track is mixed at (the replay's, ``workers.mix.level_gain``: every speaker's speech
+    equally loud), so that the room pass hears the room as its replay plays it."""
 
 
 def transcribe_tracks(
@@ -548,7 +556,7 @@ def transcribe_tracks(
     for i, track in enumerate(tracks):
         clips: list[Clip] = []
         for offset, samples in track.pieces:
-            add_to_mix(mix, samples, offset=offset - start)
+            add_to_mix(mix, samples, offset=offset - start, gain_db=track.gain_db)
             clips += track_clips(samples, offset=offset, speaker=track.label, regions=regions, index=i)
         room.append(RoomTrack(track.label, track.levels, join_clips(clips)))
     return transcribe_room(
@@ -556,9 +564,9 @@ def transcribe_tracks(
     )
 
 
-def add_to_mix(mix: np.ndarray, samples: np.ndarray, *, offset: float) -> None:
-    """Add a track into ``mix`` in place (``offset``: seconds of ``samples[0]`` in ``mix``)."""
+def add_to_mix(mix: np.ndarray, samples: np.ndarray, *, offset: float, gain_db: float = 0.0) -> None:
+    """Add a track into ``mix`` in place (``offset``: seconds of ``samples[0]`` in ``mix``), ``gain_db`` louder."""
     lo = round(offset * SAMPLE_RATE)
     a, b = max(0, lo), min(len(mix), lo + len(samples))
     if b > a:
-        mix[a:b] += samples[a - lo : b - lo]
+        mix[a:b] += samples[a - lo : b - lo] * np.float32(10 ** (gain_db / 20))

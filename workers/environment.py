@@ -51,18 +51,19 @@ class Environment:
                 pass
         return language
 
-    def model(self, *, passes: int = 1, name: str | None = None) -> WhisperModel:
+    def model(self, *, passes: int = 1, name: str | None = None, threads: int | None = None) -> WhisperModel:
         """The Whisper model the settings name, or ``name`` (loaded once per process).
 
         With ``passes``, that many run side by side, sharing the process's
-        CPU share (:attr:`Settings.model_threads`) between them.
+        CPU share (:attr:`Settings.model_threads`) between them, unless
+        ``threads`` says how many threads each pass has.
         """
         s = self.settings
         return load_model(
             s.whisper_model if name is None else name,
             device=s.whisper_device,
             compute_type=s.whisper_compute_type,
-            cpu_threads=max(1, s.model_threads // passes),
+            cpu_threads=threads or max(1, s.model_threads // passes),
             passes=passes,
         )
 

@@ -20,6 +20,7 @@ from transcribe.levels import Levels
 from transcribe.transcribe import TranscribeOptions, transcribe
 from workers.environment import Environment, environment
 from workers.levels import read_levels
+from workers.mix import level_gain
 from workers.stage import Progress, stage
 from workers.tracks import load_track_audio, track_pieces
 
@@ -54,9 +55,11 @@ def transcribe_room(space_id: str) -> int:
     cpu = time.process_time()
     env = environment()
     manifest = env.manifest(space_id)
+    track_ids = [t for t, _ in manifest.tracks]
+    levels = {t: read_levels(env, space_id, t) for t in track_ids}
     # The one model of the job (language, room pass, per-track fallback):
     # each model loaded is its own memory.
-    model = env.model(passes=room_passes(env.settings.worker_count))
+    model = _room_model(env, levels)
     speakers = {speaker for _, speaker in manifest.tracks}
     bars = [Progress(env.catalog, space_id, f"transcribe:{s}") for s in sorted(speakers)]
 
@@ -65,11 +68,9 @@ def transcribe_room(space_id: str) -> int:
             bar(fraction)
 
     progress(0.0)
-    track_ids = [t for t, _ in manifest.tracks]
     languages = {t: track_language(env, space_id, t, model) for t in track_ids}
     # An English-only model is told English whatever the speech: it knows no other.
     told = {t: lang.language if lang.model_speaks else "en" for t, lang in languages.items()}
-    levels = {t: read_levels(env, space_id, t) for t in track_ids}
     if set(told.values()) == {"en"} and _mostly_in_turn(levels):
         words, errors = _room_words(env, space_id, model, track_ids, levels, told[track_ids[0]], progress)
         # No context pass after the room's: its words were heard in context already
@@ -99,6 +100,21 @@ def transcribe_room(space_id: str) -> int:
     progress(1.0)
     _report_cpu(time.process_time() - cpu)
     return sum(len(w) for w in words.values())
+
+
+def _room_model(env: Environment, levels: dict[str, Levels | None]) -> WhisperModel:
+    """The job's model: its passes side by side on a thread each, or one pass on all of them.
+
+    A room heard in one run of the mix (less speech than two runs of
+    :attr:`room.RoomRules.min_run_speech`) is one Whisper call: on one of the
+    job's threads it took 1.6-2.1x the wall time of plain faster-whisper on
+    the mix on both (the seven-speaker bench space, a quiet machine), and
+    both threads hear the same words.
+    """
+    passes = room_passes(env.settings.worker_count)
+    if room.runs([lv for _, lv in _known(levels)], passes) > 1:
+        return env.model(passes=passes)
+    return env.model(threads=passes * max(1, env.settings.model_threads // passes))
 
 
 def _report_cpu(seconds: float) -> None:
@@ -132,7 +148,10 @@ def _room_words(
     # The track's id as its label: a speaker who rejoined has two tracks.
     heard = room.transcribe_tracks(
         model,
-        [room.TrackAudio(t, lv, track_pieces(env, space_id, tracks[t], errors[t])) for t, lv in _known(levels)],
+        [
+            room.TrackAudio(t, lv, track_pieces(env, space_id, tracks[t], errors[t]), level_gain(lv))
+            for t, lv in _known(levels)
+        ],
         start=min(tr.start for tr in tracks.values()),
         end=max(tr.end for tr in tracks.values()),
         options=TranscribeOptions(language=language),

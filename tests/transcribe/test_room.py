@@ -177,6 +177,9 @@ def test_tracks_are_added_at_their_offsets() -> None:
         add_to_mix(mix, one, offset=at)
     assert mix[:8000].max() == 1.0 and mix[8000:16000].min() == 2.0
     assert mix[24000:28000].max() == 0.0 and mix[28000:].min() == 1.0
+    # At a gain (the replay's): 20 dB is ten times the amplitude.
+    add_to_mix(mix, one, offset=0.0, gain_db=20.0)
+    assert mix[:8000] == pytest.approx(11.0) and mix[8000:16000] == pytest.approx(12.0)
 
 
 def test_clips_cut_at_segment_seams_are_joined() -> None:

@@ -60,7 +60,9 @@ from transcribe.model import load_model
 from transcribe.room import TrackAudio, transcribe_tracks
 from workers.environment import Environment
 from workers.levels import read_levels
+from workers.mix import level_gain
 from workers.tracks import track_pieces
+from workers.transcribe_room import room_passes
 
 pytestmark = pytest.mark.slow
 
@@ -89,7 +91,7 @@ def mix_baseline(space: Space, mix: Path, threads: int) -> Baseline:
     Not the synthesizer's clean mix: the pipeline hears the tracks after two
     Opus encodings (the test's files, then the import), and the model's
     errors on a voice change with the encoding more than with the design.
-    Measured with as many threads as the pipeline's transcription job has (``Settings.model_threads``).
+    Measured with as many threads as the pipeline's transcription job has (:func:`job_threads`).
 
     Its CPU time includes the model's load the first time (as the job's does).
     """
@@ -97,6 +99,11 @@ def mix_baseline(space: Space, mix: Path, threads: int) -> Baseline:
     words = baseline_words(load_model(TEST_MODEL, cpu_threads=threads), mix)
     cpu = time.process_time() - t0
     return Baseline(words, word_error_rate(in_utterance_order(space), words), cpu)
+
+
+def job_threads(settings: Settings) -> int:
+    """The threads of the room job's Whisper call on these spaces: each is heard in one run, on all the job's."""
+    return settings.model_threads * room_passes(settings.worker_count)
 
 
 @dataclass(frozen=True)
@@ -167,7 +174,7 @@ def draws(settings: Settings, run: Processed, baseline: Baseline) -> list[Draw]:
     s later on the room clock) against the baseline on the replay with
     ``SHIFT`` s of silence before it; the words are put back on the room clock.
     """
-    model = load_model(TEST_MODEL)
+    model = load_model(TEST_MODEL, cpu_threads=job_threads(settings))
     env = Environment(settings, *stores(settings))
     tracks = {t: env.track(run.space_id, t) for t, _ in run.manifest.tracks}
     levels: dict[str, Levels] = {}
@@ -183,6 +190,7 @@ def draws(settings: Settings, run: Processed, baseline: Baseline) -> list[Draw]:
                 t,
                 Levels(levels[t].start + SHIFT, levels[t].hop, levels[t].db),
                 ((at + SHIFT, x) for at, x in track_pieces(env, run.space_id, track, errors)),
+                level_gain(levels[t]),
             )
             for t, track in tracks.items()
         ],
@@ -233,7 +241,7 @@ def test_one_minute_space_is_right_about_what_who_and_when(
     # What: each speaker's words against that speaker's reference, no worse
     # than the naive baseline (the same model on the mixed audio) overall.
     pooled, wers = pooled_wer(eval_space, ours)
-    baseline = mix_baseline(eval_space, run.replay, settings.model_threads)
+    baseline = mix_baseline(eval_space, run.replay, job_threads(settings))
     print(f"WER per speaker {wers}, pooled {pooled:.3f}, baseline on the mix {baseline.wer:.3f}")
     drawn = draws(settings, run, baseline)
     _EVAL_DRAWS.append(drawn)
@@ -289,7 +297,7 @@ def test_no_speaker_is_worse_off_than_in_the_mix(
     """On the utterances nobody talks over (the mix has no speakers to score otherwise), at most two words more."""
     if not _EVAL_DRAWS:  # run alone
         run = process(settings, workers, eval_space, tmp_path)
-        _EVAL_DRAWS.append(draws(settings, run, mix_baseline(eval_space, run.replay, settings.model_threads)))
+        _EVAL_DRAWS.append(draws(settings, run, mix_baseline(eval_space, run.replay, job_threads(settings))))
     drawn = _EVAL_DRAWS[-1]
     for s in SPEAKERS:
         alone = np.mean([wer_alone(eval_space, s, [w for w in d.ours if w.speaker == s]) for d in drawn])
@@ -314,7 +322,7 @@ def measured(
     """The pipeline's run, the baseline on its replay, our pooled and per-speaker WER."""
     run = process(settings, workers, space, out)
     pooled, wers = pooled_wer(space, run.transcript.words)
-    return run, mix_baseline(space, run.replay, settings.model_threads), pooled, wers
+    return run, mix_baseline(space, run.replay, job_threads(settings)), pooled, wers
 
 
 def attributed(space: Space, words: list[Word]) -> float:
@@ -343,8 +351,9 @@ def test_short_answers_after_long_turns_are_heard_as_in_the_mix(
     mean, mix_mean = mean_wers(answers_space, pairs)
     assert mean <= mix_mean + MARGIN, wers
     # The answers, on their speakers, about as the mix heard them (speakerless):
-    # four answers are a dozen words, so a word either way is allowed.
-    assert ours_answers <= base_answers + 1 / len(truth)
+    # four answers are a dozen words, so a word either way is allowed (and
+    # exactly one more is: the WERs are float sums).
+    assert ours_answers <= base_answers + 1 / len(truth) + 1e-9
     assert attributed(answers_space, ours) >= 0.99
 
 
@@ -379,7 +388,8 @@ def test_seven_speakers_cost_what_their_speech_costs(
     " 12.4 s); 2026-12-03, an AMD EPYC without AVX-512: 1.55x (13.8 against 8.9 s): its one call over the mix costs"
     " what the mix's does (7-8 s), its two overlap clips 2 and 3.5 s (a whole 30 s encoder pass a window; the second"
     " clip's prompt sends it round a 'Good idea.' loop, a second window), decoding the seven tracks 1.3 s;"
-    " an Intel Xeon with ctranslate2 on oneDNN at AVX2, after the short-prompt retry: 1.59x (15.3 against 9.6 s)",
+    " an Intel Xeon with ctranslate2 on oneDNN at AVX2, after the short-prompt retry: 1.59x (15.3 against 9.6 s);"
+    " the AMD again, the room heard in one run on both threads and the mix on as many: 1.63x (17.9 against 11.0 s)",
 )
 def test_seven_speakers_cost_at_most_one_and_a_half_mixes() -> None:
     """Issue 16's target for the space above, from its run (skipped when that test did not run)."""
