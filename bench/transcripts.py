@@ -646,7 +646,11 @@ def main() -> None:
         "--draws", type=int, default=3, help="the baseline's WER: the mean of this many seeded draws (default 3)"
     )
     parser.add_argument("--no-context", action="store_true", help="skip the cross-speaker context pass")
-    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument(
+        "--seed",
+        default="3",
+        help="the spaces' draw, or several (e.g. 3,4,5): each a new script, voices' lines and placements",
+    )
     parser.add_argument("--memory-only", action="store_true", help="only the long-track memory check")
     parser.add_argument("--beam", type=int, default=None, help="beam size of our path (default: ours)")
     parser.add_argument("--no-fallback", action="store_true", help="our path: temperature 0 only")
@@ -680,24 +684,33 @@ def main() -> None:
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-transcripts-"))
     out.mkdir(parents=True, exist_ok=True)
     threads = args.threads or max(1, CPUS // args.workers)
+    seeds = [int(s) for s in args.seed.split(",")]
     if args.memory_only:
-        space = build(plan_space(args.duration, args.seed), out / "espeak")
+        space = build(plan_space(args.duration, seeds[0]), out / "espeak")
         rss, seconds, n_words, length = memory_check(space, args.repeat_hours or 3.0, threads, out)
         print(f"one {length / 3600:g} h track job: peak RSS {rss:.0f} MB, {seconds:.0f} s, {n_words} words")
         return
     shifts = [float(s) for s in args.shifts.split(",")]
     summary: list[list[str]] = []
     for name in args.spaces.split(","):
-        space, about, bleed = build_bench_space(name, args.duration, args.seed, out / name, as_tests=args.test_spaces)
-        print(f"\n== space {name}: {about}", flush=True)
-        runs = []
-        for i, shift in enumerate(shifts):
-            where = out / name / f"shift-{shift:g}"
-            where.mkdir(parents=True, exist_ok=True)
-            if len(shifts) > 1:
-                print(f"\n-- {name}, {shift:g} s of silence before it", flush=True)
-            runs.append(bench_space(shifted(space, shift, where), bleed, args, threads, where, memory=i == 0))
-        summary += summary_rows(name, shifts, runs)
+        draws: list[Figures] = []
+        for seed in seeds:
+            label = f"{name}, seed {seed}" if len(seeds) > 1 else name
+            space, about, bleed = build_bench_space(
+                name, args.duration, seed, out / name / f"seed-{seed}", as_tests=args.test_spaces
+            )
+            print(f"\n== space {label}: {about}", flush=True)
+            runs = []
+            for i, shift in enumerate(shifts):
+                where = out / name / f"seed-{seed}" / f"shift-{shift:g}"
+                where.mkdir(parents=True, exist_ok=True)
+                if len(shifts) > 1:
+                    print(f"\n-- {label}, {shift:g} s of silence before it", flush=True)
+                runs.append(bench_space(shifted(space, shift, where), bleed, args, threads, where, memory=i == 0))
+            summary += summary_rows(label, [f"{shift:g} s" for shift in shifts], runs)
+            draws += runs
+        if len(seeds) > 1:
+            summary += summary_rows(f"{name}, {len(seeds)} seeds", ["all"] * len(draws), draws)[len(draws) :]
     print(
         f"\nwhole run: design {args.design}, model {model_label(MODEL)}, workers {args.workers}, "
         f"load average {os.getloadavg()[0]:.1f}\n"
@@ -718,8 +731,8 @@ def main() -> None:
     )
 
 
-def summary_rows(name: str, shifts: Sequence[float], runs: Sequence[Figures]) -> list[list[str]]:
-    """One line per run; over several shifts, their mean and the mean paired difference too."""
+def summary_rows(name: str, labels: Sequence[str], runs: Sequence[Figures]) -> list[list[str]]:
+    """One line per run (``labels``: each one's shift); over several, their mean and the mean paired difference too."""
 
     def line(label: str, f: Figures) -> list[str]:
         return [
@@ -734,7 +747,7 @@ def summary_rows(name: str, shifts: Sequence[float], runs: Sequence[Figures]) ->
             f"{f.cpu / f.base_cpu:.2f} x ({f.cpu:.0f} s / {f.base_cpu:.0f} s)",
         ]
 
-    rows = [line(f"{shift:g} s", f) for shift, f in zip(shifts, runs, strict=True)]
+    rows = [line(label, f) for label, f in zip(labels, runs, strict=True)]
     if len(runs) > 1:
         mean = Figures(*(float(np.mean([getattr(f, k.name) for f in runs])) for k in dataclasses.fields(Figures)))
         diff = np.array([f.ours - f.mix for f in runs])
