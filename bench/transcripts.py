@@ -106,7 +106,7 @@ from transcribe.room import TrackAudio, runs, transcribe_tracks
 from transcribe.transcribe import TranscribeOptions, transcribe
 from workers.mix import RATE as MIX_RATE
 from workers.mix import MixTrack, level_gain, render_mix
-from workers.transcribe_room import room_passes
+from workers.transcribe_room import room_passes, room_threads
 
 OPTIONS = TranscribeOptions()  # set by main(), inherited by the forked jobs
 MODEL = ""  # WHISPER_MODEL of the run (--model), inherited by the forked jobs
@@ -184,11 +184,10 @@ def job_room(
     all of them for a room heard in one run (``workers.transcribe_room._room_model``).
     """
     levels = [Levels.from_dict(t[3]) for t in tracks]
-    per_pass = max(1, threads // passes)
     if runs(levels, passes) > 1:
-        model = load_model(MODEL, cpu_threads=per_pass, passes=passes)
+        model = load_model(MODEL, cpu_threads=max(1, threads // passes), passes=passes)
     else:
-        model = load_model(MODEL, cpu_threads=per_pass * passes)
+        model = load_model(MODEL, cpu_threads=room_threads(threads, passes))
     labels = [str(i) for i in range(len(tracks))]
     heard = transcribe_tracks(
         model,
@@ -648,7 +647,8 @@ def main() -> None:
     parser.add_argument("--no-context", action="store_true", help="skip the cross-speaker context pass")
     parser.add_argument(
         "--seed",
-        default="3",
+        type=_seeds,
+        default=[3],
         help="the spaces' draw, or several (e.g. 3,4,5): each a new script, voices' lines and placements",
     )
     parser.add_argument("--memory-only", action="store_true", help="only the long-track memory check")
@@ -684,7 +684,9 @@ def main() -> None:
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-transcripts-"))
     out.mkdir(parents=True, exist_ok=True)
     threads = args.threads or max(1, CPUS // args.workers)
-    seeds = [int(s) for s in args.seed.split(",")]
+    seeds: list[int] = args.seed
+    if args.test_spaces and len(seeds) > 1:
+        parser.error("--test-spaces has one draw of each space (the quality test's); give one --seed")
     if args.memory_only:
         space = build(plan_space(args.duration, seeds[0]), out / "espeak")
         rss, seconds, n_words, length = memory_check(space, args.repeat_hours or 3.0, threads, out)
@@ -706,7 +708,8 @@ def main() -> None:
                 where.mkdir(parents=True, exist_ok=True)
                 if len(shifts) > 1:
                     print(f"\n-- {label}, {shift:g} s of silence before it", flush=True)
-                runs.append(bench_space(shifted(space, shift, where), bleed, args, threads, where, memory=i == 0))
+                first = i == 0 and seed == seeds[0]
+                runs.append(bench_space(shifted(space, shift, where), bleed, args, threads, where, memory=first))
             summary += summary_rows(label, [f"{shift:g} s" for shift in shifts], runs)
             draws += runs
         if len(seeds) > 1:
@@ -729,6 +732,14 @@ def main() -> None:
         ),
         summary,
     )
+
+
+def _seeds(text: str) -> list[int]:
+    """``--seed``: one seed or several, comma-separated."""
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds are whole numbers, comma-separated: {text!r}") from None
 
 
 def summary_rows(name: str, labels: Sequence[str], runs: Sequence[Figures]) -> list[list[str]]:

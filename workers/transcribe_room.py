@@ -39,6 +39,15 @@ def room_passes(workers: int) -> int:
     return max(1, min(workers, MAX_ROOM_PASSES))
 
 
+def room_threads(threads: int, passes: int) -> int:
+    """The threads of a room job's one pass where it runs one: what its ``passes`` have together.
+
+    ``threads``: a worker's (:attr:`Settings.model_threads`), shared among
+    the passes, each at least one.
+    """
+    return passes * max(1, threads // passes)
+
+
 @stage
 def transcribe_room(space_id: str) -> int:
     """Write every track's ``words/{track_id}.json``; returns the room's number of words.
@@ -112,9 +121,11 @@ def _room_model(env: Environment, levels: dict[str, Levels | None]) -> WhisperMo
     both threads hear the same words.
     """
     passes = room_passes(env.settings.worker_count)
-    if room.runs([lv for _, lv in _known(levels)], passes) > 1:
+    # Side by side only where they will be: the room pass's runs (the
+    # per-track path hears one track after another).
+    if _mostly_in_turn(levels) and room.runs([lv for _, lv in _known(levels)], passes) > 1:
         return env.model(passes=passes)
-    return env.model(threads=passes * max(1, env.settings.model_threads // passes))
+    return env.model(threads=room_threads(env.settings.model_threads, passes))
 
 
 def _report_cpu(seconds: float) -> None:

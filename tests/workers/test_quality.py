@@ -57,12 +57,12 @@ from transcribe.assemble import TrackWords, assemble
 from transcribe.audio import SAMPLE_RATE, decode
 from transcribe.levels import Levels
 from transcribe.model import load_model
-from transcribe.room import TrackAudio, transcribe_tracks
+from transcribe.room import TrackAudio, runs, transcribe_tracks
 from workers.environment import Environment
 from workers.levels import read_levels
 from workers.mix import level_gain
 from workers.tracks import track_pieces
-from workers.transcribe_room import room_passes
+from workers.transcribe_room import room_passes, room_threads
 
 pytestmark = pytest.mark.slow
 
@@ -102,8 +102,9 @@ def mix_baseline(space: Space, mix: Path, threads: int) -> Baseline:
 
 
 def job_threads(settings: Settings) -> int:
-    """The threads of the room job's Whisper call on these spaces: each is heard in one run, on all the job's."""
-    return settings.model_threads * room_passes(settings.worker_count)
+    """The threads of the room job's Whisper call on these spaces: each is heard in one run (:func:`draws`
+    checks), on all the job's."""
+    return room_threads(settings.model_threads, room_passes(settings.worker_count))
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,7 @@ def draws(settings: Settings, run: Processed, baseline: Baseline) -> list[Draw]:
         lv = read_levels(env, run.space_id, t)
         assert lv is not None
         levels[t] = lv
+    assert runs(list(levels.values()), room_passes(settings.worker_count)) == 1  # as job_threads has it
     errors: list[str] = []
     heard = transcribe_tracks(
         model,

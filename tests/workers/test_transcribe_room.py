@@ -14,7 +14,7 @@ from transcribe.levels import Levels
 from transcribe.model import load_model
 from transcribe.room import passes, runs
 from workers.environment import Environment
-from workers.transcribe_room import _room_model, room_passes
+from workers.transcribe_room import _room_model, room_passes, room_threads
 
 HOP = 0.02
 
@@ -54,3 +54,19 @@ def test_a_room_heard_in_runs_has_a_pass_a_thread(env: Environment) -> None:
     model = _room_model(env, room)
     assert passes(model) == 2
     assert model is load_model(TEST_MODEL, cpu_threads=1, passes=2)
+
+
+def test_a_room_transcribed_track_by_track_is_one_pass(env: Environment) -> None:
+    # Ten minutes, but a track without levels: no room pass, so no runs to
+    # hear side by side; each track in turn on the job's every thread.
+    room = turns(3, 600.0)
+    room["t3"] = None
+    assert passes(_room_model(env, room)) == 1
+
+
+def test_one_pass_has_the_threads_its_passes_would_have_had() -> None:
+    # The worker's threads shared among the passes, each at least one.
+    assert room_threads(1, 2) == 2
+    assert room_threads(4, 2) == 4
+    assert room_threads(3, 2) == 2
+    assert room_threads(2, 1) == 2
