@@ -102,11 +102,11 @@ from transcribe.audio import decode
 from transcribe.context_pass import clips_from_bytes, clips_to_bytes, context_clips, refine_room
 from transcribe.levels import Levels, levels
 from transcribe.model import load_model, model_label
-from transcribe.room import TrackAudio, runs, transcribe_tracks
+from transcribe.room import TrackAudio, transcribe_tracks
 from transcribe.transcribe import TranscribeOptions, transcribe
 from workers.mix import RATE as MIX_RATE
 from workers.mix import MixTrack, level_gain, render_mix
-from workers.transcribe_room import room_passes, room_threads
+from workers.transcribe_room import pass_layout, room_passes
 
 OPTIONS = TranscribeOptions()  # set by main(), inherited by the forked jobs
 MODEL = ""  # WHISPER_MODEL of the run (--model), inherited by the forked jobs
@@ -181,13 +181,11 @@ def job_room(
     """What ``transcribe_room`` does: the room's mix for the words, each track's levels for the speaker.
 
     With the worker's passes side by side, sharing its threads, or one pass on
-    all of them for a room heard in one run (``workers.transcribe_room._room_model``).
+    all of them for a room heard in one run (``workers.transcribe_room.pass_layout``).
     """
     levels = [Levels.from_dict(t[3]) for t in tracks]
-    if runs(levels, passes) > 1:
-        model = load_model(MODEL, cpu_threads=max(1, threads // passes), passes=passes)
-    else:
-        model = load_model(MODEL, cpu_threads=room_threads(threads, passes))
+    per_pass, passes = pass_layout(levels, threads, passes)
+    model = load_model(MODEL, cpu_threads=per_pass, passes=passes)
     labels = [str(i) for i in range(len(tracks))]
     heard = transcribe_tracks(
         model,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from faster_whisper import WhisperModel
@@ -46,6 +46,21 @@ def room_threads(threads: int, passes: int) -> int:
     the passes, each at least one.
     """
     return passes * max(1, threads // passes)
+
+
+def pass_layout(heard: Sequence[Levels], threads: int, passes: int) -> tuple[int, int]:
+    """``(threads per pass, passes)`` of the room job's model, ``heard``: the levels of the room its
+    mix is heard from (none: its tracks one by one).
+
+    Side by side where the room pass hears its mix in runs; else one pass on
+    the threads they would have had together: a room heard in one run is one
+    Whisper call, and on one of the job's threads it took 1.6-2.1x the wall
+    time of plain faster-whisper on the mix on both (the seven-speaker bench
+    space, a quiet machine); both threads hear the same words.
+    """
+    if room.runs(heard, passes) > 1:
+        return max(1, threads // passes), passes
+    return room_threads(threads, passes), 1
 
 
 @stage
@@ -112,20 +127,10 @@ def transcribe_room(space_id: str) -> int:
 
 
 def _room_model(env: Environment, levels: dict[str, Levels | None]) -> WhisperModel:
-    """The job's model: its passes side by side on a thread each, or one pass on all of them.
-
-    A room heard in one run of the mix (less speech than two runs of
-    :attr:`room.RoomRules.min_run_speech`) is one Whisper call: on one of the
-    job's threads it took 1.6-2.1x the wall time of plain faster-whisper on
-    the mix on both (the seven-speaker bench space, a quiet machine), and
-    both threads hear the same words.
-    """
-    passes = room_passes(env.settings.worker_count)
-    # Side by side only where they will be: the room pass's runs (the
-    # per-track path hears one track after another).
-    if _mostly_in_turn(levels) and room.runs([lv for _, lv in _known(levels)], passes) > 1:
-        return env.model(passes=passes)
-    return env.model(threads=room_threads(env.settings.model_threads, passes))
+    """The job's model (:func:`pass_layout`); the per-track path hears one track after another."""
+    heard = [lv for _, lv in _known(levels)] if _mostly_in_turn(levels) else []
+    threads, passes = pass_layout(heard, env.settings.model_threads, room_passes(env.settings.worker_count))
+    return env.model(passes=passes, threads=threads)
 
 
 def _report_cpu(seconds: float) -> None:
