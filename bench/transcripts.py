@@ -1,7 +1,7 @@
 """Transcript quality, speed and memory against synthetic spaces with known truth.
 
     .venv/bin/python -m bench.transcripts [--duration 600] [--spaces espeak,answers,many]
-        [--design room|tracks] [--workers 2] [--repeat-hours 3] [--shifts 0,0.25,0.5] [--draws 3]
+        [--design room|mix|tracks[,...]] [--workers 2] [--repeat-hours 3] [--shifts 0,0.25,0.5] [--draws 3]
         [--test-spaces] [--errors]
 
 Spaces (espeak-ng voices, cached; tracks are Ogg/Opus files like the SFU's):
@@ -23,9 +23,13 @@ Then it runs, each in fresh processes (like rq's work horses):
   summary's baseline WER is their mean and the detailed table is seed 1's;
 - our path, as the pipeline runs it (its sampler seeded 1): levels and the mix, then
   ``transcribe_room`` (``--design room``: the room's mix for the words, the
-  levels for the speakers) or one ``transcribe`` per track (``--design
-  tracks``, the design before issue 16), then ``assemble`` with its context
-  pass, captions.
+  levels for the speakers), or plain faster-whisper on the same summed mix,
+  each word on the speaker the levels say (``--design mix``: the baseline
+  as a pipeline stage, so the difference between the two is what the room
+  pass costs, and the rest what the pipeline does either way), or one
+  ``transcribe`` per track (``--design tracks``, the design before issue
+  16), then ``assemble`` with its context pass, captions. Several designs
+  (``--design room,mix``) each run against the same baseline draws.
 
 and prints every figure of issue 3's target table per space, then one line
 per space: our per-speaker WER, the baseline's, their ratio, attribution,
@@ -98,15 +102,15 @@ from tests.speech import (
     write_audio,
 )
 from transcribe.assemble import TrackWords, assemble
-from transcribe.audio import decode
+from transcribe.audio import SAMPLE_RATE, decode
 from transcribe.context_pass import clips_from_bytes, clips_to_bytes, context_clips, refine_room
 from transcribe.levels import Levels, levels
 from transcribe.model import load_model, model_label
-from transcribe.room import TrackAudio, transcribe_tracks
+from transcribe.room import RoomTrack, TrackAudio, add_to_mix, attribute, transcribe_tracks
 from transcribe.transcribe import TranscribeOptions, transcribe
 from workers.mix import RATE as MIX_RATE
 from workers.mix import MixTrack, level_gain, render_mix
-from workers.transcribe_room import pass_layout, room_passes
+from workers.transcribe_room import pass_layout, room_passes, room_threads
 
 OPTIONS = TranscribeOptions()  # set by main(), inherited by the forked jobs
 MODEL = ""  # WHISPER_MODEL of the run (--model), inherited by the forked jobs
@@ -186,26 +190,49 @@ def job_room(
     levels = [Levels.from_dict(t[3]) for t in tracks]
     per_pass, passes = pass_layout(levels, threads, passes)
     model = load_model(MODEL, cpu_threads=per_pass, passes=passes)
-    labels = [str(i) for i in range(len(tracks))]
     heard = transcribe_tracks(
         model,
         [
-            TrackAudio(label, lv, _pieces(path, offset), level_gain(lv))
-            for label, (_, path, offset, _), lv in zip(labels, tracks, levels, strict=True)
+            TrackAudio(str(i), lv, _pieces(path, offset), level_gain(lv))
+            for i, ((_, path, offset, _), lv) in enumerate(zip(tracks, levels, strict=True))
         ],
         start=0.0,
         end=duration,
         options=OPTIONS,
     )
+    return _room_result(tracks, heard)
+
+
+def job_mix_design(
+    tracks: list[tuple[str, str, float, dict[str, Any]]], threads: int, passes: int, duration: float
+) -> dict[str, Any]:
+    """The issue's baseline as a pipeline stage: plain faster-whisper (defaults plus word timestamps)
+    on the room's mix summed from the tracks as the room pass sums it, each word on the speaker the
+    levels say (:func:`transcribe.room.attribute`); the job's threads as the room pass's one pass.
+
+    No VAD, no guards, no retry, no overlaps redone: what ``--design room``
+    adds over it costs the difference in wall time between the two designs.
+    """
+    model = load_model(MODEL, cpu_threads=room_threads(threads, passes))
+    levels = [Levels.from_dict(t[3]) for t in tracks]
+    mix = np.zeros(round(duration * SAMPLE_RATE), dtype=np.float32)
+    for (_, path, offset, _), lv in zip(tracks, levels, strict=True):
+        add_to_mix(mix, decode(path), offset=offset, gain_db=level_gain(lv))
+    heard = attribute(baseline_words(model, mix), [RoomTrack(str(i), lv) for i, lv in enumerate(levels)])
+    return _room_result(tracks, heard)
+
+
+def _room_result(tracks: list[tuple[str, str, float, dict[str, Any]]], heard: list[Word]) -> dict[str, Any]:
+    """A room job's result: each track's words (their ``speaker`` the track's index), as job_transcribe's."""
     return {
         "tracks": [
             {
                 "speaker": speaker,
-                "words": [dataclasses.replace(w, speaker=speaker).to_dict() for w in heard if w.speaker == label],
+                "words": [dataclasses.replace(w, speaker=speaker).to_dict() for w in heard if w.speaker == str(i)],
                 "levels": lv,
                 "clips": clips_to_bytes([]),
             }
-            for label, (speaker, _, _, lv) in zip(labels, tracks, strict=True)
+            for i, (speaker, _, _, lv) in enumerate(tracks)
         ],
         "cpu": time.process_time(),
         "rss_mb": _peak_rss_mb(),
@@ -259,6 +286,11 @@ def run_jobs(calls: Sequence[tuple[Any, tuple[Any, ...]]], workers: int) -> list
         return [p.get(timeout=JOB_TIMEOUT) for p in pending]
 
 
+ROOM_JOBS = {"room": job_room, "mix": job_mix_design}
+"""The designs transcribing a room in one job (``--design``); ``tracks``: a job per track."""
+DESIGNS = (*ROOM_JOBS, "tracks")
+
+
 @dataclass
 class Run:
     first: dict[str, list[Word]] = field(default_factory=dict)
@@ -289,9 +321,9 @@ def run_ours(space: Space, workers: int, threads: int, out: Path, *, context: bo
         run.cpu["levels"] = sum(r.get()["cpu"] for r in measured)
         mixed = pool.apply_async(job_mix, ([(p, o, lv[s]) for s, p, o in tracks], space.duration, str(out)))
         t1 = time.perf_counter()
-        if design == "room":
+        if design in ROOM_JOBS:
             room = [(s, p, o, lv[s]) for s, p, o in tracks]
-            done_room = pool.apply_async(job_room, (room, threads, room_passes(workers), space.duration)).get(
+            done_room = pool.apply_async(ROOM_JOBS[design], (room, threads, room_passes(workers), space.duration)).get(
                 timeout=JOB_TIMEOUT
             )
             results = done_room["tracks"]
@@ -663,7 +695,11 @@ def main() -> None:
         "--errors", action="store_true", help="print the utterances where ours and the mix differ (bench.room_errors)"
     )
     parser.add_argument(
-        "--design", default="room", choices=("room", "tracks"), help="room: the mix, attributed; tracks: per track"
+        "--design",
+        type=_designs,
+        default=["room"],
+        help="room: the room pass; mix: plain faster-whisper on the summed tracks, attributed; tracks: per track;"
+        " several (room,mix) each run against the same baseline",
     )
     args = parser.parse_args()
     if args.languages:
@@ -691,29 +727,37 @@ def main() -> None:
         print(f"one {length / 3600:g} h track job: peak RSS {rss:.0f} MB, {seconds:.0f} s, {n_words} words")
         return
     shifts = [float(s) for s in args.shifts.split(",")]
+    designs: list[str] = args.design
     summary: list[list[str]] = []
     for name in args.spaces.split(","):
-        draws: list[Figures] = []
+        draws: dict[str, list[Figures]] = {d: [] for d in designs}
         for seed in seeds:
             label = f"{name}, seed {seed}" if len(seeds) > 1 else name
             space, about, bleed = build_bench_space(
                 name, args.duration, seed, out / name / f"seed-{seed}", as_tests=args.test_spaces
             )
             print(f"\n== space {label}: {about}", flush=True)
-            runs = []
+            runs: dict[str, list[Figures]] = {d: [] for d in designs}
             for i, shift in enumerate(shifts):
                 where = out / name / f"seed-{seed}" / f"shift-{shift:g}"
                 where.mkdir(parents=True, exist_ok=True)
                 if len(shifts) > 1:
                     print(f"\n-- {label}, {shift:g} s of silence before it", flush=True)
-                first = i == 0 and seed == seeds[0]
-                runs.append(bench_space(shifted(space, shift, where), bleed, args, threads, where, memory=first))
-            summary += summary_rows(label, [f"{shift:g} s" for shift in shifts], runs)
-            draws += runs
-        if len(seeds) > 1:
-            summary += summary_rows(f"{name}, {len(seeds)} seeds", ["all"] * len(draws), draws)[len(draws) :]
+                here = shifted(space, shift, where)
+                base = baseline(here, args)
+                for n, design in enumerate(designs):
+                    first = i == 0 and seed == seeds[0] and n == 0
+                    runs[design].append(bench_space(here, bleed, args, threads, where, base, design, memory=first))
+            for design in designs:
+                named = f"{label} ({design})" if len(designs) > 1 else label
+                summary += summary_rows(named, [f"{shift:g} s" for shift in shifts], runs[design])
+                draws[design] += runs[design]
+        for design in designs:
+            if len(seeds) > 1:
+                named = f"{name}, {len(seeds)} seeds" + (f" ({design})" if len(designs) > 1 else "")
+                summary += summary_rows(named, ["all"] * len(draws[design]), draws[design])[len(draws[design]) :]
     print(
-        f"\nwhole run: design {args.design}, model {model_label(MODEL)}, workers {args.workers}, "
+        f"\nwhole run: design {','.join(designs)}, model {model_label(MODEL)}, workers {args.workers}, "
         f"load average {os.getloadavg()[0]:.1f}\n"
     )
     print_table(
@@ -730,6 +774,15 @@ def main() -> None:
         ),
         summary,
     )
+
+
+def _designs(text: str) -> list[str]:
+    """``--design``: one design or several, comma-separated."""
+    designs = text.split(",")
+    unknown = [d for d in designs if d not in DESIGNS]
+    if unknown or len(set(designs)) < len(designs):
+        raise argparse.ArgumentTypeError(f"designs are {', '.join(DESIGNS)}, each once, comma-separated: {text!r}")
+    return designs
 
 
 def _seeds(text: str) -> list[int]:
@@ -774,59 +827,78 @@ def summary_rows(name: str, labels: Sequence[str], runs: Sequence[Figures]) -> l
     return rows
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """The mix baseline's draws on a space: seed 1's words (the detailed rows'), and the draws' means."""
+
+    words: list[Word] | None
+    seconds: float = float("nan")
+    cpu: float = float("nan")
+    rss_mb: float = float("nan")
+    wer: float = float("nan")
+
+
+def baseline(space: Space, args: argparse.Namespace) -> Baseline:
+    """The baseline's ``--draws`` on the space (none with ``--no-baseline``)."""
+    if args.no_baseline:
+        return Baseline(None)
+    draws = run_baseline(space, args.threads, args.draws)
+    wers = [word_error_rate(in_utterance_order(space), d.words) for d in draws]
+    print(
+        f"baseline done in {np.mean([d.seconds for d in draws]):.1f} s a draw; WER of its {len(draws)} draws "
+        + ", ".join(f"{w:.3f}" for w in wers)
+        + f", mean {np.mean(wers):.3f}",
+        flush=True,
+    )
+    return Baseline(
+        draws[0].words,
+        float(np.mean([d.seconds for d in draws])),
+        float(np.mean([d.cpu for d in draws])),
+        max(d.rss_mb for d in draws),
+        float(np.mean(wers)),
+    )
+
+
 def bench_space(
     space: Space,
     bleed: tuple[str, str, float] | None,
     args: argparse.Namespace,
     threads: int,
     out: Path,
+    base: Baseline,
+    design: str,
     *,
     memory: bool = True,
 ) -> Figures:
-    """Baseline and ours on one space, its table printed; returns its summary figures."""
+    """Our ``design`` on one space against the baseline, its table printed; returns its summary figures."""
     speech = sum(w.end - w.start for w in space.words())
-    baseline: list[Word] | None = None
-    base_seconds = base_rss = base_cpu = base_wer = float("nan")
-    if not args.no_baseline:
-        draws = run_baseline(space, args.threads, args.draws)
-        baseline = draws[0].words  # the detailed rows' baseline: seed 1, as ours
-        base_seconds, base_cpu = (float(np.mean([getattr(d, k) for d in draws])) for k in ("seconds", "cpu"))
-        base_rss = max(d.rss_mb for d in draws)
-        wers = [word_error_rate(in_utterance_order(space), d.words) for d in draws]
-        base_wer = float(np.mean(wers))
-        print(
-            f"baseline done in {base_seconds:.1f} s a draw; WER of its {len(draws)} draws "
-            + ", ".join(f"{w:.3f}" for w in wers)
-            + f", mean {base_wer:.3f}",
-            flush=True,
-        )
-    run = run_ours(space, args.workers, threads, out, context=not args.no_context, design=args.design)
+    run = run_ours(space, args.workers, threads, out, context=not args.no_context, design=design)
     print(
-        "ours done: "
+        f"ours ({design}) done: "
         + ", ".join(f"{k} {v:.1f} s (CPU {run.cpu[k]:.1f} s)" for k, v in run.seconds.items())
         + f"; {run.clips} clips to redo with context",
         flush=True,
     )
 
-    (out / "ours.json").write_text(json.dumps([t.to_dict() for t in run.turns]))
-    if baseline is not None:
-        (out / "baseline.json").write_text(json.dumps([w.to_dict() for w in baseline]))
-    rows, figures = score(space, run, baseline, bleed)
-    if args.errors and baseline is not None:
-        print(report(*utterance_errors(space, [w for t in run.turns for w in t.words], baseline, run.levels)))
+    (out / f"ours-{design}.json").write_text(json.dumps([t.to_dict() for t in run.turns]))
+    if base.words is not None:
+        (out / "baseline.json").write_text(json.dumps([w.to_dict() for w in base.words]))
+    rows, figures = score(space, run, base.words, bleed)
+    if args.errors and base.words is not None:
+        print(report(*utterance_errors(space, [w for t in run.turns for w in t.words], base.words, run.levels)))
     total = run.seconds["total"]
     rows.append(
         (
             "wall time, all stages (levels, transcribe, assemble, mix)",
             f"{total:.1f} s = {total / space.duration:.3f} x duration",
-            f"{base_seconds:.1f} s = {base_seconds / space.duration:.3f} x",
+            f"{base.seconds:.1f} s = {base.seconds / space.duration:.3f} x",
             "<= 0.15 x duration",
         )
     )
-    rows.append(("CPU time, all jobs", f"{run.cpu['total']:.1f} s", f"{base_cpu:.1f} s", ""))
-    rows.append(("CPU time, transcription", f"{run.cpu['transcribe']:.1f} s", f"{base_cpu:.1f} s", "<= 1.5 x"))
-    rows.append(("wall time vs baseline", f"{total / base_seconds:.2f} x", "", "<= 1.5 x"))
-    rows.append(("peak memory of a worker (RSS)", f"{run.rss_mb:.0f} MB", f"{base_rss:.0f} MB", "< 1.5 GB"))
+    rows.append(("CPU time, all jobs", f"{run.cpu['total']:.1f} s", f"{base.cpu:.1f} s", ""))
+    rows.append(("CPU time, transcription", f"{run.cpu['transcribe']:.1f} s", f"{base.cpu:.1f} s", "<= 1.5 x"))
+    rows.append(("wall time vs baseline", f"{total / base.seconds:.2f} x", "", "<= 1.5 x"))
+    rows.append(("peak memory of a worker (RSS)", f"{run.rss_mb:.0f} MB", f"{base.rss_mb:.0f} MB", "< 1.5 GB"))
     if memory and args.repeat_hours and bleed is not None:
         rss, seconds, n_words, length = memory_check(space, args.repeat_hours, threads, out)
         rows.append((f"peak memory, one {args.repeat_hours:g} h track job", f"{rss:.0f} MB", "", "< 1.5 GB, flat"))
@@ -836,18 +908,18 @@ def bench_space(
     print(
         f"\nmachine: {os.cpu_count()} CPUs ({cpu}), load average {os.getloadavg()[0]:.1f}, Python "
         f"{platform.python_version()}, model: {model_label(MODEL)} int8, workers {args.workers}, "
-        f"design {args.design}, speech in the space {speech:.0f} s\n"
+        f"design {design}, speech in the space {speech:.0f} s\n"
     )
     print_table(("figure", "ours", "baseline (mix)", "target"), rows)
     return Figures(
         ours=figures["ours"],
-        mix=base_wer,
+        mix=base.wer,
         attribution=figures["attribution"],
         start_error=figures["start_error"],
         wall=total,
-        base_wall=base_seconds,
+        base_wall=base.seconds,
         cpu=run.cpu["transcribe"],
-        base_cpu=base_cpu,
+        base_cpu=base.cpu,
     )
 
 
