@@ -32,7 +32,7 @@ Then it runs, each in fresh processes (like rq's work horses):
   (``--design room,mix``) each run against the same baseline draws.
 
 and prints every figure of issue 3's target table per space, then one line
-per space: our per-speaker WER, the baseline's, their ratio, attribution,
+per space and design: our per-speaker WER, the baseline's, their ratio, attribution,
 word start error, wall and CPU time against the baseline.
 
 Whisper's words on a synthetic voice flip with things that carry no
@@ -203,7 +203,7 @@ def job_room(
     return _room_result(tracks, heard)
 
 
-def job_mix_design(
+def job_plain_mix(
     tracks: list[tuple[str, str, float, dict[str, Any]]], threads: int, passes: int, duration: float
 ) -> dict[str, Any]:
     """The issue's baseline as a pipeline stage: plain faster-whisper (defaults plus word timestamps)
@@ -212,6 +212,9 @@ def job_mix_design(
 
     No VAD, no guards, no retry, no overlaps redone: what ``--design room``
     adds over it costs the difference in wall time between the two designs.
+    Nor ``--beam`` or ``--no-fallback``: faster-whisper's defaults, as the
+    baseline's. The sum repeats :func:`transcribe.room.transcribe_tracks`'s
+    (in track order, at the replay's gains): change both together.
     """
     model = load_model(MODEL, cpu_threads=room_threads(threads, passes))
     levels = [Levels.from_dict(t[3]) for t in tracks]
@@ -223,7 +226,8 @@ def job_mix_design(
 
 
 def _room_result(tracks: list[tuple[str, str, float, dict[str, Any]]], heard: list[Word]) -> dict[str, Any]:
-    """A room job's result: each track's words (their ``speaker`` the track's index), as job_transcribe's."""
+    """Each track's words under its speaker, as job_transcribe's result; ``heard``: words whose
+    ``speaker`` is their track's index (as a string)."""
     return {
         "tracks": [
             {
@@ -286,7 +290,7 @@ def run_jobs(calls: Sequence[tuple[Any, tuple[Any, ...]]], workers: int) -> list
         return [p.get(timeout=JOB_TIMEOUT) for p in pending]
 
 
-ROOM_JOBS = {"room": job_room, "mix": job_mix_design}
+ROOM_JOBS = {"room": job_room, "mix": job_plain_mix}
 """The designs transcribing a room in one job (``--design``); ``tracks``: a job per track."""
 DESIGNS = (*ROOM_JOBS, "tracks")
 
@@ -745,16 +749,21 @@ def main() -> None:
                     print(f"\n-- {label}, {shift:g} s of silence before it", flush=True)
                 here = shifted(space, shift, where)
                 base = baseline(here, args)
+                if base.words is not None:
+                    (where / "baseline.json").write_text(json.dumps([w.to_dict() for w in base.words]))
                 for n, design in enumerate(designs):
                     first = i == 0 and seed == seeds[0] and n == 0
-                    runs[design].append(bench_space(here, bleed, args, threads, where, base, design, memory=first))
+                    runs[design].append(
+                        bench_space(here, bleed, args, threads, where, base, design=design, memory=first)
+                    )
             for design in designs:
-                named = f"{label} ({design})" if len(designs) > 1 else label
-                summary += summary_rows(named, [f"{shift:g} s" for shift in shifts], runs[design])
+                summary += summary_rows(
+                    _named(label, design, designs), [f"{shift:g} s" for shift in shifts], runs[design]
+                )
                 draws[design] += runs[design]
-        for design in designs:
-            if len(seeds) > 1:
-                named = f"{name}, {len(seeds)} seeds" + (f" ({design})" if len(designs) > 1 else "")
+        if len(seeds) > 1:
+            for design in designs:
+                named = _named(f"{name}, {len(seeds)} seeds", design, designs)
                 summary += summary_rows(named, ["all"] * len(draws[design]), draws[design])[len(draws[design]) :]
     print(
         f"\nwhole run: design {','.join(designs)}, model {model_label(MODEL)}, workers {args.workers}, "
@@ -774,6 +783,11 @@ def main() -> None:
         ),
         summary,
     )
+
+
+def _named(label: str, design: str, designs: Sequence[str]) -> str:
+    """A summary line's space label, the design after it where several run."""
+    return f"{label} ({design})" if len(designs) > 1 else label
 
 
 def _designs(text: str) -> list[str]:
@@ -829,7 +843,8 @@ def summary_rows(name: str, labels: Sequence[str], runs: Sequence[Figures]) -> l
 
 @dataclass(frozen=True)
 class Baseline:
-    """The mix baseline's draws on a space: seed 1's words (the detailed rows'), and the draws' means."""
+    """The mix baseline's draws on a space: seed 1's words (the detailed rows'), the draws' mean
+    wall time, CPU time and WER, their peak memory."""
 
     words: list[Word] | None
     seconds: float = float("nan")
@@ -844,19 +859,20 @@ def baseline(space: Space, args: argparse.Namespace) -> Baseline:
         return Baseline(None)
     draws = run_baseline(space, args.threads, args.draws)
     wers = [word_error_rate(in_utterance_order(space), d.words) for d in draws]
-    print(
-        f"baseline done in {np.mean([d.seconds for d in draws]):.1f} s a draw; WER of its {len(draws)} draws "
-        + ", ".join(f"{w:.3f}" for w in wers)
-        + f", mean {np.mean(wers):.3f}",
-        flush=True,
-    )
-    return Baseline(
+    base = Baseline(
         draws[0].words,
         float(np.mean([d.seconds for d in draws])),
         float(np.mean([d.cpu for d in draws])),
         max(d.rss_mb for d in draws),
         float(np.mean(wers)),
     )
+    print(
+        f"baseline done in {base.seconds:.1f} s a draw; WER of its {len(draws)} draws "
+        + ", ".join(f"{w:.3f}" for w in wers)
+        + f", mean {base.wer:.3f}",
+        flush=True,
+    )
+    return base
 
 
 def bench_space(
@@ -866,8 +882,8 @@ def bench_space(
     threads: int,
     out: Path,
     base: Baseline,
-    design: str,
     *,
+    design: str,
     memory: bool = True,
 ) -> Figures:
     """Our ``design`` on one space against the baseline, its table printed; returns its summary figures."""
@@ -881,8 +897,6 @@ def bench_space(
     )
 
     (out / f"ours-{design}.json").write_text(json.dumps([t.to_dict() for t in run.turns]))
-    if base.words is not None:
-        (out / "baseline.json").write_text(json.dumps([w.to_dict() for w in base.words]))
     rows, figures = score(space, run, base.words, bleed)
     if args.errors and base.words is not None:
         print(report(*utterance_errors(space, [w for t in run.turns for w in t.words], base.words, run.levels)))

@@ -12,7 +12,7 @@ information (where its windows fall on the audio): a minute has a hundred
 words, so one comparison of ours with the mix moves by a word or two either
 way. Each WER comparison is therefore the mean of two draws on the same
 space, ours and the mix alike: the pipeline's own run, and the same space
-begun half a second later (:func:`draws`).
+begun :data:`SHIFT` seconds later (:func:`draws`).
 """
 
 from __future__ import annotations
@@ -146,9 +146,12 @@ SHIFT = 0.55
 
 Not 0.5: on an AMD EPYC (2026-12-03) the answers space's second draw at
 0.5 s heard the first's words exactly, the room pass's and the mix's
-alike (ours 0.193 both, the mix 0.159 both), so the mean of two draws was
-one draw, and the bound failed on it; at 0.55 s every space's draws differ
-(answers: ours 0.193 / 0.159, the mix 0.159 / 0.193).
+alike (ours 0.193 both, the mix 0.159 both: the first draw alone is over
+:data:`MARGIN`), so the mean of two draws was one draw; why it repeated
+is not known (0.5 s is a whole number of the levels' 20 ms frames and of
+Whisper's 20 ms timestamps, 0.55 s is not). At 0.55 s every space's draws
+differ, and the answers space passes on that second draw (ours 0.193 /
+0.159, the mix 0.159 / 0.193).
 """
 MARGIN = 0.03
 """How much the mean over the draws of our pooled WER may exceed the mix's.
