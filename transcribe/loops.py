@@ -2,7 +2,9 @@
 
 People repeat themselves too ("no, no, no"; "thank you, thank you"), so a
 phrase may come back a few times; past that it is a loop, and only its first
-occurrence is kept.
+occurrence is kept. A sentence heard twice is a loop too where the timestamps
+say one of the two was not said: a prompt makes Whisper hear its window's
+last sentence again, squeezed into the instant after it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ class LoopRules:
     """A single word may come this many times in a row ("no, no, no")."""
     phrase_repeats: int = 2
     """A phrase of two words or more may come this many times in a row."""
+    max_sentence: int = 40
+    """Longest phrase (in words) looked at for a copy said in an instant."""
+
+
+MAX_CHARS_PER_SECOND = 35.0
+"""Fast speech is about 20 characters a second; more means Whisper's timestamps went wrong."""
 
 
 def norm(text: str) -> str:
@@ -35,12 +43,19 @@ def drop_loops(words: Sequence[Word], rules: LoopRules = LoopRules()) -> list[Wo
     """``words`` without looping repetitions (one speaker's words, in time order).
 
     Where a phrase repeats in a row more often than ``rules`` allow, its first
-    occurrence stays and every repetition goes.
+    occurrence stays and every repetition goes. A phrase of
+    :data:`REPEATED_WORDS` words or more heard twice in a row, one of the two
+    said faster than anyone speaks, is said once: the other stays.
     """
     keys = [norm(w.text) for w in words]
     out: list[Word] = []
     i = 0
     while i < len(words):
+        said = _said_once(words, keys, i, rules)
+        if said:
+            out.extend(said)
+            i += 2 * len(said)
+            continue
         best_n, best_k = 0, 0
         for n in range(1, rules.max_ngram + 1):
             if i + 2 * n > len(words):
@@ -65,6 +80,29 @@ def drop_loops(words: Sequence[Word], rules: LoopRules = LoopRules()) -> list[Wo
 
 #: Words a phrase must have for its repetition right after it to count as Whisper's, not a speaker's.
 REPEATED_WORDS = 4
+
+
+def _said_once(words: Sequence[Word], keys: Sequence[str], i: int, rules: LoopRules) -> Sequence[Word]:
+    """The copy to keep of a phrase at ``i`` heard twice in a row, one copy squeezed (none: no such phrase).
+
+    Found in the live revision's window of two sentences: "My sister is
+    learning to play the piano this year" heard a second time, its ten words
+    in 0.56 s after the first's 2.2 s.
+    """
+    for n in range(REPEATED_WORDS, min(rules.max_sentence, (len(words) - i) // 2) + 1):
+        if not keys[i] or keys[i + n] != keys[i] or keys[i : i + n] != keys[i + n : i + 2 * n]:
+            continue
+        first, second = words[i : i + n], words[i + n : i + 2 * n]
+        if _squeezed(second):
+            return first
+        if _squeezed(first):
+            return second
+    return ()
+
+
+def _squeezed(words: Sequence[Word]) -> bool:
+    """Whether ``words`` take less time than their characters need at :data:`MAX_CHARS_PER_SECOND`."""
+    return sum(len(norm(w.text)) for w in words) > MAX_CHARS_PER_SECOND * (words[-1].end - words[0].start)
 
 
 def repeats_a_phrase(text: str) -> bool:

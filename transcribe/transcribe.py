@@ -41,7 +41,7 @@ from spaces.models import Word
 from transcribe.audio import SAMPLE_RATE
 from transcribe.exceptions import DecodeFailed
 from transcribe.levels import Levels, levels
-from transcribe.loops import LoopRules, drop_loops
+from transcribe.loops import MAX_CHARS_PER_SECOND, LoopRules, drop_loops
 from transcribe.model import encoder_window, fails_thresholds, short_prompt_retry
 from transcribe.vad import (
     FRAME,
@@ -56,7 +56,6 @@ from transcribe.vad import (
 log = logging.getLogger(__name__)
 
 _TAIL_SLACK = 0.3  # seconds the VAD may add to a span beyond its padding
-_MAX_CHARS_PER_SECOND = 35.0  # fast speech is ~20; more means timestamps went wrong
 _LONG_SPAN = 2.0  # seconds: a span this long always holds some words
 _STRETCHED = 0.25  # seconds of silence at a word's start that Whisper stretched it back over
 _WORD_END = 0.1  # seconds at a word's end where its sound surely is (a short "A" is 0.07 s long)
@@ -368,12 +367,18 @@ def _words(segments: Sequence[Any]) -> list[tuple[float, float, str, float]]:
 def _placed(
     said: Sequence[tuple[float, float, str, float]], group: Sequence[Span], starts: np.ndarray, *, keep_pauses: bool
 ) -> list[tuple[float, float, str, float]]:
-    """Words in heard-audio seconds (:func:`_heard_audio`) as words in the track, sorted; empty ones dropped."""
+    """Words in heard-audio seconds (:func:`_heard_audio`) as words in the track, sorted; empty ones dropped.
+
+    Sorted by start alone: words Whisper put at one instant stay in the
+    order it heard them, not in the alphabet's (which hid a sentence heard
+    twice from the loop guard).
+    """
+    said = sorted(said, key=lambda word: word[0])
     if keep_pauses:
         # Heard as it is: a word in a pause keeps its time (the pause is audio the call heard).
         base = group[0][0] / SAMPLE_RATE
-        return [(base + start, base + end, text, p) for start, end, text, p in sorted(said) if text]
-    return [(*_unpack(start, end, group, starts), text, p) for start, end, text, p in sorted(said) if text]
+        return [(base + start, base + end, text, p) for start, end, text, p in said if text]
+    return [(*_unpack(start, end, group, starts), text, p) for start, end, text, p in said if text]
 
 
 def _heard_audio(audio: np.ndarray, group: Sequence[Span], keep_pauses: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -453,7 +458,7 @@ def _whisper(
 
 def _fast(segments: Sequence[Any]) -> bool:
     """Whether a segment's text is spoken impossibly fast (its timestamps went wrong)."""
-    return any(len(s.text.strip()) > _MAX_CHARS_PER_SECOND * max(s.end - s.start, 0.5) for s in segments)
+    return any(len(s.text.strip()) > MAX_CHARS_PER_SECOND * max(s.end - s.start, 0.5) for s in segments)
 
 
 def _skipped(segments: Sequence[Any], starts: np.ndarray, group: Sequence[Span]) -> float:

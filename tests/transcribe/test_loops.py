@@ -36,3 +36,19 @@ def test_keeps_times_of_what_stays() -> None:
     ws = words("hello hello hello hello world")
     kept = drop_loops(ws)
     assert kept == [ws[0], ws[4]]
+
+
+def test_a_sentence_heard_again_in_an_instant_is_said_once() -> None:
+    said = words("My sister is learning to play the piano this year.")
+    # Whisper's second hearing, as the live revision got it: ten words in half a second.
+    again = [Word(said[-1].end + i * 0.05, said[-1].end + i * 0.05 + 0.05, w.text, "a") for i, w in enumerate(said)]
+    assert drop_loops([*said, *again, *words("Then")]) == [*said, words("Then")[0]]
+    # Squeezed first, at speaking pace after: the one said at speaking pace stays.
+    squeezed = [Word(i * 0.01, i * 0.01, w.text, "a") for i, w in enumerate(said)]
+    later = [Word(1.0 + w.start, 1.0 + w.end, w.text, "a") for w in said]
+    assert drop_loops([*squeezed, *later]) == later
+
+
+def test_a_sentence_said_twice_at_speaking_pace_stays_twice() -> None:
+    text = "I do not know. I do not know."
+    assert texts(drop_loops(words(text))) == text

@@ -115,8 +115,9 @@ def test_a_french_space_is_transcribed_and_found_in_french(
     assert {t.language for t in transcript.turns} == {"fr"}
     assert vtt.startswith("WEBVTT\nLanguage: fr\n") and "<lang" not in vtt
     catalog = open_catalog(base_settings)
-    # With and without accents, and another form of the word (stemmed in French).
-    for query in ("écouter", "ecoute", "réunion", "reunion", "dejeuner", "musiques", "enfant"):
+    # With and without accents, and another form of the word (stemmed in French). Words base
+    # hears alike on every machine: on a Zen 4 it heard "déjeuner" as "bétonner".
+    for query in ("écouter", "ecoute", "réunion", "reunion", "apres", "musiques", "enfant"):
         hits = catalog.search(query, limit=5)
         assert hits and {(h.space_id, h.language) for h in hits} == {(space.space_id, "fr")}, (
             query,
