@@ -155,8 +155,12 @@ class Clip:
     samples: np.ndarray
 
     @property
+    def seconds(self) -> float:
+        return len(self.samples) / SAMPLE_RATE
+
+    @property
     def end(self) -> float:
-        return self.start + len(self.samples) / SAMPLE_RATE
+        return self.start + self.seconds
 
 
 def context_clips(

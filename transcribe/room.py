@@ -12,7 +12,10 @@ louder on their microphone than anyone's bleed on it.
 The mix cannot say who said what where two people talk at once (Whisper
 hears one voice, or a blend of both). There, and only there, each of them
 has their utterance transcribed from their own track, with the room's text
-before it as the prompt, and these words replace the mix's::
+before it as the prompt, and these words replace the mix's. A region's
+utterances are heard one after another in one Whisper call
+(:class:`PackedClips`), not a call each: a clip of a few seconds costs a
+whole 30 s encoder pass::
 
     regions = overlap_regions(levels_by_track)             # from levels alone
     clips = [track_clips(audio, offset, regions, i) ...]   # per track, then drop the track
@@ -26,7 +29,7 @@ whatever the number of speakers.
 A model that runs several passes at once (``load_model(..., passes=N)``)
 hears the room in runs side by side: the mix is cut into runs at pauses
 (:func:`cuts`), each run long enough that a fresh start of Whisper's
-context costs little, and the overlaps' clips are decoded side by side too
+context costs little, and the overlaps' regions are decoded side by side too
 (:func:`side_by_side`). A cut falls where nobody speaks, and each run is
 its own stretch of the mix, so no word is heard in two runs nor lost
 between them.
@@ -76,6 +79,8 @@ class RoomRules:
     """...but no further than this from the overlap (a clip is at most one Whisper window)."""
     pad: float = 0.3
     """Audio kept around a per-track clip."""
+    clip_gap: float = 1.0
+    """Seconds of silence between a region's clips heard in one call (:class:`PackedClips`)."""
     keep_probability: float = 0.6
     """A mix word this sure, unheard by the track passes and surer than their words at its time, stays."""
     slack: float = 0.3
@@ -86,6 +91,18 @@ class RoomRules:
     """Seconds of speech a run of the mix holds at least (a run starts Whisper's context afresh)."""
     cut_reach: float = 0.2
     """A cut goes in the longest pause within this share of a run's speech of an even split."""
+    window_tokens: int = 200
+    """Tokens Whisper decodes in one 30 s window at most (where the options set no ``max_new_tokens``).
+
+    The bench's windows of dense speech took 74-122 tokens; a window its
+    prompt sends round a loop runs on to Whisper's limit (448 with the
+    prompt), the seven-speaker space's longest decode (4.7 s of its 18)
+    before the short-prompt retry heard the window right; with 200, 3.5 s.
+    A window cut short of its speech loses none of it (faster-whisper
+    starts the next at its last timestamp), but any limit moves the decode
+    a little, as any change of the audio does (CTranslate2 sizes its
+    search to it: the answers space's first window heard "laptop" as
+    "ladder"). 200 fits in 448 with the longest prompt faster-whisper keeps (223 tokens)."""
     call_speech: float = 300.0
     """Seconds of a run's audio (its first speech to its last, pauses and all) one Whisper call hears at
     most: their audio and features are in memory at once
@@ -384,6 +401,7 @@ def transcribe_room(
         on_progress: Called with the share done, 0 to 1.
     """
     options = options or TranscribeOptions()
+    options = replace(options, max_new_tokens=options.max_new_tokens or rules.window_tokens)
     speech = speech_stretches([t.levels for t in tracks], rules)
     edges = [offset, *cuts(speech, passes(model), rules), offset + len(mix) / SAMPLE_RATE]
 
@@ -440,48 +458,105 @@ def _redo_overlaps(
     rules: RoomRules,
     on_progress: Callable[[float], None] | None,
 ) -> list[Word]:
-    """``heard`` with each region's words redone from its speakers' own clips, side by side."""
-    prompt = RoomPrompt(heard)
+    """``heard`` with each region's words redone from its speakers' own clips, a region a call, side by side."""
+    before = RoomPrompt(heard)
     # No temperature fallback: two voices at once fail Whisper's thresholds
     # often, and sampling at five more temperatures would cost more than the
     # clip is worth (where the clip stays unsure, the mix's sure words stay).
     once = replace(options, temperatures=(0.0,))
     levels = [t.levels for t in tracks]
-    # (region, track, clip) for every clip a region needs.
-    jobs = [
-        (n, i, clip)
-        for n, region in enumerate(regions)
-        for i in region.spans
-        for clip in tracks[i].clips
-        if clip.start < region.spans[i][1] and clip.end > region.spans[i][0]
+    # Every region's clips, (track, clip), as the region needs them.
+    clips = [
+        [
+            (i, clip)
+            for i in region.spans
+            for clip in tracks[i].clips
+            if clip.start < region.spans[i][1] and clip.end > region.spans[i][0]
+        ]
+        for region in regions
     ]
 
-    def clip_words(i: int, clip: Clip) -> Callable[[ProgressCallback], list[Word]]:
-        return lambda progress: transcribe(
-            model,
-            clip.samples,
-            speaker=tracks[i].speaker,
-            offset=clip.start,
-            options=once,
-            prompt=prompt,
-            others=[lv for j, lv in enumerate(levels) if j != i],
-            on_progress=progress,
-        )
+    def region_words(pieces: Sequence[tuple[int, Clip]]) -> Callable[[ProgressCallback], list[Word]]:
+        def call(progress: ProgressCallback) -> list[Word]:
+            if not pieces:
+                return []
+            packed = PackedClips.of(pieces, levels, gap=rules.clip_gap)
+            words = transcribe(
+                model,
+                packed.audio,
+                speaker="",
+                offset=0.0,
+                options=once,
+                prompt=lambda _: before(packed.start),
+                others=packed.others,
+                on_progress=progress,
+            )
+            return packed.placed(words, [t.speaker for t in tracks])
+
+        return call
 
     redone = side_by_side(
         model,
-        [clip_words(i, clip) for _, i, clip in jobs],
-        weights=[clip.end - clip.start for _, _, clip in jobs],
+        [region_words(pieces) for pieces in clips],
+        weights=[sum(clip.seconds for _, clip in pieces) for pieces in clips],
         on_progress=(lambda f: on_progress(0.8 + 0.2 * f)) if on_progress else None,
     )
     words = heard
-    for n, region in enumerate(regions):
-        words = _replace_region(
-            words, [w for (m, _, _), ws in zip(jobs, redone, strict=True) if m == n for w in ws], region, rules
-        )
+    for region, ws in zip(regions, redone, strict=True):
+        words = _replace_region(words, ws, region, rules)
     if on_progress is not None:
         on_progress(1.0)
     return words
+
+
+@dataclass(frozen=True)
+class PackedClips:
+    """A region's clips one after another, ``gap`` seconds of silence apart: one Whisper call hears them all.
+
+    Each clip heard alone cost a whole 30 s encoder pass for the seconds of
+    an utterance. The call's time is the pieces' own (from 0); ``others``
+    are, over each piece, the levels of the tracks other than its own, in
+    that time, so that the call skips a piece's bleed as a clip's own call did.
+    """
+
+    audio: np.ndarray
+    pieces: Sequence[tuple[float, int, Clip]]
+    """``(seconds into audio, track index, clip)``, in the order heard."""
+    others: Sequence[Levels]
+
+    @property
+    def start(self) -> float:
+        """Room time of the earliest clip: the prompt is what the room said before it."""
+        return min(clip.start for _, _, clip in self.pieces)
+
+    @classmethod
+    def of(cls, clips: Sequence[tuple[int, Clip]], levels: Sequence[Levels], *, gap: float) -> PackedClips:
+        hop = levels[0].hop
+        pieces: list[tuple[float, int, Clip]] = []
+        frame = 0  # on the levels' grid, so that each piece's levels are whole frames
+        for i, clip in sorted(clips, key=lambda c: c[1].start):
+            pieces.append((frame * hop, i, clip))
+            frame += int(np.ceil((clip.seconds + gap) / hop))
+        audio = np.zeros(round(frame * hop * SAMPLE_RATE), dtype=np.float32)
+        others = [np.full(frame, FLOOR_DB, dtype=np.float32) for _ in levels[1:]]
+        for at, i, clip in pieces:
+            lo = round(at * SAMPLE_RATE)
+            audio[lo : lo + len(clip.samples)] = clip.samples
+            first, n = round(at / hop), int(np.ceil(clip.seconds / hop))
+            times = clip.start + hop * (np.arange(n) + 0.5)
+            for db, lv in zip(others, [lv for j, lv in enumerate(levels) if j != i], strict=True):
+                db[first : first + n] = lv.at(times)
+        return cls(audio, pieces, [Levels(0.0, hop, db) for db in others])
+
+    def placed(self, words: Sequence[Word], speakers: Sequence[str]) -> list[Word]:
+        """The call's words back in room time, each on the speaker of the clip holding its middle (or nearest)."""
+        out: list[Word] = []
+        for w in words:
+            middle = (w.start + w.end) / 2
+            at, i, clip = min(self.pieces, key=lambda p: max(0.0, p[0] - middle, middle - p[0] - p[2].seconds))
+            room = [min(max(clip.start + t - at, clip.start), clip.end) for t in (w.start, w.end)]
+            out.append(replace(w, start=room[0], end=room[1], speaker=speakers[i]))
+        return out
 
 
 def _replace_region(words: list[Word], redone: list[Word], region: Region, rules: RoomRules) -> list[Word]:
