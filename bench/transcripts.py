@@ -109,7 +109,7 @@ from transcribe.model import load_model, model_label
 from transcribe.room import RoomTrack, TrackAudio, add_to_mix, attribute, transcribe_tracks
 from transcribe.transcribe import TranscribeOptions, transcribe
 from workers.mix import RATE as MIX_RATE
-from workers.mix import MixTrack, level_gain, render_mix
+from workers.mix import MixTrack, level_gain, render_mix, yield_cpu
 from workers.transcribe_room import pass_layout, room_passes, room_threads
 
 OPTIONS = TranscribeOptions()  # set by main(), inherited by the forked jobs
@@ -136,6 +136,7 @@ def job_levels(speaker: str, path: str, offset: float) -> dict[str, Any]:
 
 def job_mix(tracks: list[tuple[str, float, dict[str, Any]]], duration: float, out: str) -> dict[str, Any]:
     """What ``mix`` does, on the whole-track files (one segment per track) and their levels."""
+    yield_cpu()
     mixed = [
         MixTrack([(offset, decode(path, rate=MIX_RATE, dtype=np.int16))], level_gain(Levels.from_dict(lv)))
         for path, offset, lv in tracks
