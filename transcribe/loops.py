@@ -30,6 +30,9 @@ class LoopRules:
     """Longest phrase (in words) looked at for a copy said in an instant."""
 
 
+NO_LOOPS = LoopRules(max_ngram=0, max_sentence=0)
+"""Rules that find no loop: for a caller that looks for them itself (words of several speakers)."""
+
 MAX_CHARS_PER_SECOND = 35.0
 """Fast speech is about 20 characters a second; more means Whisper's timestamps went wrong."""
 
@@ -51,31 +54,33 @@ def drop_loops(words: Sequence[Word], rules: LoopRules = LoopRules()) -> list[Wo
     out: list[Word] = []
     i = 0
     while i < len(words):
-        said = _said_once(words, keys, i, rules)
+        n, k = _loop_at(keys, i, rules)
+        said = words[i : i + n] if k else _said_once(words, keys, i, rules)
         if said:
             out.extend(said)
-            i += 2 * len(said)
-            continue
-        best_n, best_k = 0, 0
-        for n in range(1, rules.max_ngram + 1):
-            if i + 2 * n > len(words):
-                break
-            phrase = keys[i : i + n]
-            if not any(phrase):
-                continue
-            k = 1
-            while keys[i + k * n : i + (k + 1) * n] == phrase:
-                k += 1
-            allowed = rules.word_repeats if n == 1 else rules.phrase_repeats
-            if k > allowed and n * k > best_n * best_k:
-                best_n, best_k = n, k
-        if best_k:
-            out.extend(words[i : i + best_n])
-            i += best_n * best_k
+            i += len(said) * (k or 2)
         else:
             out.append(words[i])
             i += 1
     return out
+
+
+def _loop_at(keys: Sequence[str], i: int, rules: LoopRules) -> tuple[int, int]:
+    """``(words in the phrase, times in a row)`` of the longest loop starting at ``i``; ``(0, 0)``: none."""
+    best_n, best_k = 0, 0
+    for n in range(1, rules.max_ngram + 1):
+        if i + 2 * n > len(keys):
+            break
+        phrase = keys[i : i + n]
+        if not any(phrase):
+            continue
+        k = 1
+        while keys[i + k * n : i + (k + 1) * n] == phrase:
+            k += 1
+        allowed = rules.word_repeats if n == 1 else rules.phrase_repeats
+        if k > allowed and n * k > best_n * best_k:
+            best_n, best_k = n, k
+    return best_n, best_k
 
 
 #: Words a phrase must have for its repetition right after it to count as Whisper's, not a speaker's.

@@ -51,6 +51,7 @@ from spaces.models import Word
 from transcribe.audio import SAMPLE_RATE
 from transcribe.context_pass import Clip, RoomPrompt, spelling
 from transcribe.levels import FLOOR_DB, Levels
+from transcribe.loops import NO_LOOPS, LoopRules, drop_loops
 from transcribe.transcribe import ProgressCallback, TranscribeOptions, transcribe
 
 T = TypeVar("T")
@@ -80,7 +81,13 @@ class RoomRules:
     pad: float = 0.3
     """Audio kept around a per-track clip."""
     clip_gap: float = 1.0
-    """Seconds of silence between a region's clips heard in one call (:class:`PackedClips`)."""
+    """Seconds of silence between a region's clips heard in one call (:class:`PackedClips`).
+
+    The VAD's shortest pause: two clips may be one speech span to it, so
+    the bleed guard judges them together (it then skips less, and assembly
+    removes what bleed gets through). Whisper hears the gap squeezed to the
+    spans' padding where they are two. 1.5 and 2 s moved tiny.en's decode
+    of the crosstalk test space ("The weather" heard "But when there")."""
     keep_probability: float = 0.6
     """A mix word this sure, unheard by the track passes and surer than their words at its time, stays."""
     slack: float = 0.3
@@ -98,11 +105,12 @@ class RoomRules:
     prompt sends round a loop runs on to Whisper's limit (448 with the
     prompt), the seven-speaker space's longest decode (4.7 s of its 18)
     before the short-prompt retry heard the window right; with 200, 3.5 s.
-    A window cut short of its speech loses none of it (faster-whisper
-    starts the next at its last timestamp), but any limit moves the decode
-    a little, as any change of the audio does (CTranslate2 sizes its
-    search to it: the answers space's first window heard "laptop" as
-    "ladder"). 200 fits in 448 with the longest prompt faster-whisper keeps (223 tokens)."""
+    A window cut short starts the next at its last pair of timestamps (a
+    segment's end), so only 200 tokens without one, a loop, lose the rest
+    of their window. Any limit moves the decode a little, as any change of
+    the audio does (CTranslate2 sizes its search to it: the answers space's
+    first window heard "laptop" as "ladder"). 200 fits in 448 with the
+    longest prompt faster-whisper keeps (223 tokens)."""
     call_speech: float = 300.0
     """Seconds of a run's audio (its first speech to its last, pauses and all) one Whisper call hears at
     most: their audio and features are in memory at once
@@ -391,7 +399,7 @@ def transcribe_room(
 
     Args:
         model: The Whisper model; one that runs passes side by side hears
-            runs of the mix, and the overlaps' clips, at once.
+            runs of the mix, and the overlaps' regions, at once.
         mix: Every track summed, mono float32 at 16 kHz.
         offset: Room time of ``mix[0]``.
         tracks: Every track's speaker, levels and overlap clips.
@@ -401,7 +409,8 @@ def transcribe_room(
         on_progress: Called with the share done, 0 to 1.
     """
     options = options or TranscribeOptions()
-    options = replace(options, max_new_tokens=options.max_new_tokens or rules.window_tokens)
+    if options.max_new_tokens is None:
+        options = replace(options, max_new_tokens=rules.window_tokens)
     speech = speech_stretches([t.levels for t in tracks], rules)
     edges = [offset, *cuts(speech, passes(model), rules), offset + len(mix) / SAMPLE_RATE]
 
@@ -462,47 +471,52 @@ def _redo_overlaps(
     before = RoomPrompt(heard)
     # No temperature fallback: two voices at once fail Whisper's thresholds
     # often, and sampling at five more temperatures would cost more than the
-    # clip is worth (where the clip stays unsure, the mix's sure words stay).
+    # region is worth (where the clip stays unsure, the mix's sure words stay).
     once = replace(options, temperatures=(0.0,))
     levels = [t.levels for t in tracks]
-    # Every region's clips, (track, clip), as the region needs them.
-    clips = [
-        [
-            (i, clip)
-            for i in region.spans
-            for clip in tracks[i].clips
-            if clip.start < region.spans[i][1] and clip.end > region.spans[i][0]
-        ]
+    # Every region's clips, (track, clip), as the region needs them; a region
+    # none of whose tracks has audio there keeps the mix's words.
+    needed = [
+        (region, pieces)
         for region in regions
+        if (
+            pieces := [
+                (i, clip)
+                for i in region.spans
+                for clip in tracks[i].clips
+                if clip.start < region.spans[i][1] and clip.end > region.spans[i][0]
+            ]
+        )
     ]
 
     def region_words(pieces: Sequence[tuple[int, Clip]]) -> Callable[[ProgressCallback], list[Word]]:
         def call(progress: ProgressCallback) -> list[Word]:
-            if not pieces:
-                return []
-            packed = PackedClips.of(pieces, levels, gap=rules.clip_gap)
-            words = transcribe(
+            # Packed as it is heard: a copy of the clips, one region at a time.
+            clips = PackedClips.of(pieces, levels, gap=rules.clip_gap)
+            heard = transcribe(
                 model,
-                packed.audio,
+                clips.audio,
                 speaker="",
                 offset=0.0,
-                options=once,
-                prompt=lambda _: before(packed.start),
-                others=packed.others,
+                options=replace(once, loops=NO_LOOPS),
+                prompt=lambda at: before(clips.room_time(at)),
+                others=clips.others,
                 on_progress=progress,
             )
-            return packed.placed(words, [t.speaker for t in tracks])
+            # Each speaker's words looked at for loops alone (in the call their
+            # utterances follow one another: "yeah yeah" said by two is no loop).
+            return clips.placed(heard, options.loops)
 
         return call
 
     redone = side_by_side(
         model,
-        [region_words(pieces) for pieces in clips],
-        weights=[sum(clip.seconds for _, clip in pieces) for pieces in clips],
+        [region_words(pieces) for _, pieces in needed],
+        weights=[sum(clip.seconds for _, clip in pieces) for _, pieces in needed],
         on_progress=(lambda f: on_progress(0.8 + 0.2 * f)) if on_progress else None,
     )
     words = heard
-    for region, ws in zip(regions, redone, strict=True):
+    for (region, _), ws in zip(needed, redone, strict=True):
         words = _replace_region(words, ws, region, rules)
     if on_progress is not None:
         on_progress(1.0)
@@ -511,23 +525,20 @@ def _redo_overlaps(
 
 @dataclass(frozen=True)
 class PackedClips:
-    """A region's clips one after another, ``gap`` seconds of silence apart: one Whisper call hears them all.
+    """A region's clips one after another, ``gap`` seconds of silence apart, for one Whisper call.
 
     Each clip heard alone cost a whole 30 s encoder pass for the seconds of
-    an utterance. The call's time is the pieces' own (from 0); ``others``
-    are, over each piece, the levels of the tracks other than its own, in
-    that time, so that the call skips a piece's bleed as a clip's own call did.
+    an utterance; the clips of a region mostly fit in one window together
+    (a longer call is heard in several, as any audio). The call's time is
+    the pieces' own (from 0); ``others`` are, over each piece, the levels of
+    the tracks other than its own, in that time, so that the call skips a
+    piece's bleed as a clip's own call did.
     """
 
     audio: np.ndarray
     pieces: Sequence[tuple[float, int, Clip]]
-    """``(seconds into audio, track index, clip)``, in the order heard."""
+    """``(seconds into audio, track index, clip)``, in the order heard (the clips' starts)."""
     others: Sequence[Levels]
-
-    @property
-    def start(self) -> float:
-        """Room time of the earliest clip: the prompt is what the room said before it."""
-        return min(clip.start for _, _, clip in self.pieces)
 
     @classmethod
     def of(cls, clips: Sequence[tuple[int, Clip]], levels: Sequence[Levels], *, gap: float) -> PackedClips:
@@ -535,10 +546,12 @@ class PackedClips:
         pieces: list[tuple[float, int, Clip]] = []
         frame = 0  # on the levels' grid, so that each piece's levels are whole frames
         for i, clip in sorted(clips, key=lambda c: c[1].start):
+            if pieces:
+                frame += int(np.ceil((pieces[-1][2].seconds + gap) / hop))
             pieces.append((frame * hop, i, clip))
-            frame += int(np.ceil((clip.seconds + gap) / hop))
-        audio = np.zeros(round(frame * hop * SAMPLE_RATE), dtype=np.float32)
-        others = [np.full(frame, FLOOR_DB, dtype=np.float32) for _ in levels[1:]]
+        frames = frame + int(np.ceil(pieces[-1][2].seconds / hop))
+        audio = np.zeros(round(frames * hop * SAMPLE_RATE), dtype=np.float32)
+        others = [np.full(frames, FLOOR_DB, dtype=np.float32) for _ in levels[1:]]
         for at, i, clip in pieces:
             lo = round(at * SAMPLE_RATE)
             audio[lo : lo + len(clip.samples)] = clip.samples
@@ -548,15 +561,24 @@ class PackedClips:
                 db[first : first + n] = lv.at(times)
         return cls(audio, pieces, [Levels(0.0, hop, db) for db in others])
 
-    def placed(self, words: Sequence[Word], speakers: Sequence[str]) -> list[Word]:
-        """The call's words back in room time, each on the speaker of the clip holding its middle (or nearest)."""
-        out: list[Word] = []
+    def _piece(self, at: float) -> tuple[float, int, Clip]:
+        """The piece holding the call's time ``at``, else the nearest."""
+        return min(self.pieces, key=lambda p: max(0.0, p[0] - at, at - p[0] - p[2].seconds))
+
+    def room_time(self, at: float, piece: tuple[float, int, Clip] | None = None) -> float:
+        """The call's time ``at`` in room time, kept inside the clip of ``piece`` (default: its own)."""
+        start, _, clip = piece or self._piece(at)
+        return min(max(clip.start + at - start, clip.start), clip.end)
+
+    def placed(self, words: Sequence[Word], loops: LoopRules) -> list[Word]:
+        """The call's words back in room time, each on the speaker of the clip holding its middle (or
+        nearest), each clip's words without their loops."""
+        mine: dict[int, list[Word]] = {}
         for w in words:
-            middle = (w.start + w.end) / 2
-            at, i, clip = min(self.pieces, key=lambda p: max(0.0, p[0] - middle, middle - p[0] - p[2].seconds))
-            room = [min(max(clip.start + t - at, clip.start), clip.end) for t in (w.start, w.end)]
-            out.append(replace(w, start=room[0], end=room[1], speaker=speakers[i]))
-        return out
+            piece = self._piece((w.start + w.end) / 2)
+            room = replace(w, start=self.room_time(w.start, piece), end=self.room_time(w.end, piece))
+            mine.setdefault(id(piece), []).append(replace(room, speaker=piece[2].speaker))
+        return [w for said in mine.values() for w in drop_loops(said, loops)]
 
 
 def _replace_region(words: list[Word], redone: list[Word], region: Region, rules: RoomRules) -> list[Word]:

@@ -52,3 +52,11 @@ def test_a_sentence_heard_again_in_an_instant_is_said_once() -> None:
 def test_a_sentence_said_twice_at_speaking_pace_stays_twice() -> None:
     text = "I do not know. I do not know."
     assert texts(drop_loops(words(text))) == text
+
+
+def test_a_loop_squeezed_into_an_instant_keeps_one_copy() -> None:
+    # Whisper's usual loop: its timestamps squeezed, as well as the phrase repeated.
+    text = "so I said " + "thank you for watching. " * 6 + "and then we left"
+    squeezed = [Word(i * 0.01, i * 0.01 + 0.01, t, "a") for i, t in enumerate(text.split())]
+    assert texts(drop_loops(squeezed)) == "so I said thank you for watching. and then we left"
+    assert texts(drop_loops([Word(i * 0.01, i * 0.01, "the", "a") for i in range(8)])) == "the"

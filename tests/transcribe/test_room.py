@@ -14,6 +14,7 @@ from tests.support.services import TEST_MODEL
 from transcribe.audio import SAMPLE_RATE, decode
 from transcribe.context_pass import Clip
 from transcribe.levels import FLOOR_DB, Levels, levels
+from transcribe.loops import LoopRules
 from transcribe.model import load_model
 from transcribe.room import (
     PackedClips,
@@ -361,19 +362,30 @@ def test_a_region_s_clips_are_heard_one_after_another_and_their_words_go_back_to
     alice = Clip("alice", 12.0, np.full(round(1.5 * SAMPLE_RATE), 0.1, dtype=np.float32))
     bob = Clip("bob", 11.5, np.full(SAMPLE_RATE, 0.2, dtype=np.float32))
     packed = PackedClips.of([(0, alice), (1, bob)], tracks, gap=1.0)
-    # bob's first (he began first), then a second of silence, then alice's.
+    # bob's first (he began first), then a second of silence, then alice's, and nothing after.
     assert [(at, i) for at, i, _ in packed.pieces] == [(0.0, 1), (pytest.approx(2.0), 0)]
-    assert packed.start == 11.5
+    assert len(packed.audio) == round(3.5 * SAMPLE_RATE)
     assert packed.audio[:SAMPLE_RATE] == pytest.approx(0.2) and not packed.audio[SAMPLE_RATE : 2 * SAMPLE_RATE].any()
-    assert packed.audio[2 * SAMPLE_RATE : round(3.5 * SAMPLE_RATE)] == pytest.approx(0.1)
+    assert packed.audio[2 * SAMPLE_RATE :] == pytest.approx(0.1)
     # The others over each piece: over bob's, alice and the silent track; over alice's, bob and the silent track.
     assert [lv.at(np.array([0.5, 1.5, 2.5])).tolist() for lv in packed.others] == [
         [-30.0, FLOOR_DB, -20.0],
         [-60.0, FLOOR_DB, -60.0],
     ]
-    heard = [Word(0.2, 0.6, "yes", ""), Word(2.1, 2.5, "no", ""), Word(3.3, 3.9, "way", "")]
-    assert [(w.speaker, w.start, w.end) for w in packed.placed(heard, ["alice", "bob", "carol"])] == [
-        ("bob", pytest.approx(11.7), pytest.approx(12.1)),
-        ("alice", pytest.approx(12.1), pytest.approx(12.5)),
-        ("alice", pytest.approx(13.3), pytest.approx(13.5)),  # kept inside its clip
+    assert packed.room_time(0.25) == 11.75 and packed.room_time(2.5) == 12.5
+    heard = [
+        Word(0.2, 0.4, "yeah", ""),
+        Word(0.4, 0.6, "yeah", ""),
+        Word(2.1, 2.3, "yeah", ""),
+        Word(2.3, 2.5, "yeah", ""),  # four in a row, two each: no loop
+        Word(3.3, 3.7, "way", ""),  # past alice's clip: kept inside it
+        Word(1.9, 2.3, "no", ""),  # its middle in alice's: all of it hers
+    ]
+    assert sorted((w.start, w.end, w.speaker) for w in packed.placed(heard, LoopRules())) == [
+        (pytest.approx(11.7), pytest.approx(11.9), "bob"),
+        (pytest.approx(11.9), pytest.approx(12.1), "bob"),
+        (pytest.approx(12.0), pytest.approx(12.3), "alice"),
+        (pytest.approx(12.1), pytest.approx(12.3), "alice"),
+        (pytest.approx(12.3), pytest.approx(12.5), "alice"),
+        (pytest.approx(13.3), pytest.approx(13.5), "alice"),
     ]

@@ -401,7 +401,9 @@ def test_seven_speakers_cost_what_their_speech_costs(
     " what the mix's does (7-8 s), its two overlap clips 2 and 3.5 s (a whole 30 s encoder pass a window; the second"
     " clip's prompt sends it round a 'Good idea.' loop, a second window), decoding the seven tracks 1.3 s;"
     " an Intel Xeon with ctranslate2 on oneDNN at AVX2, after the short-prompt retry: 1.59x (15.3 against 9.6 s);"
-    " the AMD again, the room heard in one run on both threads and the mix on as many: 1.63x (17.9 against 11.0 s)",
+    " the AMD again, the room heard in one run on both threads and the mix on as many: 1.63x (17.9 against 11.0 s);"
+    " 2026-12-04, a Zen 4, an overlap region's clips in one call (one encoder pass, not two) and a window's tokens"
+    " capped: passes alone, not always beside another test worker",
 )
 def test_seven_speakers_cost_at_most_one_and_a_half_mixes() -> None:
     """Issue 16's target for the space above, from its run (skipped when that test did not run)."""
