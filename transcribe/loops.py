@@ -94,20 +94,23 @@ def _said_once(words: Sequence[Word], keys: Sequence[str], i: int, rules: LoopRu
     learning to play the piano this year" heard a second time, its ten words
     in 0.56 s after the first's 2.2 s.
     """
+    if not keys[i]:
+        return ()
     for n in range(REPEATED_WORDS, min(rules.max_sentence, (len(words) - i) // 2) + 1):
-        if not keys[i] or keys[i + n] != keys[i] or keys[i : i + n] != keys[i + n : i + 2 * n]:
+        if keys[i + n] != keys[i] or keys[i : i + n] != keys[i + n : i + 2 * n]:
             continue
         first, second = words[i : i + n], words[i + n : i + 2 * n]
-        if _squeezed(second):
+        if _squeezed(second, keys[i + n : i + 2 * n]):
             return first
-        if _squeezed(first):
+        if _squeezed(first, keys[i : i + n]):
             return second
     return ()
 
 
-def _squeezed(words: Sequence[Word]) -> bool:
-    """Whether ``words`` take less time than their characters need at :data:`MAX_CHARS_PER_SECOND`."""
-    return sum(len(norm(w.text)) for w in words) > MAX_CHARS_PER_SECOND * (words[-1].end - words[0].start)
+def _squeezed(words: Sequence[Word], keys: Sequence[str]) -> bool:
+    """Whether ``words`` (``keys``: their :func:`norm`) take less time than their characters need at
+    :data:`MAX_CHARS_PER_SECOND`."""
+    return sum(map(len, keys)) > MAX_CHARS_PER_SECOND * (words[-1].end - words[0].start)
 
 
 def repeats_a_phrase(text: str) -> bool:
