@@ -1,10 +1,10 @@
 """Transcript quality, speed and memory against synthetic spaces with known truth.
 
-    .venv/bin/python -m bench.transcripts [--duration 600] [--spaces espeak,answers,many]
+    .venv/bin/python -m bench.transcripts [--duration 600] [--spaces espeak,answers,many,answers-engines,many-engines]
         [--design room|mix|tracks[,...]] [--workers 2] [--repeat-hours 3] [--shifts 0,0.25,0.5] [--draws 3]
         [--test-spaces] [--errors]
 
-Spaces (espeak-ng voices, cached; tracks are Ogg/Opus files like the SFU's):
+Spaces (synthetic voices, cached; tracks are Ogg/Opus files like the SFU's):
 
 - ``espeak``: issue 3's evaluation space, ``--duration`` long: 4 speakers,
   turns of 1 to 20 s, two stretches of overlapping speech, one track where
@@ -12,7 +12,11 @@ Spaces (espeak-ng voices, cached; tracks are Ogg/Opus files like the SFU's):
 - ``answers``: long turns ending in a question, answered in one to four
   words by the next speaker, one speaker on a phone line (300-3400 Hz);
 - ``many``: seven speakers in 90 s, short turns, one overlap, room noise on
-  every microphone.
+  every microphone;
+- ``answers-engines``, ``many-engines``: the same plans, spoken through three
+  speech engines (espeak-ng, Festival's diphone and HTS voices, Flite's
+  clustergen voices; ``tests.engines``): a second family of sounds, where
+  espeak-ng's alone could flatter one design or the other.
 
 Then it runs, each in fresh processes (like rq's work horses):
 
@@ -80,7 +84,10 @@ from spaces.formats import AudioFormat
 from spaces.models import Turn, Word
 from tests.evalspace import (
     BLEED,
+    ENGINE_VOICES,
     LATE,
+    MANY_ENGINE_VOICES,
+    MANY_VOICES,
     answer_spans,
     baseline_words,
     build,
@@ -96,6 +103,7 @@ from tests.evalspace import (
     wer_alone,
 )
 from tests.speech import (
+    VOICES,
     Space,
     match_words,
     word_error_rate,
@@ -578,26 +586,34 @@ def build_bench_space(
             + f", {LATE} joins at {plan.join:.0f} s, {BLEED[1]} bleeds into {BLEED[0]} at {BLEED[2]:.0f} dB"
         )
         bleed: tuple[str, str, float] | None = BLEED
-    elif name == "answers":
-        space = build_answers(out) if as_tests else build_answers(out, rounds=8, seed=seed)
+    elif name in ("answers", "answers-engines"):
+        voices = ENGINE_VOICES if name.endswith("engines") else VOICES
+        space = (
+            build_answers(out, voices=voices) if as_tests else build_answers(out, rounds=8, seed=seed, voices=voices)
+        )
         about = (
             f"{space.duration:.0f} s, 3 speakers, long turns ending in questions, answers of 1-4 words,"
-            " bob on the phone (300-3400 Hz)"
+            f" bob on the phone (300-3400 Hz); voices {', '.join(voices[:3])}"
         )
         bleed = None
-    elif name == "many":
-        space = build_many(out) if as_tests else build_many(out, seed=seed + 8)
+    elif name in ("many", "many-engines"):
+        voices = MANY_ENGINE_VOICES if name.endswith("engines") else MANY_VOICES
+        space = build_many(out, voices=voices) if as_tests else build_many(out, seed=seed + 8, voices=voices)
         about = (
-            f"{space.duration:.0f} s, 7 speakers, short turns, one overlap, room noise at -55 dBFS on every microphone"
+            f"{space.duration:.0f} s, 7 speakers, short turns, one overlap, room noise at -55 dBFS on every microphone;"
+            f" voices {', '.join(voices)}"
         )
         bleed = None
     else:
-        raise SystemExit(f"unknown space {name!r} (espeak, answers, many)")
+        raise SystemExit(f"unknown space {name!r} ({', '.join(SPACES)})")
     if as_tests:
         space = as_imported(space, out)
         about += "; as the quality test has it (imported, baseline on the replay)"
     return space, about, bleed
 
+
+SPACES = ("espeak", "answers", "many", "answers-engines", "many-engines")
+"""The bench's spaces; ``-engines``: the same plans spoken through espeak-ng, Festival and Flite."""
 
 TEST_SECONDS = 60.0
 TEST_SEED = 7
@@ -693,7 +709,7 @@ def main() -> None:
     parser.add_argument("--model", default="", help="WHISPER_MODEL to measure (default: the embedded default)")
     parser.add_argument("--languages", default="", help="instead: per-language spaces, e.g. en,fr,de,es")
     parser.add_argument("--models", default="tiny.en,base", help="with --languages: the models to compare")
-    parser.add_argument("--spaces", default="espeak,answers,many", help="which spaces (espeak, answers, many)")
+    parser.add_argument("--spaces", default=",".join(SPACES), help=f"which spaces ({', '.join(SPACES)})")
     parser.add_argument("--shifts", default="0", help="seconds of silence before each run of a space, e.g. 0,0.25,0.5")
     parser.add_argument("--test-spaces", action="store_true", help="the quality test's spaces, as it has them")
     parser.add_argument(

@@ -276,12 +276,28 @@ def baseline_words(model: WhisperModel, mix: Path | np.ndarray) -> list[Word]:
 MANY_VOICES = ("en-us+m3", "en-gb+f2", "en+m5", "en-us+f4", "en-gb+m2", "en-us+f3", "en-us+m6")
 MANY = ("alice", "bob", "carol", "dave", "erin", "frank", "grace")
 
+#: The answers space's three speakers through three engines (:mod:`tests.engines`):
+#: a Scottish man (Flite), an American man's diphones on the phone (Festival),
+#: an American woman (Festival's HTS).
+ENGINE_VOICES = ("flite:awb", "festival:kal_diphone", "festival:cmu_us_slt_arctic_hts")
+#: The many-speaker space's seven through all three engines.
+MANY_ENGINE_VOICES = (
+    "flite:awb",
+    "en-gb+f2",
+    "festival:kal_diphone",
+    "en-us+f4",
+    "flite:rms",
+    "festival:cmu_us_slt_arctic_hts",
+    "festival:ked_diphone",
+)
 
-def plan_answers(rounds: int, seed: int = 5) -> list[Utterance]:
+
+def plan_answers(rounds: int, seed: int = 5, voices: Sequence[str] = VOICES) -> list[Utterance]:
     """Long turns, each ending in a question that the next speaker answers in one to four words.
 
-    Three speakers in turn, natural pauses (0.5 to 1.2 s) between them: the
-    case where a short answer transcribed alone has no context.
+    Three speakers in turn (``voices``, in the order of :data:`SPEAKERS`),
+    natural pauses (0.5 to 1.2 s) between them: the case where a short
+    answer transcribed alone has no context.
     """
     rng = random.Random(seed)
     talk = sentences(rng)
@@ -293,20 +309,22 @@ def plan_answers(rounds: int, seed: int = 5) -> list[Utterance]:
         question, answer = QUESTIONS[i % len(QUESTIONS)]
         for text in [*(talk.pop() for _ in range(rng.choice((2, 3)))), question]:
             utterances.append(Utterance(speaker, round(t, 2), text))
-            t += synthesize(text, VOICES[SPEAKERS.index(speaker)]).duration + rng.uniform(0.25, 0.5)
+            t += synthesize(text, voices[SPEAKERS.index(speaker)]).duration + rng.uniform(0.25, 0.5)
         t += rng.uniform(0.3, 0.8)
         utterances.append(Utterance(other, round(t, 2), answer))
-        t += synthesize(answer, VOICES[SPEAKERS.index(other)]).duration + rng.uniform(0.6, 1.2)
+        t += synthesize(answer, voices[SPEAKERS.index(other)]).duration + rng.uniform(0.6, 1.2)
     return utterances
 
 
-def build_answers(out: Path, rounds: int = 4, seed: int = 5, *, phone: Sequence[str] = ("bob",)) -> Space:
+def build_answers(
+    out: Path, rounds: int = 4, seed: int = 5, *, phone: Sequence[str] = ("bob",), voices: Sequence[str] = VOICES
+) -> Space:
     """:func:`plan_answers` with ``phone`` speakers band-limited like a telephone."""
-    utterances = plan_answers(rounds, seed)
-    end = max(u.start + synthesize(u.text, VOICES[SPEAKERS.index(u.speaker)]).duration for u in utterances)
+    utterances = plan_answers(rounds, seed, voices)
+    end = max(u.start + synthesize(u.text, voices[SPEAKERS.index(u.speaker)]).duration for u in utterances)
     return build_space(
         utterances,
-        dict(zip(SPEAKERS[:3], VOICES, strict=False)),
+        dict(zip(SPEAKERS[:3], voices, strict=False)),
         duration=round(end + 1.5, 1),
         out_dir=out,
         suffix=".ogg",
@@ -314,11 +332,12 @@ def build_answers(out: Path, rounds: int = 4, seed: int = 5, *, phone: Sequence[
     )
 
 
-def plan_many(duration: float, seed: int = 11) -> list[Utterance]:
-    """Seven speakers taking short turns (a remark to three sentences), one overlap."""
+def plan_many(duration: float, seed: int = 11, voices: Sequence[str] = MANY_VOICES) -> list[Utterance]:
+    """Seven speakers (``voices``, in the order of :data:`MANY`) taking short turns (a remark to
+    three sentences), one overlap."""
     rng = random.Random(seed)
     talk = sentences(rng)
-    voice = dict(zip(MANY, MANY_VOICES, strict=True))
+    voice = dict(zip(MANY, voices, strict=True))
     utterances: list[Utterance] = []
     t, last, overlapped = 0.8, "", False
     while True:
@@ -341,11 +360,18 @@ def plan_many(duration: float, seed: int = 11) -> list[Utterance]:
     return utterances
 
 
-def build_many(out: Path, duration: float = 90.0, seed: int = 11, *, noise_db: float | None = -55.0) -> Space:
+def build_many(
+    out: Path,
+    duration: float = 90.0,
+    seed: int = 11,
+    *,
+    noise_db: float | None = -55.0,
+    voices: Sequence[str] = MANY_VOICES,
+) -> Space:
     """:func:`plan_many` with room noise on every microphone."""
     return build_space(
-        plan_many(duration, seed),
-        dict(zip(MANY, MANY_VOICES, strict=True)),
+        plan_many(duration, seed, voices),
+        dict(zip(MANY, voices, strict=True)),
         duration=duration,
         out_dir=out,
         suffix=".ogg",

@@ -4,7 +4,8 @@ espeak-ng is driven through its C library (``libespeak-ng.so.1``, installed
 with the ``espeak-ng`` Debian package) rather than its command line, because
 the library reports a WORD event with the sample position of every word: that
 gives word-level truth for natural, whole-sentence synthesis (the command line
-only gives the audio).
+only gives the audio). Festival and Flite speak too (:mod:`tests.engines`, a
+voice named ``engine:name``): other engines, other sounds.
 
 Times here are on the room clock, like everywhere in the project. An
 :class:`Utterance` is placed so that its first audible sample is at
@@ -48,6 +49,7 @@ import av
 import numpy as np
 
 from spaces.models import Word
+from tests import engines
 
 SAMPLE_RATE = 16_000
 
@@ -283,11 +285,12 @@ def _audible(samples: np.ndarray, lo: int, hi: int) -> tuple[int, int] | None:
 
 
 def synthesize(text: str, voice: str, *, rate: int = 165) -> Speech:
-    """Speak ``text`` in ``voice``; word times from espeak's WORD events.
+    """Speak ``text`` in ``voice``: an espeak-ng voice (at ``rate`` words a
+    minute), or another engine's (``festival:kal_diphone``, ``flite:awb``:
+    :mod:`tests.engines`, at its own pace).
 
-    A word's start is its first audible sample after its event (a stop
-    consonant's closure is silent); its end is its last audible sample
-    before the next word's event.
+    Each word runs from its first audible sample to its last, within the
+    time the engine says it takes.
     """
     key = _key("speech", text, voice, rate)
     cached = cache_dir() / f"speech-{key}.npz"
@@ -295,6 +298,46 @@ def synthesize(text: str, voice: str, *, rate: int = 165) -> Speech:
         with np.load(cached) as data:
             words = json.loads(str(data["words"]))
             return Speech(samples=data["samples"], words=tuple((float(s), float(e), str(t)) for s, e, t in words))
+    if ":" in voice:
+        samples, words = _engine_words(text, voice)
+    else:
+        samples, words = _espeak_words(text, voice, rate)
+    if not words:
+        raise ValueError(f"{voice} said nothing audible for {text!r}")
+    first, last = words[0][0], words[-1][1]
+    trimmed = samples[first:last].copy()
+    speech = Speech(
+        samples=trimmed,
+        words=tuple(((s - first) / SAMPLE_RATE, (e - first) / SAMPLE_RATE, t) for s, e, t in words),
+    )
+    tmp = cached.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, samples=speech.samples, words=np.array(json.dumps(speech.words)))
+    tmp.replace(cached)
+    return speech
+
+
+def _engine_words(text: str, voice: str) -> tuple[np.ndarray, list[tuple[int, int, str]]]:
+    """Another engine's samples at 16 kHz (:mod:`tests.engines`), and each token's audible samples
+    within its phones' time."""
+    raw, rate, spans = engines.speak(text, voice)
+    samples = _resample(raw, rate)
+    words = []
+    for token, span in zip(text.split(), spans, strict=True):
+        audible = (
+            None if span is None else _audible(samples, round(span[0] * SAMPLE_RATE), round(span[1] * SAMPLE_RATE))
+        )
+        if audible is not None:
+            words.append((*audible, token))
+    return samples, words
+
+
+def _espeak_words(text: str, voice: str, rate: int) -> tuple[np.ndarray, list[tuple[int, int, str]]]:
+    """espeak-ng's samples at 16 kHz, and each token's audible samples, from its WORD events.
+
+    A word's start is its first audible sample after its event (a stop
+    consonant's closure is silent); its end is its last audible sample
+    before the next word's event.
+    """
     raw, events = _engine().synth(text, voice, rate)
     scale = SAMPLE_RATE / _engine().rate
     samples = _resample(raw, _engine().rate)
@@ -317,18 +360,7 @@ def synthesize(text: str, voice: str, *, rate: int = 165) -> Speech:
         weights = np.cumsum([0] + [len(t) for t in tokens]) / sum(len(t) for t in tokens)
         cuts = [round(audible[0] + (audible[1] - audible[0]) * w) for w in weights]
         words.extend((cuts[i], cuts[i + 1], t) for i, t in enumerate(tokens))
-    if not words:
-        raise ValueError(f"espeak-ng said nothing audible for {text!r}")
-    first, last = words[0][0], words[-1][1]
-    trimmed = samples[first:last].copy()
-    speech = Speech(
-        samples=trimmed,
-        words=tuple(((s - first) / SAMPLE_RATE, (e - first) / SAMPLE_RATE, t) for s, e, t in words),
-    )
-    tmp = cached.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, samples=speech.samples, words=np.array(json.dumps(speech.words)))
-    tmp.replace(cached)
-    return speech
+    return samples, words
 
 
 def _tokens(text: str) -> list[tuple[int, int, str]]:
