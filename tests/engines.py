@@ -14,14 +14,19 @@ may hear them unlike any person. These speak by other means (Debian's
 
 Both engines report every phone's end time. Festival also says which token
 of the text (what ``str.split`` gives) each phone belongs to; Flite does
-not, so its phones are shared out in order by how many each token has when
-said alone (the same count in context for every bench sentence; a text
-where the counts disagree is refused). One process a sentence (0.1-0.3 s),
-cached by :func:`tests.speech.synthesize`.
+not, so its phones are shared out in order by the phones each token has
+when said alone, which must be the phones said in context but for vowels
+("a" said "ey" alone, "ax" in a sentence); a text where they differ
+otherwise ("$5 million" said "five million dollars") is refused. A token
+said as words that belong to another (Festival's "$5" takes "million") has
+no time of its own. Festival runs once a sentence, Flite once and once a
+new token (0.1-0.3 s a sentence); :func:`tests.speech.synthesize` caches
+what they say.
 """
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import tempfile
 import wave
@@ -44,6 +49,8 @@ _FESTIVAL = """
                               (item.feat seg "R:SylStructure.parent.parent.R:Token.parent.id")))
         (utt.relation.items utt 'Segment))
 """
+_VOWELS = tuple("aeiou")
+"""First letters of the vowels among Flite's phone names (``aa``, ``ax``, ``iy``...)."""
 
 
 def speak(text: str, voice: str) -> tuple[np.ndarray, int, Spans]:
@@ -61,13 +68,15 @@ def speak(text: str, voice: str) -> tuple[np.ndarray, int, Spans]:
 
 
 def _run(what: str, args: list[str], *, stdin: str | None = None) -> str:
+    """``args``' output; an exit status or a Scheme error (Festival exits 0 on one) raises, with ``what``."""
     done = subprocess.run(args, input=stdin, capture_output=True, text=True, timeout=60)
-    if done.returncode != 0:
+    if done.returncode != 0 or "SIOD ERROR" in done.stderr:
         raise ValueError(f"{what}: {args[0]} failed: {done.stderr.strip()[-300:]}")
     return done.stdout
 
 
 def _festival(text: str, voice: str, path: Path) -> Spans:
+    # An unknown voice is a Scheme error (``voice_NAME`` unbound), raised by _run.
     script = _FESTIVAL.format(voice=voice, text=_string(text), path=_string(str(path)))
     out = _run(f"festival:{voice} saying {text!r}", ["festival", "--pipe"], stdin=script)
     tokens: list[str] = []
@@ -93,26 +102,40 @@ def _string(text: str) -> str:
 
 
 def _flite(text: str, voice: str, path: Path) -> Spans:
+    if voice not in _flite_voices():
+        # Flite says it in its default voice otherwise, without a word.
+        raise ValueError(f"unknown flite voice {voice!r} (known: {', '.join(_flite_voices())})")
     out = _run(f"flite:{voice} saying {text!r}", ["flite", "-voice", voice, "-psdur", "-t", text, "-o", str(path)])
     phones = [(name, float(end)) for item in out.split() for name, _, end in [item.rpartition(":")]]
-    counts = [len(_flite_phones(token, voice)) for token in text.split()]
-    said = [
-        (start, end) for (_, start), (name, end) in zip([("", 0.0), *phones[:-1]], phones, strict=True) if name != "pau"
-    ]
-    if sum(counts) != len(said):
-        raise ValueError(f"flite:{voice} said {len(said)} phones for {text!r}, its words alone {sum(counts)}")
+    said = [(name, start, end) for (_, start), (name, end) in zip([("", 0.0), *phones[:-1]], phones, strict=True)]
+    said = [p for p in said if p[0] != "pau"]
+    alone = [_flite_phones(token, voice) for token in text.split()]
+    expected = [p for token in alone for p in token]
+    if len(expected) != len(said) or any(
+        a != b and not (a.startswith(_VOWELS) and b.startswith(_VOWELS))
+        for a, (b, _, _) in zip(expected, said, strict=False)
+    ):
+        heard = " ".join(p for p, _, _ in said)
+        raise ValueError(f"flite:{voice} said {heard!r} for {text!r}, its words alone {' '.join(expected)!r}")
     spans: Spans = []
     at = 0
-    for n in counts:
-        spans.append((said[at][0], said[at + n - 1][1]) if n else None)
-        at += n
+    for token in alone:
+        spans.append((said[at][1], said[at + len(token) - 1][2]) if token else None)
+        at += len(token)
     return spans
 
 
-def _flite_phones(token: str, voice: str) -> list[str]:
+@functools.cache
+def _flite_voices() -> tuple[str, ...]:
+    """The voices Flite has (``flite -lv``: "Voices available: kal awb ...")."""
+    return tuple(_run("flite's voices", ["flite", "-lv"]).split(":", 1)[-1].split())
+
+
+@functools.cache
+def _flite_phones(token: str, voice: str) -> tuple[str, ...]:
     """The phones Flite says for ``token`` alone."""
     out = _run(f"flite:{voice} saying {token!r}", ["flite", "-voice", voice, "-ps", "-t", token, "-o", "none"])
-    return [p for p in out.split() if p != "pau"]
+    return tuple(p for p in out.split() if p != "pau")
 
 
 ENGINES: dict[str, Callable[[str, str, Path], Spans]] = {"festival": _festival, "flite": _flite}

@@ -70,7 +70,7 @@ SENTENCES: tuple[str, ...] = (
 )
 
 _CACHE_VERSION = "2"
-_SILENCE = 10 ** (-50 / 20)  # an espeak sample below -50 dBFS is silence
+_SILENCE = 10 ** (-50 / 20)  # a synthesized sample below -50 dBFS is silence
 _ESPEAK_EVENT_END_OF_LIST = 0
 _ESPEAK_EVENT_WORD = 1
 
@@ -287,10 +287,12 @@ def _audible(samples: np.ndarray, lo: int, hi: int) -> tuple[int, int] | None:
 def synthesize(text: str, voice: str, *, rate: int = 165) -> Speech:
     """Speak ``text`` in ``voice``: an espeak-ng voice (at ``rate`` words a
     minute), or another engine's (``festival:kal_diphone``, ``flite:awb``:
-    :mod:`tests.engines`, at its own pace).
+    :mod:`tests.engines`, at its own pace; ``rate`` is then only part of
+    the cache key).
 
-    Each word runs from its first audible sample to its last, within the
-    time the engine says it takes.
+    Each word runs from its first audible sample to its last within the time
+    the engine gives it (espeak-ng's words said as one group share the
+    group's time by their length).
     """
     key = _key("speech", text, voice, rate)
     cached = cache_dir() / f"speech-{key}.npz"
@@ -321,7 +323,7 @@ def _engine_words(text: str, voice: str) -> tuple[np.ndarray, list[tuple[int, in
     within its phones' time."""
     raw, rate, spans = engines.speak(text, voice)
     samples = _resample(raw, rate)
-    words = []
+    words: list[tuple[int, int, str]] = []
     for token, span in zip(text.split(), spans, strict=True):
         audible = (
             None if span is None else _audible(samples, round(span[0] * SAMPLE_RATE), round(span[1] * SAMPLE_RATE))
