@@ -2,9 +2,10 @@
 
     .venv/bin/python -m bench.transcripts [--duration 600] [--spaces espeak,answers,many,answers-engines,many-engines]
         [--design room|mix|tracks[,...]] [--workers 2] [--repeat-hours 3] [--shifts 0,0.25,0.5] [--draws 3]
-        [--test-spaces] [--errors]
+        [--test-spaces] [--errors] [--track-kbps 64]
 
-Spaces (synthetic voices, cached; tracks are Ogg/Opus files like the SFU's):
+Spaces (synthetic voices, cached; tracks are Ogg/Opus files like the SFU's, at
+``--track-kbps``: by default the bitrate the SFU asks browsers for):
 
 - ``espeak``: issue 3's evaluation space, ``--duration`` long: 4 speakers,
   turns of 1 to 20 s, two stretches of overlapping speech, one track where
@@ -83,6 +84,7 @@ from bench.room_errors import report, utterance_errors
 from spaces.captions import build_cues, to_srt, to_webvtt
 from spaces.formats import AudioFormat
 from spaces.models import Turn, Word
+from spaces.settings import Settings
 from tests.evalspace import (
     BLEED,
     ENGINE_VOICES,
@@ -121,6 +123,8 @@ from workers.mix import RATE as MIX_RATE
 from workers.mix import MixTrack, level_gain, render_mix, yield_cpu
 from workers.transcribe_room import pass_layout, room_passes, room_threads
 
+BROWSER_BITRATE = 32000
+"""Opus bit/s a browser sends speech at unless asked for more (Chromium's default)."""
 OPTIONS = TranscribeOptions()  # set by main(), inherited by the forked jobs
 MODEL = ""  # WHISPER_MODEL of the run (--model), inherited by the forked jobs
 CPUS = len(os.sched_getaffinity(0))
@@ -568,20 +572,22 @@ def memory_check(space: Space, hours: float, threads: int, out: Path) -> tuple[f
 
 
 def build_bench_space(
-    name: str, duration: float, seed: int, out: Path, *, as_tests: bool = False
+    name: str, duration: float, seed: int, out: Path, *, kbps: int, as_tests: bool = False
 ) -> tuple[Space, str, tuple[str, str, float] | None]:
     """One of the bench's spaces, a line saying what is in it, and its bleed (victim, source, dB) if any.
 
+    Its tracks are Opus at ``kbps`` as a browser sends it (:func:`as_recorded`).
     ``as_tests``: the quality test's space of that name instead (its script,
     the import's encoding, the replay as the baseline's audio).
     """
+    suffix = ".ogg" if as_tests else ".wav"
     if as_tests:
         if name not in DEFAULT_SPACES:
             raise SystemExit(f"--test-spaces: the quality test has no space {name!r} ({', '.join(DEFAULT_SPACES)})")
         duration, seed = TEST_SECONDS, TEST_SEED
     if name == "espeak":
         plan = plan_space(duration, seed)
-        space = build(plan, out)
+        space = build(plan, out, suffix=suffix)
         about = (
             f"{duration:.0f} s, {len(plan.utterances)} utterances, {len(space.words())} words, "
             f"silence {plan.silence[0]:.0f}-{plan.silence[1]:.0f} s, overlaps "
@@ -591,7 +597,9 @@ def build_bench_space(
         bleed: tuple[str, str, float] | None = BLEED
     elif name in ("answers", "answers-engines"):
         voices = ENGINE_VOICES if name.endswith("engines") else VOICES
-        space = build_answers(out) if as_tests else build_answers(out, rounds=8, seed=seed, voices=voices)
+        space = (
+            build_answers(out) if as_tests else build_answers(out, rounds=8, seed=seed, voices=voices, suffix=suffix)
+        )
         about = (
             f"{space.duration:.0f} s, 3 speakers, long turns ending in questions, answers of 1-4 words,"
             f" bob on the phone (300-3400 Hz); voices {', '.join(voices[:3])}"
@@ -599,7 +607,7 @@ def build_bench_space(
         bleed = None
     elif name in ("many", "many-engines"):
         voices = MANY_ENGINE_VOICES if name.endswith("engines") else MANY_VOICES
-        space = build_many(out) if as_tests else build_many(out, seed=seed + 8, voices=voices)
+        space = build_many(out) if as_tests else build_many(out, seed=seed + 8, voices=voices, suffix=suffix)
         about = (
             f"{space.duration:.0f} s, 7 speakers, short turns, one overlap, room noise at -55 dBFS on every microphone;"
             f" voices {', '.join(voices)}"
@@ -610,6 +618,9 @@ def build_bench_space(
     if as_tests:
         space = as_imported(space, out)
         about += "; as the quality test has it (imported, baseline on the replay)"
+    else:
+        space = as_recorded(space, out, kbps)
+        about += f"; tracks Opus at {kbps} kb/s"
     return space, about, bleed
 
 
@@ -623,15 +634,24 @@ TEST_SEED = 7
 """The quality test's one-minute space (``tests/workers/test_quality.py``)."""
 
 
+def as_recorded(space: Space, out: Path, kbps: int, *, name: str = "recorded") -> Space:
+    """The space with each track coded as a browser sends it and the SFU records it: Opus at
+    ``kbps`` from 48 kHz (a browser's capture rate; ``SPACES_SFU_OPUS_BITRATE``, the browser's 32 kb/s where
+    that is 0). The mix stays as it is."""
+    tracks = {}
+    for speaker, truth in space.tracks.items():
+        target = out / f"{name}-{kbps}k-{truth.path.stem}.ogg"
+        if not target.exists():
+            opus = ("-c:a", "libopus", "-b:a", f"{kbps}k")
+            ffmpeg("-i", str(truth.path), "-ac", "1", "-ar", "48000", *opus, str(target))
+        tracks[speaker] = dataclasses.replace(truth, path=target)
+    return Space(tracks, duration=space.duration, mix=space.mix)
+
+
 def as_imported(space: Space, out: Path) -> Space:
     """The space as the pipeline stores it: each track encoded once more as the
     import does (48 kHz Opus at 32 kb/s), the mix worker's replay as its mix."""
-    tracks = {}
-    for speaker, truth in space.tracks.items():
-        target = out / f"imported-{truth.path.name}"
-        if not target.exists():
-            ffmpeg("-i", str(truth.path), "-ac", "1", "-ar", "48000", "-c:a", "libopus", "-b:a", "32k", str(target))
-        tracks[speaker] = dataclasses.replace(truth, path=target)
+    tracks = as_recorded(space, out, 32, name="imported").tracks
     mixed = [
         MixTrack(
             [(t.start, decode(t.path, rate=MIX_RATE, dtype=np.int16))], level_gain(levels(decode(t.path), offset=0))
@@ -717,6 +737,12 @@ def main() -> None:
         default=",".join(DEFAULT_SPACES),
         help=f"which spaces ({', '.join(SPACES)}; default: the first three)",
     )
+    parser.add_argument(
+        "--track-kbps",
+        type=int,
+        default=(Settings().sfu_opus_bitrate or BROWSER_BITRATE) // 1000,
+        help="Opus kb/s of the tracks (default: what the SFU asks browsers for, SPACES_SFU_OPUS_BITRATE)",
+    )
     parser.add_argument("--shifts", default="0", help="seconds of silence before each run of a space, e.g. 0,0.25,0.5")
     parser.add_argument("--test-spaces", action="store_true", help="the quality test's spaces, as it has them")
     parser.add_argument(
@@ -762,7 +788,12 @@ def main() -> None:
         for seed in seeds:
             label = f"{name}, seed {seed}" if len(seeds) > 1 else name
             space, about, bleed = build_bench_space(
-                name, args.duration, seed, out / name / f"seed-{seed}", as_tests=args.test_spaces
+                name,
+                args.duration,
+                seed,
+                out / name / f"seed-{seed}",
+                kbps=args.track_kbps,
+                as_tests=args.test_spaces,
             )
             print(f"\n== space {label}: {about}", flush=True)
             runs: dict[str, list[Figures]] = {d: [] for d in designs}

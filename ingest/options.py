@@ -34,6 +34,7 @@ class SfuOptions:
                     production=settings.env != "development",
                 ),
                 ice_servers=split_list(settings.sfu_ice_servers),
+                opus_bitrate=settings.sfu_opus_bitrate,
                 recorder=RecorderOptions(segment_seconds=settings.sfu_segment_seconds),
             ),
             join_burst=settings.sfu_join_burst,

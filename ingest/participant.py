@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.rtp import RtpPacket
 
+from ingest.bitrate import ask_bitrate
 from ingest.consent import keep_consent
 from ingest.exceptions import BadSdp, OutOfOrder
 from ingest.fastpath import (
@@ -64,6 +65,7 @@ class Participant:
         candidates: CandidatePolicy,
         holder: Holder,
         address: str = "",
+        opus_bitrate: int = 0,
     ) -> None:
         self.room = room
         self.identity = identity
@@ -73,6 +75,8 @@ class Participant:
         self.address = address
         """The client's address, as the SFU sees it (banned with the token on removal)."""
         self.candidates = candidates
+        self.opus_bitrate = opus_bitrate
+        """Opus bit/s this participant's browser is asked to send at, 0: its own (``ingest.bitrate``)."""
         self.channel = channel
         self.joined_at = time.monotonic()
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
@@ -132,7 +136,7 @@ class Participant:
                 {
                     "type": "offer",
                     "rev": self.rev,
-                    "sdp": self.pc.localDescription.sdp,
+                    "sdp": ask_bitrate(self.pc.localDescription.sdp, self.opus_bitrate),
                     "publish_mid": self._publish_mid,
                     "slots": {t.mid: i for i, t in self.slot_transceivers.items()},
                 }

@@ -64,6 +64,8 @@ class RoomOptions:
     """A participant whose media is not connected this long after joining is dropped."""
     candidates: CandidatePolicy = field(default_factory=CandidatePolicy)
     ice_servers: list[str] = field(default_factory=list)
+    opus_bitrate: int = 0
+    """Opus bit/s speakers are asked to send at (``ingest.bitrate``); 0: the browser's own."""
     recorder: RecorderOptions = field(default_factory=RecorderOptions)
     deletion_poll: float = 1.0
     """Seconds between checks that the host has not deleted the space (through the API)."""
@@ -271,6 +273,7 @@ class Room:
             channel=channel,
             ice_servers=self.options.ice_servers,
             candidates=self.options.candidates,
+            opus_bitrate=self.options.opus_bitrate,
             holder=holder,
             address=address,
         )

@@ -154,6 +154,11 @@ class Settings:
     sfu_segment_seconds: float = 10.0
     """Length of the Ogg/Opus segments the SFU records per speaker, seconds."""
 
+    sfu_opus_bitrate: int = 64000
+    """The Opus bitrate (bit/s) the SFU asks speakers' browsers to send at (``maxaveragebitrate`` in its
+    offers): what is recorded is what Whisper hears. At browsers' own 32 kb/s the bench's short answers
+    read a fifth more errors (README, "Recording bitrate"). 6000-510000; 0 leaves it to the browser."""
+
     sfu_empty_timeout: float = 60.0
     """A live space with no host or speaker in it (listeners alone, or nobody) ends
     (and is recorded) after this many seconds; the listeners are told why."""
@@ -404,6 +409,10 @@ class Settings:
             )
         if self.live_revise < 0:
             raise ConfigError(f"SPACES_LIVE_REVISE must be 0 (off) or seconds of speech, got {self.live_revise}")
+        if self.sfu_opus_bitrate and not 6000 <= self.sfu_opus_bitrate <= 510000:
+            raise ConfigError(
+                f"SPACES_SFU_OPUS_BITRATE must be 0 (the browser's) or 6000-510000 bit/s, got {self.sfu_opus_bitrate}"
+            )
         if self.sfu_joins_in_setup < 1:
             raise ConfigError(f"SPACES_SFU_JOINS_IN_SETUP must be at least 1, got {self.sfu_joins_in_setup}")
         try:

@@ -213,7 +213,8 @@ def plan_space(duration: float, seed: int = 3) -> Plan:
     return Plan(utterances, duration, silence, overlaps, join)
 
 
-def build(plan: Plan, out: Path) -> Space:
+def build(plan: Plan, out: Path, *, suffix: str = ".ogg") -> Space:
+    """The space of ``plan``; ``suffix``: its tracks' format (Opus as the SFU records, or ``.wav``)."""
     victim, source, db = BLEED
     return build_space(
         plan.utterances,
@@ -222,7 +223,7 @@ def build(plan: Plan, out: Path) -> Space:
         out_dir=out,
         bleed={victim: (source, db)},
         starts={LATE: plan.join},
-        suffix=".ogg",
+        suffix=suffix,
     )
 
 
@@ -317,9 +318,15 @@ def plan_answers(rounds: int, seed: int = 5, voices: Sequence[str] = VOICES) -> 
 
 
 def build_answers(
-    out: Path, rounds: int = 4, seed: int = 5, *, phone: Sequence[str] = ("bob",), voices: Sequence[str] = VOICES
+    out: Path,
+    rounds: int = 4,
+    seed: int = 5,
+    *,
+    phone: Sequence[str] = ("bob",),
+    voices: Sequence[str] = VOICES,
+    suffix: str = ".ogg",
 ) -> Space:
-    """:func:`plan_answers` with ``phone`` speakers band-limited like a telephone."""
+    """:func:`plan_answers` with ``phone`` speakers band-limited like a telephone (tracks as :func:`build`'s)."""
     utterances = plan_answers(rounds, seed, voices)
     end = max(u.start + synthesize(u.text, voices[SPEAKERS.index(u.speaker)]).duration for u in utterances)
     return build_space(
@@ -327,7 +334,7 @@ def build_answers(
         dict(zip(SPEAKERS[:3], voices, strict=False)),
         duration=round(end + 1.5, 1),
         out_dir=out,
-        suffix=".ogg",
+        suffix=suffix,
         phone=phone,
     )
 
@@ -367,14 +374,15 @@ def build_many(
     *,
     noise_db: float | None = -55.0,
     voices: Sequence[str] = MANY_VOICES,
+    suffix: str = ".ogg",
 ) -> Space:
-    """:func:`plan_many` with room noise on every microphone."""
+    """:func:`plan_many` with room noise on every microphone (tracks as :func:`build`'s)."""
     return build_space(
         plan_many(duration, seed, voices),
         dict(zip(MANY, voices, strict=True)),
         duration=duration,
         out_dir=out,
-        suffix=".ogg",
+        suffix=suffix,
         noise_db=noise_db,
     )
 

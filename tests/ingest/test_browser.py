@@ -13,7 +13,7 @@ import contextlib
 import json
 import time
 import wave
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,8 @@ import uvicorn
 from playwright.async_api import Browser, Page, Playwright, async_playwright
 
 from ingest.client import SpaceClient
+from ingest.oggwriter import iter_packets, iter_pages
+from ingest.opus import CLOCK_RATE, packet_samples
 from replay_api.app import create_app
 from spaces import keys, tokens
 from spaces.blobstore import open_blob_store
@@ -185,6 +187,23 @@ def test_browser_speaker_is_recorded(sfu_settings: Settings, tmp_path: Path, cpu
     match = locate(timeline, low(source))
     print(f"browser: onset {onset - expected:+.3f} s from expected, score {match.score:.2f}")
     assert match.score > 0.3, f"recorded audio does not resemble the file (score {match.score:.2f})"
+    # Sent at the bitrate the SFU's offer asks for, not the browser's own 32 kb/s.
+    kbps = speech_kbps(segments.values())
+    print(f"browser: speech at {kbps:.0f} kb/s, asked {settings.sfu_opus_bitrate / 1000:.0f}")
+    assert kbps > 0.75 * settings.sfu_opus_bitrate / 1000
+
+
+def speech_kbps(segments: Iterable[bytes]) -> float:
+    """The recorded Opus packets' bitrate while the speaker speaks: the larger half of the packets
+    (the rest is the silence around the speech, which a variable bitrate spends little on)."""
+    packets = [
+        p
+        for data in segments
+        for p in iter_packets(list(iter_pages(data)))
+        if not p.startswith((b"OpusHead", b"OpusTags"))
+    ]
+    louder = sorted(packets, key=len)[len(packets) // 2 :]
+    return 8 * sum(map(len, louder)) / (sum(map(packet_samples, louder)) / CLOCK_RATE) / 1000
 
 
 @pytest.mark.parametrize("visibility", ["public", "private"])
