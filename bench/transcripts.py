@@ -4,8 +4,9 @@
         [--design room|mix|tracks[,...]] [--workers 2] [--repeat-hours 3] [--shifts 0,0.25,0.5] [--draws 3]
         [--test-spaces] [--errors] [--track-kbps 64]
 
-Spaces (synthetic voices, cached; tracks are Ogg/Opus files like the SFU's, at
-``--track-kbps``: by default the bitrate the SFU asks browsers for):
+Spaces (synthetic voices, cached; tracks are Ogg/Opus files like the SFU's:
+coded as a browser sends them, at ``--track-kbps``, by default the bitrate
+the SFU asks browsers for):
 
 - ``espeak``: issue 3's evaluation space, ``--duration`` long: 4 speakers,
   turns of 1 to 20 s, two stretches of overlapping speech, one track where
@@ -81,6 +82,7 @@ import ctranslate2
 import numpy as np
 
 from bench.room_errors import report, utterance_errors
+from ingest.bitrate import BROWSER_BITRATE
 from spaces.captions import build_cues, to_srt, to_webvtt
 from spaces.formats import AudioFormat
 from spaces.models import Turn, Word
@@ -123,8 +125,6 @@ from workers.mix import RATE as MIX_RATE
 from workers.mix import MixTrack, level_gain, render_mix, yield_cpu
 from workers.transcribe_room import pass_layout, room_passes, room_threads
 
-BROWSER_BITRATE = 32000
-"""Opus bit/s a browser sends speech at unless asked for more (Chromium's default)."""
 OPTIONS = TranscribeOptions()  # set by main(), inherited by the forked jobs
 MODEL = ""  # WHISPER_MODEL of the run (--model), inherited by the forked jobs
 CPUS = len(os.sched_getaffinity(0))
@@ -634,24 +634,31 @@ TEST_SEED = 7
 """The quality test's one-minute space (``tests/workers/test_quality.py``)."""
 
 
-def as_recorded(space: Space, out: Path, kbps: int, *, name: str = "recorded") -> Space:
-    """The space with each track coded as a browser sends it and the SFU records it: Opus at
-    ``kbps`` from 48 kHz (a browser's capture rate; ``SPACES_SFU_OPUS_BITRATE``, the browser's 32 kb/s where
-    that is 0). The mix stays as it is."""
+BROWSER_OPUS = ("-application", "voip", "-compression_level", "9", "-frame_duration", "20")
+"""libwebrtc's Opus encoder for a microphone (mono): the VoIP application, complexity 9 (desktop), 20 ms frames."""
+
+
+def as_recorded(space: Space, out: Path, kbps: int) -> Space:
+    """The space with each track coded as a browser sends it, which the SFU records as it is: Opus
+    at ``kbps`` from 48 kHz (a browser's capture rate), as libwebrtc encodes it. The mix stays as it is."""
+    return _coded(space, out, f"recorded-{kbps}k", ("-b:a", f"{kbps}k", *BROWSER_OPUS))
+
+
+def _coded(space: Space, out: Path, name: str, opus: Sequence[str]) -> Space:
+    """Each track of ``space`` coded to Opus from 48 kHz with ``opus``'s ffmpeg options (files ``name-*``)."""
     tracks = {}
     for speaker, truth in space.tracks.items():
-        target = out / f"{name}-{kbps}k-{truth.path.stem}.ogg"
+        target = out / f"{name}-{truth.path.stem}.ogg"
         if not target.exists():
-            opus = ("-c:a", "libopus", "-b:a", f"{kbps}k")
-            ffmpeg("-i", str(truth.path), "-ac", "1", "-ar", "48000", *opus, str(target))
+            ffmpeg("-i", str(truth.path), "-ac", "1", "-ar", "48000", "-c:a", "libopus", *opus, str(target))
         tracks[speaker] = dataclasses.replace(truth, path=target)
     return Space(tracks, duration=space.duration, mix=space.mix)
 
 
 def as_imported(space: Space, out: Path) -> Space:
     """The space as the pipeline stores it: each track encoded once more as the
-    import does (48 kHz Opus at 32 kb/s), the mix worker's replay as its mix."""
-    tracks = as_recorded(space, out, 32, name="imported").tracks
+    import does (48 kHz Opus at 32 kb/s, ffmpeg's defaults), the mix worker's replay as its mix."""
+    tracks = _coded(space, out, "imported", ("-b:a", "32k")).tracks
     mixed = [
         MixTrack(
             [(t.start, decode(t.path, rate=MIX_RATE, dtype=np.int16))], level_gain(levels(decode(t.path), offset=0))
@@ -739,9 +746,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--track-kbps",
-        type=int,
-        default=(Settings().sfu_opus_bitrate or BROWSER_BITRATE) // 1000,
-        help="Opus kb/s of the tracks (default: what the SFU asks browsers for, SPACES_SFU_OPUS_BITRATE)",
+        type=_kbps,
+        default=round((Settings.from_env().sfu_opus_bitrate or BROWSER_BITRATE) / 1000),
+        help="Opus kb/s the tracks are coded at as a browser sends them (default %(default)s: what the SFU asks"
+        " browsers for, SPACES_SFU_OPUS_BITRATE); not with --test-spaces (the import's 32), --languages or"
+        " --memory-only",
     )
     parser.add_argument("--shifts", default="0", help="seconds of silence before each run of a space, e.g. 0,0.25,0.5")
     parser.add_argument("--test-spaces", action="store_true", help="the quality test's spaces, as it has them")
@@ -852,6 +861,13 @@ def _designs(text: str) -> list[str]:
     if unknown or len(set(designs)) < len(designs):
         raise argparse.ArgumentTypeError(f"designs are {', '.join(DESIGNS)}, each once, comma-separated: {text!r}")
     return designs
+
+
+def _kbps(text: str) -> int:
+    kbps = int(text)
+    if not 6 <= kbps <= 510:
+        raise argparse.ArgumentTypeError(f"Opus codes 6 to 510 kb/s, not {kbps}")
+    return kbps
 
 
 def _seeds(text: str) -> list[int]:

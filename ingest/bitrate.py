@@ -18,13 +18,22 @@ from aiortc import sdp
 #: The SDP parameter a receiver names its preferred average bitrate with (RFC 7587).
 MAX_AVERAGE_BITRATE = "maxaveragebitrate"
 
+#: Opus bit/s a browser sends speech at unless asked for more (libwebrtc's default for mono).
+BROWSER_BITRATE = 32000
 
-def ask_bitrate(offer_sdp: str, bitrate: int) -> str:
-    """``offer_sdp`` asking for ``bitrate`` bit/s of Opus on every m-line (0: the offer unchanged)."""
-    if not bitrate:
+
+def ask_bitrate(offer_sdp: str, bitrate: int, mid: str | None) -> str:
+    """``offer_sdp`` asking for ``bitrate`` bit/s of Opus on the m-line ``mid`` (a speaker's publish m-line).
+
+    The offer is unchanged where there is nothing to ask (no bitrate, no
+    m-line the participant sends on): a listener's offers stay as aiortc made them.
+    """
+    if not bitrate or mid is None:
         return offer_sdp
     offer = sdp.SessionDescription.parse(offer_sdp)
     for media in offer.media:
+        if media.rtp.muxId != mid:
+            continue
         for codec in media.rtp.codecs:
             if codec.mimeType.lower() == "audio/opus":
                 codec.parameters[MAX_AVERAGE_BITRATE] = bitrate

@@ -64,8 +64,8 @@ class Participant:
         ice_servers: list[str],
         candidates: CandidatePolicy,
         holder: Holder,
+        opus_bitrate: int,
         address: str = "",
-        opus_bitrate: int = 0,
     ) -> None:
         self.room = room
         self.identity = identity
@@ -136,7 +136,7 @@ class Participant:
                 {
                     "type": "offer",
                     "rev": self.rev,
-                    "sdp": ask_bitrate(self.pc.localDescription.sdp, self.opus_bitrate),
+                    "sdp": ask_bitrate(self.pc.localDescription.sdp, self.opus_bitrate, self._publish_mid),
                     "publish_mid": self._publish_mid,
                     "slots": {t.mid: i for i, t in self.slot_transceivers.items()},
                 }

@@ -64,7 +64,7 @@ class RoomOptions:
     """A participant whose media is not connected this long after joining is dropped."""
     candidates: CandidatePolicy = field(default_factory=CandidatePolicy)
     ice_servers: list[str] = field(default_factory=list)
-    opus_bitrate: int = 0
+    opus_bitrate: int = 64000
     """Opus bit/s speakers are asked to send at (``ingest.bitrate``); 0: the browser's own."""
     recorder: RecorderOptions = field(default_factory=RecorderOptions)
     deletion_poll: float = 1.0

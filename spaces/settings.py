@@ -156,8 +156,9 @@ class Settings:
 
     sfu_opus_bitrate: int = 64000
     """The Opus bitrate (bit/s) the SFU asks speakers' browsers to send at (``maxaveragebitrate`` in its
-    offers): what is recorded is what Whisper hears. At browsers' own 32 kb/s the bench's short answers
-    read a fifth more errors (README, "Recording bitrate"). 6000-510000; 0 leaves it to the browser."""
+    offers): what is recorded is what Whisper hears. At browsers' own 32 kb/s Whisper reads a tenth more
+    errors on the bench's answers, a third more on their short answers (README, "Recording bitrate").
+    6000-510000; 0 leaves it to the browser."""
 
     sfu_empty_timeout: float = 60.0
     """A live space with no host or speaker in it (listeners alone, or nobody) ends

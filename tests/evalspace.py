@@ -214,7 +214,8 @@ def plan_space(duration: float, seed: int = 3) -> Plan:
 
 
 def build(plan: Plan, out: Path, *, suffix: str = ".ogg") -> Space:
-    """The space of ``plan``; ``suffix``: its tracks' format (Opus as the SFU records, or ``.wav``)."""
+    """The space of ``plan``; ``suffix``: its tracks' format (``.ogg``: Opus at 32 kb/s, as the tests
+    measured their bounds; ``.wav`` for the bench to code as a browser would, ``bench.transcripts.as_recorded``)."""
     victim, source, db = BLEED
     return build_space(
         plan.utterances,

@@ -520,7 +520,7 @@ def build_space(
         starts: Room-clock start of a track file (a late joiner); the speaker
             must not speak before it.
         levels_db: Gain of a speaker's own voice on their track.
-        suffix: Track file format (``.wav`` or ``.ogg`` for Opus like the SFU's).
+        suffix: Track file format (``.wav``, or ``.ogg`` for Opus at 32 kb/s from 16 kHz).
         noise_db: Room noise on every microphone at this level (dBFS RMS), each
             its own; the mix carries all of it, as a recording of the room would.
         phone: Speakers who call in by phone: their voice band-limited to 300-3400 Hz.
