@@ -86,7 +86,7 @@ from ingest.bitrate import BROWSER_BITRATE
 from spaces.captions import build_cues, to_srt, to_webvtt
 from spaces.formats import AudioFormat
 from spaces.models import Turn, Word
-from spaces.settings import Settings
+from spaces.settings import OPUS_BITRATES, Settings
 from tests.evalspace import (
     BLEED,
     ENGINE_VOICES,
@@ -865,8 +865,9 @@ def _designs(text: str) -> list[str]:
 
 def _kbps(text: str) -> int:
     kbps = int(text)
-    if not 6 <= kbps <= 510:
-        raise argparse.ArgumentTypeError(f"Opus codes 6 to 510 kb/s, not {kbps}")
+    low, high = (bitrate // 1000 for bitrate in OPUS_BITRATES)
+    if not low <= kbps <= high:
+        raise argparse.ArgumentTypeError(f"Opus codes {low} to {high} kb/s, not {kbps}")
     return kbps
 
 

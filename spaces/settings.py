@@ -33,6 +33,9 @@ from spaces.variables import describe, read
 #: What retention may keep of an old space (``retention_keep``).
 RETENTION_KINDS = frozenset({"mix", "transcript", "words", "tracks"})
 
+#: The bitrates (bit/s) an Opus encoder takes, lowest and highest (libopus: 6 to 510 kb/s).
+OPUS_BITRATES = (6000, 510000)
+
 
 def _positive_days(value: object) -> float | None:
     """Blank is unset; anything else must be a positive, finite number."""
@@ -155,10 +158,10 @@ class Settings:
     """Length of the Ogg/Opus segments the SFU records per speaker, seconds."""
 
     sfu_opus_bitrate: int = 64000
-    """The Opus bitrate (bit/s) the SFU asks speakers' browsers to send at (``maxaveragebitrate`` in its
-    offers): what is recorded is what Whisper hears. At browsers' own 32 kb/s Whisper reads a tenth more
-    errors on the bench's answers, a third more on their short answers (README, "Recording bitrate").
-    6000-510000; 0 leaves it to the browser."""
+    """The Opus bitrate (bit/s) the SFU asks speakers' browsers to send at (``maxaveragebitrate`` on the
+    publish m-line of a speaker's offers): what is recorded is what Whisper hears. At browsers' own
+    32 kb/s Whisper reads a tenth more errors on the bench's answers, a third more on their short
+    answers (README, "Recording bitrate"). 6000-510000 (``OPUS_BITRATES``); 0 leaves it to the browser."""
 
     sfu_empty_timeout: float = 60.0
     """A live space with no host or speaker in it (listeners alone, or nobody) ends
@@ -410,9 +413,10 @@ class Settings:
             )
         if self.live_revise < 0:
             raise ConfigError(f"SPACES_LIVE_REVISE must be 0 (off) or seconds of speech, got {self.live_revise}")
-        if self.sfu_opus_bitrate and not 6000 <= self.sfu_opus_bitrate <= 510000:
+        low, high = OPUS_BITRATES
+        if self.sfu_opus_bitrate and not low <= self.sfu_opus_bitrate <= high:
             raise ConfigError(
-                f"SPACES_SFU_OPUS_BITRATE must be 0 (the browser's) or 6000-510000 bit/s, got {self.sfu_opus_bitrate}"
+                f"SPACES_SFU_OPUS_BITRATE must be 0 (the browser's) or {low}-{high} bit/s, got {self.sfu_opus_bitrate}"
             )
         if self.sfu_joins_in_setup < 1:
             raise ConfigError(f"SPACES_SFU_JOINS_IN_SETUP must be at least 1, got {self.sfu_joins_in_setup}")
