@@ -83,6 +83,7 @@ import numpy as np
 
 from bench.room_errors import report, utterance_errors
 from ingest.bitrate import BROWSER_BITRATE
+from spaces import importer
 from spaces.captions import build_cues, to_srt, to_webvtt
 from spaces.formats import AudioFormat
 from spaces.models import Turn, Word
@@ -657,8 +658,8 @@ def _coded(space: Space, out: Path, name: str, opus: Sequence[str]) -> Space:
 
 def as_imported(space: Space, out: Path) -> Space:
     """The space as the pipeline stores it: each track encoded once more as the
-    import does (48 kHz Opus at 32 kb/s, ffmpeg's defaults), the mix worker's replay as its mix."""
-    tracks = _coded(space, out, "imported", ("-b:a", "32k")).tracks
+    import does (48 kHz Opus at its bitrate, ffmpeg's defaults), the mix worker's replay as its mix."""
+    tracks = _coded(space, out, "imported", ("-b:a", importer.BITRATE)).tracks
     mixed = [
         MixTrack(
             [(t.start, decode(t.path, rate=MIX_RATE, dtype=np.int16))], level_gain(levels(decode(t.path), offset=0))
@@ -749,7 +750,7 @@ def main() -> None:
         type=_kbps,
         default=round((Settings.from_env().sfu_opus_bitrate or BROWSER_BITRATE) / 1000),
         help="Opus kb/s the tracks are coded at as a browser sends them (default %(default)s: what the SFU asks"
-        " browsers for, SPACES_SFU_OPUS_BITRATE); not with --test-spaces (the import's 32), --languages or"
+        " browsers for, SPACES_SFU_OPUS_BITRATE); not with --test-spaces (the import's 64), --languages or"
         " --memory-only",
     )
     parser.add_argument("--shifts", default="0", help="seconds of silence before each run of a space, e.g. 0,0.25,0.5")

@@ -28,6 +28,9 @@ from spaces.models import Manifest, Segment, Space, SpaceState, Track, Visibilit
 log = logging.getLogger(__name__)
 
 SEGMENT_SECONDS = 10
+BITRATE = "64k"
+"""Opus bitrate of the stored tracks: what the SFU asks browsers for (``SPACES_SFU_OPUS_BITRATE``'s
+default); at 32 kb/s Whisper mishears a tenth more words (README, "Recording bitrate")."""
 
 #: ``(speaker, share of their file stored)``, as each file is encoded and stored.
 ImportProgress = Callable[[str, float], None]
@@ -196,7 +199,7 @@ def _store_track(
                 "-c:a",
                 "libopus",
                 "-b:a",
-                "32k",
+                BITRATE,
                 "-f",
                 "segment",
                 "-segment_time",

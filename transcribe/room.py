@@ -38,7 +38,8 @@ between them.
 from __future__ import annotations
 
 import queue
-from collections.abc import Callable, Iterable, Sequence
+import statistics
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import pairwise
@@ -89,7 +90,8 @@ class RoomRules:
     spans' padding where they are two. 1.5 and 2 s moved tiny.en's decode
     of the crosstalk test space ("The weather" heard "But when there")."""
     keep_probability: float = 0.6
-    """A mix word this sure, unheard by the track passes and surer than their words at its time, stays."""
+    """A mix word this sure, unheard by the track passes and surer than their words at its time, stays;
+    a track pass's word less sure is doubted (:func:`_replace_region`, :func:`without_copies`)."""
     slack: float = 0.3
     """Seconds a word may move between the mix and a track and still be the same word."""
     max_overlap_share: float = 0.3
@@ -505,7 +507,7 @@ def _redo_overlaps(
             )
             # Each speaker's words looked at for loops alone (in the call their
             # utterances follow one another: "yeah yeah" said by two is no loop).
-            return clips.placed(heard, options.loops)
+            return clips.placed(heard, options.loops, rules.keep_probability)
 
         return call
 
@@ -561,24 +563,82 @@ class PackedClips:
                 db[first : first + n] = lv.at(times)
         return cls(audio, pieces, [Levels(0.0, hop, db) for db in others])
 
-    def _piece(self, at: float) -> tuple[float, int, Clip]:
-        """The piece holding the call's time ``at``, else the nearest."""
-        return min(self.pieces, key=lambda p: max(0.0, p[0] - at, at - p[0] - p[2].seconds))
+    def _piece(self, at: float) -> int:
+        """The index of the piece holding the call's time ``at``, else of the nearest."""
+        return min(
+            range(len(self.pieces)),
+            key=lambda k: max(0.0, self.pieces[k][0] - at, at - self.pieces[k][0] - self.pieces[k][2].seconds),
+        )
 
     def room_time(self, at: float, piece: tuple[float, int, Clip] | None = None) -> float:
         """The call's time ``at`` in room time, kept inside the clip of ``piece`` (default: its own)."""
-        start, _, clip = piece or self._piece(at)
+        start, _, clip = piece or self.pieces[self._piece(at)]
         return min(max(clip.start + at - start, clip.start), clip.end)
 
-    def placed(self, words: Sequence[Word], loops: LoopRules) -> list[Word]:
+    def placed(self, words: Sequence[Word], loops: LoopRules, doubt: float) -> list[Word]:
         """The call's words back in room time, each on the speaker of the clip holding its middle (or
-        nearest), each clip's words without their loops."""
-        mine: dict[int, list[Word]] = {}
+        nearest), each clip's words without their loops, and without the runs of words two clips heard
+        at once, doubting them on one (:func:`without_copies`: off the one)."""
+        said: list[list[Word]] = [[] for _ in self.pieces]
         for w in words:
-            piece = self._piece((w.start + w.end) / 2)
+            k = self._piece((w.start + w.end) / 2)
+            piece = self.pieces[k]
             room = replace(w, start=self.room_time(w.start, piece), end=self.room_time(w.end, piece))
-            mine.setdefault(id(piece), []).append(replace(room, speaker=piece[2].speaker))
-        return [w for said in mine.values() for w in drop_loops(said, loops)]
+            said[k].append(replace(room, speaker=piece[2].speaker))
+        return [w for ws in without_copies([drop_loops(ws, loops) for ws in said], doubt) for w in ws]
+
+
+def without_copies(said: Sequence[Sequence[Word]], doubt: float, shortest: int = 2) -> list[list[Word]]:
+    """Each piece's words (pieces in the order a call heard them) without the runs of ``shortest`` or
+    more words that another speaker's piece heard too, spelled the same, word for word at the same
+    room time, where Whisper doubted (below ``doubt``) one of them.
+
+    Of two people talking at once, one rarely says the other's words at
+    the same instants; such a run is mostly the other's: Whisper heard a
+    piece after the same call's earlier piece and repeated its words
+    (carol's "Yes, exactly." heard as "Yes, next week.", "next" doubted,
+    after alice's "maybe next week" in the quality test's space), or a
+    microphone's bleed was heard under its own speaker's voice. Of two
+    pieces, the one whose shared words Whisper was less sure of loses them
+    all, else the later heard (a repetition comes after what it repeats);
+    only if it doubted one: two sure "Thank you."s said together both
+    stay, as does a single word alike (two may both say "the" at once).
+    """
+    gone: set[tuple[int, int]] = set()
+    for a in range(len(said)):
+        for b in range(a + 1, len(said)):
+            if not said[a] or not said[b] or said[a][0].speaker == said[b][0].speaker:
+                continue
+            runs = list(_shared_runs(said[a], said[b], shortest))
+            mine = {(a, i + k) for i, _, n in runs for k in range(n)}
+            theirs = {(b, j + k) for _, j, n in runs for k in range(n)}
+            loser = theirs if _sureness(said, theirs) <= _sureness(said, mine) else mine
+            if any(said[p][k].probability < doubt for p, k in loser):
+                gone |= loser
+    return [[w for k, w in enumerate(ws) if (p, k) not in gone] for p, ws in enumerate(said)]
+
+
+def _sureness(said: Sequence[Sequence[Word]], at: set[tuple[int, int]]) -> float:
+    return statistics.fmean(said[p][k].probability for p, k in at) if at else 1.0
+
+
+def _shared_runs(a: Sequence[Word], b: Sequence[Word], shortest: int) -> Iterator[tuple[int, int, int]]:
+    """``(i, j, n)``: ``a[i:i+n]`` and ``b[j:j+n]`` the same words at the same time (as many as can
+    be), word for word spelled the same and overlapping, ``n >= shortest``."""
+    theirs = [spelling(w.text) for w in b]
+    same = [
+        [bool(x) and x == y and w.start < v.end and v.start < w.end for y, v in zip(theirs, b, strict=True)]
+        for x, w in ((spelling(w.text), w) for w in a)
+    ]
+    for i in range(len(a)):
+        for j in range(len(b)):
+            if not same[i][j] or (i and j and same[i - 1][j - 1]):
+                continue
+            n = 1
+            while i + n < len(a) and j + n < len(b) and same[i + n][j + n]:
+                n += 1
+            if n >= shortest:
+                yield i, j, n
 
 
 def _replace_region(words: list[Word], redone: list[Word], region: Region, rules: RoomRules) -> list[Word]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import pairwise
 
 import numpy as np
@@ -31,6 +32,7 @@ from transcribe.room import (
     passes,
     speech_stretches,
     transcribe_tracks,
+    without_copies,
 )
 from transcribe.room import _replace_region as _replace_region
 from transcribe.transcribe import TranscribeOptions
@@ -381,7 +383,9 @@ def test_a_region_s_clips_are_heard_one_after_another_and_their_words_go_back_to
         Word(3.3, 3.7, "way", ""),  # past alice's clip: kept inside it
         Word(1.9, 2.3, "no", ""),  # its middle in alice's: all of it hers
     ]
-    assert sorted((w.start, w.end, w.speaker) for w in packed.placed(heard, LoopRules())) == [
+    assert sorted(
+        (w.start, w.end, w.speaker) for w in packed.placed(heard, LoopRules(), RoomRules.keep_probability)
+    ) == [
         (pytest.approx(11.7), pytest.approx(11.9), "bob"),
         (pytest.approx(11.9), pytest.approx(12.1), "bob"),
         (pytest.approx(12.0), pytest.approx(12.3), "alice"),
@@ -389,3 +393,51 @@ def test_a_region_s_clips_are_heard_one_after_another_and_their_words_go_back_to
         (pytest.approx(12.3), pytest.approx(12.5), "alice"),
         (pytest.approx(13.3), pytest.approx(13.5), "alice"),
     ]
+
+
+def test_a_piece_repeating_another_speaker_s_words_at_the_same_time_loses_them() -> None:
+    # The quality test's space, its tracks at 64 kb/s (tiny.en): alice's clip
+    # then carol's in one call; carol said "Yes, exactly." while alice said
+    # "maybe next week", and Whisper, having just heard alice, heard carol's
+    # "exactly" as "next week." (her "next" doubted, 0.33).
+    alice = [
+        Word(10.82, 11.22, "next", "alice", 0.99),
+        Word(11.22, 11.90, "week.", "alice", 1.0),  # the same words earlier: not at once
+        Word(11.90, 12.20, "Maybe", "alice", 0.89),
+        Word(12.20, 12.66, "next", "alice", 0.99),
+        Word(12.66, 13.30, "week.", "alice", 1.0),
+    ]
+    carol = [
+        Word(11.76, 11.76, "Yes,", "carol", 0.36),
+        Word(11.98, 12.32, "next", "carol", 0.33),
+        Word(12.32, 12.70, "week.", "carol", 1.0),
+    ]
+    doubt = RoomRules.keep_probability
+    assert without_copies([alice, carol], doubt) == [alice, carol[:1]]
+    # The less sure goes whichever was heard first.
+    assert without_copies([carol, alice], doubt) == [carol[:1], alice]
+    # As sure: the later heard, if it doubted a word; two sure runs both stay
+    # (two may say "thank you" together).
+    unsure = [replace(w, probability=0.5) for w in alice]
+    assert without_copies([unsure, replace_all(carol, 0.5)], doubt) == [unsure, replace_all(carol, 0.5)[:1]]
+    assert without_copies([alice, replace_all(carol, 0.99)], doubt) == [alice, replace_all(carol, 0.99)]
+    # One word alike is no copy (two may say "next" in the same second), nor
+    # are the same words said one after the other (an echo), nor a speaker's own two pieces.
+    assert without_copies([alice, carol[:2]], doubt) == [alice, carol[:2]]
+    echo = [replace(w, start=w.start + 1.0, end=w.end + 1.0) for w in carol]  # each word after alice's
+    assert without_copies([alice, echo], doubt) == [alice, echo]
+    hers = [replace(w, speaker="alice") for w in carol]
+    assert without_copies([alice, hers], doubt) == [alice, hers]
+    # Repeated words ("no, no, no" against "no, no"): the less sure piece loses what it shares, and
+    # only that; where the words are long enough to align two ways, one piece loses all, not each a part.
+    no = [Word(5.0 + 0.3 * k, 5.3 + 0.3 * k, "no,", "alice", p) for k, p in enumerate((0.5, 0.9, 1.0))]
+    nos = [Word(5.0 + 0.3 * k, 5.3 + 0.3 * k, "No,", "carol", 0.8) for k in range(2)]
+    assert without_copies([no, nos], doubt) == [no[2:], nos]
+    # Aligned one way alice's first two are the less sure (0.45 against 0.5), the other way carol's.
+    long = [replace(w, end=w.end + 0.2, probability=p) for w, p in zip(no, (0.3, 0.6, 1.0), strict=True)]
+    longs = [replace(w, end=w.end + 0.2, probability=0.5) for w in nos]
+    assert without_copies([long, longs], doubt) == [long, []]
+
+
+def replace_all(words: list[Word], probability: float) -> list[Word]:
+    return [replace(w, probability=probability) for w in words]
