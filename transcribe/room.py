@@ -41,6 +41,7 @@ import queue
 import statistics
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import TypeVar
@@ -53,6 +54,7 @@ from transcribe.audio import SAMPLE_RATE
 from transcribe.context_pass import Clip, RoomPrompt, spelling
 from transcribe.levels import FLOOR_DB, Levels
 from transcribe.loops import NO_LOOPS, LoopRules, drop_loops
+from transcribe.read_ahead import read_ahead
 from transcribe.transcribe import ProgressCallback, TranscribeOptions, transcribe
 
 T = TypeVar("T")
@@ -700,22 +702,24 @@ def transcribe_tracks(
     end: float,
     options: TranscribeOptions | None = None,
     rules: RoomRules = RoomRules(),
+    readers: int = 2,
     on_progress: Callable[[float], None] | None = None,
 ) -> list[Word]:
     """:func:`transcribe_room` from the tracks: their mix summed piece by piece, their overlaps cut out.
 
-    Memory is the mix plus one piece and the overlaps' clips. Each word's
+    ``readers`` tracks are read (decoded, downloaded) at once, and summed one
+    after another (:func:`~transcribe.read_ahead.read_ahead`). Memory is the
+    mix plus the pieces read ahead and the overlaps' clips. Each word's
     ``speaker`` is its track's ``label``.
     """
     regions = overlap_regions([t.levels for t in tracks], rules)
     mix = np.zeros(max(0, round((end - start) * SAMPLE_RATE)), dtype=np.float32)
-    room: list[RoomTrack] = []
-    for i, track in enumerate(tracks):
-        clips: list[Clip] = []
-        for offset, samples in track.pieces:
-            add_to_mix(mix, samples, offset=offset - start, gain_db=track.gain_db)
-            clips += track_clips(samples, offset=offset, speaker=track.label, regions=regions, index=i)
-        room.append(RoomTrack(track.label, track.levels, join_clips(clips)))
+    clips: list[list[Clip]] = [[] for _ in tracks]
+    with closing(read_ahead([t.pieces for t in tracks], readers=readers)) as pieces:
+        for i, (offset, samples) in pieces:
+            add_to_mix(mix, samples, offset=offset - start, gain_db=tracks[i].gain_db)
+            clips[i] += track_clips(samples, offset=offset, speaker=tracks[i].label, regions=regions, index=i)
+    room = [RoomTrack(t.label, t.levels, join_clips(c)) for t, c in zip(tracks, clips, strict=True)]
     return transcribe_room(
         model, mix, offset=start, tracks=room, regions=regions, options=options, rules=rules, on_progress=on_progress
     )

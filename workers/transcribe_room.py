@@ -157,7 +157,8 @@ def _room_words(
     """Each track's words and decoding errors, from one pass over the room's mix.
 
     The mix is summed segment by segment and only the overlaps' audio of each
-    track is kept, so memory is the mix's plus one segment's.
+    track is kept, so memory is the mix's plus the segments read ahead (of
+    the track being summed and the next: at most 65 of each).
     """
     tracks = {t: env.track(space_id, t) for t in track_ids}
     errors: dict[str, list[str]] = {t: [] for t in track_ids}
