@@ -612,6 +612,8 @@ def without_copies(said: Sequence[Sequence[Word]], doubt: float, shortest: int =
             if not said[a] or not said[b] or said[a][0].speaker == said[b][0].speaker:
                 continue
             runs = list(_shared_runs(said[a], said[b], shortest))
+            if not runs:
+                continue
             mine = {(a, i + k) for i, _, n in runs for k in range(n)}
             theirs = {(b, j + k) for _, j, n in runs for k in range(n)}
             loser = theirs if _sureness(said, theirs) <= _sureness(said, mine) else mine
@@ -621,7 +623,7 @@ def without_copies(said: Sequence[Sequence[Word]], doubt: float, shortest: int =
 
 
 def _sureness(said: Sequence[Sequence[Word]], at: set[tuple[int, int]]) -> float:
-    return statistics.fmean(said[p][k].probability for p, k in at) if at else 1.0
+    return statistics.fmean(said[p][k].probability for p, k in at)
 
 
 def _shared_runs(a: Sequence[Word], b: Sequence[Word], shortest: int) -> Iterator[tuple[int, int, int]]:
