@@ -86,19 +86,28 @@ def mix(space_id: str) -> float:
 
 
 def yield_cpu() -> None:
-    """Lower this process's CPU priority to :data:`NICENESS` (or leave it lower), for good.
+    """Run this process on cycles nothing else wants, for good: Linux's
+    ``SCHED_IDLE`` policy, and :data:`NICENESS` (or lower) where the OS has
+    no such policy.
 
     The mix runs beside the room's transcription (both wait only on the
     levels), which is the pipeline's longest stage; the mix is done long
     before it either way, on the cycles Whisper's beam search leaves (it
     keeps 1.1-1.4 of two cores busy), and so beside another space's
-    transcription too. Beside a mix at the same priority the room job took
-    1.5 s longer (the seven-speaker bench space of seed 3, three runs in
-    turn each way: 16.1 against 14.6 s) and more CPU (its threads wait on
-    each other).
+    transcription too. The seven-speaker bench space of seed 3, 14 runs in
+    turn each way: the room job took 13.8 s on average beside the mix at
+    idle priority, 15.4 s beside it at nice 10 (shorter in 12 of the 14;
+    the same job alone read 13.4-16.7 s on this machine, so one run says
+    little): at nice 10 the scheduler still gives the mix a share of a core
+    Whisper's threads want (a tenth of it), at idle priority only a core
+    no one wants; at the same priority as the job, 1.5 s more. A worker's
+    CPUs busy with normal work all the time leave the mix waiting (its
+    stage's timeout, ``SPACES_JOB_TIMEOUT``, still runs).
     """
     current = os.getpriority(os.PRIO_PROCESS, 0)
     os.setpriority(os.PRIO_PROCESS, 0, max(current, NICENESS))
+    if hasattr(os, "SCHED_IDLE"):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
 def _mix_track(env: Environment, space_id: str, track: Track) -> MixTrack:

@@ -81,14 +81,14 @@ def test_gain_is_capped_and_silence_gets_none() -> None:
     assert level_gain(levels(np.zeros(SAMPLE_RATE, dtype=np.int16), offset=0)) == 0.0
 
 
-def _priority_after_yielding(start: int) -> int:
+def _priority_after_yielding(start: int) -> tuple[int, int]:
     os.setpriority(os.PRIO_PROCESS, 0, start)
     mix.yield_cpu()
-    return os.getpriority(os.PRIO_PROCESS, 0)
+    return os.getpriority(os.PRIO_PROCESS, 0), os.sched_getscheduler(0)
 
 
 @pytest.mark.parametrize(("start", "after"), [(0, mix.NICENESS), (mix.NICENESS + 5, mix.NICENESS + 5)])
-def test_the_mix_yields_the_cpu_to_its_niceness_or_stays_lower(start: int, after: int) -> None:
+def test_the_mix_yields_the_cpu_to_idle_priority_its_niceness_or_stays_lower(start: int, after: int) -> None:
     # In a process of its own, as the job's work horse: priority cannot be raised back.
     with multiprocessing.get_context("fork").Pool(1) as pool:
-        assert pool.apply(_priority_after_yielding, (start,)) == after
+        assert pool.apply(_priority_after_yielding, (start,)) == (after, os.SCHED_IDLE)
