@@ -100,7 +100,10 @@ def yield_cpu() -> None:
     the same job alone read 13.4-16.7 s on this machine, so one run says
     little): at nice 10 the scheduler still gives the mix a share of a core
     Whisper's threads want (a tenth of it), at idle priority only a core
-    no one wants; at the same priority as the job, 1.5 s more. A worker's
+    no one wants (beside a mix at the job's own priority, three runs each
+    way in an earlier session, it took 1.5 s longer than at nice 10). The
+    policy is the calling thread's, and so every thread the job starts
+    after it: called first thing in the work horse, it covers all. A worker's
     CPUs busy with normal work all the time leave the mix waiting (its
     stage's timeout, ``SPACES_JOB_TIMEOUT``, still runs).
     """
