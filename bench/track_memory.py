@@ -20,7 +20,6 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from spaces import layout
 from spaces.blobstore import open_blob_store
 from spaces.catalog import open_catalog
 from spaces.importer import TrackFile, import_space
@@ -32,8 +31,8 @@ _JOB = """
 import resource, sys
 from workers.levels import measure_levels
 from workers.mix import mix
-space_id, track_id, job = sys.argv[1:]
-measure_levels(space_id, track_id) if job == "measure_levels" else mix(space_id)
+space_id, job = sys.argv[1:]
+measure_levels(space_id) if job == "measure_levels" else mix(space_id)
 own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 print(f"{own:.0f} {children:.0f}")
@@ -65,12 +64,11 @@ def main() -> None:
         space = import_space(
             open_blob_store(settings), catalog, [TrackFile("alice", source)], title="bench", language="en"
         )
-        track_id = layout.read_manifest(open_blob_store(settings), space.space_id).tracks[0][0]
         print(f"track: {args.hours:g} h, load average {os.getloadavg()[0]:.1f}")
         print(f"{'job':<16}{'peak RSS MB':>12}{'children MB':>12}")
         for job in ("measure_levels", "mix"):
             out = subprocess.run(
-                [sys.executable, "-c", _JOB, space.space_id, track_id, job],
+                [sys.executable, "-c", _JOB, space.space_id, job],
                 env=settings_env(settings),
                 capture_output=True,
                 text=True,

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.transcripts [--duration 600] [--spaces espeak,answers,many,answers-engines,many-engines]
         [--design room|mix|tracks[,...]] [--workers 2] [--repeat-hours 3] [--shifts 0,0.25,0.5] [--draws 3]
-        [--test-spaces] [--errors] [--track-kbps 64]
+        [--test-spaces] [--errors] [--track-kbps 64] [--language en|auto]
 
 Spaces (synthetic voices, cached; tracks are Ogg/Opus files like the SFU's:
 coded as a browser sends them, at ``--track-kbps``, by default the bitrate
@@ -74,6 +74,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,7 @@ from ingest.bitrate import BROWSER_BITRATE
 from spaces import importer
 from spaces.captions import build_cues, to_srt, to_webvtt
 from spaces.formats import AudioFormat
+from spaces.languages import AUTO
 from spaces.models import Turn, Word
 from spaces.settings import OPUS_BITRATES, Settings
 from tests.evalspace import (
@@ -118,8 +120,10 @@ from tests.speech import (
 from transcribe.assemble import TrackWords, assemble
 from transcribe.audio import SAMPLE_RATE, decode
 from transcribe.context_pass import clips_from_bytes, clips_to_bytes, context_clips, refine_room
+from transcribe.language import detect, speaks_language
 from transcribe.levels import Levels, levels
 from transcribe.model import load_model, model_label
+from transcribe.read_ahead import read_ahead
 from transcribe.room import RoomTrack, TrackAudio, add_to_mix, attribute, transcribe_tracks
 from transcribe.transcribe import TranscribeOptions, transcribe
 from workers.mix import RATE as MIX_RATE
@@ -138,14 +142,24 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def job_levels(speaker: str, path: str, offset: float) -> dict[str, Any]:
-    """What ``measure_levels`` does: one track's levels, so track jobs can skip bleed."""
-    return {
-        "speaker": speaker,
-        "levels": levels(decode(path, dtype=np.int16), offset=offset).to_dict(),
-        "cpu": time.process_time(),
-        "rss_mb": _peak_rss_mb(),
-    }
+def job_levels(tracks: list[tuple[str, str, float]], threads: int, language: str) -> dict[str, Any]:
+    """What ``measure_levels`` does: every track's levels, two tracks read at once, and in a space whose
+    ``language`` is ``auto`` each speaker's language evidence (the model loaded once, on ``threads``,
+    up to four encoder passes a track)."""
+    results = []
+    with closing(read_ahead([_int16(path) for _, path, _ in tracks], readers=2, ahead=1)) as read:
+        for i, audio in read:
+            speaker, _, offset = tracks[i]
+            result: dict[str, Any] = {"speaker": speaker, "levels": levels(audio, offset=offset).to_dict()}
+            if language == AUTO and audio.size and speaks_language(model := load_model(MODEL, cpu_threads=threads)):
+                result["language"] = detect(model, np.multiply(audio, 1 / 32768, dtype=np.float32))[0]
+            results.append(result)
+    return {"tracks": results, "cpu": time.process_time(), "rss_mb": _peak_rss_mb()}
+
+
+def _int16(path: str) -> Iterator[np.ndarray]:
+    """A track file as one item, decoded (int16) when its reader takes it."""
+    yield decode(path, dtype=np.int16)
 
 
 def job_mix(tracks: list[tuple[str, float, dict[str, Any]]], duration: float, out: str) -> dict[str, Any]:
@@ -319,10 +333,25 @@ class Run:
     rss_mb: float = 0.0
     clips: int = 0
     levels: dict[str, Levels] = field(default_factory=dict)
+    languages: dict[str, str] = field(default_factory=dict)
+    """Each speaker's most probable language, where it was detected (``--language auto``)."""
 
 
-def run_ours(space: Space, workers: int, threads: int, out: Path, *, context: bool = True, design: str = "room") -> Run:
+def run_ours(
+    space: Space,
+    workers: int,
+    threads: int,
+    out: Path,
+    *,
+    context: bool = True,
+    design: str = "room",
+    language: str = "en",
+) -> Run:
     """The pipeline's stages in the order its workers take them, timed stage by stage.
+
+    ``language``: the space's, as its host set it (``auto``: each track's
+    language detected in its levels job; the room is transcribed in English
+    all the same, the bench's spaces being English).
 
     As ``finalize`` enqueues them: every track's levels, then the track
     transcriptions and the mix once the levels are known, then assemble; the
@@ -333,11 +362,15 @@ def run_ours(space: Space, workers: int, threads: int, out: Path, *, context: bo
     tracks = [(s, str(p), starts[s]) for s, p in space.items()]
     t0 = time.perf_counter()
     with _pool(workers) as pool:
-        measured = [pool.apply_async(job_levels, t) for t in tracks]
-        lv = {r["speaker"]: r["levels"] for r in (m.get(timeout=JOB_TIMEOUT) for m in measured)}
+        # One job for every track, its model on the threads of the room job's passes together.
+        measured = pool.apply_async(job_levels, (tracks, room_threads(threads, room_passes(workers)), language)).get(
+            timeout=JOB_TIMEOUT
+        )
+        lv = {r["speaker"]: r["levels"] for r in measured["tracks"]}
+        run.languages = {r["speaker"]: next(iter(r["language"]), "") for r in measured["tracks"] if "language" in r}
         run.levels = {s: Levels.from_dict(d) for s, d in lv.items()}
         run.seconds["levels"] = time.perf_counter() - t0
-        run.cpu["levels"] = sum(r.get()["cpu"] for r in measured)
+        run.cpu["levels"] = measured["cpu"]
         mixed = pool.apply_async(job_mix, ([(p, o, lv[s]) for s, p, o in tracks], space.duration, str(out)))
         t1 = time.perf_counter()
         if design in ROOM_JOBS:
@@ -366,7 +399,7 @@ def run_ours(space: Space, workers: int, threads: int, out: Path, *, context: bo
     run.cpu["assemble (context pass, turns, captions)"] = done["cpu"]
     run.cpu["mix (beside the others)"] = mix["cpu"]
     run.cpu["total"] = sum(run.cpu.values())
-    run.rss_mb = max(transcribe_rss, done["rss_mb"], mix["rss_mb"])
+    run.rss_mb = max(measured["rss_mb"], transcribe_rss, done["rss_mb"], mix["rss_mb"])
     run.first = {r["speaker"]: [Word.from_dict(w) for w in r["words"]] for r in results}
     run.turns = [Turn.from_dict(t) for t in done["turns"]]
     run.clips = done["clips"]
@@ -738,6 +771,13 @@ def main() -> None:
     parser.add_argument("--no-fallback", action="store_true", help="our path: temperature 0 only")
     parser.add_argument("--out", type=Path, default=None, help="keep the audio here")
     parser.add_argument("--model", default="", help="WHISPER_MODEL to measure (default: the embedded default)")
+    parser.add_argument(
+        "--language",
+        choices=("en", AUTO),
+        default="en",
+        help="the spaces' language as their host set it (default en); auto, the product's default: each"
+        " levels job also loads the model and detects its track's language, as measure_levels does",
+    )
     parser.add_argument("--languages", default="", help="instead: per-language spaces, e.g. en,fr,de,es")
     parser.add_argument("--models", default="tiny.en,base", help="with --languages: the models to compare")
     parser.add_argument(
@@ -961,11 +1001,18 @@ def bench_space(
 ) -> Figures:
     """Our ``design`` on one space against the baseline, its table printed; returns its summary figures."""
     speech = sum(w.end - w.start for w in space.words())
-    run = run_ours(space, args.workers, threads, out, context=not args.no_context, design=design)
+    run = run_ours(
+        space, args.workers, threads, out, context=not args.no_context, design=design, language=args.language
+    )
     print(
         f"ours ({design}) done: "
         + ", ".join(f"{k} {v:.1f} s (CPU {run.cpu[k]:.1f} s)" for k, v in run.seconds.items())
-        + f"; {run.clips} clips to redo with context",
+        + f"; {run.clips} clips to redo with context"
+        + (
+            f"; languages detected: {', '.join(f'{s} {lang}' for s, lang in run.languages.items())}"
+            if run.languages
+            else ""
+        ),
         flush=True,
     )
 

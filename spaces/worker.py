@@ -7,9 +7,9 @@ rq 2.12 can leave a job that succeeded in its queue's ``StartedJobRegistry``:
 the work-horse reports success in one Redis transaction that WATCHes the
 job's dependents key, and ``cleanup_execution`` forgets the execution when it
 queues its removal. If another client registers a dependent meanwhile (our
-``finalize`` enqueues ``transcribe_room`` with ``depends_on`` all the
-``measure_levels`` jobs, which other workers are already running and finish
-in half a second), the transaction fails with ``WatchError`` and is redone
+``finalize`` enqueues ``transcribe_room`` with ``depends_on`` the
+``measure_levels`` job, which another worker may already be running and
+finish in half a second), the transaction fails with ``WatchError`` and is redone
 without the removal. About a minute later (the heartbeat TTL: the monitoring
 interval + 60 s) the routine clean-up finds the entry expired, takes the
 finished job for abandoned and schedules it for retry: the job runs again.

@@ -1,7 +1,7 @@
 """The pipeline's shape: which stage runs after which, and the space's state.
 
-``finalize(space_id)`` is what the SFU and ``spaces import`` enqueue. It fans
-out one ``measure_levels`` job per track; once every track's levels are
+``finalize(space_id)`` is what the SFU and ``spaces import`` enqueue. It
+enqueues one ``measure_levels`` job for every track; once the levels are
 known, one ``transcribe_room`` job (the room's words from its mix, the
 speakers from the levels) and the ``mix`` (each speaker's gain from the
 levels); then ``assemble``, then ``complete`` after assemble and mix. Every job id is derived from the
@@ -61,8 +61,8 @@ def finalize(space_id: str, run: int = 0) -> None:
             on_failure=ON_FAILURE,
         )
 
-    # Every track's levels first: they tell who speaks when, and what is bleed.
-    measured = [enqueue("workers.levels.measure_levels", f"levels-{t}", t) for t, _ in manifest.tracks]
+    # Every track's levels first, in one job: they tell who speaks when, and what is bleed.
+    measured = [enqueue("workers.levels.measure_levels", "levels")]
     # One transcription for the whole room (its mix gives Whisper the context):
     # its cost follows the room's speech, not its number of speakers.
     transcribed = enqueue("workers.transcribe_room.transcribe_room", "transcribe-room", depends_on=measured)

@@ -63,7 +63,7 @@ def test_job_over_its_timeout_leaves_no_half_written_output(
     assert failed.state is SpaceState.FAILED
     assert failed.error and TIMED_OUT.match(failed.error), failed.error
     # What failed was retried before it was given up on.
-    gave_up = [j for j in stage_jobs(settings, blobs, space_id).values() if j.get_status() == JobStatus.FAILED]
+    gave_up = [j for j in stage_jobs(settings, space_id).values() if j.get_status() == JobStatus.FAILED]
     assert gave_up and all(j.retries_left == 0 for j in gave_up)
     # No transcript, captions, words or index rows; at most a whole replay
     # (the mix may beat a one-second timeout on a fast machine).
@@ -162,7 +162,7 @@ def wait_until_settled(settings: Settings, blobs: BlobStore, space_id: str, *, r
     """
     pending = {"queued", "scheduled", "started"}
     deadline = time.monotonic() + 60
-    while any(job.get_status() in pending for job in stage_jobs(settings, blobs, space_id, run).values()):
+    while any(job.get_status() in pending for job in stage_jobs(settings, space_id, run).values()):
         assert time.monotonic() < deadline, f"run {run} of {space_id} still has jobs pending"
         time.sleep(0.5)
 

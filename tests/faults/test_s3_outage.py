@@ -86,7 +86,7 @@ def test_space_survives_s3_going_away_mid_processing(
     assert done.state is SpaceState.READY, f"{done.error}\n{worker_procs.logs()}"
 
     # Our rq Retry rode it out: some stage failed and was run again.
-    jobs = stage_jobs(direct, blobs, space_id)
+    jobs = stage_jobs(direct, space_id)
     retried = {stage: job.retries_left for stage, job in jobs.items() if (job.retries_left or 0) < direct.job_retries}
     assert retried, "no stage was retried: the outage did not hit a job"
     assert all(job.get_status() == "finished" for job in jobs.values())

@@ -136,10 +136,9 @@ def assert_indexed_once(blobs: BlobStore, catalog: Catalog, space_id: str) -> No
         assert [h.space_id for h in catalog.search(phrase, limit=10)] == [space_id], phrase
 
 
-def stage_jobs(settings: Settings, blobs: BlobStore, space_id: str, run: int = 0) -> dict[str, Job]:
-    """The pipeline's jobs of one run, by stage (``finalize``, ``levels-00-alice``, ``transcribe-room``...)."""
-    tracks = [track_id for track_id, _ in layout.read_manifest(blobs, space_id).tracks]
-    stages = ["finalize", *(f"levels-{t}" for t in tracks), "transcribe-room", "mix", "assemble", "complete"]
+def stage_jobs(settings: Settings, space_id: str, run: int = 0) -> dict[str, Job]:
+    """The pipeline's jobs of one run, by stage (``finalize``, ``levels``, ``transcribe-room``...)."""
+    stages = ["finalize", "levels", "transcribe-room", "mix", "assemble", "complete"]
     connection = queue.connect(settings)
     return {stage: Job.fetch(queue.job_id(space_id, stage, run), connection=connection) for stage in stages}
 
