@@ -154,6 +154,7 @@ def job_levels(tracks: list[tuple[str, str, float]], threads: int, language: str
             if language == AUTO and audio.size and speaks_language(model := load_model(MODEL, cpu_threads=threads)):
                 result["language"] = detect(model, np.multiply(audio, 1 / 32768, dtype=np.float32))[0]
             results.append(result)
+            del audio  # as measure_levels: two tracks held at most
     return {"tracks": results, "cpu": time.process_time(), "rss_mb": _peak_rss_mb()}
 
 
@@ -350,7 +351,7 @@ def run_ours(
     """The pipeline's stages in the order its workers take them, timed stage by stage.
 
     ``language``: the space's, as its host set it (``auto``: each track's
-    language detected in its levels job; the room is transcribed in English
+    language detected in the levels job; the room is transcribed in English
     all the same, the bench's spaces being English).
 
     As ``finalize`` enqueues them: every track's levels, then the track
@@ -775,8 +776,8 @@ def main() -> None:
         "--language",
         choices=("en", AUTO),
         default="en",
-        help="the spaces' language as their host set it (default en); auto, the product's default: each"
-        " levels job also loads the model and detects its track's language, as measure_levels does",
+        help="the spaces' language as their host set it (default en); auto, the product's default: the"
+        " levels job also loads the model and detects each track's language, as measure_levels does",
     )
     parser.add_argument("--languages", default="", help="instead: per-language spaces, e.g. en,fr,de,es")
     parser.add_argument("--models", default="tiny.en,base", help="with --languages: the models to compare")

@@ -1,4 +1,4 @@
-"""Job: a track's loudness over time, measured before any track is transcribed.
+"""Job: every track's loudness over time, measured before any track is transcribed.
 
 The levels tell who speaks when: the room's transcription gives each word
 to the speaker whose track is loudest while it is said (another speaker's
@@ -35,7 +35,8 @@ def measure_levels(space_id: str) -> None:
     speakers. A job per track paid both per speaker: with ``auto`` (the
     default), the seven-speaker bench space's levels stage took 7.6 s on
     two workers, most of it seven model loads and detections, against the
-    mix baseline's 11 s for the whole room. Two tracks are read (downloaded,
+    mix baseline's 11 s for the whole room; in one job, 5.9-6.5 s (3.6-4.1 s
+    with detection's shorter windows, :func:`transcribe.language.detect`). Two tracks are read (downloaded,
     decoded) at once, so memory is two tracks' int16 samples at most, and
     one's float copy for detection.
 
@@ -57,6 +58,8 @@ def measure_levels(space_id: str) -> None:
                 probabilities, seconds = detect(model, np.multiply(audio, 1 / 32768, dtype=np.float32))
                 env.write_json(keys.language(space_id, track_id), {"probabilities": probabilities, "seconds": seconds})
             bars[i](1.0)
+            # Before the next track is taken: else three tracks are held while it waits on a slow read.
+            del audio
 
 
 def _detection_model(env: Environment) -> WhisperModel:
