@@ -120,12 +120,11 @@ from tests.speech import (
 from transcribe.assemble import TrackWords, assemble
 from transcribe.audio import SAMPLE_RATE, decode
 from transcribe.context_pass import clips_from_bytes, clips_to_bytes, context_clips, refine_room
-from transcribe.language import detect, speaks_language
 from transcribe.levels import Levels, levels
 from transcribe.model import load_model, model_label
-from transcribe.read_ahead import read_ahead
 from transcribe.room import RoomTrack, TrackAudio, add_to_mix, attribute, transcribe_tracks
 from transcribe.transcribe import TranscribeOptions, transcribe
+from workers.levels import room_levels
 from workers.mix import RATE as MIX_RATE
 from workers.mix import MixTrack, level_gain, render_mix, yield_cpu
 from workers.transcribe_room import pass_layout, room_passes, room_threads
@@ -143,24 +142,23 @@ def _peak_rss_mb() -> float:
 
 
 def job_levels(tracks: list[tuple[str, str, float]], threads: int, language: str) -> dict[str, Any]:
-    """What ``measure_levels`` does: every track's levels, two tracks read at once, and in a space whose
-    ``language`` is ``auto`` each speaker's language evidence (the model loaded once, on ``threads``,
-    up to four encoder passes a track)."""
+    """What ``measure_levels`` does (:func:`workers.levels.room_levels`): every track's levels, and in a
+    space whose ``language`` is ``auto`` each speaker's language evidence (the model loaded once, on
+    ``threads``)."""
+    model = (lambda: load_model(MODEL, cpu_threads=threads)) if language == AUTO else None
     results = []
-    with closing(read_ahead([_int16(path) for _, path, _ in tracks], readers=2, ahead=1)) as read:
-        for i, audio in read:
-            speaker, _, offset = tracks[i]
-            result: dict[str, Any] = {"speaker": speaker, "levels": levels(audio, offset=offset).to_dict()}
-            if language == AUTO and audio.size and speaks_language(model := load_model(MODEL, cpu_threads=threads)):
-                result["language"] = detect(model, np.multiply(audio, 1 / 32768, dtype=np.float32))[0]
+    with closing(room_levels([_int16(path, offset) for _, path, offset in tracks], model)) as measured:
+        for i, track_levels, evidence in measured:
+            result: dict[str, Any] = {"speaker": tracks[i][0], "levels": track_levels.to_dict()}
+            if evidence is not None:
+                result["language"] = evidence[0]
             results.append(result)
-            del audio  # as measure_levels: two tracks held at most
     return {"tracks": results, "cpu": time.process_time(), "rss_mb": _peak_rss_mb()}
 
 
-def _int16(path: str) -> Iterator[np.ndarray]:
+def _int16(path: str, offset: float) -> Iterator[tuple[float, np.ndarray]]:
     """A track file as one item, decoded (int16) when its reader takes it."""
-    yield decode(path, dtype=np.int16)
+    yield offset, decode(path, dtype=np.int16)
 
 
 def job_mix(tracks: list[tuple[str, float, dict[str, Any]]], duration: float, out: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ and ``assemble`` uses the same levels to remove whatever bleed got through.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import closing
 
 import numpy as np
@@ -18,7 +18,7 @@ from spaces import keys
 from spaces.exceptions import NotFound
 from spaces.languages import AUTO
 from spaces.models import Track
-from transcribe.language import detect, speaks_language
+from transcribe.language import Probabilities, detect, speaks_language
 from transcribe.levels import Levels, levels
 from transcribe.read_ahead import read_ahead
 from workers.environment import Environment, environment
@@ -48,16 +48,35 @@ def measure_levels(space_id: str) -> None:
     bars = [Progress(env.catalog, space_id, f"levels:{track.speaker}") for track in tracks]
     for bar in bars:
         bar(0.0)
-    auto = env.language(space_id) == AUTO
-    # As int16: half the memory of float32, which only language detection needs.
-    with closing(read_ahead([_track_audio(env, space_id, track) for track in tracks], readers=2, ahead=1)) as read:
-        for i, (start, audio) in read:
+    model = (lambda: _detection_model(env)) if env.language(space_id) == AUTO else None
+    with closing(room_levels([_track_audio(env, space_id, track) for track in tracks], model)) as measured:
+        for i, track_levels, evidence in measured:
             track_id = tracks[i].track_id
-            env.write_json(keys.levels(space_id, track_id), levels(audio, offset=start).to_dict())
-            if auto and audio.size and speaks_language(model := _detection_model(env)):
-                probabilities, seconds = detect(model, np.multiply(audio, 1 / 32768, dtype=np.float32))
+            env.write_json(keys.levels(space_id, track_id), track_levels.to_dict())
+            if evidence is not None:
+                probabilities, seconds = evidence
                 env.write_json(keys.language(space_id, track_id), {"probabilities": probabilities, "seconds": seconds})
             bars[i](1.0)
+
+
+def room_levels(
+    tracks: Sequence[Iterable[tuple[float, np.ndarray]]], model: Callable[[], WhisperModel] | None
+) -> Generator[tuple[int, Levels, tuple[Probabilities, float] | None], None, None]:
+    """Each track's levels and, given ``model``, its speaker's language evidence (:func:`detect`), in order.
+
+    ``tracks``: each a single ``(room time of its first sample, int16
+    samples)``, read when its reader takes it, two at once (memory: two
+    tracks' samples, and one's float copy while its language is detected).
+    ``model`` is called only for a track with audio; an English-only model
+    gives no evidence.
+    """
+    with closing(read_ahead(tracks, readers=2, ahead=1)) as read:
+        for i, (start, audio) in read:
+            evidence = None
+            if model is not None and audio.size and speaks_language(detector := model()):
+                # As int16 until here: half the memory of float32, which only detection needs.
+                evidence = detect(detector, np.multiply(audio, 1 / 32768, dtype=np.float32))
+            yield i, levels(audio, offset=start), evidence
             # Before the next track is taken: else three tracks are held while it waits on a slow read.
             del audio
 
