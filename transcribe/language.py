@@ -45,6 +45,9 @@ class DetectOptions:
     """A language is a candidate if its probability is at least this share of the track's best one."""
     keep: int = 10
     """Most probable languages kept per track (what the room's other tracks see)."""
+    near_loudest: float = 35.0
+    """dB below the track's loud frames where its VAD stops looking: the speaker's voice is near the
+    top, room noise and others' bleed far below (:func:`transcribe.vad.speech_probabilities`)."""
 
 
 def speaks_language(model: WhisperModel) -> bool:
@@ -56,7 +59,7 @@ def detect(
     model: WhisperModel, audio: np.ndarray, options: DetectOptions = DetectOptions()
 ) -> tuple[Probabilities, float]:
     """The track's language probabilities (most probable first) and the seconds of speech they rest on."""
-    spans = speech_spans(speech_probabilities(audio), len(audio), VadOptions())
+    spans = speech_spans(speech_probabilities(audio, near_loudest=options.near_loudest), len(audio), VadOptions())
     total: dict[str, float] = {}
     seconds = 0.0
     for group in list(pack(spans, options.window))[: options.windows]:

@@ -94,3 +94,17 @@ def test_scoring_leaves_the_audio_untouched(track: tuple[np.ndarray, list[tuple[
     before = piece.copy()
     speech_probabilities(piece)
     assert np.array_equal(piece, before)
+
+
+def test_near_loudest_skips_room_noise_not_speech(track: tuple[np.ndarray, list[tuple[float, float]]]) -> None:
+    """Room noise above the -60 dBFS gate is left unscored when only the track's loud frames are asked
+    for; the speech decides the same."""
+    audio = track[0][: 20 * SAMPLE_RATE]
+    # Noise at -55 dBFS on the whole track, as on every microphone of the bench's seven-speaker space.
+    noise = np.random.default_rng(5).standard_normal(len(audio)).astype(np.float32) * 10 ** (-55 / 20)
+    noisy = audio + noise
+    everywhere = speech_probabilities(noisy)
+    near = speech_probabilities(noisy, near_loudest=35.0)
+    assert np.count_nonzero(everywhere) == len(everywhere)  # the noise alone sends every frame through
+    assert np.count_nonzero(near) < 0.8 * len(near)
+    assert speech_spans(near, len(noisy)) == speech_spans(everywhere, len(noisy))
