@@ -27,8 +27,12 @@ from workers.tracks import load_track_audio
 
 
 @stage
-def measure_levels(space_id: str) -> None:
+def measure_levels(space_id: str, track_id: str | None = None) -> None:
     """Write every track's ``words/{track_id}.levels.json`` (and ``.language.json`` when the language is ``auto``).
+
+    ``track_id``: that track's only, as the jobs a release before this one
+    queued (a job a track): one still queued at an upgrade does its part of
+    its run.
 
     One job for the room, not one per track: a job's start, and the model
     that language detection loads, are paid once whatever the number of
@@ -44,18 +48,21 @@ def measure_levels(space_id: str) -> None:
     every track's evidence is at hand when any track is transcribed.
     """
     env = environment()
-    tracks = [env.track(space_id, track_id) for track_id, _ in env.manifest(space_id).tracks]
+    ids = [t for t, _ in env.manifest(space_id).tracks] if track_id is None else [track_id]
+    tracks = [env.track(space_id, t) for t in ids]
     bars = [Progress(env.catalog, space_id, f"levels:{track.speaker}") for track in tracks]
     for bar in bars:
         bar(0.0)
     model = (lambda: _detection_model(env)) if env.language(space_id) == AUTO else None
     with closing(room_levels([_track_audio(env, space_id, track) for track in tracks], model)) as measured:
         for i, track_levels, evidence in measured:
-            track_id = tracks[i].track_id
-            env.write_json(keys.levels(space_id, track_id), track_levels.to_dict())
+            measured_id = tracks[i].track_id
+            env.write_json(keys.levels(space_id, measured_id), track_levels.to_dict())
             if evidence is not None:
                 probabilities, seconds = evidence
-                env.write_json(keys.language(space_id, track_id), {"probabilities": probabilities, "seconds": seconds})
+                env.write_json(
+                    keys.language(space_id, measured_id), {"probabilities": probabilities, "seconds": seconds}
+                )
             bars[i](1.0)
 
 

@@ -10,12 +10,15 @@ import pytest
 from rq.job import Job, JobStatus
 
 from spaces import keys, queue
+from spaces.exceptions import NotFound
+from spaces.layout import read_manifest
 from spaces.models import SpaceState, Transcript
 from spaces.settings import Settings
 from tests.media import duration
 from tests.scoring import normalized_wer
 from tests.speech import Space as SpeechSpace
 from tests.support.workers import DURATION, UTTERANCES, Workers, finished, import_files, stores, wait_for
+from transcribe.levels import Levels
 
 pytestmark = pytest.mark.slow
 
@@ -112,6 +115,25 @@ def test_reprocess_before_the_first_run_started_skips_the_first(
         assert len(catalog.search("wonderful book", limit=10)) == 1
     finally:
         connection.delete(f"spaces:runs:{space.space_id}")
+
+
+def test_a_levels_job_queued_by_the_previous_release_measures_its_own_track(
+    settings: Settings, workers: Workers, two_speakers: SpeechSpace
+) -> None:
+    """A release before this one queued ``measure_levels(space_id, track_id)``, a job a track: one
+    still queued at an upgrade measures its track, as it did, and its run goes on."""
+    blobs, catalog = stores(settings)
+    space = import_files(settings, dict(two_speakers))
+    tracks = {speaker: t for t, speaker in read_manifest(blobs, space.space_id).tracks}
+    queue.pipeline_queue(settings).enqueue("workers.levels.measure_levels", space.space_id, tracks["bob"])
+    workers.start()
+    wait_for(catalog, space.space_id, lambda s: s.progress.get("levels:bob") == 1.0, timeout=60)
+    bob = Levels.from_dict(json.loads(blobs.get(keys.levels(space.space_id, tracks["bob"]))))
+    said = next(u for u in UTTERANCES if u.speaker == "bob")
+    assert bob.loudness(said.start + 0.5, said.start + 3.0) > -40  # his voice
+    assert bob.loudness(1.0, 5.0) < -60  # alice speaking: nothing on his microphone
+    with pytest.raises(NotFound):
+        blobs.get(keys.levels(space.space_id, tracks["alice"]))
 
 
 def test_damaged_and_silent_tracks_are_reported_not_fatal(
