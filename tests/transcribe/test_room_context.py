@@ -153,7 +153,9 @@ def test_with_fallback_off_a_decode_failing_the_thresholds_raises_and_one_passin
     )
     # A decode that passes them: the words fallback would have given.
     said = clip(options=TranscribeOptions())
-    assert word_error_rate(FIRST, join_words(w.text for w in said)) <= 0.2, said
+    # At most three words of thirteen: on some CPUs tiny.en hears her first words "The weather" as "But
+    # when there" (as on her own track in test_room's bleed test), elsewhere it hears them right.
+    assert word_error_rate(FIRST, join_words(w.text for w in said)) <= 0.25, said
     assert clip(options=TranscribeOptions(fallback=False)) == said
     with pytest.raises(DecodeFailed):
         clip(options=TranscribeOptions(fallback=False, log_prob_threshold=0.0))
