@@ -102,19 +102,6 @@ class RoomRules:
     """Seconds of speech a run of the mix holds at least (a run starts Whisper's context afresh)."""
     cut_reach: float = 0.2
     """A cut goes in the longest pause within this share of a run's speech of an even split."""
-    window_tokens: int = 200
-    """Tokens Whisper decodes in one 30 s window at most (where the options set no ``max_new_tokens``).
-
-    The bench's windows of dense speech took 74-122 tokens; a window its
-    prompt sends round a loop runs on to Whisper's limit (448 with the
-    prompt), the seven-speaker space's longest decode (4.7 s of its 18)
-    before the short-prompt retry heard the window right; with 200, 3.5 s.
-    A window cut short starts the next at its last pair of timestamps (a
-    segment's end), so only 200 tokens without one, a loop, lose the rest
-    of their window. Any limit moves the decode a little, as any change of
-    the audio does (CTranslate2 sizes its search to it: the answers space's
-    first window heard "laptop" as "ladder"). 200 fits in 448 with the
-    longest prompt faster-whisper keeps (223 tokens)."""
     call_speech: float = 300.0
     """Seconds of a run's audio (its first speech to its last, pauses and all) one Whisper call hears at
     most: their audio and features are in memory at once
@@ -413,8 +400,6 @@ def transcribe_room(
         on_progress: Called with the share done, 0 to 1.
     """
     options = options or TranscribeOptions()
-    if options.max_new_tokens is None:
-        options = replace(options, max_new_tokens=rules.window_tokens)
     speech = speech_stretches([t.levels for t in tracks], rules)
     edges = [offset, *cuts(speech, passes(model), rules), offset + len(mix) / SAMPLE_RATE]
 
@@ -431,7 +416,10 @@ def transcribe_room(
         # over its squeezed pause was lost at the seam (README, "room pass").
         # A window the prompt sends round a loop, or makes hear a sentence
         # twice, is heard again with a shorter prompt before sampling
-        # (``short_prompt_retry``).
+        # (``short_prompt_retry``). Its windows decode up to Whisper's own
+        # limit: a cap of 200 tokens, to cut a loop short before the retry,
+        # moved CTranslate2's search (sized to it) in every window, the
+        # answers space 0.066 -> 0.074 over nine runs, for 1.2 s of one loop.
         whole = replace(
             options,
             window=max(options.window, min((b - a) / SAMPLE_RATE, rules.call_speech)),
