@@ -419,7 +419,7 @@ def transcribe_room(
         # (``short_prompt_retry``). Its windows decode up to Whisper's own
         # limit: a cap of 200 tokens, to cut a loop short before the retry,
         # moved CTranslate2's search (sized to it) in every window, the
-        # answers space 0.066 -> 0.074 over nine runs, for 1.2 s of one loop.
+        # answers space 0.066 -> 0.074 over nine runs; a loop costs its tokens again.
         whole = replace(
             options,
             window=max(options.window, min((b - a) / SAMPLE_RATE, rules.call_speech)),
