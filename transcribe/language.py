@@ -47,7 +47,8 @@ class DetectOptions:
     """Most probable languages kept per track (what the room's other tracks see)."""
     near_loudest: float = 35.0
     """dB below the track's loud frames where its VAD stops looking: the speaker's voice is near the
-    top, room noise and others' bleed far below (:func:`transcribe.vad.speech_probabilities`)."""
+    top, room noise far below (:func:`transcribe.vad.speech_probabilities`); bleed, usually within it,
+    is scored as before."""
 
 
 def speaks_language(model: WhisperModel) -> bool:
