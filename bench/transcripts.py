@@ -352,9 +352,9 @@ def run_ours(
     language detected in the levels job; the room is transcribed in English
     all the same, the bench's spaces being English).
 
-    As ``finalize`` enqueues them: every track's levels, then the track
-    transcriptions and the mix once the levels are known, then assemble; the
-    mix runs beside the transcriptions when there is a free worker.
+    As ``finalize`` enqueues them: every track's levels in one job, then the
+    room's transcription (``design``) and the mix once the levels are known,
+    then assemble; the mix runs beside the transcription when there is a free worker.
     """
     run = Run()
     starts = space.starts

@@ -56,12 +56,12 @@ def measure_levels(space_id: str, track_id: str | None = None) -> None:
     model = (lambda: _detection_model(env)) if env.language(space_id) == AUTO else None
     with closing(room_levels([_track_audio(env, space_id, track) for track in tracks], model)) as measured:
         for i, track_levels, evidence in measured:
-            measured_id = tracks[i].track_id
-            env.write_json(keys.levels(space_id, measured_id), track_levels.to_dict())
+            track = tracks[i]
+            env.write_json(keys.levels(space_id, track.track_id), track_levels.to_dict())
             if evidence is not None:
                 probabilities, seconds = evidence
                 env.write_json(
-                    keys.language(space_id, measured_id), {"probabilities": probabilities, "seconds": seconds}
+                    keys.language(space_id, track.track_id), {"probabilities": probabilities, "seconds": seconds}
                 )
             bars[i](1.0)
 
