@@ -21,7 +21,11 @@ pytestmark = pytest.mark.slow
 
 #: tiny.en on espeak voices: the normalized WER per speaker stays below this
 #: (measured 0.04-0.17 on the dialogue; Whisper hears "of" as "on" and such).
-MAX_WER = 0.25
+#: Its int8 products round by the machine: on an AMD EPYC Zen 2 (AVX2 only,
+#: oneDNN) bob's "leaves every hour" came out "lean and re-hour" and "ahead of
+#: schedule" "of Enon's annual" (0.27; alice 0.21), where the same machine
+#: multiplying with MKL (CT2_USE_MKL=1, five times slower there) heard 0.12 / 0.17.
+MAX_WER = 0.3
 
 
 @pytest.fixture(scope="module")
