@@ -75,6 +75,31 @@ def render_track(track: Track, segments: dict[int, bytes], duration: float) -> n
     return out
 
 
+def misplaced_segments(
+    track: Track, segments: dict[int, bytes], source: npt.NDArray[np.float64], source_at: float
+) -> list[tuple[int, float, float]]:
+    """``(seq, seconds off, score)`` of each segment not where its offset says, nor like its source.
+
+    ``source`` (8 kHz) is what was sent, its first sample at room time
+    ``source_at``. Said in a failing check's message: a whole-track score
+    that drops tells that something moved, this tells what.
+    """
+    off = []
+    for seg in track.segments:
+        audio = low(decode_ogg(segments[seg.seq]))
+        at = int(round((seg.offset - source_at) * LOW))
+        lo = max(0, at - LOW // 5)
+        near = source[lo : at + len(audio) + LOW // 5]
+        if len(near) <= len(audio):
+            off.append((seg.seq, float("nan"), 0.0))
+            continue
+        match = locate(near, audio)
+        moved = match.lag - (at - lo) / LOW
+        if abs(moved) > 0.01 or match.score < 0.8:
+            off.append((seg.seq, round(moved, 4), round(match.score, 3)))
+    return off
+
+
 def opus_packets(seconds: float, *, channels: int = 1) -> list[bytes]:
     """Real Opus packets (20 ms) of a 440 Hz tone, from libopus."""
     enc = av.CodecContext.create("libopus", "w")

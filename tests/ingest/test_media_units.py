@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,7 +17,9 @@ from ingest.oggwriter import OggOpusWriter, build_page, iter_packets, iter_pages
 from ingest.recorder import RecorderOptions, TrackRecorder
 from ingest.spool import SegmentMeta, SpaceSpool
 from ingest.timeline import RoomAnchor, TimestampUnwrapper
-from tests.ingest.audio import decode_ogg, opus_packets
+from spaces.models import Segment, Track
+from tests.ingest.audio import decode_ogg, low, misplaced_segments, opus_packets
+from tests.support.sfu import VOICE_A, speech48k
 
 # --- Opus framing ------------------------------------------------------------------
 
@@ -150,3 +153,32 @@ def test_decode_of_stereo_segment(tmp_path: Path) -> None:
     writer.close()
     with av.open(io.BytesIO(path.read_bytes())) as c:
         assert c.streams.audio[0].codec_context.channels == 2
+
+
+# --- the live tests' own diagnosis -------------------------------------------------
+
+
+def _ogg(samples: np.ndarray) -> bytes:
+    """48 kHz mono int16 as an Ogg/Opus file (libopus, as a browser codes it)."""
+    out = io.BytesIO()
+    with av.open(out, mode="w", format="ogg") as container:
+        stream = container.add_stream("libopus", rate=48000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = 48000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    return out.getvalue()
+
+
+def test_misplaced_segments_names_the_one_that_moved() -> None:
+    speech = speech48k("The weather was lovely this morning, so we walked down to the river.", VOICE_A)
+    half = len(speech) // 2
+    data = {0: _ogg(speech[:half]), 1: _ogg(speech[half:])}
+    at = 1.0 + half / 48000
+    track = Track("t", "alice", (Segment(0, "a", 1.0, half / 48000), Segment(1, "b", at + 0.05, half / 48000)))
+    (moved,) = misplaced_segments(track, data, low(speech), 1.0)
+    seq, seconds, score = moved
+    assert seq == 1
+    # Opus's own delay (6.5 ms of pre-skip, as decoded here) aside, the 50 ms it was moved.
+    assert seconds == pytest.approx(-0.05, abs=0.01)
+    assert score > 0.8

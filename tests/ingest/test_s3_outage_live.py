@@ -39,7 +39,7 @@ from spaces.settings import Settings
 from spaces.tokens import Role
 from tests.exclusive import Hold
 from tests.faults.proxy import TcpProxy
-from tests.ingest.audio import locate, low, render_track
+from tests.ingest.audio import locate, low, misplaced_segments, render_track
 from tests.ingest.recording import CountingTrack, stored_tracks
 from tests.support.services import MotoServer
 from tests.support.sfu import VOICE_A, VOICE_B, get_space, make_space, rtc_url, sfu_process, speech48k, token
@@ -218,7 +218,9 @@ def test_live_space_rides_out_an_s3_outage(
         expected = np.take(sources[speaker], np.arange(tracks[speaker].samples_sent), mode="wrap")
         match = locate(timeline, low(expected))
         figures[f"{speaker}_match"] = match.score
-        assert match.score > 0.8, f"{speaker}: recording does not match what was sent ({match.score:.2f})"
+        if match.score <= 0.8:
+            off = misplaced_segments(got.track, got.audio, low(expected), started - manifest.started_at)
+            pytest.fail(f"{speaker}: recording does not match what was sent ({match.score:.2f}); segments off: {off}")
         assert abs(match.lag - (started - manifest.started_at)) < 0.05, f"{speaker} placed at {match.lag:.3f} s"
 
     queue = Queue(direct.queue_name, connection=connect(direct))
