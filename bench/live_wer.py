@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.live_wer --runs 4 --turns 16 [--design NAME ...]
 
 The bench's script (2 voices taking turns, known text) goes through Opus
-and back as the agent hears it, then into one
+(at the bitrate the SFU asks browsers for, ``--kbps``) and back as the
+agent hears it, then into one
 :class:`~transcribe.streaming.StreamingTranscriber` per speaker sharing a
 :class:`~transcribe.room_context.RoomContext`, fed in 20 ms chunks in room
 order, single-threaded (as the agent's threads would, minus the wall
@@ -42,7 +43,9 @@ import numpy as np
 
 from bench.common import table
 from bench.live_captions import RATE, Script, offline_texts, script, script_errors, warmup
+from ingest.bitrate import BROWSER_BITRATE
 from spaces.models import Caption
+from spaces.settings import Settings
 from transcribe.audio import SAMPLE_RATE
 from transcribe.live_audio import OpusStream
 from transcribe.model import DEFAULT_MODEL, load_model, model_label
@@ -148,8 +151,9 @@ CHUNK = SAMPLE_RATE // 50
 TICK = 0.05
 
 
-def opus_round_trip(samples: np.ndarray) -> np.ndarray:
-    """A 48 kHz int16 track through Opus (20 ms frames, as WebRTC sends) and back as the agent decodes it.
+def opus_round_trip(samples: np.ndarray, bitrate: int) -> np.ndarray:
+    """A 48 kHz int16 track through Opus at ``bitrate`` bit/s (20 ms frames, as WebRTC sends) and back
+    as the agent decodes it.
 
     Decoded by the agent's own :class:`~transcribe.live_audio.OpusStream`, at 16 kHz float32.
     """
@@ -157,7 +161,7 @@ def opus_round_trip(samples: np.ndarray) -> np.ndarray:
     encoder.sample_rate = RATE
     encoder.layout = "mono"  # type: ignore[attr-defined]
     encoder.format = "s16"  # type: ignore[attr-defined]
-    encoder.bit_rate = 96000  # what aiortc sends
+    encoder.bit_rate = bitrate
     stream = OpusStream()
     step = RATE // 50
     out: list[np.ndarray] = []
@@ -173,9 +177,9 @@ def opus_round_trip(samples: np.ndarray) -> np.ndarray:
     return np.concatenate(out)
 
 
-def after_warmup(heard: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def after_warmup(heard: dict[str, np.ndarray], bitrate: int) -> dict[str, np.ndarray]:
     """The script 2 s after the live bench's warm-up speaker, who is in the room (its finals too)."""
-    warm = opus_round_trip(warmup())
+    warm = opus_round_trip(warmup(), bitrate)
     lead = np.zeros(len(warm) + 2 * SAMPLE_RATE, dtype=np.float32)
     out = {sp: np.concatenate([lead, a]) for sp, a in heard.items()}
     length = max(len(a) for a in out.values())
@@ -272,6 +276,13 @@ def main() -> None:
         "--revise", action="append", choices=sorted(REVISIONS), help="settle each design's finals this way too"
     )
     parser.add_argument("--revise-threads", type=int, default=1, help="CPU threads of a revision pass")
+    parser.add_argument(
+        "--kbps",
+        type=int,
+        default=round((Settings.from_env().sfu_opus_bitrate or BROWSER_BITRATE) / 1000),
+        help="Opus kb/s the speakers send at (default %(default)s: what the SFU asks browsers for,"
+        " SPACES_SFU_OPUS_BITRATE; bench.live_captions' aiortc speakers send 96)",
+    )
     args = parser.parse_args()
     pipeline = args.pipeline
     designs = args.design or list(DESIGNS)
@@ -284,9 +295,9 @@ def main() -> None:
     for run in range(args.runs):
         plan = script(args.turns, seed=args.seed + run)
         speech = sum(s.end - s.start for s in plan.said)
-        heard = {sp: opus_round_trip(a) for sp, a in plan.tracks.items()}
+        heard = {sp: opus_round_trip(a, args.kbps * 1000) for sp, a in plan.tracks.items()}
         if args.warmup:
-            heard = after_warmup(heard)
+            heard = after_warmup(heard, args.kbps * 1000)
         results = {"offline": (offline_texts(plan, pipeline), 0.0)}
         for d in designs:
             out = live_finals(
