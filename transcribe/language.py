@@ -68,11 +68,13 @@ def detect(
         if speech < options.min_speech and seconds > 0:
             continue
         packed = np.ascontiguousarray(np.concatenate([audio[s:e] for s, e in group]), dtype=np.float32)
-        # Encoded over the shortest multiple of 10 s holding the speech, not 30 s: a speaker of a
-        # few seconds costs a third of a pass (the seven-speaker bench space: 7.3 -> 4.3 s for its
-        # seven tracks, decode and VAD included), their probabilities alike (English 0.59-0.92
-        # -> 0.63-0.95 on those tracks).
-        with encoder_window(model, len(packed) / SAMPLE_RATE):
+        # Encoded over the speech and a second more, not 30 s: a speaker of a few seconds costs a
+        # fraction of a pass, their probabilities alike. Multiples of 10 s first took the
+        # seven-speaker bench space's tracks from 7.3 to 4.3 s (decode and VAD included; English
+        # 0.59-0.92 -> 0.63-0.95); whole seconds then its seven passes from 3.0 to 2.2 s on an AVX2
+        # machine (English 0.67-0.97 -> 0.69-0.96, the same language first on every track).
+        # Only transcription wants the 10 s steps (WindowedWhisper's words, measured on them).
+        with encoder_window(model, len(packed) / SAMPLE_RATE, step=1):
             _, _, probs = model.detect_language(packed, language_detection_segments=1)
         for lang, p in probs:
             total[lang] = total.get(lang, 0.0) + p * speech

@@ -348,14 +348,15 @@ def _fails(decoded: tuple[Any, float, float, float], options: Any) -> bool:
     return fails_thresholds(decoded[1], decoded[3], decoded[0].no_speech_prob, options)
 
 
-def encoder_seconds(seconds: float) -> int:
-    """The window a clip of ``seconds`` is encoded in: the shortest multiple of 10 s holding it and 1 s more."""
-    return min(WHISPER_SECONDS, ENCODER_STEP * math.ceil((seconds + ENCODER_MARGIN) / ENCODER_STEP))
+def encoder_seconds(seconds: float, step: int = ENCODER_STEP) -> int:
+    """The window a clip of ``seconds`` is encoded in: the shortest multiple of ``step`` seconds
+    (10 s unless told) holding it and 1 s more."""
+    return min(WHISPER_SECONDS, step * math.ceil((seconds + ENCODER_MARGIN) / step))
 
 
-def encoder_window(model: WhisperModel, seconds: float) -> AbstractContextManager[None]:
+def encoder_window(model: WhisperModel, seconds: float, step: int = ENCODER_STEP) -> AbstractContextManager[None]:
     """Passes over a clip of ``seconds`` encode :func:`encoder_seconds` of it, not Whisper's 30 s."""
-    window = encoder_seconds(seconds)
+    window = encoder_seconds(seconds, step)
     if isinstance(model, WindowedWhisper) and window < WHISPER_SECONDS:
         return model.encoder_window(window)
     return contextlib.nullcontext()
