@@ -41,11 +41,10 @@ from typing import Any
 import av
 import numpy as np
 
+from bench.bitrate import kbps_argument, speaker_kbps
 from bench.common import table
 from bench.live_captions import RATE, Script, offline_texts, script, script_errors, warmup
-from ingest.bitrate import BROWSER_BITRATE
 from spaces.models import Caption
-from spaces.settings import Settings
 from transcribe.audio import SAMPLE_RATE
 from transcribe.live_audio import OpusStream
 from transcribe.model import DEFAULT_MODEL, load_model, model_label
@@ -278,8 +277,8 @@ def main() -> None:
     parser.add_argument("--revise-threads", type=int, default=1, help="CPU threads of a revision pass")
     parser.add_argument(
         "--kbps",
-        type=int,
-        default=round((Settings.from_env().sfu_opus_bitrate or BROWSER_BITRATE) / 1000),
+        type=kbps_argument,
+        default=speaker_kbps(),
         help="Opus kb/s the speakers send at (default %(default)s: what the SFU asks browsers for,"
         " SPACES_SFU_OPUS_BITRATE; bench.live_captions' aiortc speakers send 96)",
     )

@@ -82,14 +82,13 @@ from typing import Any
 import ctranslate2
 import numpy as np
 
+from bench.bitrate import kbps_argument, speaker_kbps
 from bench.room_errors import report, utterance_errors
-from ingest.bitrate import BROWSER_BITRATE
 from spaces import importer
 from spaces.captions import build_cues, to_srt, to_webvtt
 from spaces.formats import AudioFormat
 from spaces.languages import AUTO
 from spaces.models import Turn, Word
-from spaces.settings import OPUS_BITRATES, Settings
 from tests.evalspace import (
     BLEED,
     ENGINE_VOICES,
@@ -786,8 +785,8 @@ def main() -> None:
     )
     parser.add_argument(
         "--track-kbps",
-        type=_kbps,
-        default=round((Settings.from_env().sfu_opus_bitrate or BROWSER_BITRATE) / 1000),
+        type=kbps_argument,
+        default=speaker_kbps(),
         help="Opus kb/s the tracks are coded at as a browser sends them (default %(default)s: what the SFU asks"
         " browsers for, SPACES_SFU_OPUS_BITRATE); not with --test-spaces (the import's 64), --languages or"
         " --memory-only",
@@ -901,14 +900,6 @@ def _designs(text: str) -> list[str]:
     if unknown or len(set(designs)) < len(designs):
         raise argparse.ArgumentTypeError(f"designs are {', '.join(DESIGNS)}, each once, comma-separated: {text!r}")
     return designs
-
-
-def _kbps(text: str) -> int:
-    kbps = int(text)
-    low, high = (bitrate // 1000 for bitrate in OPUS_BITRATES)
-    if not low <= kbps <= high:
-        raise argparse.ArgumentTypeError(f"Opus codes {low} to {high} kb/s, not {kbps}")
-    return kbps
 
 
 def _seeds(text: str) -> list[int]:
