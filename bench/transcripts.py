@@ -117,11 +117,13 @@ from tests.speech import (
     write_audio,
 )
 from transcribe.assemble import TrackWords, assemble
-from transcribe.audio import SAMPLE_RATE, decode
+from transcribe.audio import decode
 from transcribe.context_pass import clips_from_bytes, clips_to_bytes, context_clips, refine_room
+from transcribe.language import Probabilities
 from transcribe.levels import Levels, levels
 from transcribe.model import load_model, model_label
-from transcribe.room import RoomTrack, TrackAudio, add_to_mix, attribute, transcribe_tracks
+from transcribe.room import RoomTrack, attribute
+from transcribe.room_audio import RoomAudio
 from transcribe.transcribe import TranscribeOptions, transcribe
 from workers.levels import room_levels
 from workers.mix import RATE as MIX_RATE
@@ -141,9 +143,9 @@ def _peak_rss_mb() -> float:
 
 
 def job_levels(tracks: list[tuple[str, str, float]], threads: int, language: str) -> dict[str, Any]:
-    """What ``measure_levels`` does (:func:`workers.levels.room_levels`): every track's levels, and in a
-    space whose ``language`` is ``auto`` each speaker's language evidence (the model loaded once, on
-    ``threads``)."""
+    """The levels stage of ``--design tracks``, as the pipeline ran it before the room job read the tracks
+    itself (``measure_levels``, :func:`workers.levels.room_levels`): every track's levels, and in a space
+    whose ``language`` is ``auto`` each speaker's language evidence (the model loaded once, on ``threads``)."""
     model = (lambda: load_model(MODEL, cpu_threads=threads)) if language == AUTO else None
     results = []
     with closing(room_levels([_int16(path, offset) for _, path, offset in tracks], model)) as measured:
@@ -160,11 +162,15 @@ def _int16(path: str, offset: float) -> Iterator[tuple[float, np.ndarray]]:
     yield offset, decode(path, dtype=np.int16)
 
 
-def job_mix(tracks: list[tuple[str, float, dict[str, Any]]], duration: float, out: str) -> dict[str, Any]:
-    """What ``mix`` does, on the whole-track files (one segment per track) and their levels."""
+def job_mix(tracks: list[tuple[str, float, dict[str, Any] | None]], duration: float, out: str) -> dict[str, Any]:
+    """What ``mix`` does, on the whole-track files (one segment per track) and their levels, or with none
+    (``None``: the room job has not stored them yet) each track's levels measured first, as ``mix`` does."""
     yield_cpu()
     mixed = [
-        MixTrack([(offset, decode(path, rate=MIX_RATE, dtype=np.int16))], level_gain(Levels.from_dict(lv)))
+        MixTrack(
+            [(offset, decode(path, rate=MIX_RATE, dtype=np.int16))],
+            level_gain(Levels.from_dict(lv) if lv else levels(decode(path, dtype=np.int16), offset=offset)),
+        )
         for path, offset, lv in tracks
     ]
     outputs = {fmt: Path(out) / f"replay.{fmt}" for fmt in AudioFormat}
@@ -201,70 +207,76 @@ def job_transcribe(
     }
 
 
-def _pieces(path: str, offset: float) -> Iterator[tuple[float, np.ndarray]]:
-    """A track file as one piece, decoded only when the room pass reaches it."""
-    yield offset, decode(path)
+def _read_room(tracks: list[tuple[str, str, float]], duration: float, directory: Path) -> tuple[RoomAudio, float]:
+    """Every track read as ``transcribe_room`` reads it (:class:`RoomAudio`), and the seconds it took."""
+    t0 = time.perf_counter()
+    audio = RoomAudio([str(i) for i in range(len(tracks))], start=0.0, end=duration, directory=directory)
+    for _ in audio.read([_int16(path, offset) for _, path, offset in tracks], gain=level_gain):
+        pass
+    return audio, time.perf_counter() - t0
 
 
 def job_room(
-    tracks: list[tuple[str, str, float, dict[str, Any]]], threads: int, passes: int, duration: float
+    tracks: list[tuple[str, str, float]], threads: int, passes: int, duration: float, language: str
 ) -> dict[str, Any]:
-    """What ``transcribe_room`` does: the room's mix for the words, each track's levels for the speaker.
+    """What ``transcribe_room`` does: every track's levels, in a space in ``auto`` each speaker's language
+    evidence, then the room's mix for the words and the levels for the speakers.
 
     With the worker's passes side by side, sharing its threads, or one pass on
     all of them for a room heard in one run (``workers.transcribe_room.pass_layout``).
     """
-    levels = [Levels.from_dict(t[3]) for t in tracks]
-    per_pass, passes = pass_layout(levels, threads, passes)
-    model = load_model(MODEL, cpu_threads=per_pass, passes=passes)
-    heard = transcribe_tracks(
-        model,
-        [
-            TrackAudio(str(i), lv, _pieces(path, offset), level_gain(lv))
-            for i, ((_, path, offset, _), lv) in enumerate(zip(tracks, levels, strict=True))
-        ],
-        start=0.0,
-        end=duration,
-        options=OPTIONS,
-    )
-    return _room_result(tracks, heard)
+    with tempfile.TemporaryDirectory(prefix="bench-room-") as tmp:
+        audio, reading = _read_room(tracks, duration, Path(tmp))
+        per_pass, passes = pass_layout(audio.levels, threads, passes)
+        model = load_model(MODEL, cpu_threads=per_pass, passes=passes)
+        languages = audio.languages(model) if language == AUTO else {}
+        heard = audio.transcribe(model, options=OPTIONS)
+    return _room_result(tracks, audio, heard, reading, languages)
 
 
 def job_plain_mix(
-    tracks: list[tuple[str, str, float, dict[str, Any]]], threads: int, passes: int, duration: float
+    tracks: list[tuple[str, str, float]], threads: int, passes: int, duration: float, language: str
 ) -> dict[str, Any]:
     """The issue's baseline as a pipeline stage: plain faster-whisper (defaults plus word timestamps)
-    on the room's mix summed from the tracks as the room pass sums it, each word on the speaker the
+    on the room's mix summed from the tracks as the room job sums it, each word on the speaker the
     levels say (:func:`transcribe.room.attribute`); the job's threads as the room pass's one pass.
 
     No VAD, no guards, no retry, no overlaps redone: what ``--design room``
     adds over it costs the difference in wall time between the two designs.
     Nor ``--beam`` or ``--no-fallback``: faster-whisper's defaults, as the
-    baseline's. The sum repeats :func:`transcribe.room.transcribe_tracks`'s
-    (in track order, at the replay's gains): change both together.
+    baseline's. Nor language detection: ``language`` is ``--design room``'s alone.
     """
+    with tempfile.TemporaryDirectory(prefix="bench-mix-") as tmp:
+        audio, reading = _read_room(tracks, duration, Path(tmp))
     model = load_model(MODEL, cpu_threads=room_threads(threads, passes))
-    levels = [Levels.from_dict(t[3]) for t in tracks]
-    mix = np.zeros(round(duration * SAMPLE_RATE), dtype=np.float32)
-    for (_, path, offset, _), lv in zip(tracks, levels, strict=True):
-        add_to_mix(mix, decode(path), offset=offset, gain_db=level_gain(lv))
-    heard = attribute(baseline_words(model, mix), [RoomTrack(str(i), lv) for i, lv in enumerate(levels)])
-    return _room_result(tracks, heard)
+    heard = attribute(
+        baseline_words(model, audio.mix), [RoomTrack(t, lv) for t, lv in zip(audio.labels, audio.levels, strict=True)]
+    )
+    return _room_result(tracks, audio, heard, reading, {})
 
 
-def _room_result(tracks: list[tuple[str, str, float, dict[str, Any]]], heard: list[Word]) -> dict[str, Any]:
-    """Each track's words under its speaker, as job_transcribe's result; ``heard``: words whose
-    ``speaker`` is their track's index (as a string)."""
+def _room_result(
+    tracks: list[tuple[str, str, float]],
+    audio: RoomAudio,
+    heard: list[Word],
+    reading: float,
+    languages: dict[str, tuple[Probabilities, float]],
+) -> dict[str, Any]:
+    """Each track's words under its speaker and its levels, as job_transcribe's result, with the seconds
+    the tracks took to read and the languages detected; ``heard``: words whose ``speaker`` is their track's
+    label (its index)."""
     return {
         "tracks": [
             {
                 "speaker": speaker,
                 "words": [dataclasses.replace(w, speaker=speaker).to_dict() for w in heard if w.speaker == str(i)],
-                "levels": lv,
+                "levels": lv.to_dict(),
                 "clips": clips_to_bytes([]),
+                **({"language": languages[str(i)][0]} if str(i) in languages else {}),
             }
-            for i, (speaker, _, _, lv) in enumerate(tracks)
+            for i, ((speaker, _, _), lv) in enumerate(zip(tracks, audio.levels, strict=True))
         ],
+        "reading": reading,
         "cpu": time.process_time(),
         "rss_mb": _peak_rss_mb(),
     }
@@ -348,44 +360,54 @@ def run_ours(
     """The pipeline's stages in the order its workers take them, timed stage by stage.
 
     ``language``: the space's, as its host set it (``auto``: each track's
-    language detected in the levels job; the room is transcribed in English
-    all the same, the bench's spaces being English).
+    language detected in the room job, or the levels job of ``--design
+    tracks``; the room is transcribed in English all the same, the bench's
+    spaces being English).
 
-    As ``finalize`` enqueues them: every track's levels in one job, then the
-    room's transcription (``design``) and the mix once the levels are known,
-    then assemble; the mix runs beside the transcription when there is a free worker.
+    As ``finalize`` enqueues them: the room's transcription (``design``),
+    which reads every track for its levels, and the mix beside it, then
+    assemble; ``--design tracks`` as the pipeline ran before: the levels
+    job, then a job per track and the mix. The mix runs beside the
+    transcription when there is a free worker.
     """
     run = Run()
     starts = space.starts
     tracks = [(s, str(p), starts[s]) for s, p in space.items()]
     t0 = time.perf_counter()
     with _pool(workers) as pool:
-        # One job for every track, its model on the threads of the room job's passes together.
-        measured = pool.apply_async(job_levels, (tracks, room_threads(threads, room_passes(workers)), language)).get(
-            timeout=JOB_TIMEOUT
-        )
-        lv = {r["speaker"]: r["levels"] for r in measured["tracks"]}
-        run.languages = {r["speaker"]: next(iter(r["language"]), "") for r in measured["tracks"] if "language" in r}
-        run.levels = {s: Levels.from_dict(d) for s, d in lv.items()}
-        run.seconds["levels"] = time.perf_counter() - t0
-        run.cpu["levels"] = measured["cpu"]
-        mixed = pool.apply_async(job_mix, ([(p, o, lv[s]) for s, p, o in tracks], space.duration, str(out)))
-        t1 = time.perf_counter()
         if design in ROOM_JOBS:
-            room = [(s, p, o, lv[s]) for s, p, o in tracks]
-            done_room = pool.apply_async(ROOM_JOBS[design], (room, threads, room_passes(workers), space.duration)).get(
-                timeout=JOB_TIMEOUT
-            )
+            # As finalize enqueues them: the room job, which measures every track's
+            # levels as it reads it, and the mix beside it (measuring its own).
+            mixed = pool.apply_async(job_mix, ([(p, o, None) for _, p, o in tracks], space.duration, str(out)))
+            done_room = pool.apply_async(
+                ROOM_JOBS[design], (tracks, threads, room_passes(workers), space.duration, language)
+            ).get(timeout=JOB_TIMEOUT)
             results = done_room["tracks"]
-            transcribe_cpu = done_room["cpu"]
-            transcribe_rss = done_room["rss_mb"]
+            run.seconds["transcribe"] = time.perf_counter() - t0
+            run.seconds["of which reading the tracks"] = done_room["reading"]
+            transcribe_cpu, transcribe_rss, levels_rss = done_room["cpu"], done_room["rss_mb"], 0.0
         else:
+            # One job for every track, its model on the threads of the room job's passes together.
+            measured = pool.apply_async(
+                job_levels, (tracks, room_threads(threads, room_passes(workers)), language)
+            ).get(timeout=JOB_TIMEOUT)
+            run.seconds["levels"] = time.perf_counter() - t0
+            run.cpu["levels"] = measured["cpu"]
+            levels_rss = measured["rss_mb"]
+            lv = {r["speaker"]: r["levels"] for r in measured["tracks"]}
+            mixed = pool.apply_async(job_mix, ([(p, o, lv[s]) for s, p, o in tracks], space.duration, str(out)))
+            t1 = time.perf_counter()
             others = {s: [d for o, d in lv.items() if o != s] for s in space}
             pending = [pool.apply_async(job_transcribe, (s, p, o, threads, others[s])) for s, p, o in tracks]
-            results = [r.get(timeout=JOB_TIMEOUT) for r in pending]
+            done_tracks = [r.get(timeout=JOB_TIMEOUT) for r in pending]
+            for result, track in zip(done_tracks, measured["tracks"], strict=True):
+                result.update({k: v for k, v in track.items() if k == "language"})
+            results = done_tracks
+            run.seconds["transcribe"] = time.perf_counter() - t1
             transcribe_cpu = sum(r["cpu"] for r in results)
             transcribe_rss = max(r["rss_mb"] for r in results)
-        run.seconds["transcribe"] = time.perf_counter() - t1
+        run.languages = {r["speaker"]: next(iter(r["language"]), "") for r in results if "language" in r}
+        run.levels = {r["speaker"]: Levels.from_dict(r["levels"]) for r in results}
         t2 = time.perf_counter()
         # Beside the mix if it is still running, alone otherwise: as a worker would.
         done = pool.apply_async(job_assemble, (results, threads, context)).get(timeout=JOB_TIMEOUT)
@@ -397,7 +419,7 @@ def run_ours(
     run.cpu["assemble (context pass, turns, captions)"] = done["cpu"]
     run.cpu["mix (beside the others)"] = mix["cpu"]
     run.cpu["total"] = sum(run.cpu.values())
-    run.rss_mb = max(measured["rss_mb"], transcribe_rss, done["rss_mb"], mix["rss_mb"])
+    run.rss_mb = max(levels_rss, transcribe_rss, done["rss_mb"], mix["rss_mb"])
     run.first = {r["speaker"]: [Word.from_dict(w) for w in r["words"]] for r in results}
     run.turns = [Turn.from_dict(t) for t in done["turns"]]
     run.clips = done["clips"]
@@ -774,7 +796,7 @@ def main() -> None:
         choices=("en", AUTO),
         default="en",
         help="the spaces' language as their host set it (default en); auto, the product's default: the"
-        " levels job also loads the model and detects each track's language, as measure_levels does",
+        " room job also detects each track's language, as transcribe_room does",
     )
     parser.add_argument("--languages", default="", help="instead: per-language spaces, e.g. en,fr,de,es")
     parser.add_argument("--models", default="tiny.en,base", help="with --languages: the models to compare")
@@ -996,7 +1018,9 @@ def bench_space(
     )
     print(
         f"ours ({design}) done: "
-        + ", ".join(f"{k} {v:.1f} s (CPU {run.cpu[k]:.1f} s)" for k, v in run.seconds.items())
+        + ", ".join(
+            f"{k} {v:.1f} s" + (f" (CPU {run.cpu[k]:.1f} s)" if k in run.cpu else "") for k, v in run.seconds.items()
+        )
         + f"; {run.clips} clips to redo with context"
         + (
             f"; languages detected: {', '.join(f'{s} {lang}' for s, lang in run.languages.items())}"

@@ -7,9 +7,10 @@ rq 2.12 can leave a job that succeeded in its queue's ``StartedJobRegistry``:
 the work-horse reports success in one Redis transaction that WATCHes the
 job's dependents key, and ``cleanup_execution`` forgets the execution when it
 queues its removal. If another client registers a dependent meanwhile (our
-``finalize`` enqueues ``transcribe_room`` with ``depends_on`` the
-``measure_levels`` job, which another worker may already be running and
-finish in half a second), the transaction fails with ``WatchError`` and is redone
+``finalize`` enqueues ``assemble`` and ``complete`` with ``depends_on`` the
+``transcribe_room`` and ``mix`` jobs, which other workers may already be
+running and finishing; it was seen when the levels, a job of half a second,
+came first), the transaction fails with ``WatchError`` and is redone
 without the removal. About a minute later (the heartbeat TTL: the monitoring
 interval + 60 s) the routine clean-up finds the entry expired, takes the
 finished job for abandoned and schedules it for retry: the job runs again.

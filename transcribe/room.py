@@ -18,7 +18,7 @@ utterances are heard one after another in one Whisper call
 whole 30 s encoder pass::
 
     regions = overlap_regions(levels_by_track)             # from levels alone
-    clips = [track_clips(audio, offset, regions, i) ...]   # per track, then drop the track
+    clips = [track_clips(audio, offset, regions, i) ...]   # per track (:mod:`transcribe.room_audio`)
     words = transcribe_room(model, mix, offset=0.0, tracks=[RoomTrack(s, lv, c), ...])
 
 A confidently heard word of the mix is kept even if the track passes did
@@ -39,9 +39,8 @@ from __future__ import annotations
 
 import queue
 import statistics
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
 from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import TypeVar
@@ -54,7 +53,6 @@ from transcribe.audio import SAMPLE_RATE
 from transcribe.context_pass import Clip, RoomPrompt, spelling
 from transcribe.levels import FLOOR_DB, Levels
 from transcribe.loops import NO_LOOPS, LoopRules, drop_loops
-from transcribe.read_ahead import read_ahead
 from transcribe.transcribe import ProgressCallback, TranscribeOptions, transcribe
 
 T = TypeVar("T")
@@ -253,23 +251,6 @@ def track_clips(audio: np.ndarray, *, offset: float, speaker: str, regions: Sequ
         if hi > lo:
             clips.append(Clip(speaker, offset + lo / SAMPLE_RATE, audio[lo:hi].copy()))
     return clips
-
-
-def join_clips(clips: Sequence[Clip]) -> list[Clip]:
-    """Clips of one track that follow each other without a gap, as one.
-
-    A track stored in segments gives one clip per segment a region spans: cut
-    there, a word on the seam would be lost and each half heard without the
-    other as context.
-    """
-    out: list[Clip] = []
-    for clip in sorted(clips, key=lambda c: c.start):
-        last = out[-1] if out else None
-        if last is not None and last.speaker == clip.speaker and abs(clip.start - last.end) < 0.01:
-            out[-1] = Clip(last.speaker, last.start, np.concatenate([last.samples, clip.samples]))
-        else:
-            out.append(clip)
-    return out
 
 
 def attribute(words: Sequence[Word], tracks: Sequence[RoomTrack], rules: RoomRules = RoomRules()) -> list[Word]:
@@ -670,54 +651,13 @@ def _same(a: Word, b: Word, slack: float) -> bool:
     return spelling(a.text) == spelling(b.text) and b.start <= a.end + slack and b.end >= a.start - slack
 
 
-@dataclass(frozen=True)
-class TrackAudio:
-    """A track as the room pass reads it: a label for its words, its levels, its audio piece by piece."""
-
-    label: str
-    levels: Levels
-    pieces: Iterable[tuple[float, np.ndarray]]
-    """``(room time of the first sample, samples)``, read once, in order: a
-    track's segments need not all be in memory at once."""
-    gain_db: float = 0.0
-    """Gain the track is mixed at (the replay's, ``workers.mix.level_gain``: every speaker's speech
-    equally loud), so that the room pass hears the room as its replay plays it."""
-
-
-def transcribe_tracks(
-    model: WhisperModel,
-    tracks: Sequence[TrackAudio],
-    *,
-    start: float,
-    end: float,
-    options: TranscribeOptions | None = None,
-    rules: RoomRules = RoomRules(),
-    readers: int = 2,
-    on_progress: Callable[[float], None] | None = None,
-) -> list[Word]:
-    """:func:`transcribe_room` from the tracks: their mix summed piece by piece, their overlaps cut out.
-
-    ``readers`` tracks are read (decoded, downloaded) at once, and summed one
-    after another (:func:`~transcribe.read_ahead.read_ahead`). Memory is the
-    mix plus the pieces read ahead and the overlaps' clips. Each word's
-    ``speaker`` is its track's ``label``.
-    """
-    regions = overlap_regions([t.levels for t in tracks], rules)
-    mix = np.zeros(max(0, round((end - start) * SAMPLE_RATE)), dtype=np.float32)
-    clips: list[list[Clip]] = [[] for _ in tracks]
-    with closing(read_ahead([t.pieces for t in tracks], readers=readers)) as pieces:
-        for i, (offset, samples) in pieces:
-            add_to_mix(mix, samples, offset=offset - start, gain_db=tracks[i].gain_db)
-            clips[i] += track_clips(samples, offset=offset, speaker=tracks[i].label, regions=regions, index=i)
-    room = [RoomTrack(t.label, t.levels, join_clips(c)) for t, c in zip(tracks, clips, strict=True)]
-    return transcribe_room(
-        model, mix, offset=start, tracks=room, regions=regions, options=options, rules=rules, on_progress=on_progress
-    )
-
-
 def add_to_mix(mix: np.ndarray, samples: np.ndarray, *, offset: float, gain_db: float = 0.0) -> None:
-    """Add a track into ``mix`` in place (``offset``: seconds of ``samples[0]`` in ``mix``), ``gain_db`` louder."""
+    """Add a track into ``mix`` in place (``offset``: seconds of ``samples[0]`` in ``mix``), ``gain_db`` louder.
+
+    ``samples``: float32, or int16 (full scale at 32768, as float32 decodes it).
+    """
     lo = round(offset * SAMPLE_RATE)
     a, b = max(0, lo), min(len(mix), lo + len(samples))
+    scale = 10 ** (gain_db / 20) / (32768 if samples.dtype == np.int16 else 1)
     if b > a:
-        mix[a:b] += samples[a - lo : b - lo] * np.float32(10 ** (gain_db / 20))
+        mix[a:b] += samples[a - lo : b - lo] * np.float32(scale)

@@ -8,7 +8,7 @@ and ``assemble`` uses the same levels to remove whatever bleed got through.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from contextlib import closing
 
 import numpy as np
@@ -17,35 +17,24 @@ from faster_whisper import WhisperModel
 from spaces import keys
 from spaces.exceptions import NotFound
 from spaces.languages import AUTO
-from spaces.models import Track
 from transcribe.language import Probabilities, detect, speaks_language
 from transcribe.levels import Levels, levels
 from transcribe.read_ahead import read_ahead
 from workers.environment import Environment, environment
 from workers.stage import Progress, stage
-from workers.tracks import load_track_audio
+from workers.tracks import whole_track
 
 
 @stage
 def measure_levels(space_id: str, track_id: str | None = None) -> None:
     """Write every track's ``words/{track_id}.levels.json`` (and ``.language.json`` when the language is ``auto``).
 
-    ``track_id``: that track's only, as the jobs a release before this one
-    queued (a job a track): one still queued at an upgrade does its part of
-    its run.
-
-    One job for the room, not one per track: a job's start, and the model
-    that language detection loads, are paid once whatever the number of
-    speakers. A job per track paid both per speaker: with ``auto`` (the
-    default), the seven-speaker bench space's levels stage took 7.6 s on
-    two workers, most of it seven model loads and detections, against the
-    mix baseline's 11 s for the whole room; in one job, 5.9-6.5 s (3.6-4.1 s
-    with detection's shorter windows, :func:`transcribe.language.detect`). Two tracks are read (downloaded,
-    decoded) at once, so memory is two tracks' int16 samples at most, and
-    one's float copy for detection.
-
-    Language detection is done here, with the track already decoded, so that
-    every track's evidence is at hand when any track is transcribed.
+    The pipeline's first stage in the releases before the room job read the
+    tracks itself (``workers.transcribe_room``, which measures them as it
+    sums the mix): a job an earlier release queued still does its part after
+    an upgrade, and the room job queued behind it runs as it does now.
+    ``track_id``: that track's only, as the jobs of the release before that
+    queued (a job a track).
     """
     env = environment()
     ids = [t for t, _ in env.manifest(space_id).tracks] if track_id is None else [track_id]
@@ -54,7 +43,8 @@ def measure_levels(space_id: str, track_id: str | None = None) -> None:
     for bar in bars:
         bar(0.0)
     model = (lambda: _detection_model(env)) if env.language(space_id) == AUTO else None
-    with closing(room_levels([_track_audio(env, space_id, track) for track in tracks], model)) as measured:
+    sources = [whole_track(env, space_id, track, []) for track in tracks]
+    with closing(room_levels(sources, model)) as measured:
         for i, track_levels, evidence in measured:
             track = tracks[i]
             env.write_json(keys.levels(space_id, track.track_id), track_levels.to_dict())
@@ -98,12 +88,6 @@ def _detection_model(env: Environment) -> WhisperModel:
     from workers.transcribe_room import room_passes, room_threads
 
     return env.model(threads=room_threads(env.settings.model_threads, room_passes(env.settings.worker_count)))
-
-
-def _track_audio(env: Environment, space_id: str, track: Track) -> Iterator[tuple[float, np.ndarray]]:
-    """The track as one item, read when its reader takes it: room time of its first sample, its int16 samples."""
-    start, audio, _ = load_track_audio(env, space_id, track, dtype=np.int16)
-    yield start, audio
 
 
 def read_levels(env: Environment, space_id: str, track_id: str) -> Levels | None:

@@ -12,8 +12,9 @@ Memory stays flat on long spaces: the mix is rendered a window at a time,
 each track holding one decoded segment or two, and each window goes to both
 encoders as it is done. Each speaker is brought to the same speech loudness
 first, so a quiet microphone is not lost; the gain comes from the track's
-levels, which the levels stage measured on the same audio, so no track is
-decoded twice for it.
+levels: those the room's transcription stored if it got there first (and
+always when the mix is redone after an erasure), else measured here on the
+track decoded as the transcription decodes it, so the gain is the same.
 """
 
 from __future__ import annotations
@@ -90,8 +91,8 @@ def yield_cpu() -> None:
     ``SCHED_IDLE`` policy, and :data:`NICENESS` (or lower) where the OS has
     no such policy.
 
-    The mix runs beside the room's transcription (both wait only on the
-    levels), which is the pipeline's longest stage; the mix is done long
+    The mix runs beside the room's transcription (both start when the
+    space is finalized), which is the pipeline's longest stage; the mix is done long
     before it either way, on the cycles Whisper's beam search leaves (it
     keeps 1.1-1.4 of two cores busy), and so beside another space's
     transcription too. The seven-speaker bench space of seed 3, 14 runs in
@@ -115,7 +116,7 @@ def yield_cpu() -> None:
 
 def _mix_track(env: Environment, space_id: str, track: Track) -> MixTrack:
     measured = read_levels(env, space_id, track.track_id)
-    if measured is None:  # a space processed before levels were measured
+    if measured is None:  # the transcription has not stored them yet
         start, audio, _ = load_track_audio(env, space_id, track, dtype=np.int16)
         measured = levels(audio, offset=start)
     gain = level_gain(measured)

@@ -1,10 +1,10 @@
 """The pipeline's shape: which stage runs after which, and the space's state.
 
 ``finalize(space_id)`` is what the SFU and ``spaces import`` enqueue. It
-enqueues one ``measure_levels`` job for every track; once the levels are
-known, one ``transcribe_room`` job (the room's words from its mix, the
-speakers from the levels) and the ``mix`` (each speaker's gain from the
-levels); then ``assemble``, then ``complete`` after assemble and mix. Every job id is derived from the
+enqueues one ``transcribe_room`` job (every track's levels, then the room's
+words from its mix, the speakers from the levels) and beside it the ``mix``
+(the replay, each speaker brought to one loudness); then ``assemble`` after
+the transcription, then ``complete`` after assemble and mix. Every job id is derived from the
 space, the stage and the run number, so a replayed enqueue is not a second run.
 """
 
@@ -61,13 +61,13 @@ def finalize(space_id: str, run: int = 0) -> None:
             on_failure=ON_FAILURE,
         )
 
-    # Every track's levels first, in one job: they tell who speaks when, and what is bleed.
-    measured = [enqueue("workers.levels.measure_levels", "levels")]
     # One transcription for the whole room (its mix gives Whisper the context):
-    # its cost follows the room's speech, not its number of speakers.
-    transcribed = enqueue("workers.transcribe_room.transcribe_room", "transcribe-room", depends_on=measured)
-    # The mix after the levels too: its gains come from them.
-    mixed = enqueue("workers.mix.mix", "mix", depends_on=measured)
+    # its cost follows the room's speech, not its number of speakers. It
+    # measures every track's levels first, as it reads them: they tell who
+    # speaks when, and what is bleed.
+    transcribed = enqueue("workers.transcribe_room.transcribe_room", "transcribe-room")
+    # The replay beside it, at idle priority: it waits on nothing.
+    mixed = enqueue("workers.mix.mix", "mix")
     assembled = enqueue("workers.assemble.assemble", "assemble", depends_on=[transcribed])
     enqueue("workers.pipeline.complete", "complete", depends_on=[assembled, mixed])
     log.info(

@@ -37,6 +37,14 @@ def load_track_audio(
     return start, audio, errors
 
 
+def whole_track(env: Environment, space_id: str, track: Track, errors: list[str]) -> Iterator[tuple[float, np.ndarray]]:
+    """The track as one item, read when a reader takes it (:func:`transcribe.read_ahead.read_ahead`):
+    room time of its first sample, its int16 samples; its segments' decoding errors appended to ``errors``."""
+    start, audio, found = load_track_audio(env, space_id, track, dtype=np.int16)
+    errors += found
+    yield start, audio
+
+
 def track_pieces(
     env: Environment,
     space_id: str,

@@ -11,8 +11,8 @@ from rq import Queue, get_current_job
 def finish_while_dependents_register(idle_queue: str, seconds: float) -> str:
     """Return while another client keeps changing the set of this job's dependents.
 
-    As ``finalize`` does when it enqueues ``transcribe_room`` with
-    ``depends_on`` the ``measure_levels`` job another worker is finishing.
+    As ``finalize`` does when it enqueues ``complete`` with ``depends_on``
+    the ``mix`` job another worker is finishing.
     One real dependent is enqueued (to ``idle_queue``, which no worker
     serves); then a thread takes it out of the set and puts it back as fast
     as Redis answers, for ``seconds``, so that whatever rq does with the

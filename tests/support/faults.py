@@ -137,8 +137,8 @@ def assert_indexed_once(blobs: BlobStore, catalog: Catalog, space_id: str) -> No
 
 
 def stage_jobs(settings: Settings, space_id: str, run: int = 0) -> dict[str, Job]:
-    """The pipeline's jobs of one run, by stage (``finalize``, ``levels``, ``transcribe-room``...)."""
-    stages = ["finalize", "levels", "transcribe-room", "mix", "assemble", "complete"]
+    """The pipeline's jobs of one run, by stage (``finalize``, ``transcribe-room``, ``mix``...)."""
+    stages = ["finalize", "transcribe-room", "mix", "assemble", "complete"]
     connection = queue.connect(settings)
     return {stage: Job.fetch(queue.job_id(space_id, stage, run), connection=connection) for stage in stages}
 

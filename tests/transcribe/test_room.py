@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import replace
 from itertools import pairwise
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,19 +25,17 @@ from transcribe.room import (
     Region,
     RoomRules,
     RoomTrack,
-    TrackAudio,
     add_to_mix,
     attribute,
     cuts,
-    join_clips,
     overlap_regions,
     overlap_share,
     passes,
     speech_stretches,
-    transcribe_tracks,
     without_copies,
 )
 from transcribe.room import _replace_region as _replace_region
+from transcribe.room_audio import RoomAudio
 from transcribe.transcribe import TranscribeOptions
 
 pytestmark = pytest.mark.slow
@@ -87,10 +88,13 @@ def talk(tmp_path_factory: pytest.TempPathFactory) -> Space:
     )
 
 
-def room(model: WhisperModel, space: Space, offset: float = 0.0, rules: RoomRules | None = None) -> list[Word]:
-    """What the room job does, on a space's files (every track starting at ``offset``)."""
-    tracks = [TrackAudio(s, levels(decode(p), offset=offset), [(offset, decode(p))]) for s, p in space.items()]
-    return transcribe_tracks(model, tracks, start=offset, end=offset + space.duration, rules=rules or RoomRules())
+def room(model: WhisperModel, space: Space, offset: float = 0.0, **transcribe: Any) -> list[Word]:
+    """What the room job does, on a space's files (every track starting at ``offset``), each track at unit gain."""
+    with tempfile.TemporaryDirectory(prefix="test-room-") as tmp:
+        audio = RoomAudio(list(space), start=offset, end=offset + space.duration, directory=Path(tmp))
+        for _ in audio.read([[(offset, decode(p, dtype=np.int16))] for p in space.values()], gain=lambda lv: 0.0):
+            pass
+        return audio.transcribe(model, **transcribe)
 
 
 def test_a_room_talking_over_itself_is_told_from_one_taking_turns(
@@ -188,14 +192,6 @@ def test_tracks_are_added_at_their_offsets() -> None:
     assert mix[:8000] == pytest.approx(11.0) and mix[8000:16000] == pytest.approx(12.0)
 
 
-def test_clips_cut_at_segment_seams_are_joined() -> None:
-    a = Clip("t0", 10.0, np.ones(16000, dtype=np.float32))
-    b = Clip("t0", 11.0, np.zeros(8000, dtype=np.float32))
-    later = Clip("t0", 20.0, np.ones(10, dtype=np.float32))
-    joined = join_clips([b, later, a])
-    assert [(c.start, len(c.samples)) for c in joined] == [(10.0, 24000), (20.0, 10)]
-
-
 def test_cuts_fall_in_the_longest_pauses_and_leave_runs_their_speech() -> None:
     rules = RoomRules(min_run_speech=8.0, cut_reach=0.2)
     # 40 s of speech in stretches of 4 s; the pause after the fifth is long.
@@ -229,7 +225,7 @@ def test_runs_side_by_side_keep_every_word_once(two_passes: WhisperModel, talk: 
     (cut,) = cuts(speech, 2, rules)
     said = sorted((w for ws in talk.truth.values() for w in ws), key=lambda w: w.start)
     assert not any(w.start <= cut - OFFSET <= w.end for w in said), cut  # in a pause
-    words = room(two_passes, talk, OFFSET, rules)
+    words = room(two_passes, talk, OFFSET, rules=rules)
     truth = [Word(w.start + OFFSET, w.end + OFFSET, w.text, w.speaker) for w in said]
     # The sentences either side of the cut whole, each word once, on its speaker.
     near = [w for w in truth if abs(w.start - cut) < 4.0]
@@ -294,13 +290,11 @@ def test_a_run_is_heard_in_one_call_and_its_progress_moves_as_it_goes(
     # the mix, its progress told segment by segment. Capped at 12 s of
     # speech a call (memory), it is two, and no word is lost or doubled at
     # their seams.
-    tracks = [TrackAudio(s, levels(decode(p), offset=OFFSET), [(OFFSET, decode(p))]) for s, p in talk.items()]
     shares: list[float] = []
-    words = transcribe_tracks(
+    words = room(
         model,
-        tracks,
-        start=OFFSET,
-        end=OFFSET + talk.duration,
+        talk,
+        OFFSET,
         options=TranscribeOptions(window=8.0),
         rules=RoomRules(call_speech=call_speech),
         on_progress=shares.append,

@@ -77,8 +77,8 @@ def test_finalize_enqueued_twice_runs_once_and_a_reprocess_replaces_outputs(
     queue.enqueue_finalize(settings, space.space_id)
     q = queue.pipeline_queue(settings)
     assert q.count == 0
-    # finalize, levels (every track's, in one job), transcribe (the room), mix, assemble, complete
-    assert len(q.finished_job_registry.get_job_ids()) == 6
+    # finalize, transcribe (the room, its levels included), mix, assemble, complete
+    assert len(q.finished_job_registry.get_job_ids()) == 5
     assert len(catalog.search("wonderful book", limit=10)) == 1
 
     # A reprocess (a new run) replaces the outputs: with the same model, the same bytes.

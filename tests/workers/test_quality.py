@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -57,11 +58,11 @@ from transcribe.assemble import TrackWords, assemble
 from transcribe.audio import SAMPLE_RATE, decode
 from transcribe.levels import Levels
 from transcribe.model import load_model
-from transcribe.room import TrackAudio, runs, transcribe_tracks
+from transcribe.room import runs
+from transcribe.room_audio import RoomAudio
 from workers.environment import Environment
-from workers.levels import read_levels
 from workers.mix import level_gain
-from workers.tracks import track_pieces
+from workers.tracks import whole_track
 from workers.transcribe_room import room_passes, room_threads
 
 pytestmark = pytest.mark.slow
@@ -188,27 +189,21 @@ def draws(settings: Settings, run: Processed, baseline: Baseline) -> list[Draw]:
     model = load_model(TEST_MODEL, cpu_threads=job_threads(settings))
     env = Environment(settings, *stores(settings))
     tracks = {t: env.track(run.space_id, t) for t, _ in run.manifest.tracks}
-    levels: dict[str, Levels] = {}
-    for t in tracks:
-        lv = read_levels(env, run.space_id, t)
-        assert lv is not None
-        levels[t] = lv
-    assert runs(list(levels.values()), room_passes(settings.worker_count)) == 1  # as job_threads has it
     errors: list[str] = []
-    heard = transcribe_tracks(
-        model,
-        [
-            TrackAudio(
-                t,
-                Levels(levels[t].start + SHIFT, levels[t].hop, levels[t].db),
-                ((at + SHIFT, x) for at, x in track_pieces(env, run.space_id, track, errors)),
-                level_gain(levels[t]),
-            )
-            for t, track in tracks.items()
-        ],
-        start=min(tr.start for tr in tracks.values()),
-        end=max(tr.end for tr in tracks.values()) + SHIFT,
-    )
+    with tempfile.TemporaryDirectory(prefix="test-quality-") as tmp:
+        audio = RoomAudio(
+            list(tracks),
+            start=min(tr.start for tr in tracks.values()),
+            end=max(tr.end for tr in tracks.values()) + SHIFT,
+            directory=Path(tmp),
+        )
+        sources = [((at + SHIFT, x) for at, x in whole_track(env, run.space_id, tr, errors)) for tr in tracks.values()]
+        for _ in audio.read(sources, gain=level_gain):
+            pass
+        assert runs(audio.levels, room_passes(settings.worker_count)) == 1  # as job_threads has it
+        heard = audio.transcribe(model)
+    # Back on the room clock, as the words.
+    levels = {t: Levels(lv.start - SHIFT, lv.hop, lv.db) for t, lv in zip(tracks, audio.levels, strict=True)}
     assert not errors
     speaker = dict(run.manifest.tracks)
     turns = assemble(

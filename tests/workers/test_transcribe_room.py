@@ -12,14 +12,15 @@ from tests.support.services import TEST_MODEL
 from tests.support.workers import stores
 from transcribe.levels import Levels
 from transcribe.model import load_model
-from transcribe.room import passes, runs
+from transcribe.room import RoomRules, passes, runs
+from transcribe.room import overlap_share as room_overlap_share
 from workers.environment import Environment
 from workers.transcribe_room import _room_model, room_passes, room_threads
 
 HOP = 0.02
 
 
-def turns(speakers: int, seconds: float, *, turn: float = 10.0, pause: float = 1.0) -> dict[str, Levels | None]:
+def turns(speakers: int, seconds: float, *, turn: float = 10.0, pause: float = 1.0) -> list[Levels]:
     """Levels of speakers taking turns of ``turn`` seconds, ``pause`` apart."""
     db = np.full((speakers, round(seconds / HOP)), -80.0, dtype=np.float32)
     at, who = 0.5, 0
@@ -27,7 +28,7 @@ def turns(speakers: int, seconds: float, *, turn: float = 10.0, pause: float = 1
         db[who, round(at / HOP) : round(min(seconds, at + turn) / HOP)] = -20.0
         at += turn + pause
         who = (who + 1) % speakers
-    return {f"t{i}": Levels(0.0, HOP, db[i]) for i in range(speakers)}
+    return [Levels(0.0, HOP, row) for row in db]
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def test_a_room_heard_in_one_run_is_one_pass_on_every_thread_of_the_job(env: Env
     # call; on one thread of two it took 1.6-2.1x plain faster-whisper's time.
     room = turns(7, 90.0)
     assert room_passes(env.settings.worker_count) == 2
-    assert runs([lv for lv in room.values() if lv is not None], 2) == 1
+    assert runs(room, 2) == 1
     model = _room_model(env, room)
     assert passes(model) == 1
     assert model is load_model(TEST_MODEL, cpu_threads=2)
@@ -50,17 +51,18 @@ def test_a_room_heard_in_one_run_is_one_pass_on_every_thread_of_the_job(env: Env
 def test_a_room_heard_in_runs_has_a_pass_a_thread(env: Environment) -> None:
     # Ten minutes of turns: two runs side by side, each on one thread.
     room = turns(3, 600.0)
-    assert runs([lv for lv in room.values() if lv is not None], 2) == 2
+    assert runs(room, 2) == 2
     model = _room_model(env, room)
     assert passes(model) == 2
     assert model is load_model(TEST_MODEL, cpu_threads=1, passes=2)
 
 
 def test_a_room_transcribed_track_by_track_is_one_pass(env: Environment) -> None:
-    # Ten minutes, but a track without levels: no room pass, so no runs to
+    # Ten minutes, but everyone talking at once: no room pass, so no runs to
     # hear side by side; each track in turn on the job's every thread.
     room = turns(3, 600.0)
-    room["t3"] = None
+    room.append(Levels(0.0, HOP, np.full(round(600.0 / HOP), -20.0, dtype=np.float32)))
+    assert room_overlap_share(room) > RoomRules().max_overlap_share
     assert passes(_room_model(env, room)) == 1
 
 

@@ -1,0 +1,140 @@
+"""A room's tracks read once: their levels, their mix, and their audio kept for the overlaps.
+
+The room pass needs every track three ways: its levels (who speaks when),
+its share of the mix (what is said), and its audio where two people speak at
+once (the overlap clips, :func:`transcribe.room.track_clips`). Which
+stretches those are is known only once every track's levels are, after the
+last track is read; so each track is written to disk as it is summed (int16,
+32 KB a second of audio), and the clips are read back from there::
+
+    room = RoomAudio(labels, start=0.0, end=90.0, directory=tmp)
+    for i, levels in room.read(sources, gain=level_gain):
+        ...  # store each track's levels as they come
+    words = room.transcribe(model)
+
+Each track is decoded once, where the levels and the room pass each decoded
+it (the seven-speaker bench space: the room job's decode of its seven tracks
+was 0.7-1.1 s of its time); memory is the mix and the tracks being read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterable, Sequence
+from contextlib import closing
+from pathlib import Path
+
+import numpy as np
+from faster_whisper import WhisperModel
+
+from spaces.models import Word
+from transcribe.audio import SAMPLE_RATE
+from transcribe.context_pass import Clip
+from transcribe.language import Probabilities, detect, speaks_language
+from transcribe.levels import Levels, levels
+from transcribe.read_ahead import read_ahead
+from transcribe.room import (
+    Region,
+    RoomRules,
+    RoomTrack,
+    add_to_mix,
+    overlap_regions,
+    track_clips,
+    transcribe_room,
+)
+from transcribe.transcribe import TranscribeOptions
+
+
+class RoomAudio:
+    """The room's mix (float32 at 16 kHz from ``start`` to ``end``), summed track by track, each
+    track's levels, and each track's int16 samples in a file of ``directory``."""
+
+    def __init__(self, labels: Sequence[str], *, start: float, end: float, directory: Path) -> None:
+        self.labels = list(labels)
+        self.start = start
+        self.mix = np.zeros(max(0, round((end - start) * SAMPLE_RATE)), dtype=np.float32)
+        self.levels: list[Levels] = []
+        self._directory = directory
+        self._offsets: list[float] = []
+
+    def read(
+        self,
+        sources: Sequence[Iterable[tuple[float, np.ndarray]]],
+        *,
+        gain: Callable[[Levels], float],
+        readers: int = 2,
+    ) -> Generator[tuple[int, Levels], None, None]:
+        """Read the tracks, ``(index, levels)`` as each is summed: ``sources[i]`` is track ``labels[i]``
+        as one item, ``(room time of its first sample, int16 samples)``; ``gain``: the dB it is mixed at.
+
+        ``readers`` tracks are read (downloaded, decoded) at once and summed
+        one after another, in order: float32 sums in another order differ in
+        their last bits, and Whisper's words may differ with them.
+        """
+        if len(sources) != len(self.labels):
+            raise ValueError(f"{len(sources)} tracks for {len(self.labels)} labels")
+        with closing(read_ahead(sources, readers=readers, ahead=1)) as read:
+            for i, (offset, audio) in read:
+                track_levels = levels(audio, offset=offset)
+                add_to_mix(self.mix, audio, offset=offset - self.start, gain_db=gain(track_levels))
+                audio.astype(np.int16, copy=False).tofile(self._path(i))
+                self.levels.append(track_levels)
+                self._offsets.append(offset)
+                yield i, track_levels
+                # Before the next track is taken: else three tracks are held while it waits on a slow read.
+                del audio
+
+    def track(self, index: int) -> tuple[float, np.ndarray]:
+        """Track ``index`` as read: room time of its first sample, its samples (float32, read from disk)."""
+        samples = np.fromfile(self._path(index), dtype=np.int16)
+        return self._offsets[index], np.multiply(samples, 1 / 32768, dtype=np.float32)
+
+    def languages(self, model: WhisperModel) -> dict[str, tuple[Probabilities, float]]:
+        """Each track's language evidence (:func:`transcribe.language.detect`) by label; none for a
+        track without audio, nor from an English-only model."""
+        if not speaks_language(model):
+            return {}
+        evidence = {}
+        for i, label in enumerate(self.labels):
+            _, samples = self.track(i)
+            if samples.size:
+                evidence[label] = detect(model, samples)
+        return evidence
+
+    def transcribe(
+        self,
+        model: WhisperModel,
+        *,
+        options: TranscribeOptions | None = None,
+        rules: RoomRules | None = None,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> list[Word]:
+        """:func:`~transcribe.room.transcribe_room` of the room: each word's ``speaker`` is its track's label."""
+        if len(self.levels) != len(self.labels):
+            raise ValueError(f"{len(self.levels)} of {len(self.labels)} tracks read")
+        rules = rules or RoomRules()
+        regions = overlap_regions(self.levels, rules)
+        tracks = [
+            RoomTrack(label, lv, self._clips(i, regions))
+            for i, (label, lv) in enumerate(zip(self.labels, self.levels, strict=True))
+        ]
+        return transcribe_room(
+            model,
+            self.mix,
+            offset=self.start,
+            tracks=tracks,
+            regions=regions,
+            options=options,
+            rules=rules,
+            on_progress=on_progress,
+        )
+
+    def _clips(self, index: int, regions: Sequence[Region]) -> list[Clip]:
+        """The track's audio over each region it speaks in, read from disk (only those stretches)."""
+        if not any(index in r.spans for r in regions) or not self._path(index).stat().st_size:
+            return []
+        audio = np.memmap(self._path(index), dtype=np.int16, mode="r")
+        cut = track_clips(audio, offset=self._offsets[index], speaker=self.labels[index], regions=regions, index=index)
+        return [Clip(c.speaker, c.start, np.multiply(c.samples, 1 / 32768, dtype=np.float32)) for c in cut]
+
+    def _path(self, index: int) -> Path:
+        return self._directory / f"track-{index}.s16"
