@@ -1,9 +1,11 @@
-"""Job: every track's loudness over time, measured before any track is transcribed.
+"""Every track's loudness over time, as stored: read here, measured by the room's transcription.
 
 The levels tell who speaks when: the room's transcription gives each word
 to the speaker whose track is loudest while it is said (another speaker's
 bleed on a microphone is always quieter), finds where two speak at once,
 and ``assemble`` uses the same levels to remove whatever bleed got through.
+``transcribe_room`` measures them as it reads the tracks; the job here is
+the stage that measured them before it, for the jobs earlier releases queued.
 """
 
 from __future__ import annotations
