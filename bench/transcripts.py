@@ -119,11 +119,11 @@ from tests.speech import (
 from transcribe.assemble import TrackWords, assemble
 from transcribe.audio import decode
 from transcribe.context_pass import clips_from_bytes, clips_to_bytes, context_clips, refine_room
-from transcribe.language import Probabilities
+from transcribe.language import Probabilities, speaks_language
 from transcribe.levels import Levels, levels
 from transcribe.model import load_model, model_label
 from transcribe.room import RoomTrack, attribute
-from transcribe.room_audio import RoomAudio
+from transcribe.room_audio import Detection, RoomAudio
 from transcribe.transcribe import TranscribeOptions, transcribe
 from workers.levels import room_levels
 from workers.mix import RATE as MIX_RATE
@@ -229,8 +229,11 @@ def job_room(
         audio, reading = _read_room(tracks, duration, Path(tmp))
         per_pass, passes = pass_layout(audio.levels, threads, passes)
         model = load_model(MODEL, cpu_threads=per_pass, passes=passes)
-        languages = audio.languages(model) if language == AUTO else {}
+        # Beside the room pass, as the room job detects: the bench's spaces are English, so the pass runs on.
+        beside = language == AUTO and speaks_language(model)
+        detection = Detection(audio, lambda: load_model(MODEL, cpu_threads=1), before=yield_cpu) if beside else None
         heard = audio.transcribe(model, options=OPTIONS)
+        languages = detection.evidence() if detection else {}
     return _room_result(tracks, audio, heard, reading, languages)
 
 

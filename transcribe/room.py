@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import queue
 import statistics
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -330,13 +331,20 @@ def side_by_side(
     share of all calls done (each weighing ``weights[i]``) on the calling
     thread, so that what it writes to (a catalog's connection) need not
     be shared between threads. CTranslate2 releases the GIL while it
-    decodes, so the passes do run at once.
+    decodes, so the passes do run at once. An error ``on_progress`` raises
+    stops the calls where they next report progress, and is raised.
     """
     updates: queue.SimpleQueue[tuple[int, float | None]] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def report(i: int, fraction: float) -> None:
+        if stop.is_set():
+            raise _Stopped
+        updates.put((i, fraction))
 
     def run(i: int, call: Callable[[ProgressCallback], T]) -> T:
         try:
-            return call(lambda fraction: updates.put((i, fraction)))
+            return call(lambda fraction: report(i, fraction))
         finally:
             updates.put((i, None))  # done, or failed: the result says which
 
@@ -345,15 +353,23 @@ def side_by_side(
     with ThreadPoolExecutor(max_workers=passes(model)) as pool:
         futures = [pool.submit(run, i, call) for i, call in enumerate(calls)]
         left = len(calls)
-        while left:
-            i, fraction = updates.get()
-            if fraction is None:
-                left -= 1
-            else:
-                done[i] = fraction
-                if on_progress is not None:
-                    on_progress(sum(d * w for d, w in zip(done, weights, strict=True)) / total)
+        try:
+            while left:
+                i, fraction = updates.get()
+                if fraction is None:
+                    left -= 1
+                else:
+                    done[i] = fraction
+                    if on_progress is not None:
+                        on_progress(sum(d * w for d, w in zip(done, weights, strict=True)) / total)
+        except BaseException:
+            stop.set()  # else leaving the pool waits for every call to end
+            raise
         return [f.result() for f in futures]
+
+
+class _Stopped(Exception):
+    """A call of :func:`side_by_side` stopped because its progress reached a caller that had raised."""
 
 
 def transcribe_room(

@@ -104,7 +104,9 @@ def yield_cpu() -> None:
     no one wants (beside a mix at the job's own priority, three runs each
     way in an earlier session, it took 1.5 s longer than at nice 10). The
     policy is the calling thread's, and so every thread the job starts
-    after it: called first thing in the work horse, it covers all. A worker's
+    after it: called first thing in the work horse, it covers all; called on
+    one thread, that thread's alone (the room job's language detection,
+    :class:`transcribe.room_audio.Detection`). A worker's
     CPUs busy with normal work all the time leave the mix waiting (its
     stage's timeout, ``SPACES_JOB_TIMEOUT``, still runs).
     """

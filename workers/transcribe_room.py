@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -20,12 +21,14 @@ from transcribe import room
 from transcribe.context_pass import clips_to_bytes, context_clips
 from transcribe.language import Probabilities, decide, speaks_language
 from transcribe.levels import Levels
-from transcribe.room_audio import RoomAudio
+from transcribe.room_audio import Detection, RoomAudio
 from transcribe.transcribe import TranscribeOptions, transcribe
 from workers.environment import Environment, environment
-from workers.mix import level_gain
+from workers.mix import level_gain, yield_cpu
 from workers.stage import Progress, stage
 from workers.tracks import whole_track
+
+log = logging.getLogger(__name__)
 
 MAX_ROOM_PASSES = 2
 """Whisper passes a room job runs at once (runs of the mix, overlap clips; :mod:`transcribe.room`).
@@ -104,11 +107,18 @@ def transcribe_room(space_id: str) -> int:
         # The one model of the job (language, room pass, per-track fallback):
         # each model loaded is its own memory.
         model = _room_model(env, audio.levels)
-        detected = _detect(env, space_id, audio, model) if env.language(space_id) == AUTO else {}
-        languages = {t: track_language(env, space_id, t, model, detected) for t in tracks}
-        # An English-only model is told English whatever the speech: it knows no other.
-        told = {t: lang.language if lang.model_speaks else "en" for t, lang in languages.items()}
-        words, clips = _words(audio, model, {t: tr.speaker for t, tr in tracks.items()}, told, progress)
+        detection = _detection(env, space_id, audio, model)
+        heard = _room_pass(env, space_id, audio, model, detection, progress)
+        languages = _languages(env, space_id, audio.labels, model, detection)
+        speakers = {t: tr.speaker for t, tr in tracks.items()}
+        if heard is not None and _english(languages):
+            # The track's id as its label: a speaker who rejoined has two tracks.
+            words = {t: [replace(w, speaker=speakers[t]) for w in heard if w.speaker == t] for t in tracks}
+            # No context pass after the room's: its words were heard in context already
+            # (clips of the mix redone with a prompt lost more words than they fixed).
+            clips = dict.fromkeys(tracks, clips_to_bytes([]))
+        else:
+            words, clips = _track_by_track(audio, model, speakers, _told(languages), progress)
     for t, tr in tracks.items():
         # The utterances to redo with the room's text as prompt (assemble), if any.
         env.blobs.put(keys.context_clips(space_id, t), clips[t], content_type="application/octet-stream")
@@ -149,29 +159,59 @@ def _read_room(
     return audio
 
 
-def _words(
+def _room_pass(
+    env: Environment,
+    space_id: str,
+    audio: RoomAudio,
+    model: WhisperModel,
+    detection: Detection | None,
+    progress: Callable[[float], None],
+) -> list[Word] | None:
+    """The room's words from its mix, heard in English; None where the room pass does not fit.
+
+    It fits where speakers mostly take turns, all in English. With the
+    speakers' languages being detected beside it (``detection``), it runs in
+    English, as most rooms speak one language, and stops where it next
+    reports progress once detection says otherwise.
+    """
+    if not _mostly_in_turn(audio.levels):
+        return None
+    if detection is None and not _english(_languages(env, space_id, audio.labels, model, None)):
+        return None
+    english: list[bool] = []  # detection's verdict, once it is in
+
+    def checked(fraction: float) -> None:
+        progress(fraction)
+        if detection is not None and detection.done() and not english:
+            evidence = {t: p for t, (p, _) in detection.evidence().items()}
+            english.append(_english({t: track_language(env, space_id, t, model, evidence) for t in audio.labels}))
+        if english and not english[0]:
+            raise _OtherLanguage
+
+    try:
+        return audio.transcribe(model, options=TranscribeOptions(language="en"), on_progress=checked)
+    except _OtherLanguage:
+        log.info("space %s: a speaker is not in English: track by track", space_id, extra={"space_id": space_id})
+        return None
+
+
+class _OtherLanguage(Exception):
+    """The room pass is stopped: a speaker is not transcribed in English."""
+
+
+def _track_by_track(
     audio: RoomAudio,
     model: WhisperModel,
     speaker: dict[str, str],
     told: dict[str, str],
     progress: Callable[[float], None],
 ) -> tuple[dict[str, list[Word]], dict[str, bytes]]:
-    """Each track's words and context clips: from the room pass, else track by track (``told``: each one's language)."""
-    ids = audio.labels
-    if set(told.values()) == {"en"} and _mostly_in_turn(audio.levels):
-        # The track's id as its label: a speaker who rejoined has two tracks.
-        heard = audio.transcribe(model, options=TranscribeOptions(language="en"), on_progress=progress)
-        # No context pass after the room's: its words were heard in context already
-        # (clips of the mix redone with a prompt lost more words than they fixed).
-        return (
-            {t: [replace(w, speaker=speaker[t]) for w in heard if w.speaker == t] for t in ids},
-            dict.fromkeys(ids, clips_to_bytes([])),
-        )
+    """Each track's words and context clips, each track transcribed on its own in its language (``told``)."""
     words, clips = {}, {}
-    for n, t in enumerate(ids):
+    for n, t in enumerate(audio.labels):
 
         def share(fraction: float, done: int = n) -> None:
-            progress((done + fraction) / len(ids))
+            progress((done + fraction) / len(audio.labels))
 
         others = [lv for k, lv in enumerate(audio.levels) if k != n]
         words[t], clips[t] = _track_words(model, speaker[t], audio.track(n), told[t], others, share)
@@ -185,16 +225,34 @@ def _room_model(env: Environment, levels: Sequence[Levels]) -> WhisperModel:
     return env.model(passes=passes, threads=threads)
 
 
-def _detect(env: Environment, space_id: str, audio: RoomAudio, model: WhisperModel) -> dict[str, Probabilities]:
-    """Each track's language evidence (:meth:`RoomAudio.languages`), also stored beside its words.
+def _detection(env: Environment, space_id: str, audio: RoomAudio, model: WhisperModel) -> Detection | None:
+    """Each speaker's language detected beside the room pass (:class:`Detection`), in a space in ``auto``
+    and with a model that speaks languages: on one thread of a model instance of its own, at idle priority."""
+    if env.language(space_id) != AUTO or not speaks_language(model):
+        return None
+    return Detection(audio, lambda: env.model(threads=1), before=yield_cpu)
 
-    After every track is read, on the job's model: the levels job before
-    loaded a model of its own to detect as it read.
-    """
-    evidence = audio.languages(model)
-    for t, (probabilities, seconds) in evidence.items():
+
+def _languages(
+    env: Environment, space_id: str, track_ids: Sequence[str], model: WhisperModel, detection: Detection | None
+) -> dict[str, SpeakerLanguage]:
+    """Each track's language (:func:`track_language`); the evidence ``detection`` found (waited for)
+    stored beside the track's words."""
+    detected: dict[str, Probabilities] = {}
+    for t, (probabilities, seconds) in (detection.evidence() if detection else {}).items():
         env.write_json(keys.language(space_id, t), {"probabilities": probabilities, "seconds": seconds})
-    return {t: probabilities for t, (probabilities, _) in evidence.items()}
+        detected[t] = probabilities
+    return {t: track_language(env, space_id, t, model, detected) for t in track_ids}
+
+
+def _told(languages: dict[str, SpeakerLanguage]) -> dict[str, str]:
+    """The language each track is transcribed in: an English-only model is told English whatever the
+    speech (it knows no other)."""
+    return {t: lang.language if lang.model_speaks else "en" for t, lang in languages.items()}
+
+
+def _english(languages: dict[str, SpeakerLanguage]) -> bool:
+    return set(_told(languages).values()) == {"en"}
 
 
 def _report_cpu(seconds: float) -> None:

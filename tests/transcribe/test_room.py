@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
@@ -31,6 +32,7 @@ from transcribe.room import (
     overlap_regions,
     overlap_share,
     passes,
+    side_by_side,
     speech_stretches,
     without_copies,
 )
@@ -215,6 +217,27 @@ def test_cuts_fall_in_the_longest_pauses_and_leave_runs_their_speech() -> None:
     anywhere = RoomRules(min_run_speech=8.0, cut_reach=1.0)
     assert cuts([(0.0, 9.0), (10.0, 30.0)], 2, anywhere) == [9.5]
     assert cuts([(0.0, 6.0), (7.0, 30.0)], 2, anywhere) == []
+
+
+def test_an_error_where_progress_arrives_stops_the_calls_side_by_side(two_passes: WhisperModel) -> None:
+    # The room job stops its room pass so (a speaker found not to speak English): the
+    # calls stop where they next report progress, not at their end.
+    ended: list[int] = []
+
+    def call(progress: Callable[[float], None]) -> int:
+        for n in range(1_000_000):  # far longer than the caller takes to raise
+            progress(n / 1_000_000)
+        ended.append(n)
+        return n
+
+    def stop(fraction: float) -> None:
+        raise LookupError("another language")
+
+    with pytest.raises(LookupError, match="another language"):
+        side_by_side(two_passes, [call, call], weights=[1.0, 1.0], on_progress=stop)
+    assert ended == []
+    # Without an error, every call's result, in order.
+    assert side_by_side(two_passes, [lambda p: 1, lambda p: 2], weights=[1.0, 1.0]) == [1, 2]
 
 
 def test_runs_side_by_side_keep_every_word_once(two_passes: WhisperModel, talk: Space) -> None:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from faster_whisper import WhisperModel
 
-from transcribe.audio import SAMPLE_RATE
+from tests.speech import SENTENCES, VOICES, Utterance, build_space
+from transcribe.audio import SAMPLE_RATE, decode
 from transcribe.levels import levels
-from transcribe.room_audio import RoomAudio
+from transcribe.model import load_model
+from transcribe.room_audio import Detection, RoomAudio
+from workers.mix import yield_cpu
 
 
 def tone(seconds: float, amplitude: float, frequency: float = 220.0) -> np.ndarray:
@@ -56,3 +62,48 @@ def test_a_room_is_transcribed_only_once_every_track_is_read(tmp_path: Path) -> 
         list(short.read([[(0.0, tone(1.0, 0.5))]], gain=lambda lv: 0.0))
     with pytest.raises(ValueError, match="0 of 2 tracks read"):
         short.transcribe(model=None)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def multilingual() -> WhisperModel:
+    """The multilingual default model, on one thread as the room job's detection loads it."""
+    return load_model("base", cpu_threads=1)
+
+
+def test_detection_runs_on_its_own_thread_at_idle_priority_and_finds_what_the_reader_would(
+    tmp_path: Path, multilingual: WhisperModel
+) -> None:
+    space = build_space(
+        (Utterance("alice", 0.5, SENTENCES[0]), Utterance("bob", 4.0, SENTENCES[2])),
+        {"alice": VOICES[0], "bob": VOICES[1]},
+        duration=8.0,
+        out_dir=tmp_path / "space",
+        suffix=".ogg",
+    )
+    audio = RoomAudio(list(space), start=0.0, end=space.duration, directory=tmp_path)
+    list(audio.read([[(0.0, decode(p, dtype=np.int16))] for p in space.values()], gain=lambda lv: 0.0))
+    seen: list[tuple[int, int]] = []
+
+    def model() -> WhisperModel:
+        seen.append((threading.get_ident(), os.sched_getscheduler(0)))
+        return multilingual
+
+    detection = Detection(audio, model, before=yield_cpu)
+    evidence = detection.evidence()
+    assert detection.done()
+    # Loaded (and so run) on a thread of its own, at idle priority; this thread untouched.
+    assert seen == [(seen[0][0], os.SCHED_IDLE)] and seen[0][0] != threading.get_ident()
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
+    assert evidence == audio.languages(multilingual)
+    assert {label: next(iter(p)) for label, (p, _) in evidence.items()} == {"alice": "en", "bob": "en"}
+
+
+def test_detection_raises_what_it_met_when_its_evidence_is_asked_for(tmp_path: Path) -> None:
+    audio = RoomAudio(["a"], start=0.0, end=1.0, directory=tmp_path)
+    list(audio.read([[(0.0, tone(1.0, 0.5))]], gain=lambda lv: 0.0))
+
+    def broken() -> WhisperModel:
+        raise RuntimeError("no model here")
+
+    with pytest.raises(RuntimeError, match="no model here"):
+        Detection(audio, broken).evidence()

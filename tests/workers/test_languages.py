@@ -99,7 +99,7 @@ def base_settings(settings: Settings) -> Settings:
 
 
 def test_a_french_space_is_transcribed_and_found_in_french(
-    base_settings: Settings, workers: Workers, french_space: SpeechSpace
+    base_settings: Settings, workers: Workers, french_space: SpeechSpace, capfd: pytest.CaptureFixture[str]
 ) -> None:
     # On the embedded backends only: French search on PostgreSQL is the catalog suite's
     # (test_catalog_languages, both backends), the pipeline on S3 + PostgreSQL test_pipeline's.
@@ -109,6 +109,9 @@ def test_a_french_space_is_transcribed_and_found_in_french(
         "amelie": ("fr", "detected"),
         "benoit": ("fr", "detected"),
     }
+    # The room pass began in English while detection ran beside it, and stopped once it said French
+    # (the workers write where this test does).
+    assert f"space {space.space_id}: a speaker is not in English: track by track" in capfd.readouterr().err
     for speaker in ("amelie", "benoit"):
         said = _said(transcript, speaker)
         assert multilingual_wer(_truth(french_space, speaker), said) <= MAX_FRENCH_WER, said
