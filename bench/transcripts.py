@@ -69,6 +69,7 @@ import multiprocessing
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -84,7 +85,8 @@ import numpy as np
 
 from bench.bitrate import kbps_argument, speaker_kbps
 from bench.room_errors import report, utterance_errors
-from spaces import importer
+from spaces import importer, keys
+from spaces.blobstore.local import LocalBlobStore
 from spaces.captions import build_cues, to_srt, to_webvtt
 from spaces.formats import AudioFormat
 from spaces.languages import AUTO
@@ -125,12 +127,13 @@ from transcribe.model import load_model, model_label
 from transcribe.room import RoomTrack, attribute
 from transcribe.room_audio import Detection, RoomAudio
 from transcribe.transcribe import TranscribeOptions, transcribe
-from workers.levels import room_levels
+from workers.levels import await_levels, room_levels
+from workers.mix import LEVELS_WAIT, MixTrack, level_gain, render_mix, yield_cpu
 from workers.mix import RATE as MIX_RATE
-from workers.mix import MixTrack, level_gain, render_mix, yield_cpu
 from workers.transcribe_room import pass_layout, room_passes, room_threads
 
 OPTIONS = TranscribeOptions()  # set by main(), inherited by the forked jobs
+BENCH_SPACE = "bench"  # the space id the room job stores its levels under for the mix (in the run's --out)
 MODEL = ""  # WHISPER_MODEL of the run (--model), inherited by the forked jobs
 CPUS = len(os.sched_getaffinity(0))
 JOB_TIMEOUT = 4 * 3600
@@ -163,9 +166,15 @@ def _int16(path: str, offset: float) -> Iterator[tuple[float, np.ndarray]]:
 
 
 def job_mix(tracks: list[tuple[str, float, dict[str, Any] | None]], duration: float, out: str) -> dict[str, Any]:
-    """What ``mix`` does, on the whole-track files (one segment per track) and their levels, or with none
-    (``None``: the room job has not stored them yet) each track's levels measured first, as ``mix`` does."""
+    """What ``mix`` does, on the whole-track files (one segment per track) and their levels; with none
+    (``None``), those the room job stores in ``out`` as it reads the tracks, waited for as ``mix`` waits,
+    else measured here."""
     yield_cpu()
+    store = LocalBlobStore(Path(out) / "levels")
+    ids = [str(i) for i in range(len(tracks))]
+    if any(lv is None for _, _, lv in tracks) and await_levels(store, BENCH_SPACE, ids, wait=LEVELS_WAIT):
+        stored = [json.loads(store.get(keys.levels(BENCH_SPACE, t))) for t in ids]
+        tracks = [(p, o, lv) for (p, o, _), lv in zip(tracks, stored, strict=True)]
     mixed = [
         MixTrack(
             [(offset, decode(path, rate=MIX_RATE, dtype=np.int16))],
@@ -207,17 +216,21 @@ def job_transcribe(
     }
 
 
-def _read_room(tracks: list[tuple[str, str, float]], duration: float, directory: Path) -> tuple[RoomAudio, float]:
-    """Every track read as ``transcribe_room`` reads it (:class:`RoomAudio`), and the seconds it took."""
+def _read_room(
+    tracks: list[tuple[str, str, float]], duration: float, directory: Path, out: str
+) -> tuple[RoomAudio, float]:
+    """Every track read as ``transcribe_room`` reads it (:class:`RoomAudio`), its levels stored in ``out``
+    for the mix as they come, and the seconds it took."""
     t0 = time.perf_counter()
+    store = LocalBlobStore(Path(out) / "levels")
     audio = RoomAudio([str(i) for i in range(len(tracks))], start=0.0, end=duration, directory=directory)
-    for _ in audio.read([_int16(path, offset) for _, path, offset in tracks], gain=level_gain):
-        pass
+    for i, track_levels in audio.read([_int16(path, offset) for _, path, offset in tracks], gain=level_gain):
+        store.put(keys.levels(BENCH_SPACE, str(i)), json.dumps(track_levels.to_dict()).encode())
     return audio, time.perf_counter() - t0
 
 
 def job_room(
-    tracks: list[tuple[str, str, float]], threads: int, passes: int, duration: float, language: str
+    tracks: list[tuple[str, str, float]], threads: int, passes: int, duration: float, language: str, out: str
 ) -> dict[str, Any]:
     """What ``transcribe_room`` does: every track's levels, in a space in ``auto`` each speaker's language
     evidence, then the room's mix for the words and the levels for the speakers.
@@ -226,7 +239,7 @@ def job_room(
     all of them for a room heard in one run (``workers.transcribe_room.pass_layout``).
     """
     with tempfile.TemporaryDirectory(prefix="bench-room-") as tmp:
-        audio, reading = _read_room(tracks, duration, Path(tmp))
+        audio, reading = _read_room(tracks, duration, Path(tmp), out)
         per_pass, passes = pass_layout(audio.levels, threads, passes)
         model = load_model(MODEL, cpu_threads=per_pass, passes=passes)
         # Beside the room pass, as the room job detects: the bench's spaces are English, so the pass runs on.
@@ -238,7 +251,7 @@ def job_room(
 
 
 def job_plain_mix(
-    tracks: list[tuple[str, str, float]], threads: int, passes: int, duration: float, language: str
+    tracks: list[tuple[str, str, float]], threads: int, passes: int, duration: float, language: str, out: str
 ) -> dict[str, Any]:
     """The issue's baseline as a pipeline stage: plain faster-whisper (defaults plus word timestamps)
     on the room's mix summed from the tracks as the room job sums it, each word on the speaker the
@@ -250,7 +263,7 @@ def job_plain_mix(
     baseline's. Nor language detection: ``language`` is ``--design room``'s alone.
     """
     with tempfile.TemporaryDirectory(prefix="bench-mix-") as tmp:
-        audio, reading = _read_room(tracks, duration, Path(tmp))
+        audio, reading = _read_room(tracks, duration, Path(tmp), out)
     model = load_model(MODEL, cpu_threads=room_threads(threads, passes))
     heard = attribute(
         baseline_words(model, audio.mix), [RoomTrack(t, lv) for t, lv in zip(audio.labels, audio.levels, strict=True)]
@@ -381,9 +394,10 @@ def run_ours(
         if design in ROOM_JOBS:
             # As finalize enqueues them: the room job, which measures every track's
             # levels as it reads it, and the mix beside it (measuring its own).
+            shutil.rmtree(out / "levels", ignore_errors=True)  # a run before's
             mixed = pool.apply_async(job_mix, ([(p, o, None) for _, p, o in tracks], space.duration, str(out)))
             done_room = pool.apply_async(
-                ROOM_JOBS[design], (tracks, threads, room_passes(workers), space.duration, language)
+                ROOM_JOBS[design], (tracks, threads, room_passes(workers), space.duration, language, str(out))
             ).get(timeout=JOB_TIMEOUT)
             results = done_room["tracks"]
             run.seconds["transcribe"] = time.perf_counter() - t0

@@ -10,6 +10,7 @@ the stage that measured them before it, for the jobs earlier releases queued.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Generator, Iterable, Sequence
 from contextlib import closing
 
@@ -17,6 +18,7 @@ import numpy as np
 from faster_whisper import WhisperModel
 
 from spaces import keys
+from spaces.blobstore import BlobStore
 from spaces.exceptions import NotFound
 from spaces.languages import AUTO
 from transcribe.language import Probabilities, detect, speaks_language
@@ -90,6 +92,15 @@ def _detection_model(env: Environment) -> WhisperModel:
     from workers.transcribe_room import room_passes, room_threads
 
     return env.model(threads=room_threads(env.settings.model_threads, room_passes(env.settings.worker_count)))
+
+
+def await_levels(blobs: BlobStore, space_id: str, track_ids: Sequence[str], *, wait: float, poll: float = 0.2) -> bool:
+    """Whether every track's levels are stored, waiting up to ``wait`` seconds for them (looking every ``poll``)."""
+    deadline = time.monotonic() + wait
+    stored = [keys.levels(space_id, t) for t in track_ids]
+    while not (found := all(blobs.exists(key) for key in stored)) and time.monotonic() < deadline:
+        time.sleep(poll)
+    return found
 
 
 def read_levels(env: Environment, space_id: str, track_id: str) -> Levels | None:

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from spaces import keys
+from spaces.blobstore.local import LocalBlobStore
 from spaces.formats import AudioFormat
 from tests.media import duration
 from transcribe.audio import SAMPLE_RATE, decode
 from transcribe.levels import levels
 from workers import mix
+from workers.levels import await_levels
 from workers.mix import RATE, TARGET_DBFS, MixTrack, level_gain, render_mix
 
 LENGTH = 8.0
@@ -92,3 +96,16 @@ def test_the_mix_yields_the_cpu_to_idle_priority_its_niceness_or_stays_lower(sta
     # In a process of its own, as the job's work horse: priority cannot be raised back.
     with multiprocessing.get_context("fork").Pool(1) as pool:
         assert pool.apply(_priority_after_yielding, (start,)) == (after, os.SCHED_IDLE)
+
+
+def test_the_mix_waits_for_the_levels_the_transcription_is_storing(tmp_path: Path) -> None:
+    # The mix starts beside the room's transcription, which stores each track's levels as it reads it.
+    store = LocalBlobStore(tmp_path)
+    tracks = ["t0", "t1"]
+    assert not await_levels(store, "s", tracks, wait=0.0)
+    store.put(keys.levels("s", "t0"), b"{}")
+    assert not await_levels(store, "s", tracks, wait=0.0)  # all of them, not the first
+    writer = threading.Thread(target=store.put, args=(keys.levels("s", "t1"), b"{}"))
+    writer.start()
+    assert await_levels(store, "s", tracks, wait=120.0, poll=0.01)
+    writer.join()
