@@ -109,7 +109,10 @@ def transcribe_room(space_id: str) -> int:
         model = _room_model(env, audio.levels)
         detection = _detection(env, space_id, audio, model)
         heard = _room_pass(env, space_id, audio, model, detection, progress)
-        languages = _languages(env, space_id, audio.labels, model, detection)
+        evidence = detection.evidence() if detection else {}
+        for t, (probabilities, seconds) in evidence.items():
+            env.write_json(keys.language(space_id, t), {"probabilities": probabilities, "seconds": seconds})
+        languages = _languages(env, space_id, audio.labels, model, evidence)
         speakers = {t: tr.speaker for t, tr in tracks.items()}
         if heard is not None and _english(languages):
             # The track's id as its label: a speaker who rejoined has two tracks.
@@ -118,6 +121,8 @@ def transcribe_room(space_id: str) -> int:
             # (clips of the mix redone with a prompt lost more words than they fixed).
             clips = dict.fromkeys(tracks, clips_to_bytes([]))
         else:
+            if heard is not None:  # detection was done after the pass
+                _not_english(space_id, "its words dropped")
             words, clips = _track_by_track(audio, model, speakers, _told(languages), progress)
     for t, tr in tracks.items():
         # The utterances to redo with the room's text as prompt (assemble), if any.
@@ -176,23 +181,31 @@ def _room_pass(
     """
     if not _mostly_in_turn(audio.levels):
         return None
-    if detection is None and not _english(_languages(env, space_id, audio.labels, model, None)):
+    if detection is None and not _english(_languages(env, space_id, audio.labels, model, {})):
         return None
     english: list[bool] = []  # detection's verdict, once it is in
 
     def checked(fraction: float) -> None:
         progress(fraction)
         if detection is not None and detection.done() and not english:
-            evidence = {t: p for t, (p, _) in detection.evidence().items()}
-            english.append(_english({t: track_language(env, space_id, t, model, evidence) for t in audio.labels}))
+            english.append(_english(_languages(env, space_id, audio.labels, model, detection.evidence())))
         if english and not english[0]:
             raise _OtherLanguage
 
     try:
         return audio.transcribe(model, options=TranscribeOptions(language="en"), on_progress=checked)
     except _OtherLanguage:
-        log.info("space %s: a speaker is not in English: track by track", space_id, extra={"space_id": space_id})
+        _not_english(space_id, "it stopped")
         return None
+
+
+def _not_english(space_id: str, what: str) -> None:
+    log.info(
+        "space %s: a speaker is not in English: the room pass %s, track by track",
+        space_id,
+        what,
+        extra={"space_id": space_id},
+    )
 
 
 class _OtherLanguage(Exception):
@@ -234,14 +247,14 @@ def _detection(env: Environment, space_id: str, audio: RoomAudio, model: Whisper
 
 
 def _languages(
-    env: Environment, space_id: str, track_ids: Sequence[str], model: WhisperModel, detection: Detection | None
+    env: Environment,
+    space_id: str,
+    track_ids: Sequence[str],
+    model: WhisperModel,
+    evidence: dict[str, tuple[Probabilities, float]],
 ) -> dict[str, SpeakerLanguage]:
-    """Each track's language (:func:`track_language`); the evidence ``detection`` found (waited for)
-    stored beside the track's words."""
-    detected: dict[str, Probabilities] = {}
-    for t, (probabilities, seconds) in (detection.evidence() if detection else {}).items():
-        env.write_json(keys.language(space_id, t), {"probabilities": probabilities, "seconds": seconds})
-        detected[t] = probabilities
+    """Each track's language (:func:`track_language`) given what detection found (:class:`Detection`)."""
+    detected = {t: probabilities for t, (probabilities, _) in evidence.items()}
     return {t: track_language(env, space_id, t, model, detected) for t in track_ids}
 
 
