@@ -107,12 +107,14 @@ def transcribe_room(space_id: str) -> int:
         # The one model of the job (language, room pass, per-track fallback):
         # each model loaded is its own memory.
         model = _room_model(env, audio.levels)
-        detection = _detection(env, space_id, audio, model)
-        heard = _room_pass(env, space_id, audio, model, detection, progress)
+        # The space's language, read once (a blob, and the catalog for a live space).
+        language = env.language(space_id)
+        detection = _detection(env, language, audio, model)
+        heard = _room_pass(space_id, language, audio, model, detection, progress)
         evidence = detection.evidence() if detection else {}
         for t, (probabilities, seconds) in evidence.items():
             env.write_json(keys.language(space_id, t), {"probabilities": probabilities, "seconds": seconds})
-        languages = _languages(env, space_id, audio.labels, model, evidence)
+        languages = _languages(language, audio.labels, model, evidence)
         speakers = {t: tr.speaker for t, tr in tracks.items()}
         if heard is not None and _english(languages):
             # The track's id as its label: a speaker who rejoined has two tracks.
@@ -165,8 +167,8 @@ def _read_room(
 
 
 def _room_pass(
-    env: Environment,
     space_id: str,
+    language: str,
     audio: RoomAudio,
     model: WhisperModel,
     detection: Detection | None,
@@ -181,14 +183,14 @@ def _room_pass(
     """
     if not _mostly_in_turn(audio.levels):
         return None
-    if detection is None and not _english(_languages(env, space_id, audio.labels, model, {})):
+    if detection is None and not _english(_languages(language, audio.labels, model, {})):
         return None
     english: list[bool] = []  # detection's verdict, once it is in
 
     def checked(fraction: float) -> None:
         progress(fraction)
         if detection is not None and detection.done() and not english:
-            english.append(_english(_languages(env, space_id, audio.labels, model, detection.evidence())))
+            english.append(_english(_languages(language, audio.labels, model, detection.evidence())))
         if english and not english[0]:
             raise _OtherLanguage
 
@@ -238,24 +240,22 @@ def _room_model(env: Environment, levels: Sequence[Levels]) -> WhisperModel:
     return env.model(passes=passes, threads=threads)
 
 
-def _detection(env: Environment, space_id: str, audio: RoomAudio, model: WhisperModel) -> Detection | None:
-    """Each speaker's language detected beside the room pass (:class:`Detection`), in a space in ``auto``
-    and with a model that speaks languages: on one thread of a model instance of its own, at idle priority."""
-    if env.language(space_id) != AUTO or not speaks_language(model):
+def _detection(env: Environment, language: str, audio: RoomAudio, model: WhisperModel) -> Detection | None:
+    """Each speaker's language detected beside the room pass (:class:`Detection`), in a space whose
+    ``language`` is ``auto`` and with a model that speaks languages: on one thread of a model instance
+    of its own, at idle priority."""
+    if language != AUTO or not speaks_language(model):
         return None
     return Detection(audio, lambda: env.model(threads=1), before=yield_cpu)
 
 
 def _languages(
-    env: Environment,
-    space_id: str,
-    track_ids: Sequence[str],
-    model: WhisperModel,
-    evidence: dict[str, tuple[Probabilities, float]],
+    language: str, track_ids: Sequence[str], model: WhisperModel, evidence: dict[str, tuple[Probabilities, float]]
 ) -> dict[str, SpeakerLanguage]:
-    """Each track's language (:func:`track_language`) given what detection found (:class:`Detection`)."""
+    """Each track's language (:func:`track_language`) in a space of ``language``, given what detection
+    found (:class:`Detection`)."""
     detected = {t: probabilities for t, (probabilities, _) in evidence.items()}
-    return {t: track_language(env, space_id, t, model, detected) for t in track_ids}
+    return {t: track_language(language, t, track_ids, model, detected) for t in track_ids}
 
 
 def _told(languages: dict[str, SpeakerLanguage]) -> dict[str, str]:
@@ -314,19 +314,19 @@ def _track_words(
 
 
 def track_language(
-    env: Environment, space_id: str, track_id: str, model: WhisperModel, detected: dict[str, Probabilities]
+    language: str, track_id: str, track_ids: Sequence[str], model: WhisperModel, detected: dict[str, Probabilities]
 ) -> SpeakerLanguage:
-    """The language to transcribe a track in: the space's, else detected with the room as evidence.
+    """The language to transcribe a track in: the space's (``language``), else detected with the room
+    (``track_ids``, every track's) as evidence.
 
-    ``detected``: every track's evidence (:func:`_detect`; none for a track without speech).
+    ``detected``: every track's evidence (:class:`Detection`; none for a track without speech).
     """
     multilingual = speaks_language(model)
-    language = env.language(space_id)
     if language != AUTO:
         return SpeakerLanguage(language, "set", 1.0, model_speaks=multilingual or language == "en")
     if not multilingual:
         return SpeakerLanguage("en", "model", 1.0)
-    others = [detected.get(t, {}) for t, _ in env.manifest(space_id).tracks if t != track_id]
+    others = [detected.get(t, {}) for t in track_ids if t != track_id]
     decision = decide(detected.get(track_id, {}), [p for p in others if p])
     if decision is None:  # no speech to tell from: the room's language, else English
         room = decide({lang: 1.0 for p in others for lang in list(p)[:1]}, others)
