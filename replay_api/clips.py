@@ -79,7 +79,7 @@ def _ffmpeg(source: str, out: Path, fmt: AudioFormat, start: float, end: float) 
         "ffmpeg", "-nostdin", "-loglevel", "error", "-y",
         "-ss", f"{start:.3f}", "-t", f"{end - start:.3f}", "-i", source,
         "-vn", "-map_metadata", "-1", "-c:a", fmt.codec, "-b:a", str(fmt.bit_rate),
-        *(arg for name, value in fmt.container_options.items() for arg in (f"-{name}", value)),
+        *(arg for name, value in {**fmt.codec_options, **fmt.container_options}.items() for arg in (f"-{name}", value)),
         "-f", fmt.container, str(out),
     ]  # fmt: skip
     try:

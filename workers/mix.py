@@ -180,7 +180,9 @@ class _Encoder:
 
     def __init__(self, container: av.container.OutputContainer, fmt: AudioFormat) -> None:
         self.container = container
-        self.stream = cast(av.AudioStream, container.add_stream(fmt.codec, rate=RATE, layout="mono"))
+        self.stream = cast(
+            av.AudioStream, container.add_stream(fmt.codec, rate=RATE, layout="mono", options=fmt.codec_options)
+        )
         self.stream.bit_rate = fmt.bit_rate
         self.samples = 0
 
