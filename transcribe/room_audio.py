@@ -20,7 +20,7 @@ was 0.7-1.1 s of its time); memory is the mix and the tracks being read.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
 
@@ -63,26 +63,60 @@ class RoomAudio:
         *,
         gain: Callable[[Levels], float],
         readers: int = 2,
+        ahead: int = 32,
     ) -> Generator[tuple[int, Levels], None, None]:
         """Read the tracks, ``(index, levels)`` as each is summed: ``sources[i]`` is track ``labels[i]``
-        as one item, ``(room time of its first sample, int16 samples)``; ``gain``: the dB it is mixed at.
+        as its pieces, ``(room time of the first sample, int16 samples)`` in time order (where two
+        overlap, the later wins, as :class:`~transcribe.audio.Timeline` joins them; a track without
+        any: an empty piece at its start); ``gain``: the dB it is mixed at.
 
-        ``readers`` tracks are read (downloaded, decoded) at once and summed
-        one after another, in order: float32 sums in another order differ in
-        their last bits, and Whisper's words may differ with them.
+        ``readers`` tracks are read (downloaded, decoded) at once, each at
+        most ``ahead`` pieces ahead, and summed one after another, in order:
+        float32 sums in another order differ in their last bits, and
+        Whisper's words may differ with them. Memory is the mix and the
+        pieces read ahead: each track goes to its file as its pieces come,
+        and its levels and share of the mix are taken from there a block at a
+        time (two one-hour tracks read whole, two at a time, took the job to
+        782 MB; three hours, to 2 GB).
         """
         if len(sources) != len(self.labels):
             raise ValueError(f"{len(sources)} tracks for {len(self.labels)} labels")
-        with closing(read_ahead(sources, readers=readers, ahead=1)) as read:
-            for i, (offset, audio) in read:
-                track_levels = levels(audio, offset=offset)
-                add_to_mix(self.mix, audio, offset=offset - self.start, gain_db=gain(track_levels))
-                audio.astype(np.int16, copy=False).tofile(self._path(i))
-                self.levels.append(track_levels)
-                self._offsets.append(offset)
-                yield i, track_levels
-                # Before the next track is taken: else three tracks are held while it waits on a slow read.
-                del audio
+        with closing(read_ahead(sources, readers=readers, ahead=ahead)) as read:
+            file: _TrackFile | None = None
+            for i, (offset, samples) in read:
+                if file is None or file.index != i:
+                    if file is not None:
+                        yield file.index, self._sum(file, gain)
+                    file = _TrackFile(i, self._path(i))
+                file.write(offset, samples)
+                # Before the next piece is taken: else the reader's next is held beside it.
+                del samples
+            if file is not None:
+                yield file.index, self._sum(file, gain)
+        if len(self.levels) != len(self.labels):
+            raise ValueError(f"a track gave no piece: {len(self.levels)} of {len(self.labels)} tracks read")
+
+    def _sum(self, file: _TrackFile, gain: Callable[[Levels], float]) -> Levels:
+        """The track's levels and its share of the mix, from its file, a block at a time."""
+        file.close()
+        if file.index != len(self.levels):
+            raise ValueError(f"track {len(self.levels)} gave no piece")
+        offset = self.start if file.offset is None else file.offset
+        parts = [levels(block, offset=offset) for block in self._blocks(file.index)]
+        parts = parts or [levels(np.zeros(0, dtype=np.int16), offset=offset)]
+        track_levels = Levels(offset, parts[0].hop, np.concatenate([part.db for part in parts]))
+        lo, db_gain = round((offset - self.start) * SAMPLE_RATE), gain(track_levels)
+        for k, block in enumerate(self._blocks(file.index)):
+            add_to_mix(self.mix, block, offset=(lo + k * _BLOCK) / SAMPLE_RATE, gain_db=db_gain)
+        self.levels.append(track_levels)
+        self._offsets.append(offset)
+        return track_levels
+
+    def _blocks(self, index: int) -> Iterator[np.ndarray]:
+        """Track ``index``'s int16 samples from its file, :data:`_BLOCK` at a time (whole level frames)."""
+        with self._path(index).open("rb") as f:
+            while (block := np.fromfile(f, dtype=np.int16, count=_BLOCK)).size:
+                yield block
 
     def track(self, index: int) -> tuple[float, np.ndarray]:
         """Track ``index`` as read: room time of its first sample, its samples (float32, read from disk)."""
@@ -139,6 +173,34 @@ class RoomAudio:
 
     def _path(self, index: int) -> Path:
         return self._directory / f"track-{index}.s16"
+
+
+_BLOCK = 60 * SAMPLE_RATE
+"""Samples of a track measured and summed at once: a minute, whole 20 ms level frames, so that the
+blocks' levels joined are the track's."""
+
+
+class _TrackFile:
+    """A track's int16 samples on disk, placed as its pieces come: the first piece's start at the file's
+    start, silence (a hole) in gaps, a later piece over an earlier one where they overlap."""
+
+    def __init__(self, index: int, path: Path) -> None:
+        self.index = index
+        self.offset: float | None = None
+        self._file = path.open("wb")
+        self._end = 0  # samples written
+
+    def write(self, offset: float, samples: np.ndarray) -> None:
+        if self.offset is None:
+            self.offset = offset
+        at = max(0, round((offset - self.offset) * SAMPLE_RATE))
+        self._file.seek(2 * at)
+        samples.astype(np.int16, copy=False).tofile(self._file)
+        self._end = max(self._end, at + len(samples))
+
+    def close(self) -> None:
+        self._file.truncate(2 * self._end)  # a gap at the end is no sample
+        self._file.close()
 
 
 class Detection:

@@ -45,6 +45,18 @@ def whole_track(env: Environment, space_id: str, track: Track, errors: list[str]
     yield start, audio
 
 
+def room_track(env: Environment, space_id: str, track: Track, errors: list[str]) -> Iterator[tuple[float, np.ndarray]]:
+    """The track as :class:`transcribe.room_audio.RoomAudio` reads it: its segments decoded one at a
+    time (:func:`track_pieces`, int16), a track of none an empty piece at its start; its segments'
+    decoding errors appended to ``errors``."""
+    pieces = 0
+    for piece in track_pieces(env, space_id, track, errors, dtype=np.int16):
+        pieces += 1
+        yield piece
+    if not pieces:
+        yield track.start, np.zeros(0, dtype=np.int16)
+
+
 def track_pieces(
     env: Environment,
     space_id: str,

@@ -26,7 +26,7 @@ from transcribe.transcribe import TranscribeOptions, transcribe
 from workers.environment import Environment, environment
 from workers.mix import level_gain, yield_cpu
 from workers.stage import Progress, stage
-from workers.tracks import whole_track
+from workers.tracks import room_track
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def _read_room(
         end=max(tr.end for tr in tracks.values()),
         directory=directory,
     )
-    sources = [whole_track(env, space_id, tracks[t], errors[t]) for t in ids]
+    sources = [room_track(env, space_id, tracks[t], errors[t]) for t in ids]
     with closing(audio.read(sources, gain=level_gain)) as read:
         for i, track_levels in read:
             env.write_json(keys.levels(space_id, ids[i]), track_levels.to_dict())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from faster_whisper import WhisperModel
 
 from tests.speech import SENTENCES, VOICES, Utterance, build_space
-from transcribe.audio import SAMPLE_RATE, decode
+from transcribe.audio import SAMPLE_RATE, Timeline, decode
 from transcribe.levels import levels
 from transcribe.model import load_model
 from transcribe.room_audio import Detection, RoomAudio
@@ -52,6 +53,54 @@ def test_each_track_is_read_once_into_its_levels_the_mix_and_a_file(tmp_path: Pa
         start, back = audio.track(i)
         assert start == offset and back.dtype == np.float32
         assert np.array_equal(back, samples.astype(np.float32) / 32768)
+
+
+def test_a_tracks_pieces_are_placed_as_the_timeline_joins_them(tmp_path: Path) -> None:
+    # A gap (a dropped segment), then a piece over the last 0.1 s of the one before (clock jitter).
+    pieces = [(1.0, tone(1.0, 0.5)), (2.5, tone(0.5, 0.3, 330.0)), (2.9, tone(0.5, 0.2, 440.0))]
+    line = Timeline()
+    for offset, samples in pieces:
+        line.add(offset, samples)
+    start, joined = line.build()
+    audio = RoomAudio(["a", "b"], start=0.0, end=4.0, directory=tmp_path)
+    empty = (3.0, np.zeros(0, dtype=np.int16))  # a track of no segment: an empty piece at its start
+    list(audio.read([pieces, [empty]], gain=lambda lv: 0.0))
+
+    offset, back = audio.track(0)
+    assert offset == start == 1.0 and np.array_equal(back, joined.astype(np.float32) / 32768)
+    assert np.array_equal(audio.levels[0].db, levels(joined, offset=start).db)
+    expected = np.zeros(4 * SAMPLE_RATE, dtype=np.float32)
+    expected[SAMPLE_RATE : SAMPLE_RATE + len(joined)] = joined.astype(np.float32) / 32768
+    assert audio.mix == pytest.approx(expected, abs=1e-6)
+    assert audio.track(1)[0] == 3.0 and not audio.track(1)[1].size and not audio.levels[1].db.size
+
+
+def test_reading_holds_the_mix_and_the_pieces_read_ahead_not_the_tracks(tmp_path: Path) -> None:
+    minutes = 30
+    track_bytes = minutes * 60 * SAMPLE_RATE * 2
+
+    def pieces(frequency: float) -> Iterator[tuple[float, np.ndarray]]:
+        for k in range(minutes * 6):  # ten-second segments, decoded one at a time
+            yield 10.0 * k, tone(10.0, 0.3, frequency)
+
+    audio = RoomAudio(["a", "b"], start=0.0, end=minutes * 60.0, directory=tmp_path)
+    tracemalloc.start()  # after the mix is allocated: what reading adds to it
+    try:
+        list(audio.read([pieces(220.0), pieces(330.0)], gain=lambda lv: 0.0, ahead=4))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # A block of a track being summed (float32), a few pieces: far from a track (58 MB), let alone two.
+    assert peak < track_bytes / 2, peak
+    assert audio.mix[:SAMPLE_RATE] == pytest.approx(
+        (tone(1.0, 0.3, 220.0).astype(np.float32) + tone(1.0, 0.3, 330.0)) / 32768, abs=1e-6
+    )
+
+
+def test_a_source_without_a_piece_is_refused(tmp_path: Path) -> None:
+    audio = RoomAudio(["a", "b"], start=0.0, end=1.0, directory=tmp_path)
+    with pytest.raises(ValueError, match="gave no piece"):
+        list(audio.read([[], [(0.0, tone(1.0, 0.5))]], gain=lambda lv: 0.0))
 
 
 def test_a_room_is_transcribed_only_once_every_track_is_read(tmp_path: Path) -> None:

@@ -62,7 +62,7 @@ from transcribe.room import runs
 from transcribe.room_audio import RoomAudio
 from workers.environment import Environment
 from workers.mix import level_gain
-from workers.tracks import whole_track
+from workers.tracks import room_track
 from workers.transcribe_room import room_passes, room_threads
 
 pytestmark = pytest.mark.slow
@@ -197,7 +197,7 @@ def draws(settings: Settings, run: Processed, baseline: Baseline) -> list[Draw]:
             end=max(tr.end for tr in tracks.values()) + SHIFT,
             directory=Path(tmp),
         )
-        sources = [((at + SHIFT, x) for at, x in whole_track(env, run.space_id, tr, errors)) for tr in tracks.values()]
+        sources = [((at + SHIFT, x) for at, x in room_track(env, run.space_id, tr, errors)) for tr in tracks.values()]
         for _ in audio.read(sources, gain=level_gain):
             pass
         assert runs(audio.levels, room_passes(settings.worker_count)) == 1  # as job_threads has it
