@@ -1,9 +1,11 @@
-"""Peak memory of the jobs that read a whole track, on one long track: ``measure_levels`` and ``mix``.
+"""Peak memory of the jobs that read whole tracks, on a space of two long tracks: the room job's read
+(``transcribe_room`` before its model loads: every track's levels, the mix, the tracks on disk),
+``mix``, and ``measure_levels`` (the levels job earlier releases queued).
 
     .venv/bin/python -m bench.track_memory [--hours 3]
 
 Makes a track of speech-like bursts (a tone, four seconds on, three off)
-with ffmpeg, imports it as ``spaces import`` does (Opus segments of 10 s),
+with ffmpeg, imports it for two speakers as ``spaces import`` does (Opus segments of 10 s),
 and runs each job in a fresh process of its own, as an rq work-horse runs
 it, printing the process's peak RSS and that of any child it started (an
 encoder). The space's language is set, so no Whisper model is loaded: the
@@ -28,11 +30,20 @@ from tests.support.services import settings_env
 
 #: Run in the child: the job, then its own peak and its children's, in MB.
 _JOB = """
-import resource, sys
+import resource, sys, tempfile
+from pathlib import Path
+from workers.environment import environment
 from workers.levels import measure_levels
 from workers.mix import mix
+from workers.transcribe_room import read_room
 space_id, job = sys.argv[1:]
-measure_levels(space_id) if job == "measure_levels" else mix(space_id)
+if job == "room read":
+    env = environment()
+    tracks = {t: env.track(space_id, t) for t, _ in env.manifest(space_id).tracks}
+    with tempfile.TemporaryDirectory() as tmp:
+        read_room(env, space_id, tracks, {t: [] for t in tracks}, Path(tmp))
+else:
+    measure_levels(space_id) if job == "measure_levels" else mix(space_id)
 own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 print(f"{own:.0f} {children:.0f}")
@@ -62,11 +73,15 @@ def main() -> None:
         catalog = open_catalog(settings)
         catalog.create_schema()
         space = import_space(
-            open_blob_store(settings), catalog, [TrackFile("alice", source)], title="bench", language="en"
+            open_blob_store(settings),
+            catalog,
+            [TrackFile("alice", source), TrackFile("bob", source)],
+            title="bench",
+            language="en",
         )
-        print(f"track: {args.hours:g} h, load average {os.getloadavg()[0]:.1f}")
+        print(f"two tracks: {args.hours:g} h each, load average {os.getloadavg()[0]:.1f}")
         print(f"{'job':<16}{'peak RSS MB':>12}{'children MB':>12}")
-        for job in ("measure_levels", "mix"):
+        for job in ("room read", "mix", "measure_levels"):
             out = subprocess.run(
                 [sys.executable, "-c", _JOB, space.space_id, job],
                 env=settings_env(settings),

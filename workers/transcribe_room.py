@@ -103,7 +103,7 @@ def transcribe_room(space_id: str) -> int:
     progress(0.0)
     errors: dict[str, list[str]] = {t: [] for t in tracks}
     with tempfile.TemporaryDirectory(prefix="spaces-room-") as tmp:
-        audio = _read_room(env, space_id, tracks, errors, Path(tmp))
+        audio = read_room(env, space_id, tracks, errors, Path(tmp))
         # The one model of the job (language, room pass, per-track fallback):
         # each model loaded is its own memory.
         model = _room_model(env, audio.levels)
@@ -144,7 +144,7 @@ def transcribe_room(space_id: str) -> int:
     return sum(len(w) for w in words.values())
 
 
-def _read_room(
+def read_room(
     env: Environment, space_id: str, tracks: dict[str, Track], errors: dict[str, list[str]], directory: Path
 ) -> RoomAudio:
     """Every track read (its segments' decoding errors in ``errors``), its levels stored as they come."""
