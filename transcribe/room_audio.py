@@ -14,7 +14,7 @@ last track is read; so each track is written to disk as it is summed (int16,
 
 Each track is decoded once, where the levels and the room pass each decoded
 it (the seven-speaker bench space: the room job's decode of its seven tracks
-was 0.7-1.1 s of its time); memory is the mix and the tracks being read.
+was 0.7-1.1 s of its time); memory is the mix and the pieces being read.
 """
 
 from __future__ import annotations
@@ -76,8 +76,8 @@ class RoomAudio:
         Whisper's words may differ with them. Memory is the mix and the
         pieces read ahead: each track goes to its file as its pieces come,
         and its levels and share of the mix are taken from there a block at a
-        time (two one-hour tracks read whole, two at a time, took the job to
-        782 MB; three hours, to 2 GB).
+        time (``bench.track_memory``, two tracks read whole, two at a time:
+        773 MB for one hour each, 2094 MB for three; now 442 and 866 MB).
         """
         if len(sources) != len(self.labels):
             raise ValueError(f"{len(sources)} tracks for {len(self.labels)} labels")
