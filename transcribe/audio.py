@@ -226,13 +226,13 @@ class Timeline:
         pieces = sorted(self._pieces, key=lambda p: p[0])
         self._pieces = []
         start = pieces[0][0]
-        length = max(_at(offset, start) + len(samples) for offset, samples in pieces)
+        length = max(sample_at(offset, start) + len(samples) for offset, samples in pieces)
         # np.zeros maps pages lazily: gaps (a speaker who left) cost no memory.
         out = np.zeros(length, dtype=pieces[0][1].dtype)
         freed = 0
         while pieces:
             offset, samples = pieces.pop(0)
-            at = _at(offset, start)
+            at = sample_at(offset, start)
             out[at : at + len(samples)] = samples
             freed += samples.nbytes
             del samples
@@ -280,7 +280,8 @@ def _release_freed_memory() -> None:
         _LIBC.malloc_trim(0)
 
 
-def _at(offset: float, start: float) -> int:
+def sample_at(offset: float, start: float) -> int:
+    """Where a piece starting at room time ``offset`` goes in a track whose first sample is at ``start``."""
     return max(0, round((offset - start) * SAMPLE_RATE))
 
 

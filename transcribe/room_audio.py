@@ -28,7 +28,7 @@ import numpy as np
 from faster_whisper import WhisperModel
 
 from spaces.models import Word
-from transcribe.audio import SAMPLE_RATE
+from transcribe.audio import SAMPLE_RATE, sample_at
 from transcribe.context_pass import Clip
 from transcribe.language import Probabilities, detect, speaks_language
 from transcribe.levels import Levels, levels
@@ -87,7 +87,7 @@ class RoomAudio:
                 if file is None or file.index != i:
                     if file is not None:
                         yield file.index, self._sum(file, gain)
-                    file = _TrackFile(i, self._path(i))
+                    file = _TrackFile(i, self._path(i), offset)
                 file.write(offset, samples)
                 # Before the next piece is taken: else the reader's next is held beside it.
                 del samples
@@ -101,15 +101,14 @@ class RoomAudio:
         file.close()
         if file.index != len(self.levels):
             raise ValueError(f"track {len(self.levels)} gave no piece")
-        offset = self.start if file.offset is None else file.offset
-        parts = [levels(block, offset=offset) for block in self._blocks(file.index)]
-        parts = parts or [levels(np.zeros(0, dtype=np.int16), offset=offset)]
-        track_levels = Levels(offset, parts[0].hop, np.concatenate([part.db for part in parts]))
-        lo, db_gain = round((offset - self.start) * SAMPLE_RATE), gain(track_levels)
+        parts = [levels(block, offset=file.start) for block in self._blocks(file.index)]
+        parts = parts or [levels(np.zeros(0, dtype=np.int16), offset=file.start)]
+        track_levels = Levels(file.start, parts[0].hop, np.concatenate([part.db for part in parts]))
+        lo, db_gain = round((file.start - self.start) * SAMPLE_RATE), gain(track_levels)
         for k, block in enumerate(self._blocks(file.index)):
             add_to_mix(self.mix, block, offset=(lo + k * _BLOCK) / SAMPLE_RATE, gain_db=db_gain)
         self.levels.append(track_levels)
-        self._offsets.append(offset)
+        self._offsets.append(file.start)
         return track_levels
 
     def _blocks(self, index: int) -> Iterator[np.ndarray]:
@@ -181,19 +180,18 @@ blocks' levels joined are the track's."""
 
 
 class _TrackFile:
-    """A track's int16 samples on disk, placed as its pieces come: the first piece's start at the file's
-    start, silence (a hole) in gaps, a later piece over an earlier one where they overlap."""
+    """A track's int16 samples on disk from room time ``start`` (its first piece's), placed as its pieces
+    come as :class:`~transcribe.audio.Timeline` places them: silence (a hole) in gaps, a later piece
+    over an earlier one where they overlap."""
 
-    def __init__(self, index: int, path: Path) -> None:
+    def __init__(self, index: int, path: Path, start: float) -> None:
         self.index = index
-        self.offset: float | None = None
+        self.start = start
         self._file = path.open("wb")
         self._end = 0  # samples written
 
     def write(self, offset: float, samples: np.ndarray) -> None:
-        if self.offset is None:
-            self.offset = offset
-        at = max(0, round((offset - self.offset) * SAMPLE_RATE))
+        at = sample_at(offset, self.start)
         self._file.seek(2 * at)
         samples.astype(np.int16, copy=False).tofile(self._file)
         self._end = max(self._end, at + len(samples))
