@@ -393,7 +393,7 @@ def run_ours(
     with _pool(workers) as pool:
         if design in ROOM_JOBS:
             # As finalize enqueues them: the room job, which measures every track's
-            # levels as it reads it, and the mix beside it (measuring its own).
+            # levels as it reads it, and the mix beside it (waiting for those levels).
             shutil.rmtree(out / "levels", ignore_errors=True)  # a run before's
             mixed = pool.apply_async(job_mix, ([(p, o, None) for _, p, o in tracks], space.duration, str(out)))
             done_room = pool.apply_async(
