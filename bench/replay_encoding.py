@@ -25,11 +25,10 @@ from typing import cast
 import av
 import numpy as np
 
-from bench.transcripts import build_bench_space
+from bench.transcripts import build_bench_space, mix_track
 from spaces.formats import AudioFormat
 from transcribe.audio import decode
-from transcribe.levels import levels
-from workers.mix import RATE, MixTrack, _windows, level_gain
+from workers.mix import RATE, _windows
 
 #: name -> (codec, bit rate, container, encoder options)
 CANDIDATES = {
@@ -44,13 +43,7 @@ BANDS = ((0, 4000), (4000, 8000), (8000, 12000), (12000, 16000))
 def room_mix(space_name: str, seed: int, out: Path) -> np.ndarray:
     """The space's mix as the replay renders it, int16 at RATE."""
     space, _, _ = build_bench_space(space_name, 600, seed, out, kbps=64)
-    tracks = [
-        MixTrack(
-            [(space.starts[s], decode(str(p), rate=RATE, dtype=np.int16))],
-            level_gain(levels(decode(str(p), dtype=np.int16), offset=space.starts[s])),
-        )
-        for s, p in space.items()
-    ]
+    tracks = [mix_track(str(p), space.starts[s], None) for s, p in space.items()]
     return np.concatenate([w for _, w in _windows(tracks, round(space.duration * RATE))])
 
 

@@ -165,6 +165,14 @@ def _int16(path: str, offset: float) -> Iterator[tuple[float, np.ndarray]]:
     yield offset, decode(path, dtype=np.int16)
 
 
+def mix_track(path: str, offset: float, measured: Levels | None) -> MixTrack:
+    """A whole-track file as the mix takes it: decoded at the mix's rate, at the gain its levels
+    (``measured``; none: measured here on the track as the transcription decodes it) say."""
+    if measured is None:
+        measured = levels(decode(path, dtype=np.int16), offset=offset)
+    return MixTrack([(offset, decode(path, rate=MIX_RATE, dtype=np.int16))], level_gain(measured))
+
+
 def job_mix(tracks: list[tuple[str, float, dict[str, Any] | None]], duration: float, out: str) -> dict[str, Any]:
     """What ``mix`` does, on the whole-track files (one segment per track) and their levels; with none
     (``None``), those the room job stores in ``out`` as it reads the tracks, waited for as ``mix`` waits,
@@ -175,13 +183,7 @@ def job_mix(tracks: list[tuple[str, float, dict[str, Any] | None]], duration: fl
     if any(lv is None for _, _, lv in tracks) and await_levels(store, BENCH_SPACE, ids, wait=LEVELS_WAIT):
         stored = [json.loads(store.get(keys.levels(BENCH_SPACE, t))) for t in ids]
         tracks = [(p, o, lv) for (p, o, _), lv in zip(tracks, stored, strict=True)]
-    mixed = [
-        MixTrack(
-            [(offset, decode(path, rate=MIX_RATE, dtype=np.int16))],
-            level_gain(Levels.from_dict(lv) if lv else levels(decode(path, dtype=np.int16), offset=offset)),
-        )
-        for path, offset, lv in tracks
-    ]
+    mixed = [mix_track(path, offset, Levels.from_dict(lv) if lv else None) for path, offset, lv in tracks]
     outputs = {fmt: Path(out) / f"replay.{fmt}" for fmt in AudioFormat}
     t0 = time.perf_counter()
     render_mix(mixed, duration, outputs, lambda fraction: None)
