@@ -76,13 +76,18 @@ def render_track(track: Track, segments: dict[int, bytes], duration: float) -> n
 
 
 def misplaced_segments(
-    track: Track, segments: dict[int, bytes], source: npt.NDArray[np.float64], source_at: float
+    track: Track,
+    segments: dict[int, bytes],
+    source: npt.NDArray[np.float64],
+    source_at: float,
+    *,
+    within: float = 0.01,
 ) -> list[tuple[int, float, float]]:
     """``(seq, seconds off, score)`` of each segment not where its offset says, nor like its source.
 
     ``source`` (8 kHz) is what was sent, its first sample at room time
-    ``source_at``. Said in a failing check's message: a whole-track score
-    that drops tells that something moved, this tells what.
+    ``source_at``; a segment more than ``within`` seconds from its place, or
+    scoring under 0.8 against the source there, is listed.
     """
     off = []
     for seg in track.segments:
@@ -95,7 +100,7 @@ def misplaced_segments(
             continue
         match = locate(near, audio)
         moved = match.lag - (at - lo) / LOW
-        if abs(moved) > 0.01 or match.score < 0.8:
+        if abs(moved) > within or match.score < 0.8:
             off.append((seg.seq, round(moved, 4), round(match.score, 3)))
     return off
 

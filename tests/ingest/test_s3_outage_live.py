@@ -55,6 +55,8 @@ OUTAGE_SECONDS = 60.0
 #: Recorded seconds may differ from sent seconds by this much per speaker
 #: (the first packets can arrive before the SFU's SRTP keys are in place).
 TOLERANCE = 0.2
+#: How far from where it was sent a segment may be placed on the room clock.
+PLACED = 0.05
 
 _RETRY_LINE = re.compile(r"upload (\S+\.ogg) failed \(attempt (\d+)\), retrying in ([\d.]+)s")
 
@@ -211,17 +213,18 @@ def test_live_space_rides_out_an_s3_outage(
         figures[f"{speaker}_recorded_s"] = got.seconds
         figures[f"{speaker}_segments"] = len(got.track.segments)
         assert abs(got.seconds - sent) <= TOLERANCE, f"{speaker}: {got.seconds:.2f} s recorded of {sent:.2f} s sent"
-        # ...and it is the speech, in place: the looped source, from when it started.
+        # ...and it is the speech, in place: the looped source, from when it started,
+        # segment by segment. The SFU re-anchors a track on its least-delayed packet
+        # at each segment's end, so a stall of the loaded machine can move the segments
+        # after it by some milliseconds against those before (seen: 9 of them 12 ms);
+        # one correlation over the whole track would call that a different recording.
         started = tracks[speaker].started_at
         assert started is not None
+        expected = low(np.take(sources[speaker], np.arange(tracks[speaker].samples_sent), mode="wrap"))
+        off = misplaced_segments(got.track, got.audio, expected, started - manifest.started_at, within=PLACED)
+        assert not off, f"{speaker}: segments (seq, seconds off, score) not where sent, or not what was sent: {off}"
         timeline = render_track(got.track, got.audio, got.track.end)
-        expected = np.take(sources[speaker], np.arange(tracks[speaker].samples_sent), mode="wrap")
-        match = locate(timeline, low(expected))
-        figures[f"{speaker}_match"] = match.score
-        if match.score <= 0.8:
-            off = misplaced_segments(got.track, got.audio, low(expected), started - manifest.started_at)
-            pytest.fail(f"{speaker}: recording does not match what was sent ({match.score:.2f}); segments off: {off}")
-        assert abs(match.lag - (started - manifest.started_at)) < 0.05, f"{speaker} placed at {match.lag:.3f} s"
+        figures[f"{speaker}_match"] = locate(timeline, expected).score
 
     queue = Queue(direct.queue_name, connection=connect(direct))
     assert job_id(space_id, "finalize") in queue.job_ids

@@ -59,7 +59,9 @@ def live(local_app: FastAPI) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
+def page(browser: Browser, live: LiveServer) -> Iterator[Page]:
+    # Asks for the server so that it stops after the page closes: a page still
+    # loading from a stopped server logs ERR_CONNECTION_RESET as its own error.
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     errors: list[str] = []
