@@ -1,6 +1,8 @@
 """Peak memory of the jobs that read whole tracks, on a space of two long tracks: the room job's read
-(``transcribe_room`` before its model loads: every track's levels, the mix, the tracks on disk),
-``mix``, and ``measure_levels`` (the levels job earlier releases queued).
+(``transcribe_room`` before its model loads: every track's levels, the mix and the tracks on disk),
+that read and then the VAD's pass over the mix and over a track from their files (what the room pass
+and language detection read before Whisper hears anything), ``mix``, and ``measure_levels`` (the levels
+job earlier releases queued).
 
     .venv/bin/python -m bench.track_memory [--hours 3]
 
@@ -36,12 +38,16 @@ from workers.environment import environment
 from workers.levels import measure_levels
 from workers.mix import mix
 from workers.transcribe_room import read_room
+from transcribe.vad import speech_probabilities
 space_id, job = sys.argv[1:]
-if job == "room read":
+if job.startswith("room read"):
     env = environment()
     tracks = {t: env.track(space_id, t) for t, _ in env.manifest(space_id).tracks}
     with tempfile.TemporaryDirectory() as tmp:
-        read_room(env, space_id, tracks, {t: [] for t in tracks}, Path(tmp))
+        audio = read_room(env, space_id, tracks, {t: [] for t in tracks}, Path(tmp))
+        if job.endswith("VAD"):
+            speech_probabilities(audio.mix)
+            speech_probabilities(audio.track(0)[1], near_loudest=35.0)
 else:
     measure_levels(space_id) if job == "measure_levels" else mix(space_id)
 own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -81,7 +87,7 @@ def main() -> None:
         )
         print(f"two tracks: {args.hours:g} h each, load average {os.getloadavg()[0]:.1f}")
         print(f"{'job':<16}{'peak RSS MB':>12}{'children MB':>12}")
-        for job in ("room read", "mix", "measure_levels"):
+        for job in ("room read", "room read, VAD", "mix", "measure_levels"):
             out = subprocess.run(
                 [sys.executable, "-c", _JOB, space.space_id, job],
                 env=settings_env(settings),

@@ -45,6 +45,7 @@ from faster_whisper import WhisperModel
 from spaces.models import Word, join_words
 from transcribe.assemble import AssembleOptions, TrackWords, assemble, clean_tracks
 from transcribe.audio import SAMPLE_RATE
+from transcribe.samples import Samples
 from transcribe.transcribe import TranscribeOptions, transcribe_clip
 
 
@@ -164,7 +165,7 @@ class Clip:
 
 
 def context_clips(
-    audio: np.ndarray, words: Sequence[Word], *, offset: float, rules: ContextRules | None = None
+    audio: Samples, words: Sequence[Word], *, offset: float, rules: ContextRules | None = None
 ) -> list[Clip]:
     """Audio of the track's utterances to redo with context (see :func:`unsure_utterances`).
 

@@ -23,6 +23,7 @@ from faster_whisper import WhisperModel
 
 from transcribe.audio import SAMPLE_RATE
 from transcribe.model import encoder_window
+from transcribe.samples import Samples
 from transcribe.transcribe import pack
 from transcribe.vad import VadOptions, speech_probabilities, speech_spans
 
@@ -57,7 +58,7 @@ def speaks_language(model: WhisperModel) -> bool:
 
 
 def detect(
-    model: WhisperModel, audio: np.ndarray, options: DetectOptions = DetectOptions()
+    model: WhisperModel, audio: Samples, options: DetectOptions = DetectOptions()
 ) -> tuple[Probabilities, float]:
     """The track's language probabilities (most probable first) and the seconds of speech they rest on."""
     spans = speech_spans(speech_probabilities(audio, near_loudest=options.near_loudest), len(audio), VadOptions())

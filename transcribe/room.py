@@ -54,6 +54,7 @@ from transcribe.audio import SAMPLE_RATE
 from transcribe.context_pass import Clip, RoomPrompt, spelling
 from transcribe.levels import FLOOR_DB, Levels
 from transcribe.loops import NO_LOOPS, LoopRules, drop_loops
+from transcribe.samples import Samples, part
 from transcribe.transcribe import ProgressCallback, TranscribeOptions, transcribe
 
 T = TypeVar("T")
@@ -374,7 +375,7 @@ class _Stopped(Exception):
 
 def transcribe_room(
     model: WhisperModel,
-    mix: np.ndarray,
+    mix: Samples,
     *,
     offset: float,
     tracks: Sequence[RoomTrack],
@@ -388,7 +389,7 @@ def transcribe_room(
     Args:
         model: The Whisper model; one that runs passes side by side hears
             runs of the mix, and the overlaps' regions, at once.
-        mix: Every track summed, mono float32 at 16 kHz.
+        mix: Every track summed, mono float32 at 16 kHz (an array, or a file read a run's call at a time).
         offset: Room time of ``mix[0]``.
         tracks: Every track's speaker, levels and overlap clips.
         regions: :func:`overlap_regions` of the tracks' levels (the clips' regions).
@@ -425,7 +426,7 @@ def transcribe_room(
         )
         return lambda progress: transcribe(
             model,
-            mix[a:b],
+            part(mix, slice(a, b)),
             speaker="",
             offset=offset + a / SAMPLE_RATE,
             options=whole,

@@ -14,7 +14,10 @@ last track is read; so each track is written to disk as it is summed (int16,
 
 Each track is decoded once, where the levels and the room pass each decoded
 it (the seven-speaker bench space: the room job's decode of its seven tracks
-was 0.7-1.1 s of its time); memory is the mix and the pieces being read.
+was 0.7-1.1 s of its time). The mix is on disk too (float32, 64 KB a second):
+the room pass, language detection and a track's own pass read each a
+stretch at a time (:mod:`transcribe.samples`), so memory is the pieces being
+read and the stretches being heard, whatever the room's length.
 """
 
 from __future__ import annotations
@@ -42,20 +45,25 @@ from transcribe.room import (
     track_clips,
     transcribe_room,
 )
+from transcribe.samples import SampleFile
 from transcribe.transcribe import TranscribeOptions
 
 
 class RoomAudio:
     """The room's mix (float32 at 16 kHz from ``start`` to ``end``), summed track by track, each
-    track's levels, and each track's int16 samples in a file of ``directory``."""
+    track's levels, and each track's int16 samples; the mix and the tracks in files of ``directory``,
+    read a stretch at a time (:class:`~transcribe.samples.SampleFile`)."""
 
     def __init__(self, labels: Sequence[str], *, start: float, end: float, directory: Path) -> None:
         self.labels = list(labels)
         self.start = start
-        self.mix = np.zeros(max(0, round((end - start) * SAMPLE_RATE)), dtype=np.float32)
         self.levels: list[Levels] = []
         self._directory = directory
         self._offsets: list[float] = []
+        directory.mkdir(parents=True, exist_ok=True)
+        with self._mix_path.open("wb") as mix:
+            mix.truncate(4 * max(0, round((end - start) * SAMPLE_RATE)))  # silence, sparse on most file systems
+        self.mix = SampleFile(self._mix_path, np.float32)
 
     def read(
         self,
@@ -73,11 +81,11 @@ class RoomAudio:
         ``readers`` tracks are read (downloaded, decoded) at once, each at
         most ``ahead`` pieces ahead, and summed one after another, in order:
         float32 sums in another order differ in their last bits, and
-        Whisper's words may differ with them. Memory is the mix and the
-        pieces read ahead: each track goes to its file as its pieces come,
-        and its levels and share of the mix are taken from there a block at a
-        time (``bench.track_memory``, two tracks read whole, two at a time:
-        773 MB for one hour each, 2094 MB for three; now 442 and 866 MB).
+        Whisper's words may differ with them. Memory is the pieces read
+        ahead: each track goes to its file as its pieces come, and its levels
+        and share of the mix's file are taken from there a block at a time
+        (``bench.track_memory``, two tracks read whole, two at a time, into a
+        mix in memory: 773 MB for one hour each, 2094 MB for three).
         """
         if len(sources) != len(self.labels):
             raise ValueError(f"{len(sources)} tracks for {len(self.labels)} labels")
@@ -104,12 +112,21 @@ class RoomAudio:
         parts = [levels(block, offset=file.start) for block in self._blocks(file.index)]
         parts = parts or [levels(np.zeros(0, dtype=np.int16), offset=file.start)]
         track_levels = Levels(file.start, parts[0].hop, np.concatenate([part.db for part in parts]))
-        lo, db_gain = round((file.start - self.start) * SAMPLE_RATE), gain(track_levels)
-        for k, block in enumerate(self._blocks(file.index)):
-            add_to_mix(self.mix, block, offset=(lo + k * _BLOCK) / SAMPLE_RATE, gain_db=db_gain)
+        self._add_to_mix(file, gain(track_levels))
         self.levels.append(track_levels)
         self._offsets.append(file.start)
         return track_levels
+
+    def _add_to_mix(self, file: _TrackFile, db_gain: float) -> None:
+        """The track's share of the mix, added to the mix's file where it speaks, a block at a time."""
+        lo = round((file.start - self.start) * SAMPLE_RATE)
+        with self._mix_path.open("r+b") as mix:
+            for k, block in enumerate(self._blocks(file.index)):
+                mix.seek(4 * (lo + k * _BLOCK))
+                stretch = np.fromfile(mix, dtype=np.float32, count=len(block))
+                add_to_mix(stretch, block, offset=0.0, gain_db=db_gain)
+                mix.seek(4 * (lo + k * _BLOCK))
+                stretch.tofile(mix)
 
     def _blocks(self, index: int) -> Iterator[np.ndarray]:
         """Track ``index``'s int16 samples from its file, :data:`_BLOCK` at a time (whole level frames)."""
@@ -117,10 +134,9 @@ class RoomAudio:
             while (block := np.fromfile(f, dtype=np.int16, count=_BLOCK)).size:
                 yield block
 
-    def track(self, index: int) -> tuple[float, np.ndarray]:
-        """Track ``index`` as read: room time of its first sample, its samples (float32, read from disk)."""
-        samples = np.fromfile(self._path(index), dtype=np.int16)
-        return self._offsets[index], np.multiply(samples, 1 / 32768, dtype=np.float32)
+    def track(self, index: int) -> tuple[float, SampleFile]:
+        """Track ``index`` as read: room time of its first sample, its samples (read from disk as sliced)."""
+        return self._offsets[index], SampleFile(self._path(index), np.int16)
 
     def languages(self, model: WhisperModel) -> dict[str, tuple[Probabilities, float]]:
         """Each track's language evidence (:func:`transcribe.language.detect`) by label; none for a
@@ -130,7 +146,7 @@ class RoomAudio:
         evidence = {}
         for i, label in enumerate(self.labels):
             _, samples = self.track(i)
-            if samples.size:
+            if len(samples):
                 evidence[label] = detect(model, samples)
         return evidence
 
@@ -172,6 +188,10 @@ class RoomAudio:
 
     def _path(self, index: int) -> Path:
         return self._directory / f"track-{index}.s16"
+
+    @property
+    def _mix_path(self) -> Path:
+        return self._directory / "mix.f32"
 
 
 _BLOCK = 60 * SAMPLE_RATE

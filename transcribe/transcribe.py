@@ -43,6 +43,7 @@ from transcribe.exceptions import DecodeFailed
 from transcribe.levels import Levels, levels
 from transcribe.loops import MAX_CHARS_PER_SECOND, LoopRules, drop_loops
 from transcribe.model import encoder_window, fails_thresholds, short_prompt_retry
+from transcribe.samples import Samples
 from transcribe.vad import (
     FRAME,
     VadOptions,
@@ -140,7 +141,7 @@ PromptSource = Callable[[float], "str | None"]
 
 def transcribe(
     model: WhisperModel,
-    audio: np.ndarray,
+    audio: Samples,
     *,
     speaker: str,
     offset: float,
@@ -248,7 +249,7 @@ def _with_known_speech(
 
 def transcribe_clip(
     model: WhisperModel,
-    audio: np.ndarray,
+    audio: Samples,
     *,
     start: float,
     end: float,
@@ -310,7 +311,7 @@ def pack(spans: Sequence[Span], window: float, *, extent: bool = False) -> Itera
 
 def _transcribe_group(
     model: WhisperModel,
-    audio: np.ndarray,
+    audio: Samples,
     group: Sequence[Span],
     options: TranscribeOptions,
     prompt: str | None,
@@ -381,7 +382,7 @@ def _placed(
     return [(*_unpack(start, end, group, starts), text, p) for start, end, text, p in said if text]
 
 
-def _heard_audio(audio: np.ndarray, group: Sequence[Span], keep_pauses: bool) -> tuple[np.ndarray, np.ndarray]:
+def _heard_audio(audio: Samples, group: Sequence[Span], keep_pauses: bool) -> tuple[np.ndarray, np.ndarray]:
     """The audio one call hears, and where each span of ``group`` starts in it (seconds).
 
     Packed: the spans end to end. ``keep_pauses``: the audio as it is from
@@ -505,7 +506,7 @@ def _unpack(start: float, end: float, group: Sequence[Span], starts: np.ndarray)
 
 
 def _is_bleed(
-    audio: np.ndarray,
+    audio: Samples,
     probs: np.ndarray,
     span: Span,
     offset: float,

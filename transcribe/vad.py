@@ -18,6 +18,7 @@ import numpy as np
 from faster_whisper.vad import get_vad_model
 
 from transcribe.audio import SAMPLE_RATE
+from transcribe.samples import Samples
 
 FRAME = 512
 """Samples per VAD probability (32 ms)."""
@@ -55,7 +56,7 @@ class VadOptions:
         return self.neg_threshold if self.neg_threshold is not None else max(self.threshold - 0.15, 0.01)
 
 
-def speech_probabilities(audio: np.ndarray, *, near_loudest: float | None = None) -> np.ndarray:
+def speech_probabilities(audio: Samples, *, near_loudest: float | None = None) -> np.ndarray:
     """Silero's speech probability for each 512-sample frame of ``audio``.
 
     Only stretches with sound go through the network: a speaker's track is
@@ -86,7 +87,7 @@ def speech_probabilities(audio: np.ndarray, *, near_loudest: float | None = None
     return probs
 
 
-def _frame_power(audio: np.ndarray, n_frames: int) -> np.ndarray:
+def _frame_power(audio: Samples, n_frames: int) -> np.ndarray:
     """Each frame's mean power (full scale 1), block by block: squaring a long track at once would copy it."""
     power = np.zeros(n_frames, dtype=np.float32)
     for first in range(0, n_frames, _BLOCK_FRAMES):

@@ -10,7 +10,6 @@ from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 from faster_whisper import WhisperModel
 from rq import get_current_job
 
@@ -22,6 +21,7 @@ from transcribe.context_pass import clips_to_bytes, context_clips
 from transcribe.language import Probabilities, decide, speaks_language
 from transcribe.levels import Levels
 from transcribe.room_audio import Detection, RoomAudio
+from transcribe.samples import Samples
 from transcribe.transcribe import TranscribeOptions, transcribe
 from workers.environment import Environment, environment
 from workers.mix import level_gain, yield_cpu
@@ -292,14 +292,14 @@ def _mostly_in_turn(levels: Sequence[Levels]) -> bool:
 def _track_words(
     model: WhisperModel,
     speaker: str,
-    track: tuple[float, np.ndarray],
+    track: tuple[float, Samples],
     language: str,
     others: list[Levels],
     progress: Callable[[float], None],
 ) -> tuple[list[Word], bytes]:
     """One track transcribed on its own: its words and context clips; ``others``: the other tracks' levels."""
     start, audio = track
-    if not audio.size:
+    if not len(audio):
         return [], clips_to_bytes([])
     words = transcribe(
         model,
