@@ -242,7 +242,7 @@ def _merged(regions: list[Region]) -> list[Region]:
     return out
 
 
-def track_clips(audio: np.ndarray, *, offset: float, speaker: str, regions: Sequence[Region], index: int) -> list[Clip]:
+def track_clips(audio: Samples, *, offset: float, speaker: str, regions: Sequence[Region], index: int) -> list[Clip]:
     """The track's audio over each region it speaks in (so the track itself need not be kept)."""
     clips: list[Clip] = []
     for r in regions:

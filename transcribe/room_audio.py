@@ -180,11 +180,10 @@ class RoomAudio:
 
     def _clips(self, index: int, regions: Sequence[Region]) -> list[Clip]:
         """The track's audio over each region it speaks in, read from disk (only those stretches)."""
-        if not any(index in r.spans for r in regions) or not self._path(index).stat().st_size:
+        offset, audio = self.track(index)
+        if not any(index in r.spans for r in regions) or not len(audio):
             return []
-        audio = np.memmap(self._path(index), dtype=np.int16, mode="r")
-        cut = track_clips(audio, offset=self._offsets[index], speaker=self.labels[index], regions=regions, index=index)
-        return [Clip(c.speaker, c.start, np.multiply(c.samples, 1 / 32768, dtype=np.float32)) for c in cut]
+        return track_clips(audio, offset=offset, speaker=self.labels[index], regions=regions, index=index)
 
     def _path(self, index: int) -> Path:
         return self._directory / f"track-{index}.s16"
