@@ -122,10 +122,11 @@ class RoomAudio:
         lo = round((file.start - self.start) * SAMPLE_RATE)
         with self._mix_path.open("r+b") as mix:
             for k, block in enumerate(self._blocks(file.index)):
-                mix.seek(4 * (lo + k * _BLOCK))
+                at = 4 * (lo + k * _BLOCK)  # bytes: float32
+                mix.seek(at)
                 stretch = np.fromfile(mix, dtype=np.float32, count=len(block))
                 add_to_mix(stretch, block, offset=0.0, gain_db=db_gain)
-                mix.seek(4 * (lo + k * _BLOCK))
+                mix.seek(at)
                 stretch.tofile(mix)
 
     def _blocks(self, index: int) -> Iterator[np.ndarray]:
