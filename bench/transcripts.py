@@ -27,7 +27,12 @@ Then it runs, each in fresh processes (like rq's work horses):
   speakers (defaults plus word timestamps), ``--draws`` times: where a
   window fails Whisper's thresholds it samples at a higher temperature, so
   its WER is a draw; each draw seeds CTranslate2's sampler (1, 2, ...), the
-  summary's baseline WER is their mean and the detailed table is seed 1's;
+  summary's baseline WER is their mean and the detailed table is seed 1's.
+  The space's mix is its voices summed before any coding, which no
+  recorded room has; so the same draws also hear the mix of the recorded
+  tracks, summed as the room job sums them (``recorded mix WER``): the
+  Opus coding of the tracks costs Whisper words that the first baseline
+  never pays;
 - our path, as the pipeline runs it (its sampler seeded 1): levels and the mix, then
   ``transcribe_room`` (``--design room``: the room's mix for the words, the
   levels for the speakers), or plain faster-whisper on the same summed mix,
@@ -39,8 +44,9 @@ Then it runs, each in fresh processes (like rq's work horses):
   (``--design room,mix``) each run against the same baseline draws.
 
 and prints every figure of issue 3's target table per space, then one line
-per space and design: our per-speaker WER, the baseline's, their ratio, attribution,
-word start error, wall and CPU time against the baseline.
+per space and design: our per-speaker WER, the baseline's on the mix and on
+the recorded tracks' mix, our ratio to each, attribution, word start error,
+wall and CPU time against the baseline (on the mix).
 
 Whisper's words on a synthetic voice flip with things that carry no
 information: where its 30 s windows and the VAD's frames fall on the audio.
@@ -126,6 +132,7 @@ from transcribe.levels import Levels, levels
 from transcribe.model import load_model, model_label
 from transcribe.room import RoomTrack, attribute
 from transcribe.room_audio import Detection, RoomAudio
+from transcribe.samples import SampleFile
 from transcribe.transcribe import TranscribeOptions, transcribe
 from workers.levels import await_levels, room_levels
 from workers.mix import LEVELS_WAIT, MixTrack, level_gain, render_mix, yield_cpu
@@ -218,6 +225,21 @@ def job_transcribe(
     }
 
 
+RECORDED_SUFFIX = ".recorded.f32"
+
+
+def recorded_mix(space: Space, out: Path) -> Path:
+    """The room's mix as the room job sums it from the recorded tracks (float32 at 16 kHz, a file in
+    ``out``): what plain faster-whisper hears of a room that was recorded, where the space's own mix
+    is its voices summed before any coding, which no room's recording has."""
+    target = out / f"mix{RECORDED_SUFFIX}"
+    tracks = [(s, str(p), space.starts[s]) for s, p in space.items()]
+    with tempfile.TemporaryDirectory(prefix="bench-recorded-") as tmp:
+        audio, _ = _read_room(tracks, space.duration, Path(tmp) / "room", tmp)
+        shutil.copyfile(audio.mix.path, target)
+    return target
+
+
 def _read_room(
     tracks: list[tuple[str, str, float]], duration: float, directory: Path, out: str
 ) -> tuple[RoomAudio, float]:
@@ -266,10 +288,10 @@ def job_plain_mix(
     """
     with tempfile.TemporaryDirectory(prefix="bench-mix-") as tmp:
         audio, reading = _read_room(tracks, duration, Path(tmp), out)
-    model = load_model(MODEL, cpu_threads=room_threads(threads, passes))
-    heard = attribute(
-        baseline_words(model, audio.mix), [RoomTrack(t, lv) for t, lv in zip(audio.labels, audio.levels, strict=True)]
-    )
+        model = load_model(MODEL, cpu_threads=room_threads(threads, passes))
+        # Within: the room's mix is a file in ``tmp``.
+        tracked = [RoomTrack(t, lv) for t, lv in zip(audio.labels, audio.levels, strict=True)]
+        heard = attribute(baseline_words(model, audio.mix[:]), tracked)
     return _room_result(tracks, audio, heard, reading, {})
 
 
@@ -320,14 +342,16 @@ def job_assemble(tracks: list[dict[str, Any]], threads: int, context: bool) -> d
 
 
 def job_baseline(path: str, threads: int, seed: int) -> dict[str, Any]:
-    """faster-whisper on the mix, the way most people use it (plus word timestamps).
+    """faster-whisper on the mix, the way most people use it (plus word timestamps); ``path``: an audio
+    file, or the room's mix as :func:`recorded_mix` sums it.
 
     ``seed`` seeds CTranslate2's sampler: where a window fails Whisper's
     thresholds faster-whisper samples at a higher temperature, and an unseeded
     process draws anew each run (the 10-minute space read 0.045 to 0.058).
     """
     ctranslate2.set_random_seed(seed)
-    words = [w.to_dict() for w in baseline_words(load_model(MODEL, cpu_threads=threads), Path(path))]
+    mix = SampleFile(Path(path), np.float32)[:] if path.endswith(RECORDED_SUFFIX) else Path(path)
+    words = [w.to_dict() for w in baseline_words(load_model(MODEL, cpu_threads=threads), mix)]
     return {"words": words, "cpu": time.process_time(), "rss_mb": _peak_rss_mb()}
 
 
@@ -455,12 +479,12 @@ class Draw:
     rss_mb: float
 
 
-def run_baseline(space: Space, threads: int, draws: int) -> list[Draw]:
-    """The baseline drawn with seeds 1 to ``draws``, one after another (so each is timed alone)."""
+def run_baseline(mix: Path, threads: int, draws: int) -> list[Draw]:
+    """The baseline on ``mix`` drawn with seeds 1 to ``draws``, one after another (so each is timed alone)."""
     runs = []
     for seed in range(1, draws + 1):
         t0 = time.perf_counter()
-        (r,) = run_jobs([(job_baseline, (str(space.mix), threads, seed))], 1)
+        (r,) = run_jobs([(job_baseline, (str(mix), threads, seed))], 1)
         runs.append(Draw([Word.from_dict(w) for w in r["words"]], time.perf_counter() - t0, r["cpu"], r["rss_mb"]))
     return runs
 
@@ -779,6 +803,8 @@ class Figures:
 
     ours: float
     mix: float
+    recorded: float
+    """The baseline's WER on the mix of the recorded tracks."""
     attribution: float
     start_error: float
     wall: float
@@ -892,7 +918,7 @@ def main() -> None:
                 if len(shifts) > 1:
                     print(f"\n-- {label}, {shift:g} s of silence before it", flush=True)
                 here = shifted(space, shift, where)
-                base = baseline(here, args)
+                base = baseline(here, args, where)
                 if base.words is not None:
                     (where / "baseline.json").write_text(json.dumps([w.to_dict() for w in base.words]))
                 for n, design in enumerate(designs):
@@ -920,6 +946,8 @@ def main() -> None:
             "ours WER",
             "mix WER",
             "ours / mix",
+            "recorded mix WER",
+            "ours / recorded",
             "attribution",
             "start error",
             "wall / mix",
@@ -961,6 +989,8 @@ def summary_rows(name: str, labels: Sequence[str], runs: Sequence[Figures]) -> l
             f"{f.ours:.3f}",
             f"{f.mix:.3f}",
             f"{f.ours / f.mix:.2f} x" if f.mix else "-",
+            f"{f.recorded:.3f}",
+            f"{f.ours / f.recorded:.2f} x" if f.recorded else "-",
             f"{100 * f.attribution:.1f} %",
             f"{f.start_error:.3f} s",
             f"{f.wall / f.base_wall:.2f} x ({f.wall:.0f} s / {f.base_wall:.0f} s)",
@@ -979,7 +1009,7 @@ def summary_rows(name: str, labels: Sequence[str], runs: Sequence[Figures]) -> l
                 f"{diff.mean():+.3f} mean",
                 f"{diff.min():+.3f} to {diff.max():+.3f}",
                 f"ours <= mix in {int((diff <= 0).sum())} of {len(diff)}",
-                *[""] * 4,
+                *[""] * 6,
             ]
         )
     return rows
@@ -995,25 +1025,34 @@ class Baseline:
     cpu: float = float("nan")
     rss_mb: float = float("nan")
     wer: float = float("nan")
+    recorded_wer: float = float("nan")
+    """The same draws' mean WER on the mix of the recorded tracks (:func:`recorded_mix`)."""
 
 
-def baseline(space: Space, args: argparse.Namespace) -> Baseline:
-    """The baseline's ``--draws`` on the space (none with ``--no-baseline``)."""
+def baseline(space: Space, args: argparse.Namespace, out: Path) -> Baseline:
+    """The baseline's ``--draws`` on the space's mix, and on the mix of its recorded tracks (none with
+    ``--no-baseline``)."""
     if args.no_baseline:
         return Baseline(None)
-    draws = run_baseline(space, args.threads, args.draws)
-    wers = [word_error_rate(in_utterance_order(space), d.words) for d in draws]
+    truth = in_utterance_order(space)
+    draws = run_baseline(space.mix, args.threads, args.draws)
+    wers = [word_error_rate(truth, d.words) for d in draws]
+    on_recorded = run_baseline(recorded_mix(space, out), args.threads, args.draws)
+    recorded = [word_error_rate(truth, d.words) for d in on_recorded]
     base = Baseline(
         draws[0].words,
         float(np.mean([d.seconds for d in draws])),
         float(np.mean([d.cpu for d in draws])),
         max(d.rss_mb for d in draws),
         float(np.mean(wers)),
+        float(np.mean(recorded)),
     )
     print(
         f"baseline done in {base.seconds:.1f} s a draw; WER of its {len(draws)} draws "
         + ", ".join(f"{w:.3f}" for w in wers)
-        + f", mean {base.wer:.3f}",
+        + f", mean {base.wer:.3f}; on the recorded tracks' mix "
+        + ", ".join(f"{w:.3f}" for w in recorded)
+        + f", mean {base.recorded_wer:.3f}",
         flush=True,
     )
     return base
@@ -1081,6 +1120,7 @@ def bench_space(
     return Figures(
         ours=figures["ours"],
         mix=base.wer,
+        recorded=base.recorded_wer,
         attribution=figures["attribution"],
         start_error=figures["start_error"],
         wall=total,
