@@ -125,14 +125,13 @@ from tests.speech import (
     write_audio,
 )
 from transcribe.assemble import TrackWords, assemble
-from transcribe.audio import decode
+from transcribe.audio import SAMPLE_RATE, decode
 from transcribe.context_pass import clips_from_bytes, clips_to_bytes, context_clips, refine_room
 from transcribe.language import Probabilities, speaks_language
 from transcribe.levels import Levels, levels
 from transcribe.model import load_model, model_label
 from transcribe.room import RoomTrack, attribute
 from transcribe.room_audio import Detection, RoomAudio
-from transcribe.samples import SampleFile
 from transcribe.transcribe import TranscribeOptions, transcribe
 from workers.levels import await_levels, room_levels
 from workers.mix import LEVELS_WAIT, MixTrack, level_gain, render_mix, yield_cpu
@@ -225,18 +224,16 @@ def job_transcribe(
     }
 
 
-RECORDED_SUFFIX = ".recorded.f32"
-
-
 def recorded_mix(space: Space, out: Path) -> Path:
-    """The room's mix as the room job sums it from the recorded tracks (float32 at 16 kHz, a file in
-    ``out``): what plain faster-whisper hears of a room that was recorded, where the space's own mix
-    is its voices summed before any coding, which no room's recording has."""
-    target = out / f"mix{RECORDED_SUFFIX}"
+    """The room's mix as the room job sums it from the recorded tracks (a float WAV in ``out``, its
+    samples the room job's to the bit): what plain faster-whisper hears of a room that was recorded,
+    where the space's own mix is its voices summed before any coding, which no room's recording has."""
+    target = out / "mix-recorded.wav"
     tracks = [(s, str(p), space.starts[s]) for s, p in space.items()]
     with tempfile.TemporaryDirectory(prefix="bench-recorded-") as tmp:
         audio, _ = _read_room(tracks, space.duration, Path(tmp) / "room", tmp)
-        shutil.copyfile(audio.mix.path, target)
+        raw = ("-f", "f32le", "-ar", str(SAMPLE_RATE), "-ac", "1")
+        ffmpeg(*raw, "-i", str(audio.mix.path), "-c:a", "pcm_f32le", str(target))
     return target
 
 
@@ -342,16 +339,14 @@ def job_assemble(tracks: list[dict[str, Any]], threads: int, context: bool) -> d
 
 
 def job_baseline(path: str, threads: int, seed: int) -> dict[str, Any]:
-    """faster-whisper on the mix, the way most people use it (plus word timestamps); ``path``: an audio
-    file, or the room's mix as :func:`recorded_mix` sums it.
+    """faster-whisper on the mix, the way most people use it (plus word timestamps).
 
     ``seed`` seeds CTranslate2's sampler: where a window fails Whisper's
     thresholds faster-whisper samples at a higher temperature, and an unseeded
     process draws anew each run (the 10-minute space read 0.045 to 0.058).
     """
     ctranslate2.set_random_seed(seed)
-    mix = SampleFile(Path(path), np.float32)[:] if path.endswith(RECORDED_SUFFIX) else Path(path)
-    words = [w.to_dict() for w in baseline_words(load_model(MODEL, cpu_threads=threads), mix)]
+    words = [w.to_dict() for w in baseline_words(load_model(MODEL, cpu_threads=threads), Path(path))]
     return {"words": words, "cpu": time.process_time(), "rss_mb": _peak_rss_mb()}
 
 
