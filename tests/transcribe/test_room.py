@@ -182,6 +182,21 @@ def test_bleed_does_not_make_a_speaker(model: WhisperModel, bleeding: Space) -> 
     assert overlap_regions([levels(decode(p), offset=0.0) for p in bleeding.values()]) == []
 
 
+def test_a_track_silent_between_its_words_has_all_its_speech_found() -> None:
+    # A microphone that adds no noise (a clean synthetic voice, or a muted
+    # one's zeros) is digital silence between its speaker's words: its quiet
+    # frames are that silence, not its softest speech. Counted without it,
+    # alice's soft-spoken answer was her "noise floor" and not speech.
+    hop, frames = 0.02, 1000  # 20 s
+    alice = np.full(frames, FLOOR_DB, dtype=np.float32)
+    alice[100:250] = -20.0  # a loud turn, 2-5 s
+    alice[600:750] = -40.0  # a soft answer, 12-15 s
+    bob = np.full(frames, -62.0, dtype=np.float32)  # a noisy microphone...
+    bob[300:500] = -25.0  # ...and his turn, 6-10 s
+    found = speech_stretches([Levels(0.0, hop, alice), Levels(0.0, hop, bob)])
+    assert [(round(s, 2), round(e, 2)) for s, e in found] == [(2.0, 5.0), (6.0, 10.0), (12.0, 15.0)]
+
+
 def test_tracks_are_added_at_their_offsets() -> None:
     one = np.ones(16000, dtype=np.float32)
     mix = np.zeros(32000, dtype=np.float32)
