@@ -1,4 +1,5 @@
-"""Small helpers the benches share: CPU run and wait, pinning, sockets, kernel drops, child I/O, percentiles, tables."""
+"""Small helpers the benches share: CPU run and wait, pinning, sockets, kernel drops, child I/O, ffmpeg, percentiles,
+tables."""
 
 from __future__ import annotations
 
@@ -187,6 +188,11 @@ def readline(proc: subprocess.Popen[str], timeout: float) -> str:
     finally:
         sel.close()
     raise TimeoutError(f"no answer from {str(proc.args)[:160]} in {timeout}s")
+
+
+def ffmpeg(*args: str) -> None:
+    """Run ffmpeg quietly (errors only), overwriting its output, and fail if it fails."""
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
 
 
 def percentile(values: list[float], q: float) -> float:

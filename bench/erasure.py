@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
+from bench.common import ffmpeg
 from spaces import keys
 from spaces.blobstore import open_blob_store
 from spaces.catalog import open_catalog
@@ -39,11 +39,9 @@ def speaker_file(out: Path, index: int, speakers: int, minutes: float) -> Path:
     start = index * share
     path = out / f"{NAMES[index]}.ogg"
     gate = f"if(between(mod(t\\,60)\\,{start:.1f}\\,{start + TURN_SECONDS:.1f})\\,1\\,0)"
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi",
-         "-i", f"anoisesrc=d={minutes * 60:.0f}:c=pink:a=0.2:r=48000",
-         "-af", f"volume='{gate}':eval=frame", "-ac", "1", "-c:a", "libopus", "-b:a", "32k", str(path)],
-        check=True,
+    ffmpeg(
+        "-f", "lavfi", "-i", f"anoisesrc=d={minutes * 60:.0f}:c=pink:a=0.2:r=48000",
+        "-af", f"volume='{gate}':eval=frame", "-ac", "1", "-c:a", "libopus", "-b:a", "32k", str(path),
     )  # fmt: skip
     return path
 

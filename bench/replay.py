@@ -52,7 +52,7 @@ import httpx
 import numpy as np
 import psycopg
 
-from bench.common import cpu_times, percentile, table
+from bench.common import cpu_times, ffmpeg, percentile, table
 from bench.serving import ROLES, Serving, unpin
 from spaces import keys
 from spaces.blobstore.local import LocalBlobStore
@@ -298,11 +298,9 @@ def load(backend: Backend, corpus: Corpus, work: Path) -> float | None:
 def make_audio(blobs: LocalBlobStore, work: Path, seconds: int) -> int:
     """A replay of ``seconds`` of tone, Opus 48 kb/s like the mixer writes."""
     path = work / "replay.ogg"
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", f"sine=frequency=220:duration={seconds}",
-         "-ac", "1", "-ar", "48000", "-c:a", "libopus", "-b:a", "48k", str(path)],
-        check=True,
+    ffmpeg(
+        "-f", "lavfi", "-i", f"sine=frequency=220:duration={seconds}",
+        "-ac", "1", "-ar", "48000", "-c:a", "libopus", "-b:a", "48k", str(path),
     )  # fmt: skip
     blobs.put_file(keys.replay(AUDIO_SPACE, "ogg"), path)
     return path.stat().st_size

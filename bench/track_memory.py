@@ -31,6 +31,7 @@ import time
 import uuid
 from pathlib import Path
 
+from bench.common import ffmpeg
 from spaces.blobstore import open_blob_store
 from spaces.catalog import open_catalog
 from spaces.importer import TrackFile, import_space
@@ -70,12 +71,10 @@ print(f"{own:.0f} {children:.0f}")
 
 def synthesize(path: Path, hours: float) -> None:
     seconds = round(hours * 3600)
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", f"sine=frequency=220:sample_rate=48000:duration={seconds}",
-         "-af", "volume='if(lt(mod(t,7),4),0.3,0)':eval=frame", "-ac", "1",
-         "-c:a", "libopus", "-b:a", "24k", str(path)],
-        check=True,
+    ffmpeg(
+        "-f", "lavfi", "-i", f"sine=frequency=220:sample_rate=48000:duration={seconds}",
+        "-af", "volume='if(lt(mod(t,7),4),0.3,0)':eval=frame", "-ac", "1",
+        "-c:a", "libopus", "-b:a", "24k", str(path),
     )  # fmt: skip
 
 
@@ -91,15 +90,10 @@ def speech(work: Path, hours: float) -> list[TrackFile]:
     for speaker in space:
         once, path = work / f"{speaker}-once.wav", work / f"{speaker}.ogg"
         silence = f"adelay={round(space.starts[speaker] * 1000)},apad=whole_dur={SPACE_SECONDS}"
-        subprocess.run(
-            ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(space[speaker]),
-             "-af", silence, str(once)],
-            check=True,
-        )  # fmt: skip
-        subprocess.run(
-            ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-stream_loop", "-1", "-i", str(once),
-             "-t", str(round(hours * 3600)), "-c:a", "libopus", "-b:a", "32k", str(path)],
-            check=True,
+        ffmpeg("-i", str(space[speaker]), "-af", silence, str(once))
+        ffmpeg(
+            "-stream_loop", "-1", "-i", str(once),
+            "-t", str(round(hours * 3600)), "-c:a", "libopus", "-b:a", "32k", str(path),
         )  # fmt: skip
         tracks.append(TrackFile(speaker, path))
     return tracks

@@ -77,7 +77,6 @@ import platform
 import resource
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -90,6 +89,7 @@ import ctranslate2
 import numpy as np
 
 from bench.bitrate import kbps_argument, speaker_kbps
+from bench.common import ffmpeg
 from bench.room_errors import report, utterance_errors
 from spaces import importer, keys
 from spaces.blobstore.local import LocalBlobStore
@@ -783,10 +783,6 @@ def shifted(space: Space, shift: float, out: Path) -> Space:
     mix = out / f"mix-shifted-{shift:g}.wav"
     ffmpeg("-i", str(space.mix), "-af", f"adelay={round(shift * 1000)}:all=1", "-ar", "16000", "-ac", "1", str(mix))
     return Space(tracks, duration=space.duration + shift, mix=mix)
-
-
-def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
 
 
 # --- main ------------------------------------------------------------------------
