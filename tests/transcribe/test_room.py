@@ -14,6 +14,7 @@ import pytest
 from faster_whisper import WhisperModel
 
 from spaces.models import Word
+from tests.evalspace import baseline_words, lone_words, wer_alone
 from tests.speech import SENTENCES, VOICES, Space, Utterance, build_space, match_words, word_error_rate
 from tests.support.services import TEST_MODEL
 from transcribe.audio import SAMPLE_RATE, decode
@@ -166,18 +167,20 @@ def test_words_go_to_their_speaker_and_overlap_keeps_both(model: WhisperModel, c
     assert word_error_rate("The ten of clubs.", " ".join(answer)) <= 0.25, answer
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 16: one word either side of the bound (AMD EPYC, 2026-12-02): tiny.en hears alice's first words"
-    " 'The weather' as 'But when there' on her own track and with plain faster-whisper too, not the room pass;"
-    " with 0, 0.1, 0.25 s of silence before the space alice has 3 or 4 errors of 23 (0.130 / 0.174, bound 0.15)",
-)
 def test_bleed_does_not_make_a_speaker(model: WhisperModel, bleeding: Space) -> None:
     words = room(model, bleeding)
     bob = [w for w in words if w.speaker == "bob"]
     assert match_words(bleeding.truth["alice"], bob) == []
-    assert word_error_rate(bleeding.truth["bob"], bob) <= 0.15
-    assert word_error_rate(bleeding.truth["alice"], [w for w in words if w.speaker == "alice"]) <= 0.15
+    # Each speaker's words as plain faster-whisper hears them in the room's
+    # mix, a word either way: alice's bleed on bob's track would be bob's
+    # extra words. Not an absolute bound: tiny.en hears alice's first words
+    # "The weather" as "But when there" in the mix too (3 to 5 of her 23 words
+    # wrong there with 0 to 0.55 s of silence before the space, 4 here).
+    mix = baseline_words(model, sum(decode(p) for p in bleeding.values()))
+    for speaker in bleeding:
+        mine = [w for w in words if w.speaker == speaker]
+        slack = 1 / len(lone_words(bleeding, speaker))
+        assert wer_alone(bleeding, speaker, mine) <= wer_alone(bleeding, speaker, mix) + slack, (speaker, mine, mix)
     # Bleed is never two speakers at once.
     assert overlap_regions([levels(decode(p), offset=0.0) for p in bleeding.values()]) == []
 
