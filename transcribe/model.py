@@ -281,7 +281,7 @@ class WindowedWhisper(WhisperModel):  # type: ignore[misc]  # faster-whisper has
 
     def generate_with_fallback(self, encoder_output: Any, prompt: list[int], tokenizer: Any, options: Any) -> Any:
         first, *rest = options.temperatures
-        if not (getattr(self._window, "retry", None) and rest and prompt and prompt[0] == tokenizer.sot_prev):
+        if not (getattr(self._window, "retry", None) and prompt and prompt[0] == tokenizer.sot_prev):
             return super().generate_with_fallback(encoder_output, prompt, tokenizer, options)
 
         def decode(attempt: list[int], temperatures: list[float]) -> Any:
@@ -297,9 +297,10 @@ class WindowedWhisper(WhisperModel):  # type: ignore[misc]  # faster-whisper has
         for result in tried:
             if not _fails(result, options):
                 return result
-        tried.append(decode(prompt, rest))
-        if not _fails(tried[-1], options):
-            return tried[-1]
+        if rest:  # a call at one temperature (an overlap's clips) has no sampling to fall back on
+            tried.append(decode(prompt, rest))
+            if not _fails(tried[-1], options):
+                return tried[-1]
         # Every attempt failed: the likeliest text that is not a loop, as faster-whisper chooses.
         limit = options.compression_ratio_threshold
         sound = [r for r in tried if limit is None or r[3] <= limit] or tried

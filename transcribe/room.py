@@ -469,7 +469,12 @@ def _redo_overlaps(
     # No temperature fallback: two voices at once fail Whisper's thresholds
     # often, and sampling at five more temperatures would cost more than the
     # region is worth (where the clip stays unsure, the mix's sure words stay).
-    once = replace(options, temperatures=(0.0,))
+    # But a window heard wrong with the room's text as its prompt is heard
+    # once more with a shorter one, as the mix's are: the seven-speaker bench
+    # space of Festival's and Flite's voices, seed 4, heard "That sounds good."
+    # and most of a sentence talked over as "tomatoes behind tomatoes", a
+    # phrase of the room's from half a minute before.
+    once = replace(options, temperatures=(0.0,), short_prompt_retry=True)
     levels = [t.levels for t in tracks]
     # Every region's clips, (track, clip), as the region needs them; a region
     # none of whose tracks has audio there keeps the mix's words.

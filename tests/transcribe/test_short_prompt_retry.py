@@ -72,6 +72,24 @@ def test_the_room_pass_s_option_turns_it_on(model: WhisperModel, alike: Space) -
     assert text(prompted) != unprompted
 
 
+def test_a_call_at_one_temperature_is_retried_too(model: WhisperModel, alike: Space) -> None:
+    # An overlap's clips are heard at the first temperature alone (no
+    # sampling to fall back on): the retry is their one second look.
+    (audio,) = alike.values()
+    assert isinstance(model, WindowedWhisper)
+
+    def words(retry: bool) -> list[Word]:
+        with model.short_prompt_retry() if retry else contextlib.nullcontext():
+            said = model.transcribe(decode(audio), language="en", initial_prompt=LOOPING, temperature=[0.0])[0]
+            return [Word(0.0, 0.0, t, "alice") for s in said for t in s.text.split()]
+
+    truth = alike.words()
+    looped = words(retry=False)
+    assert word_error_rate(truth, looped) > 0.1, [w.text for w in looped]
+    retried = words(retry=True)
+    assert word_error_rate(truth, retried) <= 0.1, [w.text for w in retried]
+
+
 SOT_PREV, SOT, EN, TRANSCRIBE = 50361, 50257, 50259, 50359
 
 
