@@ -175,7 +175,8 @@ def test_bleed_does_not_make_a_speaker(model: WhisperModel, bleeding: Space) -> 
     # mix, a word either way: alice's bleed on bob's track would be bob's
     # extra words. Not an absolute bound: tiny.en hears alice's first words
     # "The weather" as "But when there" in the mix too (3 to 5 of her 23 words
-    # wrong there with 0 to 0.55 s of silence before the space, 4 here).
+    # wrong there with 0 to 0.55 s of silence before the space; the room
+    # pass 4 at each).
     mix = baseline_words(model, sum(decode(p) for p in bleeding.values()))
     for speaker in bleeding:
         mine = [w for w in words if w.speaker == speaker]
